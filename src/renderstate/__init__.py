@@ -1,0 +1,60 @@
+"""renderstate: the render lifecycle of a video project, done once, properly.
+
+The facade re-exports the framework-agnostic core. Integrations live in their own
+modules (``renderstate.adapters.django`` ...) and are never imported from here.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from renderstate._lifecycle import ProjectLifecycle, can_start_render, validate_output_path
+from renderstate._records import Change, TransitionRecord
+from renderstate._status import (
+    INITIAL_STATUS,
+    RENDERABLE_STATUSES,
+    TRANSITIONS,
+    Edge,
+    Status,
+    Transition,
+    Trigger,
+    to_dot,
+    to_mermaid,
+)
+from renderstate.exceptions import (
+    InvalidOutputPathError,
+    InvalidTransitionError,
+    ProjectNotFoundError,
+    RenderConflictError,
+    RenderStateError,
+    UnknownStatusError,
+)
+
+try:
+    __version__ = version("renderstate")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "INITIAL_STATUS",
+    "RENDERABLE_STATUSES",
+    "TRANSITIONS",
+    "Change",
+    "Edge",
+    "InvalidOutputPathError",
+    "InvalidTransitionError",
+    "ProjectLifecycle",
+    "ProjectNotFoundError",
+    "RenderConflictError",
+    "RenderStateError",
+    "Status",
+    "Transition",
+    "TransitionRecord",
+    "Trigger",
+    "UnknownStatusError",
+    "__version__",
+    "can_start_render",
+    "to_dot",
+    "to_mermaid",
+    "validate_output_path",
+]

@@ -1,0 +1,71 @@
+"""The in-memory adapter: state lives on the object itself (the default adapter)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from renderstate._records import Change
+
+__all__ = ["MemoryAdapter"]
+
+_MISSING = object()
+
+
+class MemoryAdapter:
+    """Applies changes to the object's attributes, atomically across threads.
+
+    One lock per adapter makes each compare-and-set atomic, so N threads sharing an
+    object (and this adapter) produce exactly one winner. Every ``ProjectLifecycle``
+    built without an adapter shares one module-level instance, hence one lock.
+    Nothing is persisted: use it for plain objects, tests and scripts.
+    """
+
+    def __init__(self, *, key_attributes: tuple[str, ...] = ("pk", "id")) -> None:
+        self.key_attributes = key_attributes
+        """Attributes tried, in order, for the project's key in messages and records."""
+        self._lock = threading.Lock()
+
+    def apply(self, project: object, change: Change) -> bool:
+        """Set ``change.values`` on ``project`` if its status is expected; see :class:`Adapter`."""
+        with self._lock:
+            current = getattr(project, change.status_field, _MISSING)
+            try:
+                matches = current in change.expected
+            except TypeError:  # an unhashable value is never an expected literal
+                matches = False
+            if not matches:
+                return False
+            previous: dict[str, Any] = {}
+            try:
+                for field, value in change.values.items():
+                    previous[field] = getattr(project, field, _MISSING)
+                    setattr(project, field, value)
+            except BaseException:
+                # A read-only or validating attribute refused the value: put back what we
+                # already changed so that a refused transition changes nothing.
+                for field, value in previous.items():
+                    if value is _MISSING:
+                        with contextlib.suppress(AttributeError):
+                            delattr(project, field)
+                    else:
+                        setattr(project, field, value)
+                raise
+            return True
+
+    def project_key(self, project: object) -> object:
+        """Return the first of ``key_attributes`` that the object has, else ``None``."""
+        for name in self.key_attributes:
+            value = getattr(project, name, None)
+            if value is not None:
+                return value
+        return None
+
+    def empty_output(self, project: object, field: str) -> str | None:
+        """Plain objects have no schema: "no video" is ``None``."""
+        return None
+
+
+DEFAULT_ADAPTER = MemoryAdapter()
+"""The adapter ``ProjectLifecycle`` uses when given none."""

@@ -1,0 +1,188 @@
+"""The errors renderstate raises, all under one base class.
+
+::
+
+    RenderStateError
+    ├── InvalidTransitionError        the trigger has no edge from the current status
+    │   └── RenderConflictError       start_render while PROCESSING (status_code 409)
+    ├── UnknownStatusError            a stored value outside the four (mapped) statuses
+    ├── InvalidOutputPathError        complete() got a path that is not URL-relative
+    └── ProjectNotFoundError          unsaved or deleted project (status_code 404)
+
+Every error carries structured attributes and writes its own message, which says
+what happened and what to do about it. All of them pickle, so they cross process
+boundaries (Celery, multiprocessing) intact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Any, ClassVar
+
+__all__ = [
+    "InvalidOutputPathError",
+    "InvalidTransitionError",
+    "ProjectNotFoundError",
+    "RenderConflictError",
+    "RenderStateError",
+    "UnknownStatusError",
+]
+
+
+def _subject(project_key: object) -> str:
+    return "This project" if project_key is None else f"Project {project_key}"
+
+
+def _either(names: Iterable[object]) -> str:
+    words = sorted(str(n) for n in names)
+    if not words:
+        return "nowhere"
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+class RenderStateError(Exception):
+    """Base class of every error renderstate raises."""
+
+    _args: tuple[Any, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword-only structured arguments, so the default
+        # Exception pickling (cls(*self.args)) would not rebuild them.
+        return (_rebuild, (type(self), self._kwargs()))
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {}
+
+
+def _rebuild(cls: type[RenderStateError], kwargs: dict[str, Any]) -> RenderStateError:
+    return cls(**kwargs)
+
+
+class InvalidTransitionError(RenderStateError):
+    """The trigger has no edge from the project's current status."""
+
+    def __init__(
+        self,
+        *,
+        trigger: str,
+        status: str,
+        allowed: Iterable[str],
+        project_key: object = None,
+    ) -> None:
+        self.trigger = str(trigger)
+        """The trigger that was refused (``start_render``, ``complete`` or ``fail``)."""
+        self.status = str(status)
+        """The status the project had when it was refused."""
+        self.allowed = tuple(sorted(str(a) for a in allowed))
+        """The statuses from which ``trigger`` would have been accepted."""
+        self.project_key = project_key
+        """The project's primary key, or ``None`` when it has none."""
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"{_subject(self.project_key)} is {self.status}; {self.trigger} applies only from "
+            f"{_either(self.allowed)}. Reload the project: another request or worker may "
+            f"have moved it on."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "status": self.status,
+            "allowed": self.allowed,
+            "project_key": self.project_key,
+        }
+
+
+class RenderConflictError(InvalidTransitionError):
+    """A render was asked for while one is already running (HTTP 409 Conflict)."""
+
+    status_code: ClassVar[int] = 409
+    """The HTTP status a web endpoint should answer with."""
+
+    def _message(self) -> str:
+        return (
+            f"{_subject(self.project_key)} is already {self.status}; a render can start from "
+            f"{_either(self.allowed)}. Wait for the current render to finish, then try again."
+        )
+
+
+class UnknownStatusError(RenderStateError, ValueError):
+    """A status value that is none of the four (mapped) statuses."""
+
+    def __init__(
+        self,
+        *,
+        value: object,
+        allowed: Iterable[Hashable],
+        field: str = "status",
+        project_key: object = None,
+    ) -> None:
+        self.value = value
+        """The value that was found."""
+        self.allowed = tuple(allowed)
+        """The values the field may hold."""
+        self.field = field
+        """The name of the status field."""
+        self.project_key = project_key
+        """The project's primary key, or ``None`` when it has none."""
+        allowed_text = ", ".join(repr(a) for a in self.allowed)
+        super().__init__(
+            f"{_subject(project_key)} has {field}={value!r}, which is not a known status; "
+            f"expected one of {allowed_text}. If your model stores other literals, map them "
+            f"with ProjectLifecycle(..., values={{Status.DRAFT: ..., ...}})."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "allowed": self.allowed,
+            "field": self.field,
+            "project_key": self.project_key,
+        }
+
+
+class InvalidOutputPathError(RenderStateError, ValueError):
+    """An output path that is not a URL-relative POSIX path."""
+
+    def __init__(self, *, path: object, reason: str) -> None:
+        self.path = path
+        """The rejected value."""
+        self.reason = reason
+        """Why it was rejected."""
+        super().__init__(
+            f"Output path {path!r} is invalid: {reason}. Pass a relative POSIX path "
+            f"below the media root, such as 'projects/42/final.mp4'."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason}
+
+
+class ProjectNotFoundError(RenderStateError, LookupError):
+    """The project is not stored: it was never saved, or it was deleted (HTTP 404)."""
+
+    status_code: ClassVar[int] = 404
+    """The HTTP status a web endpoint should answer with."""
+
+    def __init__(self, *, project_key: object = None, detail: str | None = None) -> None:
+        self.project_key = project_key
+        """The primary key that was looked for, or ``None`` for an unsaved project."""
+        self.detail = detail
+        """What the adapter found, when it has more to say."""
+        if project_key is None:
+            message = "The project has no primary key: save it before starting a render."
+        else:
+            message = (
+                f"Project {project_key} does not exist (was it deleted?); "
+                f"load an existing project and try again."
+            )
+        if detail:
+            message = f"{message} ({detail})"
+        super().__init__(message)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"project_key": self.project_key, "detail": self.detail}

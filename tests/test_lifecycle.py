@@ -1,0 +1,519 @@
+"""ProjectLifecycle on plain objects with the default in-memory adapter."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import pickle
+from pathlib import PurePosixPath
+from typing import Any
+
+import pytest
+
+from renderstate import (
+    Change,
+    Edge,
+    InvalidOutputPathError,
+    InvalidTransitionError,
+    ProjectLifecycle,
+    ProjectNotFoundError,
+    RenderConflictError,
+    RenderStateError,
+    Status,
+    TransitionRecord,
+    Trigger,
+    UnknownStatusError,
+    can_start_render,
+)
+from renderstate.adapters.memory import MemoryAdapter
+from renderstate.testing import MemoryProject, RecordingObserver
+
+EDGES = {
+    (Status.DRAFT, Trigger.START_RENDER): (Status.PROCESSING, Edge.RENDER),
+    (Status.PROCESSING, Trigger.COMPLETE): (Status.COMPLETED, Edge.COMPLETE),
+    (Status.PROCESSING, Trigger.FAIL): (Status.FAILED, Edge.FAIL),
+    (Status.COMPLETED, Trigger.START_RENDER): (Status.PROCESSING, Edge.RERENDER),
+    (Status.FAILED, Trigger.START_RENDER): (Status.PROCESSING, Edge.RETRY),
+}
+
+
+def fire(lifecycle: ProjectLifecycle[Any], trigger: Trigger) -> TransitionRecord:
+    if trigger is Trigger.START_RENDER:
+        return lifecycle.start_render()
+    if trigger is Trigger.COMPLETE:
+        return lifecycle.complete("projects/1/final.mp4")
+    return lifecycle.fail(RuntimeError("boom"))
+
+
+def snapshot(project: object) -> dict[str, Any]:
+    return copy.deepcopy(vars(project))
+
+
+@pytest.mark.parametrize("trigger", list(Trigger), ids=str)
+@pytest.mark.parametrize("status", list(Status), ids=str)
+def test_every_status_and_trigger_pair(status: Status, trigger: Trigger) -> None:
+    """Each of the 12 pairs either takes its documented edge or is refused, changing nothing."""
+    project = MemoryProject(status=status.value, output_path="projects/1/old.mp4")
+    lifecycle = ProjectLifecycle(project)
+    expected = EDGES.get((status, trigger))
+    if expected is None:
+        before = snapshot(project)
+        error = (
+            RenderConflictError
+            if (status, trigger) == (Status.PROCESSING, Trigger.START_RENDER)
+            else InvalidTransitionError
+        )
+        with pytest.raises(error) as info:
+            fire(lifecycle, trigger)
+        assert type(info.value) is error
+        assert info.value.status == status.value
+        assert info.value.trigger == trigger.value
+        assert snapshot(project) == before
+    else:
+        target, edge = expected
+        record = fire(lifecycle, trigger)
+        assert (record.source, record.target, record.edge, record.trigger) == (
+            status,
+            target,
+            edge,
+            trigger,
+        )
+        assert lifecycle.status is target
+        assert project.status == target.value
+
+
+def test_start_render_while_processing_is_a_409() -> None:
+    """A second render is refused with RenderConflictError, status_code 409, and a clear message."""
+    project = MemoryProject(id=42, status="PROCESSING")  # type: ignore[arg-type]
+    with pytest.raises(RenderConflictError) as info:
+        ProjectLifecycle(project).start_render()
+    error = info.value
+    assert error.status_code == 409
+    assert isinstance(error, InvalidTransitionError)
+    assert error.project_key == 42
+    assert error.allowed == ("COMPLETED", "DRAFT", "FAILED")
+    assert str(error).startswith(
+        "Project 42 is already PROCESSING; a render can start from COMPLETED, DRAFT or FAILED."
+    )
+
+
+def test_invalid_transition_message_names_status_and_allowed_source() -> None:
+    """complete() from DRAFT names the status, the trigger and where it would apply."""
+    project = MemoryProject(id=7)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTransitionError) as info:
+        ProjectLifecycle(project).complete("projects/7/final.mp4")
+    assert not isinstance(info.value, RenderConflictError)
+    assert "Project 7 is DRAFT; complete applies only from PROCESSING" in str(info.value)
+    assert info.value.allowed == ("PROCESSING",)
+
+
+def test_full_cycle_with_rerender_and_retry() -> None:
+    """render, complete, re-render, fail, retry, complete: the records tell each edge."""
+    project = MemoryProject()
+    lifecycle = ProjectLifecycle(project)
+    edges = [
+        lifecycle.start_render().edge,
+        lifecycle.complete("projects/p/final.mp4").edge,
+        lifecycle.start_render().edge,
+        lifecycle.fail("encoder crashed").edge,
+        lifecycle.start_render().edge,
+        lifecycle.complete("projects/p/final.mp4").edge,
+    ]
+    assert edges == [
+        Edge.RENDER,
+        Edge.COMPLETE,
+        Edge.RERENDER,
+        Edge.FAIL,
+        Edge.RETRY,
+        Edge.COMPLETE,
+    ]
+    assert project.status == "COMPLETED"
+    assert project.output_path == "projects/p/final.mp4"
+
+
+def test_complete_sets_status_and_output_path_together() -> None:
+    """complete() writes status and output_path and reports both as changed."""
+    project = MemoryProject(status="PROCESSING")
+    record = ProjectLifecycle(project).complete("projects/9/final.mp4")
+    assert (project.status, project.output_path) == ("COMPLETED", "projects/9/final.mp4")
+    assert dict(record.changes) == {"status": "COMPLETED", "output_path": "projects/9/final.mp4"}
+
+
+def test_complete_with_the_same_path_changes_only_the_status() -> None:
+    """A re-render to the same URL writes only the status: the path did not change."""
+    project = MemoryProject(status="PROCESSING", output_path="projects/9/final.mp4")
+    record = ProjectLifecycle(project).complete(PurePosixPath("projects/9/final.mp4"))
+    assert dict(record.changes) == {"status": "COMPLETED"}
+
+
+def test_start_render_changes_only_the_status() -> None:
+    """start_render() writes the status alone; the previous video stays referenced."""
+    project = MemoryProject(status="COMPLETED", output_path="projects/1/final.mp4")
+    record = ProjectLifecycle(project).start_render()
+    assert dict(record.changes) == {"status": "PROCESSING"}
+    assert project.output_path == "projects/1/final.mp4"
+
+
+def test_fail_keeps_the_previous_output_by_default() -> None:
+    """fail() leaves output_path alone, so the last good video stays reachable."""
+    project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
+    record = ProjectLifecycle(project).fail(ValueError("bad frame"))
+    assert project.output_path == "projects/1/final.mp4"
+    assert dict(record.changes) == {"status": "FAILED"}
+    assert record.error == "ValueError: bad frame"
+
+
+def test_fail_clear_output_uses_the_adapters_empty_value() -> None:
+    """fail(clear_output=True) sets output_path to the adapter's "no video" value."""
+    project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
+    record = ProjectLifecycle(project).fail(clear_output=True)
+    assert project.output_path is None
+    assert dict(record.changes) == {"status": "FAILED", "output_path": None}
+    assert record.error is None
+
+
+def test_fail_clear_output_with_a_non_nullable_field_stores_empty_string() -> None:
+    """An adapter whose field is not nullable gets "" for "no video"."""
+
+    class NotNullAdapter(MemoryAdapter):
+        def empty_output(self, project: object, field: str) -> str | None:
+            return ""
+
+    project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
+    ProjectLifecycle(project, NotNullAdapter()).fail(clear_output=True)
+    assert project.output_path == ""
+
+
+def test_fail_clear_output_without_a_video_writes_only_the_status() -> None:
+    """Clearing an output that is already empty is not a change."""
+    project = MemoryProject(status="PROCESSING", output_path=None)
+    record = ProjectLifecycle(project).fail(clear_output=True)
+    assert dict(record.changes) == {"status": "FAILED"}
+
+
+def test_fail_describes_an_exception_without_message() -> None:
+    """An exception with no text is recorded by its type name."""
+    project = MemoryProject(status="PROCESSING")
+    assert ProjectLifecycle(project).fail(KeyboardInterrupt()).error == "KeyboardInterrupt"
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("/var/media/final.mp4", "absolute"),
+        ("projects/../../etc/passwd", "'..'"),
+        ("..", "'..'"),
+        ("projects\\1\\final.mp4", "backslash"),
+        ("https://cdn.example.com/final.mp4", "scheme"),
+        ("file:final.mp4", "scheme"),
+        ("C:/media/final.mp4", "scheme"),
+        ("projects/1/final\x00.mp4", "NUL"),
+        ("projects/1/\nfinal.mp4", "control"),
+        ("projects//final.mp4", "normalised"),
+        ("./projects/final.mp4", "normalised"),
+        ("projects/1/", "normalised"),
+        (None, "not a str"),
+        (b"projects/1/final.mp4", "not a str"),
+    ],
+)
+def test_complete_refuses_paths_that_are_not_url_relative(path: Any, reason: str) -> None:
+    """A bad output path raises InvalidOutputPathError naming why, and changes nothing."""
+    project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
+    before = snapshot(project)
+    with pytest.raises(InvalidOutputPathError) as info:
+        ProjectLifecycle(project).complete(path)
+    assert reason in info.value.reason
+    assert "relative POSIX path" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("value", ["draft", "ARCHIVED", None, "", 3, ["DRAFT"]])
+@pytest.mark.parametrize("trigger", list(Trigger), ids=str)
+def test_unknown_status_is_refused_and_nothing_changes(value: Any, trigger: Trigger) -> None:
+    """A stored value outside the four raises UnknownStatusError naming it and the allowed ones."""
+    project = MemoryProject(status=value, output_path="projects/1/final.mp4")
+    before = snapshot(project)
+    lifecycle = ProjectLifecycle(project)
+    with pytest.raises(UnknownStatusError) as info:
+        fire(lifecycle, trigger)
+    assert info.value.value == value
+    assert info.value.allowed == ("DRAFT", "PROCESSING", "COMPLETED", "FAILED")
+    assert repr(value) in str(info.value)
+    assert snapshot(project) == before
+
+
+def test_status_property_raises_on_unknown_value() -> None:
+    """Reading .status of a corrupted row raises instead of coercing."""
+    lifecycle = ProjectLifecycle(MemoryProject(status="ARCHIVED"))
+    with pytest.raises(UnknownStatusError):
+        _ = lifecycle.status
+    with pytest.raises(UnknownStatusError):
+        _ = lifecycle.can_start_render
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("DRAFT", True), ("COMPLETED", True), ("FAILED", True), ("PROCESSING", False)],
+)
+def test_can_start_render(status: str, expected: bool) -> None:
+    """The seed's membership check, as a function and as a property."""
+    assert can_start_render(status) is expected
+    assert can_start_render(Status(status)) is expected
+    assert ProjectLifecycle(MemoryProject(status=status)).can_start_render is expected
+
+
+@pytest.mark.parametrize("value", ["draft", "ARCHIVED", None, 1, ["DRAFT"]])
+def test_can_start_render_refuses_unknown_values(value: object) -> None:
+    """can_start_render never coerces: an unknown value is an error."""
+    with pytest.raises(UnknownStatusError, match="not a known status"):
+        can_start_render(value)
+
+
+@dataclasses.dataclass
+class LegacyProject:
+    pk: int
+    state: int = 0
+    video: str = ""
+    title: str = "legacy"
+
+
+LEGACY_VALUES = {Status.DRAFT: 0, Status.PROCESSING: 1, Status.COMPLETED: 2, Status.FAILED: 3}
+
+
+def test_mapped_fields_and_literals() -> None:
+    """Other field names and literals work through status_field, output_field and values."""
+    project = LegacyProject(pk=5)
+    lifecycle = ProjectLifecycle(
+        project, status_field="state", output_field="video", values=LEGACY_VALUES
+    )
+    assert lifecycle.status is Status.DRAFT
+    record = lifecycle.start_render()
+    assert project.state == 1
+    assert dict(record.changes) == {"state": 1}
+    lifecycle.complete("videos/5.mp4")
+    assert (project.state, project.video) == (2, "videos/5.mp4")
+    lifecycle.start_render()
+    with pytest.raises(RenderConflictError, match="Project 5 is already PROCESSING"):
+        lifecycle.start_render()
+
+
+def test_mapped_literals_refuse_the_canonical_spelling() -> None:
+    """With a map, the default literal is unknown: no silent coercion."""
+    project = LegacyProject(pk=5)
+    project.state = "DRAFT"  # type: ignore[assignment]
+    lifecycle = ProjectLifecycle(
+        project, status_field="state", output_field="video", values=LEGACY_VALUES
+    )
+    with pytest.raises(UnknownStatusError) as info:
+        lifecycle.start_render()
+    assert info.value.allowed == (0, 1, 2, 3)
+    assert info.value.field == "state"
+
+
+def test_partial_map_keeps_the_other_literals() -> None:
+    """Statuses left out of values store their own name."""
+    project = MemoryProject(status="new")
+    ProjectLifecycle(project, values={Status.DRAFT: "new"}).start_render()
+    assert project.status == "PROCESSING"
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "message"),
+    [
+        ({Status.DRAFT: "X", Status.FAILED: "X"}, ValueError, "same literal"),
+        ({"ARCHIVED": "A"}, ValueError, "not a Status"),
+        ({Status.DRAFT: ["unhashable"]}, TypeError, "not hashable"),
+    ],
+)
+def test_bad_value_maps_are_refused(values: Any, error: type[Exception], message: str) -> None:
+    """A map that is not one-to-one, or names no Status, is a configuration error."""
+    with pytest.raises(error, match=message):
+        ProjectLifecycle(MemoryProject(), values=values)
+
+
+def test_missing_fields_are_named() -> None:
+    """An object without the status or output field gets an error naming the option to set."""
+
+    class Bare:
+        status = "DRAFT"
+
+    with pytest.raises(AttributeError, match="output_field="):
+        ProjectLifecycle(Bare())
+    with pytest.raises(AttributeError, match="status_field="):
+        ProjectLifecycle(MemoryProject(), status_field="state")
+    with pytest.raises(ValueError, match="must differ"):
+        ProjectLifecycle(MemoryProject(), output_field="status")
+
+
+def test_non_adapter_is_refused() -> None:
+    """Passing something that is not an adapter names the missing methods."""
+    with pytest.raises(TypeError, match="apply, project_key, empty_output"):
+        ProjectLifecycle(MemoryProject(), object())  # type: ignore[arg-type]
+
+
+def test_the_users_class_is_not_modified() -> None:
+    """Wrapping an object adds no attribute or method to it or its class."""
+    project = MemoryProject()
+    before_class = set(vars(MemoryProject))
+    before = set(vars(project))
+    ProjectLifecycle(project).start_render()
+    assert set(vars(MemoryProject)) == before_class
+    assert set(vars(project)) == before
+    assert not hasattr(project, "start_render")
+
+
+def test_observers_receive_the_record_after_it_is_persisted() -> None:
+    """Observers see each transition once, after the object already holds the new status."""
+    project = MemoryProject()
+    seen: list[tuple[Edge, str]] = []
+    recorder = RecordingObserver()
+    lifecycle = ProjectLifecycle(
+        project, observers=[lambda r: seen.append((r.edge, project.status))]
+    )
+    lifecycle.add_observer(recorder)
+    lifecycle.start_render()
+    lifecycle.complete("projects/x/final.mp4")
+    assert seen == [(Edge.RENDER, "PROCESSING"), (Edge.COMPLETE, "COMPLETED")]
+    assert [r.target for r in recorder.records] == [Status.PROCESSING, Status.COMPLETED]
+
+
+def test_observers_are_not_told_about_refusals() -> None:
+    """A refused transition notifies nobody."""
+    recorder = RecordingObserver()
+    lifecycle = ProjectLifecycle(MemoryProject(status="PROCESSING"), observers=[recorder])
+    with pytest.raises(RenderConflictError):
+        lifecycle.start_render()
+    assert recorder.records == []
+
+
+def test_a_failing_observer_is_logged_and_does_not_undo(caplog: pytest.LogCaptureFixture) -> None:
+    """An observer that raises is logged; the transition stands and later observers still run."""
+
+    def broken(record: TransitionRecord) -> None:
+        raise RuntimeError("observer bug")
+
+    recorder = RecordingObserver()
+    project = MemoryProject()
+    lifecycle = ProjectLifecycle(project, observers=[broken, recorder])
+    with caplog.at_level(logging.ERROR, logger="renderstate"):
+        record = lifecycle.start_render()
+    assert project.status == "PROCESSING"
+    assert recorder.records == [record]
+    assert "observer" in caplog.text
+    assert "observer bug" in caplog.text
+
+
+def test_records_are_immutable() -> None:
+    """A transition record cannot be altered after the fact."""
+    record = ProjectLifecycle(MemoryProject()).start_render()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.target = Status.FAILED  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        record.changes["status"] = "FAILED"  # type: ignore[index]
+
+
+def test_a_refusing_attribute_rolls_back_the_memory_write() -> None:
+    """If setting a field fails midway, the fields already set are restored."""
+
+    class Guarded(MemoryProject):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "output_path" and value == "projects/x/bad.mp4":
+                raise ValueError("read-only")
+            super().__setattr__(name, value)
+
+    project = Guarded(status="PROCESSING")
+    before = snapshot(project)
+    with pytest.raises(ValueError, match="read-only"):
+        ProjectLifecycle(project).complete("projects/x/bad.mp4")
+    assert snapshot(project) == before
+
+
+class StaleAdapter(MemoryAdapter):
+    """Simulates a store whose row moved on since the object was loaded."""
+
+    def __init__(self, stored: str) -> None:
+        super().__init__()
+        self.stored = stored
+        self.changes: list[Change] = []
+
+    def apply(self, project: object, change: Change) -> bool:
+        self.changes.append(change)
+        if self.stored not in change.expected:
+            setattr(project, change.status_field, self.stored)
+            return False
+        self.stored = change.values[change.status_field]
+        return super().apply(project, change)
+
+
+def test_a_stale_object_is_refreshed_and_decided_again() -> None:
+    """Object says DRAFT, store says COMPLETED: the start is retried as a re-render."""
+    project = MemoryProject(status="DRAFT")
+    adapter = StaleAdapter("COMPLETED")
+    record = ProjectLifecycle(project, adapter).start_render()
+    assert record.edge is Edge.RERENDER
+    assert [c.expected for c in adapter.changes] == [{"DRAFT"}, {"COMPLETED"}]
+
+
+def test_a_stale_object_sees_the_conflict() -> None:
+    """Object says DRAFT, store says PROCESSING: a 409, and the object now tells the truth."""
+    project = MemoryProject(status="DRAFT")
+    with pytest.raises(RenderConflictError):
+        ProjectLifecycle(project, StaleAdapter("PROCESSING")).start_render()
+    assert project.status == "PROCESSING"
+
+
+def test_a_late_complete_after_another_worker_failed_is_refused() -> None:
+    """Object says PROCESSING, store says FAILED: complete() is an InvalidTransitionError."""
+    project = MemoryProject(status="PROCESSING")
+    with pytest.raises(InvalidTransitionError, match="is FAILED; complete applies only"):
+        ProjectLifecycle(project, StaleAdapter("FAILED")).complete("projects/1/final.mp4")
+
+
+def test_adapter_errors_propagate_and_nothing_is_notified() -> None:
+    """ProjectNotFoundError from the adapter reaches the caller; observers hear nothing."""
+
+    class Gone(MemoryAdapter):
+        def apply(self, project: object, change: Change) -> bool:
+            raise ProjectNotFoundError(project_key=self.project_key(project))
+
+    recorder = RecordingObserver()
+    with pytest.raises(ProjectNotFoundError, match="does not exist") as info:
+        ProjectLifecycle(MemoryProject(id=3), Gone(), observers=[recorder]).start_render()  # type: ignore[arg-type]
+    assert info.value.status_code == 404
+    assert recorder.records == []
+
+
+def test_unsaved_project_message() -> None:
+    """A project without a key is told to be saved first."""
+    assert "save it" in str(ProjectNotFoundError())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RenderConflictError(
+            trigger="start_render", status="PROCESSING", allowed=["DRAFT"], project_key=1
+        ),
+        InvalidTransitionError(trigger="complete", status="DRAFT", allowed=["PROCESSING"]),
+        UnknownStatusError(value="x", allowed=["DRAFT"], field="state", project_key="a"),
+        InvalidOutputPathError(path="/x", reason="it is absolute"),
+        ProjectNotFoundError(project_key=9, detail="deleted"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_errors_pickle_with_their_data(error: RenderStateError) -> None:
+    """Errors survive pickling (Celery, multiprocessing) with type, data and message."""
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is type(error)
+    assert str(clone) == str(error)
+    assert vars(clone) == vars(error)
+
+
+def test_repr_shows_key_and_stored_status() -> None:
+    """The lifecycle's repr helps in logs."""
+    text = repr(ProjectLifecycle(MemoryProject(id=1, status="FAILED")))  # type: ignore[arg-type]
+    assert text == "<ProjectLifecycle project=1 status='FAILED'>"

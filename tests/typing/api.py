@@ -1,0 +1,44 @@
+"""Uses the public API as a user would; only type-checked (mypy), never run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from renderstate import (
+    Edge,
+    ProjectLifecycle,
+    RenderConflictError,
+    Status,
+    TransitionRecord,
+    can_start_render,
+    to_mermaid,
+)
+from renderstate.adapters.memory import MemoryAdapter
+from renderstate.typing import Adapter
+
+
+@dataclasses.dataclass
+class Project:
+    id: int
+    status: str = "DRAFT"
+    output_path: str | None = None
+
+
+def export(project: Project) -> int:
+    lifecycle: ProjectLifecycle[Project] = ProjectLifecycle(project, MemoryAdapter())
+    same: Project = lifecycle.project
+    try:
+        record: TransitionRecord = lifecycle.start_render()
+    except RenderConflictError as exc:
+        return exc.status_code
+    edge: Edge = record.edge
+    status: Status = lifecycle.status
+    allowed: bool = can_start_render(status) and lifecycle.can_start_render
+    lifecycle.complete(f"projects/{same.id}/final.mp4")
+    lifecycle.fail(RuntimeError("x"), clear_output=True)
+    del edge, allowed
+    return 202
+
+
+adapter: Adapter[Project] = MemoryAdapter()
+diagram: str = to_mermaid()
