@@ -2,15 +2,27 @@
 
 - :class:`Adapter` persists a :class:`~renderstate.Change` (see "Write your own adapter").
 - :class:`Observer` is told about each transition after it has been persisted.
+- :class:`Renderer` writes a project's video to a path, reporting to a :class:`ProgressSink`.
+- :class:`Executor` runs the render runner's jobs (threads by default, Celery later).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from renderstate._records import Change, TransitionRecord
 
-__all__ = ["Adapter", "Observer", "ProjectT", "ProjectT_contra"]
+__all__ = [
+    "Adapter",
+    "Executor",
+    "Observer",
+    "ProgressSink",
+    "ProjectT",
+    "ProjectT_contra",
+    "Renderer",
+]
 
 ProjectT = TypeVar("ProjectT")
 """The user's project type (an ORM row, a dataclass, any object)."""
@@ -53,3 +65,36 @@ class Observer(Protocol):
 
     def __call__(self, record: TransitionRecord, /) -> None:
         """React to ``record``; an exception is logged and does not undo the transition."""
+
+
+class ProgressSink(Protocol):
+    """Where a renderer reports how far it got; called from the rendering thread.
+
+    ``phase`` is ``"rendering"`` (``done``/``total`` count video frames) or
+    ``"writing audio"`` (``done``/``total`` count audio chunks). The call is cheap: the
+    runner throttles what it publishes, so a renderer may report every frame.
+    """
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        """Record that ``done`` of ``total`` units of ``phase`` are finished."""
+
+
+class Renderer(Protocol[ProjectT_contra]):
+    """Writes a project's video to ``target``, a path ending in ``.mp4``.
+
+    The render runner owns the file: ``target`` is a temporary name next to the final
+    file, moved into place only after the renderer returns. Raise to fail the render.
+    """
+
+    def __call__(self, project: ProjectT_contra, target: Path, progress: ProgressSink) -> None:
+        """Render ``project`` into ``target``, reporting to ``progress`` as it goes."""
+
+
+class Executor(Protocol):
+    """Runs the render runner's jobs somewhere: worker threads, a task queue, inline."""
+
+    def schedule(self, fn: Callable[[], None], /) -> None:
+        """Arrange for ``fn`` to be called once, soon; return without waiting for it."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting work; with ``wait``, return once every scheduled call has run."""
