@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import PurePosixPath
+from types import MappingProxyType
 from typing import Any, Final, Generic
 
 from transitions import Machine
@@ -67,12 +68,13 @@ _ROWS: Final = {(t.trigger, t.source): t for t in TRANSITIONS}
 
 def decide(trigger: Trigger, source: Status) -> Transition | None:
     """Return the table row ``trigger`` takes from ``source``, or ``None`` if there is none."""
-    event = MACHINE.events.get(trigger.value)
-    candidates = event.transitions.get(source.value) if event is not None else None
+    # Trigger and Status are str enums: they hash and compare as the Machine's names.
+    event = MACHINE.events.get(trigger)
+    candidates = event.transitions.get(source) if event is not None else None
     if not candidates:
         return None
     row = _ROWS[(trigger, source)]
-    if candidates[0].dest != row.target.value:  # pragma: no cover - guards the derivation
+    if candidates[0].dest != row.target:  # pragma: no cover - guards the derivation
         msg = f"machine and table disagree on {trigger} from {source}"
         raise AssertionError(msg)
     return row
@@ -92,6 +94,7 @@ def can_start_render(status: object) -> bool:
 
 
 _SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate_output_path(path: object) -> str:
@@ -103,7 +106,7 @@ def validate_output_path(path: object) -> str:
     reason = None
     if not path.strip():
         reason = "it is empty"
-    elif "\x00" in path or any(ord(c) < 32 for c in path):
+    elif _CONTROL.search(path):
         reason = "it contains a NUL or control character"
     elif "\\" in path:
         reason = "it contains a backslash; use '/' as the separator"
@@ -326,13 +329,15 @@ class ProjectLifecycle(Generic[ProjectT]):
             if row is None:
                 raise self._refusal(trigger, source)
             values: dict[str, Any] = {self._status_field: to_stored[row.target]}
-            current_output = getattr(self._project, self._output_field)
-            if output is not None and current_output != output:
-                values[self._output_field] = output
-            elif clear_output and current_output not in (None, ""):
-                empty = self._adapter.empty_output(self._project, self._output_field)
-                values[self._output_field] = empty
-            change = Change(self._status_field, frozenset({to_stored[source]}), values)
+            if output is not None or clear_output:
+                current_output = getattr(self._project, self._output_field)
+                if output is not None and current_output != output:
+                    values[self._output_field] = output
+                elif clear_output and current_output not in (None, ""):
+                    empty = self._adapter.empty_output(self._project, self._output_field)
+                    values[self._output_field] = empty
+            frozen = MappingProxyType(values)
+            change = Change(self._status_field, frozenset((to_stored[source],)), frozen)
             if self._adapter.apply(self._project, change):
                 record = TransitionRecord(
                     project_key=self.project_key,
@@ -340,10 +345,11 @@ class ProjectLifecycle(Generic[ProjectT]):
                     edge=row.edge,
                     source=source,
                     target=row.target,
-                    changes=values,
+                    changes=frozen,
                     error=error,
                 )
-                self._notify(record)
+                if self._observers:
+                    self._notify(record)
                 return record
             # The stored status moved under us; the adapter refreshed the object.
             source = self.status

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Hashable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from renderstate._status import Edge, Status, Trigger
 
@@ -13,6 +13,9 @@ __all__ = ["Change", "TransitionRecord"]
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    # The lifecycle hands over a proxy of a dict it never touches again; copy anything else.
+    if type(mapping) is MappingProxyType:
+        return mapping
     return MappingProxyType(dict(mapping))
 
 
@@ -33,7 +36,8 @@ class Change:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", _frozen(self.values))
-        object.__setattr__(self, "expected", frozenset(self.expected))
+        if type(self.expected) is not frozenset:
+            object.__setattr__(self, "expected", frozenset(self.expected))
         if self.status_field not in self.values:
             msg = f"a Change must set its status field {self.status_field!r}"
             raise ValueError(msg)
@@ -47,9 +51,12 @@ class Change:
         return tuple(self.values)
 
 
-@dataclasses.dataclass(frozen=True)
-class TransitionRecord:
-    """What one successful transition did; returned by every lifecycle method."""
+class TransitionRecord(NamedTuple):
+    """What one successful transition did; returned by every lifecycle method.
+
+    A named tuple: immutable, cheap to build on the hot path, and ``_asdict()`` gives a dict
+    for logs and JSON. Only the lifecycle builds records; ``changes`` is a read-only mapping.
+    """
 
     project_key: object
     """The project's primary key (``None`` for objects without one)."""
@@ -62,9 +69,6 @@ class TransitionRecord:
     target: Status
     """The status after the transition."""
     changes: Mapping[str, Any]
-    """Field name -> new stored value, exactly the fields the domain changed."""
+    """Field name -> new stored value, exactly the fields the domain changed (read-only)."""
     error: str | None = None
     """For ``fail``: a one-line description of the error, if one was given."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "changes", _frozen(self.changes))
