@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -58,3 +59,42 @@ def test_switching_interval_race_still_one_winner() -> None:
             assert sum(not isinstance(o, RenderConflictError) for o in outcomes) == 1
     finally:
         sys.setswitchinterval(old)
+
+
+class YieldingProject:
+    """A project whose status read gives up the GIL, like an ORM descriptor or a proxy."""
+
+    def __init__(self) -> None:
+        self._status = "DRAFT"
+        self.output_path: str | None = None
+
+    @property
+    def status(self) -> str:
+        value = self._status
+        time.sleep(0.0005)  # another thread runs between this read and any write
+        return value
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = value
+
+
+def test_one_winner_even_when_reading_the_status_yields() -> None:
+    """The compare-and-set is atomic, not a read-then-write that a thread switch can split."""
+    for _ in range(10):
+        project = YieldingProject()
+        barrier = threading.Barrier(THREADS)
+
+        def start(project: YieldingProject = project, barrier: threading.Barrier = barrier) -> bool:
+            lifecycle = ProjectLifecycle(project)
+            barrier.wait()
+            try:
+                lifecycle.start_render()
+            except RenderConflictError:
+                return False
+            return True
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            wins = sum(pool.map(lambda _: start(), range(THREADS)))
+        assert wins == 1
+        assert project.status == "PROCESSING"
