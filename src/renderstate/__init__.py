@@ -29,6 +29,7 @@ from renderstate.exceptions import (
     RenderStateError,
     UnknownStatusError,
 )
+from renderstate.runner import Progress, RenderJob, RenderRunner
 
 try:
     __version__ = version("renderstate")
@@ -43,9 +44,12 @@ __all__ = [
     "Edge",
     "InvalidOutputPathError",
     "InvalidTransitionError",
+    "Progress",
     "ProjectLifecycle",
     "ProjectNotFoundError",
     "RenderConflictError",
+    "RenderJob",
+    "RenderRunner",
     "RenderStateError",
     "Status",
     "Transition",

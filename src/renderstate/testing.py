@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 from renderstate._memory import MemoryAdapter
 from renderstate._records import TransitionRecord
+from renderstate.typing import ProgressSink
 
-__all__ = ["MemoryAdapter", "MemoryProject", "RecordingObserver"]
+__all__ = [
+    "FakeRenderer",
+    "InlineExecutor",
+    "MemoryAdapter",
+    "MemoryProject",
+    "RecordingObserver",
+]
 
 
 @dataclasses.dataclass(eq=False)
@@ -43,3 +53,95 @@ class RecordingObserver:
         """A copy of the records received so far, oldest first."""
         with self._lock:
             return list(self._records)
+
+
+class InlineExecutor:
+    """An executor that runs each job in the caller's thread, before ``schedule`` returns.
+
+    With it, ``RenderRunner.submit()`` returns once the render has ended, which makes
+    tests deterministic. It implements :class:`~renderstate.typing.Executor`.
+    """
+
+    def __init__(self) -> None:
+        self.scheduled = 0
+        """How many jobs were scheduled."""
+        self.closed = False
+        """Whether :meth:`shutdown` was called."""
+
+    def schedule(self, fn: Callable[[], None], /) -> None:
+        """Run ``fn`` now.
+
+        Raises:
+            RuntimeError: the executor was shut down.
+        """
+        if self.closed:
+            msg = "the InlineExecutor was shut down"
+            raise RuntimeError(msg)
+        self.scheduled += 1
+        fn()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Accept no more jobs (every job has already run)."""
+        self.closed = True
+
+
+class FakeRenderer:
+    """A renderer that writes a small non-video file frame by frame, reporting each frame.
+
+    Args:
+        frames: How many frames to "render"; one line of the file each.
+        fail_at_frame: Raise ``exception`` once this many frames are written, leaving a
+            partial file behind, as a crashing encoder does.
+        exception: What to raise at ``fail_at_frame``: an exception instance or class
+            (``KeyboardInterrupt`` and ``SystemExit`` included).
+        audio_chunks: Report this many "writing audio" steps before the frames, as
+            moviepy does.
+        frame_delay: Seconds to sleep per frame, to make a render slow.
+    """
+
+    def __init__(
+        self,
+        frames: int = 10,
+        *,
+        fail_at_frame: int | None = None,
+        exception: BaseException | type[BaseException] = RuntimeError,
+        audio_chunks: int = 0,
+        frame_delay: float = 0.0,
+    ) -> None:
+        self.frames = frames
+        self.fail_at_frame = fail_at_frame
+        self.exception = exception
+        self.audio_chunks = audio_chunks
+        self.frame_delay = frame_delay
+        self._lock = threading.Lock()
+        self._targets: list[Path] = []
+
+    @property
+    def targets(self) -> list[Path]:
+        """The paths it was asked to write, oldest first."""
+        with self._lock:
+            return list(self._targets)
+
+    def __call__(self, project: object, target: Path, progress: ProgressSink) -> None:
+        """Write ``target`` and report progress; see :class:`~renderstate.typing.Renderer`."""
+        with self._lock:
+            self._targets.append(target)
+        for chunk in range(1, self.audio_chunks + 1):
+            progress("writing audio", chunk, self.audio_chunks)
+        with target.open("wb") as out:
+            out.write(f"FAKE VIDEO of {project!r}\n".encode())
+            for frame in range(self.frames):
+                if self.fail_at_frame is not None and frame == self.fail_at_frame:
+                    out.flush()
+                    raise self._error(frame)
+                out.write(f"frame {frame}\n".encode())
+                if self.frame_delay:
+                    time.sleep(self.frame_delay)
+                progress("rendering", frame + 1, self.frames)
+
+    def _error(self, frame: int) -> BaseException:
+        if isinstance(self.exception, BaseException):
+            return self.exception
+        if issubclass(self.exception, Exception):
+            return self.exception(f"FakeRenderer failed at frame {frame}")
+        return self.exception()

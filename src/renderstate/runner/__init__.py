@@ -1,0 +1,34 @@
+"""The render runner: starts renders, runs them in an executor, reports their progress.
+
+::
+
+    from renderstate import RenderRunner
+
+    with RenderRunner(adapter, renderer, media_root="media") as runner:
+        job = runner.submit(project)  # RenderConflictError (409) if one is running
+        job.wait()
+
+Nothing here imports moviepy, rich or an ORM: the renderer and the adapter are passed in.
+"""
+
+from __future__ import annotations
+
+from renderstate.runner._runner import (
+    RenderInterruptedError,
+    RenderJob,
+    RenderOutputError,
+    RenderRunner,
+)
+from renderstate.runner.executors import ThreadExecutor
+from renderstate.runner.progress import Phase, Progress, ProgressTracker
+
+__all__ = [
+    "Phase",
+    "Progress",
+    "ProgressTracker",
+    "RenderInterruptedError",
+    "RenderJob",
+    "RenderOutputError",
+    "RenderRunner",
+    "ThreadExecutor",
+]

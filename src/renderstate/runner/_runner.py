@@ -1,0 +1,511 @@
+"""RenderRunner: starts renders under the lifecycle's guard and owns the video file's fate."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any, Final, Generic
+
+from renderstate._lifecycle import ProjectLifecycle, validate_output_path
+from renderstate._records import TransitionRecord
+from renderstate._status import Status
+from renderstate.exceptions import (
+    InvalidTransitionError,
+    ProjectNotFoundError,
+    RenderStateError,
+)
+from renderstate.runner.executors import ThreadExecutor
+from renderstate.runner.progress import DEFAULT_INTERVAL, Phase, Progress, ProgressTracker
+from renderstate.typing import Adapter, Executor, Observer, ProjectT, Renderer
+
+__all__ = ["RenderInterruptedError", "RenderJob", "RenderOutputError", "RenderRunner"]
+
+logger = logging.getLogger("renderstate.runner")
+
+_PARTIAL: Final = ".partial"
+# Saving COMPLETED/FAILED is retried with exponential backoff between these bounds.
+_FIRST_DELAY: Final = 0.05
+_MAX_DELAY: Final = 2.0
+
+
+class RenderOutputError(RenderStateError):
+    """The renderer returned without writing a video (no file, or an empty one)."""
+
+    def __init__(self, *, project_key: object = None, reason: str) -> None:
+        self.project_key = project_key
+        """The project's primary key."""
+        self.reason = reason
+        """What was wrong with the file."""
+        subject = "this project" if project_key is None else f"project {project_key}"
+        super().__init__(
+            f"The renderer for {subject} returned but {reason}; the previous video is "
+            f"untouched. A renderer must write the whole video to the target path it is given."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"project_key": self.project_key, "reason": self.reason}
+
+
+class RenderInterruptedError(RenderStateError):
+    """A render ended without running to the end: cancelled at shutdown, or its process died."""
+
+    def __init__(self, *, project_key: object = None, reason: str) -> None:
+        self.project_key = project_key
+        """The project's primary key."""
+        self.reason = reason
+        """Why the render did not finish."""
+        subject = "This project" if project_key is None else f"Project {project_key}"
+        super().__init__(
+            f"{subject} was not rendered to the end: {reason}. Its previous video, if any, is "
+            f"untouched; start the render again to retry."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"project_key": self.project_key, "reason": self.reason}
+
+
+class RenderJob(Generic[ProjectT]):
+    """One render attempt of one project, as returned by :meth:`RenderRunner.submit`."""
+
+    def __init__(
+        self,
+        project: ProjectT,
+        lifecycle: ProjectLifecycle[ProjectT],
+        output_path: str,
+        tracker: ProgressTracker,
+    ) -> None:
+        self.project = project
+        """The project being rendered."""
+        self.project_key = lifecycle.project_key
+        """The project's primary key."""
+        self.output_path = output_path
+        """The URL-relative path the video is stored at when the render succeeds."""
+        self._lifecycle = lifecycle
+        self._tracker = tracker
+        self._finished = threading.Event()
+        self._claim_lock = threading.Lock()
+        self._claimed = False
+        self._status: Status | None = None
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<RenderJob project={self.project_key!r} {self.progress.phase}>"
+
+    @property
+    def progress(self) -> Progress:
+        """The latest published progress of this attempt."""
+        return self._tracker.latest
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the render failed (or the save that gave up), ``None`` while all is well."""
+        return self._error
+
+    @property
+    def status(self) -> Status | None:
+        """The project's status when the job ended, ``None`` while it runs."""
+        return self._status if self._finished.is_set() else None
+
+    def done(self) -> bool:
+        """Whether the job has ended, successfully or not."""
+        return self._finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> Status:
+        """Block until the job has ended and return the project's final status.
+
+        That is COMPLETED or FAILED, except when saving it failed for longer than the
+        runner's ``persist_timeout`` (see :attr:`error`): then the project is still
+        PROCESSING and :meth:`RenderRunner.recover_interrupted` is what repairs it.
+
+        Raises:
+            TimeoutError: the job had not ended after ``timeout`` seconds.
+        """
+        if not self._finished.wait(timeout):
+            msg = f"the render of project {self.project_key} had not ended after {timeout} s"
+            raise TimeoutError(msg)
+        assert self._status is not None
+        return self._status
+
+    def _claim(self) -> bool:
+        # Exactly one of "a worker starts it" and "shutdown cancels it" wins.
+        with self._claim_lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    def _finish(self, status: Status, error: BaseException | None) -> None:
+        self._status = status
+        self._error = error
+        self._tracker.enter(Phase.DONE if status is Status.COMPLETED else Phase.FAILED)
+        self._finished.set()
+
+
+def _default_output_path(key: object) -> str:
+    return f"projects/{key}/final.mp4"
+
+
+class RenderRunner(Generic[ProjectT]):
+    """Runs renders in the background and drives each project's lifecycle around them.
+
+    :meth:`submit` starts the render under the lifecycle's guard (a second start is
+    refused at once with :class:`~renderstate.RenderConflictError`), then an executor
+    calls ``renderer(project, target, progress)``. ``target`` is a temporary ``.mp4``
+    next to the final file; only a complete, fsynced file replaces
+    ``<media_root>/projects/<key>/final.mp4`` (one atomic rename), after which the
+    project is COMPLETED with that path. Whatever else happens, exceptions and
+    interrupts included, the temporary file is removed, the previous video is left as
+    it was, and the project is FAILED.
+
+    Args:
+        adapter: Persists the project's transitions.
+        renderer: Writes the video; see :class:`~renderstate.typing.Renderer`.
+        media_root: The directory the stored output paths are relative to.
+        max_workers: How many renders the default thread executor runs at once; the
+            rest wait in a queue. Ignored when ``executor`` is given.
+        executor: Runs the jobs; defaults to a
+            :class:`~renderstate.runner.executors.ThreadExecutor`.
+        status_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
+        output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
+        values: Passed to each :class:`~renderstate.ProjectLifecycle`.
+        observers: Passed to each :class:`~renderstate.ProjectLifecycle`.
+        output_path_for: Returns a project's URL-relative video path; defaults to
+            ``"projects/<key>/final.mp4"``.
+        persist_timeout: For how many seconds saving COMPLETED or FAILED is retried
+            (with exponential backoff, logging each failure) before the runner gives up.
+        progress_interval: Minimum seconds between two progress updates within a phase.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter[ProjectT],
+        renderer: Renderer[ProjectT],
+        *,
+        media_root: str | os.PathLike[str],
+        max_workers: int = 2,
+        executor: Executor | None = None,
+        status_field: str = "status",
+        output_field: str = "output_path",
+        values: Mapping[Status, Hashable] | None = None,
+        observers: Iterable[Observer] = (),
+        output_path_for: Callable[[ProjectT], str] | None = None,
+        persist_timeout: float = 30.0,
+        progress_interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        self._adapter = adapter
+        self._renderer = renderer
+        self._media_root = Path(media_root)
+        self._executor: Executor = ThreadExecutor(max_workers) if executor is None else executor
+        self._options: dict[str, Any] = {
+            "status_field": status_field,
+            "output_field": output_field,
+            "values": values,
+            "observers": tuple(observers),
+        }
+        self._output_path_for = output_path_for
+        self._persist_timeout = persist_timeout
+        self._progress_interval = progress_interval
+        self._lock = threading.Lock()
+        self._jobs: dict[object, RenderJob[ProjectT]] = {}
+        self._closed = False
+        self._sleep: Callable[[float], None] = time.sleep
+
+    def __repr__(self) -> str:
+        return f"<RenderRunner media_root={str(self._media_root)!r} jobs={len(self._jobs)}>"
+
+    def __enter__(self) -> RenderRunner[ProjectT]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Leaving the block on an exception (Ctrl-C included) cancels the queued renders
+        # rather than running them; running renders always finish.
+        self.shutdown(wait=True, cancel_pending=exc_type is not None)
+
+    @property
+    def media_root(self) -> Path:
+        """The directory the stored output paths are relative to."""
+        return self._media_root
+
+    def lifecycle(self, project: ProjectT) -> ProjectLifecycle[ProjectT]:
+        """Return a lifecycle for ``project`` with this runner's adapter and options."""
+        return ProjectLifecycle(project, self._adapter, **self._options)
+
+    def output_path(self, project: ProjectT) -> str:
+        """Return the URL-relative path a successful render of ``project`` is stored at.
+
+        Raises:
+            ProjectNotFoundError: the project has no primary key yet.
+            InvalidOutputPathError: ``output_path_for`` returned an unusable path.
+        """
+        key = self._adapter.project_key(project)
+        if key is None:
+            raise ProjectNotFoundError(project_key=None)
+        if self._output_path_for is None:
+            return validate_output_path(_default_output_path(key))
+        return validate_output_path(self._output_path_for(project))
+
+    def file_path(self, project: ProjectT) -> Path:
+        """Return where a successful render of ``project`` is written on disk."""
+        return self._media_root.joinpath(*PurePosixPath(self.output_path(project)).parts)
+
+    def submit(self, project: ProjectT) -> RenderJob[ProjectT]:
+        """Start rendering ``project`` and return at once; the render runs in the executor.
+
+        The project is PROCESSING when this returns (the start is the guarded
+        ``start_render()``), so a web endpoint can answer 202 with the job's progress.
+
+        Raises:
+            RenderConflictError: a render of this project is already running (HTTP 409).
+            ProjectNotFoundError: the project is not stored.
+            InvalidOutputPathError: ``output_path_for`` returned an unusable path.
+            RuntimeError: the runner has been shut down.
+        """
+        if self._closed:
+            msg = "this RenderRunner has been shut down; create a new one to render again"
+            raise RuntimeError(msg)
+        lifecycle = self.lifecycle(project)
+        output_path = self.output_path(project)
+        job = RenderJob(
+            project, lifecycle, output_path, ProgressTracker(interval=self._progress_interval)
+        )
+        key = job.project_key
+        with self._lock:
+            previous = self._jobs.get(key)
+            # Publish the new attempt before it starts, so nobody reading progress sees the
+            # last attempt's figures on a PROCESSING project. While a render of this
+            # project runs here, the start is refused anyway: keep showing that render.
+            register_first = previous is None or previous.done()
+            if register_first:
+                self._jobs[key] = job
+            try:
+                lifecycle.start_render()
+            except BaseException:
+                if register_first:
+                    if previous is None:
+                        del self._jobs[key]
+                    else:
+                        self._jobs[key] = previous
+                raise
+            self._jobs[key] = job
+        try:
+            self._executor.schedule(functools.partial(self._run, job))
+        except BaseException as exc:
+            # Scheduling failed (executor closed, broker down): nothing will run the job,
+            # so fail the project now rather than leave it PROCESSING.
+            if job._claim():
+                self._end_failed(job, exc)
+            raise
+        return job
+
+    def progress(self, project: ProjectT) -> Progress | None:
+        """Return the latest progress of the project's last attempt in this runner, if any."""
+        job = self._jobs.get(self._adapter.project_key(project))
+        return None if job is None else job.progress
+
+    def job(self, project: ProjectT) -> RenderJob[ProjectT] | None:
+        """Return the project's last job in this runner, if any."""
+        return self._jobs.get(self._adapter.project_key(project))
+
+    def recover_interrupted(self, projects: Iterable[ProjectT]) -> list[TransitionRecord]:
+        """Fail the given projects that a dead process left PROCESSING, and clean up after it.
+
+        Call it at process start in a single-process deployment, with the projects loaded
+        with status PROCESSING: no render can be running for them, since this process has
+        not started any yet. Each one moves to FAILED through the guarded ``fail()``, so a
+        project that completed meanwhile is left alone, and the temporary files its render
+        left beside the final video are removed. Projects this runner is rendering are
+        skipped.
+
+        It is unsafe while another process may be rendering: that process's projects are
+        PROCESSING too, and would be failed under it (its ``complete()`` is then refused
+        and its video is not recorded).
+
+        Returns:
+            The records of the projects moved to FAILED.
+        """
+        records: list[TransitionRecord] = []
+        for project in projects:
+            lifecycle = self.lifecycle(project)
+            key = lifecycle.project_key
+            running = self._jobs.get(key)
+            if running is not None and not running.done():
+                continue
+            if lifecycle.status is not Status.PROCESSING:
+                continue
+            error = RenderInterruptedError(
+                project_key=key, reason="the process rendering it ended before the render did"
+            )
+            try:
+                record = lifecycle.fail(error)
+            except InvalidTransitionError:
+                continue  # it completed or failed meanwhile: nothing to recover
+            logger.warning("project %s was left PROCESSING; marked FAILED", key)
+            with contextlib.suppress(RenderStateError, OSError):
+                self._remove_partials(self.file_path(project))
+            records.append(record)
+        return records
+
+    def shutdown(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
+        """Accept no more renders and stop the executor.
+
+        Args:
+            wait: Block until the running (and, unless cancelled, the queued) renders end.
+            cancel_pending: Do not start the queued renders; fail their projects instead.
+        """
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        if cancel_pending:
+            for job in jobs:
+                if job._claim():
+                    reason = "the runner shut down before the render started"
+                    self._end_failed(
+                        job, RenderInterruptedError(project_key=job.project_key, reason=reason)
+                    )
+        self._executor.shutdown(wait)
+
+    # ------------------------------------------------------------------ the job itself
+
+    def _run(self, job: RenderJob[ProjectT]) -> None:
+        if not job._claim():
+            return  # cancelled by shutdown(cancel_pending=True)
+        final: Path | None = None
+        partial: Path | None = None
+        try:
+            final = self.file_path(job.project)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(
+                prefix=f".{final.stem}-", suffix=f"{_PARTIAL}{final.suffix}", dir=final.parent
+            )
+            os.close(fd)
+            partial = Path(name)
+            job._tracker.enter(Phase.RENDERING)
+            self._renderer(job.project, partial, job._tracker)
+            job._tracker.enter(Phase.FINALIZING)
+            _make_durable(partial, job.project_key)
+            partial.replace(final)  # atomic: readers see the old or the new video
+            partial = None
+            _sync_directory(final.parent)
+        except BaseException as exc:
+            if partial is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+            self._end_failed(job, exc)
+            if not isinstance(exc, Exception):
+                # KeyboardInterrupt, SystemExit: the project is FAILED and the file cleaned
+                # up; let the interrupt keep its meaning for whoever runs this job.
+                raise
+            return
+        self._end_completed(job)
+
+    def _end_completed(self, job: RenderJob[ProjectT]) -> None:
+        problem = self._persist(job, "COMPLETED", lambda: job._lifecycle.complete(job.output_path))
+        job._finish(self._status_of(job), problem)
+
+    def _end_failed(self, job: RenderJob[ProjectT], error: BaseException) -> None:
+        if isinstance(error, RenderInterruptedError):
+            logger.warning("%s", error)
+        else:
+            logger.error("the render of project %s failed", job.project_key, exc_info=error)
+        self._persist(job, "FAILED", lambda: job._lifecycle.fail(error))
+        job._finish(self._status_of(job), error)
+
+    def _status_of(self, job: RenderJob[ProjectT]) -> Status:
+        try:
+            return job._lifecycle.status
+        except RenderStateError:  # pragma: no cover - a value nobody maps: report PROCESSING
+            return Status.PROCESSING
+
+    def _persist(
+        self, job: RenderJob[ProjectT], what: str, save: Callable[[], TransitionRecord]
+    ) -> BaseException | None:
+        """Save the end of a render, retrying a failing store; return the error it gave up on."""
+        deadline = time.monotonic() + self._persist_timeout
+        delay = _FIRST_DELAY
+        attempt = 1
+        while True:
+            try:
+                save()
+            except InvalidTransitionError as exc:
+                # Not PROCESSING any more: recovered by someone else, or a late duplicate.
+                logger.warning(
+                    "project %s could not be saved as %s: %s", job.project_key, what, exc
+                )
+                return exc
+            except RenderStateError as exc:
+                logger.exception(
+                    "project %s could not be saved as %s", job.project_key, what, exc_info=exc
+                )
+                return exc
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    logger.critical(
+                        "gave up saving project %s as %s after %d attempts; it stays "
+                        "PROCESSING until recover_interrupted() runs",
+                        job.project_key,
+                        what,
+                        attempt,
+                        exc_info=exc,
+                    )
+                    return exc
+                logger.exception(
+                    "saving project %s as %s failed (attempt %d); retrying in %.2f s",
+                    job.project_key,
+                    what,
+                    attempt,
+                    delay,
+                    exc_info=exc,
+                )
+                self._sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY)
+                attempt += 1
+            else:
+                return None
+
+    @staticmethod
+    def _remove_partials(final: Path) -> None:
+        for leftover in final.parent.glob(f".{final.stem}-*{_PARTIAL}{final.suffix}"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _make_durable(path: Path, project_key: object) -> None:
+    """Check the renderer's file and push it to disk before it replaces the final video."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise RenderOutputError(project_key=project_key, reason="the file is missing") from None
+    if size == 0:
+        raise RenderOutputError(project_key=project_key, reason="the file is empty")
+    # mkstemp creates the file 0600; the final video must stay readable by the web server.
+    path.chmod(0o644)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable; a no-op where directories cannot be opened (Windows)."""
+    flag = getattr(os, "O_DIRECTORY", None)
+    if flag is None:  # pragma: no cover - Windows
+        return
+    fd = os.open(directory, os.O_RDONLY | flag)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

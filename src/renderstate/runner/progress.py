@@ -1,0 +1,182 @@
+"""How far one render attempt got: the :class:`Progress` value and the sink that builds it.
+
+A renderer reports to a :class:`ProgressTracker` (a :class:`~renderstate.typing.ProgressSink`)
+as often as it likes; the tracker publishes an immutable :class:`Progress` at most about ten
+times a second, and always on a change of phase and at the end. Readers only ever see a
+published value, and each attempt has its own tracker, so a reader never mixes the figures
+of two attempts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["DEFAULT_INTERVAL", "Phase", "Progress", "ProgressTracker"]
+
+DEFAULT_INTERVAL: Final = 0.1
+"""Seconds between two published updates within one phase (so about 10 per second)."""
+
+
+class Phase(str, enum.Enum):
+    """Where a render attempt is; the value is what a progress API shows."""
+
+    QUEUED = "queued"
+    """Accepted (the project is PROCESSING) and waiting for a free worker."""
+    WRITING_AUDIO = "writing audio"
+    """The renderer is writing the soundtrack (moviepy does this before the frames)."""
+    RENDERING = "rendering"
+    """The renderer is producing video frames."""
+    FINALIZING = "finalizing"
+    """The renderer returned; the file is being flushed and moved into place."""
+    DONE = "done"
+    """The video replaced the final file and the project is COMPLETED."""
+    FAILED = "failed"
+    """The attempt ended without a new video; the project is FAILED."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_REPORTED: Final = {
+    Phase.RENDERING.value: Phase.RENDERING,
+    Phase.WRITING_AUDIO.value: Phase.WRITING_AUDIO,
+}
+_FINAL: Final = frozenset({Phase.DONE, Phase.FAILED})
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """A snapshot of one render attempt, safe to hand to any thread or serialise."""
+
+    phase: Phase
+    """Where the attempt is."""
+    fraction: float
+    """Share of the video frames rendered, from 0.0 to 1.0; never decreases within an attempt,
+    and is exactly 1.0 in phase ``done``."""
+    frames_done: int
+    """Video frames rendered so far in this attempt."""
+    frames_total: int
+    """Video frames this attempt will render; 0 until the renderer has said."""
+    elapsed: float
+    """Seconds since the attempt was accepted (including time spent queued)."""
+    eta: float | None
+    """Estimated seconds until the frames are rendered; ``None`` until one frame is."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the attempt has ended (phase ``done`` or ``failed``)."""
+        return self.phase in _FINAL
+
+
+QUEUED: Final = Progress(Phase.QUEUED, 0.0, 0, 0, 0.0, None)
+"""How every attempt starts."""
+
+
+class ProgressTracker:
+    """The progress sink of one render attempt; call it as ``tracker(phase, done, total)``.
+
+    Args:
+        interval: Minimum seconds between two published updates within one phase.
+        clock: Monotonic clock, replaceable in tests.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_done",
+        "_fraction",
+        "_interval",
+        "_last_publish",
+        "_latest",
+        "_lock",
+        "_phase",
+        "_render_started",
+        "_started",
+        "_total",
+    )
+
+    def __init__(
+        self, *, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._started = clock()
+        self._last_publish = self._started
+        self._render_started: float | None = None
+        self._lock = threading.Lock()
+        self._phase = Phase.QUEUED
+        self._done = 0
+        self._total = 0
+        self._fraction = 0.0
+        self._latest = QUEUED
+
+    @property
+    def latest(self) -> Progress:
+        """The last published snapshot."""
+        return self._latest
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        """Record a renderer's report; see :class:`~renderstate.typing.ProgressSink`.
+
+        Raises:
+            ValueError: ``phase`` is not ``"rendering"`` or ``"writing audio"``.
+        """
+        parsed = _REPORTED.get(phase)
+        if parsed is None:
+            msg = f"unknown progress phase {phase!r}; report 'rendering' or 'writing audio'"
+            raise ValueError(msg)
+        now = self._clock()
+        with self._lock:
+            if self._phase in _FINAL:
+                return  # a renderer thread that outlived its attempt changes nothing
+            if parsed is Phase.RENDERING and total > 0:
+                if self._render_started is None:
+                    self._render_started = now
+                done = min(max(done, 0), total)
+                if total != self._total:
+                    self._total = total
+                    self._done = done
+                else:
+                    self._done = max(self._done, done)
+                self._fraction = max(self._fraction, self._done / total)
+            changed = parsed is not self._phase
+            self._phase = parsed
+            if changed or now - self._last_publish >= self._interval:
+                self._publish(now)
+
+    def enter(self, phase: Phase) -> Progress:
+        """Move to ``phase`` (the runner's own phases) and publish at once.
+
+        ``done`` sets the fraction to 1.0; ``failed`` keeps the figures reached.
+        """
+        now = self._clock()
+        with self._lock:
+            if self._phase in _FINAL:
+                return self._latest
+            self._phase = phase
+            if phase is Phase.DONE:
+                self._fraction = 1.0
+                self._done = self._total
+            self._publish(now)
+            return self._latest
+
+    def _publish(self, now: float) -> None:
+        eta: float | None = None
+        if self._phase is Phase.DONE:
+            eta = 0.0
+        elif self._render_started is not None and self._fraction > 0.0:
+            spent = now - self._render_started
+            eta = max(spent * (1.0 - self._fraction) / self._fraction, 0.0)
+        self._latest = Progress(
+            phase=self._phase,
+            fraction=self._fraction,
+            frames_done=self._done,
+            frames_total=self._total,
+            elapsed=max(now - self._started, 0.0),
+            eta=eta,
+        )
+        self._last_publish = now
