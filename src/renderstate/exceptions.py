@@ -7,6 +7,8 @@
     │   └── RenderConflictError       start_render while PROCESSING (status_code 409)
     ├── UnknownStatusError            a stored value outside the four (mapped) statuses
     ├── InvalidOutputPathError        complete() got a path that is not URL-relative
+    ├── TimelineError                 a timeline the renderer refuses before rendering
+    │                                 (in renderstate.rendering.timeline, not re-exported)
     └── ProjectNotFoundError          unsaved or deleted project (status_code 404)
 
 Every error carries structured attributes and writes its own message, which says

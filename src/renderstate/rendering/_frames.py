@@ -1,0 +1,133 @@
+"""Pre-composited scene pictures and the crossfading frame function (Pillow + numpy only).
+
+Each scene is drawn once, background, image and text together, into one RGB array. The frame
+function hands that same array back for every frame of the scene, and computes a blend only
+during a crossfade; nothing here carries a mask, so ffmpeg is fed plain ``rgb24``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from renderstate.rendering.timeline import Scene, Timeline, TimelineError
+
+Frame = Any
+"""An ``(height, width, 3)`` ``uint8`` numpy array."""
+
+
+@functools.lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    # Pillow's bundled font (Pillow >= 10.1), the one moviepy's TextClip(font=None) uses:
+    # no system font and no network, identical output on every machine.
+    return ImageFont.load_default(size)
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, max_width: float) -> str:
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split():
+            candidate = f"{line} {word}" if line else word
+            if line and draw.textlength(candidate, font=font) > max_width:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def draw_scene(scene: Scene, width: int, height: int, *, index: int) -> Frame:
+    """Draw ``scene`` at ``width`` x ``height`` into one RGB ``uint8`` array.
+
+    Raises:
+        TimelineError: the scene's image cannot be decoded.
+    """
+    picture = Image.new("RGB", (width, height), scene.background)
+    if scene.image is not None:
+        try:
+            with Image.open(scene.image) as source:
+                cover = ImageOps.fit(
+                    source.convert("RGB"), (width, height), Image.Resampling.LANCZOS
+                )
+        except (OSError, UnidentifiedImageError) as exc:
+            raise TimelineError(
+                scene=index,
+                field="image",
+                problem=f"{str(scene.image)!r} is not a readable picture ({exc}); use PNG or JPEG",
+            ) from exc
+        picture.paste(cover)
+    draw = ImageDraw.Draw(picture)
+    blocks = []
+    for text, scale in ((scene.title, 0.1), (scene.subtitle, 0.05)):
+        if not text.strip():
+            continue
+        font = _font(max(8, round(height * scale)))
+        wrapped = _wrap(draw, text, font, width * 0.9)
+        _, top, _, bottom = draw.multiline_textbbox((0, 0), wrapped, font=font, align="center")
+        blocks.append((wrapped, font, bottom - top, top))
+    gap = round(height * 0.03)
+    total = sum(block[2] for block in blocks) + gap * max(0, len(blocks) - 1)
+    y = (height - total) / 2
+    shadow = max(1, height // 240)
+    for wrapped, font, block_height, top in blocks:
+        origin = (width / 2, y - top)
+        if scene.image is not None:
+            # A dark offset copy keeps light text legible on a busy picture.
+            draw.multiline_text(
+                (origin[0] + shadow, origin[1] + shadow),
+                wrapped,
+                font=font,
+                fill=(0, 0, 0),
+                anchor="ma",
+                align="center",
+            )
+        draw.multiline_text(
+            origin, wrapped, font=font, fill=scene.text_color, anchor="ma", align="center"
+        )
+        y += block_height + gap
+    return np.ascontiguousarray(np.asarray(picture, dtype=np.uint8))
+
+
+def frame_function(timeline: Timeline, frames: list[Frame]) -> Callable[[float], Frame]:
+    """Return ``t -> frame`` over the pre-drawn ``frames``, blending only during crossfades."""
+    starts = timeline.starts
+    fades = [scene.crossfade for scene in timeline.scenes]
+    last = len(frames) - 1
+
+    def frame_at(t: float) -> Frame:
+        index = min(max(bisect.bisect_right(starts, t) - 1, 0), last)
+        into = t - starts[index]
+        if index and into < fades[index]:
+            weight = np.float32(into / fades[index])
+            before = frames[index - 1].astype(np.float32)
+            after = frames[index].astype(np.float32)
+            blended = before + (after - before) * weight
+            return (blended + np.float32(0.5)).astype(np.uint8)
+        return frames[index]
+
+    return frame_at
+
+
+def tone_function(frequency: float, volume: float) -> Callable[[Any], Any]:
+    """Return moviepy's stereo audio frame function for a sine tone.
+
+    moviepy calls it with a scalar ``t`` once to count the channels, then with arrays of
+    times: the answer must be ``(2,)`` for a scalar and ``(N, 2)`` for an array, or moviepy
+    infers the wrong channel count and writes audio of twice the video's length.
+    """
+    amplitude = 0.25 * volume
+
+    def sound(t: Any) -> Any:
+        wave = amplitude * np.sin(2 * np.pi * frequency * np.asarray(t, dtype=np.float64))
+        if wave.ndim == 0:
+            return np.array([wave, wave])
+        return np.column_stack([wave, wave])
+
+    return sound

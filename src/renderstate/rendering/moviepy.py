@@ -1,0 +1,356 @@
+"""The moviepy renderer: a declarative timeline (or your own clip) to a browser-ready MP4.
+
+``MoviePyRenderer()`` is a :class:`renderstate.typing.Renderer`. It reads the project's
+``timeline`` attribute by default, or a TOML/JSON file, or a fixed timeline, or calls a
+function that builds any moviepy clip. The output is H.264 ``yuv420p`` with AAC audio and the
+``moov`` atom first (``+faststart``), which every browser plays while still downloading.
+
+Needs the ``render`` extra: ``pip install 'renderstate[render]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import wave
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+try:
+    import numpy as np
+    import proglog
+    from moviepy import AudioClip, AudioFileClip, VideoClip
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    _msg = (
+        "renderstate.rendering.moviepy needs moviepy, numpy, Pillow and proglog: "
+        "pip install 'renderstate[render]'"
+    )
+    raise ImportError(_msg) from exc
+
+from renderstate.rendering._frames import draw_scene, frame_function, tone_function
+from renderstate.rendering.timeline import (
+    Timeline,
+    TimelineError,
+    check_output_format,
+    load_timeline,
+    parse_timeline,
+)
+from renderstate.typing import ProgressSink
+
+__all__ = ["DEFAULT_FPS", "DEFAULT_SIZE", "MoviePyRenderer", "ProglogProgress", "no_progress"]
+
+DEFAULT_SIZE = (1280, 720)
+"""The frame size when neither the renderer, the timeline nor the project gives one."""
+DEFAULT_FPS = 30.0
+"""The frame rate when neither the renderer, the timeline nor the project gives one."""
+
+PHASES = {"chunk": "writing audio", "frame_index": "rendering"}
+"""moviepy's proglog bar names and the progress phases they are reported as."""
+
+_AUDIO_CHUNK = 8192
+"""Audio samples computed per step; one ``writing audio`` progress unit."""
+
+
+def no_progress(phase: str, done: int, total: int) -> None:
+    """A :class:`~renderstate.typing.ProgressSink` that ignores every report."""
+
+
+class ProglogProgress(proglog.ProgressBarLogger):  # type: ignore[misc]
+    """Forwards moviepy's own progress bars to a :class:`~renderstate.typing.ProgressSink`.
+
+    moviepy drives a ``chunk`` bar while audio is computed and a ``frame_index`` bar while
+    frames are encoded; each index update becomes ``progress(phase, done, total)``, counts
+    only going up, the last one ``done == total``. An exception raised by the sink aborts
+    the render (that is how a caller cancels).
+    """
+
+    def __init__(self, sink: ProgressSink) -> None:
+        # logged_bars=False: proglog would otherwise keep a log line per frame in memory.
+        super().__init__(min_time_interval=0, logged_bars=False)
+        self._sink = sink
+
+    def bars_callback(self, bar: str, attr: str, value: Any, old_value: Any = None) -> None:
+        """Report a bar's new position (proglog calls this on every bar update)."""
+        phase = PHASES.get(bar)
+        if phase is None or attr != "index" or value < 0:
+            return
+        total = self.bars[bar]["total"]
+        if total:
+            self._sink(phase, int(value), int(total))
+
+
+class MoviePyRenderer:
+    """Render a project's timeline into an MP4 with moviepy.
+
+    Where the picture comes from (give at most one; the default is the project's
+    ``timeline`` attribute):
+
+    Args:
+        timeline: A fixed timeline, as a :class:`~renderstate.rendering.timeline.Timeline`
+            or a mapping in the timeline format.
+        timeline_file: A ``.toml`` or ``.json`` timeline file.
+        clip_factory: ``clip_factory(project) -> moviepy clip`` for anything the timeline
+            format cannot say. The renderer writes it (audio included) and closes it.
+        timeline_attribute: The project attribute holding the timeline mapping (or its JSON
+            text) when no other source is given.
+        base_dir: Where relative image and audio paths of a mapping timeline are resolved
+            (default: the current working directory; a file timeline uses its directory).
+        size: ``(width, height)``, overriding the timeline's and the project's.
+        fps: Frames per second, overriding the timeline's and the project's.
+        width_attribute, height_attribute, fps_attribute: The project attributes read for
+            the size and rate when neither the renderer nor the timeline sets them.
+        preset: The x264 preset: ``ultrafast`` ... ``veryslow``. ``ultrafast`` drops to the
+            Constrained Baseline profile and makes much larger files.
+        crf: x264 constant rate factor, 0-51; lower is better quality and larger.
+        threads: ffmpeg encoder threads (``None``: ffmpeg decides). Frame generation itself
+            is single-threaded Python.
+        audio_fps: The audio sample rate.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeline: Timeline | Mapping[str, Any] | None = None,
+        timeline_file: Path | str | None = None,
+        clip_factory: Callable[[Any], Any] | None = None,
+        timeline_attribute: str = "timeline",
+        base_dir: Path | str | None = None,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        width_attribute: str = "resolution_width",
+        height_attribute: str = "resolution_height",
+        fps_attribute: str = "framerate",
+        preset: str = "medium",
+        crf: int = 23,
+        threads: int | None = None,
+        audio_fps: int = 44100,
+    ) -> None:
+        sources = [s for s in (timeline, timeline_file, clip_factory) if s is not None]
+        if len(sources) > 1:
+            msg = "Give at most one of timeline, timeline_file and clip_factory."
+            raise ValueError(msg)
+        if not 0 <= crf <= 51:
+            msg = f"crf must be an integer from 0 to 51, got {crf!r}."
+            raise ValueError(msg)
+        self._base_dir = None if base_dir is None else Path(base_dir)
+        self._timeline: Timeline | None = None
+        if isinstance(timeline, Timeline):
+            self._timeline = timeline
+        elif timeline is not None:
+            self._timeline = parse_timeline(timeline, base_dir=self._base_dir)
+        self._timeline_file = None if timeline_file is None else Path(timeline_file)
+        self._clip_factory = clip_factory
+        self.timeline_attribute = timeline_attribute
+        """The project attribute read when no other source is configured."""
+        if size is not None:
+            check_output_format(size[0], size[1], fps or DEFAULT_FPS)
+        if fps is not None:
+            check_output_format(2, 2, fps)
+        self.size = size
+        """The ``(width, height)`` override, or ``None``."""
+        self.fps = fps
+        """The frame rate override, or ``None``."""
+        self.width_attribute = width_attribute
+        self.height_attribute = height_attribute
+        self.fps_attribute = fps_attribute
+        self.preset = preset
+        """The x264 preset."""
+        self.crf = crf
+        """The x264 constant rate factor."""
+        self.threads = threads
+        """ffmpeg's encoder threads, or ``None``."""
+        self.audio_fps = audio_fps
+        """The audio sample rate."""
+
+    # ------------------------------------------------------------ public
+
+    def timeline_for(self, project: Any) -> Timeline:
+        """Return the validated timeline ``project`` would be rendered from.
+
+        Cheap (no moviepy work): a web endpoint can call it before queueing a render.
+
+        Raises:
+            TimelineError: the timeline is missing or invalid.
+            TypeError: the renderer was built with ``clip_factory``, which has no timeline.
+        """
+        if self._clip_factory is not None:
+            msg = "A renderer with a clip_factory has no timeline to check."
+            raise TypeError(msg)
+        if self._timeline is not None:
+            return self._timeline
+        if self._timeline_file is not None:
+            return load_timeline(self._timeline_file)
+        data = getattr(project, self.timeline_attribute, None)
+        if data is None:
+            raise TimelineError(
+                field=self.timeline_attribute,
+                problem=(
+                    f"the project has no {self.timeline_attribute!r} value; store a timeline "
+                    f"there, or configure MoviePyRenderer(timeline_attribute=..., "
+                    f"timeline_file=... or clip_factory=...)"
+                ),
+            )
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise TimelineError(
+                    field=self.timeline_attribute, problem=f"is not valid JSON ({exc})"
+                ) from exc
+        return parse_timeline(data, base_dir=self._base_dir)
+
+    def output_format(
+        self, project: Any, timeline: Timeline | None = None
+    ) -> tuple[int, int, float]:
+        """Return the ``(width, height, fps)`` the render will use.
+
+        The renderer's ``size``/``fps`` win, then the timeline's, then the project's
+        attributes, then :data:`DEFAULT_SIZE` and :data:`DEFAULT_FPS`.
+
+        Raises:
+            TimelineError: an odd or out-of-range side, or a rate that is not positive.
+        """
+        width: object
+        height: object
+        if self.size is not None:
+            width, height = self.size
+        elif timeline is not None and timeline.width is not None:
+            width, height = timeline.width, timeline.height
+        else:
+            width = getattr(project, self.width_attribute, None) or DEFAULT_SIZE[0]
+            height = getattr(project, self.height_attribute, None) or DEFAULT_SIZE[1]
+        fps: object = self.fps
+        if fps is None and timeline is not None:
+            fps = timeline.fps
+        if fps is None:
+            fps = getattr(project, self.fps_attribute, None) or DEFAULT_FPS
+        return check_output_format(width, height, fps)
+
+    def __call__(self, project: Any, target: Path, progress: ProgressSink = no_progress) -> None:
+        """Render ``project`` into ``target`` (a path ending in ``.mp4``).
+
+        The timeline is validated and every scene drawn before ffmpeg starts, so a bad
+        timeline raises :class:`~renderstate.rendering.timeline.TimelineError` and creates
+        no file. On any failure the partial ``target`` is removed; no ffmpeg process and
+        no temporary audio file outlive the call.
+        """
+        target = Path(target)
+        if target.suffix.lower() != ".mp4":
+            msg = f"The target must end in .mp4, got {str(target)!r}."
+            raise ValueError(msg)
+        owned: list[Any] = []
+        try:
+            clip, audio, fps = self._build(project, owned)
+            with tempfile.TemporaryDirectory(prefix="renderstate-audio-") as scratch:
+                logger = ProglogProgress(progress)
+                audio_path: str | bool = False
+                if audio is not None:
+                    audio_path = str(Path(scratch) / "soundtrack.wav")
+                    _write_wav(audio, audio_path, self.audio_fps, logger)
+                clip.write_videofile(
+                    str(target),
+                    fps=fps,
+                    codec="libx264",
+                    audio=audio_path,
+                    audio_codec="aac",
+                    preset=self.preset,
+                    threads=self.threads,
+                    # moviepy 2.2.1 appends `-pix_fmt yuva420p` after these and ignores
+                    # pixel_format; fed rgb24 (no mask), libx264 falls back to yuv420p,
+                    # which the tests verify on the output.
+                    ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
+                    temp_audiofile_path=scratch,
+                    logger=logger,
+                )
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        finally:
+            for owned_clip in reversed(owned):
+                owned_clip.close()
+
+    # ------------------------------------------------------------ building
+
+    def _build(self, project: Any, owned: list[Any]) -> tuple[Any, Any, float]:
+        """Return ``(video clip without audio or mask, audio clip or None, fps)``."""
+        if self._clip_factory is not None:
+            return self._build_user_clip(project, owned)
+        timeline = self.timeline_for(project)
+        width, height, fps = self.output_format(project, timeline)
+        frames = [
+            draw_scene(scene, width, height, index=index)
+            for index, scene in enumerate(timeline.scenes)
+        ]
+        video = VideoClip(frame_function(timeline, frames), duration=timeline.duration)
+        owned.append(video)
+        audio = None
+        soundtrack = timeline.soundtrack
+        if soundtrack is not None and soundtrack.file is not None:
+            source = AudioFileClip(str(soundtrack.file))
+            owned.append(source)
+            audio = source
+            if source.duration > timeline.duration:
+                audio = source.subclipped(0, timeline.duration)
+            if soundtrack.volume != 1.0:
+                audio = audio.with_volume_scaled(soundtrack.volume)
+        elif soundtrack is not None and soundtrack.tone is not None:
+            audio = AudioClip(
+                tone_function(soundtrack.tone, soundtrack.volume),
+                duration=timeline.duration,
+                fps=self.audio_fps,
+            )
+            owned.append(audio)
+        return video, audio, fps
+
+    def _build_user_clip(self, project: Any, owned: list[Any]) -> tuple[Any, Any, float]:
+        assert self._clip_factory is not None
+        clip = self._clip_factory(project)
+        owned.append(clip)
+        if getattr(clip, "duration", None) is None:
+            raise TimelineError(
+                field="clip_factory",
+                problem="returned a clip without a duration; call .with_duration() on it",
+            )
+        width, height = clip.size
+        if width % 2 or height % 2:
+            raise TimelineError(
+                field="clip_factory",
+                problem=(
+                    f"returned a {width}x{height} clip; H.264 in yuv420p needs even sides, "
+                    f"resize it (clip.resized(...)) to even dimensions"
+                ),
+            )
+        fps = (
+            self.fps
+            or getattr(clip, "fps", None)
+            or getattr(project, self.fps_attribute, None)
+            or DEFAULT_FPS
+        )
+        _, _, rate = check_output_format(width, height, fps)
+        audio = clip.audio
+        video = clip.without_audio()
+        if video.mask is not None:
+            # A mask would make moviepy feed ffmpeg RGBA; the picture over black is what
+            # a browser would show anyway.
+            video = video.without_mask()
+        return video, audio, rate
+
+
+def _write_wav(audio: Any, path: str, fps: int, logger: ProglogProgress) -> None:
+    """Write ``audio`` as 16-bit PCM, reporting moviepy's ``chunk`` bar to ``logger``.
+
+    Done here rather than by ``write_videofile`` so the file lands in this render's private
+    directory and no ffmpeg process is involved: moviepy's audio writer is not closed when a
+    chunk raises, which would leave ffmpeg running.
+    """
+    channels = int(audio.nchannels)
+    with wave.open(path, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(fps)
+        for chunk in audio.iter_chunks(
+            chunksize=_AUDIO_CHUNK, quantize=True, nbytes=2, fps=fps, logger=logger
+        ):
+            samples = np.asarray(chunk, dtype=np.int16).reshape(-1, channels)
+            out.writeframes(samples.tobytes())

@@ -1,0 +1,475 @@
+"""The declarative timeline the moviepy renderer draws: scenes, backgrounds, titles, a soundtrack.
+
+This module is pure Python (no moviepy, numpy or Pillow), so a web process can validate a
+timeline cheaply before it queues a render. :func:`parse_timeline` turns a mapping (the
+model's JSON ``timeline`` field, or a decoded TOML/JSON file) into a frozen
+:class:`Timeline`, refusing anything it cannot render with a :class:`TimelineError` that names
+the scene and the field. See ``docs/timeline.md`` for the format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from renderstate.exceptions import RenderStateError
+
+__all__ = [
+    "RGB",
+    "Scene",
+    "Soundtrack",
+    "Timeline",
+    "TimelineError",
+    "check_output_format",
+    "load_timeline",
+    "parse_color",
+    "parse_timeline",
+    "sample_timeline",
+]
+
+RGB = tuple[int, int, int]
+"""A colour as 0-255 red, green and blue."""
+
+MAX_SIDE = 7680
+"""The largest accepted frame width or height (8K)."""
+
+_TIMELINE_KEYS = frozenset(
+    {"scenes", "width", "height", "fps", "background", "text_color", "soundtrack"}
+)
+_SCENE_KEYS = frozenset(
+    {"duration", "background", "image", "title", "subtitle", "text_color", "crossfade"}
+)
+_SOUNDTRACK_KEYS = frozenset({"file", "tone", "volume"})
+
+
+class TimelineError(RenderStateError, ValueError):
+    """A timeline that cannot be rendered; it is refused before any frame is written."""
+
+    def __init__(self, *, field: str, problem: str, scene: int | None = None) -> None:
+        self.scene = scene
+        """The 0-based index of the scene at fault, or ``None`` for a timeline-wide field."""
+        self.field = field
+        """The offending key (``"duration"``, ``"background"``, ``"width"``, ...)."""
+        self.problem = problem
+        """What is wrong with it and what would be accepted."""
+        where = "Timeline" if scene is None else f"Timeline scene {scene}"
+        super().__init__(
+            f"{where}, field {field!r}: {problem}. Fix the timeline and render again; "
+            f"nothing was rendered."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"field": self.field, "problem": self.problem, "scene": self.scene}
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """The audio under the whole video: a file, or a generated sine tone."""
+
+    file: Path | None = None
+    """An audio file (any format ffmpeg reads), cut at the end of the video."""
+    tone: float | None = None
+    """The frequency in hertz of a sine tone, used when there is no ``file``."""
+    volume: float = 1.0
+    """A gain factor; a tone at 1.0 peaks at a quarter of full scale."""
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One still picture on screen for ``duration`` seconds."""
+
+    duration: float
+    """Seconds on screen, counted from the start of the crossfade into it."""
+    background: RGB = (0, 0, 0)
+    """The fill colour, seen where there is no image."""
+    image: Path | None = None
+    """A picture scaled to cover the frame (cropped at the centre)."""
+    title: str = ""
+    """Large text, centred."""
+    subtitle: str = ""
+    """Smaller text under the title."""
+    text_color: RGB = (255, 255, 255)
+    """The colour of the title and subtitle."""
+    crossfade: float = 0.0
+    """Seconds during which this scene blends in over the end of the previous one."""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A validated, renderable timeline."""
+
+    scenes: tuple[Scene, ...]
+    """At least one scene, in playing order."""
+    width: int | None = None
+    """The frame width in pixels, or ``None`` to take it from the project or renderer."""
+    height: int | None = None
+    """The frame height in pixels, or ``None`` to take it from the project or renderer."""
+    fps: float | None = None
+    """Frames per second, or ``None`` to take it from the project or renderer."""
+    soundtrack: Soundtrack | None = None
+    """The audio, or ``None`` for a silent video."""
+
+    @property
+    def starts(self) -> tuple[float, ...]:
+        """The time at which each scene starts (its crossfade included)."""
+        starts: list[float] = []
+        t = 0.0
+        for scene in self.scenes:
+            t -= scene.crossfade
+            starts.append(t)
+            t += scene.duration
+        return tuple(starts)
+
+    @property
+    def duration(self) -> float:
+        """The video's length: the scenes' durations minus the crossfades' overlap."""
+        return self.starts[-1] + self.scenes[-1].duration
+
+
+def parse_color(value: object, *, field: str, scene: int | None = None) -> RGB:
+    """Read ``"#rgb"``, ``"#rrggbb"`` or ``[r, g, b]`` (0-255) as an :data:`RGB` triple.
+
+    Raises:
+        TimelineError: ``value`` is none of these.
+    """
+    problem = (
+        f"{value!r} is not a colour; write it as '#rrggbb' (for example '#1e3a5f'), "
+        f"'#rgb' or a list [r, g, b] of integers 0-255"
+    )
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("#") and len(text) in (4, 7):
+            digits = text[1:]
+            if len(digits) == 3:
+                digits = "".join(c * 2 for c in digits)
+            try:
+                number = int(digits, 16)
+            except ValueError:
+                pass
+            else:
+                return ((number >> 16) & 255, (number >> 8) & 255, number & 255)
+    elif isinstance(value, Sequence) and len(value) == 3:
+        parts = list(value)
+        channels = [_as_int(p) for p in parts]
+        if all(c is not None and 0 <= c <= 255 for c in channels):
+            return (int(parts[0]), int(parts[1]), int(parts[2]))
+    raise TimelineError(scene=scene, field=field, problem=problem)
+
+
+def parse_timeline(data: object, *, base_dir: Path | str | None = None) -> Timeline:
+    """Validate ``data`` (a mapping, e.g. a decoded JSON or TOML timeline) into a :class:`Timeline`.
+
+    Args:
+        data: The timeline, with the keys described in ``docs/timeline.md``.
+        base_dir: The directory that relative ``image`` and ``file`` paths are resolved
+            against (default: the current working directory).
+
+    Raises:
+        TimelineError: the first problem found, naming the scene and the field.
+    """
+    base = Path.cwd() if base_dir is None else Path(base_dir)
+    if not isinstance(data, Mapping):
+        raise TimelineError(
+            field="timeline",
+            problem=f"expected a mapping with a 'scenes' list, got {type(data).__name__}",
+        )
+    _check_keys(data, _TIMELINE_KEYS, scene=None, what="timeline")
+    width = _optional_size(data, "width")
+    height = _optional_size(data, "height")
+    if (width is None) != (height is None):
+        raise TimelineError(
+            field="height" if height is None else "width",
+            problem="is missing; give both width and height, or neither to use the project's",
+        )
+    fps = None
+    if data.get("fps") is not None:
+        fps = _positive_number(data["fps"], field="fps", scene=None, unit="frames per second")
+        if fps > 240:
+            raise TimelineError(field="fps", problem=f"{fps} is too high; use at most 240")
+    default_background = parse_color(data.get("background", "#000000"), field="background")
+    default_text = parse_color(data.get("text_color", "#ffffff"), field="text_color")
+
+    raw_scenes = data.get("scenes")
+    if not isinstance(raw_scenes, Sequence) or isinstance(raw_scenes, str) or not raw_scenes:
+        raise TimelineError(
+            field="scenes",
+            problem=(
+                f"expected a non-empty list of scenes, got {raw_scenes!r}; "
+                f"add at least one scene such as {{'duration': 2, 'title': 'Hello'}}"
+            ),
+        )
+    scenes = tuple(
+        _parse_scene(raw, index, base, default_background, default_text)
+        for index, raw in enumerate(raw_scenes)
+    )
+    _check_crossfades(scenes)
+    soundtrack = None
+    if data.get("soundtrack") is not None:
+        soundtrack = _parse_soundtrack(data["soundtrack"], base)
+    return Timeline(scenes=scenes, width=width, height=height, fps=fps, soundtrack=soundtrack)
+
+
+def load_timeline(path: Path | str) -> Timeline:
+    """Read and validate a timeline from a ``.toml`` or ``.json`` file.
+
+    Relative paths inside it are resolved against the file's directory.
+
+    Raises:
+        TimelineError: the file cannot be read or decoded, or the timeline is invalid.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise TimelineError(
+            field="file",
+            problem=f"{str(path)!r} is neither .toml nor .json; rename it to say which it is",
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TimelineError(
+            field="file", problem=f"{str(path)!r} cannot be read ({exc.strerror})"
+        ) from exc
+    data: object
+    if suffix == ".json":
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise TimelineError(
+                field="file", problem=f"{str(path)!r} is not valid JSON ({exc})"
+            ) from exc
+    else:
+        toml = _toml_module()
+        try:
+            data = toml.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TimelineError(
+                field="file", problem=f"{str(path)!r} is not valid TOML ({exc})"
+            ) from exc
+    return parse_timeline(data, base_dir=path.parent)
+
+
+def sample_timeline() -> Timeline:
+    """Return the small timeline the demo renders: 640x360, 24 fps, three titled scenes, a tone."""
+    text = resources.files(__package__).joinpath("sample_timeline.json").read_text("utf-8")
+    return parse_timeline(json.loads(text))
+
+
+def check_output_format(width: object, height: object, fps: object) -> tuple[int, int, float]:
+    """Check a frame size and rate for a browser-playable H.264 video.
+
+    Raises:
+        TimelineError: a side is not an even integer in 2..7680, or ``fps`` is not positive.
+    """
+    w = _size(width, "width")
+    h = _size(height, "height")
+    rate = _positive_number(fps, field="fps", scene=None, unit="frames per second")
+    return w, h, rate
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _toml_module() -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415 - only TOML timelines need it
+
+        return tomllib
+    try:  # pragma: no cover - Python 3.10 only
+        import tomli  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - Python 3.10 only
+        raise TimelineError(
+            field="file",
+            problem=(
+                "TOML timelines need Python 3.11+ or the 'tomli' package; "
+                "run pip install tomli, or write the timeline as JSON"
+            ),
+        ) from exc
+    return tomli  # pragma: no cover
+
+
+def _as_int(value: object) -> int | None:
+    # bool is an int subclass; `true` is never a size or a colour channel.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _as_number(value: object) -> float | None:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    number = _as_int(value)
+    return None if number is None else float(number)
+
+
+def _check_keys(
+    data: Mapping[Any, Any], allowed: frozenset[str], *, scene: int | None, what: str
+) -> None:
+    for key in data:
+        if key not in allowed:
+            raise TimelineError(
+                scene=scene,
+                field=str(key),
+                problem=(
+                    f"is not a {what} key; the {what} keys are {', '.join(sorted(allowed))} "
+                    f"(check the spelling)"
+                ),
+            )
+
+
+def _positive_number(value: object, *, field: str, scene: int | None, unit: str) -> float:
+    number = _as_number(value)
+    if number is None or number <= 0:
+        raise TimelineError(
+            scene=scene,
+            field=field,
+            problem=f"must be a number of {unit} greater than 0, got {value!r}",
+        )
+    return number
+
+
+def _size(value: object, field: str) -> int:
+    side = _as_int(value)
+    if side is None or not 2 <= side <= MAX_SIDE:
+        raise TimelineError(
+            field=field,
+            problem=f"must be an integer number of pixels from 2 to {MAX_SIDE}, got {value!r}",
+        )
+    if side % 2:
+        raise TimelineError(
+            field=field,
+            problem=(
+                f"{side} is odd; H.264 in yuv420p (what browsers play) needs even sides, "
+                f"use {side - 1} or {side + 1}"
+            ),
+        )
+    return side
+
+
+def _optional_size(data: Mapping[str, Any], field: str) -> int | None:
+    value = data.get(field)
+    return None if value is None else _size(value, field)
+
+
+def _text(value: object, *, field: str, scene: int) -> str:
+    if not isinstance(value, str):
+        raise TimelineError(
+            scene=scene, field=field, problem=f"must be a string, got {type(value).__name__}"
+        )
+    return value
+
+
+def _existing_file(value: object, base: Path, *, field: str, scene: int | None) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise TimelineError(
+            scene=scene, field=field, problem=f"must be a file path string, got {value!r}"
+        )
+    path = base / value
+    if not path.is_file():
+        raise TimelineError(
+            scene=scene,
+            field=field,
+            problem=(
+                f"{value!r} does not exist (looked for {str(path)!r}); relative paths are "
+                f"resolved against the timeline file's directory or the renderer's base_dir"
+            ),
+        )
+    return path
+
+
+def _parse_scene(raw: object, index: int, base: Path, background: RGB, text_color: RGB) -> Scene:
+    if not isinstance(raw, Mapping):
+        raise TimelineError(
+            scene=index,
+            field="scene",
+            problem=f"expected a mapping such as {{'duration': 2}}, got {type(raw).__name__}",
+        )
+    _check_keys(raw, _SCENE_KEYS, scene=index, what="scene")
+    if "duration" not in raw:
+        raise TimelineError(
+            scene=index, field="duration", problem="is missing; give every scene a duration"
+        )
+    duration = _positive_number(raw["duration"], field="duration", scene=index, unit="seconds")
+    crossfade = _as_number(raw.get("crossfade", 0))
+    if crossfade is None or crossfade < 0:
+        raise TimelineError(
+            scene=index,
+            field="crossfade",
+            problem=f"must be a number of seconds, 0 or more, got {raw['crossfade']!r}",
+        )
+    image = raw.get("image")
+    return Scene(
+        duration=duration,
+        background=parse_color(raw["background"], field="background", scene=index)
+        if "background" in raw
+        else background,
+        image=None if image is None else _existing_file(image, base, field="image", scene=index),
+        title=_text(raw.get("title", ""), field="title", scene=index),
+        subtitle=_text(raw.get("subtitle", ""), field="subtitle", scene=index),
+        text_color=parse_color(raw["text_color"], field="text_color", scene=index)
+        if "text_color" in raw
+        else text_color,
+        crossfade=crossfade,
+    )
+
+
+def _check_crossfades(scenes: tuple[Scene, ...]) -> None:
+    if scenes[0].crossfade:
+        raise TimelineError(
+            scene=0,
+            field="crossfade",
+            problem="the first scene has nothing to fade from; remove its crossfade",
+        )
+    for index in range(1, len(scenes)):
+        fade = scenes[index].crossfade
+        previous = scenes[index - 1]
+        room = min(previous.duration - previous.crossfade, scenes[index].duration)
+        if fade > room:
+            raise TimelineError(
+                scene=index,
+                field="crossfade",
+                problem=(
+                    f"{fade:g} s is longer than the {room:g} s it can overlap (this scene's "
+                    f"duration and the previous scene's time after its own crossfade); "
+                    f"shorten the crossfade or lengthen the scenes"
+                ),
+            )
+
+
+def _parse_soundtrack(raw: object, base: Path) -> Soundtrack:
+    if not isinstance(raw, Mapping):
+        raise TimelineError(
+            field="soundtrack",
+            problem=(
+                f"expected a mapping such as {{'tone': 440}} or {{'file': 'music.mp3'}}, "
+                f"got {type(raw).__name__}"
+            ),
+        )
+    _check_keys(raw, _SOUNDTRACK_KEYS, scene=None, what="soundtrack")
+    has_file, has_tone = raw.get("file") is not None, raw.get("tone") is not None
+    if has_file == has_tone:
+        raise TimelineError(
+            field="soundtrack",
+            problem="give exactly one of 'file' (an audio file path) or 'tone' (a frequency)",
+        )
+    volume = _as_number(raw.get("volume", 1.0))
+    if volume is None or not 0 <= volume <= 10:
+        raise TimelineError(
+            field="soundtrack.volume",
+            problem=f"must be a number from 0 to 10 (1.0 keeps the level), got {raw['volume']!r}",
+        )
+    if has_file:
+        return Soundtrack(
+            file=_existing_file(raw["file"], base, field="soundtrack.file", scene=None),
+            volume=volume,
+        )
+    tone = _positive_number(raw["tone"], field="soundtrack.tone", scene=None, unit="hertz")
+    if tone >= 20_000:
+        raise TimelineError(
+            field="soundtrack.tone", problem=f"{tone:g} Hz is inaudible; use 20 to 20000 Hz"
+        )
+    return Soundtrack(tone=tone, volume=volume)
