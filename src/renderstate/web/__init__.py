@@ -1,0 +1,15 @@
+"""Thin helpers that turn renderstate's errors into HTTP responses, one module per framework.
+
+- :mod:`renderstate.web.django`: ``RenderStateMiddleware``
+- :mod:`renderstate.web.fastapi`: ``add_exception_handlers(app)``
+- :mod:`renderstate.web.flask`: ``init_app(app)``
+
+All of them answer with an RFC 9457 ``application/problem+json`` body built by
+:func:`problem_details`, so clients see the same shape whatever the backend.
+"""
+
+from __future__ import annotations
+
+from renderstate.web._problem import PROBLEM_CONTENT_TYPE, problem_details, status_code_for
+
+__all__ = ["PROBLEM_CONTENT_TYPE", "problem_details", "status_code_for"]
