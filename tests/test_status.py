@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
+import transitions
 
 from renderstate import (
     INITIAL_STATUS,
     RENDERABLE_STATUSES,
     TRANSITIONS,
     Edge,
+    ProjectLifecycle,
     Status,
     Trigger,
     to_dot,
     to_mermaid,
 )
 from renderstate._lifecycle import MACHINE, decide
+from renderstate.testing import MemoryProject
 
 EXPECTED_EDGES = {
     ("DRAFT", "start_render", "PROCESSING"),
@@ -108,3 +111,17 @@ def test_dot_diagram_lists_every_edge() -> None:
         assert f"{t.source.value} -> {t.target.value} [label=" in text
     assert text.count("->") == 6
     assert text.rstrip().endswith("}")
+
+
+def test_lifecycles_build_no_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Machine is built once per process: binding and driving a lifecycle builds none."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a transitions.Machine was constructed per project")
+
+    monkeypatch.setattr(transitions.Machine, "__init__", refuse)
+    for _ in range(3):
+        lifecycle = ProjectLifecycle(MemoryProject())
+        lifecycle.start_render()
+        lifecycle.complete("projects/1/final.mp4")
+    assert lifecycle.status is Status.COMPLETED
