@@ -1,0 +1,211 @@
+"""Progress: one attempt's figures, monotonic, throttled, and never mixed with the last attempt."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from renderstate import Progress, RenderRunner, Status
+from renderstate.runner import Phase, ProgressTracker
+from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
+from renderstate.typing import ProgressSink
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_is_monotonic_and_reaches_one(tmp_path: Path) -> None:
+    """Every published fraction is in 0..1, never decreases, and the last one is 1.0 in done."""
+    project = MemoryProject()
+    seen: list[Progress] = []
+    fake = FakeRenderer(frames=25, audio_chunks=4)
+    runner: RenderRunner[MemoryProject]
+
+    def watched(project: MemoryProject, target: Path, progress: ProgressSink) -> None:
+        def sink(phase: str, done: int, total: int) -> None:
+            progress(phase, done, total)
+            latest = runner.progress(project)
+            assert latest is not None
+            seen.append(latest)
+
+        fake(project, target, sink)
+
+    runner = RenderRunner(
+        MemoryAdapter(),
+        watched,
+        media_root=tmp_path,
+        executor=InlineExecutor(),
+        progress_interval=0.0,
+    )
+    job = runner.submit(project)
+    assert job.wait() is Status.COMPLETED
+    seen.append(job.progress)
+    fractions = [p.fraction for p in seen]
+    assert all(0.0 <= f <= 1.0 for f in fractions)
+    assert fractions == sorted(fractions)
+    assert [p.frames_done for p in seen] == sorted(p.frames_done for p in seen)
+    assert all(p.frames_done <= p.frames_total for p in seen)
+    assert seen[-1] == job.progress
+    assert (job.progress.phase, job.progress.fraction) == (Phase.DONE, 1.0)
+    assert (job.progress.frames_done, job.progress.frames_total) == (25, 25)
+    assert job.progress.eta == 0.0
+    assert job.progress.finished
+    phases = [p.phase for p in seen]
+    assert phases.index(Phase.WRITING_AUDIO) < phases.index(Phase.RENDERING)
+    # audio chunks are not frames: the frame counts stay 0 while audio is written
+    assert all(p.frames_done == 0 for p in seen if p.phase is Phase.WRITING_AUDIO)
+
+
+def test_a_new_attempt_starts_at_zero_in_queued(tmp_path: Path) -> None:
+    """After a finished render, a re-render reads queued 0/0, never the last attempt's 1.0."""
+    blocker, project = MemoryProject(), MemoryProject()
+    release = threading.Event()
+    started = threading.Event()
+
+    def renderer(p: MemoryProject, target: Path, progress: ProgressSink) -> None:
+        if p is blocker:
+            started.set()
+            release.wait()
+        FakeRenderer(frames=4)(p, target, progress)
+
+    with RenderRunner(MemoryAdapter(), renderer, media_root=tmp_path, max_workers=1) as runner:
+        assert runner.submit(project).wait() is Status.COMPLETED
+        last = runner.progress(project)
+        assert last is not None
+        assert (last.phase, last.fraction) == (Phase.DONE, 1.0)
+        runner.submit(blocker)
+        started.wait()  # the only worker is busy: the next attempt must queue
+        job = runner.submit(project)
+        fresh = runner.progress(project)
+        assert fresh is not None
+        assert fresh.phase is Phase.QUEUED
+        assert (fresh.fraction, fresh.frames_done, fresh.frames_total) == (0.0, 0, 0)
+        assert fresh.eta is None
+        release.set()
+        assert job.wait() is Status.COMPLETED
+
+
+def test_a_retry_after_a_failure_starts_from_zero(tmp_path: Path) -> None:
+    """A failed attempt keeps its figures in phase failed; the retry starts over with its own."""
+    project = MemoryProject()
+    runner = RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(frames=10, fail_at_frame=6),
+        media_root=tmp_path,
+        executor=InlineExecutor(),
+        progress_interval=0.0,
+    )
+    failed = runner.submit(project)
+    assert failed.wait() is Status.FAILED
+    assert (failed.progress.phase, failed.progress.frames_done) == (Phase.FAILED, 6)
+    assert failed.progress.fraction == pytest.approx(0.6)
+    totals: list[int] = []
+
+    def retry(p: MemoryProject, target: Path, progress: ProgressSink) -> None:
+        at_start = runner.progress(p)
+        assert at_start is not None
+        assert at_start.phase is Phase.RENDERING
+        totals.append(at_start.frames_total)
+        assert at_start.frames_done == 0
+        FakeRenderer(frames=3)(p, target, progress)
+
+    runner._renderer = retry
+    job = runner.submit(project)
+    assert job.wait() is Status.COMPLETED
+    assert totals == [0]
+    assert (job.progress.frames_done, job.progress.frames_total) == (3, 3)
+    assert failed.progress.phase is Phase.FAILED  # the old job's snapshot is its own
+
+
+def test_updates_are_throttled_within_a_phase() -> None:
+    """Reports closer together than the interval publish nothing new; the next one does."""
+    clock = FakeClock()
+    tracker = ProgressTracker(interval=0.1, clock=clock)
+    tracker("rendering", 1, 1000)  # a phase change publishes at once
+    first = tracker.latest
+    assert first.frames_done == 1
+    for frame in range(2, 500):
+        tracker("rendering", frame, 1000)
+    assert tracker.latest is first
+    clock.now += 0.25
+    tracker("rendering", 500, 1000)
+    assert tracker.latest.frames_done == 500
+
+
+def test_phase_changes_and_the_end_are_always_published() -> None:
+    """A new phase and the final value are published however soon they come."""
+    clock = FakeClock()
+    tracker = ProgressTracker(interval=10.0, clock=clock)
+    tracker("writing audio", 1, 3)
+    assert tracker.latest.phase is Phase.WRITING_AUDIO
+    tracker("rendering", 1, 8)
+    assert tracker.latest.phase is Phase.RENDERING
+    tracker("rendering", 7, 8)
+    assert tracker.latest.frames_done == 1
+    tracker.enter(Phase.FINALIZING)
+    assert (tracker.latest.phase, tracker.latest.frames_done) == (Phase.FINALIZING, 7)
+    tracker.enter(Phase.DONE)
+    assert (tracker.latest.fraction, tracker.latest.frames_done) == (1.0, 8)
+
+
+def test_eta_comes_from_the_time_spent_rendering() -> None:
+    """ETA is None before the first frame, then remaining share x time per share."""
+    clock = FakeClock()
+    tracker = ProgressTracker(interval=0.0, clock=clock)
+    clock.now += 5  # queued time counts in elapsed, not in the ETA
+    tracker("rendering", 0, 100)
+    assert tracker.latest.eta is None
+    clock.now += 10
+    tracker("rendering", 50, 100)
+    assert tracker.latest.eta == pytest.approx(10.0)
+    assert tracker.latest.elapsed == pytest.approx(15.0)
+
+
+def test_counts_are_clamped_and_never_go_back() -> None:
+    """done beyond total is total; a smaller done later does not lower the figures."""
+    tracker = ProgressTracker(interval=0.0, clock=FakeClock())
+    tracker("rendering", 15, 10)
+    assert (tracker.latest.frames_done, tracker.latest.fraction) == (10, 1.0)
+    tracker("rendering", 3, 10)
+    assert (tracker.latest.frames_done, tracker.latest.fraction) == (10, 1.0)
+    tracker("rendering", -4, 0)  # no total yet: nothing to count
+    assert tracker.latest.frames_done == 10
+
+
+def test_a_finished_attempt_ignores_late_reports() -> None:
+    """A renderer thread that outlives its attempt cannot change its published figures."""
+    tracker = ProgressTracker(interval=0.0, clock=FakeClock())
+    tracker("rendering", 2, 10)
+    final = tracker.enter(Phase.FAILED)
+    tracker("rendering", 9, 10)
+    assert tracker.enter(Phase.DONE) is final
+    assert tracker.latest is final
+
+
+def test_an_unknown_phase_fails_the_render(tmp_path: Path) -> None:
+    """A renderer reporting a phase the sink does not know gets a ValueError, which fails it."""
+
+    def confused(project: object, target: Path, progress: ProgressSink) -> None:
+        progress("encoding", 1, 2)
+
+    runner = RenderRunner(MemoryAdapter(), confused, media_root=tmp_path, executor=InlineExecutor())
+    job = runner.submit(MemoryProject())
+    assert job.wait() is Status.FAILED
+    assert isinstance(job.error, ValueError)
+    assert "'rendering' or 'writing audio'" in str(job.error)
+
+
+def test_progress_of_an_unknown_project_is_none(tmp_path: Path) -> None:
+    """A project this runner never rendered has no progress."""
+    runner = RenderRunner(
+        MemoryAdapter(), FakeRenderer(), media_root=tmp_path, executor=InlineExecutor()
+    )
+    assert runner.progress(MemoryProject()) is None
+    assert runner.job(MemoryProject()) is None

@@ -1,0 +1,106 @@
+"""recover_interrupted: a render killed with its process is failed, cleaned up, nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from renderstate import RenderRunner, Status
+from renderstate.runner import RenderInterruptedError
+from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
+
+from .sqlite_store import Row, SQLiteStore
+
+CHILD = Path(__file__).with_name("render_child.py")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_recover_after_the_rendering_process_was_sigkilled(tmp_path: Path) -> None:
+    """A child SIGKILLed mid-render leaves PROCESSING; recovery fails it, keeps the old video."""
+    store = SQLiteStore(tmp_path / "projects.sqlite3")
+    media = tmp_path / "media"
+    video = store.insert(Row("p1", "killed", "COMPLETED", "projects/p1/final.mp4"))
+    done_meanwhile = store.insert(Row("p2", "finished", "COMPLETED", "projects/p2/final.mp4"))
+    final = media / "projects" / "p1" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"the previous, good video")
+    before = hashlib.sha256(final.read_bytes()).hexdigest()
+
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(store.path), str(media), video.id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # the child is past frame 3 of a long render
+        assert line.startswith("rendering"), line
+        partial = Path(line.split(" ", 1)[1].strip())
+        assert partial.exists()
+        assert store.load("p1").status == "PROCESSING"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    assert store.load("p1").status == "PROCESSING"  # nobody is left to finish it
+
+    stale = Row("p2", "finished", "PROCESSING", done_meanwhile.output_path)  # loaded earlier
+    candidates = [*store.with_status("PROCESSING"), stale]
+    runner = RenderRunner(store, FakeRenderer(), media_root=media, executor=InlineExecutor())
+    records = runner.recover_interrupted(candidates)
+
+    assert [(r.project_key, r.target) for r in records] == [("p1", Status.FAILED)]
+    assert records[0].error is not None
+    assert "process rendering it ended" in records[0].error
+    assert store.load("p1").status == "FAILED"
+    assert store.load("p1").output_path == "projects/p1/final.mp4"
+    assert hashlib.sha256(final.read_bytes()).hexdigest() == before
+    assert not partial.exists()
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert store.load("p2").status == "COMPLETED"  # completed meanwhile: untouched
+    assert stale.status == "COMPLETED"
+    # the recovered project can be rendered again
+    assert runner.submit(store.load("p1")).wait() is Status.COMPLETED
+
+
+def test_recovery_skips_what_is_not_processing(tmp_path: Path) -> None:
+    """DRAFT, COMPLETED and FAILED projects are left as they are."""
+    runner = RenderRunner(
+        MemoryAdapter(), FakeRenderer(), media_root=tmp_path, executor=InlineExecutor()
+    )
+    projects = [MemoryProject(status=s) for s in ("DRAFT", "COMPLETED", "FAILED")]
+    assert runner.recover_interrupted(projects) == []
+    assert [p.status for p in projects] == ["DRAFT", "COMPLETED", "FAILED"]
+
+
+def test_recovery_never_fails_a_render_this_runner_is_running(tmp_path: Path) -> None:
+    """A project whose render runs in this runner is skipped even though it is PROCESSING."""
+    project = MemoryProject()
+    seen: list[int] = []
+    runner: RenderRunner[MemoryProject]
+
+    def renderer(p: MemoryProject, target: Path, progress: object) -> None:
+        seen.append(len(runner.recover_interrupted([p])))
+        target.write_bytes(b"video")
+
+    runner = RenderRunner(MemoryAdapter(), renderer, media_root=tmp_path, executor=InlineExecutor())
+    assert runner.submit(project).wait() is Status.COMPLETED
+    assert seen == [0]
+
+
+def test_interrupted_error_says_what_to_do() -> None:
+    """The recorded error names the project and how to retry, and pickles."""
+    error = RenderInterruptedError(project_key=5, reason="its process died")
+    assert "Project 5" in str(error)
+    assert "start the render again" in str(error)
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)
