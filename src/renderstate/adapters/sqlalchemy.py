@@ -1,0 +1,153 @@
+"""The SQLAlchemy adapter: one conditional ``UPDATE`` per transition, through your session.
+
+Install with ``pip install 'renderstate[sqlalchemy]'``. The mapped class needs no mixin,
+column or migration::
+
+    from renderstate import ProjectLifecycle
+    from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+
+    ProjectLifecycle(project, adapter=SQLAlchemyAdapter(session)).start_render()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+try:
+    from sqlalchemy import CursorResult, Table, inspect, select, update
+    from sqlalchemy.orm import Mapper, Session, sessionmaker
+    from sqlalchemy.orm.attributes import set_committed_value
+    from sqlalchemy.orm.state import InstanceState
+    from sqlalchemy.schema import Column
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    msg = (
+        "renderstate.adapters.sqlalchemy needs SQLAlchemy; "
+        "install it with: pip install 'renderstate[sqlalchemy]'"
+    )
+    raise ImportError(msg) from exc
+
+from renderstate._records import Change
+from renderstate.exceptions import ProjectNotFoundError
+
+__all__ = ["SQLAlchemyAdapter"]
+
+# MySQL and MariaDB run REPEATABLE READ by default: inside a caller's transaction a plain
+# SELECT after a refused UPDATE would still see the transaction's old snapshot.
+_LOCKING_REFRESH = frozenset({"mysql", "mariadb"})
+
+
+class SQLAlchemyAdapter:
+    """Persists transitions of mapped objects with one ``UPDATE ... WHERE pk AND status IN``.
+
+    Args:
+        session: A :class:`~sqlalchemy.orm.Session`, used as it is: the write joins the
+            session's transaction, and the adapter commits only a transaction it began
+            itself. Or a :class:`~sqlalchemy.orm.sessionmaker`: each transition then runs
+            in a fresh session committed at once, so the adapter can be shared between
+            threads and others see ``PROCESSING`` as soon as ``start_render()`` returns.
+    """
+
+    __slots__ = ("_factory", "_session")
+
+    def __init__(self, session: Session | sessionmaker[Session]) -> None:
+        if isinstance(session, Session):
+            self._session: Session | None = session
+            self._factory: Callable[[], Session] | None = None
+        else:
+            self._session = None
+            self._factory = session
+
+    def __repr__(self) -> str:
+        return f"<SQLAlchemyAdapter {self._session or self._factory!r}>"
+
+    def apply(self, project: object, change: Change) -> bool:
+        """Write ``change`` with one conditional ``UPDATE``; see :class:`.Adapter`.
+
+        Besides the changed columns, the ``UPDATE`` sets the columns with an ``onupdate``
+        default (such as ``updated_at``), as a flush would. The new values are set on
+        ``project`` as committed state, so the next flush does not write them again.
+
+        Raises:
+            ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
+        """
+        state: InstanceState[Any] = inspect(project)
+        identity = state.identity
+        if identity is None:
+            raise ProjectNotFoundError(project_key=None)
+        mapper = state.mapper
+        table = cast("Table", mapper.local_table)
+        where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
+        status = _column(mapper, change.status_field)
+        values = {_column(mapper, name): value for name, value in change.values.items()}
+        stmt = update(table).where(*where, status.in_(change.expected)).values(values)
+        # Columns whose onupdate is a SQL expression (or server_onupdate) get their value in
+        # the database; they are expired below rather than guessed.
+        server_side = [
+            c
+            for c in table.columns
+            if c not in values
+            and (
+                c.server_onupdate is not None
+                or (c.onupdate is not None and getattr(c.onupdate, "is_clause_element", False))
+            )
+        ]
+        with self._transaction() as session:
+            result = cast("CursorResult[Any]", session.execute(stmt))
+            if result.rowcount == 1:
+                params = result.last_updated_params()
+                assert isinstance(params, dict)
+                for column in table.columns:
+                    written = column in values or column.onupdate is not None
+                    if written and column.key in params:
+                        attr = mapper.get_property_by_column(column).key
+                        set_committed_value(project, attr, params[column.key])
+                if server_side and state.session is not None:
+                    state.session.expire(
+                        project, [mapper.get_property_by_column(c).key for c in server_side]
+                    )
+                return True
+            refresh = select(status).where(*where)
+            if session.get_bind().dialect.name in _LOCKING_REFRESH:
+                refresh = refresh.with_for_update(read=True)
+            found = session.execute(refresh).first()
+        if found is None:
+            raise ProjectNotFoundError(project_key=self.project_key(project))
+        set_committed_value(project, change.status_field, found[0])
+        return False
+
+    def project_key(self, project: object) -> object:
+        """Return the persisted primary key (a tuple for composite keys), else ``None``."""
+        state: InstanceState[Any] = inspect(project)
+        identity = state.identity
+        if identity is None:
+            return None
+        return identity[0] if len(identity) == 1 else identity
+
+    def empty_output(self, project: object, field: str) -> str | None:
+        """Return ``None`` for a nullable column, else ``""``."""
+        state: InstanceState[Any] = inspect(project)
+        return None if _column(state.mapper, field).nullable else ""
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        if self._session is None:
+            assert self._factory is not None
+            with self._factory() as session, session.begin():
+                yield session
+        elif self._session.in_transaction():
+            yield self._session
+        else:
+            with self._session.begin():
+                yield self._session
+
+
+def _column(mapper: Mapper[Any], name: str) -> Column[Any]:
+    prop = mapper.get_property(name)
+    columns = getattr(prop, "columns", None)
+    if not columns:
+        msg = f"{mapper.class_.__name__}.{name} is not a mapped column"
+        raise TypeError(msg)
+    column: Column[Any] = columns[0]
+    return column

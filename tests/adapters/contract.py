@@ -1,0 +1,522 @@
+"""The adapter contract, written once and run against every ORM adapter on every database.
+
+A test module subclasses :class:`AdapterContract` and provides a ``harness`` fixture: a
+:class:`Harness` that knows how to create, load, read and edit rows with its ORM. The tests
+here only speak the harness's logical column names (status, output, title, timeline).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from renderstate import TRANSITIONS, ProjectLifecycle, Status, Trigger
+from renderstate.exceptions import (
+    InvalidTransitionError,
+    ProjectNotFoundError,
+    RenderConflictError,
+    UnknownStatusError,
+)
+from renderstate.typing import Adapter
+
+from .databases import Target
+
+THREADS = 16
+PROCESSES = 4
+
+INTEGER_LITERALS: Mapping[Status, Hashable] = {
+    Status.DRAFT: 10,
+    Status.PROCESSING: 20,
+    Status.COMPLETED: 30,
+    Status.FAILED: 40,
+}
+"""The variant model stores integers instead of the four names."""
+
+EDGES = {(t.trigger, t.source): t.target for t in TRANSITIONS}
+
+
+class Transaction:
+    """The caller's own transaction: an adapter and a loader that take part in it."""
+
+    def __init__(self, adapter: Adapter[Any], load: Callable[[object], Any]) -> None:
+        self.adapter = adapter
+        self.load = load
+
+
+class Harness:
+    """What the contract needs from an ORM: rows in, rows out, SQL captured.
+
+    ``variant=False`` is the reference model (UUID pk, ``status``, ``output_path`` nullable,
+    ``updated_at`` auto-updated); ``variant=True`` is a model with other names
+    (``state`` holding integers, ``video`` NOT NULL, ``name``) and no timestamp.
+    """
+
+    module: ClassVar[str]
+    """The adapter module under test."""
+    extra: ClassVar[str]
+    """The extra that installs its ORM."""
+
+    def __init__(self, target: Target, *, variant: bool) -> None:
+        self.target = target
+        self.variant = variant
+
+    @property
+    def backend(self) -> str:
+        return self.target.backend
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Logical name -> column name of the model under test."""
+        if self.variant:
+            return {"status": "state", "output": "video", "title": "name"}
+        return {
+            "status": "status",
+            "output": "output_path",
+            "title": "title",
+            "timeline": "timeline",
+            "updated_at": "updated_at",
+        }
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The ProjectLifecycle options for the model under test."""
+        if self.variant:
+            return {"status_field": "state", "output_field": "video", "values": INTEGER_LITERALS}
+        return {}
+
+    @property
+    def no_output(self) -> str | None:
+        return "" if self.variant else None
+
+    @property
+    def unknown_literal(self) -> object:
+        return 99 if self.variant else "ARCHIVED"
+
+    def literal(self, status: Status) -> Hashable:
+        return INTEGER_LITERALS[status] if self.variant else status.value
+
+    def lifecycle(
+        self, project: object, adapter: Adapter[Any] | None = None
+    ) -> ProjectLifecycle[Any]:
+        return ProjectLifecycle(project, adapter or self.adapter(), **self.options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the configuration crosses into a child process; engines and connections
+        # are rebuilt there.
+        return {"target": self.target, "variant": self.variant}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["target"], variant=state["variant"])  # type: ignore[misc]
+
+    # ---------------------------------------------------------------- per ORM
+    def prepare(self) -> None:
+        """Make the tables exist (idempotent, per process)."""
+        raise NotImplementedError
+
+    def adapter(self) -> Adapter[Any]:
+        """An adapter usable from the calling thread, in autocommit mode."""
+        raise NotImplementedError
+
+    def insert(self, status: Status = Status.DRAFT, output: str | None = None) -> object:
+        """Store a new row and return its key."""
+        raise NotImplementedError
+
+    def load(self, key: object) -> Any:
+        """A fresh object for ``key``, read in autocommit mode."""
+        raise NotImplementedError
+
+    def row(self, key: object) -> dict[str, Any]:
+        """The stored row under logical names (status as stored, not mapped)."""
+        raise NotImplementedError
+
+    def edit(self, key: object, **values: Any) -> None:
+        """Write logical columns of ``key`` directly, bypassing the adapter, and commit."""
+        raise NotImplementedError
+
+    def delete(self, key: object) -> None:
+        raise NotImplementedError
+
+    def unsaved(self) -> Any:
+        """A new object that was never saved."""
+        raise NotImplementedError
+
+    def capture(self) -> AbstractContextManager[list[str]]:
+        """Collect the SQL statements the adapter's connection executes meanwhile."""
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open the caller's own transaction (committed on exit, rolled back on error)."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Close what the calling thread opened (connections)."""
+
+
+# -------------------------------------------------------------------- helpers
+_SET = re.compile(r"\bSET\b(.*?)\bWHERE\b", re.IGNORECASE | re.DOTALL)
+
+
+def set_columns(sql: str) -> set[str]:
+    """The column names an UPDATE statement assigns."""
+    match = _SET.search(sql)
+    assert match, sql
+    names = set()
+    for assignment in re.split(r",(?![^()]*\))", match.group(1)):
+        name = assignment.split("=")[0].strip().strip('`"[]')
+        names.add(name.rsplit(".", 1)[-1].strip('`"[]'))
+    return names
+
+
+def updates(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+
+
+def outcome(call: Callable[[], object]) -> str:
+    try:
+        call()
+    except RenderConflictError:
+        return "conflict"
+    except Exception as exc:
+        return f"error: {exc!r}"
+    return "won"
+
+
+def start_in_process(harness: Harness, key: object, barrier: Any, results: Any) -> None:
+    """Child process body: load the project, wait for the others, try to start its render."""
+    try:
+        harness.prepare()
+        lifecycle = harness.lifecycle(harness.load(key))
+    except Exception as exc:
+        barrier.abort()
+        results.put(f"error: {exc!r}")
+        return
+    barrier.wait()
+    results.put(outcome(lifecycle.start_render))
+    harness.release()
+
+
+def assert_missing_extra(module: str, blocked: str, extra: str) -> None:
+    """Importing ``module`` without ``blocked`` installed raises ImportError naming the extra."""
+    code = (
+        "import sys\n"
+        f"sys.modules[{blocked!r}] = None\n"
+        "try:\n"
+        f"    import {module}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    print('imported')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"pip install 'renderstate[{extra}]'" in out
+
+
+# -------------------------------------------------------------------- the contract
+class AdapterContract:
+    """The behaviour every ORM adapter owes, on every database."""
+
+    def test_five_edges(self, harness: Harness) -> None:
+        """Render, complete, re-render, fail and retry each write the row and the object."""
+        key = harness.insert()
+        project = harness.load(key)
+        lifecycle = harness.lifecycle(project)
+        status, output = harness.columns["status"], harness.columns["output"]
+
+        lifecycle.start_render()
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+        lifecycle.complete("projects/1/final.mp4")
+        assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+        assert harness.row(key)["output"] == "projects/1/final.mp4"
+        assert getattr(project, output) == "projects/1/final.mp4"
+        assert lifecycle.start_render().edge.value == "re-render"
+        record = lifecycle.fail(RuntimeError("boom"))
+        assert record.changes == {status: harness.literal(Status.FAILED)}
+        assert harness.row(key)["output"] == "projects/1/final.mp4"
+        assert lifecycle.start_render().edge.value == "retry"
+        assert getattr(project, status) == harness.literal(Status.PROCESSING)
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_fail_can_clear_the_output(self, harness: Harness) -> None:
+        """fail(clear_output=True) stores the column's "no video" value (NULL or '')."""
+        key = harness.insert(Status.PROCESSING, output="projects/1/final.mp4")
+        project = harness.load(key)
+        harness.lifecycle(project).fail(clear_output=True)
+        assert harness.row(key)["output"] == harness.no_output
+        assert getattr(project, harness.columns["output"]) == harness.no_output
+
+    @pytest.mark.parametrize("initial", [Status.DRAFT, Status.COMPLETED, Status.FAILED])
+    def test_sixteen_threads_one_winner(self, harness: Harness, initial: Status) -> None:
+        """Of 16 threads with their own connections starting one render, one wins, 15 get 409."""
+        for _ in range(2):
+            key = harness.insert(initial)
+            barrier = threading.Barrier(THREADS)
+
+            def start(_: int, key: object = key, barrier: threading.Barrier = barrier) -> str:
+                try:
+                    lifecycle = harness.lifecycle(harness.load(key))
+                    barrier.wait()
+                    return outcome(lifecycle.start_render)
+                finally:
+                    harness.release()
+
+            with ThreadPoolExecutor(THREADS) as pool:
+                results = list(pool.map(start, range(THREADS)))
+            assert sorted(results) == ["conflict"] * (THREADS - 1) + ["won"], results
+            assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_four_processes_one_winner(self, harness: Harness) -> None:
+        """Of 4 processes starting one render at once, exactly one wins, the others get 409."""
+        key = harness.insert(Status.COMPLETED, output="projects/1/final.mp4")
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(PROCESSES)
+        results = context.Queue()
+        workers = [
+            context.Process(target=start_in_process, args=(harness, key, barrier, results))
+            for _ in range(PROCESSES)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = sorted(results.get(timeout=120) for _ in workers)
+        for worker in workers:
+            worker.join(timeout=60)
+        assert outcomes == ["conflict"] * (PROCESSES - 1) + ["won"], outcomes
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_concurrent_edit_of_other_columns_survives(self, harness: Harness) -> None:
+        """A title (and timeline) edited after loading survives start, complete and fail."""
+        key = harness.insert()
+        project = harness.load(key)
+        lifecycle = harness.lifecycle(project)
+        edits: dict[str, Any] = {"title": "edited meanwhile"}
+        if "timeline" in harness.columns:
+            edits["timeline"] = {"segments": [{"text": "new"}]}
+        harness.edit(key, **edits)
+        lifecycle.start_render()
+        lifecycle.complete("projects/1/final.mp4")
+        lifecycle.start_render()
+        lifecycle.fail("boom")
+        row = harness.row(key)
+        assert {name: row[name] for name in edits} == edits
+        assert row["status"] == harness.literal(Status.FAILED)
+
+    def test_update_names_only_the_changed_columns(self, harness: Harness) -> None:
+        """Each transition is one UPDATE naming status, output when it changes, and updated_at."""
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        stamp = {harness.columns["updated_at"]} if "updated_at" in harness.columns else set()
+        status, output = harness.columns["status"], harness.columns["output"]
+        before = harness.row(key).get("updated_at")
+
+        with harness.capture() as start_sql:
+            lifecycle.start_render()
+        with harness.capture() as complete_sql:
+            lifecycle.complete("projects/1/final.mp4")
+        lifecycle.start_render()
+        with harness.capture() as same_path_sql:
+            lifecycle.complete("projects/1/final.mp4")
+
+        assert len(start_sql) == 1, start_sql
+        assert set_columns(start_sql[0]) == {status} | stamp
+        assert len(complete_sql) == 1, complete_sql
+        assert set_columns(complete_sql[0]) == {status, output} | stamp
+        assert set_columns(updates(same_path_sql)[0]) == {status} | stamp
+        if stamp:
+            assert harness.row(key)["updated_at"] > before
+
+    def test_refused_start_reads_once_and_refreshes_the_object(self, harness: Harness) -> None:
+        """A start refused by the database costs at most two statements and refreshes status."""
+        key = harness.insert()
+        stale = harness.load(key)
+        harness.lifecycle(harness.load(key)).start_render()
+        with harness.capture() as sql, pytest.raises(RenderConflictError):
+            harness.lifecycle(stale).start_render()
+        assert len(sql) <= 2, sql
+        assert getattr(stale, harness.columns["status"]) == harness.literal(Status.PROCESSING)
+
+    @pytest.mark.parametrize("finish", ["complete", "fail"])
+    def test_late_finish_changes_nothing(self, harness: Harness, finish: str) -> None:
+        """A late or duplicate complete/fail raises InvalidTransitionError and writes nothing."""
+        key = harness.insert(Status.PROCESSING)
+        late = harness.lifecycle(harness.load(key))
+        harness.lifecycle(harness.load(key)).complete("projects/1/final.mp4")
+        before = harness.row(key)
+        finishing = (
+            (lambda: late.complete("projects/2/final.mp4"))
+            if finish == "complete"
+            else (lambda: late.fail("late worker"))
+        )
+        with pytest.raises(InvalidTransitionError) as info:
+            finishing()
+        assert not isinstance(info.value, RenderConflictError)
+        assert info.value.status == "COMPLETED"
+        assert harness.row(key) == before
+        assert late.status is Status.COMPLETED
+
+    def test_unsaved_project_is_not_found(self, harness: Harness) -> None:
+        """A project that was never saved raises ProjectNotFoundError and stays DRAFT."""
+        project = harness.unsaved()
+        with pytest.raises(ProjectNotFoundError):
+            harness.lifecycle(project).start_render()
+        assert getattr(project, harness.columns["status"]) == harness.literal(Status.DRAFT)
+
+    def test_deleted_project_is_not_found(self, harness: Harness) -> None:
+        """A project whose row was deleted meanwhile raises ProjectNotFoundError with its key."""
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        harness.delete(key)
+        with pytest.raises(ProjectNotFoundError) as info:
+            lifecycle.start_render()
+        assert info.value.project_key is not None
+
+    def test_unknown_stored_literal(self, harness: Harness) -> None:
+        """A row holding a value outside the map raises UnknownStatusError and is not written."""
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        harness.edit(key, status=harness.unknown_literal)
+        with pytest.raises(UnknownStatusError):
+            lifecycle.start_render()
+        assert harness.row(key)["status"] == harness.unknown_literal
+
+    def test_inside_the_callers_transaction(self, harness: Harness) -> None:
+        """Inside the caller's transaction others see PROCESSING only once it commits."""
+        key = harness.insert()
+        with harness.transaction() as tx:
+            lifecycle = harness.lifecycle(tx.load(key), tx.adapter)
+            lifecycle.start_render()
+            assert harness.row(key)["status"] == harness.literal(Status.DRAFT)
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_rolled_back_transaction_undoes_the_start(self, harness: Harness) -> None:
+        """When the caller's transaction rolls back, the start is undone with it."""
+        key = harness.insert()
+
+        def start_then_raise() -> None:
+            with harness.transaction() as tx:
+                harness.lifecycle(tx.load(key), tx.adapter).start_render()
+                raise LookupError
+
+        with pytest.raises(LookupError):
+            start_then_raise()
+        assert harness.row(key)["status"] == harness.literal(Status.DRAFT)
+
+    def test_refusal_inside_a_transaction_reads_the_current_row(self, harness: Harness) -> None:
+        """After a refused CAS in a transaction the verdict uses the current row, not a snapshot."""
+        key = harness.insert()
+        if harness.backend == "sqlite":
+            # SQLite has one writer and no snapshot to go stale: edit before the transaction.
+            harness.edit(key, status=harness.literal(Status.PROCESSING))
+        with harness.transaction() as tx:
+            project = tx.load(key)  # takes the transaction's snapshot on MariaDB
+            if harness.backend != "sqlite":
+                harness.edit(key, status=harness.literal(Status.PROCESSING))
+            with pytest.raises(RenderConflictError):
+                harness.lifecycle(project, tx.adapter).start_render()
+            assert getattr(project, harness.columns["status"]) == harness.literal(Status.PROCESSING)
+
+    def test_random_interleavings_keep_the_row_right(self, harness: Harness) -> None:
+        """Random lifecycle calls mixed with direct edits leave the row as the model predicts."""
+        run_state_machine_as_test(
+            lambda: LifecycleMachine(harness),
+            settings=settings(
+                max_examples=15,
+                stateful_step_count=15,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """Lifecycle calls interleaved with other writers; the row is checked after every step.
+
+    The reference model tracks the stored status and the status the (possibly stale)
+    object holds: the core refuses from the object's status without a query, and
+    otherwise the database's status decides.
+    """
+
+    def __init__(self, harness: Harness) -> None:
+        super().__init__()
+        self.harness = harness
+        self.key: object = None
+        self.expected: dict[str, Any] = {}
+        self.held = Status.DRAFT
+
+    @initialize()
+    def new_project(self) -> None:
+        self.key = self.harness.insert()
+        self.lifecycle = self.harness.lifecycle(self.harness.load(self.key))
+        self.expected = {"status": Status.DRAFT, "output": self.harness.no_output, "title": "t"}
+        self.held = Status.DRAFT
+
+    def _expect(self, trigger: Trigger, call: Callable[[], object]) -> bool:
+        target = EDGES.get((trigger, self.held))
+        if target is not None:
+            self.held = self.expected["status"]
+            target = EDGES.get((trigger, self.held))
+        if target is None:
+            with pytest.raises(InvalidTransitionError):
+                call()
+            return False
+        call()
+        self.expected["status"] = self.held = target
+        return True
+
+    @rule()
+    def start_render(self) -> None:
+        self._expect(Trigger.START_RENDER, self.lifecycle.start_render)
+
+    @rule(n=st.integers(0, 2))
+    def complete(self, n: int) -> None:
+        path = f"projects/p/{n}.mp4"
+        if self._expect(Trigger.COMPLETE, lambda: self.lifecycle.complete(path)):
+            self.expected["output"] = path
+
+    @rule(clear=st.booleans())
+    def fail(self, clear: bool) -> None:
+        if self._expect(Trigger.FAIL, lambda: self.lifecycle.fail(clear_output=clear)) and clear:
+            self.expected["output"] = self.harness.no_output
+
+    @rule(title=st.text("abcxyz", min_size=1, max_size=8))
+    def edit_title(self, title: str) -> None:
+        self.harness.edit(self.key, title=title)
+        self.expected["title"] = title
+
+    @rule(status=st.sampled_from(Status))
+    def another_worker_moves_the_status(self, status: Status) -> None:
+        self.harness.edit(self.key, status=self.harness.literal(status))
+        self.expected["status"] = status
+
+    @rule()
+    def reload(self) -> None:
+        self.lifecycle = self.harness.lifecycle(self.harness.load(self.key))
+        self.held = self.expected["status"]
+
+    @invariant()
+    def row_matches(self) -> None:
+        if self.key is None:
+            return
+        row = self.harness.row(self.key)
+        assert row["status"] == self.harness.literal(self.expected["status"])
+        assert row["output"] == self.expected["output"]
+        assert row["title"] == self.expected["title"]
+        assert self.lifecycle.status is self.held

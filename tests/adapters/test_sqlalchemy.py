@@ -1,0 +1,193 @@
+"""SQLAlchemyAdapter: the shared contract on SQLite, PostgreSQL and MariaDB, plus session rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, DateTime, Engine, String, create_engine, event, select, update
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from renderstate import Status
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+
+from .contract import AdapterContract, Harness, Transaction, assert_missing_extra
+from .databases import Target
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+Stamp = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    """The reference model, declared for SQLAlchemy."""
+
+    __tablename__ = "sa_project"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    title: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(Stamp, default=now)
+    updated_at: Mapped[dt.datetime] = mapped_column(Stamp, default=now, onupdate=now)
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
+    resolution_width: Mapped[int] = mapped_column(default=1920)
+    resolution_height: Mapped[int] = mapped_column(default=1080)
+    framerate: Mapped[int] = mapped_column(default=30)
+    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    timeline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Clip(Base):
+    """The variant: other names, integer literals, a NOT NULL output, no timestamp."""
+
+    __tablename__ = "sa_clip"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[int] = mapped_column(default=10)
+    video: Mapped[str] = mapped_column(String(500), default="")
+
+
+_ENGINES: dict[Target, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def engine_for(target: Target) -> Engine:
+    """One engine per database and process; SQLite in WAL mode with a busy timeout."""
+    with _LOCK:
+        if target not in _ENGINES:
+            if target.backend == "sqlite":
+                engine = create_engine(
+                    target.sqlalchemy_url(), connect_args={"timeout": 30}, pool_size=20
+                )
+
+                @event.listens_for(engine, "connect")
+                def _wal(dbapi_connection: Any, _: object) -> None:
+                    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+            else:
+                engine = create_engine(target.sqlalchemy_url(), pool_size=20)
+            Base.metadata.create_all(engine)
+            _ENGINES[target] = engine
+        return _ENGINES[target]
+
+
+class SQLAlchemyHarness(Harness):
+    module = "renderstate.adapters.sqlalchemy"
+    extra = "sqlalchemy"
+
+    def prepare(self) -> None:
+        self.engine = engine_for(self.target)
+        self.model: type[Project] | type[Clip] = Clip if self.variant else Project
+        self.factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    def adapter(self) -> SQLAlchemyAdapter:
+        return SQLAlchemyAdapter(self.factory)
+
+    def insert(self, status: Status = Status.DRAFT, output: str | None = None) -> object:
+        with self.factory.begin() as session:
+            if self.variant:
+                obj: Project | Clip = Clip(name="t", state=self.literal(status), video=output or "")
+            else:
+                obj = Project(title="t", status=status.value, output_path=output, timeline={})
+            session.add(obj)
+        return obj.id
+
+    def load(self, key: object) -> Any:
+        with self.factory() as session:
+            return session.get(self.model, key)
+
+    def _column(self, logical: str) -> Any:
+        return self.model.__table__.c[self.columns[logical]]
+
+    def row(self, key: object) -> dict[str, Any]:
+        names = list(self.columns)
+        query = select(*(self._column(n) for n in names)).where(self.model.__table__.c.id == key)
+        with self.engine.connect() as connection:
+            return dict(zip(names, connection.execute(query).one(), strict=True))
+
+    def edit(self, key: object, **values: Any) -> None:
+        assignments = {self._column(n): v for n, v in values.items()}
+        with self.engine.begin() as connection:
+            table = self.model.__table__
+            connection.execute(update(table).where(table.c.id == key).values(assignments))
+
+    def delete(self, key: object) -> None:
+        with self.engine.begin() as connection:
+            table = self.model.__table__
+            connection.execute(table.delete().where(table.c.id == key))
+
+    def unsaved(self) -> Any:
+        if self.variant:
+            return Clip(name="t", state=self.literal(Status.DRAFT), video="")
+        return Project(title="t", status="DRAFT")
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        statements: list[str] = []
+
+        def record(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(self.engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(self.engine, "before_cursor_execute", record)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self.factory() as session, session.begin():
+            yield Transaction(SQLAlchemyAdapter(session), lambda key: session.get(self.model, key))
+
+
+class TestSQLAlchemyAdapter(AdapterContract):
+    harness_class = SQLAlchemyHarness
+
+    def test_next_flush_does_not_write_the_status_again(self, harness: Harness) -> None:
+        """After a transition through a Session, the next flush issues no UPDATE of its own."""
+        assert isinstance(harness, SQLAlchemyHarness)
+        key = harness.insert()
+        with harness.factory() as session:
+            project = session.get(harness.model, key)
+            harness.lifecycle(project, SQLAlchemyAdapter(session)).start_render()
+            with harness.capture() as sql:
+                session.flush()
+            session.commit()
+        assert sql == []
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_session_outside_a_transaction_commits_its_own(self, harness: Harness) -> None:
+        """A Session with no transaction open gets one from the adapter, committed at once."""
+        assert isinstance(harness, SQLAlchemyHarness)
+        key = harness.insert()
+        project = harness.load(key)
+        with Session(harness.engine) as session:
+            harness.lifecycle(project, SQLAlchemyAdapter(session)).start_render()
+            assert not session.in_transaction()
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+
+def test_missing_sqlalchemy_names_the_extra() -> None:
+    """Importing the adapter without SQLAlchemy raises ImportError quoting the pip command."""
+    assert_missing_extra("renderstate.adapters.sqlalchemy", "sqlalchemy", "sqlalchemy")
+
+
+@pytest.mark.parametrize("nullable", [True, False])
+def test_empty_output_follows_the_column(nullable: bool) -> None:
+    """empty_output is None for a nullable column and '' for a NOT NULL one."""
+    project = Project(title="t") if nullable else Clip(name="t")
+    field = "output_path" if nullable else "video"
+    assert SQLAlchemyAdapter(sessionmaker()).empty_output(project, field) == (
+        None if nullable else ""
+    )

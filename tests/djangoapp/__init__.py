@@ -1,0 +1,1 @@
+"""A tiny Django app holding the reference Project model, unmodified, for the adapter tests."""
