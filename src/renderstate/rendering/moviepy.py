@@ -268,7 +268,7 @@ class MoviePyRenderer:
             raise
         finally:
             for owned_clip in reversed(owned):
-                owned_clip.close()
+                _close(owned_clip)
 
     # ------------------------------------------------------------ building
 
@@ -335,6 +335,27 @@ class MoviePyRenderer:
             # a browser would show anyway.
             video = video.without_mask()
         return video, audio, rate
+
+
+def _close(clip: Any) -> None:
+    """Close ``clip`` and the ffmpeg pipes its file readers leave open.
+
+    moviepy 2.2.1's readers close their pipes only when ffmpeg is still running; after a
+    file has been read to its end they leave stdout and stderr open (a ResourceWarning and
+    two file descriptors per render).
+    """
+    procs = [
+        getattr(getattr(owner, "reader", None), "proc", None)
+        for owner in (clip, getattr(clip, "audio", None))
+    ]
+    clip.close()
+    for proc in procs:
+        if proc is None:
+            continue
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        proc.wait()
 
 
 def _write_wav(audio: Any, path: str, fps: int, logger: ProglogProgress) -> None:

@@ -1,0 +1,1 @@
+"""Renderer tests: the timeline format (no moviepy) and real, small moviepy renders."""

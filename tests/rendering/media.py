@@ -1,0 +1,104 @@
+"""Inspect rendered MP4 files with the ffmpeg binary shipped in imageio-ffmpeg (no ffprobe)."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Probe:
+    duration: float
+    video_codec: str
+    pixel_format: str
+    width: int
+    height: int
+    fps: float
+    audio_codec: str | None
+
+
+def probe(path: Path) -> Probe:
+    """Parse ``ffmpeg -i path``'s stream summary."""
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    info = result.stderr
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info)
+    video = re.search(
+        r"Video: (\w+)[^,]*, (\w+)(?:\([^)]*\))?, (\d+)x(\d+)[^\n]*?, ([\d.]+) fps", info
+    )
+    audio = re.search(r"Audio: (\w+)", info)
+    assert duration, info
+    assert video, info
+    hours, minutes, seconds = duration.groups()
+    return Probe(
+        duration=int(hours) * 3600 + int(minutes) * 60 + float(seconds),
+        video_codec=video.group(1),
+        pixel_format=video.group(2),
+        width=int(video.group(3)),
+        height=int(video.group(4)),
+        fps=float(video.group(5)),
+        audio_codec=audio.group(1) if audio else None,
+    )
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    """The MP4 file's top-level box types, in file order."""
+    boxes: list[str] = []
+    size_total = path.stat().st_size
+    with path.open("rb") as f:
+        offset = 0
+        while offset < size_total:
+            f.seek(offset)
+            header = f.read(8)
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            if size == 1:
+                (size,) = struct.unpack(">Q", f.read(8))
+            elif size == 0:
+                size = size_total - offset
+            boxes.append(kind.decode("latin-1"))
+            offset += size
+    return boxes
+
+
+def frame_at(path: Path, t: float) -> np.ndarray:
+    """Decode the RGB frame shown at ``t`` seconds."""
+    reader = imageio_ffmpeg.read_frames(str(path), input_params=["-ss", f"{t:.3f}"])
+    try:
+        meta = next(reader)
+        width, height = meta["size"]
+        raw = next(reader)
+    finally:
+        reader.close()
+    return np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+
+
+def ffmpeg_children() -> list[int]:
+    """PIDs of live (not yet reaped) ffmpeg processes started by this test process."""
+    me = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        # The command name may contain spaces or parentheses: parse after the last ')'.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == me and b"ffmpeg" in cmdline:
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,309 @@
+"""The timeline format: parsing, defaults and every refusal, without moviepy."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from renderstate.exceptions import RenderStateError
+from renderstate.rendering.timeline import (
+    Scene,
+    Soundtrack,
+    Timeline,
+    TimelineError,
+    check_output_format,
+    load_timeline,
+    parse_color,
+    parse_timeline,
+    sample_timeline,
+)
+
+
+def test_minimal_timeline_gets_defaults() -> None:
+    """One scene with a duration is a timeline; everything else has a default."""
+    timeline = parse_timeline({"scenes": [{"duration": 2}]})
+    assert timeline == Timeline(scenes=(Scene(duration=2.0),))
+    assert timeline.duration == 2.0
+    assert timeline.soundtrack is None
+
+
+def test_timeline_defaults_apply_to_scenes_that_do_not_override_them() -> None:
+    """Top-level background and text_color are the scenes' defaults."""
+    timeline = parse_timeline(
+        {
+            "background": "#102030",
+            "text_color": [1, 2, 3],
+            "scenes": [{"duration": 1}, {"duration": 1, "background": "#fff", "title": "Hi"}],
+        }
+    )
+    first, second = timeline.scenes
+    assert first.background == (0x10, 0x20, 0x30)
+    assert first.text_color == (1, 2, 3)
+    assert second.background == (255, 255, 255)
+    assert second.title == "Hi"
+
+
+def test_crossfades_overlap_scenes() -> None:
+    """A crossfade starts a scene before the previous one ends, shortening the video."""
+    timeline = parse_timeline(
+        {"scenes": [{"duration": 2}, {"duration": 2, "crossfade": 0.5}, {"duration": 1}]}
+    )
+    assert timeline.starts == (0.0, 1.5, 3.5)
+    assert timeline.duration == 4.5
+
+
+def test_colours_in_every_accepted_spelling() -> None:
+    """Colours are '#rgb', '#rrggbb' or [r, g, b]."""
+    assert parse_color("#0af", field="c") == (0, 170, 255)
+    assert parse_color(" #00AAFF ", field="c") == (0, 170, 255)
+    assert parse_color([0, 170, 255], field="c") == (0, 170, 255)
+
+
+def test_soundtrack_tone_and_file(tmp_path: Path) -> None:
+    """A soundtrack is a tone frequency or a file resolved against base_dir."""
+    (tmp_path / "music.wav").write_bytes(b"RIFF")
+    tone = parse_timeline({"scenes": [{"duration": 1}], "soundtrack": {"tone": 440}})
+    assert tone.soundtrack == Soundtrack(tone=440.0)
+    music = parse_timeline(
+        {"scenes": [{"duration": 1}], "soundtrack": {"file": "music.wav", "volume": 0.5}},
+        base_dir=tmp_path,
+    )
+    assert music.soundtrack == Soundtrack(file=tmp_path / "music.wav", volume=0.5)
+
+
+BAD_TIMELINES: list[tuple[str, Any, int | None, str]] = [
+    ("not a mapping", [1, 2], None, "timeline"),
+    ("unknown top-level key", {"scenes": [{"duration": 1}], "sceens": []}, None, "sceens"),
+    ("no scenes", {"width": 160, "height": 90}, None, "scenes"),
+    ("empty scenes", {"scenes": []}, None, "scenes"),
+    ("scene not a mapping", {"scenes": [{"duration": 1}, 3]}, 1, "scene"),
+    ("unknown scene key", {"scenes": [{"duration": 1}, {"duration": 1, "titel": "x"}]}, 1, "titel"),
+    ("missing duration", {"scenes": [{"duration": 1}, {"title": "x"}]}, 1, "duration"),
+    ("zero duration", {"scenes": [{"duration": 0}]}, 0, "duration"),
+    ("negative duration", {"scenes": [{"duration": 1}, {"duration": -1}]}, 1, "duration"),
+    ("text duration", {"scenes": [{"duration": "2s"}]}, 0, "duration"),
+    ("boolean duration", {"scenes": [{"duration": True}]}, 0, "duration"),
+    ("infinite duration", {"scenes": [{"duration": float("inf")}]}, 0, "duration"),
+    ("bad colour", {"scenes": [{"duration": 1, "background": "reddish"}]}, 0, "background"),
+    ("bad hex", {"scenes": [{"duration": 1, "background": "#ggg"}]}, 0, "background"),
+    (
+        "channel out of range",
+        {"scenes": [{"duration": 1, "text_color": [0, 0, 256]}]},
+        0,
+        "text_color",
+    ),
+    ("bad default colour", {"background": 7, "scenes": [{"duration": 1}]}, None, "background"),
+    ("title not text", {"scenes": [{"duration": 1, "title": 5}]}, 0, "title"),
+    ("missing image", {"scenes": [{"duration": 1, "image": "nowhere.png"}]}, 0, "image"),
+    ("empty image path", {"scenes": [{"duration": 1, "image": ""}]}, 0, "image"),
+    ("odd width", {"width": 161, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
+    ("odd height", {"width": 160, "height": 91, "scenes": [{"duration": 1}]}, None, "height"),
+    ("zero width", {"width": 0, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
+    ("huge width", {"width": 10000, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
+    ("float width", {"width": 160.0, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
+    ("width alone", {"width": 160, "scenes": [{"duration": 1}]}, None, "height"),
+    ("zero fps", {"fps": 0, "scenes": [{"duration": 1}]}, None, "fps"),
+    ("absurd fps", {"fps": 1000, "scenes": [{"duration": 1}]}, None, "fps"),
+    ("first scene crossfade", {"scenes": [{"duration": 1, "crossfade": 0.5}]}, 0, "crossfade"),
+    (
+        "negative crossfade",
+        {"scenes": [{"duration": 1}, {"duration": 1, "crossfade": -1}]},
+        1,
+        "crossfade",
+    ),
+    (
+        "crossfade longer than the previous scene",
+        {"scenes": [{"duration": 1}, {"duration": 3, "crossfade": 2}]},
+        1,
+        "crossfade",
+    ),
+    (
+        "crossfades that overlap each other",
+        {
+            "scenes": [
+                {"duration": 2},
+                {"duration": 1, "crossfade": 0.6},
+                {"duration": 2, "crossfade": 0.6},
+            ]
+        },
+        2,
+        "crossfade",
+    ),
+    (
+        "soundtrack not a mapping",
+        {"scenes": [{"duration": 1}], "soundtrack": "beep"},
+        None,
+        "soundtrack",
+    ),
+    ("soundtrack empty", {"scenes": [{"duration": 1}], "soundtrack": {}}, None, "soundtrack"),
+    (
+        "soundtrack file and tone",
+        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 440, "file": "a.wav"}},
+        None,
+        "soundtrack",
+    ),
+    (
+        "unknown soundtrack key",
+        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 440, "loop": True}},
+        None,
+        "loop",
+    ),
+    (
+        "missing audio file",
+        {"scenes": [{"duration": 1}], "soundtrack": {"file": "missing.mp3"}},
+        None,
+        "soundtrack.file",
+    ),
+    (
+        "inaudible tone",
+        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 30000}},
+        None,
+        "soundtrack.tone",
+    ),
+    (
+        "negative volume",
+        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 440, "volume": -1}},
+        None,
+        "soundtrack.volume",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "scene", "field"),
+    [pytest.param(data, scene, field, id=name) for name, data, scene, field in BAD_TIMELINES],
+)
+def test_bad_timeline_names_scene_and_field(
+    data: Any, scene: int | None, field: str, tmp_path: Path
+) -> None:
+    """Each invalid field is refused with the scene index and field name it concerns."""
+    with pytest.raises(TimelineError) as caught:
+        parse_timeline(data, base_dir=tmp_path)
+    error = caught.value
+    assert (error.scene, error.field) == (scene, field)
+    assert repr(field) in str(error)
+    if scene is not None:
+        assert f"scene {scene}" in str(error)
+    assert "Fix the timeline" in str(error)
+
+
+def test_timeline_error_is_a_value_error_that_pickles() -> None:
+    """TimelineError is a RenderStateError and ValueError and crosses processes intact."""
+    error = TimelineError(scene=2, field="duration", problem="must be positive")
+    assert isinstance(error, RenderStateError)
+    assert isinstance(error, ValueError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.scene, copy.field, copy.problem, str(copy)) == (
+        2,
+        "duration",
+        error.problem,
+        str(error),
+    )
+
+
+def test_check_output_format_refuses_odd_sizes() -> None:
+    """An odd frame side is refused with the even sizes around it as the fix."""
+    assert check_output_format(160, 90, 10) == (160, 90, 10.0)
+    with pytest.raises(TimelineError, match="use 88 or 90") as caught:
+        check_output_format(160, 89, 10)
+    assert caught.value.field == "height"
+
+
+TOML_TIMELINE = """\
+width = 160
+height = 90
+fps = 10
+background = "#203040"
+
+[[scenes]]
+duration = 1
+title = "One"
+image = "pictures/one.png"
+
+[[scenes]]
+duration = 1
+crossfade = 0.5
+title = "Two"
+
+[soundtrack]
+tone = 440
+volume = 0.5
+"""
+
+
+def test_toml_and_json_files_load_the_same_timeline(tmp_path: Path) -> None:
+    """A TOML file and its JSON twin give equal timelines, paths relative to the file."""
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "one.png").write_bytes(b"")
+    toml_path = tmp_path / "timeline.toml"
+    toml_path.write_text(TOML_TIMELINE, encoding="utf-8")
+    json_path = tmp_path / "timeline.json"
+    json_path.write_text(
+        json.dumps(
+            {
+                "width": 160,
+                "height": 90,
+                "fps": 10,
+                "background": "#203040",
+                "scenes": [
+                    {"duration": 1, "title": "One", "image": "pictures/one.png"},
+                    {"duration": 1, "crossfade": 0.5, "title": "Two"},
+                ],
+                "soundtrack": {"tone": 440, "volume": 0.5},
+            }
+        ),
+        encoding="utf-8",
+    )
+    from_toml = load_timeline(toml_path)
+    assert from_toml == load_timeline(json_path)
+    assert from_toml.scenes[0].image == tmp_path / "pictures" / "one.png"
+    assert (from_toml.width, from_toml.height, from_toml.fps) == (160, 90, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("t.json", "{not json"), ("t.toml", "scenes = [ {"), ("t.yaml", "scenes: []")],
+)
+def test_unreadable_timeline_file_is_a_timeline_error(
+    tmp_path: Path, name: str, content: str
+) -> None:
+    """Broken JSON/TOML or an unknown extension is a TimelineError on the 'file' field."""
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TimelineError) as caught:
+        load_timeline(path)
+    assert caught.value.field == "file"
+
+
+def test_missing_timeline_file_is_a_timeline_error(tmp_path: Path) -> None:
+    """A timeline file that does not exist is refused with its path in the message."""
+    with pytest.raises(TimelineError, match="cannot be read"):
+        load_timeline(tmp_path / "absent.json")
+
+
+def test_sample_timeline_is_small_and_short() -> None:
+    """The demo's sample timeline is valid, 640x360 at 24 fps, a few seconds, with a tone."""
+    timeline = sample_timeline()
+    assert (timeline.width, timeline.height, timeline.fps) == (640, 360, 24.0)
+    assert 4 <= timeline.duration <= 6
+    assert len(timeline.scenes) == 3
+    assert all(scene.title for scene in timeline.scenes)
+    assert timeline.soundtrack is not None
+    assert timeline.soundtrack.tone is not None
+
+
+def test_importing_the_timeline_module_does_not_import_moviepy() -> None:
+    """Validating a timeline never pays for moviepy, numpy or Pillow."""
+    code = (
+        "import sys, renderstate.rendering, renderstate.rendering.timeline as t\n"
+        "t.sample_timeline()\n"
+        "heavy = {'moviepy', 'numpy', 'PIL', 'proglog'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
