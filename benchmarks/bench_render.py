@@ -1,0 +1,258 @@
+"""Rendering benchmarks: MoviePyRenderer against naive moviepy and against ffmpeg alone.
+
+Parts (each a function taking the parsed arguments; add yours to PARTS):
+  rendering  (1) the reference timeline (10 s, 1280x720, 30 fps, three titled scenes, a tone)
+             rendered by MoviePyRenderer and by the naive moviepy composition of the same
+             timeline (per scene a CompositeVideoClip of ColorClip + TextClip, audio from a
+             frame function), interleaved, median of --repeats; plus the encoder floor
+             (ffmpeg encoding a lavfi colour source + sine with the same settings).
+             Target: MoviePyRenderer <= 0.3x of naive.
+  runner     (2) runner overhead: not written here yet; see part_runner_overhead().
+  rss        (3) peak RSS growth over --renders renders of the sample timeline in one process,
+             and that no ffmpeg process or temporary file is left. Target: <= 30 MB.
+
+Run: .venv/bin/python benchmarks/bench_render.py [--parts rendering,rss] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import numpy as np
+from moviepy import AudioClip, ColorClip, CompositeVideoClip, TextClip, concatenate_videoclips
+
+from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
+from renderstate.rendering.timeline import Timeline, parse_timeline, sample_timeline
+
+WIDTH, HEIGHT, FPS, TONE = 1280, 720, 30, 440.0
+PRESET, CRF = "medium", 23
+SCENES = [
+    {"duration": 3.4, "background": "#10243e", "title": "Chapter one"},
+    {"duration": 3.3, "background": "#1f4e3d", "title": "Chapter two"},
+    {"duration": 3.3, "background": "#5b1f3a", "title": "The end"},
+]
+REFERENCE: dict[str, Any] = {
+    "width": WIDTH,
+    "height": HEIGHT,
+    "fps": FPS,
+    "scenes": SCENES,
+    "soundtrack": {"tone": TONE},
+}
+
+
+def reference_timeline() -> Timeline:
+    """The reference timeline of part (1)."""
+    return parse_timeline(REFERENCE)
+
+
+# ---------------------------------------------------------------- contenders
+
+
+def render_renderstate(target: Path) -> None:
+    """MoviePyRenderer on the reference timeline."""
+    MoviePyRenderer(timeline=reference_timeline(), preset=PRESET, crf=CRF)(
+        None, target, no_progress
+    )
+
+
+def render_naive(target: Path) -> None:
+    """What one writes first with moviepy: a composite per scene, concatenated."""
+    timeline = reference_timeline()
+    scenes = []
+    for scene in timeline.scenes:
+        background = ColorClip((WIDTH, HEIGHT), color=scene.background, duration=scene.duration)
+        title = (
+            TextClip(text=scene.title, font_size=HEIGHT // 10, color="white")
+            .with_duration(scene.duration)
+            .with_position("center")
+        )
+        scenes.append(CompositeVideoClip([background, title]))
+    video = concatenate_videoclips(scenes)
+
+    def sound(t: Any) -> Any:
+        wave = 0.25 * np.sin(2 * np.pi * TONE * np.asarray(t))
+        return np.array([wave, wave]).T
+
+    audio = AudioClip(sound, duration=timeline.duration, fps=44100)
+    clip = video.with_audio(audio)
+    with tempfile.TemporaryDirectory() as scratch:
+        clip.write_videofile(
+            str(target),
+            fps=FPS,
+            codec="libx264",
+            audio_codec="aac",
+            preset=PRESET,
+            ffmpeg_params=["-crf", str(CRF), "-movflags", "+faststart"],
+            temp_audiofile_path=scratch,
+            logger=None,
+        )
+    for owned in (clip, video, audio, *scenes):
+        owned.close()
+
+
+def render_encoder_floor(target: Path) -> None:
+    """ffmpeg alone: a synthetic colour source and a sine, same codec settings."""
+    duration = reference_timeline().duration
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=0x10243e:s={WIDTH}x{HEIGHT}:r={FPS}:d={duration}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={TONE:g}:duration={duration}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            PRESET,
+            "-crf",
+            str(CRF),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+            str(target),
+        ],
+        check=True,
+    )
+
+
+# ---------------------------------------------------------------- parts
+
+
+def timed(fn: Callable[[Path], None], directory: Path) -> float:
+    """Seconds ``fn`` takes to write a fresh file in ``directory``."""
+    target = directory / f"{fn.__name__}.mp4"
+    target.unlink(missing_ok=True)
+    start = time.perf_counter()
+    fn(target)
+    elapsed = time.perf_counter() - start
+    assert target.stat().st_size > 0
+    return elapsed
+
+
+def part_rendering(args: argparse.Namespace) -> None:
+    """(1) MoviePyRenderer vs naive moviepy vs the encoder floor, interleaved."""
+    contenders = [render_renderstate, render_naive, render_encoder_floor]
+    times: dict[str, list[float]] = {fn.__name__: [] for fn in contenders}
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(args.repeats):
+            for fn in contenders:
+                times[fn.__name__].append(timed(fn, Path(scratch)))
+    naive = statistics.median(times["render_naive"])
+    print(
+        f"(1) reference timeline: {reference_timeline().duration:g} s, {WIDTH}x{HEIGHT}, "
+        f"{FPS} fps, 3 titled scenes + tone; preset {PRESET}, crf {CRF}; "
+        f"median of {args.repeats}"
+    )
+    print("| contender | median s | vs naive |")
+    print("|---|---:|---:|")
+    labels = {
+        "render_renderstate": "MoviePyRenderer",
+        "render_naive": "naive moviepy (CompositeVideoClip per scene)",
+        "render_encoder_floor": "encoder floor (ffmpeg lavfi colour + sine)",
+    }
+    for name, label in labels.items():
+        median = statistics.median(times[name])
+        print(f"| {label} | {median:.2f} | {median / naive:.3f}x |")
+
+
+def part_runner_overhead(args: argparse.Namespace) -> None:
+    """(2) Hook: the runner's overhead over calling the renderer directly.
+
+    For the runner's owner to fill in: time RenderRunner.submit() + wait on the reference
+    timeline against render_renderstate() above, reusing timed().
+    """
+    print("(2) runner overhead: not measured here yet (see part_runner_overhead)")
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _ffmpeg_children() -> list[int]:
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me and b"ffmpeg" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def part_rss(args: argparse.Namespace) -> None:
+    """(3) Peak RSS growth over N renders of the sample timeline in one process."""
+    renderer = MoviePyRenderer(timeline=sample_timeline())
+    with tempfile.TemporaryDirectory() as scratch:
+        private = Path(scratch) / "tmp"
+        private.mkdir()
+        tempfile.tempdir = str(private)  # every temporary file of a render lands here
+        try:
+            target = Path(scratch) / "final.mp4"
+            renderer(None, target, no_progress)  # warm-up: imports, fonts, first allocations
+            peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss_before = _rss_mb()
+            for _ in range(args.renders):
+                renderer(None, target, no_progress)
+            peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss_after = _rss_mb()
+            leftovers = sorted(p.name for p in private.iterdir())
+            stray = sorted(
+                p.name for p in Path(scratch).iterdir() if p.name not in {"tmp", target.name}
+            )
+        finally:
+            tempfile.tempdir = None
+    print(
+        f"(3) {args.renders} renders of the sample timeline (640x360, 24 fps, 5 s) in one process"
+    )
+    growth = peak_after - peak_before
+    print(f"peak RSS {peak_before:.1f} -> {peak_after:.1f} MB (growth {growth:.1f} MB)")
+    print(f"current RSS {rss_before:.1f} -> {rss_after:.1f} MB")
+    print(f"ffmpeg children left: {_ffmpeg_children()}; temporary files left: {leftovers + stray}")
+
+
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "rendering": part_rendering,
+    "runner": part_runner_overhead,
+    "rss": part_rss,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="rendering,rss", help=f"any of {', '.join(PARTS)}")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per contender in (1)")
+    parser.add_argument("--renders", type=int, default=20, help="renders in (3)")
+    args = parser.parse_args()
+    for name in args.parts.split(","):
+        PARTS[name](args)
+        print()
+
+
+if __name__ == "__main__":
+    main()
