@@ -1,0 +1,234 @@
+"""DjangoAdapter: the shared contract on SQLite, PostgreSQL and MariaDB, plus Django's signals.
+
+The reference model (``tests/djangoapp/models.py``) is the application's model copied
+unmodified. mysqlclient cannot be built here, so Django reaches MariaDB through PyMySQL
+installed as ``MySQLdb``; PyMySQL reports ``version_info`` (2, 2, 8), which Django 5.2 accepts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import django
+import pymysql
+import pytest
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models.signals import post_save, pre_save
+from django.test.utils import CaptureQueriesContext
+
+from renderstate import ProjectLifecycle, RenderConflictError, Status
+from renderstate.adapters.django import DjangoAdapter
+
+from .contract import AdapterContract, Harness, Transaction, assert_missing_extra
+from .databases import MARIADB, PG, Target
+
+pymysql.install_as_MySQLdb()
+
+T = TypeVar("T")
+
+_LOCK = threading.Lock()
+_PREPARED: set[str] = set()
+_ELSEWHERE = ThreadPoolExecutor(1, thread_name_prefix="other-writer")
+"""Rows are created, read and edited from this thread: its own connection, autocommit."""
+
+
+def database_settings(target: Target) -> dict[str, Any]:
+    """Django's DATABASES entry for ``target``; SQLite in WAL mode with a busy timeout."""
+    if target.backend == "sqlite":
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": target.name,
+            # BEGIN IMMEDIATE for atomic(): a transaction that read first could otherwise
+            # fail with "database is locked" when it tries to write.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL;",
+            },
+        }
+    if target.backend == "postgres":
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": target.name,
+            "USER": target.user,
+            "HOST": PG["host"],
+            "PORT": PG["port"],
+        }
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": target.name,
+        "USER": MARIADB["user"],
+        "PASSWORD": MARIADB["password"],
+        "HOST": MARIADB["host"],
+        "PORT": MARIADB["port"],
+        # Django asks MySQL for READ COMMITTED by default; the server's own default,
+        # REPEATABLE READ, is the harder case for a refused CAS, so the tests use it.
+        "OPTIONS": {"charset": "utf8mb4", "isolation_level": "repeatable read"},
+    }
+
+
+def use_database(target: Target) -> str:
+    """Configure Django (once per process) and register ``target`` under its backend's alias."""
+    alias = target.backend
+    with _LOCK:
+        if not settings.configured:
+            settings.configure(
+                DATABASES={"default": database_settings(target)},
+                INSTALLED_APPS=["djangoapp.apps.DjangoAppConfig"],
+                USE_TZ=True,
+                DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+            )
+            django.setup()
+        if alias not in connections.settings:
+            configured = connections.configure_settings(
+                {"default": database_settings(target), alias: database_settings(target)}
+            )
+            connections.settings[alias] = configured[alias]
+        if alias not in _PREPARED:
+            from djangoapp.models import Project  # noqa: PLC0415 - needs django.setup()
+            from djangoapp.variant import Clip  # noqa: PLC0415 - needs django.setup()
+
+            def create_tables() -> None:
+                connection = connections[alias]
+                existing = connection.introspection.table_names()
+                with connection.schema_editor() as editor:
+                    for model in (Project, Clip):
+                        if model._meta.db_table not in existing:
+                            editor.create_model(model)
+
+            _ELSEWHERE.submit(create_tables).result()
+            _PREPARED.add(alias)
+    return alias
+
+
+class DjangoHarness(Harness):
+    module = "renderstate.adapters.django"
+    extra = "django"
+
+    def prepare(self) -> None:
+        self.alias = use_database(self.target)
+        from djangoapp.models import Project  # noqa: PLC0415 - needs django.setup()
+        from djangoapp.variant import Clip  # noqa: PLC0415 - needs django.setup()
+
+        self.model: Any = Clip if self.variant else Project
+
+    def elsewhere(self, call: Callable[[], T]) -> T:
+        return _ELSEWHERE.submit(call).result()
+
+    def adapter(self) -> DjangoAdapter:
+        return DjangoAdapter()
+
+    def insert(self, status: Status = Status.DRAFT, output: str | None = None) -> object:
+        if self.variant:
+            fields = {"name": "t", "state": self.literal(status), "video": output or ""}
+        else:
+            fields = {"title": "t", "status": status.value, "output_path": output}
+        return self.elsewhere(lambda: self.model.objects.using(self.alias).create(**fields).pk)
+
+    def load(self, key: object) -> Any:
+        return self.model._base_manager.using(self.alias).get(pk=key)
+
+    def row(self, key: object) -> dict[str, Any]:
+        names = list(self.columns)
+        columns = [self.columns[n] for n in names]
+        values = self.elsewhere(
+            lambda: self.model._base_manager.using(self.alias).values_list(*columns).get(pk=key)
+        )
+        return dict(zip(names, values, strict=True))
+
+    def edit(self, key: object, **values: Any) -> None:
+        assignments = {self.columns[n]: v for n, v in values.items()}
+        self.elsewhere(
+            lambda: self.model._base_manager.using(self.alias).filter(pk=key).update(**assignments)
+        )
+
+    def delete(self, key: object) -> None:
+        self.elsewhere(lambda: self.model._base_manager.using(self.alias).filter(pk=key).delete())
+
+    def unsaved(self) -> Any:
+        if self.variant:
+            return self.model(name="t", state=self.literal(Status.DRAFT))
+        return self.model(title="t")
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        statements: list[str] = []
+        with CaptureQueriesContext(connections[self.alias]) as context:
+            yield statements
+        statements.extend(query["sql"] for query in context.captured_queries)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with transaction.atomic(using=self.alias):
+            yield Transaction(DjangoAdapter(), self.load)
+
+    def release(self) -> None:
+        connections[self.alias].close()
+
+
+class TestDjangoAdapter(AdapterContract):
+    harness_class = DjangoHarness
+
+    def test_signals_see_update_fields(self, harness: Harness) -> None:
+        """pre_save and post_save are sent as by save(update_fields=[changed fields])."""
+        assert isinstance(harness, DjangoHarness)
+        key = harness.insert()
+        project = harness.load(key)
+        seen: list[tuple[str, object]] = []
+
+        def on_pre_save(instance: Any, update_fields: frozenset[str], **kwargs: Any) -> None:
+            status = getattr(instance, harness.columns["status"])
+            seen.append(("pre_save", (update_fields, status, kwargs["raw"], kwargs["using"])))
+
+        def on_post_save(instance: Any, update_fields: frozenset[str], **kwargs: Any) -> None:
+            seen.append(("post_save", (update_fields, kwargs["created"], instance is project)))
+
+        pre_save.connect(on_pre_save, sender=harness.model, weak=False)
+        post_save.connect(on_post_save, sender=harness.model, weak=False)
+        try:
+            harness.lifecycle(project).start_render()
+        finally:
+            pre_save.disconnect(on_pre_save, sender=harness.model)
+            post_save.disconnect(on_post_save, sender=harness.model)
+        status = harness.columns["status"]
+        fields = frozenset({status} if harness.variant else {status, "updated_at"})
+        processing = harness.literal(Status.PROCESSING)
+        assert seen == [
+            ("pre_save", (fields, processing, False, harness.alias)),
+            ("post_save", (fields, False, True)),
+        ]
+
+    def test_auto_now_is_stamped_on_the_instance(self, harness: Harness) -> None:
+        """The instance's updated_at is the value the UPDATE stored, as after save()."""
+        assert isinstance(harness, DjangoHarness)
+        if harness.variant:
+            return  # the variant has no auto_now field; nothing to stamp
+        key = harness.insert()
+        project = harness.load(key)
+        loaded = project.updated_at
+        ProjectLifecycle(project, DjangoAdapter()).start_render()
+        assert project.updated_at > loaded
+        assert harness.row(key)["updated_at"] == project.updated_at
+
+    def test_refusal_puts_back_the_instance(self, harness: Harness) -> None:
+        """A refused start leaves the instance's timestamp as loaded and its status refreshed."""
+        assert isinstance(harness, DjangoHarness)
+        key = harness.insert()
+        project = harness.load(key)
+        harness.edit(key, status=harness.literal(Status.PROCESSING))
+        before = {f.attname: getattr(project, f.attname) for f in project._meta.concrete_fields}
+        with pytest.raises(RenderConflictError):
+            harness.lifecycle(project).start_render()
+        after = {f.attname: getattr(project, f.attname) for f in project._meta.concrete_fields}
+        status = harness.columns["status"]
+        assert after == {**before, status: harness.literal(Status.PROCESSING)}
+
+
+def test_missing_django_names_the_extra() -> None:
+    """Importing the adapter without Django raises ImportError quoting the pip command."""
+    assert_missing_extra("renderstate.adapters.django", "django", "django")
