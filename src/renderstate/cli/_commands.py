@@ -1,0 +1,435 @@
+"""The commands behind ``renderstate``; imported only when one runs (needs the ``cli`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+try:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    from rich.table import Table
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    msg = "the renderstate command line needs rich: pip install 'renderstate[cli]'"
+    raise ImportError(msg) from exc
+
+from renderstate._records import TransitionRecord
+from renderstate._status import Status
+from renderstate.cli import DEFAULT_HOME, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from renderstate.cli._store import Project, Store, StoreError
+from renderstate.exceptions import RenderConflictError, RenderStateError
+from renderstate.rendering.timeline import Timeline, TimelineError, load_timeline, parse_timeline
+from renderstate.runner import RenderJob, RenderRunner
+from renderstate.testing import FakeRenderer
+from renderstate.typing import ProgressSink, Renderer
+
+__all__ = ["run"]
+
+_STYLES = {
+    Status.DRAFT: "white",
+    Status.PROCESSING: "yellow",
+    Status.COMPLETED: "green",
+    Status.FAILED: "red",
+}
+
+
+class UsageError(Exception):
+    """An argument that names nothing usable; the message says what to pass instead."""
+
+
+class _SimulatedCrashError(RuntimeError):
+    """What the demo's deliberately failing render raises halfway through."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command; return the exit code."""
+    handler = _log_to_stderr(verbose=args.verbose)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        command: Callable[[argparse.Namespace], int] = _COMMANDS[args.command]
+        return command(args)
+    except (UsageError, StoreError, TimelineError) as exc:
+        err.print(f"[red]renderstate: error:[/] {escape(str(exc))}")
+        return EXIT_USAGE
+    except RenderConflictError as exc:
+        err.print(f"[red]renderstate: 409 Conflict:[/] {escape(str(exc))}")
+        return EXIT_FAILED
+    except RenderStateError as exc:
+        err.print(f"[red]renderstate: error:[/] {escape(str(exc))}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        err.print("[red]renderstate: interrupted[/]; queued renders were marked FAILED")
+        return EXIT_INTERRUPTED
+    finally:
+        logging.getLogger("renderstate").removeHandler(handler)
+
+
+# ------------------------------------------------------------------ shared pieces
+
+
+class _OneLine(logging.Formatter):
+    """``level: message (ExceptionType: text)``: tracebacks only with --verbose."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            text += f" ({type(error).__name__}: {error})"
+        return text
+
+
+def _log_to_stderr(*, verbose: bool) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    if not verbose:
+        handler.setFormatter(_OneLine())
+    logger = logging.getLogger("renderstate")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    return handler
+
+
+def _transition_printer(console: Console) -> Callable[[TransitionRecord], None]:
+    def show(record: TransitionRecord) -> None:
+        source, target = record.source, record.target
+        console.print(
+            f"  [{_STYLES[source]}]{source}[/] -> [{_STYLES[target]}]{target}[/]"
+            f"  [dim]({record.edge}, project {str(record.project_key)[:8]})[/]"
+        )
+
+    return show
+
+
+def _watch(console: Console, job: RenderJob[Any], label: str) -> Status:
+    """Show a live progress bar until ``job`` ends; return its final status."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[frames]}"),
+        TextColumn("[dim]{task.fields[eta]}"),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(label, total=1.0, frames="", eta="")
+        while True:
+            finished = job.done()
+            progress = job.progress
+            frames = (
+                f"{progress.frames_done}/{progress.frames_total} frames"
+                if progress.frames_total
+                else ""
+            )
+            eta = "" if progress.eta is None or finished else f"eta {progress.eta:.0f}s"
+            bar.update(
+                task,
+                completed=progress.fraction,
+                description=f"{label} [cyan]{progress.phase}[/]",
+                frames=frames,
+                eta=eta,
+            )
+            if finished:
+                break
+            with contextlib.suppress(TimeoutError):
+                job.wait(timeout=0.1)
+    return job.wait()
+
+
+def _console() -> Console:
+    # soft_wrap: long ids and paths stay on one line, so they can be copied.
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _renderer(name: str) -> Renderer[Any]:
+    if name == "fake":
+        return FakeRenderer(frames=48, frame_delay=0.01)
+    from renderstate.rendering.moviepy import MoviePyRenderer  # noqa: PLC0415 - heavy import
+
+    return MoviePyRenderer(preset="veryfast")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _file_summary(path: Path) -> str:
+    if not path.is_file():
+        return "[red]missing[/]"
+    return f"{path.stat().st_size:,} bytes, sha256 {_digest(path)}..."
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(args.db)
+
+
+# ------------------------------------------------------------------ demo
+
+
+class _DemoRenderer:
+    """The real renderer, which the demo can hold at the start or make crash halfway."""
+
+    def __init__(self, inner: Renderer[Any]) -> None:
+        self.inner = inner
+        self.gate: threading.Event | None = None
+        self.crash = False
+
+    def __call__(self, project: Any, target: Path, progress: ProgressSink) -> None:
+        if self.gate is not None:
+            self.gate.wait()
+        if not self.crash:
+            self.inner(project, target, progress)
+            return
+
+        def crashing(phase: str, done: int, total: int) -> None:
+            progress(phase, done, total)
+            if phase == "rendering" and done >= total // 2:
+                msg = f"simulated encoder crash at frame {done} of {total}"
+                raise _SimulatedCrashError(msg)
+
+        self.inner(project, target, crashing)
+
+
+def _sample_timeline() -> dict[str, Any]:
+    text = resources.files("renderstate.rendering").joinpath("sample_timeline.json")
+    data: dict[str, Any] = json.loads(text.read_text("utf-8"))
+    return data
+
+
+def _demo(args: argparse.Namespace) -> int:
+    console = _console()
+    home = Path(args.dir)
+    store = Store(f"sqlite:///{home / 'renderstate.sqlite3'}")
+    media = home / "media"
+    console.print(f"[bold]renderstate demo[/]: database {store.url}, media root {media}/")
+    data = _sample_timeline()
+    timeline = parse_timeline(data)
+    project = store.create(
+        "renderstate demo", data, width=timeline.width, height=timeline.height, fps=_fps(timeline)
+    )
+    console.print(f"Created project [bold]{project.id}[/] ([white]{project.status}[/])")
+    renderer = _DemoRenderer(_renderer(args.renderer))
+    runner: RenderRunner[Project] = RenderRunner(
+        store.adapter, renderer, media_root=media, observers=[_transition_printer(console)]
+    )
+    demo = _Demo(console, store, runner, renderer, project)
+    try:
+        with runner:
+            demo.first_render()
+            demo.conflicting_re_render()
+            demo.crash()
+            demo.retry()
+    finally:
+        store.close()
+    console.rule("Result")
+    for name, ok in demo.checks:
+        console.print(f"  {'[green]ok[/]' if ok else '[red]FAILED[/]'}  {name}")
+    playable = "playable MP4" if args.renderer == "moviepy" else "fake video (--renderer fake)"
+    console.print(f"\nThe {playable} is at [bold]{demo.final.resolve()}[/]")
+    console.print(f"stored as output_path = {project.output_path!r} on project {project.id}")
+    hint = "" if args.dir == DEFAULT_HOME else f" --db {store.url} --media {media}"
+    console.print(f"[dim]See all projects with: renderstate status{hint}[/]")
+    return EXIT_OK if all(ok for _, ok in demo.checks) else EXIT_FAILED
+
+
+class _Demo:
+    """The demo's four steps, each recording whether it behaved as the design says."""
+
+    def __init__(
+        self,
+        console: Console,
+        store: Store,
+        runner: RenderRunner[Project],
+        renderer: _DemoRenderer,
+        project: Project,
+    ) -> None:
+        self.console = console
+        self.store = store
+        self.runner = runner
+        self.renderer = renderer
+        self.project = project
+        self.final = runner.file_path(project)
+        self.checks: list[tuple[str, bool]] = []
+
+    def first_render(self) -> None:
+        self.console.rule("1. First render: DRAFT -> PROCESSING -> COMPLETED")
+        status = _watch(self.console, self.runner.submit(self.project), "render")
+        self.checks.append(("first render completed", status is Status.COMPLETED))
+        self.console.print(f"  final.mp4: {_file_summary(self.final)}")
+
+    def conflicting_re_render(self) -> None:
+        self.console.rule("2. Re-render, and a second start while it runs")
+        gate = self.renderer.gate = threading.Event()
+        job = self.runner.submit(self.project)
+        other_request = self.store.get(self.project.id)  # what a second web request loads
+        self.console.print(f"  a second request loads the project: it is {other_request.status}")
+        refused = False
+        try:
+            self.runner.submit(other_request)
+        except RenderConflictError as exc:
+            refused = exc.status_code == 409
+            self.console.print(f"  [red]refused, HTTP {exc.status_code}[/]: {escape(str(exc))}")
+        finally:
+            self.renderer.gate = None
+            gate.set()
+        self.checks.append(("second start refused with 409", refused))
+        status = _watch(self.console, job, "re-render")
+        self.checks.append(("re-render completed", status is Status.COMPLETED))
+        self.console.print(f"  final.mp4 replaced at the same path: {_file_summary(self.final)}")
+
+    def crash(self) -> None:
+        self.console.rule("3. A render that crashes halfway")
+        before = _digest(self.final)
+        self.renderer.crash = True
+        try:
+            job = self.runner.submit(self.project)
+            status = _watch(self.console, job, "doomed render")
+        finally:
+            self.renderer.crash = False
+        self.console.print(f"  the render failed: [red]{escape(str(job.error))}[/]")
+        kept = self.final.is_file() and _digest(self.final) == before
+        self.console.print(
+            f"  previous final.mp4 {'unchanged' if kept else '[red]CHANGED[/]'}: "
+            f"{_file_summary(self.final)}; output_path still {self.project.output_path}"
+        )
+        leftovers = sorted(p.name for p in self.final.parent.iterdir() if p != self.final)
+        self.console.print(f"  temporary files left beside it: {leftovers or 'none'}")
+        self.checks.append(("crash left the project FAILED", status is Status.FAILED))
+        self.checks.append(("previous video intact, no temp file", kept and not leftovers))
+
+    def retry(self) -> None:
+        self.console.rule("4. Retry: FAILED -> PROCESSING -> COMPLETED")
+        status = _watch(self.console, self.runner.submit(self.project), "retry")
+        self.checks.append(("retry completed", status is Status.COMPLETED))
+
+
+def _fps(timeline: Timeline) -> int | None:
+    return None if timeline.fps is None else round(timeline.fps)
+
+
+# ------------------------------------------------------------------ render, status, recover
+
+
+def _render(args: argparse.Namespace) -> int:
+    console = _console()
+    path = Path(args.timeline)
+    if not path.is_file():
+        msg = f"timeline file {str(path)!r} does not exist"
+        raise UsageError(msg)
+    timeline = load_timeline(path)
+    store = _store(args)
+    try:
+        if args.project:
+            project = store.get(args.project)
+        else:
+            data = json.loads(path.read_text("utf-8")) if path.suffix == ".json" else {}
+            project = store.create(
+                args.title or path.stem,
+                data,
+                width=timeline.width,
+                height=timeline.height,
+                fps=_fps(timeline),
+            )
+            console.print(f"Created project [bold]{project.id}[/] ({project.status})")
+        renderer = _renderer(args.renderer)
+        if args.renderer == "moviepy":
+            from renderstate.rendering.moviepy import MoviePyRenderer  # noqa: PLC0415
+
+            renderer = MoviePyRenderer(timeline=timeline, preset="veryfast")
+        with RenderRunner(
+            store.adapter,
+            renderer,
+            media_root=args.media,
+            observers=[_transition_printer(console)],
+        ) as runner:
+            job = runner.submit(project)
+            status = _watch(console, job, "render")
+            final = runner.file_path(project)
+    finally:
+        store.close()
+    if status is Status.COMPLETED:
+        console.print(f"[green]COMPLETED[/]: {final.resolve()} ({_file_summary(final)})")
+        return EXIT_OK
+    console.print(f"[red]{status}[/]: {escape(str(job.error))}")
+    return EXIT_FAILED
+
+
+def _status(args: argparse.Namespace) -> int:
+    console = _console()
+    store = _store(args)
+    try:
+        if args.key:
+            project = store.get(args.key)
+            _show_project(console, project, Path(args.media))
+            return EXIT_OK
+        projects = store.all()
+    finally:
+        store.close()
+    if not projects:
+        console.print(f"No projects in {store.url}. Try `renderstate demo`.")
+        return EXIT_OK
+    table = Table("id", "title", "status", "output_path", "updated")
+    for column in (table.columns[0], table.columns[3]):
+        column.overflow = "fold"
+    for p in projects:
+        status = Status(p.status)
+        table.add_row(
+            p.id,
+            escape(p.title),
+            f"[{_STYLES[status]}]{status}[/]",
+            p.output_path or "",
+            f"{p.updated_at:%Y-%m-%d %H:%M:%S}",
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def _show_project(console: Console, project: Project, media: Path) -> None:
+    status = Status(project.status)
+    console.print(f"[bold]{escape(project.title)}[/]  {project.id}")
+    console.print(f"  status       [{_STYLES[status]}]{status}[/]")
+    console.print(f"  output_path  {project.output_path or '-'}")
+    if project.output_path:
+        file = media.joinpath(*project.output_path.split("/"))
+        console.print(f"  file         {file} ({_file_summary(file)})")
+    console.print(f"  updated      {project.updated_at:%Y-%m-%d %H:%M:%S}")
+
+
+def _refuse(project: Any, target: Path, progress: ProgressSink) -> None:
+    msg = "recover renders nothing"
+    raise RuntimeError(msg)
+
+
+def _recover(args: argparse.Namespace) -> int:
+    console = _console()
+    store = _store(args)
+    try:
+        stuck = store.with_status(Status.PROCESSING)
+        with RenderRunner(store.adapter, _refuse, media_root=args.media) as runner:
+            records = runner.recover_interrupted(stuck)
+    finally:
+        store.close()
+    if not records:
+        console.print("No project was left PROCESSING.")
+        return EXIT_OK
+    for record in records:
+        console.print(f"  {record.project_key}: PROCESSING -> [red]FAILED[/] ({record.error})")
+    console.print(f"Recovered {len(records)} project(s); start their renders again to retry.")
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo,
+    "render": _render,
+    "status": _status,
+    "recover": _recover,
+}

@@ -1,0 +1,142 @@
+"""The command line's embedded database: the reference Project model on SQLAlchemy.
+
+The table mirrors the reference model (``id``, ``title``, ``created_at``, ``updated_at``,
+``status``, resolution, ``framerate``, ``output_path``, ``timeline``); transitions go through
+:class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter` like any user's model.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from pathlib import Path
+from typing import Any
+
+try:
+    from sqlalchemy import JSON, DateTime, String, create_engine, select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    msg = "the renderstate command line needs SQLAlchemy: pip install 'renderstate[cli]'"
+    raise ImportError(msg) from exc
+
+from renderstate._status import Status
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+
+__all__ = ["Project", "Store", "StoreError"]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class Project(_Base):
+    """A video project, with the reference model's fields and defaults."""
+
+    __tablename__ = "renderstate_project"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime.datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, onupdate=_now
+    )
+    status: Mapped[str] = mapped_column(String(20), default=Status.DRAFT.value)
+    resolution_width: Mapped[int] = mapped_column(default=1920)
+    resolution_height: Mapped[int] = mapped_column(default=1080)
+    framerate: Mapped[int] = mapped_column(default=30)
+    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    timeline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class StoreError(Exception):
+    """The database URL is unusable or a project is missing; the message says which."""
+
+
+class Store:
+    """Projects in one database, and the adapter that persists their transitions.
+
+    Args:
+        url: A SQLAlchemy URL; for a SQLite file, its directory is created if missing.
+
+    Raises:
+        StoreError: the URL cannot be parsed or the database cannot be opened.
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            msg = f"--db {url!r} is not a database URL; use e.g. sqlite:///renderstate.sqlite3"
+            raise StoreError(msg) from exc
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = create_engine(parsed)
+            _Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            msg = f"cannot open the database {url!r}: {exc}"
+            raise StoreError(msg) from exc
+        self.url = url
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.adapter = SQLAlchemyAdapter(self.sessions)
+        """Shared by every thread: each transition runs in a fresh session."""
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def create(
+        self,
+        title: str,
+        timeline: dict[str, Any],
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        fps: int | None = None,
+    ) -> Project:
+        """Insert a DRAFT project and return it (detached, ready for a lifecycle)."""
+        project = Project(id=str(uuid.uuid4()), title=title, timeline=timeline)
+        if width is not None and height is not None:
+            project.resolution_width, project.resolution_height = width, height
+        if fps is not None:
+            project.framerate = fps
+        with self.sessions.begin() as session:
+            session.add(project)
+        return project
+
+    def get(self, key: str) -> Project:
+        """Return the project whose id is ``key`` (a unique prefix is enough).
+
+        Raises:
+            StoreError: no project, or several, match ``key``.
+        """
+        with self.sessions() as session:
+            found = session.get(Project, key)
+            if found is not None:
+                return found
+            matches = list(
+                session.scalars(select(Project).where(Project.id.startswith(key, autoescape=True)))
+            )
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            msg = f"no project {key!r} in {self.url}; `renderstate status` lists them"
+        else:
+            msg = f"{key!r} matches {len(matches)} projects; give more of the id"
+        raise StoreError(msg)
+
+    def all(self) -> list[Project]:
+        """Every project, newest first."""
+        with self.sessions() as session:
+            return list(session.scalars(select(Project).order_by(Project.created_at.desc())))
+
+    def with_status(self, status: Status) -> list[Project]:
+        """The projects whose stored status is ``status``."""
+        with self.sessions() as session:
+            return list(session.scalars(select(Project).where(Project.status == status.value)))
