@@ -206,7 +206,11 @@ def _ffmpeg_children() -> list[int]:
 
 
 def part_rss(args: argparse.Namespace) -> None:
-    """(3) Peak RSS growth over N renders of the sample timeline in one process."""
+    """(3) Peak RSS growth over N renders of the sample timeline in one process.
+
+    The peak is process-wide: run this part on its own (``--parts rss``), or part (1)'s
+    naive contender sets a peak that hides any growth here.
+    """
     renderer = MoviePyRenderer(timeline=sample_timeline())
     with tempfile.TemporaryDirectory() as scratch:
         private = Path(scratch) / "tmp"

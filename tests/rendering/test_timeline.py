@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -307,3 +308,17 @@ def test_importing_the_timeline_module_does_not_import_moviepy() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_documented_json_and_toml_examples_are_the_same_valid_timeline(tmp_path: Path) -> None:
+    """docs/timeline.md's JSON and TOML examples parse to one timeline of the stated length."""
+    text = (Path(__file__).parents[2] / "docs" / "timeline.md").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"```(json|toml)\n(.*?)```", text, re.DOTALL))
+    for relative in ("pictures/beach.jpg", "music/theme.mp3"):
+        (tmp_path / relative).parent.mkdir(exist_ok=True)
+        (tmp_path / relative).write_bytes(b"")
+    (tmp_path / "t.json").write_text(blocks["json"], encoding="utf-8")
+    (tmp_path / "t.toml").write_text(blocks["toml"], encoding="utf-8")
+    timeline = load_timeline(tmp_path / "t.json")
+    assert timeline == load_timeline(tmp_path / "t.toml")
+    assert timeline.duration == 8.5
