@@ -18,10 +18,13 @@ def test_all_is_exactly_the_public_names() -> None:
         "version",
         "PackageNotFoundError",
         "adapters",
+        "cli",
         "exceptions",
+        "rendering",
         "runner",
         "typing",
         "testing",
+        "web",
     }
     assert set(renderstate.__all__) - {"__version__"} == public
     assert renderstate.__all__ == sorted(renderstate.__all__, key=lambda n: (n.upper() != n, n))
