@@ -1,0 +1,101 @@
+"""The Peewee adapter: one conditional ``Model.update().where()`` per transition.
+
+Install with ``pip install 'renderstate[peewee]'``. The model needs no mixin or field::
+
+    from renderstate import ProjectLifecycle
+    from renderstate.adapters.peewee import PeeweeAdapter
+
+    ProjectLifecycle(project, adapter=PeeweeAdapter()).start_render()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+try:
+    import peewee
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    msg = (
+        "renderstate.adapters.peewee needs Peewee; "
+        "install it with: pip install 'renderstate[peewee]'"
+    )
+    raise ImportError(msg) from exc
+
+from renderstate._records import Change
+from renderstate.exceptions import ProjectNotFoundError
+
+__all__ = ["PeeweeAdapter"]
+
+
+class PeeweeAdapter:
+    """Persists transitions of Peewee model instances with one ``UPDATE ... WHERE``.
+
+    Peewee has no ``auto_now``: a model that stamps ``updated_at`` in an overridden
+    ``save()`` names that field here, and each transition sets it in the same ``UPDATE``.
+
+    Args:
+        auto_update: Field name -> zero-argument callable giving its new value on every
+            transition, e.g. ``{"updated_at": datetime.datetime.now}``.
+    """
+
+    __slots__ = ("auto_update",)
+
+    def __init__(self, *, auto_update: Mapping[str, Callable[[], object]] | None = None) -> None:
+        self.auto_update: dict[str, Callable[[], object]] = dict(auto_update or {})
+        """The fields every transition also stamps, with their value factories."""
+
+    def __repr__(self) -> str:
+        return f"<PeeweeAdapter auto_update={sorted(self.auto_update)!r}>"
+
+    def apply(self, project: Any, change: Change) -> bool:
+        """Write ``change`` with one conditional ``UPDATE``; see :class:`.Adapter`.
+
+        The instance gets the new values without marking them dirty, so a later
+        ``save(only_dirty=True)`` does not write them again.
+
+        Raises:
+            ProjectNotFoundError: ``project`` has no primary key, or its row is gone.
+        """
+        key = project.get_id()
+        if key is None:
+            raise ProjectNotFoundError(project_key=None)
+        model = type(project)
+        meta = model._meta
+        values = dict(change.values)
+        for name, stamp in self.auto_update.items():
+            values.setdefault(name, stamp())
+        status = meta.fields[change.status_field]
+        where = meta.primary_key == key
+        guarded = model.update({meta.fields[name]: value for name, value in values.items()})
+        # The status always changes (no edge leads back to its source), so the row count
+        # is 1 on a match even where MySQL counts changed rather than matched rows
+        # (Peewee does not set CLIENT_FOUND_ROWS).
+        if guarded.where(where & status.in_(list(change.expected))).execute() == 1:
+            _set_clean(project, values)
+            return True
+        current = model.select(status).where(where)
+        database = meta.database
+        if isinstance(getattr(database, "obj", database), peewee.MySQLDatabase):
+            # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
+            # plain SELECT would still see the snapshot taken before the other writer.
+            current = current.for_update()
+        found = list(current.tuples())
+        if not found:
+            raise ProjectNotFoundError(project_key=key)
+        _set_clean(project, {change.status_field: found[0][0]})
+        return False
+
+    def project_key(self, project: Any) -> object:
+        """Return the instance's primary key value (``None`` before an auto id is assigned)."""
+        return project.get_id()
+
+    def empty_output(self, project: Any, field: str) -> str | None:
+        """Return ``None`` for a ``null=True`` field, else ``""``."""
+        return None if type(project)._meta.fields[field].null else ""
+
+
+def _set_clean(project: Any, values: Mapping[str, Any]) -> None:
+    for name, value in values.items():
+        setattr(project, name, value)
+        project._dirty.discard(name)
