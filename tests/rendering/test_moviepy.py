@@ -347,15 +347,20 @@ def test_parallel_renders_in_two_threads_are_both_correct(tmp_path: Path) -> Non
         "soundtrack": {"tone": 220},
     }
     errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
+    # Both renders meet at their fifth frame, so both ffmpeg encoders are provably running
+    # at the same time rather than one render finishing before the other starts.
+    midway = threading.Barrier(2)
+
+    def sink(phase: str, done: int, total: int) -> None:
+        if phase == "rendering" and done == 5:
+            midway.wait(timeout=60)
 
     def render(timeline: dict[str, Any], name: str) -> None:
         try:
-            barrier.wait(timeout=30)
             # The same file name in two directories: moviepy's default temporary audio
             # name would collide here.
             (tmp_path / name).mkdir()
-            MoviePyRenderer(timeline=timeline)(None, tmp_path / name / "final.mp4", no_progress)
+            MoviePyRenderer(timeline=timeline)(None, tmp_path / name / "final.mp4", sink)
         except BaseException as exc:
             errors.append(exc)
 
@@ -367,7 +372,10 @@ def test_parallel_renders_in_two_threads_are_both_correct(tmp_path: Path) -> Non
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
     assert not errors
+    assert midway.n_waiting == 0
+    assert not midway.broken
     red_info, blue_info = (
         probe(tmp_path / "red" / "final.mp4"),
         probe(tmp_path / "blue" / "final.mp4"),
@@ -379,6 +387,30 @@ def test_parallel_renders_in_two_threads_are_both_correct(tmp_path: Path) -> Non
     assert close_to(corner(frame_at(tmp_path / "red" / "final.mp4", 1.5)), (255, 0, 0))
     assert close_to(corner(frame_at(tmp_path / "blue" / "final.mp4", 0.5)), (0, 0, 255))
     assert ffmpeg_children() == []
+
+
+def test_renderer_works_without_a_progress_sink(tmp_path: Path) -> None:
+    """Called directly with only project and target, the renderer needs no sink."""
+    project = MemoryProject(
+        timeline={"width": 64, "height": 36, "fps": 5, "scenes": [{"duration": 1}]}
+    )
+    MoviePyRenderer()(project, tmp_path / "v.mp4")
+    assert probe(tmp_path / "v.mp4").duration == pytest.approx(1.0, abs=0.25)
+
+
+def test_size_and_rate_precedence_without_rendering() -> None:
+    """Renderer options beat the timeline, which beats the project, which beats the defaults."""
+    sized = {"width": 320, "height": 180, "fps": 12, "scenes": [{"duration": 1}]}
+    unsized = {"scenes": [{"duration": 1}]}
+    project = MemoryProject(resolution_width=640, resolution_height=360, framerate=25)
+
+    def resolved(renderer: MoviePyRenderer, on: object) -> tuple[int, int, float]:
+        return renderer.output_format(on, renderer.timeline_for(on))
+
+    assert resolved(MoviePyRenderer(timeline=sized), project) == (320, 180, 12.0)
+    assert resolved(MoviePyRenderer(timeline=unsized), project) == (640, 360, 25.0)
+    assert resolved(MoviePyRenderer(timeline=unsized), object()) == (1280, 720, 30.0)
+    assert resolved(MoviePyRenderer(timeline=sized, size=(96, 54), fps=8), project) == (96, 54, 8.0)
 
 
 def test_renderer_options_are_checked_up_front() -> None:
