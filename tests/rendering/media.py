@@ -75,14 +75,28 @@ def top_level_boxes(path: Path) -> list[str]:
 
 def frame_at(path: Path, t: float) -> np.ndarray:
     """Decode the RGB frame shown at ``t`` seconds."""
-    reader = imageio_ffmpeg.read_frames(str(path), input_params=["-ss", f"{t:.3f}"])
-    try:
-        meta = next(reader)
-        width, height = meta["size"]
-        raw = next(reader)
-    finally:
-        reader.close()
-    return np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+    info = probe(path)
+    result = subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-ss",
+            f"{t:.3f}",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    return np.frombuffer(result.stdout, dtype=np.uint8).reshape(info.height, info.width, 3)
 
 
 def ffmpeg_children() -> list[int]:

@@ -16,8 +16,9 @@ import pytest
 from moviepy import AudioClip, ColorClip, CompositeVideoClip, VideoClip
 from PIL import Image
 
+from renderstate.rendering._frames import SceneFrames, frame_function
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
-from renderstate.rendering.timeline import TimelineError
+from renderstate.rendering.timeline import TimelineError, parse_timeline
 from renderstate.testing import MemoryProject
 
 from .media import ffmpeg_children, frame_at, probe, top_level_boxes
@@ -105,6 +106,33 @@ def test_scenes_and_crossfade_show_the_right_pictures(tmp_path: Path) -> None:
     assert 60 < b < 200
     assert g < 40
     assert close_to(corner(frame_at(target, 1.3)), (0, 0, 255))
+
+
+def test_many_scenes_each_show_their_colour_and_only_two_pictures_are_kept(
+    tmp_path: Path,
+) -> None:
+    """Scenes drawn lazily still appear in order; at most two drawn pictures are held."""
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+    timeline = {
+        "width": 64,
+        "height": 36,
+        "fps": 10,
+        "scenes": [
+            {"duration": 1, "background": list(rgb), "crossfade": 0.4 if i else 0}
+            for i, rgb in enumerate(colours)
+        ],
+    }
+    parsed = parse_timeline(timeline)
+    frames = SceneFrames(parsed, 64, 36)
+    function = frame_function(parsed, frames)
+    for t in np.arange(0, parsed.duration, 0.1):
+        function(float(t))
+        assert len(frames._drawn) <= 2
+    target = tmp_path / "v.mp4"
+    MoviePyRenderer(timeline=timeline)(None, target, no_progress)
+    for start, rgb in zip(parsed.starts, colours, strict=True):
+        # 0.5 s into each scene is past its 0.4 s crossfade.
+        assert close_to(corner(frame_at(target, start + 0.5)), rgb)
 
 
 def test_image_background_covers_the_frame(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Each scene is drawn once, background, image and text together, into one RGB array. The frame
 function hands that same array back for every frame of the scene, and computes a blend only
-during a crossfade; nothing here carries a mask, so ffmpeg is fed plain ``rgb24``.
+during a crossfade; nothing here carries a mask, so ffmpeg is fed plain ``rgb24``. Scenes are
+drawn when first shown and only the last two are kept (a crossfade needs both), so memory
+does not grow with the number of scenes.
 """
 
 from __future__ import annotations
@@ -95,8 +97,52 @@ def draw_scene(scene: Scene, width: int, height: int, *, index: int) -> Frame:
     return np.ascontiguousarray(np.asarray(picture, dtype=np.uint8))
 
 
-def frame_function(timeline: Timeline, frames: list[Frame]) -> Callable[[float], Frame]:
-    """Return ``t -> frame`` over the pre-drawn ``frames``, blending only during crossfades."""
+def verify_images(timeline: Timeline) -> None:
+    """Check that every scene's image is a picture Pillow can read, without decoding it all.
+
+    Raises:
+        TimelineError: naming the first scene whose image is not a readable picture.
+    """
+    for index, scene in enumerate(timeline.scenes):
+        if scene.image is None:
+            continue
+        try:
+            with Image.open(scene.image) as source:
+                source.verify()
+        # Pillow's verify() reports a corrupt PNG chunk as SyntaxError.
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise TimelineError(
+                scene=index,
+                field="image",
+                problem=f"{str(scene.image)!r} is not a readable picture ({exc}); use PNG or JPEG",
+            ) from exc
+
+
+class SceneFrames:
+    """The scenes' pictures, each drawn on first use; the two most recent are kept."""
+
+    def __init__(self, timeline: Timeline, width: int, height: int) -> None:
+        self._scenes = timeline.scenes
+        self._width = width
+        self._height = height
+        self._drawn: dict[int, Frame] = {}
+
+    def __len__(self) -> int:
+        return len(self._scenes)
+
+    def __getitem__(self, index: int) -> Frame:
+        frame = self._drawn.get(index)
+        if frame is None:
+            frame = draw_scene(self._scenes[index], self._width, self._height, index=index)
+            if len(self._drawn) >= 2:
+                # Frames are asked for in time order: the scene furthest away is done with.
+                del self._drawn[max(self._drawn, key=lambda drawn: abs(drawn - index))]
+            self._drawn[index] = frame
+        return frame
+
+
+def frame_function(timeline: Timeline, frames: SceneFrames) -> Callable[[float], Frame]:
+    """Return ``t -> frame`` over the scenes' ``frames``, blending only during crossfades."""
     starts = timeline.starts
     fades = [scene.crossfade for scene in timeline.scenes]
     last = len(frames) - 1

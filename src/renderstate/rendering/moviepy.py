@@ -28,7 +28,12 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     )
     raise ImportError(_msg) from exc
 
-from renderstate.rendering._frames import draw_scene, frame_function, tone_function
+from renderstate.rendering._frames import (
+    SceneFrames,
+    frame_function,
+    tone_function,
+    verify_images,
+)
 from renderstate.rendering.timeline import (
     Timeline,
     TimelineError,
@@ -230,7 +235,7 @@ class MoviePyRenderer:
     def __call__(self, project: Any, target: Path, progress: ProgressSink = no_progress) -> None:
         """Render ``project`` into ``target`` (a path ending in ``.mp4``).
 
-        The timeline is validated and every scene drawn before ffmpeg starts, so a bad
+        The timeline is validated and its images checked before ffmpeg starts, so a bad
         timeline raises :class:`~renderstate.rendering.timeline.TimelineError` and creates
         no file. On any failure the partial ``target`` is removed; no ffmpeg process and
         no temporary audio file outlive the call.
@@ -278,10 +283,8 @@ class MoviePyRenderer:
             return self._build_user_clip(project, owned)
         timeline = self.timeline_for(project)
         width, height, fps = self.output_format(project, timeline)
-        frames = [
-            draw_scene(scene, width, height, index=index)
-            for index, scene in enumerate(timeline.scenes)
-        ]
+        verify_images(timeline)
+        frames = SceneFrames(timeline, width, height)
         video = VideoClip(frame_function(timeline, frames), duration=timeline.duration)
         owned.append(video)
         audio = None
