@@ -10,7 +10,9 @@ Needs the ``render`` extra: ``pip install 'renderstate[render]'``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
 import wave
 from collections.abc import Callable, Mapping
@@ -44,6 +46,8 @@ from renderstate.rendering.timeline import (
 from renderstate.typing import ProgressSink
 
 __all__ = ["DEFAULT_FPS", "DEFAULT_SIZE", "MoviePyRenderer", "ProglogProgress", "no_progress"]
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1280, 720)
 """The frame size when neither the renderer, the timeline nor the project gives one."""
@@ -248,11 +252,11 @@ class MoviePyRenderer:
         try:
             clip, audio, fps = self._build(project, owned)
             with tempfile.TemporaryDirectory(prefix="renderstate-audio-") as scratch:
-                logger = ProglogProgress(progress)
+                bars = ProglogProgress(progress)
                 audio_path: str | bool = False
                 if audio is not None:
                     audio_path = str(Path(scratch) / "soundtrack.wav")
-                    _write_wav(audio, audio_path, self.audio_fps, logger)
+                    _write_wav(audio, audio_path, self.audio_fps, bars)
                 clip.write_videofile(
                     str(target),
                     fps=fps,
@@ -266,14 +270,21 @@ class MoviePyRenderer:
                     # which the tests verify on the output.
                     ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
                     temp_audiofile_path=scratch,
-                    logger=logger,
+                    logger=bars,
                 )
         except BaseException:
-            target.unlink(missing_ok=True)
+            # A failed write leaves ffmpeg's partial output; never let removing it hide
+            # the error that caused it.
+            with contextlib.suppress(OSError):
+                target.unlink(missing_ok=True)
             raise
         finally:
             for owned_clip in reversed(owned):
-                _close(owned_clip)
+                try:
+                    _close(owned_clip)
+                except Exception:  # noqa: BLE001 - any close failure: log it, close the rest
+                    # Keep closing the others, and keep the render's own outcome.
+                    _log.exception("could not close %r after rendering", owned_clip)
 
     # ------------------------------------------------------------ building
 
