@@ -21,6 +21,7 @@ from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
 from renderstate.rendering.timeline import TimelineError, parse_timeline
 from renderstate.testing import MemoryProject
 
+from .cases import BAD_TIMELINES
 from .media import ffmpeg_children, frame_at, probe, top_level_boxes
 
 pytestmark = pytest.mark.slow
@@ -238,6 +239,23 @@ def test_bad_timeline_is_refused_before_rendering(
     assert not target.exists()
     assert recorder.calls == []
     assert_clean(private_tmp, tmp_path, expect={"tmp"})
+
+
+@pytest.mark.parametrize(
+    ("data", "scene", "field"),
+    [pytest.param(data, scene, field, id=name) for name, data, scene, field in BAD_TIMELINES],
+)
+def test_every_bad_field_is_refused_by_the_renderer_without_output(
+    tmp_path: Path, data: Any, scene: int | None, field: str
+) -> None:
+    """Through the renderer, each bad field raises TimelineError and no target is created."""
+    recorder = Recorder()
+    target = tmp_path / "v.mp4"
+    with pytest.raises(TimelineError) as caught:
+        MoviePyRenderer(base_dir=tmp_path)(MemoryProject(timeline=data), target, recorder)
+    assert (caught.value.scene, caught.value.field) == (scene, field)
+    assert not target.exists()
+    assert recorder.calls == []
 
 
 def test_unreadable_image_is_refused_before_rendering(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from renderstate.rendering.timeline import (
     sample_timeline,
 )
 
+from .cases import BAD_TIMELINES
+
 
 def test_minimal_timeline_gets_defaults() -> None:
     """One scene with a duration is a timeline; everything else has a default."""
@@ -76,104 +78,6 @@ def test_soundtrack_tone_and_file(tmp_path: Path) -> None:
         base_dir=tmp_path,
     )
     assert music.soundtrack == Soundtrack(file=tmp_path / "music.wav", volume=0.5)
-
-
-BAD_TIMELINES: list[tuple[str, Any, int | None, str]] = [
-    ("not a mapping", [1, 2], None, "timeline"),
-    ("unknown top-level key", {"scenes": [{"duration": 1}], "sceens": []}, None, "sceens"),
-    ("no scenes", {"width": 160, "height": 90}, None, "scenes"),
-    ("empty scenes", {"scenes": []}, None, "scenes"),
-    ("scene not a mapping", {"scenes": [{"duration": 1}, 3]}, 1, "scene"),
-    ("unknown scene key", {"scenes": [{"duration": 1}, {"duration": 1, "titel": "x"}]}, 1, "titel"),
-    ("missing duration", {"scenes": [{"duration": 1}, {"title": "x"}]}, 1, "duration"),
-    ("zero duration", {"scenes": [{"duration": 0}]}, 0, "duration"),
-    ("negative duration", {"scenes": [{"duration": 1}, {"duration": -1}]}, 1, "duration"),
-    ("text duration", {"scenes": [{"duration": "2s"}]}, 0, "duration"),
-    ("boolean duration", {"scenes": [{"duration": True}]}, 0, "duration"),
-    ("infinite duration", {"scenes": [{"duration": float("inf")}]}, 0, "duration"),
-    ("bad colour", {"scenes": [{"duration": 1, "background": "reddish"}]}, 0, "background"),
-    ("bad hex", {"scenes": [{"duration": 1, "background": "#ggg"}]}, 0, "background"),
-    (
-        "channel out of range",
-        {"scenes": [{"duration": 1, "text_color": [0, 0, 256]}]},
-        0,
-        "text_color",
-    ),
-    ("bad default colour", {"background": 7, "scenes": [{"duration": 1}]}, None, "background"),
-    ("title not text", {"scenes": [{"duration": 1, "title": 5}]}, 0, "title"),
-    ("missing image", {"scenes": [{"duration": 1, "image": "nowhere.png"}]}, 0, "image"),
-    ("empty image path", {"scenes": [{"duration": 1, "image": ""}]}, 0, "image"),
-    ("odd width", {"width": 161, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
-    ("odd height", {"width": 160, "height": 91, "scenes": [{"duration": 1}]}, None, "height"),
-    ("zero width", {"width": 0, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
-    ("huge width", {"width": 10000, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
-    ("float width", {"width": 160.0, "height": 90, "scenes": [{"duration": 1}]}, None, "width"),
-    ("width alone", {"width": 160, "scenes": [{"duration": 1}]}, None, "height"),
-    ("zero fps", {"fps": 0, "scenes": [{"duration": 1}]}, None, "fps"),
-    ("absurd fps", {"fps": 1000, "scenes": [{"duration": 1}]}, None, "fps"),
-    ("first scene crossfade", {"scenes": [{"duration": 1, "crossfade": 0.5}]}, 0, "crossfade"),
-    (
-        "negative crossfade",
-        {"scenes": [{"duration": 1}, {"duration": 1, "crossfade": -1}]},
-        1,
-        "crossfade",
-    ),
-    (
-        "crossfade longer than the previous scene",
-        {"scenes": [{"duration": 1}, {"duration": 3, "crossfade": 2}]},
-        1,
-        "crossfade",
-    ),
-    (
-        "crossfades that overlap each other",
-        {
-            "scenes": [
-                {"duration": 2},
-                {"duration": 1, "crossfade": 0.6},
-                {"duration": 2, "crossfade": 0.6},
-            ]
-        },
-        2,
-        "crossfade",
-    ),
-    (
-        "soundtrack not a mapping",
-        {"scenes": [{"duration": 1}], "soundtrack": "beep"},
-        None,
-        "soundtrack",
-    ),
-    ("soundtrack empty", {"scenes": [{"duration": 1}], "soundtrack": {}}, None, "soundtrack"),
-    (
-        "soundtrack file and tone",
-        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 440, "file": "a.wav"}},
-        None,
-        "soundtrack",
-    ),
-    (
-        "unknown soundtrack key",
-        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 440, "loop": True}},
-        None,
-        "loop",
-    ),
-    (
-        "missing audio file",
-        {"scenes": [{"duration": 1}], "soundtrack": {"file": "missing.mp3"}},
-        None,
-        "soundtrack.file",
-    ),
-    (
-        "inaudible tone",
-        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 30000}},
-        None,
-        "soundtrack.tone",
-    ),
-    (
-        "negative volume",
-        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 440, "volume": -1}},
-        None,
-        "soundtrack.volume",
-    ),
-]
 
 
 @pytest.mark.parametrize(
