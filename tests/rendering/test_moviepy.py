@@ -18,7 +18,7 @@ from PIL import Image
 
 from renderstate.rendering._frames import SceneFrames, frame_function
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
-from renderstate.rendering.timeline import TimelineError, parse_timeline
+from renderstate.rendering.timeline import TimelineError, parse_timeline, sample_timeline
 from renderstate.testing import MemoryProject
 
 from .cases import BAD_TIMELINES
@@ -95,6 +95,15 @@ def test_render_is_browser_playable_h264_with_aac_and_faststart(
     boxes = top_level_boxes(target)
     assert boxes.index("moov") < boxes.index("mdat")
     assert_clean(private_tmp, out, expect={"final.tmp.mp4"})
+
+
+def test_sample_timeline_renders_as_documented(tmp_path: Path) -> None:
+    """The demo's sample timeline renders to 5 s of 640x360 at 24 fps with sound."""
+    target = tmp_path / "sample.mp4"
+    MoviePyRenderer(timeline=sample_timeline(), preset="veryfast")(None, target, no_progress)
+    info = probe(target)
+    assert (info.width, info.height, info.fps, info.audio_codec) == (640, 360, 24.0, "aac")
+    assert info.duration == pytest.approx(5.0, abs=0.1)
 
 
 def test_scenes_and_crossfade_show_the_right_pictures(tmp_path: Path) -> None:
