@@ -476,6 +476,8 @@ def test_renderer_options_are_checked_up_front() -> None:
         MoviePyRenderer(size=(161, 90))
     with pytest.raises(ValueError, match="crf"):
         MoviePyRenderer(crf=60)
+    with pytest.raises(ValueError, match="preset"):
+        MoviePyRenderer(preset="quick")
     with pytest.raises(ValueError, match=r"\.mp4"):
         MoviePyRenderer(timeline=small_timeline())(None, Path("video.webm"), no_progress)
 

@@ -45,7 +45,15 @@ from renderstate.rendering.timeline import (
 )
 from renderstate.typing import ProgressSink
 
-__all__ = ["DEFAULT_FPS", "DEFAULT_SIZE", "MoviePyRenderer", "ProglogProgress", "no_progress"]
+__all__ = [
+    "DEFAULT_FPS",
+    "DEFAULT_SIZE",
+    "PHASES",
+    "PRESETS",
+    "MoviePyRenderer",
+    "ProglogProgress",
+    "no_progress",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +64,19 @@ DEFAULT_FPS = 30.0
 
 PHASES = {"chunk": "writing audio", "frame_index": "rendering"}
 """moviepy's proglog bar names and the progress phases they are reported as."""
+
+PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+"""The x264 presets, fastest (largest files) first."""
 
 _AUDIO_CHUNK = 8192
 """Audio samples computed per step; one ``writing audio`` progress unit."""
@@ -138,6 +159,9 @@ class MoviePyRenderer:
         sources = [s for s in (timeline, timeline_file, clip_factory) if s is not None]
         if len(sources) > 1:
             msg = "Give at most one of timeline, timeline_file and clip_factory."
+            raise ValueError(msg)
+        if preset not in PRESETS:
+            msg = f"preset must be one of {', '.join(PRESETS)}; got {preset!r}."
             raise ValueError(msg)
         if not 0 <= crf <= 51:
             msg = f"crf must be an integer from 0 to 51, got {crf!r}."
