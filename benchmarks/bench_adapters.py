@@ -16,6 +16,7 @@ The harnesses of ``tests/adapters`` are reused, so the models are the tested one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -30,7 +31,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from adapters.contract import Harness  # noqa: E402
 from adapters.databases import BACKENDS, Target, create, drop  # noqa: E402
-
 from renderstate import RenderConflictError, Status  # noqa: E402
 
 PATH = "projects/bench/final.mp4"
@@ -38,8 +38,9 @@ STARTABLE = ["DRAFT", "COMPLETED", "FAILED"]
 
 
 def handwritten_sqlalchemy(harness: Any) -> Callable[[object], None]:
-    from adapters.test_sqlalchemy import Project, now  # noqa: PLC0415
     from sqlalchemy import update  # noqa: PLC0415
+
+    from adapters.test_sqlalchemy import Project, now  # noqa: PLC0415
 
     def run(key: object) -> None:
         with harness.factory.begin() as session:
@@ -108,11 +109,8 @@ def statements(harness: Harness) -> tuple[float, float]:
         lifecycle.start_render()
         lifecycle.complete(PATH)
         lifecycle.start_render()
-    with harness.capture() as refused:
-        try:
-            stale.start_render()
-        except RenderConflictError:
-            pass
+    with harness.capture() as refused, contextlib.suppress(RenderConflictError):
+        stale.start_render()
     return len(success) / 3, float(len(refused))
 
 
