@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -52,6 +52,16 @@ INTEGER_LITERALS: Mapping[Status, Hashable] = {
 
 EDGES = {(t.trigger, t.source): t.target for t in TRANSITIONS}
 
+T = TypeVar("T")
+
+OTHER_WRITER = ThreadPoolExecutor(1, thread_name_prefix="other-writer")
+"""Harnesses with thread-bound connections create, read and edit rows from this thread."""
+
+
+def elsewhere(call: Callable[[], T]) -> T:
+    """Run ``call`` on the other writer's thread: its own connection, autocommit."""
+    return OTHER_WRITER.submit(call).result()
+
 
 class Transaction:
     """The caller's own transaction: an adapter and a loader that take part in it."""
@@ -68,11 +78,6 @@ class Harness:
     ``updated_at`` auto-updated); ``variant=True`` is a model with other names
     (``state`` holding integers, ``video`` NOT NULL, ``name``) and no timestamp.
     """
-
-    module: ClassVar[str]
-    """The adapter module under test."""
-    extra: ClassVar[str]
-    """The extra that installs its ORM."""
 
     def __init__(self, target: Target, *, variant: bool) -> None:
         self.target = target
@@ -109,6 +114,12 @@ class Harness:
     @property
     def unknown_literal(self) -> object:
         return 99 if self.variant else "ARCHIVED"
+
+    def new_row(self, status: Status, output: str | None) -> dict[str, Any]:
+        """The constructor arguments of a new row of the model under test."""
+        if self.variant:
+            return {"name": "t", "state": self.literal(status), "video": output or ""}
+        return {"title": "t", "status": status.value, "output_path": output, "timeline": {}}
 
     def literal(self, status: Status) -> Hashable:
         return INTEGER_LITERALS[status] if self.variant else status.value
@@ -438,8 +449,8 @@ class AdapterContract:
         run_state_machine_as_test(
             lambda: LifecycleMachine(harness),
             settings=settings(
-                max_examples=15,
-                stateful_step_count=15,
+                max_examples=25,
+                stateful_step_count=20,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow],
             ),

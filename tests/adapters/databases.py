@@ -65,6 +65,15 @@ def _mariadb_connect(database: str | None) -> Any:
     )
 
 
+def _mariadb_execute(sql: str) -> None:
+    conn = _mariadb_connect(None)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        conn.close()
+
+
 def create(backend: str, tmp_dir: Path, worker: str) -> Target:
     """Create a fresh, uniquely named database for ``backend``; raise if it is unreachable."""
     name = f"rs_{worker}_{os.getpid()}_{secrets.token_hex(3)}"
@@ -75,12 +84,7 @@ def create(backend: str, tmp_dir: Path, worker: str) -> Target:
         with _pg_connect("test", user) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return Target("postgres", name, user)
-    conn = _mariadb_connect(None)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    finally:
-        conn.close()
+    _mariadb_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     return Target("mariadb", name, "root")
 
 
@@ -90,12 +94,7 @@ def drop(target: Target) -> None:
         with _pg_connect("test", target.user) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{target.name}" WITH (FORCE)')
     elif target.backend == "mariadb":
-        conn = _mariadb_connect(None)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{target.name}`")
-        finally:
-            conn.close()
+        _mariadb_execute(f"DROP DATABASE IF EXISTS `{target.name}`")
 
 
 def targets(tmp_dir: Path, worker: str) -> Iterator[dict[str, Target | Exception]]:

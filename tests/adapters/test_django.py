@@ -8,10 +8,9 @@ installed as ``MySQLdb``; PyMySQL reports ``version_info`` (2, 2, 8), which Djan
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import django
 import pymysql
@@ -24,17 +23,20 @@ from django.test.utils import CaptureQueriesContext
 from renderstate import ProjectLifecycle, RenderConflictError, Status
 from renderstate.adapters.django import DjangoAdapter
 
-from .contract import AdapterContract, Harness, Transaction, assert_missing_extra
+from .contract import (
+    AdapterContract,
+    Harness,
+    Transaction,
+    assert_missing_extra,
+    elsewhere,
+)
 from .databases import MARIADB, PG, Target
 
 pymysql.install_as_MySQLdb()
 
-T = TypeVar("T")
 
 _LOCK = threading.Lock()
 _PREPARED: set[str] = set()
-_ELSEWHERE = ThreadPoolExecutor(1, thread_name_prefix="other-writer")
-"""Rows are created, read and edited from this thread: its own connection, autocommit."""
 
 
 def database_settings(target: Target) -> dict[str, Any]:
@@ -101,15 +103,12 @@ def use_database(target: Target) -> str:
                         if model._meta.db_table not in existing:
                             editor.create_model(model)
 
-            _ELSEWHERE.submit(create_tables).result()
+            elsewhere(create_tables)
             _PREPARED.add(alias)
     return alias
 
 
 class DjangoHarness(Harness):
-    module = "renderstate.adapters.django"
-    extra = "django"
-
     def prepare(self) -> None:
         self.alias = use_database(self.target)
         from djangoapp.models import Project  # noqa: PLC0415 - needs django.setup()
@@ -117,18 +116,12 @@ class DjangoHarness(Harness):
 
         self.model: Any = Clip if self.variant else Project
 
-    def elsewhere(self, call: Callable[[], T]) -> T:
-        return _ELSEWHERE.submit(call).result()
-
     def adapter(self) -> DjangoAdapter:
         return DjangoAdapter()
 
     def insert(self, status: Status = Status.DRAFT, output: str | None = None) -> object:
-        if self.variant:
-            fields = {"name": "t", "state": self.literal(status), "video": output or ""}
-        else:
-            fields = {"title": "t", "status": status.value, "output_path": output}
-        return self.elsewhere(lambda: self.model.objects.using(self.alias).create(**fields).pk)
+        fields = self.new_row(status, output)
+        return elsewhere(lambda: self.model.objects.using(self.alias).create(**fields).pk)
 
     def load(self, key: object) -> Any:
         return self.model._base_manager.using(self.alias).get(pk=key)
@@ -136,19 +129,19 @@ class DjangoHarness(Harness):
     def row(self, key: object) -> dict[str, Any]:
         names = list(self.columns)
         columns = [self.columns[n] for n in names]
-        values = self.elsewhere(
+        values = elsewhere(
             lambda: self.model._base_manager.using(self.alias).values_list(*columns).get(pk=key)
         )
         return dict(zip(names, values, strict=True))
 
     def edit(self, key: object, **values: Any) -> None:
         assignments = {self.columns[n]: v for n, v in values.items()}
-        self.elsewhere(
+        elsewhere(
             lambda: self.model._base_manager.using(self.alias).filter(pk=key).update(**assignments)
         )
 
     def delete(self, key: object) -> None:
-        self.elsewhere(lambda: self.model._base_manager.using(self.alias).filter(pk=key).delete())
+        elsewhere(lambda: self.model._base_manager.using(self.alias).filter(pk=key).delete())
 
     def unsaved(self) -> Any:
         if self.variant:

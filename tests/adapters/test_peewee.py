@@ -7,10 +7,9 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import peewee
 import pytest
@@ -18,10 +17,15 @@ import pytest
 from renderstate import Status
 from renderstate.adapters.peewee import PeeweeAdapter
 
-from .contract import AdapterContract, Harness, Transaction, assert_missing_extra, set_columns
+from .contract import (
+    AdapterContract,
+    Harness,
+    Transaction,
+    assert_missing_extra,
+    elsewhere,
+    set_columns,
+)
 from .databases import MARIADB, PG, Target
-
-T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -69,8 +73,6 @@ class Clip(peewee.Model):
 
 _DATABASES: dict[Target, peewee.Database] = {}
 _LOCK = threading.Lock()
-_ELSEWHERE = ThreadPoolExecutor(1, thread_name_prefix="other-writer")
-"""Rows are created, read and edited from this thread: its own connection, autocommit."""
 
 
 def database_for(target: Target) -> peewee.Database:
@@ -97,7 +99,7 @@ def database_for(target: Target) -> peewee.Database:
                     field_types={"DATETIME": "DATETIME(6)"},
                 )
             database.bind([Project, Clip])
-            _ELSEWHERE.submit(database.create_tables, [Project, Clip], safe=True).result()
+            elsewhere(lambda: database.create_tables([Project, Clip], safe=True))
             _DATABASES[target] = database
         database = _DATABASES[target]
         database.bind([Project, Clip])
@@ -105,15 +107,9 @@ def database_for(target: Target) -> peewee.Database:
 
 
 class PeeweeHarness(Harness):
-    module = "renderstate.adapters.peewee"
-    extra = "peewee"
-
     def prepare(self) -> None:
         self.database = database_for(self.target)
         self.model: Any = Clip if self.variant else Project
-
-    def elsewhere(self, call: Callable[[], T]) -> T:
-        return _ELSEWHERE.submit(call).result()
 
     def adapter(self) -> PeeweeAdapter:
         if self.variant:
@@ -121,11 +117,8 @@ class PeeweeHarness(Harness):
         return PeeweeAdapter(auto_update={"updated_at": utcnow})
 
     def insert(self, status: Status = Status.DRAFT, output: str | None = None) -> object:
-        if self.variant:
-            fields = {"name": "t", "state": self.literal(status), "video": output or ""}
-        else:
-            fields = {"title": "t", "status": status.value, "output_path": output}
-        return self.elsewhere(lambda: self.model.create(**fields).get_id())
+        fields = self.new_row(status, output)
+        return elsewhere(lambda: self.model.create(**fields).get_id())
 
     def load(self, key: object) -> Any:
         return self.model.get_by_id(key)
@@ -134,15 +127,15 @@ class PeeweeHarness(Harness):
         names = list(self.columns)
         fields = [getattr(self.model, self.columns[n]) for n in names]
         query = self.model.select(*fields).where(self.model._meta.primary_key == key).tuples()
-        return dict(zip(names, self.elsewhere(query.get), strict=True))
+        return dict(zip(names, elsewhere(query.get), strict=True))
 
     def edit(self, key: object, **values: Any) -> None:
         assignments = {getattr(self.model, self.columns[n]): v for n, v in values.items()}
         query = self.model.update(assignments).where(self.model._meta.primary_key == key)
-        self.elsewhere(query.execute)
+        elsewhere(query.execute)
 
     def delete(self, key: object) -> None:
-        self.elsewhere(lambda: self.model.delete_by_id(key))
+        elsewhere(lambda: self.model.delete_by_id(key))
 
     def unsaved(self) -> Any:
         if self.variant:

@@ -83,9 +83,6 @@ def engine_for(target: Target) -> Engine:
 
 
 class SQLAlchemyHarness(Harness):
-    module = "renderstate.adapters.sqlalchemy"
-    extra = "sqlalchemy"
-
     def prepare(self) -> None:
         self.engine = engine_for(self.target)
         self.model: type[Project] | type[Clip] = Clip if self.variant else Project
@@ -96,10 +93,7 @@ class SQLAlchemyHarness(Harness):
 
     def insert(self, status: Status = Status.DRAFT, output: str | None = None) -> object:
         with self.factory.begin() as session:
-            if self.variant:
-                obj: Project | Clip = Clip(name="t", state=self.literal(status), video=output or "")
-            else:
-                obj = Project(title="t", status=status.value, output_path=output, timeline={})
+            obj = self.model(**self.new_row(status, output))
             session.add(obj)
         return obj.id
 
