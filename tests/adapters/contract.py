@@ -295,6 +295,25 @@ class AdapterContract:
             assert sorted(results) == ["conflict"] * (THREADS - 1) + ["won"], results
             assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
 
+    def test_sixteen_transactions_one_winner(self, harness: Harness) -> None:
+        """Of 16 threads each starting inside its own transaction, one wins, 15 get 409."""
+        key = harness.insert()
+        barrier = threading.Barrier(THREADS)
+
+        def start(_: int) -> str:
+            try:
+                barrier.wait()
+                with harness.transaction() as tx:
+                    lifecycle = harness.lifecycle(tx.load(key), tx.adapter)
+                    return outcome(lifecycle.start_render)
+            finally:
+                harness.release()
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            results = list(pool.map(start, range(THREADS)))
+        assert sorted(results) == ["conflict"] * (THREADS - 1) + ["won"], results
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
     def test_four_processes_one_winner(self, harness: Harness) -> None:
         """Of 4 processes starting one render at once, exactly one wins, the others get 409."""
         key = harness.insert(Status.COMPLETED, output="projects/1/final.mp4")

@@ -29,6 +29,7 @@ from .contract import (
     Transaction,
     assert_missing_extra,
     elsewhere,
+    set_columns,
 )
 from .databases import MARIADB, PG, Target
 
@@ -195,6 +196,22 @@ class TestDjangoAdapter(AdapterContract):
             ("pre_save", (fields, processing, False, harness.alias)),
             ("post_save", (fields, False, True)),
         ]
+
+    def test_update_sets_what_save_with_update_fields_sets(self, harness: Harness) -> None:
+        """The guarded UPDATE assigns the same columns as save(update_fields=[...]) would."""
+        assert isinstance(harness, DjangoHarness)
+        key = harness.insert()
+        status = harness.columns["status"]
+        fields = [status] if harness.variant else [status, "updated_at"]
+        saved = harness.load(key)
+        setattr(saved, status, harness.literal(Status.PROCESSING))
+        with harness.capture() as by_save:
+            saved.save(update_fields=fields)
+        harness.edit(key, status=harness.literal(Status.DRAFT))
+        lifecycle = harness.lifecycle(harness.load(key))
+        with harness.capture() as by_adapter:
+            lifecycle.start_render()
+        assert set_columns(by_adapter[0]) == set_columns(by_save[0]) == set(fields)
 
     def test_auto_now_is_stamped_on_the_instance(self, harness: Harness) -> None:
         """The instance's updated_at is the value the UPDATE stored, as after save()."""
