@@ -7,6 +7,7 @@ here only speak the harness's logical column names (status, output, title, timel
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import re
 import subprocess
@@ -196,6 +197,13 @@ def set_columns(sql: str) -> set[str]:
     return names
 
 
+def utc(value: object) -> object:
+    """Datetimes as naive UTC (drivers differ in what they return); other values as they are."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
 def updates(statements: list[str]) -> list[str]:
     return [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
 
@@ -372,6 +380,18 @@ class AdapterContract:
         assert set_columns(updates(same_path_sql)[0]) == {status} | stamp
         if stamp:
             assert harness.row(key)["updated_at"] > before
+
+    def test_object_holds_the_written_values(self, harness: Harness) -> None:
+        """After a transition the object holds what the row holds, auto-updated stamp included."""
+        key = harness.insert()
+        project = harness.load(key)
+        harness.lifecycle(project).start_render()
+        harness.lifecycle(project).complete("projects/1/final.mp4")
+        row = harness.row(key)
+        for logical in ("status", "output", "updated_at"):
+            if logical in harness.columns:
+                held = getattr(project, harness.columns[logical])
+                assert utc(held) == utc(row[logical]), logical
 
     def test_refused_start_reads_once_and_refreshes_the_object(self, harness: Harness) -> None:
         """A start refused by the database costs at most two statements and refreshes status."""

@@ -10,14 +10,26 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, DateTime, Engine, String, create_engine, event, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    String,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from renderstate import Status
+from renderstate import ProjectLifecycle, Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 
-from .contract import AdapterContract, Harness, Transaction, assert_missing_extra
+from .conftest import target_for
+from .contract import AdapterContract, Harness, Transaction, assert_missing_extra, set_columns
 from .databases import Target
 
 
@@ -46,6 +58,16 @@ class Project(Base):
     framerate: Mapped[int] = mapped_column(default=30)
     output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     timeline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Stamped(Base):
+    """A model whose timestamp the database computes (onupdate=func.now())."""
+
+    __tablename__ = "sa_stamped"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
+    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    touched: Mapped[dt.datetime | None] = mapped_column(Stamp, nullable=True, onupdate=func.now())
 
 
 class Clip(Base):
@@ -170,6 +192,33 @@ class TestSQLAlchemyAdapter(AdapterContract):
             harness.lifecycle(project, SQLAlchemyAdapter(session)).start_render()
             assert not session.in_transaction()
         assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+
+def test_database_computed_onupdate_is_expired_then_loaded(
+    db_targets: dict[str, Target | Exception], backend: str
+) -> None:
+    """An onupdate=func.now() column is set by the UPDATE, expired, and loaded on access."""
+    engine = engine_for(target_for(db_targets, backend))
+    with Session(engine, expire_on_commit=False) as session:
+        project = Stamped()
+        session.add(project)
+        session.commit()
+        assert project.touched is None
+        statements: list[str] = []
+
+        def record(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            ProjectLifecycle(project, SQLAlchemyAdapter(session)).start_render()
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert "touched" in inspect(project).expired_attributes
+        session.commit()
+        assert project.touched is not None
+        assert project.status == "PROCESSING"
+    assert set_columns(statements[0]) == {"status", "touched"}
 
 
 def test_missing_sqlalchemy_names_the_extra() -> None:
