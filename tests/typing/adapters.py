@@ -1,0 +1,35 @@
+"""Uses the ORM adapters as a user would; only type-checked (mypy), never run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from renderstate import ProjectLifecycle, Status, TransitionRecord
+from renderstate.adapters.django import DjangoAdapter
+from renderstate.adapters.peewee import PeeweeAdapter
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.typing import Adapter
+
+
+def every_adapter(session: Session, factory: sessionmaker[Session]) -> list[Adapter[Any]]:
+    return [
+        DjangoAdapter(),
+        DjangoAdapter(using="replica"),
+        SQLAlchemyAdapter(session),
+        SQLAlchemyAdapter(factory),
+        PeeweeAdapter(),
+        PeeweeAdapter(auto_update={"updated_at": lambda: "now"}),
+    ]
+
+
+def start(project: object, adapter: Adapter[Any]) -> TransitionRecord:
+    lifecycle = ProjectLifecycle(
+        project,
+        adapter,
+        status_field="state",
+        output_field="video",
+        values={Status.DRAFT: 10, Status.PROCESSING: 20},
+    )
+    return lifecycle.start_render()
