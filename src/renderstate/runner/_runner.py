@@ -398,7 +398,6 @@ class RenderRunner(Generic[ProjectT]):
             _make_durable(partial, job.project_key)
             partial.replace(final)  # atomic: readers see the old or the new video
             partial = None
-            _sync_directory(final.parent)
         except BaseException as exc:
             if partial is not None:
                 with contextlib.suppress(FileNotFoundError):
@@ -409,6 +408,12 @@ class RenderRunner(Generic[ProjectT]):
                 # up; let the interrupt keep its meaning for whoever runs this job.
                 raise
             return
+        try:
+            _sync_directory(final.parent)
+        except OSError:
+            # The new video is already in place; failing the project now would record a
+            # FAILED render whose video replaced the old one. Say so and carry on.
+            logger.warning("could not fsync %s after the rename", final.parent, exc_info=True)
         self._end_completed(job)
 
     def _end_completed(self, job: RenderJob[ProjectT]) -> None:
