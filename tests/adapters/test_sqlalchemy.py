@@ -7,13 +7,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import (
     JSON,
     DateTime,
     Engine,
+    ForeignKey,
     String,
     create_engine,
     event,
@@ -23,7 +24,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    make_transient_to_detached,
+    mapped_column,
+    sessionmaker,
+)
 
 from renderstate import ProjectLifecycle, Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
@@ -68,6 +76,28 @@ class Stamped(Base):
     status: Mapped[str] = mapped_column(String(20), default="DRAFT")
     output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     touched: Mapped[dt.datetime | None] = mapped_column(Stamp, nullable=True, onupdate=func.now())
+
+
+class Footage(Base):
+    """A parent in joined-table inheritance: status lives on this table."""
+
+    __tablename__ = "sa_footage"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
+    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    __mapper_args__: ClassVar[dict[str, Any]] = {
+        "polymorphic_on": "kind",
+        "polymorphic_identity": "footage",
+    }
+
+
+class Trailer(Footage):
+    """A child in joined-table inheritance: its own table holds no status."""
+
+    __tablename__ = "sa_trailer"
+    id: Mapped[int] = mapped_column(ForeignKey("sa_footage.id"), primary_key=True)
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "trailer"}
 
 
 class Clip(Base):
@@ -219,6 +249,14 @@ def test_database_computed_onupdate_is_expired_then_loaded(
         assert project.touched is not None
         assert project.status == "PROCESSING"
     assert set_columns(statements[0]) == {"status", "touched"}
+
+
+def test_columns_outside_the_own_table_are_refused() -> None:
+    """With joined-table inheritance and status on the parent, apply raises TypeError."""
+    trailer = Trailer(id=7, kind="trailer", status="DRAFT", output_path=None)
+    make_transient_to_detached(trailer)
+    with pytest.raises(TypeError, match="own table"):
+        ProjectLifecycle(trailer, SQLAlchemyAdapter(sessionmaker())).start_render()
 
 
 def test_missing_sqlalchemy_names_the_extra() -> None:

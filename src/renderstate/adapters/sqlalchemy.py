@@ -71,6 +71,8 @@ class SQLAlchemyAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
+            TypeError: the status or output column is not on the class's own table
+                (joined-table inheritance with the columns on the parent).
         """
         state: InstanceState[Any] = inspect(project)
         identity = state.identity
@@ -81,6 +83,13 @@ class SQLAlchemyAdapter:
         where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
         status = _column(mapper, change.status_field)
         values = {_column(mapper, name): value for name, value in change.values.items()}
+        elsewhere = sorted(c.key for c in values if c.table is not table)
+        if elsewhere:
+            msg = (
+                f"{mapper.class_.__name__}: {', '.join(elsewhere)} are not columns of "
+                f"{table.name}; SQLAlchemyAdapter writes the mapped class's own table only"
+            )
+            raise TypeError(msg)
         stmt = update(table).where(*where, status.in_(change.expected)).values(values)
         # Columns whose onupdate is a SQL expression (or server_onupdate) get their value in
         # the database; they are expired below rather than guessed.
