@@ -52,6 +52,8 @@ def test_demo_end_to_end_writes_a_playable_mp4(tmp_path: Path) -> None:
     """`renderstate demo` in an empty directory exits 0 and leaves an MP4 in ./renderstate-demo."""
     result = run_cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "simulated encoder crash" not in result.stderr  # reported once, on stdout
     (video,) = (tmp_path / "renderstate-demo" / "media" / "projects").glob("*/final.mp4")
     assert video.read_bytes()[4:8] == b"ftyp"  # an ISO media file, not the fake renderer's
     assert sorted(p.name for p in video.parent.iterdir()) == ["final.mp4"]

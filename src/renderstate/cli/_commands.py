@@ -51,6 +51,14 @@ class _SimulatedCrashError(RuntimeError):
     """What the demo's deliberately failing render raises halfway through."""
 
 
+class _HideSimulatedCrash(logging.Filter):
+    """Keeps the demo's deliberate crash out of the error log; the demo reports it itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, _SimulatedCrashError)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; return the exit code."""
     handler = _log_to_stderr(verbose=args.verbose)
@@ -290,11 +298,15 @@ class _Demo:
         self.console.rule("3. A render that crashes halfway")
         before = _digest(self.final)
         self.renderer.crash = True
+        hide = _HideSimulatedCrash()
+        runner_log = logging.getLogger("renderstate.runner")
+        runner_log.addFilter(hide)
         try:
             job = self.runner.submit(self.project)
             status = _watch(self.console, job, "doomed render")
         finally:
             self.renderer.crash = False
+            runner_log.removeFilter(hide)
         self.console.print(f"  the render failed: [red]{escape(str(job.error))}[/]")
         kept = self.final.is_file() and _digest(self.final) == before
         self.console.print(
