@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from renderstate import to_dot, to_mermaid
+from renderstate import RenderJob, Status, to_dot, to_mermaid
 from renderstate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _commands, main
 from renderstate.cli._store import Store
+from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer
 
 TIMELINE = {
@@ -240,3 +242,28 @@ def test_a_failed_render_exits_1(
     captured = capsys.readouterr()
     assert "FakeRenderer failed at frame 2" in captured.out
     assert "PROCESSING -> FAILED" in captured.out
+
+
+def test_ctrl_c_stops_the_render_and_fails_the_project(
+    tmp_path: Path,
+    timeline: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C during render stops it at the next frame: exit 130, FAILED, no file left."""
+    endless = FakeRenderer(frames=10**7, frame_delay=0.001)
+    monkeypatch.setattr(_commands, "_renderer", lambda name: endless)
+
+    def interrupted(console: object, job: RenderJob[object], label: str) -> Status:
+        while job.progress.phase is not Phase.RENDERING:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_commands, "_show_progress", interrupted)
+    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == 130
+    captured = capsys.readouterr()
+    assert "PROCESSING -> FAILED" in captured.out
+    assert "interrupted" in captured.err
+    assert [p for p in (tmp_path / "m").rglob("*") if p.is_file()] == []
+    assert main(cli(tmp_path, "status")) == EXIT_OK
+    assert "FAILED" in capsys.readouterr().out

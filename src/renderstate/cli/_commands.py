@@ -59,6 +59,32 @@ class _HideSimulatedCrash(logging.Filter):
         return not isinstance(error, _SimulatedCrashError)
 
 
+class _CancelledError(Exception):
+    """Raised into a render at its next progress report after Ctrl-C."""
+
+
+class _Cancellable:
+    """Wraps a renderer so that setting :attr:`cancel` stops it at its next progress report.
+
+    The runner then does what it does for any failure: removes the temporary file, keeps
+    the previous video and marks the project FAILED.
+    """
+
+    def __init__(self, inner: Renderer[Any]) -> None:
+        self.inner = inner
+        self.cancel = threading.Event()
+
+    def __call__(self, project: Any, target: Path, progress: ProgressSink) -> None:
+        def sink(phase: str, done: int, total: int) -> None:
+            if self.cancel.is_set():
+                msg = "cancelled with Ctrl-C"
+                raise _CancelledError(msg)
+            progress(phase, done, total)
+
+        sink("rendering", 0, 0)  # a render cancelled while queued stops here
+        self.inner(project, target, sink)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; return the exit code."""
     handler = _log_to_stderr(verbose=args.verbose)
@@ -75,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
     except RenderStateError as exc:
         err.print(f"[red]renderstate: error:[/] {escape(str(exc))}")
         return EXIT_FAILED
+    except ImportError as exc:  # the render extra, imported when a render starts
+        err.print(f"[red]renderstate: error:[/] {escape(str(exc))}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        err.print("[red]renderstate: interrupted[/]; queued renders were marked FAILED")
+        err.print("[red]renderstate: interrupted[/]: the render was stopped, its project is FAILED")
         return EXIT_INTERRUPTED
     finally:
         logging.getLogger("renderstate").removeHandler(handler)
@@ -119,8 +148,25 @@ def _transition_printer(console: Console) -> Callable[[TransitionRecord], None]:
     return show
 
 
-def _watch(console: Console, job: RenderJob[Any], label: str) -> Status:
-    """Show a live progress bar until ``job`` ends; return its final status."""
+def _watch(
+    console: Console, job: RenderJob[Any], label: str, cancel: threading.Event | None = None
+) -> Status:
+    """Show a live progress bar until ``job`` ends; return its final status.
+
+    On Ctrl-C, set ``cancel`` (the render stops at its next frame and is FAILED), wait for the
+    job to end, then let the interrupt go on.
+    """
+    try:
+        return _show_progress(console, job, label)
+    except KeyboardInterrupt:
+        if cancel is not None:
+            cancel.set()
+            console.print("  cancelling: the render stops at its next frame ...")
+            job.wait()
+        raise
+
+
+def _show_progress(console: Console, job: RenderJob[Any], label: str) -> Status:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -186,14 +232,15 @@ def _store(args: argparse.Namespace) -> Store:
 class _DemoRenderer:
     """The real renderer, which the demo can hold at the start or make crash halfway."""
 
-    def __init__(self, inner: Renderer[Any]) -> None:
+    def __init__(self, inner: _Cancellable) -> None:
         self.inner = inner
+        self.cancel = inner.cancel
         self.gate: threading.Event | None = None
         self.crash = False
 
     def __call__(self, project: Any, target: Path, progress: ProgressSink) -> None:
         if self.gate is not None:
-            self.gate.wait()
+            self.gate.wait()  # set by the demo in the same step, never left unset
         if not self.crash:
             self.inner(project, target, progress)
             return
@@ -225,7 +272,7 @@ def _demo(args: argparse.Namespace) -> int:
         "renderstate demo", data, width=timeline.width, height=timeline.height, fps=_fps(timeline)
     )
     console.print(f"Created project [bold]{project.id}[/] ([white]{project.status}[/])")
-    renderer = _DemoRenderer(_renderer(args.renderer))
+    renderer = _DemoRenderer(_Cancellable(_renderer(args.renderer)))
     runner: RenderRunner[Project] = RenderRunner(
         store.adapter, renderer, media_root=media, observers=[_transition_printer(console)]
     )
@@ -268,9 +315,12 @@ class _Demo:
         self.final = runner.file_path(project)
         self.checks: list[tuple[str, bool]] = []
 
+    def watch(self, job: RenderJob[Project], label: str) -> Status:
+        return _watch(self.console, job, label, self.renderer.cancel)
+
     def first_render(self) -> None:
         self.console.rule("1. First render: DRAFT -> PROCESSING -> COMPLETED")
-        status = _watch(self.console, self.runner.submit(self.project), "render")
+        status = self.watch(self.runner.submit(self.project), "render")
         self.checks.append(("first render completed", status is Status.COMPLETED))
         self.console.print(f"  final.mp4: {_file_summary(self.final)}")
 
@@ -290,7 +340,7 @@ class _Demo:
             self.renderer.gate = None
             gate.set()
         self.checks.append(("second start refused with 409", refused))
-        status = _watch(self.console, job, "re-render")
+        status = self.watch(job, "re-render")
         self.checks.append(("re-render completed", status is Status.COMPLETED))
         self.console.print(f"  final.mp4 replaced at the same path: {_file_summary(self.final)}")
 
@@ -303,7 +353,7 @@ class _Demo:
         runner_log.addFilter(hide)
         try:
             job = self.runner.submit(self.project)
-            status = _watch(self.console, job, "doomed render")
+            status = self.watch(job, "doomed render")
         finally:
             self.renderer.crash = False
             runner_log.removeFilter(hide)
@@ -320,7 +370,7 @@ class _Demo:
 
     def retry(self) -> None:
         self.console.rule("4. Retry: FAILED -> PROCESSING -> COMPLETED")
-        status = _watch(self.console, self.runner.submit(self.project), "retry")
+        status = self.watch(self.runner.submit(self.project), "retry")
         self.checks.append(("retry completed", status is Status.COMPLETED))
 
 
@@ -357,14 +407,15 @@ def _render(args: argparse.Namespace) -> int:
             from renderstate.rendering.moviepy import MoviePyRenderer  # noqa: PLC0415
 
             renderer = MoviePyRenderer(timeline=timeline, preset="veryfast")
+        cancellable = _Cancellable(renderer)
         with RenderRunner(
             store.adapter,
-            renderer,
+            cancellable,
             media_root=args.media,
             observers=[_transition_printer(console)],
         ) as runner:
             job = runner.submit(project)
-            status = _watch(console, job, "render")
+            status = _watch(console, job, "render", cancellable.cancel)
             final = runner.file_path(project)
     finally:
         store.close()
