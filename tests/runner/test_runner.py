@@ -19,7 +19,7 @@ from renderstate import (
     TransitionRecord,
 )
 from renderstate.exceptions import InvalidOutputPathError
-from renderstate.runner import Phase, RenderOutputError
+from renderstate.runner import Phase, RenderOutputError, _runner
 from renderstate.testing import (
     FakeRenderer,
     InlineExecutor,
@@ -440,3 +440,17 @@ def test_leaving_the_with_block_on_an_error_cancels_queued_renders(tmp_path: Pat
         interrupted_session()
     assert second.status == "FAILED"
     assert first.status == "COMPLETED"
+
+
+def test_a_long_lived_runner_forgets_old_finished_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the most recent finished jobs are kept; the latest attempt is always there."""
+    monkeypatch.setattr(_runner, "KEEP_FINISHED_JOBS", 3)
+    runner = inline_runner(FakeRenderer(frames=1), tmp_path)
+    projects = [MemoryProject() for _ in range(5)]
+    for project in projects:
+        runner.submit(project).wait()
+    runner.submit(projects[0]).wait()  # a re-render makes project 0 the most recent
+    kept = [runner.job(p) is not None for p in projects]
+    assert kept == [True, False, False, True, True]

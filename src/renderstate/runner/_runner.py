@@ -31,6 +31,8 @@ __all__ = ["RenderInterruptedError", "RenderJob", "RenderOutputError", "RenderRu
 logger = logging.getLogger("renderstate.runner")
 
 _PARTIAL: Final = ".partial"
+KEEP_FINISHED_JOBS: Final = 1024
+"""How many finished jobs a runner remembers (for ``job()`` and ``progress()``)."""
 # Saving COMPLETED/FAILED is retried with exponential backoff between these bounds.
 _FIRST_DELAY: Final = 0.05
 _MAX_DELAY: Final = 2.0
@@ -299,7 +301,10 @@ class RenderRunner(Generic[ProjectT]):
                     else:
                         self._jobs[key] = previous
                 raise
+            # Re-insert at the end: the dict is ordered oldest attempt first.
+            self._jobs.pop(key, None)
             self._jobs[key] = job
+            self._forget_old_jobs()
         try:
             self._executor.schedule(functools.partial(self._run, job))
         except BaseException as exc:
@@ -309,6 +314,15 @@ class RenderRunner(Generic[ProjectT]):
                 self._end_failed(job, exc)
             raise
         return job
+
+    def _forget_old_jobs(self) -> None:
+        # A long-lived runner sees many projects: keep every unfinished job, and only the
+        # most recent finished ones, so memory does not grow with every project ever seen.
+        excess = len(self._jobs) - KEEP_FINISHED_JOBS
+        if excess <= 0:
+            return
+        for key in [k for k, job in self._jobs.items() if job.done()][:excess]:
+            del self._jobs[key]
 
     def progress(self, project: ProjectT) -> Progress | None:
         """Return the latest progress of the project's last attempt in this runner, if any."""
