@@ -182,6 +182,9 @@ def test_unknown_project_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """status of an unknown key exits 2 and says how to list projects."""
+    Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").close()
+    assert main(cli(tmp_path, "status")) == EXIT_OK
+    assert "No projects" in capsys.readouterr().out
     assert main(cli(tmp_path, "status", "no-such-project")) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "no project 'no-such-project'" in err
@@ -205,8 +208,7 @@ def test_invalid_timeline_is_a_usage_error(
     bad.write_text(json.dumps({"scenes": []}))
     assert main(cli(tmp_path, "render", str(bad), "--renderer", "fake")) == EXIT_USAGE
     assert "scenes" in capsys.readouterr().err
-    assert main(cli(tmp_path, "status")) == EXIT_OK
-    assert "No projects" in capsys.readouterr().out
+    assert not (tmp_path / "db.sqlite3").exists()
 
 
 def test_bad_database_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -267,3 +269,13 @@ def test_ctrl_c_stops_the_render_and_fails_the_project(
     assert [p for p in (tmp_path / "m").rglob("*") if p.is_file()] == []
     assert main(cli(tmp_path, "status")) == EXIT_OK
     assert "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["status", "recover"])
+def test_reading_commands_do_not_create_a_database(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status and recover on a missing SQLite file exit 2 and say how to create one."""
+    assert main(cli(tmp_path, command)) == EXIT_USAGE
+    assert "renderstate demo" in capsys.readouterr().err
+    assert not (tmp_path / "db.sqlite3").exists()

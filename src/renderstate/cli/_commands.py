@@ -222,8 +222,8 @@ def _file_summary(path: Path) -> str:
     return f"{path.stat().st_size:,} bytes, sha256 {_digest(path)}..."
 
 
-def _store(args: argparse.Namespace) -> Store:
-    return Store(args.db)
+def _store(args: argparse.Namespace, *, create: bool = True) -> Store:
+    return Store(args.db, create=create)
 
 
 # ------------------------------------------------------------------ demo
@@ -428,7 +428,7 @@ def _render(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     console = _console()
-    store = _store(args)
+    store = _store(args, create=False)
     try:
         if args.key:
             project = store.get(args.key)
@@ -474,7 +474,7 @@ def _refuse(project: Any, target: Path, progress: ProgressSink) -> None:
 
 def _recover(args: argparse.Namespace) -> int:
     console = _console()
-    store = _store(args)
+    store = _store(args, create=False)
     try:
         stuck = store.with_status(Status.PROCESSING)
         with RenderRunner(store.adapter, _refuse, media_root=args.media) as runner:

@@ -63,19 +63,28 @@ class Store:
 
     Args:
         url: A SQLAlchemy URL; for a SQLite file, its directory is created if missing.
+        create: Whether a missing SQLite file may be created (``False`` for commands that
+            only read or repair).
 
     Raises:
         StoreError: the URL cannot be parsed or the database cannot be opened.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
             msg = f"--db {url!r} is not a database URL; use e.g. sqlite:///renderstate.sqlite3"
             raise StoreError(msg) from exc
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            file = Path(parsed.database)
+            if not create and not file.exists():
+                msg = (
+                    f"there is no database at {file} yet; `renderstate demo` or "
+                    f"`renderstate render TIMELINE` creates it"
+                )
+                raise StoreError(msg)
+            file.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.engine = create_engine(parsed)
             _Base.metadata.create_all(self.engine)
