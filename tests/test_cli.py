@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -69,6 +70,14 @@ def test_demo_end_to_end_writes_a_playable_mp4(tmp_path: Path) -> None:
         assert transition in out
     assert "refused, HTTP 409" in out
     assert "previous final.mp4 unchanged" in out
+    # The doomed render really gets halfway (moviepy reports a total of 0 before it starts).
+    crash = re.search(r"simulated encoder crash at frame (\d+) of (\d+)", out)
+    assert crash is not None
+    assert int(crash[2]) > 0
+    assert int(crash[1]) == int(crash[2]) // 2
+    # The re-render's edited title changes the video: a replacement, not the same bytes.
+    digests = re.findall(r"sha256 ([0-9a-f]{16})", out)
+    assert digests[0] != digests[1]
     assert str(video.resolve()) in out
     assert "FAILED  " not in out.split("Result")[-1]  # every check of the demo is ok
     status = run_cli("status", cwd=tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -247,7 +248,8 @@ class _DemoRenderer:
 
         def crashing(phase: str, done: int, total: int) -> None:
             progress(phase, done, total)
-            if phase == "rendering" and done >= total // 2:
+            # total is 0 until moviepy knows the frame count: crash only once it is known.
+            if phase == "rendering" and total > 0 and done >= total // 2:
                 msg = f"simulated encoder crash at frame {done} of {total}"
                 raise _SimulatedCrashError(msg)
 
@@ -326,6 +328,10 @@ class _Demo:
 
     def conflicting_re_render(self) -> None:
         self.console.rule("2. Re-render, and a second start while it runs")
+        # The user edits the first scene's title, so the new video visibly differs.
+        timeline = copy.deepcopy(self.project.timeline)
+        timeline["scenes"][0]["title"] = "renderstate, re-rendered"
+        self.project.timeline = timeline
         gate = self.renderer.gate = threading.Event()
         job = self.runner.submit(self.project)
         other_request = self.store.get(self.project.id)  # what a second web request loads
