@@ -7,7 +7,9 @@ Parts (each a function taking the parsed arguments; add yours to PARTS):
              frame function), interleaved, median of --repeats; plus the encoder floor
              (ffmpeg encoding a lavfi colour source + sine with the same settings).
              Target: MoviePyRenderer <= 0.3x of naive.
-  runner     (2) runner overhead: not written here yet; see part_runner_overhead().
+  runner     (2) the reference timeline through RenderRunner (submit + wait) vs the renderer
+             called directly, interleaved; also the runner's own time per job.
+             Target: <= 1.03x.
   rss        (3) peak RSS growth over --renders renders of the sample timeline in one process,
              and that no ffmpeg process or temporary file is left. Target: <= 30 MB.
 
@@ -176,12 +178,23 @@ def part_rendering(args: argparse.Namespace) -> None:
 
 
 def part_runner_overhead(args: argparse.Namespace) -> None:
-    """(2) Hook: the runner's overhead over calling the renderer directly.
+    """(2) The reference timeline through RenderRunner vs the renderer called directly.
 
-    For the runner's owner to fill in: time RenderRunner.submit() + wait on the reference
-    timeline against render_renderstate() above, reusing timed().
+    Uses bench_runner.measure(): interleaved, alternating which goes first, with the
+    runner's own time (outside the renderer call) measured per job as well.
     """
-    print("(2) runner overhead: not measured here yet (see part_runner_overhead)")
+    from bench_runner import measure, report  # noqa: PLC0415 - a sibling script
+
+    renderer = MoviePyRenderer(timeline=reference_timeline(), preset=PRESET, crf=CRF)
+    direct, runner, own = measure(renderer, args.repeats)
+    report(
+        f"(2) reference timeline through RenderRunner vs direct, median of {args.repeats}, "
+        f"interleaved (target: <= 1.03x)",
+        direct,
+        runner,
+        own,
+        "s",
+    )
 
 
 def _rss_mb() -> float:
@@ -249,7 +262,9 @@ PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="rendering,rss", help=f"any of {', '.join(PARTS)}")
+    parser.add_argument(
+        "--parts", default="rendering,runner,rss", help=f"any of {', '.join(PARTS)}"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per contender in (1)")
     parser.add_argument("--renders", type=int, default=20, help="renders in (3)")
     args = parser.parse_args()
