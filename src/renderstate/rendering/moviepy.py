@@ -128,8 +128,10 @@ class MoviePyRenderer:
             (default: the current working directory; a file timeline uses its directory).
         size: ``(width, height)``, overriding the timeline's and the project's.
         fps: Frames per second, overriding the timeline's and the project's.
-        width_attribute, height_attribute, fps_attribute: The project attributes read for
-            the size and rate when neither the renderer nor the timeline sets them.
+        width_attribute: The project attribute read for the width when neither the
+            renderer nor the timeline sets the size.
+        height_attribute: The same for the height.
+        fps_attribute: The same for the frame rate.
         preset: The x264 preset: ``ultrafast`` ... ``veryslow``. ``ultrafast`` drops to the
             Constrained Baseline profile and makes much larger files.
         crf: x264 constant rate factor, 0-51; lower is better quality and larger.
