@@ -7,9 +7,10 @@
     │   └── RenderConflictError       start_render while PROCESSING (status_code 409)
     ├── UnknownStatusError            a stored value outside the four (mapped) statuses
     ├── InvalidOutputPathError        complete() got a path that is not URL-relative
+    ├── ProjectNotFoundError          unsaved or deleted project (status_code 404)
     ├── TimelineError                 a timeline the renderer refuses before rendering
-    │                                 (in renderstate.rendering.timeline, not re-exported)
-    └── ProjectNotFoundError          unsaved or deleted project (status_code 404)
+    ├── RenderOutputError             the renderer returned without writing a video
+    └── RenderInterruptedError        a render that never ran to its end (shutdown, dead process)
 
 Every error carries structured attributes and writes its own message, which says
 what happened and what to do about it. All of them pickle, so they cross process
@@ -26,7 +27,10 @@ __all__ = [
     "InvalidTransitionError",
     "ProjectNotFoundError",
     "RenderConflictError",
+    "RenderInterruptedError",
+    "RenderOutputError",
     "RenderStateError",
+    "TimelineError",
     "UnknownStatusError",
 ]
 
@@ -188,3 +192,64 @@ class ProjectNotFoundError(RenderStateError, LookupError):
 
     def _kwargs(self) -> dict[str, Any]:
         return {"project_key": self.project_key, "detail": self.detail}
+
+
+class TimelineError(RenderStateError, ValueError):
+    """A timeline that cannot be rendered; it is refused before any frame is written."""
+
+    status_code: ClassVar[int] = 422
+    """The HTTP status a web endpoint should answer with (the request's timeline is bad)."""
+
+    def __init__(self, *, field: str, problem: str, scene: int | None = None) -> None:
+        self.scene = scene
+        """The 0-based index of the scene at fault, or ``None`` for a timeline-wide field."""
+        self.field = field
+        """The offending key (``"duration"``, ``"background"``, ``"width"``, ...)."""
+        self.problem = problem
+        """What is wrong with it and what would be accepted."""
+        where = "Timeline" if scene is None else f"Timeline scene {scene}"
+        super().__init__(
+            f"{where}, field {field!r}: {problem}. Fix the timeline and render again; "
+            f"nothing was rendered."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"field": self.field, "problem": self.problem, "scene": self.scene}
+
+
+class _RenderEndError(RenderStateError):
+    """A render that ended without a video; the previous video is untouched."""
+
+    def __init__(self, *, project_key: object = None, reason: str) -> None:
+        self.project_key = project_key
+        """The project's primary key."""
+        self.reason = reason
+        """What went wrong."""
+        super().__init__(self._message())
+
+    def _message(self) -> str:  # pragma: no cover - every subclass writes its own
+        raise NotImplementedError
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"project_key": self.project_key, "reason": self.reason}
+
+
+class RenderOutputError(_RenderEndError):
+    """The renderer returned without writing a video (no file, or an empty one)."""
+
+    def _message(self) -> str:
+        subject = "this project" if self.project_key is None else f"project {self.project_key}"
+        return (
+            f"The renderer for {subject} returned but {self.reason}; the previous video is "
+            f"untouched. A renderer must write the whole video to the target path it is given."
+        )
+
+
+class RenderInterruptedError(_RenderEndError):
+    """A render ended without running to the end: cancelled at shutdown, or its process died."""
+
+    def _message(self) -> str:
+        return (
+            f"{_subject(self.project_key)} was not rendered to the end: {self.reason}. Its "
+            f"previous video, if any, is untouched; start the render again to retry."
+        )

@@ -13,6 +13,7 @@ from renderstate import (
     ProjectNotFoundError,
     RenderConflictError,
     RenderStateError,
+    TimelineError,
     UnknownStatusError,
 )
 from renderstate.web import problem_details, status_code_for
@@ -28,6 +29,7 @@ KEY = uuid.UUID("12345678-1234-5678-1234-567812345678")
         (ProjectNotFoundError(project_key=3), 404),
         (UnknownStatusError(value="ARCHIVED", allowed=["DRAFT"]), 500),
         (InvalidOutputPathError(path="/x", reason="it is absolute"), 500),
+        (TimelineError(field="duration", problem="must be positive", scene=0), 422),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
 )

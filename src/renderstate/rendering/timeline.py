@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from renderstate.exceptions import RenderStateError
+from renderstate.exceptions import TimelineError
 
 __all__ = [
     "RGB",
@@ -46,26 +46,6 @@ _SCENE_KEYS = frozenset(
     {"duration", "background", "image", "title", "subtitle", "text_color", "crossfade"}
 )
 _SOUNDTRACK_KEYS = frozenset({"file", "tone", "volume"})
-
-
-class TimelineError(RenderStateError, ValueError):
-    """A timeline that cannot be rendered; it is refused before any frame is written."""
-
-    def __init__(self, *, field: str, problem: str, scene: int | None = None) -> None:
-        self.scene = scene
-        """The 0-based index of the scene at fault, or ``None`` for a timeline-wide field."""
-        self.field = field
-        """The offending key (``"duration"``, ``"background"``, ``"width"``, ...)."""
-        self.problem = problem
-        """What is wrong with it and what would be accepted."""
-        where = "Timeline" if scene is None else f"Timeline scene {scene}"
-        super().__init__(
-            f"{where}, field {field!r}: {problem}. Fix the timeline and render again; "
-            f"nothing was rendered."
-        )
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"field": self.field, "problem": self.problem, "scene": self.scene}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from renderstate._status import Status
 from renderstate.exceptions import (
     InvalidTransitionError,
     ProjectNotFoundError,
+    RenderInterruptedError,
+    RenderOutputError,
     RenderStateError,
 )
 from renderstate.runner.executors import ThreadExecutor
@@ -36,42 +38,6 @@ KEEP_FINISHED_JOBS: Final = 1024
 # Saving COMPLETED/FAILED is retried with exponential backoff between these bounds.
 _FIRST_DELAY: Final = 0.05
 _MAX_DELAY: Final = 2.0
-
-
-class RenderOutputError(RenderStateError):
-    """The renderer returned without writing a video (no file, or an empty one)."""
-
-    def __init__(self, *, project_key: object = None, reason: str) -> None:
-        self.project_key = project_key
-        """The project's primary key."""
-        self.reason = reason
-        """What was wrong with the file."""
-        subject = "this project" if project_key is None else f"project {project_key}"
-        super().__init__(
-            f"The renderer for {subject} returned but {reason}; the previous video is "
-            f"untouched. A renderer must write the whole video to the target path it is given."
-        )
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"project_key": self.project_key, "reason": self.reason}
-
-
-class RenderInterruptedError(RenderStateError):
-    """A render ended without running to the end: cancelled at shutdown, or its process died."""
-
-    def __init__(self, *, project_key: object = None, reason: str) -> None:
-        self.project_key = project_key
-        """The project's primary key."""
-        self.reason = reason
-        """Why the render did not finish."""
-        subject = "This project" if project_key is None else f"Project {project_key}"
-        super().__init__(
-            f"{subject} was not rendered to the end: {reason}. Its previous video, if any, is "
-            f"untouched; start the render again to retry."
-        )
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"project_key": self.project_key, "reason": self.reason}
 
 
 class RenderJob(Generic[ProjectT]):
