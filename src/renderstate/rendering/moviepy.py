@@ -266,7 +266,7 @@ class MoviePyRenderer:
         """Render ``project`` into ``target`` (a path ending in ``.mp4``).
 
         The timeline is validated and its images checked before ffmpeg starts, so a bad
-        timeline raises :class:`~renderstate.rendering.timeline.TimelineError` and creates
+        timeline raises :class:`~renderstate.TimelineError` and creates
         no file. On any failure the partial ``target`` is removed; no ffmpeg process and
         no temporary audio file outlive the call.
         """
