@@ -143,11 +143,11 @@ def test_complete_sets_status_and_output_path_together() -> None:
     assert dict(record.changes) == {"status": "COMPLETED", "output_path": "projects/9/final.mp4"}
 
 
-def test_complete_with_the_same_path_changes_only_the_status() -> None:
-    """A re-render to the same URL writes only the status: the path did not change."""
+def test_complete_with_the_same_path_still_writes_it() -> None:
+    """The path is complete()'s payload: written even if the (maybe stale) object holds it."""
     project = MemoryProject(status="PROCESSING", output_path="projects/9/final.mp4")
     record = ProjectLifecycle(project).complete(PurePosixPath("projects/9/final.mp4"))
-    assert dict(record.changes) == {"status": "COMPLETED"}
+    assert dict(record.changes) == {"status": "COMPLETED", "output_path": "projects/9/final.mp4"}
 
 
 def test_start_render_changes_only_the_status() -> None:
@@ -188,11 +188,11 @@ def test_fail_clear_output_with_a_non_nullable_field_stores_empty_string() -> No
     assert project.output_path == ""
 
 
-def test_fail_clear_output_without_a_video_writes_only_the_status() -> None:
-    """Clearing an output that is already empty is not a change."""
+def test_fail_clear_output_writes_the_empty_value_even_if_the_object_has_none() -> None:
+    """The object may be stale: clearing always writes "no video" to the store."""
     project = MemoryProject(status="PROCESSING", output_path=None)
     record = ProjectLifecycle(project).fail(clear_output=True)
-    assert dict(record.changes) == {"status": "FAILED"}
+    assert dict(record.changes) == {"status": "FAILED", "output_path": None}
 
 
 def test_fail_describes_an_exception_without_message() -> None:
@@ -354,7 +354,7 @@ def test_missing_fields_are_named() -> None:
 
 def test_non_adapter_is_refused() -> None:
     """Passing something that is not an adapter names the missing methods."""
-    with pytest.raises(TypeError, match="apply, project_key, empty_output"):
+    with pytest.raises(TypeError, match="apply, refresh_status, project_key, empty_output"):
         ProjectLifecycle(MemoryProject(), object())  # type: ignore[arg-type]
 
 
@@ -442,6 +442,7 @@ class StaleAdapter(MemoryAdapter):
         super().__init__()
         self.stored = stored
         self.changes: list[Change] = []
+        self.refreshes = 0
 
     def apply(self, project: object, change: Change) -> bool:
         self.changes.append(change)
@@ -450,6 +451,10 @@ class StaleAdapter(MemoryAdapter):
             return False
         self.stored = change.values[change.status_field]
         return super().apply(project, change)
+
+    def refresh_status(self, project: object, status_field: str) -> None:
+        self.refreshes += 1
+        setattr(project, status_field, self.stored)
 
 
 def test_a_stale_object_is_refreshed_and_decided_again() -> None:
@@ -467,6 +472,32 @@ def test_a_stale_object_sees_the_conflict() -> None:
     with pytest.raises(RenderConflictError):
         ProjectLifecycle(project, StaleAdapter("PROCESSING")).start_render()
     assert project.status == "PROCESSING"
+
+
+def test_a_stale_refusal_asks_the_store_first() -> None:
+    """Object says DRAFT, store says PROCESSING: complete() refreshes, then succeeds."""
+    project = MemoryProject(status="DRAFT")
+    adapter = StaleAdapter("PROCESSING")
+    record = ProjectLifecycle(project, adapter).complete("projects/1/final.mp4")
+    assert (record.source, record.target) == (Status.PROCESSING, Status.COMPLETED)
+    assert adapter.refreshes == 1
+    assert adapter.stored == "COMPLETED"
+
+
+def test_a_stale_processing_object_can_start_when_the_store_says_completed() -> None:
+    """Object says PROCESSING, store says COMPLETED: no false 409, the start is a re-render."""
+    project = MemoryProject(status="PROCESSING")
+    adapter = StaleAdapter("COMPLETED")
+    assert ProjectLifecycle(project, adapter).start_render().edge is Edge.RERENDER
+
+
+def test_a_confirmed_refusal_reads_once_and_writes_nothing() -> None:
+    """Object and store agree there is no edge: one refresh, no write, the error."""
+    project = MemoryProject(status="PROCESSING")
+    adapter = StaleAdapter("PROCESSING")
+    with pytest.raises(RenderConflictError):
+        ProjectLifecycle(project, adapter).start_render()
+    assert (adapter.refreshes, adapter.changes) == (1, [])
 
 
 def test_a_late_complete_after_another_worker_failed_is_refused() -> None:

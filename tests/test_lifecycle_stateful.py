@@ -44,9 +44,7 @@ class ReferenceModel:
             return UnknownStatusError
         if self.status != "PROCESSING":
             return InvalidTransitionError
-        changes: dict[str, Any] = {"status": "COMPLETED"}
-        if path != self.output:
-            changes["output_path"] = path
+        changes: dict[str, Any] = {"status": "COMPLETED", "output_path": path}
         self.status, self.output = "COMPLETED", path
         return "complete", changes
 
@@ -56,7 +54,7 @@ class ReferenceModel:
         if self.status != "PROCESSING":
             return InvalidTransitionError
         changes: dict[str, Any] = {"status": "FAILED"}
-        if clear and self.output is not None:
+        if clear:
             changes["output_path"] = None
             self.output = None
         self.status = "FAILED"

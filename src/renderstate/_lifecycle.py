@@ -63,6 +63,8 @@ It holds no model: lifecycles ask it which edge a trigger takes from a status, s
 wrapping a project costs no machine construction and never touches the user's class.
 """
 
+_ADAPTER_METHODS: Final = ("apply", "refresh_status", "project_key", "empty_output")
+
 _ROWS: Final = {(t.trigger, t.source): t for t in TRANSITIONS}
 
 
@@ -215,9 +217,7 @@ class ProjectLifecycle(Generic[ProjectT]):
             msg = f"status_field and output_field are both {status_field!r}; they must differ"
             raise ValueError(msg)
         if adapter is not None:
-            missing = [
-                m for m in ("apply", "project_key", "empty_output") if not hasattr(adapter, m)
-            ]
+            missing = [m for m in _ADAPTER_METHODS if not hasattr(adapter, m)]
             if missing:
                 msg = (
                     f"{type(adapter).__name__} is not an adapter: it lacks {', '.join(missing)}; "
@@ -303,7 +303,8 @@ class ProjectLifecycle(Generic[ProjectT]):
 
         The previous ``output_path`` is kept, so the last good video stays reachable.
         With ``clear_output=True`` it is set to the adapter's "no video" value: ``None``
-        if the field is nullable (and for plain objects), else ``""``.
+        if the field is nullable (and for plain objects), else ``""``; that value is
+        written even if the object already holds it, since the row may not.
 
         Args:
             error: What went wrong; recorded in the returned record for observers.
@@ -324,18 +325,30 @@ class ProjectLifecycle(Generic[ProjectT]):
     ) -> TransitionRecord:
         to_stored = self._literals.to_stored
         source = self.status
+        refreshed = False
         for _ in range(_MAX_ATTEMPTS):
             row = decide(trigger, source)
             if row is None:
-                raise self._refusal(trigger, source)
+                if refreshed:
+                    raise self._refusal(trigger, source)
+                # The object may be stale (loaded before another request or worker moved
+                # the row on): ask the store before refusing, and decide again.
+                self._adapter.refresh_status(self._project, self._status_field)
+                refreshed = True
+                fresh = self.status
+                if fresh is source:
+                    raise self._refusal(trigger, source)
+                source = fresh
+                continue
             values: dict[str, Any] = {self._status_field: to_stored[row.target]}
-            if output is not None or clear_output:
-                current_output = getattr(self._project, self._output_field)
-                if output is not None and current_output != output:
-                    values[self._output_field] = output
-                elif clear_output and current_output not in (None, ""):
-                    empty = self._adapter.empty_output(self._project, self._output_field)
-                    values[self._output_field] = empty
+            # The output is the transition's own payload: written even when the object
+            # already holds that value, since the row may not (the object can be stale).
+            if output is not None:
+                values[self._output_field] = output
+            elif clear_output:
+                values[self._output_field] = self._adapter.empty_output(
+                    self._project, self._output_field
+                )
             frozen = MappingProxyType(values)
             change = Change(self._status_field, frozenset((to_stored[source],)), frozen)
             if self._adapter.apply(self._project, change):
@@ -353,6 +366,7 @@ class ProjectLifecycle(Generic[ProjectT]):
                 return record
             # The stored status moved under us; the adapter refreshed the object.
             source = self.status
+            refreshed = True
         raise self._refusal(trigger, source)
 
     def _refusal(self, trigger: Trigger, source: Status) -> InvalidTransitionError:

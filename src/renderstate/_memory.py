@@ -54,6 +54,9 @@ class MemoryAdapter:
                 raise
             return True
 
+    def refresh_status(self, project: object, status_field: str) -> None:
+        """Nothing to do: the object itself is the store."""
+
     def project_key(self, project: object) -> object:
         """Return the first of ``key_attributes`` that the object has, else ``None``."""
         for name in self.key_attributes:

@@ -51,6 +51,19 @@ class Adapter(Protocol[ProjectT_contra]):
         """
         ...
 
+    def refresh_status(self, project: ProjectT_contra, status_field: str) -> None:
+        """Set ``project``'s status attribute to the value the store holds now.
+
+        The domain calls it before refusing a trigger that has no edge from the status
+        the object holds, because that object may be stale. It must read the current
+        row even inside the caller's transaction (a locking read where the isolation
+        level would otherwise show an old snapshot). It writes nothing.
+
+        Raises:
+            ProjectNotFoundError: ``project`` is not stored (unsaved or deleted).
+        """
+        ...
+
     def project_key(self, project: ProjectT_contra) -> object:
         """Return the project's primary key, or ``None`` if it has none yet."""
         ...

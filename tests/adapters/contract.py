@@ -358,7 +358,7 @@ class AdapterContract:
         assert row["status"] == harness.literal(Status.FAILED)
 
     def test_update_names_only_the_changed_columns(self, harness: Harness) -> None:
-        """Each transition is one UPDATE naming status, output when it changes, and updated_at."""
+        """Each transition is one UPDATE naming status, complete's output, and updated_at."""
         key = harness.insert()
         lifecycle = harness.lifecycle(harness.load(key))
         stamp = {harness.columns["updated_at"]} if "updated_at" in harness.columns else set()
@@ -377,7 +377,8 @@ class AdapterContract:
         assert set_columns(start_sql[0]) == {status} | stamp
         assert len(complete_sql) == 1, complete_sql
         assert set_columns(complete_sql[0]) == {status, output} | stamp
-        assert set_columns(updates(same_path_sql)[0]) == {status} | stamp
+        # The path is complete()'s payload, written even when the object already holds it.
+        assert set_columns(updates(same_path_sql)[0]) == {status, output} | stamp
         if stamp:
             assert harness.row(key)["updated_at"] > before
 
@@ -402,6 +403,37 @@ class AdapterContract:
             harness.lifecycle(stale).start_render()
         assert len(sql) <= 2, sql
         assert getattr(stale, harness.columns["status"]) == harness.literal(Status.PROCESSING)
+
+    def test_stale_object_is_refreshed_before_a_refusal(self, harness: Harness) -> None:
+        """An object loaded before the start can still complete: the store, not it, decides."""
+        key = harness.insert()
+        stale = harness.load(key)
+        harness.lifecycle(harness.load(key)).start_render()
+        with harness.capture() as sql:
+            record = harness.lifecycle(stale).complete("projects/1/final.mp4")
+        assert (record.source, record.target) == (Status.PROCESSING, Status.COMPLETED)
+        assert len(updates(sql)) == 1
+        assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+
+    def test_confirmed_refusal_refreshes_the_object(self, harness: Harness) -> None:
+        """A refusal confirmed by the store costs one read, no write, and refreshes status."""
+        key = harness.insert()
+        stale = harness.load(key)
+        harness.lifecycle(harness.load(key)).start_render()
+        harness.lifecycle(harness.load(key)).fail("boom")
+        with harness.capture() as sql, pytest.raises(InvalidTransitionError) as info:
+            harness.lifecycle(stale).fail("late")
+        assert info.value.status == "FAILED"
+        assert updates(sql) == []
+        assert getattr(stale, harness.columns["status"]) == harness.literal(Status.FAILED)
+
+    def test_clearing_a_stale_output_writes_it(self, harness: Harness) -> None:
+        """fail(clear_output=True) clears the row even if the object thinks it holds no video."""
+        key = harness.insert(Status.PROCESSING)
+        project = harness.load(key)
+        harness.edit(key, output="projects/1/final.mp4")
+        harness.lifecycle(project).fail(clear_output=True)
+        assert harness.row(key)["output"] == harness.no_output
 
     @pytest.mark.parametrize("finish", ["complete", "fail"])
     def test_late_finish_changes_nothing(self, harness: Harness, finish: str) -> None:
@@ -499,9 +531,9 @@ class AdapterContract:
 class LifecycleMachine(RuleBasedStateMachine):
     """Lifecycle calls interleaved with other writers; the row is checked after every step.
 
-    The reference model tracks the stored status and the status the (possibly stale)
-    object holds: the core refuses from the object's status without a query, and
-    otherwise the database's status decides.
+    Other writers move the status and the output under a possibly stale object; the
+    database's status always decides (the core refreshes the object before refusing),
+    and after every call the object holds the stored status.
     """
 
     def __init__(self, harness: Harness) -> None:
@@ -519,10 +551,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.held = Status.DRAFT
 
     def _expect(self, trigger: Trigger, call: Callable[[], object]) -> bool:
+        self.held = self.expected["status"]
         target = EDGES.get((trigger, self.held))
-        if target is not None:
-            self.held = self.expected["status"]
-            target = EDGES.get((trigger, self.held))
         if target is None:
             with pytest.raises(InvalidTransitionError):
                 call()
@@ -550,6 +580,12 @@ class LifecycleMachine(RuleBasedStateMachine):
     def edit_title(self, title: str) -> None:
         self.harness.edit(self.key, title=title)
         self.expected["title"] = title
+
+    @rule(n=st.integers(0, 3))
+    def another_worker_edits_the_output(self, n: int) -> None:
+        output = self.harness.no_output if n == 0 else f"projects/q/{n}.mp4"
+        self.harness.edit(self.key, output=output)
+        self.expected["output"] = output
 
     @rule(status=st.sampled_from(Status))
     def another_worker_moves_the_status(self, status: Status) -> None:

@@ -78,8 +78,11 @@ class SQLiteStore:
             for field, value in change.values.items():
                 setattr(project, field, value)
             return True
-        project.status = self.load(project.id).status
+        self.refresh_status(project, change.status_field)
         return False
+
+    def refresh_status(self, project: Row, status_field: str) -> None:
+        project.status = self.load(project.id).status
 
     def project_key(self, project: Row) -> object:
         return project.id

@@ -102,17 +102,33 @@ class DjangoAdapter:
             )
             return True
         _restore(project, previous)
-        current = model._base_manager.using(using).filter(pk=project.pk)
+        self._refresh(project, status, using)
+        return False
+
+    def refresh_status(self, project: Any, status_field: str) -> None:
+        """Read the stored status into ``project`` (one ``SELECT``); see :class:`.Adapter`.
+
+        Raises:
+            ProjectNotFoundError: ``project`` was never saved, or its row is gone.
+        """
+        if project._state.adding or project.pk is None:
+            raise ProjectNotFoundError(project_key=None)
+        model = type(project)
+        using = self.using or project._state.db or router.db_for_read(model, instance=project)
+        self._refresh(project, model._meta.get_field(status_field).attname, using)
+
+    @staticmethod
+    def _refresh(project: Any, attname: str, using: str) -> None:
+        current = type(project)._base_manager.using(using).filter(pk=project.pk)
         connection = connections[using]
         if connection.vendor == "mysql" and not connection.get_autocommit():
             # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
             # plain SELECT would still see the snapshot taken before the other writer.
             current = current.select_for_update()
-        found = list(current.values_list(status, flat=True))
+        found = list(current.values_list(attname, flat=True))
         if not found:
             raise ProjectNotFoundError(project_key=project.pk)
-        setattr(project, status, found[0])
-        return False
+        setattr(project, attname, found[0])
 
     def project_key(self, project: Any) -> object:
         """Return ``project.pk``, or ``None`` while the instance was never saved."""

@@ -74,7 +74,20 @@ class PeeweeAdapter:
         if guarded.where(where & status.in_(list(change.expected))).execute() == 1:
             _set_clean(project, values)
             return True
-        current = model.select(status).where(where)
+        self.refresh_status(project, change.status_field)
+        return False
+
+    def refresh_status(self, project: Any, status_field: str) -> None:
+        """Read the stored status into ``project`` (one ``SELECT``); see :class:`.Adapter`.
+
+        Raises:
+            ProjectNotFoundError: ``project`` has no primary key, or its row is gone.
+        """
+        key = project.get_id()
+        if key is None:
+            raise ProjectNotFoundError(project_key=None)
+        meta = type(project)._meta
+        current = type(project).select(meta.fields[status_field]).where(meta.primary_key == key)
         database = meta.database
         if isinstance(getattr(database, "obj", database), peewee.MySQLDatabase):
             # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
@@ -83,8 +96,7 @@ class PeeweeAdapter:
         found = list(current.tuples())
         if not found:
             raise ProjectNotFoundError(project_key=key)
-        _set_clean(project, {change.status_field: found[0][0]})
-        return False
+        _set_clean(project, {status_field: found[0][0]})
 
     def project_key(self, project: Any) -> object:
         """Return the instance's primary key value (``None`` before an auto id is assigned)."""

@@ -117,14 +117,35 @@ class SQLAlchemyAdapter:
                         project, [mapper.get_property_by_column(c).key for c in server_side]
                     )
                 return True
-            refresh = select(status).where(*where)
-            if session.get_bind().dialect.name in _LOCKING_REFRESH:
-                refresh = refresh.with_for_update(read=True)
-            found = session.execute(refresh).first()
+            self._refresh(session, project, change.status_field)
+        return False
+
+    def refresh_status(self, project: object, status_field: str) -> None:
+        """Read the stored status into ``project`` (one ``SELECT``); see :class:`.Adapter`.
+
+        Raises:
+            ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
+        """
+        if inspect(project).identity is None:
+            raise ProjectNotFoundError(project_key=None)
+        with self._transaction() as session:
+            self._refresh(session, project, status_field)
+
+    def _refresh(self, session: Session, project: object, status_field: str) -> None:
+        state: InstanceState[Any] = inspect(project)
+        identity = state.identity
+        assert identity is not None
+        mapper = state.mapper
+        where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
+        query = select(_column(mapper, status_field)).where(*where)
+        if session.get_bind().dialect.name in _LOCKING_REFRESH:
+            # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
+            # plain SELECT would still see the snapshot taken before the other writer.
+            query = query.with_for_update(read=True)
+        found = session.execute(query).first()
         if found is None:
             raise ProjectNotFoundError(project_key=self.project_key(project))
-        set_committed_value(project, change.status_field, found[0])
-        return False
+        set_committed_value(project, status_field, found[0])
 
     def project_key(self, project: object) -> object:
         """Return the persisted primary key (a tuple for composite keys), else ``None``."""
