@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from renderstate import RenderJob, Status, to_dot, to_mermaid
 from renderstate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _commands, main
-from renderstate.cli._store import Store
+from renderstate.cli._store import Project, Store
 from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer
 
@@ -35,6 +36,25 @@ def timeline(tmp_path: Path) -> Path:
     path = tmp_path / "timeline.json"
     path.write_text(json.dumps(TIMELINE))
     return path
+
+
+def stored(tmp_path: Path, key: str) -> Project:
+    """The project's row as it is in the test database now."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}", create=False)
+    try:
+        return store.get(key)
+    finally:
+        store.close()
+
+
+def with_status(tmp_path: Path, status: str, timeline: dict[str, Any] | None = None) -> str:
+    """Create a project, write ``status`` straight into its row, and return its id."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    project = store.create("odd", timeline or {})
+    with store.sessions.begin() as session:
+        session.merge(project).status = status
+    store.close()
+    return project.id
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -238,6 +258,7 @@ def test_a_conflicting_render_exits_1_with_409(
     args = cli(tmp_path, "render", str(timeline), "--project", project.id, "--renderer", "fake")
     assert main(args) == EXIT_FAILED
     assert "409 Conflict" in capsys.readouterr().err
+    assert stored(tmp_path, project.id).timeline == {}  # the refused render changed nothing
 
 
 def test_a_failed_render_exits_1(
@@ -288,3 +309,88 @@ def test_reading_commands_do_not_create_a_database(
     assert main(cli(tmp_path, command)) == EXIT_USAGE
     assert "renderstate demo" in capsys.readouterr().err
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+TOML_TIMELINE = """\
+width = 160
+height = 90
+fps = 12
+
+[[scenes]]
+duration = 1
+title = "hello"
+"""
+
+
+def test_status_lists_a_row_with_an_unknown_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """status lists a row holding an unknown status, marked as such, and warns on stderr."""
+    monkeypatch.setenv("COLUMNS", "200")
+    with_status(tmp_path, "ARCHIVED")
+    assert main(cli(tmp_path, "status")) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "'ARCHIVED' (unknown status)" in captured.out
+    assert "1 project(s) have a status that is not one of" in captured.err
+    assert "renderstate status KEY" in captured.err
+
+
+def test_status_of_a_project_with_an_unknown_status_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status KEY shows the row, then the UnknownStatusError message and how to fix it; exit 1."""
+    key = with_status(tmp_path, "ARCHIVED")
+    assert main(cli(tmp_path, "status", key)) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert key in captured.out
+    assert "'ARCHIVED' (unknown status)" in captured.out
+    assert "status='ARCHIVED', which is not a known status" in captured.err
+    assert "set this row's status to one of them" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_render_and_recover_leave_a_row_with_an_unknown_status_alone(
+    tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """render --project refuses an unknown status with exit 1; recover skips it; row unchanged."""
+    key = with_status(tmp_path, "ARCHIVED")
+    args = cli(tmp_path, "render", str(timeline), "--project", key, "--renderer", "fake")
+    assert main(args) == EXIT_FAILED
+    assert "status='ARCHIVED', which is not a known status" in capsys.readouterr().err
+    assert main(cli(tmp_path, "recover")) == EXIT_OK
+    assert "No project was left PROCESSING" in capsys.readouterr().out
+    row = stored(tmp_path, key)
+    assert (row.status, row.timeline, row.output_path) == ("ARCHIVED", {}, None)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("name", ["t.json", "t.JSON", "t.toml", "t.Toml"])
+def test_render_stores_the_files_timeline_on_the_new_project(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """render of a JSON or TOML file, any case of extension, stores its timeline as JSON data."""
+    path = tmp_path / name
+    is_toml = name.lower().endswith(".toml")
+    path.write_text(TOML_TIMELINE if is_toml else json.dumps(TIMELINE), encoding="utf-8")
+    assert main(cli(tmp_path, "render", str(path), "--renderer", "fake")) == EXIT_OK
+    key = re.search(r"Created project (\S+)", capsys.readouterr().out)
+    assert key is not None
+    row = stored(tmp_path, key[1])
+    assert row.timeline == TIMELINE
+    assert (row.resolution_width, row.resolution_height, row.framerate) == (160, 90, 12)
+
+
+def test_render_project_replaces_the_stored_timeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """render --project stores the file's timeline (and its size and rate) on the project."""
+    key = with_status(tmp_path, "COMPLETED", {"scenes": [{"duration": 9, "title": "old"}]})
+    path = tmp_path / "new.toml"
+    path.write_text(TOML_TIMELINE, encoding="utf-8")
+    args = cli(tmp_path, "render", str(path), "--project", key, "--renderer", "fake")
+    assert main(args) == EXIT_OK
+    assert "COMPLETED -> PROCESSING" in capsys.readouterr().out
+    row = stored(tmp_path, key)
+    assert row.timeline == TIMELINE
+    assert (row.resolution_width, row.resolution_height, row.framerate) == (160, 90, 12)
+    assert row.status == "COMPLETED"

@@ -327,13 +327,22 @@ def test_partial_map_keeps_the_other_literals() -> None:
 @pytest.mark.parametrize(
     ("values", "error", "message"),
     [
-        ({Status.DRAFT: "X", Status.FAILED: "X"}, ValueError, "same literal"),
+        (
+            {Status.DRAFT: "X", Status.FAILED: "X"},
+            ValueError,
+            "stores DRAFT and FAILED as the same literal 'X'.*give each status its own literal",
+        ),
+        (
+            {Status.DRAFT: "FAILED"},
+            ValueError,
+            "stores DRAFT and FAILED as the same literal 'FAILED'.*status left out of values",
+        ),
         ({"ARCHIVED": "A"}, ValueError, "not a Status"),
         ({Status.DRAFT: ["unhashable"]}, TypeError, "not hashable"),
     ],
 )
 def test_bad_value_maps_are_refused(values: Any, error: type[Exception], message: str) -> None:
-    """A map that is not one-to-one, or names no Status, is a configuration error."""
+    """A map that is not one-to-one, or names no Status, is an error saying what to change."""
     with pytest.raises(error, match=message):
         ProjectLifecycle(MemoryProject(), values=values)
 

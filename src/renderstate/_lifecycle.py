@@ -158,7 +158,16 @@ class _Literals:
             to_stored[status] = literal
         from_stored = {literal: status for status, literal in to_stored.items()}
         if len(from_stored) != len(to_stored):
-            msg = f"values maps two statuses to the same literal: {to_stored!r}"
+            literal, clash = next(
+                (literal, [str(s) for s in Status if to_stored[s] == literal])
+                for literal in from_stored
+                if sum(to_stored[s] == literal for s in Status) > 1
+            )
+            msg = (
+                f"values stores {' and '.join(clash)} as the same literal {literal!r}, so a "
+                f"stored {literal!r} could not be read back; give each status its own literal "
+                f"(a status left out of values stores its own name)"
+            )
             raise ValueError(msg)
         self.to_stored = to_stored
         self.from_stored = from_stored

@@ -31,6 +31,7 @@ from sqlalchemy.orm import (
     make_transient_to_detached,
     mapped_column,
     sessionmaker,
+    synonym,
 )
 
 from renderstate import ProjectLifecycle, Status
@@ -252,11 +253,42 @@ def test_database_computed_onupdate_is_expired_then_loaded(
 
 
 def test_columns_outside_the_own_table_are_refused() -> None:
-    """With joined-table inheritance and status on the parent, apply raises TypeError."""
+    """With joined-table inheritance and status on the parent, apply says how to remap it."""
     trailer = Trailer(id=7, kind="trailer", status="DRAFT", output_path=None)
     make_transient_to_detached(trailer)
-    with pytest.raises(TypeError, match="own table"):
+    with pytest.raises(TypeError) as info:
         ProjectLifecycle(trailer, SQLAlchemyAdapter(sessionmaker())).start_render()
+    message = str(info.value)
+    assert "Trailer: status is a column of sa_footage, not of sa_trailer" in message
+    assert "move it to sa_trailer, or map Trailer with single-table inheritance" in message
+
+
+class _SynonymBase(DeclarativeBase):
+    pass
+
+
+class Renamed(_SynonymBase):
+    """A model whose ``state`` is a synonym, not a column (never created in a database)."""
+
+    __tablename__ = "sa_renamed"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
+    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    state = synonym("status")
+
+
+def test_a_field_that_is_not_a_column_names_the_option_to_fix() -> None:
+    """status_field naming a synonym is refused with the option to pass a column instead."""
+    project = Renamed(id=1, status="DRAFT", output_path=None)
+    make_transient_to_detached(project)
+    lifecycle = ProjectLifecycle(project, SQLAlchemyAdapter(sessionmaker()), status_field="state")
+    with pytest.raises(TypeError) as info:
+        lifecycle.start_render()
+    message = str(info.value)
+    assert "Renamed.state is not a mapped column" in message
+    assert "pass ProjectLifecycle(status_field=..., output_field=...)" in message
+    assert "naming a mapped column attribute of Renamed" in message
+    assert project.status == "DRAFT"
 
 
 def test_missing_sqlalchemy_names_the_extra() -> None:

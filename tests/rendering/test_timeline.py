@@ -80,6 +80,93 @@ def test_soundtrack_tone_and_file(tmp_path: Path) -> None:
     assert music.soundtrack == Soundtrack(file=tmp_path / "music.wav", volume=0.5)
 
 
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    """A base_dir with a picture, a sound and two symlinks out to a secret file beside it."""
+    base = tmp_path / "media"
+    (base / "pictures").mkdir(parents=True)
+    (base / "pictures" / "one.png").write_bytes(b"")
+    (base / "music.wav").write_bytes(b"RIFF")
+    (tmp_path / "secret.txt").write_text("root:x:0:0", encoding="utf-8")
+    (base / "link.png").symlink_to(tmp_path / "secret.txt")
+    (base / "linked-dir").symlink_to(tmp_path, target_is_directory=True)
+    return base
+
+
+def _with_image(path: str) -> dict[str, Any]:
+    return {"scenes": [{"duration": 1}, {"duration": 1, "image": path}]}
+
+
+def _with_audio(path: str) -> dict[str, Any]:
+    return {"scenes": [{"duration": 1}], "soundtrack": {"file": path}}
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        pytest.param("{secret}", "absolute path", id="absolute"),
+        pytest.param("/etc/passwd", "absolute path", id="etc-passwd"),
+        pytest.param("../secret.txt", "'..' segment", id="dotdot"),
+        pytest.param("pictures/../../secret.txt", "'..' segment", id="nested-dotdot"),
+        pytest.param("pictures/../pictures/one.png", "'..' segment", id="dotdot-back-inside"),
+        pytest.param("link.png", "symbolic link", id="symlinked-file"),
+        pytest.param("linked-dir/secret.txt", "symbolic link", id="symlinked-dir"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("field", "build"), [("image", _with_image), ("soundtrack.file", _with_audio)]
+)
+def test_project_timeline_paths_must_stay_inside_base_dir(
+    media: Path, path: str, reason: str, field: str, build: Any
+) -> None:
+    """A mapping timeline naming a file outside base_dir is refused, naming scene and field."""
+    path = path.format(secret=media.parent / "secret.txt")
+    with pytest.raises(TimelineError) as caught:
+        parse_timeline(build(path), base_dir=media)
+    error = caught.value
+    assert (error.scene, error.field) == (1 if field == "image" else None, field)
+    assert reason in error.problem
+    assert "give a path relative to it" in error.problem
+    assert "allow_outside_base_dir=True" in error.problem
+
+
+def test_project_timeline_paths_inside_base_dir_are_accepted(media: Path) -> None:
+    """Relative paths inside base_dir, and symlinks that stay inside it, are accepted."""
+    (media / "alias.png").symlink_to(media / "pictures" / "one.png")
+    data = {
+        "scenes": [
+            {"duration": 1, "image": "pictures/one.png"},
+            {"duration": 1, "image": "alias.png"},
+        ],
+        "soundtrack": {"file": "./music.wav"},
+    }
+    timeline = parse_timeline(data, base_dir=media)
+    assert [s.image for s in timeline.scenes] == [media / "pictures/one.png", media / "alias.png"]
+    assert timeline.soundtrack == Soundtrack(file=media / "music.wav")
+
+
+def test_allow_outside_base_dir_accepts_any_readable_file(media: Path) -> None:
+    """allow_outside_base_dir=True lets a trusted mapping name absolute and '..' paths."""
+    secret = media.parent / "secret.txt"
+    data = {**_with_image("../secret.txt"), "soundtrack": {"file": str(secret)}}
+    timeline = parse_timeline(data, base_dir=media, allow_outside_base_dir=True)
+    assert timeline.scenes[1].image == media / "../secret.txt"
+    assert timeline.soundtrack == Soundtrack(file=secret)
+
+
+def test_timeline_files_are_trusted_with_paths_outside_their_directory(media: Path) -> None:
+    """load_timeline accepts '..' and absolute paths: the operator wrote the file."""
+    path = media / "timeline.json"
+    secret = media.parent / "secret.txt"
+    path.write_text(
+        json.dumps({**_with_image("../secret.txt"), "soundtrack": {"file": str(secret)}}),
+        encoding="utf-8",
+    )
+    timeline = load_timeline(path)
+    assert timeline.scenes[1].image == media / "../secret.txt"
+    assert timeline.soundtrack == Soundtrack(file=secret)
+
+
 @pytest.mark.parametrize(
     ("data", "scene", "field"),
     [pytest.param(data, scene, field, id=name) for name, data, scene, field in BAD_TIMELINES],

@@ -83,11 +83,18 @@ class SQLAlchemyAdapter:
         where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
         status = _column(mapper, change.status_field)
         values = {_column(mapper, name): value for name, value in change.values.items()}
-        elsewhere = sorted(c.key for c in values if c.table is not table)
+        elsewhere = sorted((c for c in values if c.table is not table), key=lambda c: c.key)
         if elsewhere:
+            names = ", ".join(c.key for c in elsewhere)
+            tables = ", ".join(sorted({str(getattr(c.table, "name", c.table)) for c in elsewhere}))
+            are, them = ("is a column", "it") if len(elsewhere) == 1 else ("are columns", "them")
+            cls = mapper.class_.__name__
             msg = (
-                f"{mapper.class_.__name__}: {', '.join(elsewhere)} are not columns of "
-                f"{table.name}; SQLAlchemyAdapter writes the mapped class's own table only"
+                f"{cls}: {names} {are} of {tables}, not of {table.name}, the class's own "
+                f"table; SQLAlchemyAdapter writes one conditional UPDATE to that table only. "
+                f"With joined-table inheritance, move {them} to {table.name}, or map {cls} "
+                f"with single-table inheritance (no __tablename__ of its own) so it shares "
+                f"its parent's table"
             )
             raise TypeError(msg)
         stmt = update(table).where(*where, status.in_(change.expected)).values(values)
@@ -177,7 +184,11 @@ def _column(mapper: Mapper[Any], name: str) -> Column[Any]:
     prop = mapper.get_property(name)
     columns = getattr(prop, "columns", None)
     if not columns:
-        msg = f"{mapper.class_.__name__}.{name} is not a mapped column"
+        msg = (
+            f"{mapper.class_.__name__}.{name} is not a mapped column (it is a "
+            f"{type(prop).__name__}); pass ProjectLifecycle(status_field=..., output_field=...) "
+            f"naming a mapped column attribute of {mapper.class_.__name__}"
+        )
         raise TypeError(msg)
     column: Column[Any] = columns[0]
     return column

@@ -10,10 +10,10 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 try:
     from rich.console import Console
@@ -28,8 +28,13 @@ from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.cli import DEFAULT_HOME, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from renderstate.cli._store import Project, Store, StoreError
-from renderstate.exceptions import RenderConflictError, RenderStateError
-from renderstate.rendering.timeline import Timeline, TimelineError, load_timeline, parse_timeline
+from renderstate.exceptions import RenderConflictError, RenderStateError, UnknownStatusError
+from renderstate.rendering.timeline import (
+    Timeline,
+    TimelineError,
+    _read_timeline_file,
+    parse_timeline,
+)
 from renderstate.runner import RenderJob, RenderRunner
 from renderstate.testing import FakeRenderer
 from renderstate.typing import ProgressSink, Renderer
@@ -101,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except RenderStateError as exc:
         err.print(f"[red]renderstate: error:[/] {escape(str(exc))}")
+        if isinstance(exc, UnknownStatusError):
+            err.print(
+                f"  The command line's database stores only {_KNOWN}: set this row's status "
+                f"to one of them (FAILED lets a new render start); nothing was changed."
+            )
         return EXIT_FAILED
     except ImportError as exc:  # the render extra, imported when a render starts
         err.print(f"[red]renderstate: error:[/] {escape(str(exc))}")
@@ -393,13 +403,15 @@ def _render(args: argparse.Namespace) -> int:
     if not path.is_file():
         msg = f"timeline file {str(path)!r} does not exist"
         raise UsageError(msg)
-    timeline = load_timeline(path)
+    data = _read_timeline_file(path)
+    # The file is the operator's own: its media paths may lead anywhere (docs/timeline.md).
+    timeline = parse_timeline(data, base_dir=path.parent, allow_outside_base_dir=True)
+    data = dict(cast("Mapping[str, Any]", data))  # a Mapping, or parse_timeline refused it
     store = _store(args)
     try:
         if args.project:
             project = store.get(args.project)
         else:
-            data = json.loads(path.read_text("utf-8")) if path.suffix == ".json" else {}
             project = store.create(
                 args.title or path.stem,
                 data,
@@ -421,6 +433,11 @@ def _render(args: argparse.Namespace) -> int:
             observers=[_transition_printer(console)],
         ) as runner:
             job = runner.submit(project)
+            if args.project:
+                # Only once the start has won: a refused render changes nothing.
+                store.update_timeline(
+                    project, data, width=timeline.width, height=timeline.height, fps=_fps(timeline)
+                )
             status = _watch(console, job, "render", cancellable.cancel)
             final = runner.file_path(project)
     finally:
@@ -449,28 +466,58 @@ def _status(args: argparse.Namespace) -> int:
     table = Table("id", "title", "status", "output_path", "updated")
     for column in (table.columns[0], table.columns[3]):
         column.overflow = "fold"
+    table.columns[2].no_wrap = True
+    unknown = 0
     for p in projects:
-        status = Status(p.status)
+        unknown += _known_status(p) is None
         table.add_row(
             p.id,
             escape(p.title),
-            f"[{_STYLES[status]}]{status}[/]",
+            _status_text(p),
             p.output_path or "",
             f"{p.updated_at:%Y-%m-%d %H:%M:%S}",
         )
     console.print(table)
+    if unknown:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[red]renderstate: warning:[/] {unknown} project(s) have a status that is not "
+            f"one of {_KNOWN}; `renderstate status KEY` explains, and no render can start "
+            f"until the row's status is one of them again"
+        )
     return EXIT_OK
 
 
+_KNOWN = ", ".join(s.value for s in Status)
+
+
+def _known_status(project: Project) -> Status | None:
+    """The project's status, or ``None`` when the row holds a value outside the four."""
+    try:
+        return Status(project.status)
+    except ValueError:
+        return None
+
+
+def _status_text(project: Project) -> str:
+    status = _known_status(project)
+    if status is None:
+        return f"[bold red]{escape(repr(project.status))} (unknown status)[/]"
+    return f"[{_STYLES[status]}]{status}[/]"
+
+
 def _show_project(console: Console, project: Project, media: Path) -> None:
-    status = Status(project.status)
+    """Print one project; raise :class:`UnknownStatusError` after it if its status is unknown."""
     console.print(f"[bold]{escape(project.title)}[/]  {project.id}")
-    console.print(f"  status       [{_STYLES[status]}]{status}[/]")
+    console.print(f"  status       {_status_text(project)}")
     console.print(f"  output_path  {project.output_path or '-'}")
     if project.output_path:
         file = media.joinpath(*project.output_path.split("/"))
         console.print(f"  file         {file} ({_file_summary(file)})")
     console.print(f"  updated      {project.updated_at:%Y-%m-%d %H:%M:%S}")
+    if _known_status(project) is None:
+        raise UnknownStatusError(
+            value=project.status, allowed=[s.value for s in Status], project_key=project.id
+        )
 
 
 def _refuse(project: Any, target: Path, progress: ProgressSink) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from sqlalchemy import JSON, DateTime, String, create_engine, select
+    from sqlalchemy import JSON, DateTime, String, create_engine, select, update
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -118,6 +118,28 @@ class Store:
         with self.sessions.begin() as session:
             session.add(project)
         return project
+
+    def update_timeline(
+        self,
+        project: Project,
+        timeline: dict[str, Any],
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        fps: int | None = None,
+    ) -> None:
+        """Store ``timeline`` (and the size and rate it sets) in ``project``'s row.
+
+        One ``UPDATE`` of these columns only, so the status the runner writes is untouched;
+        ``project`` itself, which a render may be reading, is left as it is.
+        """
+        values: dict[str, Any] = {"timeline": timeline}
+        if width is not None and height is not None:
+            values["resolution_width"], values["resolution_height"] = width, height
+        if fps is not None:
+            values["framerate"] = fps
+        with self.sessions.begin() as session:
+            session.execute(update(Project).where(Project.id == project.id).values(values))
 
     def get(self, key: str) -> Project:
         """Return the project whose id is ``key`` (a unique prefix is enough).

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from renderstate.exceptions import TimelineError
@@ -142,18 +142,29 @@ def parse_color(value: object, *, field: str, scene: int | None = None) -> RGB:
     raise TimelineError(scene=scene, field=field, problem=problem)
 
 
-def parse_timeline(data: object, *, base_dir: Path | str | None = None) -> Timeline:
+def parse_timeline(
+    data: object,
+    *,
+    base_dir: Path | str | None = None,
+    allow_outside_base_dir: bool = False,
+) -> Timeline:
     """Validate ``data`` (a mapping, e.g. a decoded JSON or TOML timeline) into a :class:`Timeline`.
 
     Args:
         data: The timeline, with the keys described in ``docs/timeline.md``.
         base_dir: The directory that relative ``image`` and ``file`` paths are resolved
             against (default: the current working directory).
+        allow_outside_base_dir: Whether ``image`` and ``file`` may name any readable file
+            (absolute paths, ``..``, symbolic links leading out of ``base_dir``). Leave it
+            ``False`` for a timeline users can edit (a project's stored timeline), so it
+            cannot embed a server file such as ``/etc/passwd`` in their video; pass ``True``
+            only for a timeline the operator wrote. :func:`load_timeline` passes ``True``.
 
     Raises:
         TimelineError: the first problem found, naming the scene and the field.
     """
     base = Path.cwd() if base_dir is None else Path(base_dir)
+    files = _Files(base, confined=not allow_outside_base_dir)
     if not isinstance(data, Mapping):
         raise TimelineError(
             field="timeline",
@@ -185,25 +196,33 @@ def parse_timeline(data: object, *, base_dir: Path | str | None = None) -> Timel
             ),
         )
     scenes = tuple(
-        _parse_scene(raw, index, base, default_background, default_text)
+        _parse_scene(raw, index, files, default_background, default_text)
         for index, raw in enumerate(raw_scenes)
     )
     _check_crossfades(scenes)
     soundtrack = None
     if data.get("soundtrack") is not None:
-        soundtrack = _parse_soundtrack(data["soundtrack"], base)
+        soundtrack = _parse_soundtrack(data["soundtrack"], files)
     return Timeline(scenes=scenes, width=width, height=height, fps=fps, soundtrack=soundtrack)
 
 
 def load_timeline(path: Path | str) -> Timeline:
     """Read and validate a timeline from a ``.toml`` or ``.json`` file.
 
-    Relative paths inside it are resolved against the file's directory.
+    Relative paths inside it are resolved against the file's directory. The file is trusted
+    (the operator wrote it), so its paths may also be absolute or lead out of that directory.
 
     Raises:
         TimelineError: the file cannot be read or decoded, or the timeline is invalid.
     """
     path = Path(path)
+    return parse_timeline(
+        _read_timeline_file(path), base_dir=path.parent, allow_outside_base_dir=True
+    )
+
+
+def _read_timeline_file(path: Path) -> object:
+    """Decode a ``.toml`` or ``.json`` file (either case) without validating the timeline."""
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
         raise TimelineError(
@@ -216,23 +235,20 @@ def load_timeline(path: Path | str) -> Timeline:
         raise TimelineError(
             field="file", problem=f"{str(path)!r} cannot be read ({exc.strerror})"
         ) from exc
-    data: object
     if suffix == ".json":
         try:
-            data = json.loads(raw)
+            return json.loads(raw)
         except ValueError as exc:
             raise TimelineError(
                 field="file", problem=f"{str(path)!r} is not valid JSON ({exc})"
             ) from exc
-    else:
-        toml = _toml_module()
-        try:
-            data = toml.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise TimelineError(
-                field="file", problem=f"{str(path)!r} is not valid TOML ({exc})"
-            ) from exc
-    return parse_timeline(data, base_dir=path.parent)
+    toml = _toml_module()
+    try:
+        return toml.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TimelineError(
+            field="file", problem=f"{str(path)!r} is not valid TOML ({exc})"
+        ) from exc
 
 
 def sample_timeline() -> Timeline:
@@ -343,25 +359,64 @@ def _text(value: object, *, field: str, scene: int) -> str:
     return value
 
 
-def _existing_file(value: object, base: Path, *, field: str, scene: int | None) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise TimelineError(
-            scene=scene, field=field, problem=f"must be a file path string, got {value!r}"
-        )
-    path = base / value
-    if not path.is_file():
+class _Files:
+    """Finds the media files a timeline names, confined to ``base`` unless it is trusted."""
+
+    def __init__(self, base: Path, *, confined: bool) -> None:
+        self.base = base
+        self.confined = confined
+
+    def existing(self, value: object, *, field: str, scene: int | None) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise TimelineError(
+                scene=scene, field=field, problem=f"must be a file path string, got {value!r}"
+            )
+        path = self.base / value
+        if self.confined:
+            self._check_inside(value, path, field=field, scene=scene)
+        if not path.is_file():
+            raise TimelineError(
+                scene=scene,
+                field=field,
+                problem=(
+                    f"{value!r} does not exist (looked for {str(path)!r}); relative paths are "
+                    f"resolved against the timeline file's directory or the renderer's base_dir"
+                ),
+            )
+        return path
+
+    def _resolves_inside(self, path: Path) -> bool:
+        try:
+            return path.resolve().is_relative_to(self.base.resolve())
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+            return False
+
+    def _check_inside(self, value: str, path: Path, *, field: str, scene: int | None) -> None:
+        # A stored timeline is user input: without this, any file the server can read
+        # (/etc/passwd as audio, another user's picture) could end up in their video.
+        pure = PurePosixPath(value.replace("\\", "/"))
+        if pure.is_absolute() or PureWindowsPath(value).drive or Path(value).is_absolute():
+            reason = "is an absolute path"
+        elif ".." in pure.parts:
+            reason = "contains a '..' segment"
+        elif not self._resolves_inside(path):
+            reason = "leads out of base_dir through a symbolic link (or cannot be resolved)"
+        else:
+            return
         raise TimelineError(
             scene=scene,
             field=field,
             problem=(
-                f"{value!r} does not exist (looked for {str(path)!r}); relative paths are "
-                f"resolved against the timeline file's directory or the renderer's base_dir"
+                f"{value!r} {reason}; a timeline from project data may only name files "
+                f"inside base_dir ({str(self.base)!r}), so give a path relative to it without "
+                f"'..'. To allow other files in a timeline you trust, pass "
+                f"parse_timeline(..., allow_outside_base_dir=True) or load it from a file "
+                f"with load_timeline()"
             ),
         )
-    return path
 
 
-def _parse_scene(raw: object, index: int, base: Path, background: RGB, text_color: RGB) -> Scene:
+def _parse_scene(raw: object, index: int, files: _Files, background: RGB, text_color: RGB) -> Scene:
     if not isinstance(raw, Mapping):
         raise TimelineError(
             scene=index,
@@ -387,7 +442,7 @@ def _parse_scene(raw: object, index: int, base: Path, background: RGB, text_colo
         background=parse_color(raw["background"], field="background", scene=index)
         if "background" in raw
         else background,
-        image=None if image is None else _existing_file(image, base, field="image", scene=index),
+        image=None if image is None else files.existing(image, field="image", scene=index),
         title=_text(raw.get("title", ""), field="title", scene=index),
         subtitle=_text(raw.get("subtitle", ""), field="subtitle", scene=index),
         text_color=parse_color(raw["text_color"], field="text_color", scene=index)
@@ -420,7 +475,7 @@ def _check_crossfades(scenes: tuple[Scene, ...]) -> None:
             )
 
 
-def _parse_soundtrack(raw: object, base: Path) -> Soundtrack:
+def _parse_soundtrack(raw: object, files: _Files) -> Soundtrack:
     if not isinstance(raw, Mapping):
         raise TimelineError(
             field="soundtrack",
@@ -444,7 +499,7 @@ def _parse_soundtrack(raw: object, base: Path) -> Soundtrack:
         )
     if has_file:
         return Soundtrack(
-            file=_existing_file(raw["file"], base, field="soundtrack.file", scene=None),
+            file=files.existing(raw["file"], field="soundtrack.file", scene=None),
             volume=volume,
         )
     tone = _positive_number(raw["tone"], field="soundtrack.tone", scene=None, unit="hertz")
