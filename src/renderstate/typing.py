@@ -97,6 +97,12 @@ class Renderer(Protocol[ProjectT_contra]):
 
     The render runner owns the file: ``target`` is a temporary name next to the final
     file, moved into place only after the renderer returns. Raise to fail the render.
+
+    Scratch files (a soundtrack, an intermediate) go beside ``target`` and their names
+    start with ``target``'s file name (``<target name>.soundtrack.wav``); remove them
+    before returning. A render killed with its process cannot, so the runner removes
+    every file so named after a failed render and in ``recover_interrupted()``. Scratch
+    files kept elsewhere (the system temporary directory) would outlive such a kill.
     """
 
     def __call__(self, project: ProjectT_contra, target: Path, progress: ProgressSink) -> None:

@@ -503,3 +503,24 @@ def test_missing_render_extra_says_how_to_install() -> None:
         "    raise SystemExit('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_soundtrack_scratch_file_sits_beside_the_target_named_after_it(
+    tmp_path: Path, private_tmp: Path
+) -> None:
+    """While frames encode, the WAV is <target name>.soundtrack.wav beside the target; then gone."""
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / ".final-x.partial.mp4"
+    during: list[tuple[set[str], list[Path]]] = []
+
+    def sink(phase: str, done: int, total: int) -> None:
+        if phase == "rendering" and done == 1:
+            during.append(({p.name for p in out.iterdir()}, list(private_tmp.iterdir())))
+
+    MoviePyRenderer(timeline=small_timeline())(None, target, sink)
+    ((names, in_tmp),) = during
+    # The target itself may not exist yet: ffmpeg creates it when it first writes.
+    assert names - {target.name} == {f"{target.name}.soundtrack.wav"}
+    assert in_tmp == []
+    assert_clean(private_tmp, out, expect={target.name})

@@ -104,3 +104,47 @@ def test_interrupted_error_says_what_to_do() -> None:
     assert "Project 5" in str(error)
     assert "start the render again" in str(error)
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_killed_moviepy_render_leaves_nothing_after_recovery(tmp_path: Path) -> None:
+    """Killed mid-encode with its ffmpeg, a tone render leaves only final.mp4 once recovered."""
+    pytest.importorskip("moviepy", reason="needs the render extra: renderstate[render]")
+    store = SQLiteStore(tmp_path / "projects.sqlite3")
+    media = tmp_path / "media"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    store.insert(Row("p1", "killed", "COMPLETED", "projects/p1/final.mp4"))
+    final = media / "projects" / "p1" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"the previous, good video")
+    before = hashlib.sha256(final.read_bytes()).hexdigest()
+
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(store.path), str(media), "p1", "moviepy"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        start_new_session=True,  # its own process group: ffmpeg dies with it, as in a crash
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # the soundtrack is written, frames are being encoded
+        assert line.startswith("rendering"), line
+        partial = Path(line.split(" ", 1)[1].strip())
+        assert partial.exists()
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    assert store.load("p1").status == "PROCESSING"
+
+    runner = RenderRunner(store, FakeRenderer(), media_root=media, executor=InlineExecutor())
+    records = runner.recover_interrupted(store.with_status("PROCESSING"))
+
+    assert [r.project_key for r in records] == ["p1"]
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert hashlib.sha256(final.read_bytes()).hexdigest() == before
+    assert [p for p in scratch.rglob("*") if "renderstate" in p.name] == []

@@ -18,8 +18,8 @@ from renderstate import (
     Status,
     TransitionRecord,
 )
-from renderstate.exceptions import InvalidOutputPathError
-from renderstate.runner import Phase, RenderOutputError, _runner
+from renderstate.exceptions import InvalidOutputPathError, RenderInterruptedError
+from renderstate.runner import Phase, RenderJob, RenderOutputError, _runner
 from renderstate.testing import (
     FakeRenderer,
     InlineExecutor,
@@ -454,3 +454,210 @@ def test_a_long_lived_runner_forgets_old_finished_jobs(
     runner.submit(projects[0]).wait()  # a re-render makes project 0 the most recent
     kept = [runner.job(p) is not None for p in projects]
     assert kept == [True, False, False, True, True]
+
+
+class GatedRenderer:
+    """Each call waits for its own gate, then writes "attempt N" (or raises if told to)."""
+
+    def __init__(self, *, raise_on: frozenset[int] = frozenset()) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.started = [threading.Event() for _ in range(4)]
+        self.release = [threading.Event() for _ in range(4)]
+        self.targets: list[Path] = []
+        self.raise_on = raise_on
+
+    def __call__(self, project: object, target: Path, progress: ProgressSink) -> None:
+        with self._lock:
+            n = self.calls
+            self.calls += 1
+            self.targets.append(target)
+        target.write_bytes(f"attempt {n}".encode())
+        self.started[n].set()
+        self.release[n].wait()
+        if n in self.raise_on:
+            raise RuntimeError(f"attempt {n} crashed")
+
+    def release_all(self) -> None:
+        """Let every call end: a failing test must not hang on a gate."""
+        for gate in self.release:
+            gate.set()
+
+
+@pytest.mark.parametrize("late_outcome", ["succeeds", "raises"])
+def test_a_late_worker_of_a_superseded_attempt_neither_replaces_the_video_nor_saves(
+    tmp_path: Path, late_outcome: str
+) -> None:
+    """Failed and re-submitted meanwhile, the old job leaves final.mp4 and the new attempt alone."""
+    renderer = GatedRenderer(raise_on=frozenset({0}) if late_outcome == "raises" else frozenset())
+    project = MemoryProject()
+    runner = RenderRunner(MemoryAdapter(), renderer, media_root=tmp_path)
+    try:
+        old = runner.submit(project)
+        renderer.started[0].wait()
+        runner.lifecycle(project).fail("an operator gave up on it")
+        new = runner.submit(project)
+        renderer.started[1].wait()
+
+        renderer.release[0].set()
+        old.wait()
+        assert isinstance(
+            old.error, RenderInterruptedError if late_outcome == "succeeds" else RuntimeError
+        )
+        if late_outcome == "succeeds":
+            assert "superseded by a newer render attempt" in str(old.error)
+        assert project.status == "PROCESSING"
+        assert not runner.file_path(project).exists()
+        assert not renderer.targets[0].exists()
+        assert runner.job(project) is new
+        assert old.progress.phase is Phase.FAILED
+        assert new.progress.phase is Phase.RENDERING
+
+        renderer.release[1].set()
+        assert new.wait() is Status.COMPLETED
+    finally:
+        renderer.release_all()
+        runner.shutdown()
+    assert runner.file_path(project).read_bytes() == b"attempt 1"
+    assert project.status == "COMPLETED"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_reader_never_sees_the_previous_attempts_figures_once_the_new_start_succeeded(
+    tmp_path: Path,
+) -> None:
+    """Right after the new start is saved, another thread's progress() is queued at 0 frames."""
+    project = MemoryProject()
+    runner: RenderRunner[MemoryProject]
+    seen: list[Any] = []
+    starts = 0
+
+    def read_from_another_thread(record: TransitionRecord) -> None:
+        nonlocal starts
+        if record.target is not Status.PROCESSING:
+            return
+        starts += 1
+        if starts == 2:  # the re-render's start_render() has just been saved
+            reader = threading.Thread(target=lambda: seen.append(runner.progress(project)))
+            reader.start()
+            reader.join()
+
+    runner = inline_runner(FakeRenderer(frames=5), tmp_path, observers=[read_from_another_thread])
+    first = runner.submit(project)
+    assert first.wait() is Status.COMPLETED
+    assert first.progress.frames_done == 5
+    second = runner.submit(project)
+    assert second.wait() is Status.COMPLETED
+    (progress,) = seen
+    assert progress is not None
+    assert (progress.phase, progress.frames_done, progress.fraction) == (Phase.QUEUED, 0, 0.0)
+
+
+def test_a_new_attempt_is_published_even_if_the_previous_job_has_not_finished_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Previous job saved COMPLETED but not yet done: the new one is shown, and stays shown."""
+    finishing = threading.Event()
+    may_finish = threading.Event()
+    original_finish = RenderJob._finish
+    gated_once = False
+
+    def gated_finish(job: RenderJob[Any], status: Status, error: BaseException | None) -> None:
+        nonlocal gated_once
+        if not gated_once:
+            gated_once = True
+            finishing.set()
+            may_finish.wait()
+        original_finish(job, status, error)
+
+    monkeypatch.setattr(RenderJob, "_finish", gated_finish)
+    renderer = GatedRenderer()
+    renderer.release[0].set()
+    project = MemoryProject()
+    # One worker: it is held by the old job's end, so the new job stays queued.
+    runner = RenderRunner(MemoryAdapter(), renderer, media_root=tmp_path, max_workers=1)
+    try:
+        old = runner.submit(project)
+        finishing.wait()
+        assert project.status == "COMPLETED"
+        assert not old.done()
+
+        new = runner.submit(project)
+        assert runner.job(project) is new
+        progress = runner.progress(project)
+        assert progress is not None
+        assert (progress.phase, progress.frames_done) == (Phase.QUEUED, 0)
+
+        may_finish.set()
+        assert old.wait() is Status.COMPLETED  # what it saved, not the new attempt's PROCESSING
+        assert old.progress.phase is Phase.DONE
+        assert runner.job(project) is new
+        assert runner.progress(project) == new.progress
+        assert new.progress.phase is not Phase.DONE
+        renderer.release[1].set()
+        assert new.wait() is Status.COMPLETED
+    finally:
+        may_finish.set()
+        renderer.release_all()
+        runner.shutdown()
+    assert runner.file_path(project).read_bytes() == b"attempt 1"
+
+
+class OneSlowStartAdapter(MemoryAdapter):
+    """Holds the start of one project until the start of another one has been saved."""
+
+    def __init__(self, slow: MemoryProject) -> None:
+        super().__init__()
+        self.slow = slow
+        self.slow_start_entered = threading.Event()
+        self.other_start_saved = threading.Event()
+        self.starts: list[object] = []
+
+    def apply(self, project: object, change: Change) -> bool:
+        starting = change.values[change.status_field] == "PROCESSING"
+        if starting and project is self.slow:
+            self.slow_start_entered.set()
+            # A deadlock breaker, not a timing: the ordering assertion below is the test.
+            self.other_start_saved.wait(timeout=10)
+        applied = super().apply(project, change)
+        if starting:
+            self.starts.append(project)
+            if project is not self.slow:
+                self.other_start_saved.set()
+        return applied
+
+
+def test_submits_of_different_projects_do_not_queue_behind_one_slow_database_call(
+    tmp_path: Path,
+) -> None:
+    """While one project's start waits on the database, another project's submit completes."""
+    slow, fast = MemoryProject(title="slow"), MemoryProject(title="fast")
+    adapter = OneSlowStartAdapter(slow)
+    runner = RenderRunner(adapter, FakeRenderer(frames=1), media_root=tmp_path)
+    jobs: list[RenderJob[MemoryProject]] = []
+    submitter = threading.Thread(target=lambda: jobs.append(runner.submit(slow)))
+    submitter.start()
+    adapter.slow_start_entered.wait()
+    fast_job = runner.submit(fast)
+    submitter.join()
+    assert adapter.starts == [fast, slow]
+    assert fast_job.wait() is Status.COMPLETED
+    assert jobs[0].wait() is Status.COMPLETED
+    runner.shutdown()
+
+
+@pytest.mark.parametrize("outcome", ["raises", "returns"])
+def test_scratch_files_named_after_the_target_are_removed(tmp_path: Path, outcome: str) -> None:
+    """Whether the render fails or not, files named <target name>* beside it do not stay."""
+    project = MemoryProject()
+
+    def messy(project: object, target: Path, progress: ProgressSink) -> None:
+        target.with_name(f"{target.name}.soundtrack.wav").write_bytes(b"RIFF")
+        target.write_bytes(b"video")
+        if outcome == "raises":
+            raise RuntimeError("the encoder crashed")
+
+    with inline_runner(messy, tmp_path) as runner:
+        job = runner.submit(project)
+    assert job.wait() is (Status.FAILED if outcome == "raises" else Status.COMPLETED)
+    assert leftovers(tmp_path) == []

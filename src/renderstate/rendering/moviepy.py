@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import tempfile
 import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -268,36 +267,43 @@ class MoviePyRenderer:
         The timeline is validated and its images checked before ffmpeg starts, so a bad
         timeline raises :class:`~renderstate.TimelineError` and creates
         no file. On any failure the partial ``target`` is removed; no ffmpeg process and
-        no temporary audio file outlive the call.
+        no temporary audio file outlive the call. The soundtrack is computed into
+        ``<target name>.soundtrack.wav`` beside ``target`` (never the system temporary
+        directory), so if the process is killed mid-render the runner's recovery, which
+        removes every file named after a partial target, removes it too.
         """
         target = Path(target)
         if target.suffix.lower() != ".mp4":
             msg = f"The target must end in .mp4, got {str(target)!r}."
             raise ValueError(msg)
+        # Scratch files live beside the target and start with its name (the Renderer
+        # contract): a SIGKILL cannot run the finally below, and recovery finds them there.
+        soundtrack = target.with_name(f"{target.name}.soundtrack.wav")
         owned: list[Any] = []
         try:
             clip, audio, fps = self._build(project, owned)
-            with tempfile.TemporaryDirectory(prefix="renderstate-audio-") as scratch:
-                bars = ProglogProgress(progress)
-                audio_path: str | bool = False
-                if audio is not None:
-                    audio_path = str(Path(scratch) / "soundtrack.wav")
-                    _write_wav(audio, audio_path, self.audio_fps, bars)
-                clip.write_videofile(
-                    str(target),
-                    fps=fps,
-                    codec="libx264",
-                    audio=audio_path,
-                    audio_codec="aac",
-                    preset=self.preset,
-                    threads=self.threads,
-                    # moviepy 2.2.1 appends `-pix_fmt yuva420p` after these and ignores
-                    # pixel_format; fed rgb24 (no mask), libx264 falls back to yuv420p,
-                    # which the tests verify on the output.
-                    ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
-                    temp_audiofile_path=scratch,
-                    logger=bars,
-                )
+            bars = ProglogProgress(progress)
+            audio_path: str | bool = False
+            if audio is not None:
+                audio_path = str(soundtrack)
+                _write_wav(audio, audio_path, self.audio_fps, bars)
+            clip.write_videofile(
+                str(target),
+                fps=fps,
+                codec="libx264",
+                audio=audio_path,
+                audio_codec="aac",
+                preset=self.preset,
+                threads=self.threads,
+                # moviepy 2.2.1 appends `-pix_fmt yuva420p` after these and ignores
+                # pixel_format; fed rgb24 (no mask), libx264 falls back to yuv420p,
+                # which the tests verify on the output.
+                ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
+                # Unused (the audio is always a file already), but should moviepy ever
+                # write its own, it too is named after the target.
+                temp_audiofile=f"{target}.moviepy-audio.m4a",
+                logger=bars,
+            )
         except BaseException:
             # A failed write leaves ffmpeg's partial output; never let removing it hide
             # the error that caused it.
@@ -305,6 +311,8 @@ class MoviePyRenderer:
                 target.unlink(missing_ok=True)
             raise
         finally:
+            with contextlib.suppress(OSError):
+                soundtrack.unlink(missing_ok=True)
             for owned_clip in reversed(owned):
                 try:
                     _close(owned_clip)
@@ -401,8 +409,8 @@ def _close(clip: Any) -> None:
 def _write_wav(audio: Any, path: str, fps: int, logger: ProglogProgress) -> None:
     """Write ``audio`` as 16-bit PCM, reporting moviepy's ``chunk`` bar to ``logger``.
 
-    Done here rather than by ``write_videofile`` so the file lands in this render's private
-    directory and no ffmpeg process is involved: moviepy's audio writer is not closed when a
+    Done here rather than by ``write_videofile`` so the file lands beside the target under
+    the target's name and no ffmpeg process is involved: moviepy's audio writer is not closed when a
     chunk raises, which would leave ffmpeg running.
     """
     channels = int(audio.nchannels)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Final, Generic
@@ -38,6 +39,32 @@ KEEP_FINISHED_JOBS: Final = 1024
 # Saving COMPLETED/FAILED is retried with exponential backoff between these bounds.
 _FIRST_DELAY: Final = 0.05
 _MAX_DELAY: Final = 2.0
+_SUPERSEDED: Final = "superseded by a newer render attempt"
+
+
+class _KeyLocks:
+    """One lock per project key, created on demand and dropped when nobody holds or wants it.
+
+    Re-entrant: an observer called while a job saves its end may submit the project again.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[object, tuple[threading.RLock, list[int]]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, key: object) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.setdefault(key, (threading.RLock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if users[0] == 0:
+                    del self._locks[key]
 
 
 class RenderJob(Generic[ProjectT]):
@@ -91,7 +118,10 @@ class RenderJob(Generic[ProjectT]):
 
         That is COMPLETED or FAILED, except when saving it failed for longer than the
         runner's ``persist_timeout`` (see :attr:`error`): then the project is still
-        PROCESSING and :meth:`RenderRunner.recover_interrupted` is what repairs it.
+        PROCESSING and :meth:`RenderRunner.recover_interrupted` is what repairs it. A job
+        superseded by a newer attempt of the same project in this runner (its
+        :attr:`error` is a :class:`~renderstate.RenderInterruptedError`) saves nothing and
+        reports the status the newer attempt has left, PROCESSING while that one runs.
 
         Raises:
             TimeoutError: the job had not ended after ``timeout`` seconds.
@@ -113,7 +143,10 @@ class RenderJob(Generic[ProjectT]):
     def _finish(self, status: Status, error: BaseException | None) -> None:
         self._status = status
         self._error = error
-        self._tracker.enter(Phase.DONE if status is Status.COMPLETED else Phase.FAILED)
+        # DONE only for the attempt that completed the project itself: a superseded one
+        # may find the project COMPLETED by the newer attempt.
+        succeeded = status is Status.COMPLETED and error is None
+        self._tracker.enter(Phase.DONE if succeeded else Phase.FAILED)
         self._finished.set()
 
 
@@ -181,7 +214,13 @@ class RenderRunner(Generic[ProjectT]):
         self._output_path_for = output_path_for
         self._persist_timeout = persist_timeout
         self._progress_interval = progress_interval
+        # _lock guards the registry and is only ever held for dictionary work. Each
+        # project's key lock orders what must not interleave for that one project: a
+        # submit's start and registration, a job's supersession check and what it guards
+        # (replacing the video, saving the end). It is held during database round trips,
+        # so projects never queue behind each other's database work.
         self._lock = threading.Lock()
+        self._key_locks = _KeyLocks()
         self._jobs: dict[object, RenderJob[ProjectT]] = {}
         self._closed = False
         self._sleep: Callable[[float], None] = time.sleep
@@ -241,36 +280,41 @@ class RenderRunner(Generic[ProjectT]):
             InvalidOutputPathError: ``output_path_for`` returned an unusable path.
             RuntimeError: the runner has been shut down.
         """
-        if self._closed:
-            msg = "this RenderRunner has been shut down; create a new one to render again"
-            raise RuntimeError(msg)
+        self._check_open()
         lifecycle = self.lifecycle(project)
         output_path = self.output_path(project)
         job = RenderJob(
             project, lifecycle, output_path, ProgressTracker(interval=self._progress_interval)
         )
         key = job.project_key
-        with self._lock:
-            previous = self._jobs.get(key)
-            # Publish the new attempt before it starts, so nobody reading progress sees the
-            # last attempt's figures on a PROCESSING project. While a render of this
-            # project runs here, the start is refused anyway: keep showing that render.
-            register_first = previous is None or previous.done()
-            if register_first:
-                self._jobs[key] = job
+        with self._key_locks.hold(key):
+            with self._lock:
+                self._check_open()  # again: shutdown() may have run meanwhile
+                previous = self._jobs.get(key)
+                # Publish the new attempt before it starts, so nobody reading progress sees
+                # the last attempt's figures on a PROCESSING project. While a job of this
+                # project is unfinished here, keep showing it until the start succeeds:
+                # usually the start is refused (409) and that job is still the story.
+                register_first = previous is None or previous.done()
+                if register_first:
+                    self._jobs[key] = job
             try:
                 lifecycle.start_render()
             except BaseException:
                 if register_first:
-                    if previous is None:
-                        del self._jobs[key]
-                    else:
-                        self._jobs[key] = previous
+                    with self._lock:
+                        if previous is None:
+                            del self._jobs[key]
+                        else:
+                            self._jobs[key] = previous
                 raise
-            # Re-insert at the end: the dict is ordered oldest attempt first.
-            self._jobs.pop(key, None)
-            self._jobs[key] = job
-            self._forget_old_jobs()
+            with self._lock:
+                # From here on an unfinished previous job is superseded: it replaces no
+                # video and saves nothing. Re-insert at the end: the dict is ordered
+                # oldest attempt first.
+                self._jobs.pop(key, None)
+                self._jobs[key] = job
+                self._forget_old_jobs()
         try:
             self._executor.schedule(functools.partial(self._run, job))
         except BaseException as exc:
@@ -280,6 +324,19 @@ class RenderRunner(Generic[ProjectT]):
                 self._end_failed(job, exc)
             raise
         return job
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = "this RenderRunner has been shut down; create a new one to render again"
+            raise RuntimeError(msg)
+
+    def _superseded(self, job: RenderJob[ProjectT]) -> bool:
+        """Whether a newer attempt of the job's project has started in this runner."""
+        with self._lock:
+            return self._jobs.get(job.project_key) is not job
+
+    def _superseded_error(self, job: RenderJob[ProjectT]) -> RenderInterruptedError:
+        return RenderInterruptedError(project_key=job.project_key, reason=_SUPERSEDED)
 
     def _forget_old_jobs(self) -> None:
         # A long-lived runner sees many projects: keep every unfinished job, and only the
@@ -320,23 +377,34 @@ class RenderRunner(Generic[ProjectT]):
         for project in projects:
             lifecycle = self.lifecycle(project)
             key = lifecycle.project_key
-            running = self._jobs.get(key)
-            if running is not None and not running.done():
-                continue
-            if lifecycle.status is not Status.PROCESSING:
-                continue
-            error = RenderInterruptedError(
-                project_key=key, reason="the process rendering it ended before the render did"
-            )
-            try:
-                record = lifecycle.fail(error)
-            except InvalidTransitionError:
-                continue  # it completed or failed meanwhile: nothing to recover
-            logger.warning("project %s was left PROCESSING; marked FAILED", key)
-            with contextlib.suppress(RenderStateError, OSError):
-                self._remove_partials(self.file_path(project))
-            records.append(record)
+            # Under the key lock, no submit of this runner can start the project between
+            # the check that it is not rendering here and the fail() below.
+            with self._key_locks.hold(key):
+                record = self._recover(project, lifecycle)
+            if record is not None:
+                records.append(record)
         return records
+
+    def _recover(
+        self, project: ProjectT, lifecycle: ProjectLifecycle[ProjectT]
+    ) -> TransitionRecord | None:
+        key = lifecycle.project_key
+        running = self._jobs.get(key)
+        if running is not None and not running.done():
+            return None
+        if lifecycle.status is not Status.PROCESSING:
+            return None
+        error = RenderInterruptedError(
+            project_key=key, reason="the process rendering it ended before the render did"
+        )
+        try:
+            record = lifecycle.fail(error)
+        except InvalidTransitionError:
+            return None  # it completed or failed meanwhile: nothing to recover
+        logger.warning("project %s was left PROCESSING; marked FAILED", key)
+        with contextlib.suppress(RenderStateError, OSError):
+            self._remove_temporary_files(self.file_path(project))
+        return record
 
     def shutdown(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
         """Accept no more renders and stop the executor.
@@ -376,12 +444,14 @@ class RenderRunner(Generic[ProjectT]):
             self._renderer(job.project, partial, job._tracker)
             job._tracker.enter(Phase.FINALIZING)
             _make_durable(partial, job.project_key)
-            partial.replace(final)  # atomic: readers see the old or the new video
+            self._publish(job, partial, final)
+            _remove_scratch(partial)
             partial = None
         except BaseException as exc:
             if partial is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    partial.unlink()
+                with contextlib.suppress(OSError):
+                    partial.unlink(missing_ok=True)
+                _remove_scratch(partial)
             self._end_failed(job, exc)
             if not isinstance(exc, Exception):
                 # KeyboardInterrupt, SystemExit: the project is FAILED and the file cleaned
@@ -396,19 +466,34 @@ class RenderRunner(Generic[ProjectT]):
             logger.warning("could not fsync %s after the rename", final.parent, exc_info=True)
         self._end_completed(job)
 
+    def _publish(self, job: RenderJob[ProjectT], partial: Path, final: Path) -> None:
+        """Move the finished file over the final video, unless a newer attempt has started."""
+        with self._key_locks.hold(job.project_key):
+            # Under the key lock, no new attempt can register between the check and the
+            # rename: a superseded job never replaces the newer attempt's video.
+            if self._superseded(job):
+                raise self._superseded_error(job)
+            partial.replace(final)  # atomic: readers see the old or the new video
+
     def _end_completed(self, job: RenderJob[ProjectT]) -> None:
-        problem = self._persist(job, "COMPLETED", lambda: job._lifecycle.complete(job.output_path))
-        job._finish(self._status_of(job), problem)
+        record, problem = self._persist(
+            job, "COMPLETED", lambda: job._lifecycle.complete(job.output_path)
+        )
+        job._finish(self._status_of(job, record), problem)
 
     def _end_failed(self, job: RenderJob[ProjectT], error: BaseException) -> None:
         if isinstance(error, RenderInterruptedError):
             logger.warning("%s", error)
         else:
             logger.error("the render of project %s failed", job.project_key, exc_info=error)
-        self._persist(job, "FAILED", lambda: job._lifecycle.fail(error))
-        job._finish(self._status_of(job), error)
+        record, _ = self._persist(job, "FAILED", lambda: job._lifecycle.fail(error))
+        job._finish(self._status_of(job, record), error)
 
-    def _status_of(self, job: RenderJob[ProjectT]) -> Status:
+    def _status_of(self, job: RenderJob[ProjectT], record: TransitionRecord | None) -> Status:
+        if record is not None:
+            # What this job saved; the shared project object may already show a newer
+            # attempt's PROCESSING.
+            return record.target
         try:
             return job._lifecycle.status
         except RenderStateError:  # pragma: no cover - a value nobody maps: report PROCESSING
@@ -416,25 +501,39 @@ class RenderRunner(Generic[ProjectT]):
 
     def _persist(
         self, job: RenderJob[ProjectT], what: str, save: Callable[[], TransitionRecord]
-    ) -> BaseException | None:
-        """Save the end of a render, retrying a failing store; return the error it gave up on."""
+    ) -> tuple[TransitionRecord | None, BaseException | None]:
+        """Save the end of a render, retrying a failing store.
+
+        Returns:
+            The saved record, or the error it gave up on (nothing saved).
+        """
         deadline = time.monotonic() + self._persist_timeout
         delay = _FIRST_DELAY
         attempt = 1
         while True:
             try:
-                save()
+                # Under the key lock, no new attempt can start between the check and the
+                # save: the guard alone would accept this job's end on the newer
+                # attempt's PROCESSING row. The retry's sleep happens outside it.
+                with self._key_locks.hold(job.project_key):
+                    if self._superseded(job):
+                        superseded = self._superseded_error(job)
+                        logger.warning(
+                            "project %s is not saved as %s: %s", job.project_key, what, superseded
+                        )
+                        return None, superseded
+                    record = save()
             except InvalidTransitionError as exc:
                 # Not PROCESSING any more: recovered by someone else, or a late duplicate.
                 logger.warning(
                     "project %s could not be saved as %s: %s", job.project_key, what, exc
                 )
-                return exc
+                return None, exc
             except RenderStateError as exc:
                 logger.exception(
                     "project %s could not be saved as %s", job.project_key, what, exc_info=exc
                 )
-                return exc
+                return None, exc
             except Exception as exc:
                 if time.monotonic() + delay > deadline:
                     logger.critical(
@@ -445,7 +544,7 @@ class RenderRunner(Generic[ProjectT]):
                         attempt,
                         exc_info=exc,
                     )
-                    return exc
+                    return None, exc
                 logger.exception(
                     "saving project %s as %s failed (attempt %d); retrying in %.2f s",
                     job.project_key,
@@ -458,13 +557,23 @@ class RenderRunner(Generic[ProjectT]):
                 delay = min(delay * 2, _MAX_DELAY)
                 attempt += 1
             else:
-                return None
+                return record, None
 
     @staticmethod
-    def _remove_partials(final: Path) -> None:
-        for leftover in final.parent.glob(f".{final.stem}-*{_PARTIAL}{final.suffix}"):
+    def _remove_temporary_files(final: Path) -> None:
+        # The partial videos and every scratch file named after one (the Renderer
+        # contract: a renderer's scratch files beside the target start with its name).
+        pattern = f".{glob.escape(final.stem)}-*{_PARTIAL}{glob.escape(final.suffix)}*"
+        for leftover in final.parent.glob(pattern):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _remove_scratch(partial: Path) -> None:
+    """Remove what a renderer left beside ``partial`` under names that start with its name."""
+    for leftover in partial.parent.glob(f"{glob.escape(partial.name)}*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def _make_durable(path: Path, project_key: object) -> None:
