@@ -125,6 +125,9 @@ class MoviePyRenderer:
             text) when no other source is given.
         base_dir: Where relative image and audio paths of a mapping timeline are resolved
             (default: the current working directory; a file timeline uses its directory).
+            A mapping timeline (a project's stored one, say) may only name files inside
+            it: absolute paths, ``..`` and symlinks leading out are a TimelineError. On a
+            server, set it to the directory the users' media is uploaded to.
         size: ``(width, height)``, overriding the timeline's and the project's.
         fps: Frames per second, overriding the timeline's and the project's.
         width_attribute: The project attribute read for the width when neither the
