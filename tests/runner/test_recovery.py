@@ -148,3 +148,30 @@ def test_a_killed_moviepy_render_leaves_nothing_after_recovery(tmp_path: Path) -
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
     assert hashlib.sha256(final.read_bytes()).hexdigest() == before
     assert [p for p in scratch.rglob("*") if "renderstate" in p.name] == []
+
+
+def test_recover_without_arguments_uses_the_runners_loader(tmp_path: Path) -> None:
+    """recover_interrupted() with no projects asks find_processing for them."""
+    store = SQLiteStore(tmp_path / "projects.sqlite3")
+    store.insert(Row("p1", "stuck", "PROCESSING", None))
+    store.insert(Row("p2", "done", "COMPLETED", "projects/p2/final.mp4"))
+    runner = RenderRunner(
+        store,
+        FakeRenderer(),
+        media_root=tmp_path / "media",
+        executor=InlineExecutor(),
+        find_processing=lambda: store.with_status("PROCESSING"),
+    )
+    assert [r.project_key for r in runner.recover_interrupted()] == ["p1"]
+    assert store.load("p1").status == "FAILED"
+    assert store.load("p2").status == "COMPLETED"
+
+
+def test_recover_without_arguments_or_loader_says_what_to_pass(tmp_path: Path) -> None:
+    """Without projects and without find_processing the error names both ways to fix it."""
+    runner = RenderRunner(
+        MemoryAdapter(), FakeRenderer(), media_root=tmp_path, executor=InlineExecutor()
+    )
+    with pytest.raises(TypeError, match="find_processing=") as info:
+        runner.recover_interrupted()
+    assert "pass them" in str(info.value)

@@ -180,6 +180,10 @@ class RenderRunner(Generic[ProjectT]):
         observers: Passed to each :class:`~renderstate.ProjectLifecycle`.
         output_path_for: Returns a project's URL-relative video path; defaults to
             ``"projects/<key>/final.mp4"``.
+        find_processing: Loads the projects stored as PROCESSING, for
+            :meth:`recover_interrupted` called without arguments (for example
+            ``lambda: Project.objects.filter(status="PROCESSING")``). The adapter
+            contract has no query of its own, so the runner cannot find them alone.
         persist_timeout: For how many seconds saving COMPLETED or FAILED is retried
             (with exponential backoff, logging each failure) before the runner gives up.
         progress_interval: Minimum seconds between two progress updates within a phase.
@@ -198,6 +202,7 @@ class RenderRunner(Generic[ProjectT]):
         values: Mapping[Status, Hashable] | None = None,
         observers: Iterable[Observer] = (),
         output_path_for: Callable[[ProjectT], str] | None = None,
+        find_processing: Callable[[], Iterable[ProjectT]] | None = None,
         persist_timeout: float = 30.0,
         progress_interval: float = DEFAULT_INTERVAL,
     ) -> None:
@@ -212,6 +217,7 @@ class RenderRunner(Generic[ProjectT]):
             "observers": tuple(observers),
         }
         self._output_path_for = output_path_for
+        self._find_processing = find_processing
         self._persist_timeout = persist_timeout
         self._progress_interval = progress_interval
         # _lock guards the registry and is only ever held for dictionary work. Each
@@ -356,8 +362,13 @@ class RenderRunner(Generic[ProjectT]):
         """Return the project's last job in this runner, if any."""
         return self._jobs.get(self._adapter.project_key(project))
 
-    def recover_interrupted(self, projects: Iterable[ProjectT]) -> list[TransitionRecord]:
-        """Fail the given projects that a dead process left PROCESSING, and clean up after it.
+    def recover_interrupted(
+        self, projects: Iterable[ProjectT] | None = None
+    ) -> list[TransitionRecord]:
+        """Fail the projects that a dead process left PROCESSING, and clean up after it.
+
+        ``projects`` are the candidates, loaded with status PROCESSING; without them the
+        runner calls its ``find_processing`` loader.
 
         Call it at process start in a single-process deployment, with the projects loaded
         with status PROCESSING: no render can be running for them, since this process has
@@ -372,7 +383,19 @@ class RenderRunner(Generic[ProjectT]):
 
         Returns:
             The records of the projects moved to FAILED.
+
+        Raises:
+            TypeError: neither ``projects`` nor the runner's ``find_processing`` is given.
         """
+        if projects is None:
+            if self._find_processing is None:
+                msg = (
+                    "recover_interrupted() needs the projects left PROCESSING: pass them, "
+                    "or create the RenderRunner with find_processing=<a function that loads "
+                    "them>, e.g. lambda: Project.objects.filter(status='PROCESSING')"
+                )
+                raise TypeError(msg)
+            projects = self._find_processing()
         records: list[TransitionRecord] = []
         for project in projects:
             lifecycle = self.lifecycle(project)
