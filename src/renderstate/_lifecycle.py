@@ -30,7 +30,14 @@ from renderstate.exceptions import (
 )
 from renderstate.typing import Adapter, Observer, ProjectT
 
-__all__ = ["MACHINE", "ProjectLifecycle", "can_start_render", "decide", "validate_output_path"]
+__all__ = [
+    "MACHINE",
+    "ProjectLifecycle",
+    "can_start_render",
+    "decide",
+    "notify_observers",
+    "validate_output_path",
+]
 
 logger = logging.getLogger("renderstate")
 
@@ -392,15 +399,20 @@ class ProjectLifecycle(Generic[ProjectT]):
         )
 
     def _notify(self, record: TransitionRecord) -> None:
-        for observer in self._observers:
-            try:
-                observer(record)
-            except Exception:
-                # The transition is already persisted: an observer cannot undo it, and one
-                # broken observer must not hide the transition from the others.
-                logger.exception(
-                    "renderstate observer %r failed on %s of project %r",
-                    observer,
-                    record.edge.value,
-                    record.project_key,
-                )
+        notify_observers(self._observers, record)
+
+
+def notify_observers(observers: Iterable[Observer], record: TransitionRecord) -> None:
+    """Tell each observer about ``record``; one that raises is logged and the rest still run."""
+    for observer in observers:
+        try:
+            observer(record)
+        except Exception:
+            # The transition is already persisted: an observer cannot undo it, and one
+            # broken observer must not hide the transition from the others.
+            logger.exception(
+                "renderstate observer %r failed on %s of project %r",
+                observer,
+                record.edge.value,
+                record.project_key,
+            )

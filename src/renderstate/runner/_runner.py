@@ -7,7 +7,7 @@ import functools
 import glob
 import logging
 import os
-import tempfile
+import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Final, Generic
 
-from renderstate._lifecycle import ProjectLifecycle, validate_output_path
+from renderstate._lifecycle import ProjectLifecycle, notify_observers, validate_output_path
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
@@ -40,6 +40,7 @@ KEEP_FINISHED_JOBS: Final = 1024
 _FIRST_DELAY: Final = 0.05
 _MAX_DELAY: Final = 2.0
 _SUPERSEDED: Final = "superseded by a newer render attempt"
+_TOKEN_BYTES: Final = 8
 
 
 class _KeyLocks:
@@ -54,17 +55,20 @@ class _KeyLocks:
 
     @contextlib.contextmanager
     def hold(self, key: object) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.setdefault(key, (threading.RLock(), [0]))
-            users[0] += 1
+        counted = False
         try:
+            with self._guard:
+                lock, users = self._locks.setdefault(key, (threading.RLock(), [0]))
+                users[0] += 1
+                counted = True
             with lock:
                 yield
         finally:
-            with self._guard:
-                users[0] -= 1
-                if users[0] == 0:
-                    del self._locks[key]
+            if counted:
+                with self._guard:
+                    users[0] -= 1
+                    if users[0] == 0:
+                        del self._locks[key]
 
 
 class RenderJob(Generic[ProjectT]):
@@ -214,8 +218,10 @@ class RenderRunner(Generic[ProjectT]):
             "status_field": status_field,
             "output_field": output_field,
             "values": values,
-            "observers": tuple(observers),
         }
+        # Told by the runner itself, after it has released the project's key lock: an
+        # observer that submits another project must not wait on a lock held here.
+        self._observers: tuple[Observer, ...] = tuple(observers)
         self._output_path_for = output_path_for
         self._find_processing = find_processing
         self._persist_timeout = persist_timeout
@@ -254,7 +260,14 @@ class RenderRunner(Generic[ProjectT]):
 
     def lifecycle(self, project: ProjectT) -> ProjectLifecycle[ProjectT]:
         """Return a lifecycle for ``project`` with this runner's adapter and options."""
+        return ProjectLifecycle(project, self._adapter, observers=self._observers, **self._options)
+
+    def _quiet_lifecycle(self, project: ProjectT) -> ProjectLifecycle[ProjectT]:
+        # The runner's own lifecycles notify no observer: it does, outside its locks.
         return ProjectLifecycle(project, self._adapter, **self._options)
+
+    def _notify(self, record: TransitionRecord) -> None:
+        notify_observers(self._observers, record)
 
     def output_path(self, project: ProjectT) -> str:
         """Return the URL-relative path a successful render of ``project`` is stored at.
@@ -272,7 +285,10 @@ class RenderRunner(Generic[ProjectT]):
 
     def file_path(self, project: ProjectT) -> Path:
         """Return where a successful render of ``project`` is written on disk."""
-        return self._media_root.joinpath(*PurePosixPath(self.output_path(project)).parts)
+        return self._file_for(self.output_path(project))
+
+    def _file_for(self, output_path: str) -> Path:
+        return self._media_root.joinpath(*PurePosixPath(output_path).parts)
 
     def submit(self, project: ProjectT) -> RenderJob[ProjectT]:
         """Start rendering ``project`` and return at once; the render runs in the executor.
@@ -287,7 +303,7 @@ class RenderRunner(Generic[ProjectT]):
             RuntimeError: the runner has been shut down.
         """
         self._check_open()
-        lifecycle = self.lifecycle(project)
+        lifecycle = self._quiet_lifecycle(project)
         output_path = self.output_path(project)
         job = RenderJob(
             project, lifecycle, output_path, ProgressTracker(interval=self._progress_interval)
@@ -305,7 +321,7 @@ class RenderRunner(Generic[ProjectT]):
                 if register_first:
                     self._jobs[key] = job
             try:
-                lifecycle.start_render()
+                started = lifecycle.start_render()
             except BaseException:
                 if register_first:
                     with self._lock:
@@ -321,6 +337,7 @@ class RenderRunner(Generic[ProjectT]):
                 self._jobs.pop(key, None)
                 self._jobs[key] = job
                 self._forget_old_jobs()
+        self._notify(started)
         try:
             self._executor.schedule(functools.partial(self._run, job))
         except BaseException as exc:
@@ -398,13 +415,14 @@ class RenderRunner(Generic[ProjectT]):
             projects = self._find_processing()
         records: list[TransitionRecord] = []
         for project in projects:
-            lifecycle = self.lifecycle(project)
+            lifecycle = self._quiet_lifecycle(project)
             key = lifecycle.project_key
             # Under the key lock, no submit of this runner can start the project between
             # the check that it is not rendering here and the fail() below.
             with self._key_locks.hold(key):
                 record = self._recover(project, lifecycle)
             if record is not None:
+                self._notify(record)
                 records.append(record)
         return records
 
@@ -453,16 +471,18 @@ class RenderRunner(Generic[ProjectT]):
     def _run(self, job: RenderJob[ProjectT]) -> None:
         if not job._claim():
             return  # cancelled by shutdown(cancel_pending=True)
+        if self._superseded(job):
+            # A newer attempt started while this one waited in the queue: rendering it
+            # would only hold a worker that the newer attempt is waiting for.
+            self._end_failed(job, self._superseded_error(job))
+            return
         final: Path | None = None
         partial: Path | None = None
         try:
-            final = self.file_path(job.project)
+            # The path recorded at submit, so the file written is the one complete() saves.
+            final = self._file_for(job.output_path)
             final.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(
-                prefix=f".{final.stem}-", suffix=f"{_PARTIAL}{final.suffix}", dir=final.parent
-            )
-            os.close(fd)
-            partial = Path(name)
+            partial = _create_partial(final)
             job._tracker.enter(Phase.RENDERING)
             self._renderer(job.project, partial, job._tracker)
             job._tracker.enter(Phase.FINALIZING)
@@ -499,18 +519,30 @@ class RenderRunner(Generic[ProjectT]):
             partial.replace(final)  # atomic: readers see the old or the new video
 
     def _end_completed(self, job: RenderJob[ProjectT]) -> None:
-        record, problem = self._persist(
-            job, "COMPLETED", lambda: job._lifecycle.complete(job.output_path)
-        )
-        job._finish(self._status_of(job, record), problem)
+        record: TransitionRecord | None = None
+        problem: BaseException | None = None
+        try:
+            record, problem = self._persist(
+                job, "COMPLETED", lambda: job._lifecycle.complete(job.output_path)
+            )
+        except BaseException as exc:  # an interrupt while saving: the job still ends
+            problem = exc
+            raise
+        finally:
+            job._finish(self._status_of(job, record), problem)
 
     def _end_failed(self, job: RenderJob[ProjectT], error: BaseException) -> None:
-        if isinstance(error, RenderInterruptedError):
-            logger.warning("%s", error)
-        else:
-            logger.error("the render of project %s failed", job.project_key, exc_info=error)
-        record, _ = self._persist(job, "FAILED", lambda: job._lifecycle.fail(error))
-        job._finish(self._status_of(job, record), error)
+        record: TransitionRecord | None = None
+        try:
+            if isinstance(error, RenderInterruptedError):
+                logger.warning("%s", error)
+            else:
+                logger.error("the render of project %s failed", job.project_key, exc_info=error)
+            record, _ = self._persist(job, "FAILED", lambda: job._lifecycle.fail(error))
+        finally:
+            # Even if an interrupt cut the save short, wait() returns and the job counts as
+            # ended, so recover_interrupted() can repair a project left PROCESSING.
+            job._finish(self._status_of(job, record), error)
 
     def _status_of(self, job: RenderJob[ProjectT], record: TransitionRecord | None) -> Status:
         if record is not None:
@@ -580,16 +612,33 @@ class RenderRunner(Generic[ProjectT]):
                 delay = min(delay * 2, _MAX_DELAY)
                 attempt += 1
             else:
+                self._notify(record)
                 return record, None
 
     @staticmethod
     def _remove_temporary_files(final: Path) -> None:
         # The partial videos and every scratch file named after one (the Renderer
         # contract: a renderer's scratch files beside the target start with its name).
-        pattern = f".{glob.escape(final.stem)}-*{_PARTIAL}{glob.escape(final.suffix)}*"
+        # The token's exact length keeps "intro" from matching "intro-v2"'s partials.
+        token = "[0-9a-f]" * (2 * _TOKEN_BYTES)
+        stem, suffix = glob.escape(final.stem), glob.escape(final.suffix)
+        pattern = f".{stem}-{token}{_PARTIAL}{suffix}*"
         for leftover in final.parent.glob(pattern):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _create_partial(final: Path) -> Path:
+    """Create an empty, private temporary file beside ``final``, named after it."""
+    while True:
+        token = secrets.token_hex(_TOKEN_BYTES)
+        partial = final.with_name(f".{final.stem}-{token}{_PARTIAL}{final.suffix}")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # pragma: no cover - 64 random bits collided
+            continue
+        os.close(fd)
+        return partial
 
 
 def _remove_scratch(partial: Path) -> None:
