@@ -492,9 +492,7 @@ class RenderRunner(Generic[ProjectT]):
             partial = None
         except BaseException as exc:
             if partial is not None:
-                with contextlib.suppress(OSError):
-                    partial.unlink(missing_ok=True)
-                _remove_scratch(partial)
+                _remove_scratch(partial)  # the partial video itself and its scratch files
             self._end_failed(job, exc)
             if not isinstance(exc, Exception):
                 # KeyboardInterrupt, SystemExit: the project is FAILED and the file cleaned
@@ -642,7 +640,7 @@ def _create_partial(final: Path) -> Path:
 
 
 def _remove_scratch(partial: Path) -> None:
-    """Remove what a renderer left beside ``partial`` under names that start with its name."""
+    """Remove ``partial`` and every file beside it whose name starts with its name."""
     for leftover in partial.parent.glob(f"{glob.escape(partial.name)}*"):
         with contextlib.suppress(OSError):
             leftover.unlink()
