@@ -1,7 +1,13 @@
-"""ProjectLifecycle on plain objects with the default in-memory adapter."""
+"""ProjectLifecycle on plain objects with the in-memory adapters.
+
+Every behaviour that drives a transition runs three ways (the ``via`` fixture): the sync
+methods, the ``a``-methods over a sync adapter (its calls in a worker thread), and the
+``a``-methods over an async adapter. All three must decide, refuse and record alike.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import logging
@@ -41,6 +47,71 @@ EDGES = {
 }
 
 
+class AsyncOver:
+    """Presents any sync adapter as an AsyncAdapter, yielding to the loop before each call."""
+
+    def __init__(self, adapter: Any) -> None:
+        self.adapter = adapter
+
+    async def apply(self, project: object, change: Change) -> bool:
+        await asyncio.sleep(0)
+        return bool(self.adapter.apply(project, change))
+
+    async def refresh_status(self, project: object, status_field: str) -> None:
+        await asyncio.sleep(0)
+        self.adapter.refresh_status(project, status_field)
+
+    def project_key(self, project: object) -> object:
+        return self.adapter.project_key(project)
+
+    def empty_output(self, project: object, field: str) -> str | None:
+        return self.adapter.empty_output(project, field)  # type: ignore[no-any-return]
+
+
+class Driven:
+    """A lifecycle whose three methods run through one of the three paths."""
+
+    def __init__(self, lifecycle: ProjectLifecycle[Any], *, awaited: bool) -> None:
+        self.lifecycle = lifecycle
+        self.awaited = awaited
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lifecycle, name)
+
+    def start_render(self) -> TransitionRecord:
+        if self.awaited:
+            return asyncio.run(self.lifecycle.astart_render())
+        return self.lifecycle.start_render()
+
+    def complete(self, output_path: Any) -> TransitionRecord:
+        if self.awaited:
+            return asyncio.run(self.lifecycle.acomplete(output_path))
+        return self.lifecycle.complete(output_path)
+
+    def fail(self, error: Any = None, *, clear_output: bool = False) -> TransitionRecord:
+        if self.awaited:
+            return asyncio.run(self.lifecycle.afail(error, clear_output=clear_output))
+        return self.lifecycle.fail(error, clear_output=clear_output)
+
+
+class Via:
+    """Binds lifecycles for one of the paths: "sync", "async, sync adapter", "async adapter"."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def bind(self, project: Any, adapter: Any = None, **options: Any) -> Any:
+        if self.path == "async adapter":
+            adapter = AsyncOver(MemoryAdapter() if adapter is None else adapter)
+        lifecycle = ProjectLifecycle(project, adapter, **options)
+        return Driven(lifecycle, awaited=self.path != "sync")
+
+
+@pytest.fixture(params=["sync", "async, sync adapter", "async adapter"])
+def via(request: pytest.FixtureRequest) -> Via:
+    return Via(request.param)
+
+
 def fire(lifecycle: ProjectLifecycle[Any], trigger: Trigger) -> TransitionRecord:
     if trigger is Trigger.START_RENDER:
         return lifecycle.start_render()
@@ -55,10 +126,10 @@ def snapshot(project: object) -> dict[str, Any]:
 
 @pytest.mark.parametrize("trigger", list(Trigger), ids=str)
 @pytest.mark.parametrize("status", list(Status), ids=str)
-def test_every_status_and_trigger_pair(status: Status, trigger: Trigger) -> None:
+def test_every_status_and_trigger_pair(status: Status, trigger: Trigger, via: Via) -> None:
     """Each of the 12 pairs either takes its documented edge or is refused, changing nothing."""
     project = MemoryProject(status=status.value, output_path="projects/1/old.mp4")
-    lifecycle = ProjectLifecycle(project)
+    lifecycle = via.bind(project)
     expected = EDGES.get((status, trigger))
     if expected is None:
         before = snapshot(project)
@@ -86,11 +157,11 @@ def test_every_status_and_trigger_pair(status: Status, trigger: Trigger) -> None
         assert project.status == target.value
 
 
-def test_start_render_while_processing_is_a_409() -> None:
+def test_start_render_while_processing_is_a_409(via: Via) -> None:
     """A second render is refused with RenderConflictError, status_code 409, and a clear message."""
     project = MemoryProject(id=42, status="PROCESSING")  # type: ignore[arg-type]
     with pytest.raises(RenderConflictError) as info:
-        ProjectLifecycle(project).start_render()
+        via.bind(project).start_render()
     error = info.value
     assert error.status_code == 409
     assert isinstance(error, InvalidTransitionError)
@@ -101,20 +172,20 @@ def test_start_render_while_processing_is_a_409() -> None:
     )
 
 
-def test_invalid_transition_message_names_status_and_allowed_source() -> None:
+def test_invalid_transition_message_names_status_and_allowed_source(via: Via) -> None:
     """complete() from DRAFT names the status, the trigger and where it would apply."""
     project = MemoryProject(id=7)  # type: ignore[arg-type]
     with pytest.raises(InvalidTransitionError) as info:
-        ProjectLifecycle(project).complete("projects/7/final.mp4")
+        via.bind(project).complete("projects/7/final.mp4")
     assert not isinstance(info.value, RenderConflictError)
     assert "Project 7 is DRAFT; complete applies only from PROCESSING" in str(info.value)
     assert info.value.allowed == ("PROCESSING",)
 
 
-def test_full_cycle_with_rerender_and_retry() -> None:
+def test_full_cycle_with_rerender_and_retry(via: Via) -> None:
     """render, complete, re-render, fail, retry, complete: the records tell each edge."""
     project = MemoryProject()
-    lifecycle = ProjectLifecycle(project)
+    lifecycle = via.bind(project)
     edges = [
         lifecycle.start_render().edge,
         lifecycle.complete("projects/p/final.mp4").edge,
@@ -135,48 +206,48 @@ def test_full_cycle_with_rerender_and_retry() -> None:
     assert project.output_path == "projects/p/final.mp4"
 
 
-def test_complete_sets_status_and_output_path_together() -> None:
+def test_complete_sets_status_and_output_path_together(via: Via) -> None:
     """complete() writes status and output_path and reports both as changed."""
     project = MemoryProject(status="PROCESSING")
-    record = ProjectLifecycle(project).complete("projects/9/final.mp4")
+    record = via.bind(project).complete("projects/9/final.mp4")
     assert (project.status, project.output_path) == ("COMPLETED", "projects/9/final.mp4")
     assert dict(record.changes) == {"status": "COMPLETED", "output_path": "projects/9/final.mp4"}
 
 
-def test_complete_with_the_same_path_still_writes_it() -> None:
+def test_complete_with_the_same_path_still_writes_it(via: Via) -> None:
     """The path is complete()'s payload: written even if the (maybe stale) object holds it."""
     project = MemoryProject(status="PROCESSING", output_path="projects/9/final.mp4")
-    record = ProjectLifecycle(project).complete(PurePosixPath("projects/9/final.mp4"))
+    record = via.bind(project).complete(PurePosixPath("projects/9/final.mp4"))
     assert dict(record.changes) == {"status": "COMPLETED", "output_path": "projects/9/final.mp4"}
 
 
-def test_start_render_changes_only_the_status() -> None:
+def test_start_render_changes_only_the_status(via: Via) -> None:
     """start_render() writes the status alone; the previous video stays referenced."""
     project = MemoryProject(status="COMPLETED", output_path="projects/1/final.mp4")
-    record = ProjectLifecycle(project).start_render()
+    record = via.bind(project).start_render()
     assert dict(record.changes) == {"status": "PROCESSING"}
     assert project.output_path == "projects/1/final.mp4"
 
 
-def test_fail_keeps_the_previous_output_by_default() -> None:
+def test_fail_keeps_the_previous_output_by_default(via: Via) -> None:
     """fail() leaves output_path alone, so the last good video stays reachable."""
     project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
-    record = ProjectLifecycle(project).fail(ValueError("bad frame"))
+    record = via.bind(project).fail(ValueError("bad frame"))
     assert project.output_path == "projects/1/final.mp4"
     assert dict(record.changes) == {"status": "FAILED"}
     assert record.error == "ValueError: bad frame"
 
 
-def test_fail_clear_output_uses_the_adapters_empty_value() -> None:
+def test_fail_clear_output_uses_the_adapters_empty_value(via: Via) -> None:
     """fail(clear_output=True) sets output_path to the adapter's "no video" value."""
     project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
-    record = ProjectLifecycle(project).fail(clear_output=True)
+    record = via.bind(project).fail(clear_output=True)
     assert project.output_path is None
     assert dict(record.changes) == {"status": "FAILED", "output_path": None}
     assert record.error is None
 
 
-def test_fail_clear_output_with_a_non_nullable_field_stores_empty_string() -> None:
+def test_fail_clear_output_with_a_non_nullable_field_stores_empty_string(via: Via) -> None:
     """An adapter whose field is not nullable gets "" for "no video"."""
 
     class NotNullAdapter(MemoryAdapter):
@@ -184,21 +255,21 @@ def test_fail_clear_output_with_a_non_nullable_field_stores_empty_string() -> No
             return ""
 
     project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
-    ProjectLifecycle(project, NotNullAdapter()).fail(clear_output=True)
+    via.bind(project, NotNullAdapter()).fail(clear_output=True)
     assert project.output_path == ""
 
 
-def test_fail_clear_output_writes_the_empty_value_even_if_the_object_has_none() -> None:
+def test_fail_clear_output_writes_the_empty_value_even_if_the_object_has_none(via: Via) -> None:
     """The object may be stale: clearing always writes "no video" to the store."""
     project = MemoryProject(status="PROCESSING", output_path=None)
-    record = ProjectLifecycle(project).fail(clear_output=True)
+    record = via.bind(project).fail(clear_output=True)
     assert dict(record.changes) == {"status": "FAILED", "output_path": None}
 
 
-def test_fail_describes_an_exception_without_message() -> None:
+def test_fail_describes_an_exception_without_message(via: Via) -> None:
     """An exception with no text is recorded by its type name."""
     project = MemoryProject(status="PROCESSING")
-    assert ProjectLifecycle(project).fail(KeyboardInterrupt()).error == "KeyboardInterrupt"
+    assert via.bind(project).fail(KeyboardInterrupt()).error == "KeyboardInterrupt"
 
 
 @pytest.mark.parametrize(
@@ -222,12 +293,12 @@ def test_fail_describes_an_exception_without_message() -> None:
         (b"projects/1/final.mp4", "not a str"),
     ],
 )
-def test_complete_refuses_paths_that_are_not_url_relative(path: Any, reason: str) -> None:
+def test_complete_refuses_paths_that_are_not_url_relative(path: Any, reason: str, via: Via) -> None:
     """A bad output path raises InvalidOutputPathError naming why, and changes nothing."""
     project = MemoryProject(status="PROCESSING", output_path="projects/1/final.mp4")
     before = snapshot(project)
     with pytest.raises(InvalidOutputPathError) as info:
-        ProjectLifecycle(project).complete(path)
+        via.bind(project).complete(path)
     assert reason in info.value.reason
     assert "relative POSIX path" in str(info.value)
     assert isinstance(info.value, ValueError)
@@ -236,11 +307,13 @@ def test_complete_refuses_paths_that_are_not_url_relative(path: Any, reason: str
 
 @pytest.mark.parametrize("value", ["draft", "ARCHIVED", None, "", 3, ["DRAFT"]])
 @pytest.mark.parametrize("trigger", list(Trigger), ids=str)
-def test_unknown_status_is_refused_and_nothing_changes(value: Any, trigger: Trigger) -> None:
+def test_unknown_status_is_refused_and_nothing_changes(
+    value: Any, trigger: Trigger, via: Via
+) -> None:
     """A stored value outside the four raises UnknownStatusError naming it and the allowed ones."""
     project = MemoryProject(status=value, output_path="projects/1/final.mp4")
     before = snapshot(project)
-    lifecycle = ProjectLifecycle(project)
+    lifecycle = via.bind(project)
     with pytest.raises(UnknownStatusError) as info:
         fire(lifecycle, trigger)
     assert info.value.value == value
@@ -287,12 +360,10 @@ class LegacyProject:
 LEGACY_VALUES = {Status.DRAFT: 0, Status.PROCESSING: 1, Status.COMPLETED: 2, Status.FAILED: 3}
 
 
-def test_mapped_fields_and_literals() -> None:
+def test_mapped_fields_and_literals(via: Via) -> None:
     """Other field names and literals work through status_field, output_field and values."""
     project = LegacyProject(pk=5)
-    lifecycle = ProjectLifecycle(
-        project, status_field="state", output_field="video", values=LEGACY_VALUES
-    )
+    lifecycle = via.bind(project, status_field="state", output_field="video", values=LEGACY_VALUES)
     assert lifecycle.status is Status.DRAFT
     record = lifecycle.start_render()
     assert project.state == 1
@@ -304,23 +375,21 @@ def test_mapped_fields_and_literals() -> None:
         lifecycle.start_render()
 
 
-def test_mapped_literals_refuse_the_canonical_spelling() -> None:
+def test_mapped_literals_refuse_the_canonical_spelling(via: Via) -> None:
     """With a map, the default literal is unknown: no silent coercion."""
     project = LegacyProject(pk=5)
     project.state = "DRAFT"  # type: ignore[assignment]
-    lifecycle = ProjectLifecycle(
-        project, status_field="state", output_field="video", values=LEGACY_VALUES
-    )
+    lifecycle = via.bind(project, status_field="state", output_field="video", values=LEGACY_VALUES)
     with pytest.raises(UnknownStatusError) as info:
         lifecycle.start_render()
     assert info.value.allowed == (0, 1, 2, 3)
     assert info.value.field == "state"
 
 
-def test_partial_map_keeps_the_other_literals() -> None:
+def test_partial_map_keeps_the_other_literals(via: Via) -> None:
     """Statuses left out of values store their own name."""
     project = MemoryProject(status="new")
-    ProjectLifecycle(project, values={Status.DRAFT: "new"}).start_render()
+    via.bind(project, values={Status.DRAFT: "new"}).start_render()
     assert project.status == "PROCESSING"
 
 
@@ -367,25 +436,23 @@ def test_non_adapter_is_refused() -> None:
         ProjectLifecycle(MemoryProject(), object())  # type: ignore[arg-type]
 
 
-def test_the_users_class_is_not_modified() -> None:
+def test_the_users_class_is_not_modified(via: Via) -> None:
     """Wrapping an object adds no attribute or method to it or its class."""
     project = MemoryProject()
     before_class = set(vars(MemoryProject))
     before = set(vars(project))
-    ProjectLifecycle(project).start_render()
+    via.bind(project).start_render()
     assert set(vars(MemoryProject)) == before_class
     assert set(vars(project)) == before
     assert not hasattr(project, "start_render")
 
 
-def test_observers_receive_the_record_after_it_is_persisted() -> None:
+def test_observers_receive_the_record_after_it_is_persisted(via: Via) -> None:
     """Observers see each transition once, after the object already holds the new status."""
     project = MemoryProject()
     seen: list[tuple[Edge, str]] = []
     recorder = RecordingObserver()
-    lifecycle = ProjectLifecycle(
-        project, observers=[lambda r: seen.append((r.edge, project.status))]
-    )
+    lifecycle = via.bind(project, observers=[lambda r: seen.append((r.edge, project.status))])
     lifecycle.add_observer(recorder)
     lifecycle.start_render()
     lifecycle.complete("projects/x/final.mp4")
@@ -393,16 +460,18 @@ def test_observers_receive_the_record_after_it_is_persisted() -> None:
     assert [r.target for r in recorder.records] == [Status.PROCESSING, Status.COMPLETED]
 
 
-def test_observers_are_not_told_about_refusals() -> None:
+def test_observers_are_not_told_about_refusals(via: Via) -> None:
     """A refused transition notifies nobody."""
     recorder = RecordingObserver()
-    lifecycle = ProjectLifecycle(MemoryProject(status="PROCESSING"), observers=[recorder])
+    lifecycle = via.bind(MemoryProject(status="PROCESSING"), observers=[recorder])
     with pytest.raises(RenderConflictError):
         lifecycle.start_render()
     assert recorder.records == []
 
 
-def test_a_failing_observer_is_logged_and_does_not_undo(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_observer_is_logged_and_does_not_undo(
+    caplog: pytest.LogCaptureFixture, via: Via
+) -> None:
     """An observer that raises is logged; the transition stands and later observers still run."""
 
     def broken(record: TransitionRecord) -> None:
@@ -410,7 +479,7 @@ def test_a_failing_observer_is_logged_and_does_not_undo(caplog: pytest.LogCaptur
 
     recorder = RecordingObserver()
     project = MemoryProject()
-    lifecycle = ProjectLifecycle(project, observers=[broken, recorder])
+    lifecycle = via.bind(project, observers=[broken, recorder])
     with caplog.at_level(logging.ERROR, logger="renderstate"):
         record = lifecycle.start_render()
     assert project.status == "PROCESSING"
@@ -419,16 +488,16 @@ def test_a_failing_observer_is_logged_and_does_not_undo(caplog: pytest.LogCaptur
     assert "observer bug" in caplog.text
 
 
-def test_records_are_immutable() -> None:
+def test_records_are_immutable(via: Via) -> None:
     """A transition record cannot be altered after the fact."""
-    record = ProjectLifecycle(MemoryProject()).start_render()
+    record = via.bind(MemoryProject()).start_render()
     with pytest.raises(AttributeError):
         record.target = Status.FAILED  # type: ignore[misc]
     with pytest.raises(TypeError):
         record.changes["status"] = "FAILED"  # type: ignore[index]
 
 
-def test_a_refusing_attribute_rolls_back_the_memory_write() -> None:
+def test_a_refusing_attribute_rolls_back_the_memory_write(via: Via) -> None:
     """If setting a field fails midway, the fields already set are restored."""
 
     class Guarded(MemoryProject):
@@ -440,7 +509,7 @@ def test_a_refusing_attribute_rolls_back_the_memory_write() -> None:
     project = Guarded(status="PROCESSING")
     before = snapshot(project)
     with pytest.raises(ValueError, match="read-only"):
-        ProjectLifecycle(project).complete("projects/x/bad.mp4")
+        via.bind(project).complete("projects/x/bad.mp4")
     assert snapshot(project) == before
 
 
@@ -466,57 +535,57 @@ class StaleAdapter(MemoryAdapter):
         setattr(project, status_field, self.stored)
 
 
-def test_a_stale_object_is_refreshed_and_decided_again() -> None:
+def test_a_stale_object_is_refreshed_and_decided_again(via: Via) -> None:
     """Object says DRAFT, store says COMPLETED: the start is retried as a re-render."""
     project = MemoryProject(status="DRAFT")
     adapter = StaleAdapter("COMPLETED")
-    record = ProjectLifecycle(project, adapter).start_render()
+    record = via.bind(project, adapter).start_render()
     assert record.edge is Edge.RERENDER
     assert [c.expected for c in adapter.changes] == [{"DRAFT"}, {"COMPLETED"}]
 
 
-def test_a_stale_object_sees_the_conflict() -> None:
+def test_a_stale_object_sees_the_conflict(via: Via) -> None:
     """Object says DRAFT, store says PROCESSING: a 409, and the object now tells the truth."""
     project = MemoryProject(status="DRAFT")
     with pytest.raises(RenderConflictError):
-        ProjectLifecycle(project, StaleAdapter("PROCESSING")).start_render()
+        via.bind(project, StaleAdapter("PROCESSING")).start_render()
     assert project.status == "PROCESSING"
 
 
-def test_a_stale_refusal_asks_the_store_first() -> None:
+def test_a_stale_refusal_asks_the_store_first(via: Via) -> None:
     """Object says DRAFT, store says PROCESSING: complete() refreshes, then succeeds."""
     project = MemoryProject(status="DRAFT")
     adapter = StaleAdapter("PROCESSING")
-    record = ProjectLifecycle(project, adapter).complete("projects/1/final.mp4")
+    record = via.bind(project, adapter).complete("projects/1/final.mp4")
     assert (record.source, record.target) == (Status.PROCESSING, Status.COMPLETED)
     assert adapter.refreshes == 1
     assert adapter.stored == "COMPLETED"
 
 
-def test_a_stale_processing_object_can_start_when_the_store_says_completed() -> None:
+def test_a_stale_processing_object_can_start_when_the_store_says_completed(via: Via) -> None:
     """Object says PROCESSING, store says COMPLETED: no false 409, the start is a re-render."""
     project = MemoryProject(status="PROCESSING")
     adapter = StaleAdapter("COMPLETED")
-    assert ProjectLifecycle(project, adapter).start_render().edge is Edge.RERENDER
+    assert via.bind(project, adapter).start_render().edge is Edge.RERENDER
 
 
-def test_a_confirmed_refusal_reads_once_and_writes_nothing() -> None:
+def test_a_confirmed_refusal_reads_once_and_writes_nothing(via: Via) -> None:
     """Object and store agree there is no edge: one refresh, no write, the error."""
     project = MemoryProject(status="PROCESSING")
     adapter = StaleAdapter("PROCESSING")
     with pytest.raises(RenderConflictError):
-        ProjectLifecycle(project, adapter).start_render()
+        via.bind(project, adapter).start_render()
     assert (adapter.refreshes, adapter.changes) == (1, [])
 
 
-def test_a_late_complete_after_another_worker_failed_is_refused() -> None:
+def test_a_late_complete_after_another_worker_failed_is_refused(via: Via) -> None:
     """Object says PROCESSING, store says FAILED: complete() is an InvalidTransitionError."""
     project = MemoryProject(status="PROCESSING")
     with pytest.raises(InvalidTransitionError, match="is FAILED; complete applies only"):
-        ProjectLifecycle(project, StaleAdapter("FAILED")).complete("projects/1/final.mp4")
+        via.bind(project, StaleAdapter("FAILED")).complete("projects/1/final.mp4")
 
 
-def test_adapter_errors_propagate_and_nothing_is_notified() -> None:
+def test_adapter_errors_propagate_and_nothing_is_notified(via: Via) -> None:
     """ProjectNotFoundError from the adapter reaches the caller; observers hear nothing."""
 
     class Gone(MemoryAdapter):
@@ -525,7 +594,7 @@ def test_adapter_errors_propagate_and_nothing_is_notified() -> None:
 
     recorder = RecordingObserver()
     with pytest.raises(ProjectNotFoundError, match="does not exist") as info:
-        ProjectLifecycle(MemoryProject(id=3), Gone(), observers=[recorder]).start_render()  # type: ignore[arg-type]
+        via.bind(MemoryProject(id=3), Gone(), observers=[recorder]).start_render()  # type: ignore[arg-type]
     assert info.value.status_code == 404
     assert recorder.records == []
 

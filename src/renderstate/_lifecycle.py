@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
-from typing import Any, Final, Generic
+from typing import Any, Final, Generic, NamedTuple
 
 from transitions import Machine
 
@@ -28,7 +29,7 @@ from renderstate.exceptions import (
     RenderConflictError,
     UnknownStatusError,
 )
-from renderstate.typing import Adapter, Observer, ProjectT
+from renderstate.typing import Adapter, AsyncAdapter, Observer, ProjectT
 
 __all__ = [
     "MACHINE",
@@ -183,15 +184,151 @@ class _Literals:
 _IDENTITY: Final = _Literals(None)
 
 
+class _Plan(NamedTuple):
+    """What one trigger does from one stored literal, computed once per field layout."""
+
+    row: Transition
+    source: Status
+    change: Change
+    """The change without payload: the status alone, expected to hold ``source``'s literal."""
+
+
+_new_object: Final = object.__new__
+_set_attribute: Final = object.__setattr__
+_new_tuple: Final = tuple.__new__
+
+
+def _trusted_change(status_field: str, expected: frozenset[Hashable], values: Any) -> Change:
+    # Change validates its arguments in __post_init__; the lifecycle builds only valid ones
+    # (the status field is in a fresh read-only values proxy, expected is a one-literal
+    # frozenset), so it skips that work on the hot path.
+    change: Change = _new_object(Change)
+    _set_attribute(change, "status_field", status_field)
+    _set_attribute(change, "expected", expected)
+    _set_attribute(change, "values", values)
+    return change
+
+
+class _Layout:
+    """A field layout (names and literals) with every plan of the machine precomputed.
+
+    Plans are keyed by the literal the object stores, so the hot path reads the status
+    attribute and makes one dictionary look-up, with no enum conversion.
+    """
+
+    __slots__ = ("literals", "output_field", "plans", "status_field")
+
+    def __init__(self, status_field: str, output_field: str, literals: _Literals) -> None:
+        self.status_field = status_field
+        self.output_field = output_field
+        self.literals = literals
+        to_stored = literals.to_stored
+        plans: dict[Trigger, dict[Hashable, _Plan]] = {trigger: {} for trigger in Trigger}
+        for trigger in Trigger:
+            for source in Status:
+                row = decide(trigger, source)
+                if row is None:
+                    continue
+                change = Change(
+                    status_field,
+                    frozenset((to_stored[source],)),
+                    MappingProxyType({status_field: to_stored[row.target]}),
+                )
+                plans[trigger][to_stored[source]] = _Plan(row, source, change)
+        self.plans = plans
+
+
+_DEFAULT_LAYOUT: Final = _Layout("status", "output_path", _IDENTITY)
+_LAYOUTS: dict[tuple[str, str], _Layout] = {("status", "output_path"): _DEFAULT_LAYOUT}
+_LAYOUTS_LIMIT: Final = 256
+
+
+def _layout(
+    status_field: str, output_field: str, values: Mapping[Status, Hashable] | None
+) -> _Layout:
+    if values is not None:
+        return _Layout(status_field, output_field, _Literals(values))
+    key = (status_field, output_field)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _Layout(status_field, output_field, _IDENTITY)
+        if len(_LAYOUTS) < _LAYOUTS_LIMIT:
+            _LAYOUTS[key] = layout
+    return layout
+
+
+# Adapter classes already checked: class -> whether its ``apply`` is a coroutine function.
+# Deciding from the class keeps binding cheap; an instance that gets its methods from
+# elsewhere (attributes set on the instance) is checked on its own every time.
+_ADAPTER_KINDS: dict[type, bool] = {}
+
+
+def _is_async_adapter(adapter: object) -> bool:
+    cls = type(adapter)
+    kind = _ADAPTER_KINDS.get(cls)
+    if kind is not None:
+        return kind
+    missing = [m for m in _ADAPTER_METHODS if not hasattr(adapter, m)]
+    if missing:
+        msg = (
+            f"{cls.__name__} is not an adapter: it lacks {', '.join(missing)}; "
+            f"see renderstate.typing.Adapter and renderstate.typing.AsyncAdapter"
+        )
+        raise TypeError(msg)
+    kind = inspect.iscoroutinefunction(adapter.apply)  # type: ignore[attr-defined]
+    if all(hasattr(cls, m) for m in _ADAPTER_METHODS) and "apply" not in getattr(
+        adapter, "__dict__", ()
+    ):
+        _ADAPTER_KINDS[cls] = kind
+    return kind
+
+
+class _ThreadedAdapter:
+    """Presents a sync adapter as an async one: its store calls run in a worker thread."""
+
+    __slots__ = ("_adapter",)
+
+    def __init__(self, adapter: Adapter[Any]) -> None:
+        self._adapter = adapter
+
+    async def apply(self, project: object, change: Change) -> bool:
+        import asyncio  # noqa: PLC0415 - only async callers pay for importing asyncio
+
+        return await asyncio.to_thread(self._adapter.apply, project, change)
+
+    async def refresh_status(self, project: object, status_field: str) -> None:
+        import asyncio  # noqa: PLC0415 - only async callers pay for importing asyncio
+
+        await asyncio.to_thread(self._adapter.refresh_status, project, status_field)
+
+    def project_key(self, project: object) -> object:
+        return self._adapter.project_key(project)
+
+    def empty_output(self, project: object, field: str) -> str | None:
+        return self._adapter.empty_output(project, field)
+
+
+_AWAITABLE: Final = {
+    Trigger.START_RENDER: "astart_render()",
+    Trigger.COMPLETE: "acomplete(output_path)",
+    Trigger.FAIL: "afail(error)",
+}
+
+
 class ProjectLifecycle(Generic[ProjectT]):
     """Drives one project's ``status`` through the five edges, persisting through an adapter.
 
     Wraps any object (ORM row, dataclass, plain object) without changing its class.
+    With a sync :class:`~renderstate.typing.Adapter`, call :meth:`start_render`,
+    :meth:`complete` and :meth:`fail`, or await :meth:`astart_render`, :meth:`acomplete`
+    and :meth:`afail` (the adapter then runs in a worker thread, so the event loop never
+    blocks). With an :class:`~renderstate.typing.AsyncAdapter`, await the ``a``-methods.
+    Both paths take the same decisions, raise the same errors and return the same records.
 
     Args:
         project: The object whose status this lifecycle drives.
-        adapter: Persists each transition; defaults to the shared in-memory
-            :class:`~renderstate.adapters.memory.MemoryAdapter`.
+        adapter: Persists each transition, sync or async; defaults to the shared
+            in-memory :class:`~renderstate.adapters.memory.MemoryAdapter`.
         status_field: The attribute holding the status.
         output_field: The attribute holding the URL-relative path of the last video.
         values: Maps each :class:`Status` to the literal the model stores, for models
@@ -201,56 +338,55 @@ class ProjectLifecycle(Generic[ProjectT]):
     Raises:
         AttributeError: ``project`` has no ``status_field`` or ``output_field`` attribute.
         ValueError: ``values`` is not a one-to-one map of statuses to literals.
+        TypeError: ``adapter`` lacks a method of the adapter contract.
     """
 
-    __slots__ = (
-        "_adapter",
-        "_literals",
-        "_observers",
-        "_output_field",
-        "_project",
-        "_status_field",
-    )
+    __slots__ = ("__weakref__", "_adapter", "_async", "_layout", "_observers", "_project")
 
     def __init__(
         self,
         project: ProjectT,
-        adapter: Adapter[ProjectT] | None = None,
+        adapter: Adapter[ProjectT] | AsyncAdapter[ProjectT] | None = None,
         *,
         status_field: str = "status",
         output_field: str = "output_path",
         values: Mapping[Status, Hashable] | None = None,
         observers: Iterable[Observer] = (),
     ) -> None:
-        for option, name in (("status_field", status_field), ("output_field", output_field)):
-            if not hasattr(project, name):
-                msg = (
-                    f"{type(project).__name__} has no attribute {name!r}; pass "
-                    f"{option}='...' naming the attribute that holds it"
-                )
-                raise AttributeError(msg)
+        if not hasattr(project, status_field) or not hasattr(project, output_field):
+            option, name = (
+                ("status_field", status_field)
+                if not hasattr(project, status_field)
+                else ("output_field", output_field)
+            )
+            msg = (
+                f"{type(project).__name__} has no attribute {name!r}; pass "
+                f"{option}='...' naming the attribute that holds it"
+            )
+            raise AttributeError(msg)
         if status_field == output_field:
             msg = f"status_field and output_field are both {status_field!r}; they must differ"
             raise ValueError(msg)
-        if adapter is not None:
-            missing = [m for m in _ADAPTER_METHODS if not hasattr(adapter, m)]
-            if missing:
-                msg = (
-                    f"{type(adapter).__name__} is not an adapter: it lacks {', '.join(missing)}; "
-                    f"see renderstate.typing.Adapter"
-                )
-                raise TypeError(msg)
+        if adapter is None:
+            self._adapter: Any = DEFAULT_ADAPTER
+            self._async = False
+        else:
+            self._async = _is_async_adapter(adapter)
+            self._adapter = adapter
         self._project = project
-        self._adapter: Adapter[Any] = DEFAULT_ADAPTER if adapter is None else adapter
-        self._status_field = status_field
-        self._output_field = output_field
-        self._literals = _IDENTITY if values is None else _Literals(values)
-        self._observers: list[Observer] = list(observers)
+        self._layout = (
+            _DEFAULT_LAYOUT
+            if values is None and status_field == "status" and output_field == "output_path"
+            else _layout(status_field, output_field, values)
+        )
+        # No list for the common case of no observer: it would cost every binding 56 bytes.
+        self._observers: list[Observer] | None = list(observers) if observers else None
 
     def __repr__(self) -> str:
         key = self.project_key
-        stored = getattr(self._project, self._status_field, _MISSING)
-        return f"<ProjectLifecycle project={key!r} {self._status_field}={stored!r}>"
+        field = self._layout.status_field
+        stored = getattr(self._project, field, _MISSING)
+        return f"<ProjectLifecycle project={key!r} {field}={stored!r}>"
 
     @property
     def project(self) -> ProjectT:
@@ -260,7 +396,8 @@ class ProjectLifecycle(Generic[ProjectT]):
     @property
     def project_key(self) -> object:
         """The project's primary key, as the adapter reads it."""
-        return self._adapter.project_key(self._project)
+        key: object = self._adapter.project_key(self._project)
+        return key
 
     @property
     def status(self) -> Status:
@@ -269,14 +406,15 @@ class ProjectLifecycle(Generic[ProjectT]):
         Raises:
             UnknownStatusError: the stored value is none of the four (mapped) literals.
         """
-        raw = getattr(self._project, self._status_field)
+        layout = self._layout
+        raw = getattr(self._project, layout.status_field)
         try:
-            return self._literals.from_stored[raw]
+            return layout.literals.from_stored[raw]
         except (KeyError, TypeError):
             raise UnknownStatusError(
                 value=raw,
-                allowed=list(self._literals.to_stored.values()),
-                field=self._status_field,
+                allowed=list(layout.literals.to_stored.values()),
+                field=layout.status_field,
                 project_key=self.project_key,
             ) from None
 
@@ -287,7 +425,10 @@ class ProjectLifecycle(Generic[ProjectT]):
 
     def add_observer(self, observer: Observer) -> None:
         """Tell ``observer`` about every later transition of this lifecycle."""
-        self._observers.append(observer)
+        if self._observers is None:
+            self._observers = [observer]
+        else:
+            self._observers.append(observer)
 
     def start_render(self) -> TransitionRecord:
         """Move to PROCESSING: the first render, a re-render or a retry.
@@ -296,8 +437,9 @@ class ProjectLifecycle(Generic[ProjectT]):
             RenderConflictError: a render is already running (HTTP 409).
             UnknownStatusError: the stored status is not one of the four.
             ProjectNotFoundError: the project is not stored.
+            TypeError: the adapter is async; await :meth:`astart_render` instead.
         """
-        return self._run(Trigger.START_RENDER)
+        return self._run(Trigger.START_RENDER, None, None, clear_output=False)
 
     def complete(self, output_path: str | PurePosixPath) -> TransitionRecord:
         """Move PROCESSING -> COMPLETED and store ``output_path`` with it.
@@ -308,9 +450,11 @@ class ProjectLifecycle(Generic[ProjectT]):
         Raises:
             InvalidOutputPathError: the path is absolute, has ``..``, a scheme, ...
             InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
+            TypeError: the adapter is async; await :meth:`acomplete` instead.
         """
-        path = validate_output_path(output_path)
-        return self._run(Trigger.COMPLETE, output=path)
+        return self._run(
+            Trigger.COMPLETE, validate_output_path(output_path), None, clear_output=False
+        )
 
     def fail(
         self, error: BaseException | str | None = None, *, clear_output: bool = False
@@ -328,62 +472,135 @@ class ProjectLifecycle(Generic[ProjectT]):
 
         Raises:
             InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
+            TypeError: the adapter is async; await :meth:`afail` instead.
         """
-        return self._run(Trigger.FAIL, error=_describe(error), clear_output=clear_output)
+        return self._run(Trigger.FAIL, None, _describe(error), clear_output=clear_output)
+
+    async def astart_render(self) -> TransitionRecord:
+        """Await :meth:`start_render`: same edges, errors and record, without blocking the loop.
+
+        Raises:
+            RenderConflictError: a render is already running (HTTP 409).
+            UnknownStatusError: the stored status is not one of the four.
+            ProjectNotFoundError: the project is not stored.
+        """
+        return await self._arun(Trigger.START_RENDER, None, None, clear_output=False)
+
+    async def acomplete(self, output_path: str | PurePosixPath) -> TransitionRecord:
+        """Await :meth:`complete`: same edges, errors and record, without blocking the loop.
+
+        Raises:
+            InvalidOutputPathError: the path is absolute, has ``..``, a scheme, ...
+            InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
+        """
+        return await self._arun(
+            Trigger.COMPLETE, validate_output_path(output_path), None, clear_output=False
+        )
+
+    async def afail(
+        self, error: BaseException | str | None = None, *, clear_output: bool = False
+    ) -> TransitionRecord:
+        """Await :meth:`fail`: same edges, errors and record, without blocking the loop.
+
+        Raises:
+            InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
+        """
+        return await self._arun(Trigger.FAIL, None, _describe(error), clear_output=clear_output)
+
+    # The sync and async drivers below only perform the store calls that _plan asks for;
+    # every decision (which edge, what to write, when to ask the store, when to refuse)
+    # is taken by _plan, and every record is built by _finish.
 
     def _run(
-        self,
-        trigger: Trigger,
-        *,
-        output: str | None = None,
-        error: str | None = None,
-        clear_output: bool = False,
+        self, trigger: Trigger, output: str | None, error: str | None, clear_output: bool
     ) -> TransitionRecord:
-        to_stored = self._literals.to_stored
-        source = self.status
+        if self._async:
+            msg = (
+                f"{type(self._adapter).__name__} is an async adapter: "
+                f"use 'await lifecycle.{_AWAITABLE[trigger]}' instead of {trigger.value}()"
+            )
+            raise TypeError(msg)
+        adapter = self._adapter
+        project = self._project
         refreshed = False
         for _ in range(_MAX_ATTEMPTS):
-            row = decide(trigger, source)
-            if row is None:
-                if refreshed:
-                    raise self._refusal(trigger, source)
-                # The object may be stale (loaded before another request or worker moved
-                # the row on): ask the store before refusing, and decide again.
-                self._adapter.refresh_status(self._project, self._status_field)
-                refreshed = True
-                fresh = self.status
-                if fresh is source:
-                    raise self._refusal(trigger, source)
-                source = fresh
-                continue
-            values: dict[str, Any] = {self._status_field: to_stored[row.target]}
+            step = self._plan(trigger, refreshed, output, clear_output)
+            if step is None:
+                adapter.refresh_status(project, self._layout.status_field)
+            elif adapter.apply(project, step[1]):
+                return self._finish(trigger, step[0], step[1], error)
+            refreshed = True
+        raise self._refusal(trigger, self.status)
+
+    async def _arun(
+        self, trigger: Trigger, output: str | None, error: str | None, clear_output: bool
+    ) -> TransitionRecord:
+        adapter: AsyncAdapter[Any] = (
+            self._adapter if self._async else _ThreadedAdapter(self._adapter)
+        )
+        project = self._project
+        refreshed = False
+        for _ in range(_MAX_ATTEMPTS):
+            step = self._plan(trigger, refreshed, output, clear_output)
+            if step is None:
+                await adapter.refresh_status(project, self._layout.status_field)
+            elif await adapter.apply(project, step[1]):
+                return self._finish(trigger, step[0], step[1], error)
+            refreshed = True
+        raise self._refusal(trigger, self.status)
+
+    def _plan(
+        self, trigger: Trigger, refreshed: bool, output: str | None, clear_output: bool
+    ) -> tuple[_Plan, Change] | None:
+        """Decide from the status the object holds now: the change to apply, or None.
+
+        ``None`` means "no edge from what the object holds, which may be stale: ask the
+        store and decide again". Once the store has been asked (``refreshed``: a refresh,
+        or a write the store refused because the status moved), no edge is a refusal.
+        """
+        layout = self._layout
+        raw = getattr(self._project, layout.status_field)
+        try:
+            plan = layout.plans[trigger].get(raw)
+        except TypeError:  # an unhashable value is never a known literal
+            plan = None
+        if plan is None:
+            source = self.status  # UnknownStatusError for a value outside the four
+            if refreshed:
+                raise self._refusal(trigger, source)
+            return None
+        change = plan.change
+        if output is not None or clear_output:
+            values = dict(change.values)
             # The output is the transition's own payload: written even when the object
             # already holds that value, since the row may not (the object can be stale).
-            if output is not None:
-                values[self._output_field] = output
-            elif clear_output:
-                values[self._output_field] = self._adapter.empty_output(
-                    self._project, self._output_field
-                )
-            frozen = MappingProxyType(values)
-            change = Change(self._status_field, frozenset((to_stored[source],)), frozen)
-            if self._adapter.apply(self._project, change):
-                record = TransitionRecord(
-                    project_key=self.project_key,
-                    trigger=trigger,
-                    edge=row.edge,
-                    source=source,
-                    target=row.target,
-                    changes=frozen,
-                    error=error,
-                )
-                if self._observers:
-                    self._notify(record)
-                return record
-            # The stored status moved under us; the adapter refreshed the object.
-            source = self.status
-            refreshed = True
-        raise self._refusal(trigger, source)
+            values[layout.output_field] = (
+                output
+                if output is not None
+                else self._adapter.empty_output(self._project, layout.output_field)
+            )
+            change = _trusted_change(layout.status_field, change.expected, MappingProxyType(values))
+        return plan, change
+
+    def _finish(
+        self, trigger: Trigger, plan: _Plan, change: Change, error: str | None
+    ) -> TransitionRecord:
+        row = plan.row
+        record: TransitionRecord = _new_tuple(
+            TransitionRecord,
+            (
+                self._adapter.project_key(self._project),
+                trigger,
+                row.edge,
+                plan.source,
+                row.target,
+                change.values,
+                error,
+            ),
+        )
+        if self._observers:
+            notify_observers(self._observers, record)
+        return record
 
     def _refusal(self, trigger: Trigger, source: Status) -> InvalidTransitionError:
         cls = (
@@ -397,9 +614,6 @@ class ProjectLifecycle(Generic[ProjectT]):
             allowed=[s.value for s in sources_of(trigger)],
             project_key=self.project_key,
         )
-
-    def _notify(self, record: TransitionRecord) -> None:
-        notify_observers(self._observers, record)
 
 
 def notify_observers(observers: Iterable[Observer], record: TransitionRecord) -> None:

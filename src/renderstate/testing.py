@@ -11,9 +11,11 @@ from pathlib import Path
 
 from renderstate._memory import MemoryAdapter
 from renderstate._records import TransitionRecord
+from renderstate.adapters.memory import AsyncMemoryAdapter
 from renderstate.typing import ProgressSink
 
 __all__ = [
+    "AsyncMemoryAdapter",
     "FakeRenderer",
     "InlineExecutor",
     "MemoryAdapter",

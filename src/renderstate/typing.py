@@ -1,6 +1,8 @@
 """The public Protocols: what renderstate asks of the objects you plug into it.
 
 - :class:`Adapter` persists a :class:`~renderstate.Change` (see "Write your own adapter").
+- :class:`AsyncAdapter` is the same contract for async stores: ``apply`` and
+  ``refresh_status`` are coroutines, awaited by ``ProjectLifecycle.astart_render()`` & co.
 - :class:`Observer` is told about each transition after it has been persisted.
 - :class:`Renderer` writes a project's video to a path, reporting to a :class:`ProgressSink`.
 - :class:`Executor` runs the render runner's jobs (threads by default, Celery later).
@@ -16,6 +18,7 @@ from renderstate._records import Change, TransitionRecord
 
 __all__ = [
     "Adapter",
+    "AsyncAdapter",
     "Executor",
     "Observer",
     "ProgressSink",
@@ -58,6 +61,45 @@ class Adapter(Protocol[ProjectT_contra]):
         the object holds, because that object may be stale. It must read the current
         row even inside the caller's transaction (a locking read where the isolation
         level would otherwise show an old snapshot). It writes nothing.
+
+        Raises:
+            ProjectNotFoundError: ``project`` is not stored (unsaved or deleted).
+        """
+        ...
+
+    def project_key(self, project: ProjectT_contra) -> object:
+        """Return the project's primary key, or ``None`` if it has none yet."""
+        ...
+
+    def empty_output(self, project: ProjectT_contra, field: str) -> str | None:
+        """Return what ``field`` holds when there is no video: ``None`` or ``""``."""
+        ...
+
+
+class AsyncAdapter(Protocol[ProjectT_contra]):
+    """:class:`Adapter`'s contract for async stores (``AsyncSession``, Django's async ORM).
+
+    ``apply`` and ``refresh_status`` are coroutines with exactly the duties of their
+    :class:`Adapter` namesakes: one atomic conditional write, and a current read before a
+    refusal. ``project_key`` and ``empty_output`` stay plain methods: they read the object
+    or its schema and never touch the store. A lifecycle bound to an async adapter is
+    driven with ``astart_render()``, ``acomplete()`` and ``afail()``.
+    """
+
+    async def apply(self, project: ProjectT_contra, change: Change) -> bool:
+        """Write ``change.values`` if, and only if, the stored status is in ``change.expected``.
+
+        Same contract as :meth:`Adapter.apply`, awaited.
+
+        Raises:
+            ProjectNotFoundError: ``project`` is not stored (unsaved or deleted).
+        """
+        ...
+
+    async def refresh_status(self, project: ProjectT_contra, status_field: str) -> None:
+        """Set ``project``'s status attribute to the value the store holds now.
+
+        Same contract as :meth:`Adapter.refresh_status`, awaited.
 
         Raises:
             ProjectNotFoundError: ``project`` is not stored (unsaved or deleted).

@@ -13,8 +13,8 @@ from renderstate import (
     can_start_render,
     to_mermaid,
 )
-from renderstate.adapters.memory import MemoryAdapter
-from renderstate.typing import Adapter
+from renderstate.adapters.memory import AsyncMemoryAdapter, MemoryAdapter
+from renderstate.typing import Adapter, AsyncAdapter
 
 
 @dataclasses.dataclass
@@ -42,3 +42,21 @@ def export(project: Project) -> int:
 
 adapter: Adapter[Project] = MemoryAdapter()
 diagram: str = to_mermaid()
+
+
+async def export_async(project: Project) -> int:
+    lifecycle: ProjectLifecycle[Project] = ProjectLifecycle(project, AsyncMemoryAdapter())
+    try:
+        record: TransitionRecord = await lifecycle.astart_render()
+    except RenderConflictError as exc:
+        return exc.status_code
+    target: Status = record.target
+    await lifecycle.acomplete(f"projects/{project.id}/final.mp4")
+    await lifecycle.afail("x", clear_output=True)
+    # The a-methods work over a sync adapter too (its calls run in a worker thread).
+    await ProjectLifecycle(project, MemoryAdapter()).astart_render()
+    del target
+    return 202
+
+
+async_adapter: AsyncAdapter[Project] = AsyncMemoryAdapter()
