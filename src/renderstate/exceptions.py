@@ -154,18 +154,20 @@ class UnknownStatusError(RenderStateError, ValueError):
 class InvalidOutputPathError(RenderStateError, ValueError):
     """An output path that is not a URL-relative POSIX path."""
 
-    def __init__(self, *, path: object, reason: str) -> None:
+    def __init__(self, *, path: object, reason: str, hint: str | None = None) -> None:
         self.path = path
         """The rejected value."""
         self.reason = reason
         """Why it was rejected."""
-        super().__init__(
-            f"Output path {path!r} is invalid: {reason}. Pass a relative POSIX path "
-            f"below the media root, such as 'projects/42/final.mp4'."
+        self.hint = hint
+        """What to do instead, when the usual advice does not fit."""
+        advice = hint or (
+            "Pass a relative POSIX path below the media root, such as 'projects/42/final.mp4'"
         )
+        super().__init__(f"Output path {path!r} is invalid: {reason}. {advice}.")
 
     def _kwargs(self) -> dict[str, Any]:
-        return {"path": self.path, "reason": self.reason}
+        return {"path": self.path, "reason": self.reason, "hint": self.hint}
 
 
 class ProjectNotFoundError(RenderStateError, LookupError):

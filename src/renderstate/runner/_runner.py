@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -25,6 +23,13 @@ from renderstate.exceptions import (
     RenderOutputError,
     RenderStateError,
 )
+from renderstate.files import (
+    create_temporary,
+    discard,
+    make_durable,
+    remove_temporary_files,
+    sync_directory,
+)
 from renderstate.runner.executors import ThreadExecutor
 from renderstate.runner.progress import DEFAULT_INTERVAL, Phase, Progress, ProgressTracker
 from renderstate.typing import Adapter, Executor, Observer, ProjectT, Renderer
@@ -33,14 +38,12 @@ __all__ = ["RenderInterruptedError", "RenderJob", "RenderOutputError", "RenderRu
 
 logger = logging.getLogger("renderstate.runner")
 
-_PARTIAL: Final = ".partial"
 KEEP_FINISHED_JOBS: Final = 1024
 """How many finished jobs a runner remembers (for ``job()`` and ``progress()``)."""
 # Saving COMPLETED/FAILED is retried with exponential backoff between these bounds.
 _FIRST_DELAY: Final = 0.05
 _MAX_DELAY: Final = 2.0
 _SUPERSEDED: Final = "superseded by a newer render attempt"
-_TOKEN_BYTES: Final = 8
 
 
 class _KeyLocks:
@@ -444,7 +447,7 @@ class RenderRunner(Generic[ProjectT]):
             return None  # it completed or failed meanwhile: nothing to recover
         logger.warning("project %s was left PROCESSING; marked FAILED", key)
         with contextlib.suppress(RenderStateError, OSError):
-            self._remove_temporary_files(self.file_path(project))
+            remove_temporary_files(self.file_path(project))
         return record
 
     def shutdown(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
@@ -482,17 +485,17 @@ class RenderRunner(Generic[ProjectT]):
             # The path recorded at submit, so the file written is the one complete() saves.
             final = self._file_for(job.output_path)
             final.parent.mkdir(parents=True, exist_ok=True)
-            partial = _create_partial(final)
+            partial = create_temporary(final)
             job._tracker.enter(Phase.RENDERING)
             self._renderer(job.project, partial, job._tracker)
             job._tracker.enter(Phase.FINALIZING)
-            _make_durable(partial, job.project_key)
+            make_durable(partial, project_key=job.project_key)
             self._publish(job, partial, final)
-            _remove_scratch(partial)
+            discard(partial)
             partial = None
         except BaseException as exc:
             if partial is not None:
-                _remove_scratch(partial)  # the partial video itself and its scratch files
+                discard(partial)  # the partial video itself and its scratch files
             self._end_failed(job, exc)
             if not isinstance(exc, Exception):
                 # KeyboardInterrupt, SystemExit: the project is FAILED and the file cleaned
@@ -500,7 +503,7 @@ class RenderRunner(Generic[ProjectT]):
                 raise
             return
         try:
-            _sync_directory(final.parent)
+            sync_directory(final.parent)
         except OSError:
             # The new video is already in place; failing the project now would record a
             # FAILED render whose video replaced the old one. Say so and carry on.
@@ -612,64 +615,3 @@ class RenderRunner(Generic[ProjectT]):
             else:
                 self._notify(record)
                 return record, None
-
-    @staticmethod
-    def _remove_temporary_files(final: Path) -> None:
-        # The partial videos and every scratch file named after one (the Renderer
-        # contract: a renderer's scratch files beside the target start with its name).
-        # The token's exact length keeps "intro" from matching "intro-v2"'s partials.
-        token = "[0-9a-f]" * (2 * _TOKEN_BYTES)
-        stem, suffix = glob.escape(final.stem), glob.escape(final.suffix)
-        pattern = f".{stem}-{token}{_PARTIAL}{suffix}*"
-        for leftover in final.parent.glob(pattern):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-
-
-def _create_partial(final: Path) -> Path:
-    """Create an empty, private temporary file beside ``final``, named after it."""
-    while True:
-        token = secrets.token_hex(_TOKEN_BYTES)
-        partial = final.with_name(f".{final.stem}-{token}{_PARTIAL}{final.suffix}")
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # pragma: no cover - 64 random bits collided
-            continue
-        os.close(fd)
-        return partial
-
-
-def _remove_scratch(partial: Path) -> None:
-    """Remove ``partial`` and every file beside it whose name starts with its name."""
-    for leftover in partial.parent.glob(f"{glob.escape(partial.name)}*"):
-        with contextlib.suppress(OSError):
-            leftover.unlink()
-
-
-def _make_durable(path: Path, project_key: object) -> None:
-    """Check the renderer's file and push it to disk before it replaces the final video."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise RenderOutputError(project_key=project_key, reason="the file is missing") from None
-    if size == 0:
-        raise RenderOutputError(project_key=project_key, reason="the file is empty")
-    # mkstemp creates the file 0600; the final video must stay readable by the web server.
-    path.chmod(0o644)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the rename durable; a no-op where directories cannot be opened (Windows)."""
-    flag = getattr(os, "O_DIRECTORY", None)
-    if flag is None:  # pragma: no cover - Windows
-        return
-    fd = os.open(directory, os.O_RDONLY | flag)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

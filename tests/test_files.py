@@ -1,0 +1,322 @@
+"""renderstate.files: a file is replaced whole or not at all, and nothing temporary is left."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from renderstate import (
+    InvalidOutputPathError,
+    ProjectLifecycle,
+    RenderOutputError,
+    RenderRunner,
+    Status,
+)
+from renderstate.files import (
+    create_temporary,
+    discard,
+    make_durable,
+    publish,
+    publishing,
+    remove_temporary_files,
+)
+from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
+
+CHILD = Path(__file__).with_name("publish_child.py")
+OLD = b"the previous, good video"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def final(tmp_path: Path) -> Path:
+    path = tmp_path / "media" / "projects" / "42" / "final.mp4"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(OLD)
+    return path
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+# ------------------------------------------------------------------ the context manager
+
+
+def test_publishing_replaces_the_final_file_on_success(final: Path) -> None:
+    """The block writes a temporary file beside final.mp4; leaving it replaces final.mp4."""
+    with publishing(final) as target:
+        assert target.parent == final.parent
+        assert target.name.startswith(".final-")
+        assert target.name.endswith(".partial.mp4")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600  # private while it is written
+        assert target.read_bytes() == b""
+        target.write_bytes(b"the new video")
+        target.with_name(target.name + ".soundtrack.wav").write_bytes(b"scratch")
+        assert final.read_bytes() == OLD  # nothing published before the block ends
+    assert final.read_bytes() == b"the new video"
+    assert stat.S_IMODE(final.stat().st_mode) == 0o644  # the web server can read it
+    assert listing(final.parent) == ["final.mp4"]  # scratch files removed too
+
+
+def test_publishing_creates_the_final_directory(tmp_path: Path) -> None:
+    """A first version of a file needs no directory prepared by the caller."""
+    final = tmp_path / "media" / "projects" / "7" / "final.mp4"
+    with publishing(final) as target:
+        target.write_bytes(b"first")
+    assert final.read_bytes() == b"first"
+
+
+@pytest.mark.parametrize("raised", [RuntimeError("encoder crashed"), KeyboardInterrupt()])
+def test_a_failing_block_leaves_the_final_file_byte_identical(
+    final: Path, raised: BaseException
+) -> None:
+    """An exception or Ctrl-C inside the block: final.mp4 untouched, no temporary file left."""
+    before = digest(final)
+    with pytest.raises(type(raised)), publishing(final) as target:  # noqa: PT012 - the block is under test
+        target.write_bytes(b"\0" * 8192)  # a fragment of the new video
+        target.with_name(target.name + ".soundtrack.wav").write_bytes(b"scratch")
+        raise raised
+    assert digest(final) == before
+    assert listing(final.parent) == ["final.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (lambda target: target.unlink(), "the file is missing"),
+        (lambda target: None, "the file is empty"),
+        (lambda target: (target.unlink(), target.mkdir()), "it is not a regular file"),
+    ],
+)
+def test_a_block_that_wrote_no_file_publishes_nothing(
+    final: Path, write: object, reason: str
+) -> None:
+    """Missing, empty or not a file: RenderOutputError naming why; final.mp4 untouched."""
+    before = digest(final)
+    with pytest.raises(RenderOutputError) as info, publishing(final, project_key=42) as target:
+        write(target)  # type: ignore[operator]
+    assert info.value.reason == reason
+    assert info.value.project_key == 42
+    assert "Project 42" in str(info.value) or "project 42" in str(info.value)
+    assert digest(final) == before
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_a_failed_rename_leaves_the_final_file_and_no_temporary(tmp_path: Path) -> None:
+    """A final path the rename cannot replace (a directory) fails cleanly."""
+    final = tmp_path / "final.mp4"
+    final.mkdir()
+    (final / "keep").write_bytes(b"x")
+    with pytest.raises(OSError), publishing(final) as target:  # noqa: PT011 - the OS decides which
+        target.write_bytes(b"new")
+    assert listing(tmp_path) == ["final.mp4"]
+    assert (final / "keep").read_bytes() == b"x"
+
+
+# ------------------------------------------------------------------ a file written elsewhere
+
+
+def test_publish_moves_a_file_written_elsewhere_on_the_same_file_system(
+    final: Path, tmp_path: Path
+) -> None:
+    """A render function's own output file is renamed over final.mp4."""
+    written = tmp_path / "work" / "render-output.mp4"
+    written.parent.mkdir()
+    written.write_bytes(b"the new video")
+    inode = written.stat().st_ino
+    assert publish(written, final) == final
+    assert final.read_bytes() == b"the new video"
+    assert final.stat().st_ino == inode  # renamed, not copied
+    assert stat.S_IMODE(final.stat().st_mode) == 0o644
+    assert not written.exists()
+    assert listing(final.parent) == ["final.mp4"]
+
+
+@pytest.fixture
+def other_file_system(tmp_path: Path) -> Iterator[Path]:
+    shm = Path("/dev/shm")  # a tmpfs: another file system than tmp_path's
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's temporary directory")
+    with tempfile.TemporaryDirectory(dir=shm) as directory:
+        yield Path(directory)
+
+
+def test_publish_copies_across_file_systems_then_renames(
+    final: Path, other_file_system: Path
+) -> None:
+    """From another file system the file is copied beside final.mp4, then renamed."""
+    written = other_file_system / "render-output.mp4"
+    written.write_bytes(b"the new video from tmpfs")
+    assert written.stat().st_dev != final.stat().st_dev
+    assert publish(written, final) == final
+    assert final.read_bytes() == b"the new video from tmpfs"
+    assert stat.S_IMODE(final.stat().st_mode) == 0o644
+    assert not written.exists()
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_a_failed_publish_across_file_systems_keeps_everything(
+    tmp_path: Path, other_file_system: Path
+) -> None:
+    """The copy cannot replace the final path (a directory): it, and the source, stay."""
+    final = tmp_path / "media" / "final.mp4"
+    final.mkdir(parents=True)
+    (final / "keep").write_bytes(OLD)
+    written = other_file_system / "render-output.mp4"
+    written.write_bytes(b"the new video")
+    with pytest.raises(IsADirectoryError):
+        publish(written, final)
+    assert listing(final.parent) == ["final.mp4"]  # the copy beside it is gone
+    assert (final / "keep").read_bytes() == OLD
+    assert written.read_bytes() == b"the new video"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"), [(None, "the file is missing"), (b"", "the file is empty")]
+)
+def test_publish_refuses_a_missing_or_empty_file(
+    final: Path, tmp_path: Path, content: bytes | None, reason: str
+) -> None:
+    """Nothing to publish: RenderOutputError, final.mp4 untouched."""
+    written = tmp_path / "out.mp4"
+    if content is not None:
+        written.write_bytes(content)
+    before = digest(final)
+    with pytest.raises(RenderOutputError) as info:
+        publish(written, final, project_key=42)
+    assert info.value.reason == reason
+    assert digest(final) == before
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_publish_refuses_the_final_file_itself(final: Path) -> None:
+    """A render that wrote over final.mp4 in place is refused with a typed, actionable error."""
+    final.write_bytes(b"written in place")
+    link = final.with_name("alias.mp4")
+    link.hardlink_to(final)
+    for source in (final, link):
+        with pytest.raises(InvalidOutputPathError) as info:
+            publish(source, final)
+        message = str(info.value)
+        assert "overwritten while it was written" in message
+        assert "renderstate.files.publishing" in message
+        assert "relative POSIX path" not in message
+    assert pickle.loads(pickle.dumps(info.value)).hint == info.value.hint
+    assert final.read_bytes() == b"written in place"
+
+
+# ------------------------------------------------------------------ the pieces
+
+
+def test_remove_temporary_files_removes_only_the_temporary_files_of_that_final(
+    final: Path,
+) -> None:
+    """Temporary files of final.mp4 and their scratch files go; nothing else does."""
+    mine = [create_temporary(final), create_temporary(final)]
+    scratch = mine[0].with_name(mine[0].name + ".soundtrack.wav")
+    scratch.write_bytes(b"s")
+    other_final = final.with_name("final-v2.mp4")
+    theirs = create_temporary(other_final)
+    unrelated = final.with_name(".final-notatoken.partial.mp4")
+    unrelated.write_bytes(b"u")
+    removed = remove_temporary_files(final)
+    assert sorted(removed) == sorted([*mine, scratch])
+    assert listing(final.parent) == sorted(["final.mp4", theirs.name, unrelated.name])
+    assert final.read_bytes() == OLD
+    assert remove_temporary_files(final) == []
+    assert remove_temporary_files(final.parent / "missing" / "final.mp4") == []
+
+
+def test_discard_removes_a_temporary_file_and_its_scratch_files(final: Path) -> None:
+    """discard() is the clean-up of one temporary file; a second call is harmless."""
+    temporary = create_temporary(final)
+    temporary.with_name(temporary.name + ".x").write_bytes(b"x")
+    discard(temporary)
+    discard(temporary)
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_make_durable_opens_the_file_to_the_web_server(tmp_path: Path) -> None:
+    """A checked file is mode 0644, whatever it was created with."""
+    temporary = create_temporary(tmp_path / "v.mp4")
+    temporary.write_bytes(b"v")
+    make_durable(temporary)
+    assert stat.S_IMODE(temporary.stat().st_mode) == 0o644
+
+
+# ------------------------------------------------------------------ a killed writer
+
+
+def start_killed_writer(final: Path) -> Path:
+    """Run a child that writes inside publishing(final), SIGKILL it mid-write."""
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(final)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("writing"), line
+        temporary = Path(line.split(" ", 1)[1].strip())
+        assert temporary.stat().st_size == 8192
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    return temporary
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_writer_sigkilled_inside_publishing_leaves_the_final_file_byte_identical(
+    final: Path,
+) -> None:
+    """The real app's fault: a re-render killed mid-write never touches final.mp4."""
+    before = digest(final)
+    temporary = start_killed_writer(final)
+    assert digest(final) == before  # not a fragment, not deleted
+    leftovers = set(listing(final.parent)) - {"final.mp4"}
+    assert leftovers == {temporary.name, temporary.name + ".soundtrack.wav"}
+    assert sorted(p.name for p in remove_temporary_files(final)) == sorted(leftovers)
+    assert listing(final.parent) == ["final.mp4"]
+    assert digest(final) == before
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_runner_recovery_cleans_up_after_a_writer_killed_inside_publishing(
+    tmp_path: Path, final: Path
+) -> None:
+    """A ProjectLifecycle app whose render process died: the runner's recovery finds its files."""
+    adapter = MemoryAdapter()
+    project = MemoryProject(status="COMPLETED", output_path="projects/42/final.mp4")
+    ProjectLifecycle(project, adapter).start_render()
+    before = digest(final)
+    start_killed_writer(final)
+    runner = RenderRunner(
+        adapter,
+        FakeRenderer(),
+        media_root=tmp_path / "media",
+        executor=InlineExecutor(),
+        output_path_for=lambda _: "projects/42/final.mp4",
+    )
+    with runner:
+        records = runner.recover_interrupted([project])
+    assert [r.target for r in records] == [Status.FAILED]
+    assert project.output_path == "projects/42/final.mp4"
+    assert digest(final) == before
+    assert listing(final.parent) == ["final.mp4"]
