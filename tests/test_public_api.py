@@ -20,6 +20,7 @@ def test_all_is_exactly_the_public_names() -> None:
         "adapters",
         "cli",
         "exceptions",
+        "files",
         "rendering",
         "runner",
         "typing",
