@@ -1,0 +1,1 @@
+"""The app holding the reference Project model and the export endpoints."""

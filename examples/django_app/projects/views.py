@@ -1,0 +1,134 @@
+"""The export endpoints: create a project, start its render, read its status.
+
+Errors are RFC 9457 problem+json bodies: ``RenderConflictError`` (409) and
+``ProjectNotFoundError`` (404) raised here are answered by
+``renderstate.web.django.RenderStateMiddleware``; bad request bodies by :func:`invalid`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from http import HTTPStatus
+from importlib import resources
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from renderstate import ProjectNotFoundError, TimelineError
+from renderstate.rendering.timeline import parse_timeline
+from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details
+
+from .models import STATUS_FAILED, STATUS_PROCESSING, Project
+from .rendering import get_runner
+
+SAMPLE_TIMELINE: dict[str, Any] = json.loads(
+    resources.files("renderstate.rendering").joinpath("sample_timeline.json").read_text("utf-8")
+)
+"""What a project created without a timeline renders: three titled scenes and a tone."""
+
+
+def invalid(field: str, detail: str, status: int = 422, **extra: Any) -> JsonResponse:
+    """A problem+json answer for a request body that cannot be used."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "field": field,
+        **extra,
+    }
+    return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def timeline_problem(error: TimelineError) -> JsonResponse:
+    """A 422 naming the timeline field at fault, as a JSON pointer into the request body."""
+    code, body = problem_details(error)
+    pointer = "/timeline"
+    if error.scene is not None:
+        pointer += f"/scenes/{error.scene}"
+    if error.field != "timeline":
+        pointer += "/" + error.field.replace(".", "/")
+    body["pointer"] = pointer
+    return JsonResponse(body, status=code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def status_body(project: Project) -> dict[str, Any]:
+    """The status of ``project`` and the progress of its current render attempt."""
+    job = get_runner().job(project)
+    progress = None
+    error = None
+    if job is not None and project.status == STATUS_PROCESSING and not job.done():
+        p = job.progress
+        progress = {
+            "phase": p.phase.value,
+            "fraction": p.fraction,
+            "done": p.frames_done,
+            "total": p.frames_total,
+            "eta_seconds": p.eta,
+        }
+    if job is not None and project.status == STATUS_FAILED:
+        # The job records its error a moment after the row says FAILED.
+        with contextlib.suppress(TimeoutError):
+            job.wait(timeout=1.0)
+        error = None if job.error is None else str(job.error)
+    return {
+        "id": str(project.pk),
+        "status": project.status,
+        "output_path": project.output_path,
+        "progress": progress,
+        "error": error,
+    }
+
+
+def load(pk: str) -> Project:
+    """The project ``pk``, or ``ProjectNotFoundError`` (404) for an unknown or malformed id."""
+    try:
+        return Project.objects.get(pk=uuid.UUID(pk))
+    except (ValueError, Project.DoesNotExist):
+        raise ProjectNotFoundError(project_key=pk) from None
+
+
+@csrf_exempt
+@require_POST
+def create_project(request: HttpRequest) -> JsonResponse:
+    """``POST /projects`` ``{"title": ..., "timeline": {...}}``: 201 with the new project."""
+    try:
+        data = json.loads(request.body)
+    except ValueError as exc:
+        return invalid("body", f"the request body is not JSON ({exc})", status=400)
+    if not isinstance(data, dict):
+        return invalid("body", 'send a JSON object such as {"title": "My trip"}', status=400)
+    title = data.get("title")
+    if not isinstance(title, str) or not title.strip():
+        return invalid("title", "'title' is required: a non-empty string", pointer="/title")
+    if len(title) > 255:  # Project.title is a CharField(max_length=255)
+        return invalid("title", "'title' is longer than 255 characters", pointer="/title")
+    timeline = data.get("timeline", SAMPLE_TIMELINE)
+    try:
+        # Checked now, so a mistake is a 422 here rather than a FAILED render later.
+        parse_timeline(timeline, base_dir=settings.MEDIA_ROOT / "uploads")
+    except TimelineError as error:
+        return timeline_problem(error)
+    project = Project.objects.create(title=title, timeline=timeline)
+    body = {**status_body(project), "title": project.title, "timeline": project.timeline}
+    return JsonResponse(body, status=201)
+
+
+@csrf_exempt
+@require_POST
+def render_project(request: HttpRequest, pk: str) -> JsonResponse:
+    """``POST /projects/<id>/render``: 202 and the render runs; 409 while one runs."""
+    project = load(pk)
+    get_runner().submit(project)  # the guarded start: RenderConflictError -> 409
+    return JsonResponse(status_body(project), status=202)
+
+
+@require_GET
+def project_status(request: HttpRequest, pk: str) -> JsonResponse:
+    """``GET /projects/<id>``: the status body (poll it while the render runs)."""
+    return JsonResponse(status_body(load(pk)))

@@ -1,0 +1,187 @@
+"""The Flask example: create a project, start its render, read its status, fetch the video.
+
+``create_app()`` builds the app and its :class:`~renderstate.RenderRunner`, once per process
+(kept in ``app.extensions``): the runner owns the render threads and the progress of the
+renders it runs. Errors are RFC 9457 problem+json bodies: renderstate's own
+(``RenderConflictError`` 409, ``ProjectNotFoundError`` 404) through
+``renderstate.web.flask.init_app``, bad request bodies through :func:`invalid`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import flask
+import peewee
+from models import STATUS_FAILED, STATUS_PROCESSING, Project, database, now, open_database
+
+from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
+from renderstate.adapters.peewee import PeeweeAdapter
+from renderstate.rendering.moviepy import MoviePyRenderer
+from renderstate.rendering.timeline import parse_timeline
+from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web.flask import init_app
+
+SAMPLE_TIMELINE: dict[str, Any] = json.loads(
+    resources.files("renderstate.rendering").joinpath("sample_timeline.json").read_text("utf-8")
+)
+"""What a project created without a timeline renders: three titled scenes and a tone."""
+
+bp = flask.Blueprint("projects", __name__)
+
+
+def runner() -> RenderRunner[Project]:
+    """This process's runner (see :func:`create_app`)."""
+    made: RenderRunner[Project] = flask.current_app.extensions["renderstate"]
+    return made
+
+
+def uploads() -> Path:
+    """Where timelines' pictures and sounds live; they may name nothing outside it."""
+    return Path(flask.current_app.config["MEDIA_ROOT"]) / "uploads"
+
+
+def problem(body: dict[str, Any], status: int) -> flask.Response:
+    return flask.Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
+
+
+def invalid(field: str, detail: str, status: int = 422, **extra: Any) -> flask.Response:
+    """A problem+json answer for a request body that cannot be used."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "field": field,
+        **extra,
+    }
+    return problem(body, status)
+
+
+def timeline_problem(error: TimelineError) -> flask.Response:
+    """A 422 naming the timeline field at fault, as a JSON pointer into the request body."""
+    code, body = problem_details(error)
+    pointer = "/timeline"
+    if error.scene is not None:
+        pointer += f"/scenes/{error.scene}"
+    if error.field != "timeline":
+        pointer += "/" + error.field.replace(".", "/")
+    body["pointer"] = pointer
+    return problem(body, code)
+
+
+def status_body(project: Project) -> dict[str, Any]:
+    """The status of ``project`` and the progress of its current render attempt."""
+    job = runner().job(project)
+    progress = None
+    error = None
+    if job is not None and project.status == STATUS_PROCESSING and not job.done():
+        p = job.progress
+        progress = {
+            "phase": p.phase.value,
+            "fraction": p.fraction,
+            "done": p.frames_done,
+            "total": p.frames_total,
+            "eta_seconds": p.eta,
+        }
+    if job is not None and project.status == STATUS_FAILED:
+        # The job records its error a moment after the row says FAILED.
+        with contextlib.suppress(TimeoutError):
+            job.wait(timeout=1.0)
+        error = None if job.error is None else str(job.error)
+    return {
+        "id": str(project.id),
+        "status": project.status,
+        "output_path": project.output_path,
+        "progress": progress,
+        "error": error,
+    }
+
+
+def load(pk: str) -> Project:
+    """The project ``pk``, or ``ProjectNotFoundError`` (404) for an unknown or malformed id."""
+    try:
+        return Project.get_by_id(uuid.UUID(pk))
+    except (ValueError, peewee.DoesNotExist):
+        raise ProjectNotFoundError(project_key=pk) from None
+
+
+@bp.post("/projects")
+def create_project() -> flask.Response | tuple[dict[str, Any], int]:
+    """``POST /projects`` ``{"title": ..., "timeline": {...}}``: 201 with the new project."""
+    try:
+        data = json.loads(flask.request.get_data())
+    except ValueError as exc:
+        return invalid("body", f"the request body is not JSON ({exc})", status=400)
+    if not isinstance(data, dict):
+        return invalid("body", 'send a JSON object such as {"title": "My trip"}', status=400)
+    title = data.get("title")
+    if not isinstance(title, str) or not title.strip():
+        return invalid("title", "'title' is required: a non-empty string", pointer="/title")
+    if len(title) > 255:
+        return invalid("title", "'title' is longer than 255 characters", pointer="/title")
+    timeline = data.get("timeline", SAMPLE_TIMELINE)
+    try:
+        # Checked now, so a mistake is a 422 here rather than a FAILED render later.
+        parse_timeline(timeline, base_dir=uploads())
+    except TimelineError as error:
+        return timeline_problem(error)
+    project = Project.create(title=title, timeline=timeline)
+    return {**status_body(project), "title": project.title, "timeline": project.timeline}, 201
+
+
+@bp.post("/projects/<pk>/render")
+def render_project(pk: str) -> tuple[dict[str, Any], int]:
+    """``POST /projects/<id>/render``: 202 and the render runs; 409 while one runs."""
+    project = load(pk)
+    runner().submit(project)  # the guarded start: RenderConflictError -> 409
+    return status_body(project), 202
+
+
+@bp.get("/projects/<pk>")
+def project_status(pk: str) -> dict[str, Any]:
+    """``GET /projects/<id>``: the status body (poll it while the render runs)."""
+    return status_body(load(pk))
+
+
+@bp.get("/media/<path:path>")
+def media(path: str) -> flask.Response:
+    """The uploads and the rendered videos (in production, let the web server do this)."""
+    return flask.send_from_directory(flask.current_app.config["MEDIA_ROOT"], path)
+
+
+def create_app(database_url: str, media_root: str | Path) -> flask.Flask:
+    """Build the app, its database connection and its runner."""
+    media = Path(media_root).resolve()
+    (media / "uploads").mkdir(parents=True, exist_ok=True)
+    app = flask.Flask(__name__)
+    app.config["MEDIA_ROOT"] = str(media)
+    open_database(database_url)
+    init_app(app)  # renderstate's errors -> problem+json
+    app.register_blueprint(bp)
+    app.extensions["renderstate"] = RenderRunner(
+        # Peewee has no auto_now: the adapter stamps updated_at on every transition.
+        PeeweeAdapter(auto_update={"updated_at": now}),
+        MoviePyRenderer(base_dir=media / "uploads"),
+        media_root=media,
+        max_workers=2,
+        find_processing=lambda: Project.select().where(Project.status == STATUS_PROCESSING),
+    )
+
+    # One connection per request thread, returned when the request ends (Peewee's advice).
+    @app.before_request
+    def _connect() -> None:
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    return app

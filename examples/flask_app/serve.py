@@ -1,0 +1,59 @@
+"""Serve the Flask example with werkzeug's threaded WSGI server.
+
+    python examples/flask_app/serve.py --port 8000 \
+        --database-url sqlite:///example.sqlite3 --media-root media
+
+The table is created at start. Projects a previous run left PROCESSING (it was killed
+mid-render) are failed first, so they can be rendered again: this process is the only one
+that renders, and it has not started any render yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from app import create_app
+
+log = logging.getLogger("flask_app")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--database-url",
+        default="sqlite:///example.sqlite3",
+        help="sqlite:///path or postgresql://user@host:port/name (default: %(default)s)",
+    )
+    parser.add_argument("--media-root", default="media", help="uploads and rendered videos")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+
+    app = create_app(args.database_url, args.media_root)
+    runner = app.extensions["renderstate"]
+    for record in runner.recover_interrupted():
+        log.warning("project %s was left PROCESSING; it is FAILED now", record.project_key)
+    server = make_server(args.host, args.port, app, threaded=True)
+    # SIGTERM (a process manager stopping the app) shuts down as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    log.info("serving on http://%s:%d", args.host, server.server_port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: stop quietly
+    finally:
+        server.server_close()
+        runner.shutdown(wait=True, cancel_pending=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The example apps of examples/, driven through their real servers (and a real browser)."""
