@@ -10,12 +10,18 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import gc
 import logging
 import pickle
+import re
+import weakref
 from pathlib import PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from renderstate import (
     Change,
@@ -34,6 +40,7 @@ from renderstate import (
     Trigger,
     UnknownStatusError,
     can_start_render,
+    validate_output_path,
 )
 from renderstate.adapters.memory import MemoryAdapter
 from renderstate.testing import MemoryProject, RecordingObserver
@@ -632,3 +639,62 @@ def test_repr_shows_key_and_stored_status() -> None:
     """The lifecycle's repr helps in logs."""
     text = repr(ProjectLifecycle(MemoryProject(id=1, status="FAILED")))  # type: ignore[arg-type]
     assert text == "<ProjectLifecycle project=1 status='FAILED'>"
+
+
+def test_lifecycles_are_weakly_referenceable() -> None:
+    """A cache or registry can hold lifecycles weakly (WeakValueDictionary, weakref.finalize)."""
+    lifecycle = ProjectLifecycle(MemoryProject())
+    ref = weakref.ref(lifecycle)
+    assert ref() is lifecycle
+    del lifecycle
+    gc.collect()
+    assert ref() is None
+
+
+def test_an_observer_added_later_is_told(via: Via) -> None:
+    """A lifecycle bound without observers tells one added afterwards."""
+    recorder = RecordingObserver()
+    lifecycle = via.bind(MemoryProject())
+    lifecycle.add_observer(recorder)
+    record = lifecycle.start_render()
+    assert recorder.records == [record]
+
+
+def test_the_changes_handed_to_the_adapter_are_valid_changes(via: Via) -> None:
+    """Every Change the lifecycle builds equals one built through Change's own validation."""
+    adapter = StaleAdapter("DRAFT")
+    lifecycle = via.bind(MemoryProject(), adapter)
+    lifecycle.start_render()
+    lifecycle.complete("projects/1/final.mp4")
+    lifecycle.start_render()
+    lifecycle.fail("boom", clear_output=True)
+    assert adapter.changes == [
+        Change("status", frozenset({"DRAFT"}), {"status": "PROCESSING"}),
+        Change(
+            "status",
+            frozenset({"PROCESSING"}),
+            {"status": "COMPLETED", "output_path": "projects/1/final.mp4"},
+        ),
+        Change("status", frozenset({"COMPLETED"}), {"status": "PROCESSING"}),
+        Change("status", frozenset({"PROCESSING"}), {"status": "FAILED", "output_path": None}),
+    ]
+    for change in adapter.changes:
+        assert isinstance(change.values, MappingProxyType)
+        assert type(change.expected) is frozenset
+
+
+@given(st.text(alphabet="aC1_-.:/\\ \x00\n\u00e9", max_size=12))
+def test_accepted_output_paths_are_url_relative(path: str) -> None:
+    """Whatever validate_output_path accepts (fast path or rules) is a normalised relative path."""
+    try:
+        accepted = validate_output_path(path)
+    except InvalidOutputPathError:
+        return
+    segments = accepted.split("/")
+    assert accepted == path
+    assert accepted.strip()
+    assert not accepted.startswith("/")
+    assert "\\" not in accepted
+    assert not any(c < " " or c == "\x7f" for c in accepted)
+    assert not any(s in {"", ".", ".."} for s in segments)
+    assert re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", accepted) is None  # no URL scheme

@@ -105,10 +105,16 @@ def can_start_render(status: object) -> bool:
 
 _SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+# Paths every rule below accepts: segments of ASCII letters, digits, '_', '-' and '.', each
+# starting with a letter, digit, '_' or '-' (so never '', '.' or '..'), no ':' (no scheme).
+# One match answers the common case; anything else goes through the rules and their reasons.
+_PLAIN_PATH: Final = re.compile(r"[\w\-][\w\-.]*(?:/[\w\-][\w\-.]*)*", re.ASCII)
 
 
 def validate_output_path(path: object) -> str:
     """Return ``path`` as a URL-relative POSIX string, or raise :class:`InvalidOutputPathError`."""
+    if type(path) is str and _PLAIN_PATH.fullmatch(path) is not None:
+        return path
     if isinstance(path, PurePosixPath):
         path = str(path)
     if not isinstance(path, str):
@@ -194,18 +200,19 @@ class _Plan(NamedTuple):
 
 
 _new_object: Final = object.__new__
-_set_attribute: Final = object.__setattr__
 _new_tuple: Final = tuple.__new__
 
 
 def _trusted_change(status_field: str, expected: frozenset[Hashable], values: Any) -> Change:
     # Change validates its arguments in __post_init__; the lifecycle builds only valid ones
     # (the status field is in a fresh read-only values proxy, expected is a one-literal
-    # frozenset), so it skips that work on the hot path.
+    # frozenset), so it skips that work on the hot path. Filling the instance dict directly
+    # is what a frozen dataclass's own __init__ does, minus one call per field.
     change: Change = _new_object(Change)
-    _set_attribute(change, "status_field", status_field)
-    _set_attribute(change, "expected", expected)
-    _set_attribute(change, "values", values)
+    fields = change.__dict__
+    fields["status_field"] = status_field
+    fields["expected"] = expected
+    fields["values"] = values
     return change
 
 
@@ -571,15 +578,13 @@ class ProjectLifecycle(Generic[ProjectT]):
             return None
         change = plan.change
         if output is not None or clear_output:
-            values = dict(change.values)
             # The output is the transition's own payload: written even when the object
             # already holds that value, since the row may not (the object can be stale).
-            values[layout.output_field] = (
-                output
-                if output is not None
-                else self._adapter.empty_output(self._project, layout.output_field)
-            )
-            change = _trusted_change(layout.status_field, change.expected, MappingProxyType(values))
+            if output is None:
+                output = self._adapter.empty_output(self._project, layout.output_field)
+            status_field = layout.status_field
+            values = {status_field: change.values[status_field], layout.output_field: output}
+            change = _trusted_change(status_field, change.expected, MappingProxyType(values))
         return plan, change
 
     def _finish(
