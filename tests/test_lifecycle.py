@@ -293,6 +293,14 @@ def test_fail_describes_an_exception_without_message(via: Via) -> None:
         ("C:/media/final.mp4", "scheme"),
         ("projects/1/final\x00.mp4", "NUL"),
         ("projects/1/\nfinal.mp4", "control"),
+        ("projects/1/final\x85.mp4", "U+0085"),
+        ("projects/1/\x9bfinal.mp4", "U+009B"),
+        ("projects/1/fin\u202eal.mp4", "RIGHT-TO-LEFT OVERRIDE"),
+        ("projects/1/final\u200b.mp4", "ZERO WIDTH SPACE"),
+        ("projects/1/final\ufeff.mp4", "ZERO WIDTH NO-BREAK SPACE"),
+        ("projects/\u2028/final.mp4", "LINE SEPARATOR"),
+        ("projects/\ue000/final.mp4", "U+E000"),
+        ("projects/\U000e0001/final.mp4", "LANGUAGE TAG"),
         ("projects//final.mp4", "normalised"),
         ("./projects/final.mp4", "normalised"),
         ("projects/1/", "normalised"),
@@ -391,6 +399,43 @@ def test_mapped_literals_refuse_the_canonical_spelling(via: Via) -> None:
         lifecycle.start_render()
     assert info.value.allowed == (0, 1, 2, 3)
     assert info.value.field == "state"
+
+
+@pytest.mark.parametrize("stored", [True, False, 1.0, 0.0, 2.0, "1", None])
+@pytest.mark.parametrize("trigger", list(Trigger), ids=str)
+def test_mapped_integers_match_only_integers(stored: object, trigger: Trigger) -> None:
+    """True == 1 == 1.0 in Python, but only an int reads as an integer literal."""
+    project = LegacyProject(pk=5)
+    project.state = stored  # type: ignore[assignment]
+    lifecycle = ProjectLifecycle(
+        project, status_field="state", output_field="video", values=LEGACY_VALUES
+    )
+    with pytest.raises(UnknownStatusError) as info:
+        _ = lifecycle.status
+    assert info.value.value is stored
+    calls = {
+        Trigger.START_RENDER: lifecycle.start_render,
+        Trigger.COMPLETE: lambda: lifecycle.complete("videos/5.mp4"),
+        Trigger.FAIL: lifecycle.fail,
+    }
+    with pytest.raises(UnknownStatusError):
+        calls[trigger]()
+    assert project.state is stored
+    assert project.video == ""
+
+
+def test_literal_subclasses_still_match() -> None:
+    """A str or int subclass (a Django TextChoices or IntegerChoices member) is its literal."""
+
+    class Choice(int):
+        pass
+
+    project = LegacyProject(pk=5, state=Choice(0))
+    lifecycle = ProjectLifecycle(
+        project, status_field="state", output_field="video", values=LEGACY_VALUES
+    )
+    assert lifecycle.status is Status.DRAFT
+    assert ProjectLifecycle(MemoryProject(status=Status.FAILED)).status is Status.FAILED
 
 
 def test_partial_map_keeps_the_other_literals(via: Via) -> None:

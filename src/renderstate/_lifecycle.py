@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import unicodedata
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
@@ -12,7 +13,7 @@ from typing import Any, Final, Generic, NamedTuple
 
 from transitions import Machine
 
-from renderstate._memory import DEFAULT_ADAPTER
+from renderstate._memory import DEFAULT_ADAPTER, MemoryAdapter
 from renderstate._records import Change, TransitionRecord
 from renderstate._status import (
     INITIAL_STATUS,
@@ -26,6 +27,7 @@ from renderstate._status import (
 from renderstate.exceptions import (
     InvalidOutputPathError,
     InvalidTransitionError,
+    ProjectNotFoundError,
     RenderConflictError,
     UnknownStatusError,
 )
@@ -109,6 +111,20 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 # starting with a letter, digit, '_' or '-' (so never '', '.' or '..'), no ':' (no scheme).
 # One match answers the common case; anything else goes through the rules and their reasons.
 _PLAIN_PATH: Final = re.compile(r"[\w\-][\w\-.]*(?:/[\w\-][\w\-.]*)*", re.ASCII)
+# Unicode categories refused anywhere in a path: controls (C0, DEL and C1 such as \x85 and
+# \x9b), format characters (bidi overrides, zero-width spaces), surrogates, private-use and
+# unassigned code points, and the line and paragraph separators.
+_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _refused_character(path: str) -> str | None:
+    if path.isascii():
+        found = _CONTROL.search(path)
+        return None if found is None else found.group()
+    for char in path:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            return char
+    return None
 
 
 def validate_output_path(path: object) -> str:
@@ -122,8 +138,13 @@ def validate_output_path(path: object) -> str:
     reason = None
     if not path.strip():
         reason = "it is empty"
-    elif _CONTROL.search(path):
-        reason = "it contains a NUL or control character"
+    elif (char := _refused_character(path)) is not None:
+        name = "NUL" if char == "\0" else unicodedata.name(char, "")
+        reason = (
+            f"it contains the control or format character {char!r} (U+{ord(char):04X}"
+            f"{' ' + name if name else ''}); "
+            f"paths may not contain control, format, private-use or unassigned characters"
+        )
     elif "\\" in path:
         reason = "it contains a backslash; use '/' as the separator"
     elif _SCHEME.match(path):
@@ -185,6 +206,19 @@ class _Literals:
             raise ValueError(msg)
         self.to_stored = to_stored
         self.from_stored = from_stored
+
+    def same_kind(self, raw: object, status: Status) -> bool:
+        """Whether ``raw``, equal to ``status``'s literal, is also of the literal's type.
+
+        ``True == 1 == 1.0`` in Python: a stored ``True`` or ``1.0`` must not read as the
+        status stored as ``1``. Subclasses count (a Django ``TextChoices`` member is a
+        ``str``), but a bool never stands for a number.
+        """
+        literal = self.to_stored[status]
+        kind = type(literal)
+        if type(raw) is kind:
+            return True
+        return isinstance(raw, kind) and not (isinstance(raw, bool) and kind is not bool)
 
 
 _IDENTITY: Final = _Literals(None)
@@ -412,18 +446,32 @@ class ProjectLifecycle(Generic[ProjectT]):
 
         Raises:
             UnknownStatusError: the stored value is none of the four (mapped) literals.
+            ProjectNotFoundError: the status is ``None`` and the adapter finds no key: an
+                ORM object that was never saved (a column default applies on insert).
         """
         layout = self._layout
         raw = getattr(self._project, layout.status_field)
         try:
-            return layout.literals.from_stored[raw]
+            status = layout.literals.from_stored[raw]
         except (KeyError, TypeError):
-            raise UnknownStatusError(
-                value=raw,
-                allowed=list(layout.literals.to_stored.values()),
-                field=layout.status_field,
-                project_key=self.project_key,
-            ) from None
+            status = None
+        if status is not None and layout.literals.same_kind(raw, status):
+            return status
+        key = self.project_key
+        if raw is None and key is None and not isinstance(self._adapter, MemoryAdapter):
+            raise ProjectNotFoundError(
+                project_key=None,
+                detail=(
+                    f"its {layout.status_field} is None, as a new object's is until it is "
+                    f"saved: add it to the session and flush, or save() it, first"
+                ),
+            )
+        raise UnknownStatusError(
+            value=raw,
+            allowed=list(layout.literals.to_stored.values()),
+            field=layout.status_field,
+            project_key=key,
+        )
 
     @property
     def can_start_render(self) -> bool:
@@ -570,6 +618,13 @@ class ProjectLifecycle(Generic[ProjectT]):
         try:
             plan = layout.plans[trigger].get(raw)
         except TypeError:  # an unhashable value is never a known literal
+            plan = None
+        # True == 1 == 1.0: only a value of the literal's own type is that literal.
+        if (
+            plan is not None
+            and type(raw) is not str
+            and not layout.literals.same_kind(raw, plan.source)
+        ):
             plan = None
         if plan is None:
             source = self.status  # UnknownStatusError for a value outside the four

@@ -31,11 +31,13 @@ from hypothesis.stateful import (
 
 from renderstate import TRANSITIONS, ProjectLifecycle, Status, Trigger
 from renderstate.exceptions import (
+    InvalidOutputPathError,
     InvalidTransitionError,
     ProjectNotFoundError,
     RenderConflictError,
     UnknownStatusError,
 )
+from renderstate.testing import MemoryProject
 from renderstate.typing import Adapter
 
 from .databases import Target
@@ -170,6 +172,13 @@ class Harness:
         """A new object that was never saved."""
         raise NotImplementedError
 
+    def blank(self) -> Any:
+        """A new, never saved object built without naming its status (defaults not applied)."""
+        return self.unsaved()
+
+    orm = ""
+    """Which ORM the harness drives: foreign objects are objects of every other kind."""
+
     def capture(self) -> AbstractContextManager[list[str]]:
         """Collect the SQL statements the adapter's connection executes meanwhile."""
         raise NotImplementedError
@@ -248,6 +257,33 @@ def assert_missing_extra(module: str, blocked: str, extra: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert f"pip install 'renderstate[{extra}]'" in out
+
+
+def foreign_objects(orm: str) -> list[object]:
+    """Objects an adapter for ``orm`` cannot store: plain ones and other ORMs' instances."""
+    import peewee  # noqa: PLC0415 - only these tests build other ORMs' objects
+    from sqlalchemy import Column, Integer, String  # noqa: PLC0415
+    from sqlalchemy.orm import DeclarativeBase  # noqa: PLC0415
+
+    class Base(DeclarativeBase):
+        pass
+
+    class SAProject(Base):
+        __tablename__ = "foreign_sa"
+        id = Column(Integer, primary_key=True)
+        status = Column(String(20))
+        output_path = Column(String(500))
+
+    class PWProject(peewee.Model):
+        status = peewee.CharField(default="DRAFT")
+        output_path = peewee.CharField(null=True)
+
+    found: list[object] = [MemoryProject(status="DRAFT")]
+    if orm != "sqlalchemy":
+        found.append(SAProject(id=1, status="DRAFT", output_path=None))
+    if orm != "peewee":
+        found.append(PWProject(id=1, status="DRAFT"))
+    return found
 
 
 # -------------------------------------------------------------------- the contract
@@ -460,6 +496,45 @@ class AdapterContract:
         with pytest.raises(ProjectNotFoundError):
             harness.lifecycle(project).start_render()
         assert getattr(project, harness.columns["status"]) == harness.literal(Status.DRAFT)
+
+    def test_blank_new_project_is_not_found(self, harness: Harness) -> None:
+        """A never-saved object, its status default not applied yet, is not found (not unknown)."""
+        project = harness.blank()
+        with pytest.raises(ProjectNotFoundError):
+            harness.lifecycle(project).start_render()
+
+    def test_foreign_objects_are_a_type_error(self, harness: Harness) -> None:
+        """A plain object or another ORM's object is a TypeError naming what was expected."""
+        adapter = harness.adapter()
+        name = type(adapter).__name__
+        for project in foreign_objects(harness.orm):
+            lifecycle = ProjectLifecycle(project, adapter)
+            for call in (
+                lifecycle.start_render,
+                lambda lifecycle=lifecycle: lifecycle.project_key,
+                lambda project=project: adapter.refresh_status(project, "status"),
+                lambda project=project: adapter.empty_output(project, "output_path"),
+            ):
+                expected = f"{name} stores .*got a .*{type(project).__name__}"
+                with pytest.raises(TypeError, match=expected):
+                    call()
+            assert project.status == "DRAFT"  # type: ignore[attr-defined]
+
+    def test_output_path_longer_than_the_column(self, harness: Harness) -> None:
+        """A path longer than the output column is InvalidOutputPathError and writes nothing."""
+        key = harness.insert(Status.PROCESSING, output="projects/1/final.mp4")
+        lifecycle = harness.lifecycle(harness.load(key))
+        before = harness.row(key)
+        too_long = "projects/" + "a" * 500 + ".mp4"
+        with harness.capture() as sql, pytest.raises(InvalidOutputPathError) as info:
+            lifecycle.complete(too_long)
+        assert "at most 500" in info.value.reason
+        assert updates(sql) == []
+        assert harness.row(key) == before
+        assert lifecycle.status is Status.PROCESSING
+        fits = "projects/" + "a" * 487 + ".mp4"
+        lifecycle.complete(fits)
+        assert harness.row(key)["output"] == fits
 
     def test_deleted_project_is_not_found(self, harness: Harness) -> None:
         """A project whose row was deleted meanwhile raises ProjectNotFoundError with its key."""

@@ -110,6 +110,8 @@ def use_database(target: Target) -> str:
 
 
 class DjangoHarness(Harness):
+    orm = "django"
+
     def prepare(self) -> None:
         self.alias = use_database(self.target)
         from djangoapp.models import Project  # noqa: PLC0415 - needs django.setup()

@@ -107,6 +107,8 @@ def database_for(target: Target) -> peewee.Database:
 
 
 class PeeweeHarness(Harness):
+    orm = "peewee"
+
     def prepare(self) -> None:
         self.database = database_for(self.target)
         self.model: Any = Clip if self.variant else Project

@@ -136,6 +136,8 @@ def engine_for(target: Target) -> Engine:
 
 
 class SQLAlchemyHarness(Harness):
+    orm = "sqlalchemy"
+
     def prepare(self) -> None:
         self.engine = engine_for(self.target)
         self.model: type[Project] | type[Clip] = Clip if self.variant else Project
@@ -178,6 +180,10 @@ class SQLAlchemyHarness(Harness):
         if self.variant:
             return Clip(name="t", state=self.literal(Status.DRAFT), video="")
         return Project(title="t", status="DRAFT")
+
+    def blank(self) -> Any:
+        # Column defaults apply on INSERT: until the first flush the status is None.
+        return Clip(name="t") if self.variant else Project(title="t")
 
     @contextmanager
     def capture(self) -> Iterator[list[str]]:

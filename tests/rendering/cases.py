@@ -99,4 +99,49 @@ BAD_TIMELINES: list[tuple[str, Any, int | None, str]] = [
         None,
         "soundtrack.volume",
     ),
+    # JSON integers too large for a float (309+ digits) are refused, not an OverflowError.
+    ("huge integer duration", {"scenes": [{"duration": 10**400}]}, 0, "duration"),
+    (
+        "huge integer crossfade",
+        {"scenes": [{"duration": 1}, {"duration": 1, "crossfade": 10**400}]},
+        1,
+        "crossfade",
+    ),
+    ("huge integer fps", {"fps": 10**400, "scenes": [{"duration": 1}]}, None, "fps"),
+    (
+        "huge integer tone",
+        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 10**400}},
+        None,
+        "soundtrack.tone",
+    ),
+    (
+        "huge integer volume",
+        {"scenes": [{"duration": 1}], "soundtrack": {"tone": 440, "volume": 10**400}},
+        None,
+        "soundtrack.volume",
+    ),
+    # Frame rates outside 1..240 fps.
+    ("vanishing fps", {"fps": 1e-9, "scenes": [{"duration": 1}]}, None, "fps"),
+    ("fps below one", {"fps": 0.5, "scenes": [{"duration": 1}]}, None, "fps"),
+    # Colours: hex digits only, not what int(..., 16) also takes.
+    ("signed hex colour", {"scenes": [{"duration": 1, "background": "#-11111"}]}, 0, "background"),
+    ("plus hex colour", {"scenes": [{"duration": 1, "background": "#+1234f"}]}, 0, "background"),
+    (
+        "underscored hex colour",
+        {"scenes": [{"duration": 1, "background": "#12_345"}]},
+        0,
+        "background",
+    ),
+    ("spaced hex colour", {"scenes": [{"duration": 1, "background": "# 1234f"}]}, 0, "background"),
+    # Durations are bounded (one hour by default).
+    ("one-day scene", {"scenes": [{"duration": 86400}]}, 0, "duration"),
+    ("1e12 s scene", {"scenes": [{"duration": 1e12}]}, 0, "duration"),
+    (
+        "scenes adding up to more than an hour",
+        {"scenes": [{"duration": 1800}, {"duration": 1800}, {"duration": 1}]},
+        2,
+        "duration",
+    ),
+    # A video shorter than one frame has no picture.
+    ("shorter than a frame", {"fps": 24, "scenes": [{"duration": 0.04}]}, None, "duration"),
 ]

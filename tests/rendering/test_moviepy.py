@@ -23,6 +23,7 @@ from PIL import Image
 from renderstate.rendering._frames import SceneFrames, frame_function
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
 from renderstate.rendering.timeline import (
+    Limits,
     TimelineError,
     parse_timeline,
     sample_timeline,
@@ -524,3 +525,32 @@ def test_the_soundtrack_scratch_file_sits_beside_the_target_named_after_it(
     assert names - {target.name} == {f"{target.name}.soundtrack.wav"}
     assert in_tmp == []
     assert_clean(private_tmp, out, expect={target.name})
+
+
+def test_limits_are_applied_by_the_renderer_before_any_work(
+    tmp_path: Path, private_tmp: Path
+) -> None:
+    """Sub-frame videos, long clips and oversized soundtracks are refused; nothing is written."""
+    target = tmp_path / "v.mp4"
+    recorder = Recorder()
+    # The timeline has no fps of its own: the project's 24 fps makes 0.04 s shorter than a frame.
+    short = MemoryProject(timeline={"scenes": [{"duration": 0.04}]}, framerate=24)
+    with pytest.raises(TimelineError, match="shorter than one frame") as caught:
+        MoviePyRenderer()(short, target, recorder)
+    assert caught.value.field == "duration"
+    # 1.5 s of 44.1 kHz stereo 16-bit PCM is 264,600 bytes.
+    tight = MoviePyRenderer(timeline=small_timeline(), limits=Limits(max_audio_bytes=200_000))
+    with pytest.raises(TimelineError, match="264,600 bytes") as caught:
+        tight(None, target, recorder)
+    assert caught.value.field == "soundtrack"
+    brief = MoviePyRenderer(
+        clip_factory=lambda _: ColorClip((16, 16), color=(0, 0, 0), duration=3),
+        limits=Limits(max_duration=2),
+    )
+    with pytest.raises(TimelineError, match="longer than the 2 s limit"):
+        brief(None, target, recorder)
+    with pytest.raises(TimelineError, match="from 1 to 240"):
+        MoviePyRenderer(fps=1e-9)
+    assert not target.exists()
+    assert recorder.calls == []
+    assert_clean(private_tmp, tmp_path, expect={"tmp"})

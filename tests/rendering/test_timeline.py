@@ -14,10 +14,12 @@ import pytest
 
 from renderstate.exceptions import RenderStateError
 from renderstate.rendering.timeline import (
+    Limits,
     Scene,
     Soundtrack,
     Timeline,
     TimelineError,
+    check_frames,
     check_output_format,
     load_timeline,
     parse_color,
@@ -313,3 +315,47 @@ def test_documented_json_and_toml_examples_are_the_same_valid_timeline(tmp_path:
     timeline = load_timeline(tmp_path / "t.json")
     assert timeline == load_timeline(tmp_path / "t.toml")
     assert timeline.duration == 8.5
+
+
+def test_limits_are_configurable() -> None:
+    """A trusted timeline may go beyond the default limits when the caller raises them."""
+    data = {"fps": 0.5, "scenes": [{"duration": 7200}]}
+    with pytest.raises(TimelineError):
+        parse_timeline(data)
+    timeline = parse_timeline(data, limits=Limits(max_duration=10_000, min_fps=0.25))
+    assert timeline.duration == 7200
+    assert timeline.fps == 0.5
+    with pytest.raises(TimelineError, match="from 1 to 30"):
+        check_output_format(160, 90, 60, limits=Limits(max_fps=30))
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_duration": 0},
+        {"min_fps": -1},
+        {"max_fps": float("inf")},
+        {"min_fps": 30, "max_fps": 24},
+        {"max_audio_bytes": 0},
+    ],
+)
+def test_nonsense_limits_are_refused(limits: dict[str, Any]) -> None:
+    """Limits that no timeline could meet are a ValueError when they are built."""
+    with pytest.raises(ValueError, match=r"limit|max_fps"):
+        Limits(**limits)
+
+
+def test_huge_integer_message_stays_short() -> None:
+    """A 400-digit number is summarised in the message, not printed whole."""
+    with pytest.raises(TimelineError) as caught:
+        parse_timeline({"scenes": [{"duration": 10**400}]})
+    assert len(str(caught.value)) < 300
+    assert "401 characters" in str(caught.value)
+
+
+def test_a_frame_long_video_is_accepted() -> None:
+    """Exactly one frame is the shortest video; the bound is checked against the fps."""
+    timeline = parse_timeline({"fps": 25, "scenes": [{"duration": 0.04}]})
+    assert timeline.duration == 0.04
+    with pytest.raises(TimelineError, match="shorter than one frame"):
+        check_frames(0.04, 24)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 try:
-    from django.db import connections, router
+    from django.db import connections, models, router
     from django.db.models.signals import post_save, pre_save
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(msg) from exc
 
 from renderstate._records import Change
+from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
 
 __all__ = ["DjangoAdapter"]
@@ -62,13 +63,19 @@ class DjangoAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` was never saved, or its row is gone.
+            InvalidOutputPathError: the output path is longer than its field's ``max_length``.
+            TypeError: ``project`` is not a Django model instance.
         """
+        _check_model(project)
         if project._state.adding or project.pk is None:
             raise ProjectNotFoundError(project_key=None)
         model = type(project)
         opts = model._meta
         using = self.using or project._state.db or router.db_for_write(model, instance=project)
         fields = [opts.get_field(name) for name in change.values]
+        for field in fields:
+            if field.name != change.status_field:
+                check_length(change.values[field.name], field.max_length, field.column)
         stamps = [f for f in opts.concrete_fields if getattr(f, "auto_now", False)]
         written = [*fields, *(f for f in stamps if f not in fields)]
         update_fields = frozenset(f.name for f in written)
@@ -110,7 +117,9 @@ class DjangoAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` was never saved, or its row is gone.
+            TypeError: ``project`` is not a Django model instance.
         """
+        _check_model(project)
         if project._state.adding or project.pk is None:
             raise ProjectNotFoundError(project_key=None)
         model = type(project)
@@ -132,11 +141,20 @@ class DjangoAdapter:
 
     def project_key(self, project: Any) -> object:
         """Return ``project.pk``, or ``None`` while the instance was never saved."""
+        _check_model(project)
         return None if project._state.adding else project.pk
 
     def empty_output(self, project: Any, field: str) -> str | None:
         """Return ``None`` for a ``null=True`` field, else ``""``."""
+        _check_model(project)
         return None if project._meta.get_field(field).null else ""
+
+
+def _check_model(project: object) -> None:
+    if not isinstance(project, models.Model):
+        raise foreign_object(
+            adapter="DjangoAdapter", expected="Django model instances", project=project
+        )
 
 
 def _restore(project: Any, previous: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(msg) from exc
 
 from renderstate._records import Change
+from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
 
 __all__ = ["PeeweeAdapter"]
@@ -56,12 +57,18 @@ class PeeweeAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` has no primary key, or its row is gone.
+            InvalidOutputPathError: the output path is longer than its field's ``max_length``.
+            TypeError: ``project`` is not a Peewee model instance.
         """
-        key = project.get_id()
+        key = _key(project)
         if key is None:
             raise ProjectNotFoundError(project_key=None)
         model = type(project)
         meta = model._meta
+        for name, value in change.values.items():
+            if name != change.status_field:
+                field = meta.fields[name]
+                check_length(value, getattr(field, "max_length", None), field.column_name)
         values = dict(change.values)
         for name, stamp in self.auto_update.items():
             values.setdefault(name, stamp())
@@ -82,8 +89,9 @@ class PeeweeAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` has no primary key, or its row is gone.
+            TypeError: ``project`` is not a Peewee model instance.
         """
-        key = project.get_id()
+        key = _key(project)
         if key is None:
             raise ProjectNotFoundError(project_key=None)
         meta = type(project)._meta
@@ -100,11 +108,20 @@ class PeeweeAdapter:
 
     def project_key(self, project: Any) -> object:
         """Return the instance's primary key value (``None`` before an auto id is assigned)."""
-        return project.get_id()
+        return _key(project)
 
     def empty_output(self, project: Any, field: str) -> str | None:
         """Return ``None`` for a ``null=True`` field, else ``""``."""
+        _key(project)
         return None if type(project)._meta.fields[field].null else ""
+
+
+def _key(project: object) -> Any:
+    if not isinstance(project, peewee.Model):
+        raise foreign_object(
+            adapter="PeeweeAdapter", expected="Peewee model instances", project=project
+        )
+    return project.get_id()  # type: ignore[no-untyped-call]
 
 
 def _set_clean(project: Any, values: Mapping[str, Any]) -> None:

@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(msg) from exc
 
 from renderstate._records import Change
+from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
 
 __all__ = ["SQLAlchemyAdapter"]
@@ -71,10 +72,12 @@ class SQLAlchemyAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
-            TypeError: the status or output column is not on the class's own table
-                (joined-table inheritance with the columns on the parent).
+            InvalidOutputPathError: the output path is longer than its ``String(length)``.
+            TypeError: ``project`` is not an instance of a mapped class, or the status or
+                output column is not on the class's own table (joined-table inheritance
+                with the columns on the parent).
         """
-        state: InstanceState[Any] = inspect(project)
+        state = _state(project)
         identity = state.identity
         if identity is None:
             raise ProjectNotFoundError(project_key=None)
@@ -83,6 +86,9 @@ class SQLAlchemyAdapter:
         where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
         status = _column(mapper, change.status_field)
         values = {_column(mapper, name): value for name, value in change.values.items()}
+        for column, value in values.items():
+            if column is not status:
+                check_length(value, getattr(column.type, "length", None), column.name)
         elsewhere = sorted((c for c in values if c.table is not table), key=lambda c: c.key)
         if elsewhere:
             names = ", ".join(c.key for c in elsewhere)
@@ -132,8 +138,9 @@ class SQLAlchemyAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
+            TypeError: ``project`` is not an instance of a mapped class.
         """
-        if inspect(project).identity is None:
+        if _state(project).identity is None:
             raise ProjectNotFoundError(project_key=None)
         with self._transaction() as session:
             self._refresh(session, project, status_field)
@@ -156,7 +163,7 @@ class SQLAlchemyAdapter:
 
     def project_key(self, project: object) -> object:
         """Return the persisted primary key (a tuple for composite keys), else ``None``."""
-        state: InstanceState[Any] = inspect(project)
+        state = _state(project)
         identity = state.identity
         if identity is None:
             return None
@@ -164,7 +171,7 @@ class SQLAlchemyAdapter:
 
     def empty_output(self, project: object, field: str) -> str | None:
         """Return ``None`` for a nullable column, else ``""``."""
-        state: InstanceState[Any] = inspect(project)
+        state = _state(project)
         return None if _column(state.mapper, field).nullable else ""
 
     @contextmanager
@@ -178,6 +185,17 @@ class SQLAlchemyAdapter:
         else:
             with self._session.begin():
                 yield self._session
+
+
+def _state(project: object) -> InstanceState[Any]:
+    state = inspect(project, raiseerr=False)
+    if not isinstance(state, InstanceState):
+        raise foreign_object(
+            adapter="SQLAlchemyAdapter",
+            expected="instances of SQLAlchemy mapped classes",
+            project=project,
+        )
+    return state
 
 
 def _column(mapper: Mapper[Any], name: str) -> Column[Any]:

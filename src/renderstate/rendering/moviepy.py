@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,8 +37,11 @@ from renderstate.rendering._frames import (
     verify_images,
 )
 from renderstate.rendering.timeline import (
+    DEFAULT_LIMITS,
+    Limits,
     Timeline,
     TimelineError,
+    check_frames,
     check_output_format,
     load_timeline,
     parse_timeline,
@@ -140,6 +144,9 @@ class MoviePyRenderer:
         threads: ffmpeg encoder threads (``None``: ffmpeg decides). Frame generation itself
             is single-threaded Python.
         audio_fps: The audio sample rate.
+        limits: The longest video, the frame rates and the soundtrack scratch size
+            accepted (:data:`~renderstate.rendering.timeline.DEFAULT_LIMITS` by default);
+            anything beyond them is a TimelineError before any work starts.
     """
 
     def __init__(
@@ -159,6 +166,7 @@ class MoviePyRenderer:
         crf: int = 23,
         threads: int | None = None,
         audio_fps: int = 44100,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         sources = [s for s in (timeline, timeline_file, clip_factory) if s is not None]
         if len(sources) > 1:
@@ -170,20 +178,22 @@ class MoviePyRenderer:
         if not 0 <= crf <= 51:
             msg = f"crf must be an integer from 0 to 51, got {crf!r}."
             raise ValueError(msg)
+        self.limits = limits
+        """The bounds every render is checked against before it starts."""
         self._base_dir = None if base_dir is None else Path(base_dir)
         self._timeline: Timeline | None = None
         if isinstance(timeline, Timeline):
             self._timeline = timeline
         elif timeline is not None:
-            self._timeline = parse_timeline(timeline, base_dir=self._base_dir)
+            self._timeline = parse_timeline(timeline, base_dir=self._base_dir, limits=limits)
         self._timeline_file = None if timeline_file is None else Path(timeline_file)
         self._clip_factory = clip_factory
         self.timeline_attribute = timeline_attribute
         """The project attribute read when no other source is configured."""
         if size is not None:
-            check_output_format(size[0], size[1], fps or DEFAULT_FPS)
+            check_output_format(size[0], size[1], fps or DEFAULT_FPS, limits=limits)
         if fps is not None:
-            check_output_format(2, 2, fps)
+            check_output_format(2, 2, fps, limits=limits)
         self.size = size
         """The ``(width, height)`` override, or ``None``."""
         self.fps = fps
@@ -217,7 +227,7 @@ class MoviePyRenderer:
         if self._timeline is not None:
             return self._timeline
         if self._timeline_file is not None:
-            return load_timeline(self._timeline_file)
+            return load_timeline(self._timeline_file, limits=self.limits)
         data = getattr(project, self.timeline_attribute, None)
         if data is None:
             raise TimelineError(
@@ -235,7 +245,7 @@ class MoviePyRenderer:
                 raise TimelineError(
                     field=self.timeline_attribute, problem=f"is not valid JSON ({exc})"
                 ) from exc
-        return parse_timeline(data, base_dir=self._base_dir)
+        return parse_timeline(data, base_dir=self._base_dir, limits=self.limits)
 
     def output_format(
         self, project: Any, timeline: Timeline | None = None
@@ -246,7 +256,7 @@ class MoviePyRenderer:
         attributes, then :data:`DEFAULT_SIZE` and :data:`DEFAULT_FPS`.
 
         Raises:
-            TimelineError: an odd or out-of-range side, or a rate that is not positive.
+            TimelineError: an odd or out-of-range side, or a rate outside the limits.
         """
         width: object
         height: object
@@ -262,7 +272,7 @@ class MoviePyRenderer:
             fps = timeline.fps
         if fps is None:
             fps = getattr(project, self.fps_attribute, None) or DEFAULT_FPS
-        return check_output_format(width, height, fps)
+        return check_output_format(width, height, fps, limits=self.limits)
 
     def __call__(self, project: Any, target: Path, progress: ProgressSink = no_progress) -> None:
         """Render ``project`` into ``target`` (a path ending in ``.mp4``).
@@ -288,6 +298,7 @@ class MoviePyRenderer:
             bars = ProglogProgress(progress)
             audio_path: str | bool = False
             if audio is not None:
+                self._check_audio_size(audio)
                 audio_path = str(soundtrack)
                 _write_wav(audio, audio_path, self.audio_fps, bars)
             clip.write_videofile(
@@ -323,6 +334,20 @@ class MoviePyRenderer:
                     # Keep closing the others, and keep the render's own outcome.
                     _log.exception("could not close %r after rendering", owned_clip)
 
+    def _check_audio_size(self, audio: Any) -> None:
+        """Refuse a soundtrack whose scratch WAV would exceed ``limits.max_audio_bytes``."""
+        size = math.ceil(float(audio.duration) * self.audio_fps) * int(audio.nchannels) * 2
+        if size > self.limits.max_audio_bytes:
+            raise TimelineError(
+                field="soundtrack",
+                problem=(
+                    f"its scratch file would take {size:,} bytes ({audio.duration:g} s at "
+                    f"{self.audio_fps} Hz, {audio.nchannels} channels), more than the "
+                    f"{self.limits.max_audio_bytes:,} byte limit; shorten the video, lower "
+                    f"audio_fps, or pass MoviePyRenderer(limits=Limits(max_audio_bytes=...))"
+                ),
+            )
+
     # ------------------------------------------------------------ building
 
     def _build(self, project: Any, owned: list[Any]) -> tuple[Any, Any, float]:
@@ -331,6 +356,7 @@ class MoviePyRenderer:
             return self._build_user_clip(project, owned)
         timeline = self.timeline_for(project)
         width, height, fps = self.output_format(project, timeline)
+        check_frames(timeline.duration, fps)
         verify_images(timeline)
         frames = SceneFrames(timeline, width, height)
         video = VideoClip(frame_function(timeline, frames), duration=timeline.duration)
@@ -378,7 +404,18 @@ class MoviePyRenderer:
             or getattr(project, self.fps_attribute, None)
             or DEFAULT_FPS
         )
-        _, _, rate = check_output_format(width, height, fps)
+        _, _, rate = check_output_format(width, height, fps, limits=self.limits)
+        duration = float(clip.duration)
+        if duration > self.limits.max_duration:
+            raise TimelineError(
+                field="clip_factory",
+                problem=(
+                    f"returned a {duration:g} s clip, longer than the "
+                    f"{self.limits.max_duration:g} s limit; pass "
+                    f"MoviePyRenderer(limits=Limits(max_duration=...)) to allow it"
+                ),
+            )
+        check_frames(duration, rate)
         audio = clip.audio
         video = clip.without_audio()
         if video.mask is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from typing import Any
 from renderstate.exceptions import TimelineError
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "RGB",
+    "Limits",
     "Scene",
     "Soundtrack",
     "Timeline",
@@ -39,6 +42,41 @@ RGB = tuple[int, int, int]
 MAX_SIDE = 7680
 """The largest accepted frame width or height (8K)."""
 
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds a timeline and its render must stay within, checked before any work starts.
+
+    A stored timeline is user input: without bounds a one-day scene would fill the disk
+    with its soundtrack and a frame rate of ``1e-9`` would render nothing. Raise a bound
+    for a trusted timeline by passing your own ``Limits`` to :func:`parse_timeline`,
+    :func:`load_timeline` or ``MoviePyRenderer(limits=...)``.
+    """
+
+    max_duration: float = 3600.0
+    """The longest video, in seconds (the scenes' durations minus their crossfades)."""
+    min_fps: float = 1.0
+    """The lowest frame rate."""
+    max_fps: float = 240.0
+    """The highest frame rate."""
+    max_audio_bytes: int = 1 << 30
+    """The largest soundtrack scratch file (16-bit PCM WAV) a render may write, in bytes.
+
+    At 44.1 kHz stereo that is about 100 minutes of sound."""
+
+    def __post_init__(self) -> None:
+        numbers = (self.max_duration, self.min_fps, self.max_fps, self.max_audio_bytes)
+        if not all(not isinstance(n, bool) and 0 < n < math.inf for n in numbers):
+            msg = f"every limit must be a positive finite number: {self!r}"
+            raise ValueError(msg)
+        if self.min_fps > self.max_fps:
+            msg = f"min_fps {self.min_fps} is above max_fps {self.max_fps}"
+            raise ValueError(msg)
+
+
+DEFAULT_LIMITS = Limits()
+"""The limits used when none are given: one hour, 1-240 fps, a 1 GiB soundtrack scratch file."""
+
 _TIMELINE_KEYS = frozenset(
     {"scenes", "width", "height", "fps", "background", "text_color", "soundtrack"}
 )
@@ -46,6 +84,8 @@ _SCENE_KEYS = frozenset(
     {"duration", "background", "image", "title", "subtitle", "text_color", "crossfade"}
 )
 _SOUNDTRACK_KEYS = frozenset({"file", "tone", "volume"})
+# int(..., 16) also takes a sign, underscores and spaces: only the hex digits themselves.
+_HEX_COLOUR = re.compile(r"#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -123,17 +163,13 @@ def parse_color(value: object, *, field: str, scene: int | None = None) -> RGB:
         f"'#rgb' or a list [r, g, b] of integers 0-255"
     )
     if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("#") and len(text) in (4, 7):
-            digits = text[1:]
+        match = _HEX_COLOUR.fullmatch(value.strip())
+        if match:
+            digits = match.group(1)
             if len(digits) == 3:
                 digits = "".join(c * 2 for c in digits)
-            try:
-                number = int(digits, 16)
-            except ValueError:
-                pass
-            else:
-                return ((number >> 16) & 255, (number >> 8) & 255, number & 255)
+            number = int(digits, 16)
+            return ((number >> 16) & 255, (number >> 8) & 255, number & 255)
     elif isinstance(value, Sequence) and len(value) == 3:
         parts = list(value)
         channels = [_as_int(p) for p in parts]
@@ -147,6 +183,7 @@ def parse_timeline(
     *,
     base_dir: Path | str | None = None,
     allow_outside_base_dir: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Timeline:
     """Validate ``data`` (a mapping, e.g. a decoded JSON or TOML timeline) into a :class:`Timeline`.
 
@@ -159,6 +196,7 @@ def parse_timeline(
             ``False`` for a timeline users can edit (a project's stored timeline), so it
             cannot embed a server file such as ``/etc/passwd`` in their video; pass ``True``
             only for a timeline the operator wrote. :func:`load_timeline` passes ``True``.
+        limits: The longest video and the frame rates accepted.
 
     Raises:
         TimelineError: the first problem found, naming the scene and the field.
@@ -180,9 +218,7 @@ def parse_timeline(
         )
     fps = None
     if data.get("fps") is not None:
-        fps = _positive_number(data["fps"], field="fps", scene=None, unit="frames per second")
-        if fps > 240:
-            raise TimelineError(field="fps", problem=f"{fps} is too high; use at most 240")
+        fps = _frame_rate(data["fps"], limits)
     default_background = parse_color(data.get("background", "#000000"), field="background")
     default_text = parse_color(data.get("text_color", "#ffffff"), field="text_color")
 
@@ -200,13 +236,17 @@ def parse_timeline(
         for index, raw in enumerate(raw_scenes)
     )
     _check_crossfades(scenes)
+    _check_duration(scenes, limits)
     soundtrack = None
     if data.get("soundtrack") is not None:
         soundtrack = _parse_soundtrack(data["soundtrack"], files)
-    return Timeline(scenes=scenes, width=width, height=height, fps=fps, soundtrack=soundtrack)
+    timeline = Timeline(scenes=scenes, width=width, height=height, fps=fps, soundtrack=soundtrack)
+    if fps is not None:
+        check_frames(timeline.duration, fps)
+    return timeline
 
 
-def load_timeline(path: Path | str) -> Timeline:
+def load_timeline(path: Path | str, *, limits: Limits = DEFAULT_LIMITS) -> Timeline:
     """Read and validate a timeline from a ``.toml`` or ``.json`` file.
 
     Relative paths inside it are resolved against the file's directory. The file is trusted
@@ -217,7 +257,7 @@ def load_timeline(path: Path | str) -> Timeline:
     """
     path = Path(path)
     return parse_timeline(
-        _read_timeline_file(path), base_dir=path.parent, allow_outside_base_dir=True
+        _read_timeline_file(path), base_dir=path.parent, allow_outside_base_dir=True, limits=limits
     )
 
 
@@ -257,16 +297,35 @@ def sample_timeline() -> Timeline:
     return parse_timeline(json.loads(text))
 
 
-def check_output_format(width: object, height: object, fps: object) -> tuple[int, int, float]:
+def check_output_format(
+    width: object, height: object, fps: object, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[int, int, float]:
     """Check a frame size and rate for a browser-playable H.264 video.
 
     Raises:
-        TimelineError: a side is not an even integer in 2..7680, or ``fps`` is not positive.
+        TimelineError: a side is not an even integer in 2..7680, or ``fps`` is outside
+            ``limits.min_fps`` .. ``limits.max_fps``.
     """
     w = _size(width, "width")
     h = _size(height, "height")
-    rate = _positive_number(fps, field="fps", scene=None, unit="frames per second")
+    rate = _frame_rate(fps, limits)
     return w, h, rate
+
+
+def check_frames(duration: float, fps: float) -> None:
+    """Check that a video of ``duration`` seconds at ``fps`` has at least one frame.
+
+    Raises:
+        TimelineError: ``duration`` is shorter than one frame (an MP4 with no picture).
+    """
+    if duration * fps < 1:
+        raise TimelineError(
+            field="duration",
+            problem=(
+                f"the video lasts {duration:g} s, shorter than one frame at {fps:g} fps "
+                f"({1 / fps:g} s), so it would have no picture; lengthen the scenes"
+            ),
+        )
 
 
 # ---------------------------------------------------------------- helpers
@@ -299,7 +358,12 @@ def _as_number(value: object) -> float | None:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     number = _as_int(value)
-    return None if number is None else float(number)
+    if number is None:
+        return None
+    try:
+        return float(number)
+    except OverflowError:  # a JSON integer of 309+ digits: no float holds it
+        return None
 
 
 def _check_keys(
@@ -323,9 +387,44 @@ def _positive_number(value: object, *, field: str, scene: int | None, unit: str)
         raise TimelineError(
             scene=scene,
             field=field,
-            problem=f"must be a number of {unit} greater than 0, got {value!r}",
+            problem=f"must be a number of {unit} greater than 0, got {_short(value)}",
         )
     return number
+
+
+def _frame_rate(value: object, limits: Limits) -> float:
+    rate = _as_number(value)
+    if rate is None or not limits.min_fps <= rate <= limits.max_fps:
+        raise TimelineError(
+            field="fps",
+            problem=(
+                f"must be a number of frames per second from {limits.min_fps:g} to "
+                f"{limits.max_fps:g}, got {_short(value)}"
+            ),
+        )
+    return rate
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut short: a 400-digit number makes an unreadable message."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+
+
+def _check_duration(scenes: tuple[Scene, ...], limits: Limits) -> None:
+    total = 0.0
+    for index, scene in enumerate(scenes):
+        total += scene.duration - scene.crossfade
+        if total > limits.max_duration:
+            raise TimelineError(
+                scene=index,
+                field="duration",
+                problem=(
+                    f"takes the video to {total:g} s, longer than the {limits.max_duration:g} s "
+                    f"limit; shorten the scenes, or pass a larger Limits(max_duration=...) "
+                    f"for a timeline you trust"
+                ),
+            )
 
 
 def _size(value: object, field: str) -> int:
@@ -434,7 +533,7 @@ def _parse_scene(raw: object, index: int, files: _Files, background: RGB, text_c
         raise TimelineError(
             scene=index,
             field="crossfade",
-            problem=f"must be a number of seconds, 0 or more, got {raw['crossfade']!r}",
+            problem=f"must be a number of seconds, 0 or more, got {_short(raw['crossfade'])}",
         )
     image = raw.get("image")
     return Scene(
@@ -495,7 +594,9 @@ def _parse_soundtrack(raw: object, files: _Files) -> Soundtrack:
     if volume is None or not 0 <= volume <= 10:
         raise TimelineError(
             field="soundtrack.volume",
-            problem=f"must be a number from 0 to 10 (1.0 keeps the level), got {raw['volume']!r}",
+            problem=(
+                f"must be a number from 0 to 10 (1.0 keeps the level), got {_short(raw['volume'])}"
+            ),
         )
     if has_file:
         return Soundtrack(
