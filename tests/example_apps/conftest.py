@@ -12,7 +12,7 @@ from adapters.databases import Target, create, drop
 
 from .servers import AppServer, serve
 
-APPS = ("django_app", "flask_app")
+APPS = ("django_app", "fastapi_app", "flask_app")
 DATABASES = ("sqlite", "postgres")
 
 

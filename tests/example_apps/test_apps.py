@@ -12,7 +12,7 @@ from .servers import EXAMPLES, serve
 from .test_contract import BUSY, create, poll_until_done
 
 REPO = EXAMPLES.parent
-APPS = ("django_app", "flask_app")
+APPS = ("django_app", "fastapi_app", "flask_app")
 
 
 def test_django_app_uses_the_reference_model_unmodified() -> None:

@@ -1,0 +1,232 @@
+"""The FastAPI example: async endpoints, live progress over Server-Sent Events, and a page.
+
+``create_app()`` builds the app, its engines and its one :class:`~renderstate.RenderRunner`
+(kept on ``app.state`` for the life of the process). Errors are RFC 9457 problem+json bodies:
+renderstate's own (``RenderConflictError`` 409, ``ProjectNotFoundError`` 404) through
+``renderstate.web.fastapi.add_exception_handlers``, bad request bodies through :func:`invalid`.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at
+# run time, and they name functions local to create_app().
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
+from models import STATUS_FAILED, STATUS_PROCESSING, Base, Project, create_engines
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.rendering.moviepy import MoviePyRenderer
+from renderstate.rendering.timeline import parse_timeline
+from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web.fastapi import add_exception_handlers
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_TIMELINE: dict[str, Any] = json.loads(
+    resources.files("renderstate.rendering").joinpath("sample_timeline.json").read_text("utf-8")
+)
+"""What a project created without a timeline renders: three titled scenes and a tone."""
+EVENT_INTERVAL = 0.1
+"""Seconds between two looks at a project while its events are streamed."""
+
+
+def invalid(field: str, detail: str, status: int = 422, **extra: Any) -> JSONResponse:
+    """A problem+json answer for a request body that cannot be used."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "field": field,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE)
+
+
+def timeline_problem(error: TimelineError) -> JSONResponse:
+    """A 422 naming the timeline field at fault, as a JSON pointer into the request body."""
+    code, body = problem_details(error)
+    pointer = "/timeline"
+    if error.scene is not None:
+        pointer += f"/scenes/{error.scene}"
+    if error.field != "timeline":
+        pointer += "/" + error.field.replace(".", "/")
+    body["pointer"] = pointer
+    return JSONResponse(body, status_code=code, media_type=PROBLEM_CONTENT_TYPE)
+
+
+def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: PLR0915
+    """Build the app, its engines and its runner; the tables are created at start-up."""
+    media = Path(media_root).resolve()
+    uploads = media / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    engine, async_engine = create_engines(database_url)
+    Session = sessionmaker(engine, expire_on_commit=False)  # noqa: N806
+    AsyncSessionMaker = async_sessionmaker(async_engine, expire_on_commit=False)  # noqa: N806
+
+    def find_processing() -> list[Project]:
+        with Session() as session:
+            query = select(Project).where(Project.status == STATUS_PROCESSING)
+            return list(session.scalars(query))
+
+    # One runner per process: it owns the render threads and the progress of their renders.
+    # Its lifecycles run in those threads (and in submit()), hence the sync adapter.
+    runner: RenderRunner[Project] = RenderRunner(
+        SQLAlchemyAdapter(Session),
+        MoviePyRenderer(base_dir=uploads),
+        media_root=media,
+        max_workers=2,
+        find_processing=find_processing,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with async_engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        # This process renders alone and has not started any render: whatever is still
+        # PROCESSING was left by a process that died mid-render.
+        await run_in_threadpool(runner.recover_interrupted)
+        yield
+        await run_in_threadpool(runner.shutdown, wait=True, cancel_pending=True)
+        await async_engine.dispose()
+        engine.dispose()
+
+    app = FastAPI(title="renderstate FastAPI example", lifespan=lifespan)
+    app.state.runner = runner
+    add_exception_handlers(app)  # renderstate's errors -> problem+json
+
+    def status_body(project: Project) -> dict[str, Any]:
+        """The status of ``project`` and the progress of its current render attempt."""
+        job = runner.job(project)
+        progress = None
+        error = None
+        if job is not None and project.status == STATUS_PROCESSING and not job.done():
+            p = job.progress
+            progress = {
+                "phase": p.phase.value,
+                "fraction": p.fraction,
+                "done": p.frames_done,
+                "total": p.frames_total,
+                "eta_seconds": p.eta,
+            }
+        if job is not None and project.status == STATUS_FAILED and job.error is not None:
+            error = str(job.error)
+        return {
+            "id": str(project.id),
+            "status": project.status,
+            "output_path": project.output_path,
+            "progress": progress,
+            "error": error,
+        }
+
+    async def load(project_id: str) -> Project:
+        """The project, read now; ``ProjectNotFoundError`` (404) for an unknown id."""
+        try:
+            key = uuid.UUID(project_id)
+        except ValueError:
+            raise ProjectNotFoundError(project_key=project_id) from None
+        async with AsyncSessionMaker() as session:
+            project = await session.get(Project, key)
+        if project is None:
+            raise ProjectNotFoundError(project_key=project_id)
+        return project  # detached, every column loaded
+
+    async def current_body(project_id: str) -> dict[str, Any]:
+        project = await load(project_id)
+        job = runner.job(project)
+        for _ in range(20):
+            if project.status != STATUS_FAILED or job is None or job.done():
+                break
+            # The row says FAILED a moment before the job has recorded why: wait for it.
+            await asyncio.sleep(0.01)
+        return status_body(project)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        """The project list with an "Export video" button per project."""
+        return (HERE / "page.html").read_text("utf-8")
+
+    @app.get("/projects")
+    async def list_projects() -> list[dict[str, Any]]:
+        """Every project, newest first, with its status."""
+        async with AsyncSessionMaker() as session:
+            query = select(Project).order_by(Project.created_at.desc())
+            projects = list(await session.scalars(query))
+        return [{**status_body(p), "title": p.title} for p in projects]
+
+    @app.post("/projects", status_code=201, response_model=None)
+    async def create_project(request: Request) -> dict[str, Any] | JSONResponse:
+        """``{"title": ..., "timeline": {...}}``: 201 with the new DRAFT project."""
+        try:
+            data = json.loads(await request.body())
+        except ValueError as exc:
+            return invalid("body", f"the request body is not JSON ({exc})", status=400)
+        if not isinstance(data, dict):
+            return invalid("body", 'send a JSON object such as {"title": "My trip"}', status=400)
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip():
+            return invalid("title", "'title' is required: a non-empty string", pointer="/title")
+        if len(title) > 255:
+            return invalid("title", "'title' is longer than 255 characters", pointer="/title")
+        timeline = data.get("timeline", SAMPLE_TIMELINE)
+        try:
+            # Checked now, so a mistake is a 422 here rather than a FAILED render later.
+            parse_timeline(timeline, base_dir=uploads)
+        except TimelineError as error:
+            return timeline_problem(error)
+        async with AsyncSessionMaker() as session, session.begin():
+            project = Project(title=title, timeline=timeline)
+            session.add(project)
+        return {**status_body(project), "title": project.title, "timeline": project.timeline}
+
+    @app.post("/projects/{project_id}/render", status_code=202)
+    async def render_project(project_id: str) -> dict[str, Any]:
+        """202 and the render runs; 409 (problem+json) while one runs."""
+        project = await load(project_id)
+        # The guarded start is one UPDATE; run it off the event loop. RenderConflictError
+        # becomes the 409 through the exception handlers.
+        await run_in_threadpool(runner.submit, project)
+        return status_body(project)
+
+    @app.get("/projects/{project_id}")
+    async def project_status(project_id: str) -> dict[str, Any]:
+        """The status body; poll it, or follow ``/events``."""
+        return await current_body(project_id)
+
+    async def existing(project_id: str) -> str:
+        await load(project_id)  # a dependency: the 404 is answered before the stream starts
+        return project_id
+
+    @app.get("/projects/{project_id}/events", response_class=EventSourceResponse)
+    async def project_events(
+        project_id: Annotated[str, Depends(existing)],
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The status body each time it changes, until the project is not PROCESSING."""
+        body = await current_body(project_id)
+        last = None
+        while True:
+            if body != last:
+                yield ServerSentEvent(data=body, event="status")
+                last = body
+            if body["status"] != STATUS_PROCESSING:
+                return
+            await asyncio.sleep(EVENT_INTERVAL)
+            body = await current_body(project_id)
+
+    # The uploads and the rendered videos (in production, let the web server do this).
+    app.mount("/media", StaticFiles(directory=media), name="media")
+    return app

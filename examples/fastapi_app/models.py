@@ -1,0 +1,81 @@
+"""The reference Project model written for SQLAlchemy 2.0, and the engines the app talks through.
+
+The endpoints use an ``AsyncEngine`` (aiosqlite, or psycopg 3 on PostgreSQL) so a request never
+blocks the event loop; the runner's render threads record the end of each render through a
+plain ``Engine`` on the same database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import JSON, DateTime, Engine, String, Uuid, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STATUS_DRAFT = "DRAFT"
+STATUS_PROCESSING = "PROCESSING"
+STATUS_COMPLETED = "COMPLETED"
+STATUS_FAILED = "FAILED"
+
+
+def now() -> datetime.datetime:
+    """The current time in UTC: the value of ``created_at`` and ``updated_at``."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    title: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # onupdate: the adapter's UPDATE stamps it on every transition, as Django's auto_now does.
+    updated_at: Mapped[datetime.datetime] = mapped_column(
+        DateTime(timezone=True), default=now, onupdate=now
+    )
+    status: Mapped[str] = mapped_column(String(20), default=STATUS_DRAFT)
+    resolution_width: Mapped[int] = mapped_column(default=1920)
+    resolution_height: Mapped[int] = mapped_column(default=1080)
+    framerate: Mapped[int] = mapped_column(default=30)
+    output_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    timeline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def _drivers(url: str) -> tuple[str, str]:
+    """The (sync, async) SQLAlchemy URLs for ``sqlite:///path`` or ``postgresql://...``."""
+    scheme, rest = url.split(":", 1)
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return f"sqlite:{rest}", f"sqlite+aiosqlite:{rest}"
+    if base in {"postgres", "postgresql"}:
+        return f"postgresql+psycopg:{rest}", f"postgresql+psycopg:{rest}"
+    msg = f"unsupported database URL {url!r}: use sqlite:///path or postgresql://..."
+    raise ValueError(msg)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers and the render threads' writes proceed together; writers wait for
+    # each other (busy_timeout) instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=20000")
+    cursor.close()
+
+
+def create_engines(url: str) -> tuple[Engine, AsyncEngine]:
+    """A sync engine (render threads) and an async engine (endpoints) on one database."""
+    sync_url, async_url = _drivers(url)
+    engine = create_engine(sync_url)
+    async_engine = create_async_engine(async_url)
+    if urlsplit(url).scheme.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(async_engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine, async_engine
