@@ -1,0 +1,45 @@
+"""The export endpoints as async views, for a site served by an ASGI server.
+
+Route ``projects/<pk>/render`` and ``projects/<pk>`` here instead of to :mod:`projects.views`
+when the site runs under uvicorn, daphne or hypercorn. Reads use Django's async ORM; the
+guarded start (one ``UPDATE``) runs in a worker thread through ``sync_to_async``, so the event
+loop never waits on the database; the render runs in the runner's threads as before.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from renderstate import ProjectNotFoundError
+
+from .models import Project
+from .rendering import get_runner
+from .views import status_body
+
+
+async def aload(pk: str) -> Project:
+    """The project ``pk``, or ``ProjectNotFoundError`` (404) for an unknown or malformed id."""
+    try:
+        return await Project.objects.aget(pk=uuid.UUID(pk))
+    except (ValueError, Project.DoesNotExist):
+        raise ProjectNotFoundError(project_key=pk) from None
+
+
+@csrf_exempt
+@require_POST
+async def render_project(request: HttpRequest, pk: str) -> JsonResponse:
+    """``POST /projects/<id>/render``: 202 and the render runs; 409 while one runs."""
+    project = await aload(pk)
+    await sync_to_async(get_runner().submit)(project)  # RenderConflictError -> 409
+    return JsonResponse(await sync_to_async(status_body)(project), status=202)
+
+
+@require_GET
+async def project_status(request: HttpRequest, pk: str) -> JsonResponse:
+    """``GET /projects/<id>``: the status body."""
+    return JsonResponse(await sync_to_async(status_body)(await aload(pk)))
