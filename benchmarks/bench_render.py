@@ -2,27 +2,33 @@
 
 Parts (each a function taking the parsed arguments; add yours to PARTS):
   rendering  (1) the reference timeline (10 s, 1280x720, 30 fps, three titled scenes, a tone)
-             rendered by MoviePyRenderer and by the naive moviepy composition of the same
+             rendered by MoviePyRenderer, by the naive moviepy composition of the same
              timeline (per scene a CompositeVideoClip of ColorClip + TextClip, audio from a
-             frame function), interleaved, median of --repeats; plus the encoder floor
-             (ffmpeg encoding a lavfi colour source + sine with the same settings).
-             Target: MoviePyRenderer <= 0.3x of naive.
+             frame function), and by ffmpeg alone fed the three scene pictures as looped
+             PNGs (the "PNG-loop floor"), plus ffmpeg encoding a lavfi colour source; all
+             with the same preset and crf, interleaved rounds, medians of --repeats.
+             Targets: MoviePyRenderer <= 0.5x the PNG-loop floor and <= 0.06x naive.
   runner     (2) the reference timeline through RenderRunner (submit + wait) vs the renderer
              called directly, interleaved; also the runner's own time per job.
              Target: <= 1.03x.
   rss        (3) peak RSS growth over --renders renders of the sample timeline in one process,
              and that no ffmpeg process or temporary file is left. Target: <= 30 MB.
+  memory     (4) peak memory of renders of 1080p timelines of --minutes lengths (10 s scenes,
+             1 s crossfades, a tone), each in a fresh process: the Python process's peak
+             RSS and tracemalloc peak, and ffmpeg's peak RSS. Target: flat in the duration.
 
-Run: .venv/bin/python benchmarks/bench_render.py [--parts rendering,rss] [--repeats 3]
+Run: .venv/bin/python benchmarks/bench_render.py [--parts rendering,rss,memory] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,7 +38,9 @@ from typing import Any
 import imageio_ffmpeg
 import numpy as np
 from moviepy import AudioClip, ColorClip, CompositeVideoClip, TextClip, concatenate_videoclips
+from PIL import Image
 
+from renderstate.rendering._frames import draw_scene
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
 from renderstate.rendering.timeline import Timeline, parse_timeline, sample_timeline
 
@@ -137,6 +145,55 @@ def render_encoder_floor(target: Path) -> None:
     )
 
 
+_PNG_DIR = Path(tempfile.mkdtemp(prefix="bench-render-png-"))
+
+
+def scene_pngs() -> list[Path]:
+    """The reference scenes' pictures as PNG files, drawn once (outside any timing)."""
+    paths = []
+    for index, scene in enumerate(reference_timeline().scenes):
+        path = _PNG_DIR / f"scene{index}.png"
+        if not path.exists():
+            Image.fromarray(draw_scene(scene, WIDTH, HEIGHT, index=index)).save(path)
+        paths.append(path)
+    return paths
+
+
+def render_png_loop_floor(target: Path) -> None:
+    """ffmpeg alone: each scene's PNG looped for its duration, concatenated, and the tone."""
+    timeline = reference_timeline()
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error"]
+    for path, scene in zip(scene_pngs(), timeline.scenes, strict=True):
+        command += ["-loop", "1", "-framerate", str(FPS), "-t", str(scene.duration)]
+        command += ["-i", str(path)]
+    inputs = "".join(f"[{i}:v]" for i in range(len(timeline.scenes)))
+    count = len(timeline.scenes)
+    command += [
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency={TONE:g}:duration={timeline.duration}",
+        "-filter_complex",
+        f"{inputs}concat=n={count}:v=1:a=0,format=yuv420p[v]",
+        "-map",
+        "[v]",
+        "-map",
+        f"{count}:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        PRESET,
+        "-crf",
+        str(CRF),
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        str(target),
+    ]
+    subprocess.run(command, check=True)
+
+
 # ---------------------------------------------------------------- parts
 
 
@@ -152,29 +209,45 @@ def timed(fn: Callable[[Path], None], directory: Path) -> float:
 
 
 def part_rendering(args: argparse.Namespace) -> None:
-    """(1) MoviePyRenderer vs naive moviepy vs the encoder floor, interleaved."""
-    contenders = [render_renderstate, render_naive, render_encoder_floor]
+    """(1) MoviePyRenderer vs naive moviepy vs ffmpeg alone, interleaved rounds."""
+    scene_pngs()
+    contenders = [render_renderstate, render_naive, render_png_loop_floor, render_encoder_floor]
     times: dict[str, list[float]] = {fn.__name__: [] for fn in contenders}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(args.repeats):
             for fn in contenders:
                 times[fn.__name__].append(timed(fn, Path(scratch)))
-    naive = statistics.median(times["render_naive"])
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    naive = medians["render_naive"]
+    floor = medians["render_png_loop_floor"]
     print(
         f"(1) reference timeline: {reference_timeline().duration:g} s, {WIDTH}x{HEIGHT}, "
         f"{FPS} fps, 3 titled scenes + tone; preset {PRESET}, crf {CRF}; "
-        f"median of {args.repeats}"
+        f"median of {args.repeats} interleaved rounds"
     )
-    print("| contender | median s | vs naive |")
-    print("|---|---:|---:|")
+    print("| contender | median s | vs PNG-loop floor | vs naive |")
+    print("|---|---:|---:|---:|")
     labels = {
         "render_renderstate": "MoviePyRenderer",
         "render_naive": "naive moviepy (CompositeVideoClip per scene)",
-        "render_encoder_floor": "encoder floor (ffmpeg lavfi colour + sine)",
+        "render_png_loop_floor": "ffmpeg alone, looped scene PNGs (the floor)",
+        "render_encoder_floor": "ffmpeg alone, lavfi colour + sine",
     }
     for name, label in labels.items():
-        median = statistics.median(times[name])
-        print(f"| {label} | {median:.2f} | {median / naive:.3f}x |")
+        median = medians[name]
+        print(f"| {label} | {median:.2f} | {median / floor:.3f}x | {median / naive:.3f}x |")
+    ours = medians["render_renderstate"]
+    per_round = [
+        r / f
+        for r, f in zip(times["render_renderstate"], times["render_png_loop_floor"], strict=True)
+    ]
+    print(
+        f"\nMoviePyRenderer / PNG-loop floor = {ours / floor:.3f}x "
+        f"({'meets' if ours / floor <= 0.5 else 'MISSES'} the <= 0.5x target; per round "
+        f"{min(per_round):.3f}-{max(per_round):.3f}x); MoviePyRenderer / naive = "
+        f"{ours / naive:.3f}x ({'meets' if ours / naive <= 0.06 else 'MISSES'} the <= 0.06x "
+        f"target)"
+    )
 
 
 def part_runner_overhead(args: argparse.Namespace) -> None:
@@ -253,21 +326,112 @@ def part_rss(args: argparse.Namespace) -> None:
     print(f"ffmpeg children left: {_ffmpeg_children()}; temporary files left: {leftovers + stray}")
 
 
+def long_timeline(minutes: float) -> dict[str, Any]:
+    """A 1080p timeline of ``minutes``: 10 s titled scenes with 1 s crossfades, and a tone."""
+    count = max(1, round(minutes * 60 / 9))  # each scene after the first adds 9 s
+    colours = ["#10243e", "#1f4e3d", "#5b1f3a", "#3a3a10"]
+    return {
+        "width": 1920,
+        "height": 1080,
+        "fps": 30,
+        "scenes": [
+            {
+                "duration": 10,
+                "background": colours[index % len(colours)],
+                "title": f"Scene {index + 1}",
+                "crossfade": 1 if index else 0,
+            }
+            for index in range(count)
+        ],
+        "soundtrack": {"tone": TONE},
+    }
+
+
+def memory_child(minutes: float, preset: str) -> None:
+    """Render a long timeline in this (fresh) process and print its peak figures as JSON."""
+    import tracemalloc  # noqa: PLC0415 - only the child measures
+
+    timeline = parse_timeline(long_timeline(minutes))
+    with tempfile.TemporaryDirectory() as scratch:
+        target = Path(scratch) / "long.mp4"
+        tracemalloc.start()
+        start = time.perf_counter()
+        MoviePyRenderer(timeline=timeline, preset=preset)(None, target, no_progress)
+        seconds = time.perf_counter() - start
+        _, traced_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        size = target.stat().st_size
+    print(
+        json.dumps(
+            {
+                "duration": timeline.duration,
+                "seconds": seconds,
+                "python_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "traced_peak_mb": traced_peak / 2**20,
+                "ffmpeg_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "file_mb": size / 2**20,
+            }
+        )
+    )
+
+
+def part_memory(args: argparse.Namespace) -> None:
+    """(4) Peak memory of 1080p renders of growing length, each in a fresh process."""
+    print(
+        f"(4) 1080p 30 fps timelines (10 s titled scenes, 1 s crossfades, tone), preset "
+        f"{args.memory_preset}, each rendered in a fresh process"
+    )
+    print(
+        "| timeline | render s | Python peak RSS MB | tracemalloc peak MB "
+        "| ffmpeg peak RSS MB | file MB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for minutes in args.minutes:
+        output = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                str(minutes),
+                "--memory-preset",
+                args.memory_preset,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        row = json.loads(output.strip().splitlines()[-1])
+        print(
+            f"| {row['duration'] / 60:.1f} min | {row['seconds']:.1f} "
+            f"| {row['python_peak_rss_mb']:.1f} | {row['traced_peak_mb']:.1f} "
+            f"| {row['ffmpeg_peak_rss_mb']:.1f} | {row['file_mb']:.1f} |"
+        )
+
+
 PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
     "rendering": part_rendering,
     "runner": part_runner_overhead,
     "rss": part_rss,
+    "memory": part_memory,
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--parts", default="rendering,runner,rss", help=f"any of {', '.join(PARTS)}"
+        "--parts", default="rendering,runner,rss,memory", help=f"any of {', '.join(PARTS)}"
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per contender in (1)")
     parser.add_argument("--renders", type=int, default=20, help="renders in (3)")
+    parser.add_argument(
+        "--minutes", type=float, nargs="+", default=[1.0, 10.0], help="timelines in (4)"
+    )
+    parser.add_argument("--memory-preset", default="ultrafast", help="x264 preset in (4)")
+    parser.add_argument("--memory-child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child is not None:
+        memory_child(args.memory_child, args.memory_preset)
+        return
     for name in args.parts.split(","):
         PARTS[name](args)
         print()

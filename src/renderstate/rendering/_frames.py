@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -141,17 +141,29 @@ class SceneFrames:
         return frame
 
 
+def _locator(timeline: Timeline) -> Callable[[float], tuple[int, bool]]:
+    """Return ``t -> (scene index, whether the frame at t is a crossfade blend)``."""
+    starts = timeline.starts
+    fades = [scene.crossfade for scene in timeline.scenes]
+    last = len(timeline.scenes) - 1
+
+    def locate(t: float) -> tuple[int, bool]:
+        index = min(max(bisect.bisect_right(starts, t) - 1, 0), last)
+        return index, bool(index and t - starts[index] < fades[index])
+
+    return locate
+
+
 def frame_function(timeline: Timeline, frames: SceneFrames) -> Callable[[float], Frame]:
     """Return ``t -> frame`` over the scenes' ``frames``, blending only during crossfades."""
     starts = timeline.starts
     fades = [scene.crossfade for scene in timeline.scenes]
-    last = len(frames) - 1
+    locate = _locator(timeline)
 
     def frame_at(t: float) -> Frame:
-        index = min(max(bisect.bisect_right(starts, t) - 1, 0), last)
-        into = t - starts[index]
-        if index and into < fades[index]:
-            weight = np.float32(into / fades[index])
+        index, blend = locate(t)
+        if blend:
+            weight = np.float32((t - starts[index]) / fades[index])
             before = frames[index - 1].astype(np.float32)
             after = frames[index].astype(np.float32)
             blended = before + (after - before) * weight
@@ -159,6 +171,49 @@ def frame_function(timeline: Timeline, frames: SceneFrames) -> Callable[[float],
         return frames[index]
 
     return frame_at
+
+
+class Run(NamedTuple):
+    """Consecutive output frames ``start`` .. ``end - 1`` that show one kind of picture."""
+
+    start: int
+    end: int
+    scene: int
+    """The scene shown (for a crossfade, the scene faded into)."""
+    moving: bool
+    """``False``: every frame is the scene's one picture. ``True``: each frame is computed."""
+
+
+def frame_runs(timeline: Timeline, fps: float, count: int) -> list[Run]:
+    """Split output frames ``0 .. count - 1`` (frame ``i`` at ``i / fps``) into runs.
+
+    Uses the very test :func:`frame_function` uses to pick a frame, evaluated at a few
+    frames per run (an exponential then binary search for each run's end), so the work
+    grows with the number of scenes, not with the video's length.
+    """
+    locate = _locator(timeline)
+
+    def kind(frame: int) -> tuple[int, bool]:
+        return locate(frame / fps)
+
+    runs: list[Run] = []
+    start = 0
+    while start < count:
+        current = kind(start)
+        known, step = start, 1  # kind(known) == current
+        while known + step < count and kind(known + step) == current:
+            known += step
+            step *= 2
+        beyond = min(known + step, count)  # the first frame known not to be in the run
+        while beyond - known > 1:
+            middle = (known + beyond) // 2
+            if kind(middle) == current:
+                known = middle
+            else:
+                beyond = middle
+        runs.append(Run(start, beyond, current[0], current[1]))
+        start = beyond
+    return runs
 
 
 def tone_function(frequency: float, volume: float) -> Callable[[Any], Any]:

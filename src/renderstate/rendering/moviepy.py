@@ -22,7 +22,8 @@ from typing import Any
 try:
     import numpy as np
     import proglog
-    from moviepy import AudioClip, AudioFileClip, VideoClip
+    from moviepy import AudioClip, AudioFileClip
+    from moviepy.config import FFMPEG_BINARY
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     _msg = (
         "renderstate.rendering.moviepy needs moviepy, numpy, Pillow and proglog: "
@@ -30,12 +31,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     )
     raise ImportError(_msg) from exc
 
-from renderstate.rendering._frames import (
-    SceneFrames,
-    frame_function,
-    tone_function,
-    verify_images,
-)
+from renderstate.rendering._encode import encode_timeline
+from renderstate.rendering._frames import tone_function, verify_images
 from renderstate.rendering.timeline import (
     DEFAULT_LIMITS,
     Limits,
@@ -301,6 +298,21 @@ class MoviePyRenderer:
                 self._check_audio_size(audio)
                 audio_path = str(soundtrack)
                 _write_wav(audio, audio_path, self.audio_fps, bars)
+            if isinstance(clip, _TimelineClip):
+                # A timeline's still stretches are piped once each (see _encode).
+                encode_timeline(
+                    ffmpeg=FFMPEG_BINARY,
+                    timeline=clip.timeline,
+                    size=clip.size,
+                    fps=fps,
+                    target=target,
+                    audio=str(soundtrack) if audio is not None else None,
+                    preset=self.preset,
+                    crf=self.crf,
+                    threads=self.threads,
+                    progress=progress,
+                )
+                return
             clip.write_videofile(
                 str(target),
                 fps=fps,
@@ -358,9 +370,7 @@ class MoviePyRenderer:
         width, height, fps = self.output_format(project, timeline)
         check_frames(timeline.duration, fps)
         verify_images(timeline)
-        frames = SceneFrames(timeline, width, height)
-        video = VideoClip(frame_function(timeline, frames), duration=timeline.duration)
-        owned.append(video)
+        video = _TimelineClip(timeline, (width, height))
         audio = None
         soundtrack = timeline.soundtrack
         if soundtrack is not None and soundtrack.file is not None:
@@ -423,6 +433,14 @@ class MoviePyRenderer:
             # a browser would show anyway.
             video = video.without_mask()
         return video, audio, rate
+
+
+class _TimelineClip:
+    """A timeline about to be encoded by :func:`encode_timeline` (not a moviepy clip)."""
+
+    def __init__(self, timeline: Timeline, size: tuple[int, int]) -> None:
+        self.timeline = timeline
+        self.size = size
 
 
 def _close(clip: Any) -> None:
