@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from renderstate._claim import aclaim_render, afail_on_error, claim_render, fail_on_error
 from renderstate._lifecycle import ProjectLifecycle, can_start_render, validate_output_path
 from renderstate._records import Change, TransitionRecord
 from renderstate._status import (
@@ -63,7 +64,11 @@ __all__ = [
     "Trigger",
     "UnknownStatusError",
     "__version__",
+    "aclaim_render",
+    "afail_on_error",
     "can_start_render",
+    "claim_render",
+    "fail_on_error",
     "to_dot",
     "to_mermaid",
     "validate_output_path",
