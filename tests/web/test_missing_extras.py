@@ -14,6 +14,7 @@ import pytest
         ("renderstate.web.django", "django", "pip install 'renderstate[django]'"),
         ("renderstate.web.fastapi", "starlette", "pip install 'renderstate[web]'"),
         ("renderstate.web.flask", "flask", "pip install 'renderstate[web]'"),
+        ("renderstate.web.drf", "rest_framework", "pip install 'renderstate[drf]'"),
     ],
 )
 def test_import_error_quotes_the_install_command(module: str, blocked: str, command: str) -> None:

@@ -1,0 +1,70 @@
+"""Django REST Framework integration: renderstate errors become DRF problem+json responses.
+
+Set the handler in ``settings.REST_FRAMEWORK``::
+
+    REST_FRAMEWORK = {
+        "EXCEPTION_HANDLER": "renderstate.web.drf.exception_handler",
+    }
+
+A :class:`~renderstate.RenderStateError` raised in an API view is answered with a DRF
+:class:`~rest_framework.response.Response` whose ``data`` is the problem body (``detail``
+is the error's message, as in DRF's own errors), served as ``application/problem+json``.
+Every other exception goes to DRF's default handler, unchanged. If you already have a
+handler of your own, call :func:`problem_response` from it instead.
+"""
+
+from __future__ import annotations
+
+try:
+    from rest_framework.response import Response
+    from rest_framework.views import exception_handler as drf_exception_handler
+    from rest_framework.views import set_rollback
+except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
+    msg = "renderstate.web.drf needs Django REST Framework: pip install 'renderstate[drf]'"
+    raise ImportError(msg) from exc
+
+from typing import Any
+
+from renderstate.exceptions import RenderStateError
+from renderstate.web._problem import PROBLEM_CONTENT_TYPE, problem_details
+
+__all__ = ["ProblemResponse", "exception_handler", "problem_response"]
+
+
+class ProblemResponse(Response):
+    """A DRF response served as ``application/problem+json`` when it is rendered as JSON.
+
+    Content negotiation still applies: a browser asking for HTML gets DRF's browsable page
+    (as ``text/html``), a client asking for JSON gets the problem body with the problem+json
+    media type (RFC 9457).
+    """
+
+    @property
+    def rendered_content(self) -> Any:
+        """Render as DRF does, then name the problem media type for a JSON rendering."""
+        content = super().rendered_content
+        if getattr(getattr(self, "accepted_renderer", None), "format", None) == "json":
+            charset = getattr(self.accepted_renderer, "charset", None)
+            self["Content-Type"] = (
+                f"{PROBLEM_CONTENT_TYPE}; charset={charset}" if charset else PROBLEM_CONTENT_TYPE
+            )
+        return content
+
+
+def problem_response(error: RenderStateError) -> ProblemResponse:
+    """Return the DRF problem response for ``error``."""
+    code, body = problem_details(error)
+    return ProblemResponse(body, status=code)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's ``EXCEPTION_HANDLER``: answer renderstate errors, defer everything else to DRF.
+
+    A renderstate error rolls back the request's transaction under ``ATOMIC_REQUESTS``, as
+    DRF does for the errors it handles. Anything that is not a renderstate error gets DRF's
+    own answer (``None`` for an unhandled exception: a 500 by Django).
+    """
+    if isinstance(exc, RenderStateError):
+        set_rollback()
+        return problem_response(exc)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,87 @@
+"""DRF: renderstate errors answer as DRF responses with the problem body; others stay DRF's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rest_framework", reason="needs the drf extra")
+
+CHILD = Path(__file__).with_name("drf_child.py")
+
+
+@pytest.fixture(scope="module")
+def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    db = tmp_path_factory.mktemp("drf") / "app.sqlite3"
+    result = subprocess.run(
+        [sys.executable, str(CHILD), str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answers: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answers
+
+
+def test_a_second_export_is_a_drf_409_with_the_problem_body(answers: dict[str, Any]) -> None:
+    """response.data is there, typed problem+json, and its detail is a sentence."""
+    assert answers["first"]["status"] == 202
+    assert answers["first"]["data"]["status"] == "PROCESSING"
+    second = answers["second"]
+    assert second["status"] == 409
+    assert second["has_data"]  # a DRF Response, not a plain JsonResponse
+    assert second["content_type"] == "application/problem+json"
+    data = second["data"]
+    assert json.loads(second["body"]) == data
+    assert data["status"] == 409
+    assert data["title"] == "Conflict"
+    assert data["detail"].startswith("Project ")
+    assert "is already PROCESSING" in data["detail"]
+    assert data["detail"] != data["error"] == "RenderConflictError"
+    assert data["current_status"] == "PROCESSING"
+
+
+def test_a_browser_gets_the_browsable_page_not_a_mislabelled_body(
+    answers: dict[str, Any],
+) -> None:
+    """Content negotiation still applies: HTML is served as text/html."""
+    html = answers["second_html"]
+    assert html["status"] == 409
+    assert html["content_type"].startswith("text/html")
+    assert "already PROCESSING" in html["body"]
+
+
+def test_a_missing_project_is_a_problem_404(answers: dict[str, Any]) -> None:
+    """ProjectNotFoundError raised in a view: 404 with its project key."""
+    gone = answers["gone"]
+    assert gone["status"] == 404
+    assert gone["content_type"] == "application/problem+json"
+    assert gone["data"]["project_key"] == "deleted-one"
+    assert "does not exist" in gone["data"]["detail"]
+
+
+def test_other_errors_keep_drf_own_answers(answers: dict[str, Any]) -> None:
+    """Http404 and ValidationError are answered by DRF's default handler, as before."""
+    unknown = answers["unknown_project"]
+    assert unknown["status"] == 404
+    assert unknown["content_type"] == "application/json"
+    assert set(unknown["data"]) == {"detail"}
+    invalid = answers["invalid"]
+    assert invalid["status"] == 400
+    assert invalid["content_type"] == "application/json"
+    assert list(invalid["data"]) == ["title"]
+
+
+def test_a_refused_job_fails_the_project_and_is_a_500(answers: dict[str, Any]) -> None:
+    """claim_render in a DRF view: the broker being down leaves nothing PROCESSING."""
+    assert answers["broker_down"]["status"] == 500
+    assert answers["other_status"] == "FAILED"
+    assert answers["video_status"] == "PROCESSING"  # its job was queued; 409s changed nothing
+    assert len(answers["pending"]) == 1
