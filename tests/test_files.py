@@ -202,6 +202,18 @@ def test_publish_refuses_a_missing_or_empty_file(
     assert listing(final.parent) == ["final.mp4"]
 
 
+def test_publish_refuses_a_symbolic_link(final: Path, tmp_path: Path) -> None:
+    """A returned link is not published: final.mp4 would become a link into scratch space."""
+    written = tmp_path / "out.mp4"
+    written.write_bytes(b"the new video")
+    link = tmp_path / "link.mp4"
+    link.symlink_to(written)
+    with pytest.raises(RenderOutputError, match="symbolic link"):
+        publish(link, final)
+    assert final.read_bytes() == OLD
+    assert not final.is_symlink()
+
+
 def test_publish_refuses_the_final_file_itself(final: Path) -> None:
     """A render that wrote over final.mp4 in place is refused with a typed, actionable error."""
     final.write_bytes(b"written in place")

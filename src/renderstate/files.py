@@ -22,6 +22,8 @@ with :class:`~renderstate.ProjectLifecycle` (the runner itself uses these functi
   final file and then a rename across file systems.
 - :func:`remove_temporary_files` removes what a killed process left beside a final file;
   recovery calls it.
+- :func:`output_path_of` turns a file below the media root into the URL-relative path to
+  store with ``complete()``, refusing files outside the root (``..``, symbolic links).
 
 A temporary file is named after its final file, ``.final-<16 hex digits>.partial.mp4`` for
 ``final.mp4``: hidden, private (mode 0600 until published), and it keeps the suffix, so an
@@ -43,12 +45,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from renderstate._lifecycle import validate_output_path
 from renderstate.exceptions import InvalidOutputPathError, RenderOutputError
 
 __all__ = [
     "create_temporary",
     "discard",
     "make_durable",
+    "output_path_of",
     "publish",
     "publishing",
     "remove_temporary_files",
@@ -223,11 +227,17 @@ def publish(
         ``final``, as a :class:`~pathlib.Path`.
 
     Raises:
-        RenderOutputError: ``source`` is missing, not a regular file, or empty.
+        RenderOutputError: ``source`` is missing, a symbolic link, not a regular file, or
+            empty.
         InvalidOutputPathError: ``source`` is ``final`` itself: the render wrote over the
             published file, which nothing can make safe afterwards; write elsewhere.
     """
     source, final = Path(source), Path(final)
+    if source.is_symlink():
+        # Renaming the link would publish a link into the render's scratch space.
+        raise RenderOutputError(
+            project_key=project_key, reason=f"it returned a symbolic link ({source})"
+        )
     make_durable(source, project_key=project_key)
     with contextlib.suppress(FileNotFoundError):
         if source.samefile(final):
@@ -255,3 +265,50 @@ def publish(
     except OSError:
         logger.warning("published %s but could not remove %s", final, source, exc_info=True)
     return final
+
+
+def output_path_of(file: str | os.PathLike[str], *, media_root: str | os.PathLike[str]) -> str:
+    """Return the URL-relative output path of ``file``, a file below ``media_root``.
+
+    That is the path to store with ``complete()``: ``"projects/42/final.mp4"`` for
+    ``<media_root>/projects/42/final.mp4``, so that ``MEDIA_URL + output_path`` serves it.
+    A relative ``file`` is relative to the working directory; the file need not exist yet.
+
+    ``file`` must stay below the media root on disk, with every ``..`` and every symbolic
+    link resolved (the media root's own included): a link leading out of the root is
+    refused like ``../../etc/passwd``. The path is kept as written where that names the
+    same file (a link inside the root stays the link's path), else it is the resolved one.
+
+    Raises:
+        InvalidOutputPathError: ``file`` is outside ``media_root``, or is the media root
+            itself. Nothing is changed.
+    """
+    # abspath, not resolve(): '..' collapsed as written; the links are resolved below.
+    root = Path(os.path.abspath(media_root))  # noqa: PTH100
+    path = Path(os.path.abspath(file))  # noqa: PTH100
+    real_root, real_path = Path(os.path.realpath(media_root)), Path(os.path.realpath(file))
+    if not _is_below(real_path, real_root):
+        if real_path == real_root:
+            reason = f"it is the media root {os.fspath(root)!r} itself, not a file below it"
+        else:
+            reason = (
+                f"it is outside the media root {os.fspath(root)!r} once '..' and symbolic "
+                f"links are resolved"
+            )
+        raise InvalidOutputPathError(
+            path=os.fspath(file),
+            reason=reason,
+            hint="Pass a file below the media root, such as "
+            f"{os.fspath(root / 'projects' / '42' / 'final.mp4')!r}",
+        )
+    # As written, unless collapsing its '..' moved it (a '..' after a symbolic link), or the
+    # root and the file were given through different links: then as resolved.
+    if _is_below(path, root) and Path(os.path.realpath(path)) == real_path:
+        relative = path.relative_to(root)
+    else:
+        relative = real_path.relative_to(real_root)
+    return validate_output_path("/".join(relative.parts))
+
+
+def _is_below(path: Path, root: Path) -> bool:
+    return root in path.parents
