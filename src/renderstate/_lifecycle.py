@@ -478,6 +478,20 @@ class ProjectLifecycle(Generic[ProjectT]):
         """Whether :meth:`start_render` would be accepted from the current status."""
         return self.status in RENDERABLE_STATUSES
 
+    def refresh(self) -> Status:
+        """Read the stored status and output path into the object, and return the status.
+
+        For an object that may be stale, or that a rolled-back transaction left holding
+        values the row does not: nothing is written.
+
+        Raises:
+            ProjectNotFoundError: the project is not stored.
+            UnknownStatusError: the stored status is not one of the four.
+        """
+        self._adapter.refresh_status(self._project, self._status_field)
+        self._adapter.refresh_status(self._project, self._output_field)
+        return self.status
+
     def add_observer(self, observer: Observer) -> None:
         """Tell ``observer`` about every later transition of this lifecycle."""
         if self._observers is None:

@@ -10,7 +10,8 @@
     ├── ProjectNotFoundError          unsaved or deleted project (status_code 404)
     ├── TimelineError                 a timeline the renderer refuses before rendering
     ├── RenderOutputError             the renderer returned without writing a video
-    └── RenderInterruptedError        a render that never ran to its end (shutdown, dead process)
+    ├── RenderInterruptedError        a render that never ran to its end (shutdown, dead process)
+    └── AttemptSupersededError        a late worker of an attempt that is no longer current
 
 Every error carries structured attributes and writes its own message, which says
 what happened and what to do about it. All of them pickle, so they cross process
@@ -23,6 +24,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any, ClassVar
 
 __all__ = [
+    "AttemptSupersededError",
     "InvalidOutputPathError",
     "InvalidTransitionError",
     "ProjectNotFoundError",
@@ -255,3 +257,40 @@ class RenderInterruptedError(_RenderEndError):
             f"{_subject(self.project_key)} was not rendered to the end: {self.reason}. Its "
             f"previous video, if any, is untouched; start the render again to retry."
         )
+
+
+class AttemptSupersededError(RenderStateError):
+    """A render attempt that is no longer its project's current one tried to act (HTTP 409).
+
+    With an attempt ledger, finishing a render, renewing its lease or moving its file into
+    place applies only while the attempt is the project's current, live one. A late worker
+    (its lease expired and recovery failed it, or a newer attempt started) gets this error
+    and has changed nothing.
+    """
+
+    status_code: ClassVar[int] = 409
+    """The HTTP status a web endpoint should answer with."""
+
+    def __init__(
+        self, *, project_key: object = None, attempt_id: object, state: str | None = None
+    ) -> None:
+        self.project_key = project_key
+        """The project's primary key."""
+        self.attempt_id = attempt_id
+        """The attempt that was refused."""
+        self.state = state
+        """What the ledger says of that attempt now (``interrupted``, ``superseded``, ...),
+        or ``None`` if it has no such attempt."""
+        now = "is not in the ledger" if state is None else f"is already {state}"
+        super().__init__(
+            f"Render attempt {attempt_id} of {_subject(self.project_key).lower()} {now}, so "
+            f"it is no longer the project's current attempt; nothing was changed. Its work is "
+            f"discarded: a newer attempt or recovery owns the project now."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "project_key": self.project_key,
+            "attempt_id": self.attempt_id,
+            "state": self.state,
+        }

@@ -6,22 +6,28 @@
 - :class:`Observer` is told about each transition after it has been persisted.
 - :class:`Renderer` writes a project's video to a path, reporting to a :class:`ProgressSink`.
 - :class:`Executor` runs the render runner's jobs (threads by default, Celery later).
+- :class:`AttemptStore` persists the attempt ledger's records (see "Running several
+  processes"); :class:`ProjectLoader` loads a project by the key the ledger stores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from renderstate._attempts import Attempt, AttemptState
 from renderstate._records import Change, TransitionRecord
 
 __all__ = [
     "Adapter",
     "AsyncAdapter",
+    "AttemptStore",
     "Executor",
     "Observer",
     "ProgressSink",
+    "ProjectLoader",
     "ProjectT",
     "ProjectT_contra",
     "Renderer",
@@ -159,3 +165,82 @@ class Executor(Protocol):
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting work; with ``wait``, return once every scheduled call has run."""
+
+
+ProjectT_co = TypeVar("ProjectT_co", covariant=True)
+
+
+class ProjectLoader(Protocol[ProjectT_co]):
+    """Loads one kind of project by the key text the attempt ledger stores.
+
+    The ledger stores give you one for a model (``store.loader(Project)``); write your
+    own as any callable with a ``scope`` attribute.
+    """
+
+    scope: str
+    """The kind of project it loads: the same text :meth:`AttemptStore.scope` gives."""
+
+    def __call__(self, key: str, /) -> ProjectT_co | None:
+        """Return the project whose primary key is ``key`` (as text), or ``None``."""
+
+
+class AttemptStore(Protocol):
+    """Persists attempt records for :class:`renderstate.ledger.Ledger`; one per ORM.
+
+    A store never decides: the ledger tells it what to write and under which condition.
+    Every method name is the same in every store (memory, SQLAlchemy, Django, Peewee).
+    """
+
+    def atomic(self, project: Any) -> AbstractContextManager[None]:
+        """Run the block as one transaction in ``project``'s database.
+
+        The project's adapter must join it, so that the guarded ``UPDATE`` of the
+        project's row and the ledger's writes commit or roll back together. Inside a
+        caller's transaction it is a savepoint: leaving the block with an exception
+        undoes only the block.
+        """
+        ...
+
+    def scope(self, project: Any) -> str:
+        """Return the text that names ``project``'s kind (its model label or table)."""
+        ...
+
+    def insert(self, attempt: Attempt) -> Attempt:
+        """Store ``attempt`` (its ``id`` is ignored) and return it with its new id.
+
+        Ids are unique in the store and increase: a later insert gets a larger id.
+        """
+        ...
+
+    def update(
+        self,
+        attempt_id: int,
+        values: Mapping[str, object],
+        *,
+        states: Collection[AttemptState],
+        lease_before: float | None = None,
+    ) -> bool:
+        """Set ``values`` on the attempt if its state is in ``states``, in one statement.
+
+        With ``lease_before``, only if its lease also expired before that time.
+
+        Returns:
+            Whether the attempt matched (and was written).
+        """
+        ...
+
+    def get(self, attempt_id: int) -> Attempt | None:
+        """Return the attempt with that id, if there is one."""
+        ...
+
+    def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
+        """Return the project's attempts, newest first (at most ``limit``)."""
+        ...
+
+    def live(self, scope: str, key: str) -> list[Attempt]:
+        """Return the project's queued or rendering attempts."""
+        ...
+
+    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+        """Return the live attempts whose lease expired before ``now``, oldest first."""
+        ...

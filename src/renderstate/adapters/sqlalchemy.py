@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, cast
 
 try:
@@ -32,7 +33,24 @@ from renderstate._records import Change
 from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
 
-__all__ = ["SQLAlchemyAdapter"]
+__all__ = ["SQLAlchemyAdapter", "joined"]
+
+_JOINED: ContextVar[Session | None] = ContextVar("renderstate_sqlalchemy_joined", default=None)
+
+
+@contextmanager
+def joined(session: Session) -> Iterator[Session]:
+    """Make every :class:`SQLAlchemyAdapter` call in this block use ``session``.
+
+    The attempt ledger uses it to put a transition and its ledger writes in one
+    transaction; the caller manages ``session``'s transaction.
+    """
+    token = _JOINED.set(session)
+    try:
+        yield session
+    finally:
+        _JOINED.reset(token)
+
 
 # MySQL and MariaDB run REPEATABLE READ by default: inside a caller's transaction a plain
 # SELECT after a refused UPDATE would still see the transaction's old snapshot.
@@ -176,7 +194,10 @@ class SQLAlchemyAdapter:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        if self._session is None:
+        joined_session = _JOINED.get()
+        if joined_session is not None:
+            yield joined_session
+        elif self._session is None:
             assert self._factory is not None
             with self._factory() as session, session.begin():
                 yield session

@@ -1,0 +1,155 @@
+"""Render attempts as the ledger records them: the states an attempt goes through and its record.
+
+Pure data, no I/O: the stores in :mod:`renderstate.ledger` persist these, the ledger decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import json
+from typing import Final
+
+__all__ = [
+    "ACTIVE_STATES",
+    "Attempt",
+    "AttemptState",
+    "decode_key",
+    "encode_key",
+]
+
+
+class AttemptState(str, enum.Enum):
+    """Where one render attempt is; the value is what the ledger stores."""
+
+    QUEUED = "queued"
+    """Accepted (the project is PROCESSING) and waiting for a worker."""
+    RENDERING = "rendering"
+    """A worker is rendering it and renews its lease."""
+    COMPLETED = "completed"
+    """Its video replaced the final file and the project is COMPLETED."""
+    FAILED = "failed"
+    """It ended without a video; the project is FAILED."""
+    SUPERSEDED = "superseded"
+    """A newer attempt of the same project started while this one was still live."""
+    INTERRUPTED = "interrupted"
+    """Its lease expired (the worker died or hung) and recovery failed the project."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ACTIVE_STATES: Final = frozenset({AttemptState.QUEUED, AttemptState.RENDERING})
+"""The states of a live attempt: the only ones a finishing edge or a lease renewal applies to."""
+
+
+def encode_key(key: object) -> str:
+    """Return the text the ledger stores for a project's primary key.
+
+    Scalar keys are stored as ``str(key)``; composite keys (tuples) as a JSON list.
+    """
+    if isinstance(key, tuple):
+        return json.dumps([k if isinstance(k, (int, float)) else str(k) for k in key])
+    return str(key)
+
+
+def decode_key(text: str) -> object:
+    """Inverse of :func:`encode_key` for composite keys; scalar keys come back as text."""
+    if text.startswith("["):
+        try:
+            parts = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(parts, list):
+            return tuple(parts)
+    return text
+
+
+def _utc(timestamp: float | None) -> datetime.datetime | None:
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One render attempt of one project, as the ledger holds it.
+
+    Times are UNIX timestamps in seconds (what every database compares the same way);
+    the ``*_time`` properties give them as aware UTC datetimes.
+    """
+
+    id: int
+    """Unique in the ledger and increasing per project: the attempt's fencing token."""
+    scope: str
+    """Which kind of project (the model's label or table name)."""
+    project_key: str
+    """The project's primary key, as text (see :func:`encode_key`)."""
+    state: AttemptState
+    """Where the attempt is."""
+    output_path: str | None = None
+    """The URL-relative path a successful render is stored at."""
+    actor: str | None = None
+    """Who asked for the render, if the caller said."""
+    worker: str | None = None
+    """``host:pid`` of the process rendering it (``None`` while queued)."""
+    lease_expires_at: float | None = None
+    """Until when the attempt counts as alive without another heartbeat."""
+    phase: str = "queued"
+    """The progress phase: ``queued``, ``rendering``, ``writing audio``, ``finalizing`` ..."""
+    done: int = 0
+    """Units of ``phase`` done (video frames while rendering)."""
+    total: int = 0
+    """Units of ``phase`` in all; 0 until the renderer has said."""
+    fraction: float = 0.0
+    """Share of the video frames rendered, 0.0 to 1.0, never decreasing within the attempt."""
+    eta_seconds: float | None = None
+    """Estimated seconds until the frames are rendered, when known."""
+    error: str | None = None
+    """Why it failed, was interrupted or superseded."""
+    created_at: float = 0.0
+    """When the attempt was accepted."""
+    started_at: float | None = None
+    """When a worker began rendering it."""
+    finished_at: float | None = None
+    """When it ended (completed, failed, superseded or interrupted)."""
+
+    @property
+    def active(self) -> bool:
+        """Whether the attempt is live (queued or rendering)."""
+        return self.state in ACTIVE_STATES
+
+    @property
+    def created_time(self) -> datetime.datetime:
+        """``created_at`` as an aware UTC datetime."""
+        created = _utc(self.created_at)
+        assert created is not None
+        return created
+
+    @property
+    def started_time(self) -> datetime.datetime | None:
+        """``started_at`` as an aware UTC datetime."""
+        return _utc(self.started_at)
+
+    @property
+    def finished_time(self) -> datetime.datetime | None:
+        """``finished_at`` as an aware UTC datetime."""
+        return _utc(self.finished_at)
+
+    @property
+    def queued_seconds(self) -> float | None:
+        """Seconds spent waiting for a worker, once one began (or the attempt ended)."""
+        until = self.started_at if self.started_at is not None else self.finished_at
+        return None if until is None else max(0.0, until - self.created_at)
+
+    @property
+    def rendering_seconds(self) -> float | None:
+        """Seconds spent rendering, once the attempt has ended; ``None`` if it never began."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+
+FIELDS: Final = tuple(f.name for f in dataclasses.fields(Attempt))
+"""The attempt's fields, in declaration order: the ledger table's columns."""

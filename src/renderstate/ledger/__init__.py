@@ -1,0 +1,33 @@
+"""The attempt ledger: one record per render attempt, shared by every process.
+
+- :class:`Ledger` fences each attempt's end, keeps its lease, records its progress and
+  history, and recovers attempts whose lease expired; it works over a store:
+- :mod:`renderstate.ledger.memory`, :mod:`renderstate.ledger.sqlalchemy`,
+  :mod:`renderstate.ledger.django` and :mod:`renderstate.ledger.peewee` keep the records
+  in the projects' own database (memory: in this process), in a table renderstate owns.
+  The project's model is never modified.
+"""
+
+from __future__ import annotations
+
+from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
+from renderstate.exceptions import AttemptSupersededError
+from renderstate.ledger._ledger import (
+    DEFAULT_LEASE,
+    DEFAULT_PROGRESS_INTERVAL,
+    Ledger,
+    Recovered,
+    this_worker,
+)
+
+__all__ = [
+    "ACTIVE_STATES",
+    "DEFAULT_LEASE",
+    "DEFAULT_PROGRESS_INTERVAL",
+    "Attempt",
+    "AttemptState",
+    "AttemptSupersededError",
+    "Ledger",
+    "Recovered",
+    "this_worker",
+]

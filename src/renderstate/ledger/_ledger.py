@@ -1,0 +1,465 @@
+"""The attempt ledger: fencing, leases, shared progress and history over any AttemptStore."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, NamedTuple
+
+from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, encode_key
+from renderstate._lifecycle import ProjectLifecycle
+from renderstate._records import TransitionRecord
+from renderstate._status import Status
+from renderstate.exceptions import (
+    AttemptSupersededError,
+    InvalidTransitionError,
+    ProjectNotFoundError,
+    RenderInterruptedError,
+)
+from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
+
+__all__ = ["DEFAULT_LEASE", "DEFAULT_PROGRESS_INTERVAL", "Ledger", "Recovered", "this_worker"]
+
+logger = logging.getLogger("renderstate.ledger")
+
+DEFAULT_LEASE: Final = 30.0
+"""Seconds a live attempt counts as alive after its last heartbeat."""
+DEFAULT_PROGRESS_INTERVAL: Final = 1.0
+"""Minimum seconds between two progress writes of one attempt."""
+MAX_LEASE: Final = 3600.0
+_INTERRUPTED: Final = "its lease expired: the process rendering it died or stopped renewing it"
+_SUPERSEDED: Final = "superseded by attempt {id}"
+_LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
+
+
+def this_worker() -> str:
+    """Return ``host:pid``, how the ledger names the process that renders an attempt."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _host(worker: str | None) -> str | None:
+    return None if worker is None else worker.rsplit(":", 1)[0]
+
+
+class Recovered(NamedTuple):
+    """One attempt that :meth:`Ledger.recover` found dead, and what it did about it."""
+
+    attempt: Attempt
+    """The attempt as it was found (still live in the record, its lease expired)."""
+    record: TransitionRecord | None
+    """The project's move to FAILED; ``None`` if the project had already left PROCESSING
+    or no longer exists (the attempt is marked interrupted all the same)."""
+    local: bool
+    """Whether the attempt ran on this machine, so its temporary files could be removed."""
+
+
+class Ledger:
+    """One record per render attempt, in the project's own database, fencing every finish.
+
+    Wraps an :class:`~renderstate.typing.AttemptStore` (memory, SQLAlchemy, Django,
+    Peewee). With a ledger, a render's start and its attempt record are one transaction;
+    its end (and the move of its video into place) applies only while the attempt is the
+    project's current, live one, checked under the same row locks; a live attempt keeps a
+    lease, and :meth:`recover` fails only projects whose attempt's lease expired.
+
+    Args:
+        store: Where the records live.
+        lease: Seconds an attempt stays alive after its last heartbeat (at most an hour;
+            default 30). The runner renews it about three times per lease.
+        progress_interval: Minimum seconds between two progress writes of one attempt, so
+            a render costs writes in proportion to its duration, not its frame count.
+        clock: Returns the current UNIX time; every process sharing a ledger must agree on
+            it to well within ``lease`` (NTP-synchronised machines do).
+
+    Raises:
+        ValueError: ``lease`` or ``progress_interval`` is out of range.
+    """
+
+    def __init__(
+        self,
+        store: AttemptStore,
+        *,
+        lease: float = DEFAULT_LEASE,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 0 < lease <= MAX_LEASE:
+            msg = f"lease must be a number of seconds in (0, {MAX_LEASE:g}], got {lease!r}"
+            raise ValueError(msg)
+        if not 0 <= progress_interval < lease:
+            msg = (
+                f"progress_interval must be at least 0 and shorter than the lease "
+                f"({lease:g} s), got {progress_interval!r}"
+            )
+            raise ValueError(msg)
+        self.store = store
+        """The store the records live in."""
+        self.lease = float(lease)
+        """Seconds an attempt stays alive after its last heartbeat."""
+        self.progress_interval = float(progress_interval)
+        """Minimum seconds between two progress writes of one attempt."""
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"<Ledger store={self.store!r} lease={self.lease:g}s>"
+
+    def now(self) -> float:
+        """Return the ledger clock's current UNIX time."""
+        return self._clock()
+
+    # ------------------------------------------------------------------ identities
+
+    def scope(self, project: object) -> str:
+        """Return the text naming ``project``'s kind in the ledger."""
+        return self.store.scope(project)
+
+    def key(self, lifecycle: ProjectLifecycle[Any]) -> tuple[str, str]:
+        """Return ``(scope, key text)``, how the ledger files ``lifecycle``'s project.
+
+        Raises:
+            ProjectNotFoundError: the project has no primary key yet.
+        """
+        key = lifecycle.project_key
+        if key is None:
+            raise ProjectNotFoundError(project_key=None)
+        return self.store.scope(lifecycle.project), encode_key(key)
+
+    # ------------------------------------------------------------------ the transitions
+
+    def start(
+        self,
+        lifecycle: ProjectLifecycle[ProjectT],
+        *,
+        output_path: str | None = None,
+        actor: str | None = None,
+    ) -> tuple[TransitionRecord, Attempt]:
+        """Start a render and record its attempt, as one transaction.
+
+        The guarded ``start_render()`` decides; a refused start writes nothing. Any live
+        attempt of the project (left by a transition made outside the ledger) is marked
+        superseded.
+
+        Returns:
+            The transition's record and the new, queued attempt.
+
+        Raises:
+            RenderConflictError: a render of the project is already running (HTTP 409).
+        """
+        scope, key = self.key(lifecycle)
+        now = self._clock()
+        with self._atomic(lifecycle):
+            record = lifecycle.start_render()
+            attempt = self.store.insert(
+                Attempt(
+                    id=0,
+                    scope=scope,
+                    project_key=key,
+                    state=AttemptState.QUEUED,
+                    output_path=output_path,
+                    actor=actor,
+                    lease_expires_at=now + self.lease,
+                    created_at=now,
+                )
+            )
+            for old in self.store.live(scope, key):
+                if old.id != attempt.id:
+                    self.store.update(
+                        old.id,
+                        {
+                            "state": AttemptState.SUPERSEDED,
+                            "finished_at": now,
+                            "error": _SUPERSEDED.format(id=attempt.id),
+                        },
+                        states=ACTIVE_STATES,
+                    )
+        return record, attempt
+
+    def begin(self, attempt: Attempt, *, worker: str | None = None) -> Attempt:
+        """Mark ``attempt`` as rendering in this process, with a fresh lease.
+
+        A redelivered attempt (its worker died, a task queue delivered it again) may begin
+        again while it is live; the fence at its end keeps one outcome.
+
+        Raises:
+            AttemptSupersededError: the attempt is no longer live.
+        """
+        now = self._clock()
+        values: dict[str, object] = {
+            "state": AttemptState.RENDERING,
+            "started_at": now,
+            "worker": worker or this_worker(),
+            "lease_expires_at": now + self.lease,
+        }
+        if not self.store.update(attempt.id, values, states=ACTIVE_STATES):
+            raise self._superseded(attempt)
+        return self._fetch(attempt)
+
+    def heartbeat(
+        self, attempt: Attempt | int, progress: Mapping[str, object] | None = None
+    ) -> bool:
+        """Renew a live attempt's lease, and record its progress if given.
+
+        ``progress`` holds any of ``phase``, ``done``, ``total``, ``fraction`` and
+        ``eta_seconds``. One ``UPDATE`` by primary key.
+
+        Returns:
+            Whether the attempt is still live (``False``: stop, it was superseded or
+            recovered, and nothing was written).
+        """
+        attempt_id = attempt if isinstance(attempt, int) else attempt.id
+        values: dict[str, object] = {"lease_expires_at": self._clock() + self.lease}
+        if progress:
+            unknown = set(progress) - _PROGRESS_FIELDS
+            if unknown:
+                msg = (
+                    f"heartbeat progress has unknown fields {sorted(unknown)}; use "
+                    f"{sorted(_PROGRESS_FIELDS)}"
+                )
+                raise ValueError(msg)
+            values.update(progress)
+        return self.store.update(attempt_id, values, states=ACTIVE_STATES)
+
+    def complete(
+        self,
+        lifecycle: ProjectLifecycle[ProjectT],
+        attempt: Attempt,
+        output_path: str,
+        *,
+        publish: Callable[[], None] | None = None,
+    ) -> TransitionRecord:
+        """Complete the project for ``attempt``, fenced: only while it is the live attempt.
+
+        The attempt's record and the project's row are written in one transaction (the
+        attempt's row first, then the guarded ``UPDATE`` of the project). ``publish``,
+        typically the rename of the finished file over the final video, runs inside it,
+        after both writes matched and before the commit: a late attempt never replaces
+        the current attempt's video, and a failing ``publish`` undoes both writes.
+
+        Raises:
+            AttemptSupersededError: the attempt is no longer live; nothing was changed.
+            InvalidTransitionError: the project is not PROCESSING (it was moved outside
+                the ledger); the attempt is then marked interrupted.
+        """
+        now = self._clock()
+        values: dict[str, object] = {
+            "state": AttemptState.COMPLETED,
+            "finished_at": now,
+            "phase": "done",
+            "fraction": 1.0,
+            "eta_seconds": 0.0,
+            "output_path": output_path,
+        }
+        return self._finish(
+            lifecycle, attempt, values, lambda: lifecycle.complete(output_path), publish
+        )
+
+    def fail(
+        self,
+        lifecycle: ProjectLifecycle[ProjectT],
+        attempt: Attempt,
+        error: BaseException | str | None = None,
+        *,
+        clear_output: bool = False,
+    ) -> TransitionRecord:
+        """Fail the project for ``attempt``, fenced like :meth:`complete`.
+
+        Raises:
+            AttemptSupersededError: the attempt is no longer live; nothing was changed.
+            InvalidTransitionError: the project is not PROCESSING.
+        """
+        values: dict[str, object] = {
+            "state": AttemptState.FAILED,
+            "finished_at": self._clock(),
+            "phase": "failed",
+            "error": _describe(error),
+        }
+        return self._finish(
+            lifecycle,
+            attempt,
+            values,
+            lambda: lifecycle.fail(error, clear_output=clear_output),
+            None,
+        )
+
+    def _finish(
+        self,
+        lifecycle: ProjectLifecycle[ProjectT],
+        attempt: Attempt,
+        values: Mapping[str, object],
+        transition: Callable[[], TransitionRecord],
+        publish: Callable[[], None] | None,
+    ) -> TransitionRecord:
+        try:
+            with self._atomic(lifecycle):
+                # The attempt's row first: a late attempt stops here, before it has taken
+                # the project's row lock or touched its object.
+                if not self.store.update(attempt.id, values, states=ACTIVE_STATES):
+                    raise self._superseded(attempt)
+                record = transition()
+                if publish is not None:
+                    publish()
+        except InvalidTransitionError:
+            # The project left PROCESSING without the ledger (a plain lifecycle call):
+            # this attempt cannot finish it, and must not stay live for recovery either.
+            self.store.update(
+                attempt.id,
+                {
+                    "state": AttemptState.INTERRUPTED,
+                    "finished_at": self._clock(),
+                    "error": _LEFT_OUTSIDE,
+                },
+                states=ACTIVE_STATES,
+            )
+            raise
+        return record
+
+    # ------------------------------------------------------------------ recovery
+
+    def expired(self, *, scope: str | None = None) -> list[Attempt]:
+        """Return the live attempts whose lease has expired, oldest first."""
+        return self.store.expired(self._clock(), scope=scope)
+
+    def recover(
+        self,
+        adapter: Adapter[ProjectT],
+        loader: ProjectLoader[ProjectT],
+        *,
+        cleanup: Callable[[Attempt], None] | None = None,
+        status_field: str = "status",
+        output_field: str = "output_path",
+        values: Mapping[Status, Hashable] | None = None,
+    ) -> list[Recovered]:
+        """Fail exactly the projects whose live attempt's lease has expired.
+
+        Safe at any time, in any process, while others render: a render that is alive
+        renews its lease, and each candidate is re-checked (state and lease) under its
+        row lock in the same transaction that fails the project. The attempt becomes
+        ``interrupted``; the project, if still PROCESSING, FAILED with that reason.
+
+        Args:
+            adapter: The project's adapter.
+            loader: Loads a project by its key text; its ``scope`` limits the search.
+            cleanup: Called for each recovered attempt that ran on this machine (or never
+                began), after the transaction: remove its temporary files there.
+            status_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
+            output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
+            values: Passed to each :class:`~renderstate.ProjectLifecycle`.
+        """
+        found: list[Recovered] = []
+        here = socket.gethostname()
+        for attempt in self.store.expired(self._clock(), scope=loader.scope):
+            now = self._clock()
+            ended = {
+                "state": AttemptState.INTERRUPTED,
+                "finished_at": now,
+                "phase": "failed",
+                "error": _INTERRUPTED,
+            }
+            project = loader(attempt.project_key)
+            record: TransitionRecord | None = None
+            if project is None:
+                if not self.store.update(attempt.id, ended, states=ACTIVE_STATES, lease_before=now):
+                    continue
+            else:
+                lifecycle = ProjectLifecycle(
+                    project,
+                    adapter,
+                    status_field=status_field,
+                    output_field=output_field,
+                    values=values,
+                )
+                error = RenderInterruptedError(
+                    project_key=lifecycle.project_key, reason=_INTERRUPTED
+                )
+                with self._atomic(lifecycle):
+                    if not self.store.update(
+                        attempt.id, ended, states=ACTIVE_STATES, lease_before=now
+                    ):
+                        continue  # renewed (or finished) since it was listed: alive
+                    try:
+                        record = lifecycle.fail(error)
+                    except InvalidTransitionError:
+                        record = None  # it left PROCESSING meanwhile: only the record ends
+            local = _host(attempt.worker) in (None, here)
+            logger.warning(
+                "render attempt %s of %s %s was interrupted (lease expired%s)",
+                attempt.id,
+                attempt.scope,
+                attempt.project_key,
+                f", worker {attempt.worker}" if attempt.worker else "",
+            )
+            if local and cleanup is not None:
+                try:
+                    cleanup(attempt)
+                except Exception:
+                    logger.exception("could not clean up after attempt %s", attempt.id)
+            found.append(Recovered(attempt, record, local))
+        return found
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, attempt_id: int) -> Attempt | None:
+        """Return the attempt with that id, if there is one."""
+        return self.store.get(attempt_id)
+
+    def current(self, scope: str, key: object) -> Attempt | None:
+        """Return the project's newest attempt (live or ended), if it has one."""
+        newest = self.store.history(scope, _text(key), limit=1)
+        return newest[0] if newest else None
+
+    def history(self, scope: str, key: object, *, limit: int | None = None) -> list[Attempt]:
+        """Return the project's attempts, newest first: outcome, error, actor, timings."""
+        return self.store.history(scope, _text(key), limit=limit)
+
+    def rendering_seconds(self, scope: str, key: object) -> float:
+        """Return the total seconds the project's ended attempts spent rendering."""
+        return sum(a.rendering_seconds or 0.0 for a in self.store.history(scope, _text(key)))
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextmanager
+    def _atomic(self, lifecycle: ProjectLifecycle[Any]) -> Iterator[None]:
+        try:
+            with self.store.atomic(lifecycle.project):
+                yield
+        except BaseException:
+            # The transaction rolled back, but the adapter may already have set the new
+            # values on the object: read back what the row holds, so a later save() of
+            # the object cannot write a transition that never happened.
+            try:
+                lifecycle.refresh()
+            except Exception:  # pragma: no cover - the original error matters more
+                logger.debug("could not refresh %r after a rollback", lifecycle, exc_info=True)
+            raise
+
+    def _fetch(self, attempt: Attempt) -> Attempt:
+        fresh = self.store.get(attempt.id)
+        if fresh is None:  # pragma: no cover - an attempt row is never deleted by us
+            raise self._superseded(attempt)
+        return fresh
+
+    def _superseded(self, attempt: Attempt) -> AttemptSupersededError:
+        now = self.store.get(attempt.id)
+        return AttemptSupersededError(
+            project_key=attempt.project_key,
+            attempt_id=attempt.id,
+            state=None if now is None else now.state.value,
+        )
+
+
+_PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
+
+
+def _text(key: object) -> str:
+    return key if isinstance(key, str) else encode_key(key)
+
+
+def _describe(error: BaseException | str | None) -> str | None:
+    if error is None or isinstance(error, str):
+        return error
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,0 +1,308 @@
+"""The SQLAlchemy attempt store: the ledger as a table beside your models.
+
+Install with ``pip install 'renderstate[sqlalchemy]'``. Add the table to your metadata (so
+your migrations create it) or create it with :meth:`SQLAlchemyAttemptStore.create_table`::
+
+    from renderstate.ledger import Ledger
+    from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
+
+    attempts = attempt_table(Base.metadata)          # alembic sees it like any table
+    ledger = Ledger(SQLAlchemyAttemptStore(Session, table=attempts))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, Generic, cast
+
+try:
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        CursorResult,
+        Double,
+        Engine,
+        Index,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Text,
+        insert,
+        inspect,
+        select,
+        update,
+    )
+    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.orm.state import InstanceState
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    msg = (
+        "renderstate.ledger.sqlalchemy needs SQLAlchemy; "
+        "install it with: pip install 'renderstate[sqlalchemy]'"
+    )
+    raise ImportError(msg) from exc
+
+from renderstate._attempts import ACTIVE_STATES, FIELDS, Attempt, AttemptState, decode_key
+from renderstate.adapters.sqlalchemy import _JOINED, joined
+from renderstate.typing import ProjectT
+
+__all__ = ["SQLAlchemyAttemptStore", "SQLAlchemyLoader", "attempt_table"]
+
+TABLE_NAME: Final = "renderstate_attempt"
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+
+def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
+    """Declare the ledger's table in ``metadata`` and return it.
+
+    Times are UNIX seconds in double precision, which every database compares alike.
+    """
+    return Table(
+        name,
+        metadata,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("scope", String(100), nullable=False),
+        Column("project_key", String(255), nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("output_path", String(500)),
+        Column("actor", String(255)),
+        Column("worker", String(255)),
+        Column("lease_expires_at", Double()),
+        Column("phase", String(32), nullable=False, default="queued"),
+        Column("done", Integer(), nullable=False, default=0),
+        Column("total", Integer(), nullable=False, default=0),
+        Column("fraction", Double(), nullable=False, default=0.0),
+        Column("eta_seconds", Double()),
+        Column("error", Text()),
+        Column("created_at", Double(), nullable=False),
+        Column("started_at", Double()),
+        Column("finished_at", Double()),
+        Index(f"{name}_project", "scope", "project_key", "id"),
+        Index(f"{name}_lease", "state", "lease_expires_at"),
+    )
+
+
+class SQLAlchemyAttemptStore:
+    """Keeps the attempt ledger in a table, in the projects' own database.
+
+    Args:
+        session: A :class:`~sqlalchemy.orm.sessionmaker` (each ledger call runs in a fresh
+            session, committed at once: share the store between threads), or a
+            :class:`~sqlalchemy.orm.Session` used as it is (its transaction is joined; a
+            ledger transaction inside it is a savepoint).
+        table: The table from :func:`attempt_table`; by default one declared on the
+            store's own metadata (create it with :meth:`create_table`).
+    """
+
+    def __init__(
+        self, session: Session | sessionmaker[Session], *, table: Table | None = None
+    ) -> None:
+        if isinstance(session, Session):
+            self._session: Session | None = session
+            self._factory: sessionmaker[Session] | None = None
+        else:
+            self._session = None
+            self._factory = session
+        self.table = attempt_table(MetaData()) if table is None else table
+        """The ledger's table."""
+        missing = [f for f in FIELDS if f not in self.table.c]
+        if missing:
+            msg = f"table {self.table.name} lacks the ledger columns {missing}; use attempt_table()"
+            raise ValueError(msg)
+
+    def __repr__(self) -> str:
+        return f"<SQLAlchemyAttemptStore table={self.table.name}>"
+
+    def create_table(self, bind: Engine | Connection | None = None) -> None:
+        """Create the ledger's table if it does not exist (for scripts and tests)."""
+        if bind is None:
+            with self._transaction() as session:
+                self.table.create(session.connection(), checkfirst=True)
+        else:
+            self.table.create(bind, checkfirst=True)
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        current = _JOINED.get()
+        if current is not None:
+            yield current
+        elif self._factory is not None:
+            with self._factory() as session, session.begin():
+                yield session
+        else:
+            assert self._session is not None
+            if self._session.in_transaction():
+                yield self._session
+            else:
+                with self._session.begin():
+                    yield self._session
+
+    @contextmanager
+    def atomic(self, project: Any) -> Iterator[None]:
+        """One transaction (a savepoint inside another) that the adapter joins."""
+        current = _JOINED.get() or self._session
+        if current is not None and current.in_transaction():
+            with current.begin_nested(), joined(current):
+                yield
+        elif current is not None:
+            with current.begin(), joined(current):
+                yield
+        else:
+            assert self._factory is not None
+            with self._factory() as session, session.begin(), joined(session):
+                yield
+
+    # ------------------------------------------------------------------ the store
+
+    def scope(self, project: Any) -> str:
+        """Return the name of the table the project's class is mapped to."""
+        state: InstanceState[Any] = inspect(project)
+        return str(cast("Table", state.mapper.local_table).name)
+
+    def insert(self, attempt: Attempt) -> Attempt:
+        """Insert ``attempt`` and return it with the id the database gave it."""
+        values = _row_values(attempt)
+        del values["id"]
+        with self._transaction() as session:
+            result = cast("CursorResult[Any]", session.execute(insert(self.table).values(values)))
+            inserted = result.inserted_primary_key
+            assert inserted is not None
+            new_id = inserted[0]
+        return Attempt(**{**_attempt_kwargs(attempt), "id": int(new_id)})
+
+    def update(
+        self,
+        attempt_id: int,
+        values: Mapping[str, object],
+        *,
+        states: Collection[AttemptState],
+        lease_before: float | None = None,
+    ) -> bool:
+        """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
+        c = self.table.c
+        where = [c.id == attempt_id, c.state.in_([AttemptState(s).value for s in states])]
+        if lease_before is not None:
+            where.append(c.lease_expires_at < lease_before)
+        stmt = update(self.table).where(*where).values(_column_values(values))
+        with self._transaction() as session:
+            result = cast("CursorResult[Any]", session.execute(stmt))
+            return result.rowcount == 1
+
+    def get(self, attempt_id: int) -> Attempt | None:
+        """Return the attempt with that id."""
+        with self._transaction() as session:
+            row = session.execute(select(self.table).where(self.table.c.id == attempt_id)).first()
+        return None if row is None else _attempt(row)
+
+    def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
+        """Return the project's attempts, newest first."""
+        c = self.table.c
+        query = (
+            select(self.table)
+            .where(c.scope == scope, c.project_key == key)
+            .order_by(c.id.desc())
+            .limit(limit)
+        )
+        with self._transaction() as session:
+            return [_attempt(row) for row in session.execute(query)]
+
+    def live(self, scope: str, key: str) -> list[Attempt]:
+        """Return the project's queued or rendering attempts."""
+        c = self.table.c
+        query = select(self.table).where(
+            c.scope == scope, c.project_key == key, c.state.in_([s.value for s in ACTIVE_STATES])
+        )
+        with self._transaction() as session:
+            return [_attempt(row) for row in session.execute(query)]
+
+    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+        """Return the live attempts whose lease expired before ``now``, oldest first."""
+        c = self.table.c
+        query = select(self.table).where(
+            c.state.in_([s.value for s in ACTIVE_STATES]), c.lease_expires_at < now
+        )
+        if scope is not None:
+            query = query.where(c.scope == scope)
+        with self._transaction() as session:
+            return [_attempt(row) for row in session.execute(query.order_by(c.id))]
+
+    def loader(self, model: type[ProjectT]) -> SQLAlchemyLoader[ProjectT]:
+        """Return a loader of ``model`` instances by the key text the ledger stores."""
+        return SQLAlchemyLoader(model, self._factory or self._session)
+
+
+class SQLAlchemyLoader(Generic[ProjectT]):
+    """Loads instances of one mapped class by primary key text, for recovery and workers.
+
+    Args:
+        model: The mapped class.
+        session: A sessionmaker (each load in a fresh session; the instance comes back
+            detached, its attributes loaded) or a Session (``session.get``).
+    """
+
+    def __init__(
+        self, model: type[ProjectT], session: Session | sessionmaker[Session] | None
+    ) -> None:
+        mapper = inspect(model)
+        self._model = model
+        self._session = session
+        self._keys = list(mapper.primary_key)
+        self.scope = str(cast("Table", mapper.local_table).name)
+        """The table the model is mapped to."""
+
+    def __call__(self, key: str, /) -> ProjectT | None:
+        """Return the instance whose key text is ``key``, or ``None``."""
+        decoded = decode_key(key)
+        parts = decoded if isinstance(decoded, tuple) else (decoded,)
+        if len(parts) != len(self._keys):
+            return None
+        try:
+            ident = tuple(_convert(col, part) for col, part in zip(self._keys, parts, strict=True))
+        except (TypeError, ValueError):
+            return None
+        identity = ident[0] if len(ident) == 1 else ident
+        if isinstance(self._session, Session):
+            return self._session.get(self._model, identity)
+        assert self._session is not None
+        with self._session() as session:
+            found = session.get(self._model, identity)
+            if found is not None:
+                session.expunge(found)
+            return found
+
+
+def _convert(column: Column[Any], text: object) -> object:
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return text
+    if isinstance(text, python_type):
+        return text
+    return python_type(text)
+
+
+def _column_values(values: Mapping[str, object]) -> dict[str, object]:
+    return {
+        name: (value.value if isinstance(value, AttemptState) else value)
+        for name, value in values.items()
+    }
+
+
+def _attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
+    return {name: getattr(attempt, name) for name in FIELDS}
+
+
+def _row_values(attempt: Attempt) -> dict[str, object]:
+    return _column_values(_attempt_kwargs(attempt))
+
+
+def _attempt(row: Row[Any]) -> Attempt:
+    data = dict(row._mapping)
+    data["state"] = AttemptState(data["state"])
+    data["id"] = int(data["id"])
+    return Attempt(**{name: data[name] for name in FIELDS})

@@ -1,0 +1,429 @@
+"""The attempt ledger's contract, written once and run on every store and database.
+
+A test module subclasses :class:`LedgerContract` with a ``harness_class``: an adapter
+harness from ``tests/adapters`` (rows in, rows out, on SQLite, PostgreSQL and MariaDB) that
+also builds the ORM's attempt store and project loader.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from adapters.contract import Harness
+from renderstate import ProjectLifecycle, Status
+from renderstate.exceptions import (
+    AttemptSupersededError,
+    InvalidTransitionError,
+    RenderConflictError,
+)
+from renderstate.ledger import Attempt, AttemptState, Ledger
+from renderstate.typing import AttemptStore, ProjectLoader
+
+THREADS = 16
+PROCESSES = 16
+
+
+class Clock:
+    """A settable clock shared by the ledgers of one test (leases expire when told)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class LedgerHarness(Harness):
+    """An adapter harness that also gives the ORM's attempt store and loader."""
+
+    def store(self) -> AttemptStore:
+        raise NotImplementedError
+
+    def loader(self) -> ProjectLoader[Any]:
+        raise NotImplementedError
+
+    def attempts(self) -> int:
+        """How many attempt records the store holds, for every project."""
+        raise NotImplementedError
+
+
+def ledger_for(harness: LedgerHarness, clock: Callable[[], float] | None = None) -> Ledger:
+    return Ledger(harness.store(), lease=10.0, progress_interval=1.0, clock=clock or Clock())
+
+
+def start_in_child(harness: LedgerHarness, key: object, barrier: Any, results: Any) -> None:
+    """Child process body: load the project, wait for the others, start it with the ledger."""
+    try:
+        harness.prepare()
+        ledger = ledger_for(harness)
+        lifecycle = harness.lifecycle(harness.load(key))
+    except Exception as exc:
+        barrier.abort()
+        results.put(f"error: {exc!r}")
+        return
+    barrier.wait()
+    try:
+        ledger.start(lifecycle, output_path="projects/x/final.mp4")
+    except RenderConflictError:
+        results.put("conflict")
+    except Exception as exc:
+        results.put(f"error: {exc!r}")
+    else:
+        results.put("won")
+    harness.release()
+
+
+def recover_and_restart_in_child(
+    harness: LedgerHarness, key: object, now: float, results: Any
+) -> None:
+    """Child process body: recover the project's expired attempt, then start a new one."""
+    try:
+        harness.prepare()
+        ledger = ledger_for(harness, Clock(now))
+        recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)), actor="process 2")
+        results.put(("ok", [r.attempt.id for r in recovered], attempt.id))
+    except Exception as exc:
+        results.put(("error", repr(exc), None))
+    harness.release()
+
+
+class LedgerContract:
+    """Behaviour every attempt store must show, through :class:`Ledger`."""
+
+    harness_class: type[LedgerHarness]
+
+    def test_start_records_one_queued_attempt(self, harness: LedgerHarness) -> None:
+        """A start and its queued attempt are written together; the attempt has the lease."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        record, attempt = ledger.start(lifecycle, output_path="projects/a/final.mp4", actor="ann")
+        assert record.target is Status.PROCESSING
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+        assert attempt.id > 0
+        assert attempt.state is AttemptState.QUEUED
+        assert attempt.actor == "ann"
+        assert attempt.lease_expires_at == clock.now + 10.0
+        scope, text = ledger.key(lifecycle)
+        assert ledger.current(scope, text) == attempt
+        assert ledger.get(attempt.id) == attempt
+
+    def test_refused_start_writes_nothing(self, harness: LedgerHarness) -> None:
+        """A start refused with 409 writes no attempt and leaves the row as it was."""
+        ledger = ledger_for(harness)
+        key = harness.insert(Status.PROCESSING)
+        before = harness.attempts()
+        with pytest.raises(RenderConflictError):
+            ledger.start(harness.lifecycle(harness.load(key)))
+        assert harness.attempts() == before
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_attempt_ids_increase_per_project(self, harness: LedgerHarness) -> None:
+        """Each new attempt of a project gets a larger id than the one before."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        ids = []
+        for _ in range(3):
+            lifecycle = harness.lifecycle(harness.load(key))
+            _, attempt = ledger.start(lifecycle)
+            ledger.begin(attempt)
+            ledger.fail(lifecycle, attempt, "boom")
+            ids.append(attempt.id)
+        assert ids == sorted(ids)
+        assert len(set(ids)) == 3
+
+    def test_sixteen_threads_one_attempt(self, harness: LedgerHarness) -> None:
+        """Of 16 threads starting one project, one wins and one attempt is recorded."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        before = harness.attempts()
+        barrier = threading.Barrier(THREADS)
+
+        def start(_: int) -> str:
+            lifecycle = harness.lifecycle(harness.load(key))
+            barrier.wait()
+            try:
+                ledger.start(lifecycle)
+            except RenderConflictError:
+                return "conflict"
+            except Exception as exc:
+                return f"error: {exc!r}"
+            return "won"
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            results = sorted(pool.map(start, range(THREADS)))
+        assert results == ["conflict"] * (THREADS - 1) + ["won"], results
+        assert harness.attempts() == before + 1
+
+    def test_sixteen_processes_one_attempt(self, harness: LedgerHarness) -> None:
+        """Of 16 processes starting one project, one wins, 15 get 409, one attempt is written
+        (4 processes for the variant model: the race is the same, the processes are slow)."""
+        processes = 4 if harness.variant else PROCESSES
+        key = harness.insert(Status.COMPLETED, output="projects/1/final.mp4")
+        before = harness.attempts()
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(processes)
+        results = context.Queue()
+        workers = [
+            context.Process(target=start_in_child, args=(harness, key, barrier, results))
+            for _ in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = sorted(results.get(timeout=180) for _ in workers)
+        for worker in workers:
+            worker.join(timeout=60)
+        assert outcomes == ["conflict"] * (processes - 1) + ["won"], outcomes
+        assert harness.attempts() == before + 1
+        row = harness.row(key)
+        assert row["status"] == harness.literal(Status.PROCESSING)
+        assert row["output"] == "projects/1/final.mp4"
+
+    def test_begin_heartbeat_and_progress(self, harness: LedgerHarness) -> None:
+        """A begun attempt is rendering on a named worker; heartbeats renew it and record
+        progress; any process reads it back."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        clock.now += 5
+        begun = ledger.begin(attempt, worker="render-host:42")
+        assert begun.state is AttemptState.RENDERING
+        assert begun.worker == "render-host:42"
+        assert begun.started_at == clock.now
+        clock.now += 3
+        progress = {"phase": "rendering", "done": 12, "total": 48, "fraction": 0.25}
+        assert ledger.heartbeat(attempt, {**progress, "eta_seconds": 9.0})
+        reader = ledger_for(harness)  # another ledger object: nothing shared in memory
+        seen = reader.get(attempt.id)
+        assert seen is not None
+        assert (seen.phase, seen.done, seen.total, seen.fraction) == ("rendering", 12, 48, 0.25)
+        assert seen.eta_seconds == 9.0
+        assert seen.lease_expires_at == clock.now + 10.0
+        with pytest.raises(ValueError, match="unknown fields"):
+            ledger.heartbeat(attempt, {"frames": 3})
+
+    def test_complete_for_the_live_attempt(self, harness: LedgerHarness) -> None:
+        """Completing the live attempt completes the project, runs publish, ends the record."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        _, attempt = ledger.start(lifecycle)
+        ledger.begin(attempt)
+        published: list[str] = []
+        record = ledger.complete(
+            lifecycle, attempt, "projects/a/final.mp4", publish=lambda: published.append("x")
+        )
+        assert record.target is Status.COMPLETED
+        assert published == ["x"]
+        row = harness.row(key)
+        assert row["status"] == harness.literal(Status.COMPLETED)
+        assert row["output"] == "projects/a/final.mp4"
+        done = ledger.get(attempt.id)
+        assert done is not None
+        assert done.state is AttemptState.COMPLETED
+        assert done.fraction == 1.0
+        assert done.finished_at is not None
+        assert not ledger.heartbeat(attempt), "an ended attempt has no lease to renew"
+
+    def test_failing_publish_undoes_both_writes(self, harness: LedgerHarness) -> None:
+        """If moving the file fails, neither the project nor the attempt is finished, and
+        the object reads back what the row holds."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        _, attempt = ledger.start(lifecycle)
+
+        def publish() -> None:
+            raise OSError("disk full")
+
+        with pytest.raises(OSError, match="disk full"):
+            ledger.complete(lifecycle, attempt, "projects/a/final.mp4", publish=publish)
+        row = harness.row(key)
+        assert row["status"] == harness.literal(Status.PROCESSING)
+        assert row["output"] == harness.no_output
+        assert lifecycle.status is Status.PROCESSING
+        live = ledger.get(attempt.id)
+        assert live is not None
+        assert live.state is AttemptState.QUEUED
+
+    def test_late_worker_is_fenced(self, harness: LedgerHarness) -> None:
+        """A recovers, B starts; A's late complete and fail change nothing and say so."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        worker_a = harness.lifecycle(harness.load(key))
+        _, a = ledger.start(worker_a)
+        ledger.begin(a)
+        clock.now += 11  # A's lease expires: its worker hung
+        recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert a.id in {r.attempt.id for r in recovered}
+        assert harness.row(key)["status"] == harness.literal(Status.FAILED)
+        _, b = ledger.start(harness.lifecycle(harness.load(key)))
+        row_b = harness.row(key)
+        published: list[str] = []
+        with pytest.raises(AttemptSupersededError) as caught:
+            ledger.complete(
+                worker_a, a, "projects/a/late.mp4", publish=lambda: published.append("x")
+            )
+        assert caught.value.attempt_id == a.id
+        assert caught.value.state == "interrupted"
+        with pytest.raises(AttemptSupersededError):
+            ledger.fail(worker_a, a, "late failure")
+        assert published == []
+        assert harness.row(key) == row_b
+        assert ledger.get(b.id) == b
+        ended_a = ledger.get(a.id)
+        assert ended_a is not None
+        assert ended_a.state is AttemptState.INTERRUPTED
+
+    def test_fencing_across_processes(self, harness: LedgerHarness) -> None:
+        """Attempt A starts here; another process recovers it and starts B; A's complete
+        here changes nothing: B's status, path and record are unchanged."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert(Status.COMPLETED, output="projects/1/final.mp4")
+        worker_a = harness.lifecycle(harness.load(key))
+        _, a = ledger.start(worker_a)
+        ledger.begin(a)
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        child = context.Process(
+            target=recover_and_restart_in_child, args=(harness, key, clock.now + 60, results)
+        )
+        child.start()
+        outcome, recovered, b_id = results.get(timeout=120)
+        child.join(timeout=60)
+        assert outcome == "ok", recovered
+        assert a.id in recovered
+        row_b = harness.row(key)
+        assert row_b["status"] == harness.literal(Status.PROCESSING)
+        b = ledger.get(b_id)
+        with pytest.raises(AttemptSupersededError):
+            ledger.complete(worker_a, a, "projects/1/final.mp4")
+        assert harness.row(key) == row_b
+        assert ledger.get(b_id) == b
+
+    def test_recover_spares_live_attempts(self, harness: LedgerHarness) -> None:
+        """Recovery touches only attempts whose lease expired; a renewed one is alive."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        live_key, dead_key = harness.insert(), harness.insert()
+        _, live = ledger.start(harness.lifecycle(harness.load(live_key)))
+        _, dead = ledger.start(harness.lifecycle(harness.load(dead_key)))
+        ledger.begin(live)
+        ledger.begin(dead)
+        clock.now += 8
+        assert ledger.heartbeat(live)
+        clock.now += 8  # dead's lease (10 s) has expired, live's was renewed 8 s ago
+        cleaned: list[int] = []
+        recovered = ledger.recover(
+            harness.adapter(),
+            harness.loader(),
+            cleanup=lambda attempt: cleaned.append(attempt.id),
+            **harness.options,
+        )
+        ids = [r.attempt.id for r in recovered]
+        assert dead.id in ids
+        assert live.id not in ids
+        mine = recovered[ids.index(dead.id)]
+        assert mine.record is not None
+        assert mine.record.target is Status.FAILED
+        assert mine.local
+        assert dead.id in cleaned
+        assert live.id not in cleaned
+        assert harness.row(dead_key)["status"] == harness.literal(Status.FAILED)
+        assert harness.row(live_key)["status"] == harness.literal(Status.PROCESSING)
+        still = ledger.get(live.id)
+        assert still is not None
+        assert still.state is AttemptState.RENDERING
+        again = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert not {dead.id, live.id} & {r.attempt.id for r in again}
+
+    def test_history_in_order_with_errors(self, harness: LedgerHarness) -> None:
+        """Render, fail, retry, re-render: four records, newest first, with their outcomes."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        outcomes = ["complete", "fail", "complete", "complete"]
+        for n, outcome in enumerate(outcomes):
+            lifecycle = harness.lifecycle(harness.load(key))
+            _, attempt = ledger.start(lifecycle, actor=f"user{n}")
+            clock.now += 1
+            ledger.begin(attempt)
+            clock.now += 2
+            if outcome == "complete":
+                ledger.complete(lifecycle, attempt, "projects/k/final.mp4")
+            else:
+                ledger.fail(lifecycle, attempt, ValueError("bad scene"))
+        scope, text = ledger.key(harness.lifecycle(harness.load(key)))
+        history = ledger.history(scope, text)
+        assert [a.state for a in history] == [
+            AttemptState.COMPLETED,
+            AttemptState.COMPLETED,
+            AttemptState.FAILED,
+            AttemptState.COMPLETED,
+        ]
+        assert [a.actor for a in history] == ["user3", "user2", "user1", "user0"]
+        assert history[2].error == "ValueError: bad scene"
+        assert all(a.queued_seconds == 1.0 and a.rendering_seconds == 2.0 for a in history)
+        assert ledger.rendering_seconds(scope, text) == 8.0
+        assert ledger.history(scope, text, limit=1) == history[:1]
+
+    def test_transition_outside_the_ledger_is_cleaned_up(self, harness: LedgerHarness) -> None:
+        """A project failed without the ledger: its attempt cannot complete it, is marked
+        interrupted, and the next start is a fresh attempt."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        _, stale = ledger.start(lifecycle)
+        harness.lifecycle(harness.load(key)).fail("by hand")
+        with pytest.raises(InvalidTransitionError):
+            ledger.complete(lifecycle, stale, "projects/a/final.mp4")
+        ended = ledger.get(stale.id)
+        assert ended is not None
+        assert ended.state is AttemptState.INTERRUPTED
+        _, fresh = ledger.start(harness.lifecycle(harness.load(key)))
+        assert fresh.id > stale.id
+
+    def test_start_supersedes_an_attempt_left_live(self, harness: LedgerHarness) -> None:
+        """A live attempt whose project was moved on outside the ledger is superseded by
+        the next start, so at most one attempt per project is live."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        _, stale = ledger.start(harness.lifecycle(harness.load(key)))
+        harness.lifecycle(harness.load(key)).fail("by hand")
+        _, fresh = ledger.start(harness.lifecycle(harness.load(key)))
+        old = ledger.get(stale.id)
+        assert old is not None
+        assert old.state is AttemptState.SUPERSEDED
+        assert old.error == f"superseded by attempt {fresh.id}"
+        scope, text = ledger.key(harness.lifecycle(harness.load(key)))
+        assert [a.id for a in harness.store().live(scope, text)] == [fresh.id]
+
+    def test_recover_project_deleted(self, harness: LedgerHarness) -> None:
+        """An expired attempt of a deleted project is marked interrupted, nothing else."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        harness.delete(key)
+        clock.now += 11
+        recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert (attempt.id, None) in [(r.attempt.id, r.record) for r in recovered]
+        ended = ledger.get(attempt.id)
+        assert ended is not None
+        assert ended.state is AttemptState.INTERRUPTED
+
+
+def attempt_of(ledger: Ledger, lifecycle: ProjectLifecycle[Any]) -> Attempt | None:
+    scope, key = ledger.key(lifecycle)
+    return ledger.current(scope, key)
