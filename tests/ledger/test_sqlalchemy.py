@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Column, Integer, MetaData, Table, func, inspect, select
 
 from adapters.test_sqlalchemy import Base, Project, SQLAlchemyHarness
 from renderstate.ledger import Ledger
@@ -47,8 +47,6 @@ def test_table_has_the_attempt_columns_and_indexes() -> None:
 
 def test_store_refuses_a_table_without_the_columns() -> None:
     """A hand-made table missing ledger columns is refused with the fix."""
-    from sqlalchemy import Column, Integer, MetaData, Table
-
     bare = Table("bare", MetaData(), Column("id", Integer, primary_key=True))
     with pytest.raises(ValueError, match="use attempt_table"):
         SQLAlchemyAttemptStore(lambda: None, table=bare)  # type: ignore[arg-type]
