@@ -11,10 +11,12 @@ field or migration::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 try:
-    from django.db import connections, models, router
+    from django.db import close_old_connections, connections, models, router
     from django.db.models.signals import post_save, pre_save
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
@@ -138,6 +140,21 @@ class DjangoAdapter:
         if not found:
             raise ProjectNotFoundError(project_key=project.pk)
         setattr(project, attname, found[0])
+
+    @contextmanager
+    def job_scope(self) -> Iterator[None]:
+        """Recycle this thread's database connections around a render job.
+
+        The render runner calls it around each job on its worker threads (and around each
+        heartbeat tick): like Django's request cycle, it closes the connections that are
+        broken or older than ``CONN_MAX_AGE`` before and after, so a long-lived worker
+        thread never reuses a dead connection or keeps one open forever.
+        """
+        close_old_connections()
+        try:
+            yield
+        finally:
+            close_old_connections()
 
     def project_key(self, project: Any) -> object:
         """Return ``project.pk``, or ``None`` while the instance was never saved."""

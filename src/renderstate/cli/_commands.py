@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import datetime
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     msg = "the renderstate command line needs rich: pip install 'renderstate[cli]'"
     raise ImportError(msg) from exc
 
+from renderstate._attempts import Attempt
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.cli import DEFAULT_HOME, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -286,7 +288,12 @@ def _demo(args: argparse.Namespace) -> int:
     console.print(f"Created project [bold]{project.id}[/] ([white]{project.status}[/])")
     renderer = _DemoRenderer(_Cancellable(_renderer(args.renderer)))
     runner: RenderRunner[Project] = RenderRunner(
-        store.adapter, renderer, media_root=media, observers=[_transition_printer(console)]
+        store.adapter,
+        renderer,
+        media_root=media,
+        observers=[_transition_printer(console)],
+        ledger=store.ledger,
+        loader=store.loader,
     )
     demo = _Demo(console, store, runner, renderer, project)
     try:
@@ -431,6 +438,8 @@ def _render(args: argparse.Namespace) -> int:
             cancellable,
             media_root=args.media,
             observers=[_transition_printer(console)],
+            ledger=store.ledger,
+            loader=store.loader,
         ) as runner:
             job = runner.submit(project)
             if args.project:
@@ -455,7 +464,7 @@ def _status(args: argparse.Namespace) -> int:
     try:
         if args.key:
             project = store.get(args.key)
-            _show_project(console, project, Path(args.media))
+            _show_project(console, project, Path(args.media), store.current_attempt(project))
             return EXIT_OK
         projects = store.all()
     finally:
@@ -505,7 +514,22 @@ def _status_text(project: Project) -> str:
     return f"[{_STYLES[status]}]{status}[/]"
 
 
-def _show_project(console: Console, project: Project, media: Path) -> None:
+def _attempt_text(attempt: Attempt) -> str:
+    text = f"#{attempt.id} {attempt.state}"
+    if attempt.active:
+        text += f", {attempt.phase} {attempt.fraction:.0%}"
+        if attempt.worker:
+            text += f" on {attempt.worker}"
+    elif attempt.rendering_seconds is not None:
+        text += f" after {attempt.rendering_seconds:.1f} s"
+    if attempt.actor:
+        text += f", asked by {escape(attempt.actor)}"
+    return text
+
+
+def _show_project(
+    console: Console, project: Project, media: Path, attempt: Attempt | None = None
+) -> None:
     """Print one project; raise :class:`UnknownStatusError` after it if its status is unknown."""
     console.print(f"[bold]{escape(project.title)}[/]  {project.id}")
     console.print(f"  status       {_status_text(project)}")
@@ -514,10 +538,18 @@ def _show_project(console: Console, project: Project, media: Path) -> None:
         file = media.joinpath(*project.output_path.split("/"))
         console.print(f"  file         {file} ({_file_summary(file)})")
     console.print(f"  updated      {project.updated_at:%Y-%m-%d %H:%M:%S}")
+    if attempt is not None:
+        console.print(f"  attempt      {_attempt_text(attempt)}")
+        if attempt.error:
+            console.print(f"  error        {escape(attempt.error)}")
     if _known_status(project) is None:
         raise UnknownStatusError(
             value=project.status, allowed=[s.value for s in Status], project_key=project.id
         )
+
+
+def _clock(timestamp: float) -> str:
+    return f"{datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc):%H:%M:%S} UTC"
 
 
 def _refuse(project: Any, target: Path, progress: ProgressSink) -> None:
@@ -529,12 +561,39 @@ def _recover(args: argparse.Namespace) -> int:
     console = _console()
     store = _store(args, create=False)
     try:
-        stuck = store.with_status(Status.PROCESSING)
-        with RenderRunner(store.adapter, _refuse, media_root=args.media) as runner:
-            records = runner.recover_interrupted(stuck)
+        # Safe while other processes render: only attempts whose lease expired.
+        with RenderRunner(
+            store.adapter, _refuse, media_root=args.media, ledger=store.ledger, loader=store.loader
+        ) as runner:
+            records = runner.recover_interrupted()
+        # A project left PROCESSING with no attempt at all was started before this
+        # database had a ledger (every start since records one): fail it too.
+        orphans = [
+            p for p in store.with_status(Status.PROCESSING) if store.current_attempt(p) is None
+        ]
+        if orphans:
+            with RenderRunner(store.adapter, _refuse, media_root=args.media) as plain:
+                records += plain.recover_interrupted(orphans)
+        alive = [
+            (p, a)
+            for p in store.with_status(Status.PROCESSING)
+            if (a := store.current_attempt(p)) is not None and a.active
+        ]
     finally:
         store.close()
     if not records:
+        if alive:
+            for project, attempt in alive:
+                console.print(
+                    f"  {project.id}: attempt #{attempt.id} {attempt.state} on "
+                    f"{attempt.worker or 'a queue'}, lease until "
+                    f"{attempt.lease_expires_at and _clock(attempt.lease_expires_at)}"
+                )
+            console.print(
+                f"No project was recovered: {len(alive)} render(s) still hold a lease. A "
+                f"render whose process died is recovered once its lease expires."
+            )
+            return EXIT_OK
         console.print("No project was left PROCESSING.")
         return EXIT_OK
     for record in records:

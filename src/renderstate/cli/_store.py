@@ -21,8 +21,11 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     msg = "the renderstate command line needs SQLAlchemy: pip install 'renderstate[cli]'"
     raise ImportError(msg) from exc
 
+from renderstate._attempts import Attempt, encode_key
 from renderstate._status import Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.ledger import Ledger
+from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, SQLAlchemyLoader, attempt_table
 
 __all__ = ["Project", "Store", "StoreError"]
 
@@ -52,6 +55,10 @@ class Project(_Base):
     framerate: Mapped[int] = mapped_column(default=30)
     output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     timeline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+ATTEMPTS = attempt_table(_Base.metadata)
+"""The attempt ledger's table, created with the projects' table."""
 
 
 class StoreError(Exception):
@@ -95,6 +102,12 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.adapter = SQLAlchemyAdapter(self.sessions)
         """Shared by every thread: each transition runs in a fresh session."""
+        attempts = SQLAlchemyAttemptStore(self.sessions, table=ATTEMPTS)
+        self.ledger = Ledger(attempts)
+        """The attempt ledger, in the same database: every command records and fences
+        attempts, so several `renderstate` processes can share one database."""
+        self.loader: SQLAlchemyLoader[Project] = attempts.loader(Project)
+        """Loads a project by the key the ledger stores."""
 
     def close(self) -> None:
         """Release the database connections."""
@@ -166,6 +179,10 @@ class Store:
         """Every project, newest first."""
         with self.sessions() as session:
             return list(session.scalars(select(Project).order_by(Project.created_at.desc())))
+
+    def current_attempt(self, project: Project) -> Attempt | None:
+        """The project's newest render attempt, if it has one."""
+        return self.ledger.current(Project.__tablename__, encode_key(project.id))
 
     def with_status(self, status: Status) -> list[Project]:
         """The projects whose stored status is ``status``."""

@@ -13,10 +13,12 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Final, Generic
 
+from renderstate._attempts import Attempt, encode_key
 from renderstate._lifecycle import ProjectLifecycle, notify_observers, validate_output_path
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
+    AttemptSupersededError,
     InvalidTransitionError,
     ProjectNotFoundError,
     RenderInterruptedError,
@@ -30,9 +32,17 @@ from renderstate.files import (
     remove_temporary_files,
     sync_directory,
 )
+from renderstate.ledger import Ledger
+from renderstate.runner._heartbeat import Heartbeat
 from renderstate.runner.executors import ThreadExecutor
-from renderstate.runner.progress import DEFAULT_INTERVAL, Phase, Progress, ProgressTracker
-from renderstate.typing import Adapter, Executor, Observer, ProjectT, Renderer
+from renderstate.runner.progress import (
+    DEFAULT_INTERVAL,
+    Phase,
+    Progress,
+    ProgressTracker,
+    progress_of,
+)
+from renderstate.typing import Adapter, Executor, Observer, ProjectLoader, ProjectT, Renderer
 
 __all__ = ["RenderInterruptedError", "RenderJob", "RenderOutputError", "RenderRunner"]
 
@@ -44,6 +54,7 @@ KEEP_FINISHED_JOBS: Final = 1024
 _FIRST_DELAY: Final = 0.05
 _MAX_DELAY: Final = 2.0
 _SUPERSEDED: Final = "superseded by a newer render attempt"
+_LOST: Final = "its attempt was recovered or superseded in another process (its lease was lost)"
 
 
 class _KeyLocks:
@@ -84,6 +95,8 @@ class RenderJob(Generic[ProjectT]):
         output_path: str,
         tracker: ProgressTracker,
     ) -> None:
+        self.attempt: Attempt | None = None
+        """The attempt's record in the ledger (``None`` without a ledger)."""
         self.project = project
         """The project being rendered."""
         self.project_key = lifecycle.project_key
@@ -97,6 +110,7 @@ class RenderJob(Generic[ProjectT]):
         self._claimed = False
         self._status: Status | None = None
         self._error: BaseException | None = None
+        self._lost = False
 
     def __repr__(self) -> str:
         return f"<RenderJob project={self.project_key!r} {self.progress.phase}>"
@@ -138,6 +152,20 @@ class RenderJob(Generic[ProjectT]):
             raise TimeoutError(msg)
         assert self._status is not None
         return self._status
+
+    @property
+    def attempt_id(self) -> int | None:
+        """The attempt's id in the ledger, its fencing token (``None`` without a ledger)."""
+        return None if self.attempt is None else self.attempt.id
+
+    def _report(self, phase: str, done: int, total: int) -> None:
+        # The renderer's progress sink: a render whose attempt was taken away stops here.
+        if self._lost:
+            raise RenderInterruptedError(project_key=self.project_key, reason=_LOST)
+        self._tracker(phase, done, total)
+
+    def _lose(self) -> None:
+        self._lost = True
 
     def _claim(self) -> bool:
         # Exactly one of "a worker starts it" and "shutdown cancels it" wins.
@@ -194,6 +222,14 @@ class RenderRunner(Generic[ProjectT]):
         persist_timeout: For how many seconds saving COMPLETED or FAILED is retried
             (with exponential backoff, logging each failure) before the runner gives up.
         progress_interval: Minimum seconds between two progress updates within a phase.
+        ledger: The attempt ledger (see "Running several processes"). With one, each
+            submit records an attempt in the same transaction as the start, the render's
+            end (and the move of its video into place) is fenced by the attempt's id, a
+            heartbeat thread renews the leases of this runner's live attempts and writes
+            their progress, :meth:`progress` reads any process's attempt, and
+            :meth:`recover_interrupted` is safe at any time in any process.
+        loader: Loads a project by the key text the ledger stores (``store.loader(Model)``);
+            needed by :meth:`recover_interrupted` with a ledger.
     """
 
     def __init__(
@@ -212,8 +248,13 @@ class RenderRunner(Generic[ProjectT]):
         find_processing: Callable[[], Iterable[ProjectT]] | None = None,
         persist_timeout: float = 30.0,
         progress_interval: float = DEFAULT_INTERVAL,
+        ledger: Ledger | None = None,
+        loader: ProjectLoader[ProjectT] | None = None,
     ) -> None:
         self._adapter = adapter
+        self._ledger = ledger
+        self._loader = loader
+        self._heartbeat = None if ledger is None else Heartbeat(ledger, self._job_scope)
         self._renderer = renderer
         self._media_root = Path(media_root)
         self._executor: Executor = ThreadExecutor(max_workers) if executor is None else executor
@@ -293,11 +334,13 @@ class RenderRunner(Generic[ProjectT]):
     def _file_for(self, output_path: str) -> Path:
         return self._media_root.joinpath(*PurePosixPath(output_path).parts)
 
-    def submit(self, project: ProjectT) -> RenderJob[ProjectT]:
+    def submit(self, project: ProjectT, *, actor: str | None = None) -> RenderJob[ProjectT]:
         """Start rendering ``project`` and return at once; the render runs in the executor.
 
         The project is PROCESSING when this returns (the start is the guarded
         ``start_render()``), so a web endpoint can answer 202 with the job's progress.
+        With a ledger, the attempt is recorded in the same transaction (``actor``, who
+        asked, is kept in its record).
 
         Raises:
             RenderConflictError: a render of this project is already running (HTTP 409).
@@ -324,7 +367,14 @@ class RenderRunner(Generic[ProjectT]):
                 if register_first:
                     self._jobs[key] = job
             try:
-                started = lifecycle.start_render()
+                if self._ledger is None:
+                    started = lifecycle.start_render()
+                else:
+                    started, job.attempt = self._ledger.start(
+                        lifecycle, output_path=output_path, actor=actor
+                    )
+                    assert self._heartbeat is not None
+                    self._heartbeat.add(job.attempt, job._tracker.snapshot, job._lose)
             except BaseException:
                 if register_first:
                     with self._lock:
@@ -374,18 +424,41 @@ class RenderRunner(Generic[ProjectT]):
             del self._jobs[key]
 
     def progress(self, project: ProjectT) -> Progress | None:
-        """Return the latest progress of the project's last attempt in this runner, if any."""
-        job = self._jobs.get(self._adapter.project_key(project))
-        return None if job is None else job.progress
+        """Return the latest progress of the project's current attempt, if it has one.
+
+        Without a ledger, that is the last attempt in this runner. With a ledger, it is the
+        project's newest attempt in any process: read from this runner's own job while it
+        is that attempt (fresher), else from the ledger (written about once a second).
+        """
+        key = self._adapter.project_key(project)
+        job = self._jobs.get(key)
+        if self._ledger is None or key is None:
+            return None if job is None else job.progress
+        if job is not None and job.attempt is None and not job.done():
+            return job.progress  # registered, its start (and record) under way
+        current = self._ledger.current(self._ledger.scope(project), encode_key(key))
+        if current is None:
+            return None if job is None else job.progress
+        if job is not None and job.attempt_id == current.id:
+            return job.progress
+        return progress_of(current, self._ledger.now())
 
     def job(self, project: ProjectT) -> RenderJob[ProjectT] | None:
         """Return the project's last job in this runner, if any."""
         return self._jobs.get(self._adapter.project_key(project))
 
     def recover_interrupted(
-        self, projects: Iterable[ProjectT] | None = None
+        self, projects: Iterable[ProjectT] | None = None, *, requeue: bool = False
     ) -> list[TransitionRecord]:
         """Fail the projects that a dead process left PROCESSING, and clean up after it.
+
+        With a ledger it is set-based and safe at any time, in any process, while others
+        render: it fails exactly the PROCESSING projects whose current attempt's lease has
+        expired (see :meth:`renderstate.ledger.Ledger.recover`), removes the temporary
+        files of those that ran on this machine, and with ``requeue=True`` submits each
+        failed project again. ``projects`` must then be left out: the ledger finds them.
+
+        Without a ledger, what follows holds.
 
         ``projects`` are the candidates, loaded with status PROCESSING; without them the
         runner calls its ``find_processing`` loader.
@@ -405,8 +478,16 @@ class RenderRunner(Generic[ProjectT]):
             The records of the projects moved to FAILED.
 
         Raises:
-            TypeError: neither ``projects`` nor the runner's ``find_processing`` is given.
+            TypeError: neither ``projects`` nor the runner's ``find_processing`` is given;
+                with a ledger, ``projects`` is given or the runner has no ``loader``.
         """
+        if self._ledger is not None:
+            return self._recover_expired(projects, requeue=requeue)
+        if requeue:
+            msg = (
+                "recover_interrupted(requeue=True) needs a ledger; see 'Running several processes'"
+            )
+            raise TypeError(msg)
         if projects is None:
             if self._find_processing is None:
                 msg = (
@@ -428,6 +509,46 @@ class RenderRunner(Generic[ProjectT]):
                 self._notify(record)
                 records.append(record)
         return records
+
+    def _recover_expired(
+        self, projects: Iterable[ProjectT] | None, *, requeue: bool
+    ) -> list[TransitionRecord]:
+        assert self._ledger is not None
+        if projects is not None:
+            msg = (
+                "with a ledger, recover_interrupted() finds the interrupted attempts itself: "
+                "call it without projects"
+            )
+            raise TypeError(msg)
+        if self._loader is None:
+            msg = (
+                "recover_interrupted() with a ledger needs a loader: create the RenderRunner "
+                "with loader=store.loader(Project) (or any callable with a 'scope' attribute "
+                "that loads a project by its key text)"
+            )
+            raise TypeError(msg)
+        found = self._ledger.recover(
+            self._adapter, self._loader, cleanup=self._clean_after, **self._options
+        )
+        records = [r.record for r in found if r.record is not None]
+        for record in records:
+            self._notify(record)
+        if requeue:
+            for recovered in found:
+                if recovered.record is None:
+                    continue
+                project = self._loader(recovered.attempt.project_key)
+                if project is None:  # pragma: no cover - deleted in between
+                    continue
+                try:
+                    self.submit(project, actor=recovered.attempt.actor)
+                except RenderStateError as exc:
+                    logger.warning("could not re-queue project %s: %s", recovered.attempt, exc)
+        return records
+
+    def _clean_after(self, attempt: Attempt) -> None:
+        if attempt.output_path is not None:
+            remove_temporary_files(self._file_for(attempt.output_path))
 
     def _recover(
         self, project: ProjectT, lifecycle: ProjectLifecycle[ProjectT]
@@ -460,6 +581,7 @@ class RenderRunner(Generic[ProjectT]):
         with self._lock:
             self._closed = True
             jobs = list(self._jobs.values())
+
         if cancel_pending:
             for job in jobs:
                 if job._claim():
@@ -468,6 +590,9 @@ class RenderRunner(Generic[ProjectT]):
                         job, RenderInterruptedError(project_key=job.project_key, reason=reason)
                     )
         self._executor.shutdown(wait)
+        if wait and self._heartbeat is not None:
+            # Every job has ended; without wait, running renders keep their heartbeat.
+            self._heartbeat.stop()
 
     # ------------------------------------------------------------------ the job itself
 
@@ -479,6 +604,27 @@ class RenderRunner(Generic[ProjectT]):
             # would only hold a worker that the newer attempt is waiting for.
             self._end_failed(job, self._superseded_error(job))
             return
+        with self._job_scope():
+            self._render(job)
+
+    def _job_scope(self) -> contextlib.AbstractContextManager[object]:
+        # An adapter that keeps per-thread connections (Django) recycles them around each
+        # job, as its request cycle does; the others need nothing.
+        scope = getattr(self._adapter, "job_scope", None)
+        return contextlib.nullcontext() if scope is None else scope()
+
+    def _render(self, job: RenderJob[ProjectT]) -> None:
+        if self._ledger is not None and job.attempt is not None:
+            try:
+                job.attempt = self._ledger.begin(job.attempt)
+            except AttemptSupersededError as exc:
+                # Recovered or superseded in another process while it was queued here.
+                logger.warning("%s", exc)
+                self._end_unsaved(job, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - a store error ends the job like a render error
+                self._end_failed(job, exc)
+                return
         final: Path | None = None
         partial: Path | None = None
         try:
@@ -487,12 +633,13 @@ class RenderRunner(Generic[ProjectT]):
             final.parent.mkdir(parents=True, exist_ok=True)
             partial = create_temporary(final)
             job._tracker.enter(Phase.RENDERING)
-            self._renderer(job.project, partial, job._tracker)
+            self._renderer(job.project, partial, job._report)
             job._tracker.enter(Phase.FINALIZING)
             make_durable(partial, project_key=job.project_key)
-            self._publish(job, partial, final)
-            discard(partial)
-            partial = None
+            if self._ledger is None:
+                self._publish(job, partial, final)
+                discard(partial)
+                partial = None
         except BaseException as exc:
             if partial is not None:
                 discard(partial)  # the partial video itself and its scratch files
@@ -502,13 +649,27 @@ class RenderRunner(Generic[ProjectT]):
                 # up; let the interrupt keep its meaning for whoever runs this job.
                 raise
             return
-        try:
-            sync_directory(final.parent)
-        except OSError:
-            # The new video is already in place; failing the project now would record a
-            # FAILED render whose video replaced the old one. Say so and carry on.
-            logger.warning("could not fsync %s after the rename", final.parent, exc_info=True)
-        self._end_completed(job)
+        if partial is None:
+            _sync_after_rename(final)
+            self._end_completed(job)
+            return
+        # With a ledger the rename happens inside the fenced completion, under the
+        # attempt's and the project's row locks: a late attempt never replaces the video.
+        moved: list[Path] = []
+
+        def publish() -> None:
+            assert partial is not None
+            if not moved:  # a retried save after a failed commit: the file is in place
+                self._publish(job, partial, final)
+                moved.append(final)
+
+        def clean_up() -> None:
+            assert partial is not None
+            discard(partial)  # the partial if it was never moved, and scratch files
+            if moved:
+                _sync_after_rename(final)
+
+        self._end_completed(job, publish, clean_up)
 
     def _publish(self, job: RenderJob[ProjectT], partial: Path, final: Path) -> None:
         """Move the finished file over the final video, unless a newer attempt has started."""
@@ -519,18 +680,35 @@ class RenderRunner(Generic[ProjectT]):
                 raise self._superseded_error(job)
             partial.replace(final)  # atomic: readers see the old or the new video
 
-    def _end_completed(self, job: RenderJob[ProjectT]) -> None:
+    def _end_completed(
+        self,
+        job: RenderJob[ProjectT],
+        publish: Callable[[], None] | None = None,
+        clean_up: Callable[[], None] | None = None,
+    ) -> None:
         record: TransitionRecord | None = None
         problem: BaseException | None = None
+        ledger, attempt = self._ledger, job.attempt
+        if ledger is not None and attempt is not None:
+
+            def save() -> TransitionRecord:
+                return ledger.complete(job._lifecycle, attempt, job.output_path, publish=publish)
+        else:
+
+            def save() -> TransitionRecord:
+                return job._lifecycle.complete(job.output_path)
+
         try:
-            record, problem = self._persist(
-                job, "COMPLETED", lambda: job._lifecycle.complete(job.output_path)
-            )
+            record, problem = self._persist(job, "COMPLETED", save)
         except BaseException as exc:  # an interrupt while saving: the job still ends
             problem = exc
             raise
         finally:
-            job._finish(self._status_of(job, record), problem)
+            try:
+                if clean_up is not None:
+                    clean_up()  # before the job counts as ended: wait() sees a clean disk
+            finally:
+                self._finish(job, self._status_of(job, record), problem)
 
     def _end_failed(self, job: RenderJob[ProjectT], error: BaseException) -> None:
         record: TransitionRecord | None = None
@@ -539,11 +717,32 @@ class RenderRunner(Generic[ProjectT]):
                 logger.warning("%s", error)
             else:
                 logger.error("the render of project %s failed", job.project_key, exc_info=error)
-            record, _ = self._persist(job, "FAILED", lambda: job._lifecycle.fail(error))
+            ledger, attempt = self._ledger, job.attempt
+            if ledger is not None and attempt is not None:
+
+                def save() -> TransitionRecord:
+                    return ledger.fail(job._lifecycle, attempt, error)
+            else:
+
+                def save() -> TransitionRecord:
+                    return job._lifecycle.fail(error)
+
+            record, _ = self._persist(job, "FAILED", save)
         finally:
             # Even if an interrupt cut the save short, wait() returns and the job counts as
             # ended, so recover_interrupted() can repair a project left PROCESSING.
-            job._finish(self._status_of(job, record), error)
+            self._finish(job, self._status_of(job, record), error)
+
+    def _end_unsaved(self, job: RenderJob[ProjectT], error: BaseException) -> None:
+        """End a job whose attempt is no longer current: it saves nothing."""
+        self._finish(job, self._status_of(job, None), error)
+
+    def _finish(
+        self, job: RenderJob[ProjectT], status: Status, error: BaseException | None
+    ) -> None:
+        if self._heartbeat is not None and job.attempt is not None:
+            self._heartbeat.remove(job.attempt)
+        job._finish(status, error)
 
     def _status_of(self, job: RenderJob[ProjectT], record: TransitionRecord | None) -> Status:
         if record is not None:
@@ -579,8 +778,9 @@ class RenderRunner(Generic[ProjectT]):
                         )
                         return None, superseded
                     record = save()
-            except InvalidTransitionError as exc:
-                # Not PROCESSING any more: recovered by someone else, or a late duplicate.
+            except (InvalidTransitionError, AttemptSupersededError) as exc:
+                # Not PROCESSING any more, or no longer the current attempt: recovered by
+                # someone else, superseded, or a late duplicate.
                 logger.warning(
                     "project %s could not be saved as %s: %s", job.project_key, what, exc
                 )
@@ -615,3 +815,12 @@ class RenderRunner(Generic[ProjectT]):
             else:
                 self._notify(record)
                 return record, None
+
+
+def _sync_after_rename(final: Path) -> None:
+    try:
+        sync_directory(final.parent)
+    except OSError:
+        # The new video is already in place; failing the project now would record a
+        # FAILED render whose video replaced the old one. Say so and carry on.
+        logger.warning("could not fsync %s after the rename", final.parent, exc_info=True)

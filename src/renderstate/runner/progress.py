@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["DEFAULT_INTERVAL", "Phase", "Progress", "ProgressTracker"]
+from renderstate._attempts import Attempt, AttemptState
+
+__all__ = ["DEFAULT_INTERVAL", "Phase", "Progress", "ProgressTracker", "progress_of"]
 
 DEFAULT_INTERVAL: Final = 0.1
 """Seconds between two published updates within one phase (so about 10 per second)."""
@@ -148,6 +150,20 @@ class ProgressTracker:
             if changed or now - self._last_publish >= self._interval:
                 self._publish(now)
 
+    def snapshot(self) -> Progress:
+        """Publish what the renderer last reported, even within the throttle, and return it.
+
+        For a reader that polls rarely (the ledger's heartbeat): a render that reported a
+        frame and then went quiet still shows that frame.
+        """
+        now = self._clock()
+        with self._lock:
+            if self._phase not in _FINAL and (
+                self._latest.frames_done != self._done or self._latest.phase is not self._phase
+            ):
+                self._publish(now)
+            return self._latest
+
     def enter(self, phase: Phase) -> Progress:
         """Move to ``phase`` (the runner's own phases) and publish at once.
 
@@ -180,3 +196,31 @@ class ProgressTracker:
             eta=eta,
         )
         self._last_publish = now
+
+
+_ENDED: Final = {
+    AttemptState.COMPLETED: Phase.DONE,
+    AttemptState.FAILED: Phase.FAILED,
+    AttemptState.SUPERSEDED: Phase.FAILED,
+    AttemptState.INTERRUPTED: Phase.FAILED,
+}
+_PHASES: Final = {p.value: p for p in Phase}
+
+
+def progress_of(attempt: Attempt, now: float) -> Progress:
+    """Return the progress a ledger record shows, as of the UNIX time ``now``.
+
+    A renderer's own phase names (anything the runner does not know) read as
+    ``rendering``; an ended attempt reads as ``done`` or ``failed``.
+    """
+    phase = _ENDED.get(attempt.state) or _PHASES.get(attempt.phase, Phase.RENDERING)
+    fraction = min(max(attempt.fraction, 0.0), 1.0)
+    until = attempt.finished_at if attempt.finished_at is not None else now
+    return Progress(
+        phase=phase,
+        fraction=1.0 if phase is Phase.DONE else fraction,
+        frames_done=attempt.done,
+        frames_total=attempt.total,
+        elapsed=max(until - attempt.created_at, 0.0),
+        eta=0.0 if phase is Phase.DONE else attempt.eta_seconds,
+    )

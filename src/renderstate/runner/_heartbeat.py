@@ -1,0 +1,134 @@
+"""One thread per runner that renews its live attempts' leases and writes their progress."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Final
+
+from renderstate._attempts import Attempt
+from renderstate.ledger import Ledger
+from renderstate.runner.progress import Progress
+
+__all__ = ["Heartbeat", "progress_fields"]
+
+logger = logging.getLogger("renderstate.runner")
+
+_MIN_TICK: Final = 0.05
+
+
+def progress_fields(progress: Progress) -> dict[str, object]:
+    """The ledger's progress columns for ``progress``."""
+    return {
+        "phase": progress.phase.value,
+        "done": progress.frames_done,
+        "total": progress.frames_total,
+        "fraction": progress.fraction,
+        "eta_seconds": progress.eta,
+    }
+
+
+class _Beat:
+    __slots__ = ("attempt", "last_write", "lost", "on_lost", "read", "written")
+
+    def __init__(
+        self, attempt: Attempt, read: Callable[[], Progress], on_lost: Callable[[], None]
+    ) -> None:
+        self.attempt = attempt
+        self.read = read
+        self.on_lost = on_lost
+        self.written: Progress | None = None
+        self.last_write = time.monotonic()
+        self.lost = False
+
+
+class Heartbeat:
+    """Keeps the runner's live attempts alive in the ledger, from one daemon thread.
+
+    Each tick, an attempt whose progress changed gets one ``UPDATE`` (progress and a
+    fresh lease) if ``progress_interval`` has passed since its last write; one whose
+    progress did not change gets a lease renewal about three times per lease. A render
+    step that reports nothing (an encoder flush) therefore keeps its lease. A renewal
+    the ledger refuses means the attempt was recovered or superseded elsewhere:
+    ``on_lost`` is called once, so the render can stop.
+    """
+
+    def __init__(self, ledger: Ledger, scope: Callable[[], AbstractContextManager[object]]) -> None:
+        self._ledger = ledger
+        self._scope = scope
+        self._beats: dict[int, _Beat] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._renew_every = ledger.lease / 3
+        self._tick = max(min(ledger.progress_interval or _MIN_TICK, self._renew_every), _MIN_TICK)
+
+    def add(
+        self, attempt: Attempt, read: Callable[[], Progress], on_lost: Callable[[], None]
+    ) -> None:
+        """Keep ``attempt`` alive until :meth:`remove`; ``read`` gives its latest progress."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._beats[attempt.id] = _Beat(attempt, read, on_lost)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="renderstate-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, attempt: Attempt) -> None:
+        """Stop renewing ``attempt`` (it has ended)."""
+        with self._lock:
+            self._beats.pop(attempt.id, None)
+
+    def stop(self) -> None:
+        """Stop the thread; live attempts are no longer renewed."""
+        with self._lock:
+            self._stopped = True
+            self._beats.clear()
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._wake.wait(self._tick):
+            with self._lock:
+                beats = list(self._beats.values())
+            if not beats:
+                continue
+            with self._scope():  # e.g. Django: recycle this thread's connection per tick
+                for beat in beats:
+                    self._beat(beat)
+
+    def _beat(self, beat: _Beat) -> None:
+        now = time.monotonic()
+        progress = beat.read()
+        since = now - beat.last_write
+        changed = progress != beat.written
+        if changed and since >= self._ledger.progress_interval:
+            fields: dict[str, object] | None = progress_fields(progress)
+        elif since >= self._renew_every:
+            fields = None
+        else:
+            return
+        try:
+            alive = self._ledger.heartbeat(beat.attempt, fields)
+        except Exception:
+            # A database hiccup: the lease has margin (three renewals per lease); retry on
+            # the next tick.
+            logger.warning("could not renew attempt %s", beat.attempt.id, exc_info=True)
+            return
+        beat.last_write = now
+        if fields is not None:
+            beat.written = progress
+        if not alive and not beat.lost:
+            beat.lost = True
+            with self._lock:
+                self._beats.pop(beat.attempt.id, None)
+            beat.on_lost()
