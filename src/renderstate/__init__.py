@@ -23,6 +23,7 @@ from renderstate._status import (
     to_mermaid,
 )
 from renderstate.exceptions import (
+    AttemptSupersededError,
     InvalidOutputPathError,
     InvalidTransitionError,
     ProjectNotFoundError,
@@ -44,6 +45,7 @@ __all__ = [
     "INITIAL_STATUS",
     "RENDERABLE_STATUSES",
     "TRANSITIONS",
+    "AttemptSupersededError",
     "Change",
     "Edge",
     "InvalidOutputPathError",

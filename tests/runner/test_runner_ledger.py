@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from renderstate import RenderConflictError, RenderRunner, Status
-from renderstate.exceptions import AttemptSupersededError
 from renderstate.cli._store import Project, Store
+from renderstate.exceptions import AttemptSupersededError
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
@@ -223,7 +223,9 @@ def test_recover_requeues_when_asked(tmp_path: Path) -> None:
     attempts = MemoryAttemptStore()
     project = MemoryProject()
     dead = Ledger(attempts, clock=clock)
-    dead.start(RenderRunner(MemoryAdapter(), FakeRenderer(), media_root=tmp_path).lifecycle(project))
+    dead.start(
+        RenderRunner(MemoryAdapter(), FakeRenderer(), media_root=tmp_path).lifecycle(project)
+    )
     clock.now += 3600
     runner = RenderRunner(
         MemoryAdapter(),
