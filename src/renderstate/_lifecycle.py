@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
-from typing import Any, Final, Generic, NamedTuple
+from typing import Any, Final, Generic, NamedTuple, cast
 
 from transitions import Machine
 
@@ -487,9 +487,14 @@ class ProjectLifecycle(Generic[ProjectT]):
         Raises:
             ProjectNotFoundError: the project is not stored.
             UnknownStatusError: the stored status is not one of the four.
+            TypeError: the adapter is async.
         """
-        self._adapter.refresh_status(self._project, self._status_field)
-        self._adapter.refresh_status(self._project, self._output_field)
+        if self._async:
+            msg = f"{type(self._adapter).__name__} is an async adapter: refresh() needs a sync one"
+            raise TypeError(msg)
+        adapter = cast("Adapter[Any]", self._adapter)
+        adapter.refresh_status(self._project, self._layout.status_field)
+        adapter.refresh_status(self._project, self._layout.output_field)
         return self.status
 
     def add_observer(self, observer: Observer) -> None:
