@@ -241,3 +241,16 @@ def test_recover_requeues_when_asked(tmp_path: Path) -> None:
     history = runner._ledger.history("MemoryProject", str(project.id))  # type: ignore[union-attr]
     assert [a.state for a in history] == [AttemptState.COMPLETED, AttemptState.INTERRUPTED]
     runner.shutdown()
+
+
+def test_ledger_options_are_checked() -> None:
+    """A lease out of range, or a progress interval not shorter than it, is refused; a short
+    lease gets a progress interval of a third of it."""
+    with pytest.raises(ValueError, match="lease must be"):
+        Ledger(MemoryAttemptStore(), lease=0)
+    with pytest.raises(ValueError, match="lease must be"):
+        Ledger(MemoryAttemptStore(), lease=7200)
+    with pytest.raises(ValueError, match="shorter than the lease"):
+        Ledger(MemoryAttemptStore(), lease=2.0, progress_interval=2.0)
+    assert Ledger(MemoryAttemptStore(), lease=0.6).progress_interval == pytest.approx(0.2)
+    assert Ledger(MemoryAttemptStore()).progress_interval == 1.0

@@ -71,7 +71,8 @@ class Ledger:
         lease: Seconds an attempt stays alive after its last heartbeat (at most an hour;
             default 30). The runner renews it about three times per lease.
         progress_interval: Minimum seconds between two progress writes of one attempt, so
-            a render costs writes in proportion to its duration, not its frame count.
+            a render costs writes in proportion to its duration, not its frame count; by
+            default 1 s, or a third of a shorter lease.
         clock: Returns the current UNIX time; every process sharing a ledger must agree on
             it to well within ``lease`` (NTP-synchronised machines do).
 
@@ -84,12 +85,14 @@ class Ledger:
         store: AttemptStore,
         *,
         lease: float = DEFAULT_LEASE,
-        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        progress_interval: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 < lease <= MAX_LEASE:
             msg = f"lease must be a number of seconds in (0, {MAX_LEASE:g}], got {lease!r}"
             raise ValueError(msg)
+        if progress_interval is None:
+            progress_interval = min(DEFAULT_PROGRESS_INTERVAL, lease / 3)
         if not 0 <= progress_interval < lease:
             msg = (
                 f"progress_interval must be at least 0 and shorter than the lease "

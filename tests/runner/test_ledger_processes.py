@@ -1,0 +1,146 @@
+"""The ledger across real processes, on a SQLite file, PostgreSQL and MariaDB: leases keep
+live renders safe from a recovery loop, a SIGKILLed render is recovered within a lease, and
+readers in other processes see one attempt's progress at a time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
+from renderstate import RenderRunner, Status
+from renderstate.cli._store import Project, Store
+from renderstate.ledger import AttemptState, Ledger
+from renderstate.testing import FakeRenderer
+
+__all__ = ["db_targets"]
+
+CHILD = Path(__file__).with_name("ledger_child.py")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def url(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> str:
+    return target_for(db_targets, request.param).sqlalchemy_url()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    made = Store(url)
+    yield made
+    made.close()
+
+
+def child(*arguments: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), *map(str, arguments)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_recovery_loop_never_touches_a_live_render_and_recovers_a_killed_one(
+    tmp_path: Path, url: str, store: Store
+) -> None:
+    """A render longer than three leases, with another process recovering every 100 ms,
+    completes untouched; a re-render SIGKILLed mid-way is recovered once its lease (1 s)
+    expires, its partial file removed and the previous video byte-identical."""
+    media = tmp_path / "media"
+    project = store.create("leases", {})
+    recovering = child("recover", url, media, 1.0, 5.0)
+    time.sleep(0.5)  # the loop is running before the render starts
+    rendering = child("render", url, media, project.id, 1.0, 0.2, 70, 0.05)
+    out, err = rendering.communicate(timeout=120)
+    assert rendering.returncode == 0, err
+    assert "status COMPLETED" in out, out + err
+    report, err = recovering.communicate(timeout=120)
+    assert recovering.returncode == 0, err
+    loop = json.loads(report)
+    assert loop["calls"] >= 20
+    assert project.id not in loop["recovered"], loop
+    final = media / "projects" / project.id / "final.mp4"
+    before = digest(final)
+    assert store.get(project.id).status == "COMPLETED"
+
+    killed = child("render", url, media, project.id, 1.0, 0.2, 100_000, 0.01)
+    assert killed.stdout is not None
+    line = killed.stdout.readline()
+    assert line.startswith("rendering"), line + (killed.stderr.read() if killed.stderr else "")
+    partial = Path(line.split(" ", 1)[1].strip())
+    assert partial.exists()
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.communicate(timeout=30)  # reaps it and closes its pipes
+    killed_at = time.monotonic()
+
+    ledger = Ledger(store.ledger.store, lease=1.0, progress_interval=0.2)
+    runner = RenderRunner(
+        store.adapter, FakeRenderer(), media_root=media, ledger=ledger, loader=store.loader
+    )
+    recovered: list[object] = []
+    while not recovered and time.monotonic() - killed_at < 10:
+        recovered = [r.project_key for r in runner.recover_interrupted()]
+        time.sleep(0.1)
+    waited = time.monotonic() - killed_at
+    assert recovered == [project.id]
+    # One lease after the last heartbeat, plus the heartbeat interval and polling slack.
+    assert waited < 1.0 + 2.0, waited
+    assert store.get(project.id).status == "FAILED"
+    assert digest(final) == before
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    current = store.current_attempt(store.get(project.id))
+    assert current is not None
+    assert current.state is AttemptState.INTERRUPTED
+    runner.shutdown()
+
+
+def test_readers_in_four_processes_see_one_attempt_at_a_time(
+    tmp_path: Path, url: str, store: Store
+) -> None:
+    """Four processes poll one project while a fifth renders it twice: every reader sees
+    each attempt advance, fractions within [0, 1] and never decreasing within an attempt,
+    and the re-render start again from 0."""
+    media = tmp_path / "media"
+    project = store.create("readers", {})
+    readers = [child("poll", url, project.id, 12.0) for _ in range(4)]
+    time.sleep(1.0)
+    rendering = child("render", url, media, project.id, 5.0, 0.1, 40, 0.05, 2)
+    out, err = rendering.communicate(timeout=120)
+    assert rendering.returncode == 0, err
+    assert out.count("status COMPLETED") == 2, out + err
+    attempts = [a.id for a in store.ledger.history(Project.__tablename__, project.id)]
+    assert len(attempts) == 2
+    second = max(attempts)
+    for reader in readers:
+        report, err = reader.communicate(timeout=120)
+        assert reader.returncode == 0, err
+        seen = json.loads(report)
+        by_attempt: dict[int, list[float]] = defaultdict(list)
+        order: list[int] = []
+        for attempt_id, _state, _phase, fraction in seen:
+            assert 0.0 <= fraction <= 1.0
+            by_attempt[attempt_id].append(fraction)
+            if not order or order[-1] != attempt_id:
+                order.append(attempt_id)
+        assert order == sorted(attempts), order  # one attempt at a time, never back
+        for fractions in by_attempt.values():
+            assert fractions == sorted(fractions), fractions
+            assert len(set(fractions)) >= 3, fractions  # it visibly advanced
+        assert by_attempt[second][0] == 0.0, by_attempt[second][:5]
+        assert by_attempt[second][-1] == 1.0, by_attempt[second][-5:]
+    assert store.get(project.id).status == Status.COMPLETED.value
