@@ -21,6 +21,7 @@ def test_all_is_exactly_the_public_names() -> None:
         "cli",
         "exceptions",
         "files",
+        "ledger",
         "rendering",
         "runner",
         "typing",
