@@ -42,6 +42,7 @@ from renderstate import (
     can_start_render,
     validate_output_path,
 )
+from renderstate._lifecycle import MACHINE
 from renderstate.adapters.memory import MemoryAdapter
 from renderstate.testing import MemoryProject, RecordingObserver
 
@@ -743,3 +744,29 @@ def test_accepted_output_paths_are_url_relative(path: str) -> None:
     assert not any(c < " " or c == "\x7f" for c in accepted)
     assert not any(s in {"", ".", ".."} for s in segments)
     assert re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", accepted) is None  # no URL scheme
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"status_field": "state", "output_field": "video", "values": LEGACY_VALUES}],
+    ids=["default", "mapped"],
+)
+def test_every_precomputed_plan_is_an_edge_of_the_one_machine(options: dict[str, Any]) -> None:
+    """The lifecycle's plans are derived from the shared Machine: same edges, nothing more."""
+    project = LegacyProject(pk=1) if options else MemoryProject()
+    layout = ProjectLifecycle(project, **options)._layout
+    to_stored = layout.literals.to_stored
+    planned = {
+        (trigger.value, plan.source.value, plan.row.target.value)
+        for trigger, plans in layout.plans.items()
+        for literal, plan in plans.items()
+        if to_stored[plan.source] == literal
+    }
+    machine = {
+        (name, source, transition.dest)
+        for name, event in MACHINE.events.items()
+        for source, transitions in event.transitions.items()
+        for transition in transitions
+    }
+    assert planned == machine
+    assert sum(len(plans) for plans in layout.plans.values()) == len(machine)
