@@ -28,7 +28,15 @@ settings.configure(
     SECRET_KEY="drf-test",
     ROOT_URLCONF=__name__,
     ALLOWED_HOSTS=["testserver"],
-    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[1]}},
+    DATABASES={
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[1]},
+        # The same file, with every request in a transaction (Django's ATOMIC_REQUESTS).
+        "atomic": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": sys.argv[1],
+            "ATOMIC_REQUESTS": True,
+        },
+    },
     INSTALLED_APPS=[
         "django.contrib.contenttypes",
         "django.contrib.auth",
@@ -42,6 +50,7 @@ settings.configure(
 django.setup()
 
 from django.core.management import call_command
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from rest_framework import serializers
@@ -51,7 +60,7 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from djangoapp.models import Project
-from renderstate import ProjectLifecycle, ProjectNotFoundError, claim_render
+from renderstate import ProjectLifecycle, ProjectNotFoundError, claim_render, fail_on_error
 from renderstate.adapters.django import DjangoAdapter
 
 
@@ -84,6 +93,32 @@ class ExportView(APIView):
         return Response({"status": project.status, "job": job}, status=202)
 
 
+class AtomicView(APIView):
+    """Writes a row, then is refused with 409: under ATOMIC_REQUESTS the row must not stay."""
+
+    def post(self, request: Request, pk: str) -> Response:
+        Project.objects.using("atomic").create(title="written before the refusal")
+        project = Project.objects.using("atomic").get(pk=pk)
+        ProjectLifecycle(project, DjangoAdapter(using="atomic")).start_render()
+        return Response({}, status=202)
+
+
+class OnCommitExportView(APIView):
+    """The pattern of docs/adopting.md under ATOMIC_REQUESTS: hand off once the start commits."""
+
+    def post(self, request: Request, pk: str) -> Response:
+        project = get_object_or_404(Project.objects.using("atomic"), pk=pk)
+        lifecycle = ProjectLifecycle(project, DjangoAdapter(using="atomic"))
+        lifecycle.start_render()
+
+        def hand_off() -> None:
+            with fail_on_error(lifecycle):
+                QUEUE.enqueue(str(project.pk))
+
+        transaction.on_commit(hand_off, using="atomic")
+        return Response({"status": project.status}, status=202)
+
+
 class GoneView(APIView):
     def get(self, request: Request) -> Response:
         raise ProjectNotFoundError(project_key="deleted-one")
@@ -101,6 +136,8 @@ class ValidateView(APIView):
 
 urlpatterns = [
     path("projects/<uuid:pk>/export", ExportView.as_view()),
+    path("projects/<uuid:pk>/atomic", AtomicView.as_view()),
+    path("projects/<uuid:pk>/export-on-commit", OnCommitExportView.as_view()),
     path("gone", GoneView.as_view()),
     path("validate", ValidateView.as_view()),
 ]
@@ -121,6 +158,7 @@ def main() -> None:
     call_command("migrate", run_syncdb=True, verbosity=0)
     video = Project.objects.create(title="video", status="COMPLETED", output_path="p/final.mp4")
     other = Project.objects.create(title="other")
+    third = Project.objects.create(title="third")
     client = APIClient(raise_request_exception=False)
     out: dict[str, Any] = {}
     out["first"] = answer(client.post(f"/projects/{video.pk}/export", format="json"))
@@ -133,8 +171,21 @@ def main() -> None:
         client.post("/projects/00000000-0000-0000-0000-000000000000/export", format="json")
     )
     out["invalid"] = answer(client.post("/validate", {"title": "too long"}, format="json"))
+    out["atomic"] = answer(client.post(f"/projects/{video.pk}/atomic", format="json"))
+    out["atomic_rows"] = Project.objects.filter(title="written before the refusal").count()
     QUEUE.down = True
     out["broker_down"] = answer(client.post(f"/projects/{other.pk}/export", format="json"))
+    out["on_commit_down"] = answer(
+        client.post(f"/projects/{third.pk}/export-on-commit", format="json")
+    )
+    third.refresh_from_db()
+    out["third_status"] = third.status
+    QUEUE.down = False
+    out["on_commit_up"] = answer(
+        client.post(f"/projects/{third.pk}/export-on-commit", format="json")
+    )
+    third.refresh_from_db()
+    out["third_status_after_retry"] = third.status
     other.refresh_from_db()
     video.refresh_from_db()
     out["other_status"] = other.status

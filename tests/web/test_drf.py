@@ -84,4 +84,19 @@ def test_a_refused_job_fails_the_project_and_is_a_500(answers: dict[str, Any]) -
     assert answers["broker_down"]["status"] == 500
     assert answers["other_status"] == "FAILED"
     assert answers["video_status"] == "PROCESSING"  # its job was queued; 409s changed nothing
-    assert len(answers["pending"]) == 1
+    assert len(answers["pending"]) == 2  # the first export, and the retry after on_commit
+
+
+def test_a_refusal_rolls_back_the_request_transaction(answers: dict[str, Any]) -> None:
+    """Under ATOMIC_REQUESTS a 409 answered by the handler commits nothing, as DRF's own."""
+    assert answers["atomic"]["status"] == 409
+    assert answers["atomic"]["content_type"] == "application/problem+json"
+    assert answers["atomic_rows"] == 0
+
+
+def test_a_hand_off_on_commit_that_fails_fails_the_project(answers: dict[str, Any]) -> None:
+    """ATOMIC_REQUESTS: the start commits, then fail_on_error guards the on_commit hand-off."""
+    assert answers["on_commit_down"]["status"] == 500
+    assert answers["third_status"] == "FAILED"
+    assert answers["on_commit_up"]["status"] == 202
+    assert answers["third_status_after_retry"] == "PROCESSING"
