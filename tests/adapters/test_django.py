@@ -16,6 +16,7 @@ import django
 import pymysql
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connections, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
@@ -82,7 +83,8 @@ def use_database(target: Target) -> str:
         if not settings.configured:
             settings.configure(
                 DATABASES={"default": database_settings(target)},
-                INSTALLED_APPS=["djangoapp.apps.DjangoAppConfig"],
+                # The attempt ledger's app too: tests/ledger run its migration here.
+                INSTALLED_APPS=["djangoapp.apps.DjangoAppConfig", "renderstate.ledger.django"],
                 USE_TZ=True,
                 DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
             )
@@ -103,6 +105,9 @@ def use_database(target: Target) -> str:
                     for model in (Project, Clip):
                         if model._meta.db_table not in existing:
                             editor.create_model(model)
+                if "renderstate_attempt" not in existing:
+                    # The ledger's own migration, as `manage.py migrate renderstate` runs it.
+                    call_command("migrate", "renderstate", database=alias, verbosity=0)
 
             elsewhere(create_tables)
             _PREPARED.add(alias)

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from djangoapp.models import Project
+
 
 class Clip(models.Model):
     name = models.CharField(max_length=255)
@@ -11,3 +13,19 @@ class Clip(models.Model):
     class Meta:
         app_label = "djangoapp"
         db_table = "dj_clip"
+
+
+class ProjectProxy(Project):
+    """A proxy of the reference model: the same rows, so the same ledger scope."""
+
+    class Meta:
+        app_label = "djangoapp"
+        proxy = True
+
+
+class ClipProxy(Clip):
+    """A proxy of the variant model."""
+
+    class Meta:
+        app_label = "djangoapp"
+        proxy = True

@@ -1,0 +1,256 @@
+"""The Django attempt store: the ledger as a small installable app with its own migration.
+
+Install with ``pip install 'renderstate[django]'``, add the app and migrate::
+
+    INSTALLED_APPS = [..., "renderstate.ledger.django"]
+
+    # python manage.py migrate renderstate
+
+Then build the ledger (your project model is not touched)::
+
+    from renderstate.ledger import Ledger
+    from renderstate.ledger.django import DjangoAttemptStore
+
+    ledger = Ledger(DjangoAttemptStore())
+
+This module imports no model at import time, so it is safe to import from settings,
+``AppConfig.ready()`` or a module imported before ``django.setup()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final, Generic, cast
+
+try:
+    from django.apps import apps as django_apps
+    from django.core.exceptions import ImproperlyConfigured, ValidationError
+    from django.db import models, router, transaction
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    msg = (
+        "renderstate.ledger.django needs Django; install it with: pip install 'renderstate[django]'"
+    )
+    raise ImportError(msg) from exc
+
+from renderstate._attempts import ACTIVE_STATES, FIELDS, Attempt, AttemptState
+from renderstate.typing import ProjectT
+
+if TYPE_CHECKING:
+    from renderstate.ledger.django.models import RenderAttempt
+
+__all__ = ["APP", "DjangoAttemptStore", "DjangoLoader"]
+
+APP: Final = "renderstate.ledger.django"
+"""What to add to ``INSTALLED_APPS``; the app's label is ``renderstate``."""
+
+
+def _model() -> type[RenderAttempt]:
+    if not django_apps.is_installed(APP):
+        msg = (
+            f"the attempt ledger's Django app is not installed: add {APP!r} to "
+            "INSTALLED_APPS and run `python manage.py migrate renderstate`"
+        )
+        raise ImproperlyConfigured(msg)
+    from renderstate.ledger.django.models import RenderAttempt  # noqa: PLC0415 - needs apps
+
+    return RenderAttempt
+
+
+def _label(model: type[models.Model]) -> str:
+    # A proxy shares its concrete model's rows, so it shares its attempts too.
+    return model._meta.concrete_model._meta.label_lower  # type: ignore[union-attr]
+
+
+class DjangoAttemptStore:
+    """Keeps the attempt ledger in table ``renderstate_attempt``, in the projects' database.
+
+    Every ledger read and write goes to one database alias. :meth:`atomic` opens
+    ``transaction.atomic()`` there (a savepoint inside your own ``atomic()`` block), and
+    the :class:`~renderstate.adapters.django.DjangoAdapter`'s guarded ``UPDATE`` runs in it,
+    so a start and its attempt, or an attempt's end and the project's, commit together.
+
+    Args:
+        using: The database alias of the ledger; by default the routers' choice for writes
+            of :class:`~renderstate.ledger.django.models.RenderAttempt` (``"default"``
+            without routers). It must be the alias the projects are loaded from and
+            written to: :meth:`atomic` refuses a project from another database.
+    """
+
+    __slots__ = ("using",)
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using
+        """The alias, or ``None`` to follow the routers."""
+
+    def __repr__(self) -> str:
+        return f"<DjangoAttemptStore using={self.using!r}>"
+
+    @property
+    def model(self) -> type[RenderAttempt]:
+        """The ledger's model (imported on first use: needs the app installed)."""
+        return _model()
+
+    def alias(self) -> str:
+        """Return the database alias the ledger reads and writes."""
+        return self.using or router.db_for_write(_model())
+
+    def _rows(self) -> models.QuerySet[RenderAttempt]:
+        manager: models.Manager[RenderAttempt] = _model()._base_manager
+        return manager.using(self.alias())
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def atomic(self, project: Any) -> Iterator[None]:
+        """``transaction.atomic()`` on the ledger's alias, which the adapter joins.
+
+        Raises:
+            ImproperlyConfigured: ``project`` lives in another database than the ledger,
+                so its ``UPDATE`` and the ledger's writes could not be one transaction.
+        """
+        alias = self.alias()
+        model = type(project)
+        theirs = project._state.db or router.db_for_write(model, instance=project)
+        if theirs != alias:
+            msg = (
+                f"{model.__name__} {project.pk} lives in database {theirs!r} but the attempt "
+                f"ledger in {alias!r}; their writes must share one transaction: pass "
+                f"DjangoAttemptStore(using={theirs!r}) or route the 'renderstate' app there"
+            )
+            raise ImproperlyConfigured(msg)
+        with transaction.atomic(using=alias):
+            yield
+
+    # ------------------------------------------------------------------ the store
+
+    def scope(self, project: Any) -> str:
+        """Return the project's model label, lower case (``"app_label.modelname"``)."""
+        return _label(type(project))
+
+    def insert(self, attempt: Attempt) -> Attempt:
+        """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
+        values = _values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
+        row = self._rows().create(**values)
+        return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(row.pk)})
+
+    def update(
+        self,
+        attempt_id: int,
+        values: Mapping[str, object],
+        *,
+        states: Collection[AttemptState],
+        lease_before: float | None = None,
+    ) -> bool:
+        """One ``UPDATE ... WHERE id = %s AND state IN (...)``; see the store Protocol.
+
+        Django's MySQL backend counts matched rows (``CLIENT_FOUND_ROWS``), so an update
+        that changes nothing still reports its match there too.
+        """
+        rows = self._rows().filter(id=attempt_id, state__in=[AttemptState(s).value for s in states])
+        if lease_before is not None:
+            rows = rows.filter(lease_expires_at__lt=lease_before)
+        matched: int = rows.update(**_values(values))
+        return matched == 1
+
+    def get(self, attempt_id: int) -> Attempt | None:
+        """Return the attempt with that id."""
+        found = list(self._rows().filter(id=attempt_id).values(*FIELDS))
+        return _attempt(found[0]) if found else None
+
+    def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
+        """Return the project's attempts, newest first."""
+        rows = self._rows().filter(scope=scope, project_key=key).order_by("-id").values(*FIELDS)
+        if limit is not None:
+            rows = rows[:limit]
+        return [_attempt(row) for row in rows]
+
+    def live(self, scope: str, key: str) -> list[Attempt]:
+        """Return the project's queued or rendering attempts."""
+        rows = self._rows().filter(scope=scope, project_key=key, state__in=_ACTIVE)
+        return [_attempt(row) for row in rows.order_by("id").values(*FIELDS)]
+
+    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+        """Return the live attempts whose lease expired before ``now``, oldest first."""
+        rows = self._rows().filter(state__in=_ACTIVE, lease_expires_at__lt=now)
+        if scope is not None:
+            rows = rows.filter(scope=scope)
+        return [_attempt(row) for row in rows.order_by("id").values(*FIELDS)]
+
+    def loader(self, model: type[ProjectT] | str) -> DjangoLoader[ProjectT]:
+        """Return a loader of ``model`` instances by the key text the ledger stores.
+
+        Args:
+            model: The model class, or its label (``"app_label.ModelName"``, what
+                :meth:`scope` and an attempt's ``scope`` hold), so a worker can load a
+                project from the attempt alone.
+        """
+        return DjangoLoader(model, using=self.using)
+
+
+class DjangoLoader(Generic[ProjectT]):
+    """Loads one model's instances by primary key text, for recovery and workers.
+
+    Args:
+        model: The model class, or its label (``"app_label.ModelName"``, any case).
+        using: The alias to read from; by default the routers' choice for writes (the
+            database the guarded ``UPDATE`` will go to, never a lagging replica).
+
+    Raises:
+        LookupError: ``model`` is a label no installed app defines.
+    """
+
+    def __init__(self, model: type[ProjectT] | str, *, using: str | None = None) -> None:
+        if isinstance(model, str):
+            try:
+                found = django_apps.get_model(model)
+            except (LookupError, ValueError) as exc:
+                msg = (
+                    f"no installed model is labelled {model!r}: pass the model class or its "
+                    f"label 'app_label.ModelName' (a ledger scope) ({exc})"
+                )
+                raise LookupError(msg) from exc
+            model = cast("type[ProjectT]", found)
+        self.model: type[ProjectT] = model
+        """The model it loads."""
+        self.using = using
+        """The alias, or ``None`` to follow the routers."""
+        self.scope = _label(cast("type[models.Model]", model))
+        """The model's label, lower case: the ledger's scope of its instances."""
+
+    def __repr__(self) -> str:
+        return f"<DjangoLoader {self.scope} using={self.using!r}>"
+
+    def __call__(self, key: str, /) -> ProjectT | None:
+        """Return the instance whose primary key text is ``key``, or ``None``.
+
+        Text that is no valid key of the model (``"abc"`` for an integer key) loads
+        nothing, without a query.
+        """
+        model = cast("type[models.Model]", self.model)
+        try:
+            pk = model._meta.pk.to_python(key)
+        except (ValidationError, ValueError, TypeError):
+            return None
+        if isinstance(pk, list):  # a composite key, given as its JSON text
+            pk = tuple(pk)
+        using = self.using or router.db_for_write(model)
+        found = model._base_manager.using(using).filter(pk=pk).first()
+        return cast("ProjectT | None", found)
+
+
+_ACTIVE: Final = [s.value for s in ACTIVE_STATES]
+
+
+def _values(values: Mapping[str, object]) -> dict[str, Any]:
+    return {
+        name: (value.value if isinstance(value, AttemptState) else value)
+        for name, value in values.items()
+    }
+
+
+def _attempt(row: Mapping[str, Any]) -> Attempt:
+    data = dict(row)
+    data["state"] = AttemptState(data["state"])
+    data["id"] = int(data["id"])
+    return Attempt(**data)
