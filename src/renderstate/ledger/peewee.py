@@ -1,0 +1,313 @@
+"""The Peewee attempt store: the ledger as a model bound to your projects' database.
+
+Install with ``pip install 'renderstate[peewee]'``. Create the table once (or add
+:func:`attempt_model`'s model to your migrations), then build the ledger::
+
+    from renderstate.ledger import Ledger
+    from renderstate.ledger.peewee import PeeweeAttemptStore, create_ledger_table
+
+    create_ledger_table(db)                      # CREATE TABLE IF NOT EXISTS, with indexes
+    ledger = Ledger(PeeweeAttemptStore(db))
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, Generic, cast
+
+try:
+    import peewee
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    msg = (
+        "renderstate.ledger.peewee needs Peewee; install it with: pip install 'renderstate[peewee]'"
+    )
+    raise ImportError(msg) from exc
+
+from renderstate._attempts import ACTIVE_STATES, FIELDS, Attempt, AttemptState, decode_key
+from renderstate.typing import ProjectT
+
+__all__ = [
+    "TABLE_NAME",
+    "PeeweeAttemptStore",
+    "PeeweeLoader",
+    "attempt_model",
+    "create_ledger_table",
+]
+
+TABLE_NAME: Final = "renderstate_attempt"
+
+_MODELS: weakref.WeakKeyDictionary[Any, dict[str, type[peewee.Model]]] = weakref.WeakKeyDictionary()
+_MODELS_LOCK = threading.Lock()
+
+
+def _declare(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[peewee.Model]:
+    class RenderAttempt(peewee.Model):
+        """One render attempt of one project; written by the ledger only."""
+
+        id = peewee.BigAutoField()
+        scope = peewee.CharField(max_length=100)
+        project_key = peewee.CharField(max_length=255)
+        state = peewee.CharField(max_length=16)
+        output_path = peewee.CharField(max_length=500, null=True)
+        actor = peewee.CharField(max_length=255, null=True)
+        worker = peewee.CharField(max_length=255, null=True)
+        lease_expires_at = peewee.DoubleField(null=True)
+        phase = peewee.CharField(max_length=32, default="queued")
+        done = peewee.IntegerField(default=0)
+        total = peewee.IntegerField(default=0)
+        fraction = peewee.DoubleField(default=0.0)
+        eta_seconds = peewee.DoubleField(null=True)
+        error = peewee.TextField(null=True)
+        created_at = peewee.DoubleField()
+        started_at = peewee.DoubleField(null=True)
+        finished_at = peewee.DoubleField(null=True)
+
+        class Meta:
+            database = bound
+            table_name = name
+
+    model = RenderAttempt
+    # Index names as attempt_table() gives them in the SQLAlchemy store.
+    model.add_index(model.index(model.scope, model.project_key, model.id, name=f"{name}_project"))
+    model.add_index(model.index(model.state, model.lease_expires_at, name=f"{name}_lease"))
+    return model
+
+
+def attempt_model(
+    database: peewee.Database | peewee.DatabaseProxy, *, table_name: str = TABLE_NAME
+) -> type[peewee.Model]:
+    """Return the ledger's model bound to ``database`` (one class per database and name).
+
+    Its columns and index names are those of
+    :func:`renderstate.ledger.sqlalchemy.attempt_table`; times are UNIX seconds in double
+    precision. Pass it to your migration tool, or create it with
+    :func:`create_ledger_table`.
+    """
+    with _MODELS_LOCK:
+        per_name = _MODELS.setdefault(database, {})
+        if table_name not in per_name:
+            per_name[table_name] = _declare(database, table_name)
+        return per_name[table_name]
+
+
+def create_ledger_table(
+    database: peewee.Database | peewee.DatabaseProxy, *, table_name: str = TABLE_NAME
+) -> type[peewee.Model]:
+    """Create the ledger's table and its indexes if they do not exist; return the model."""
+    model = attempt_model(database, table_name=table_name)
+    model.create_table(safe=True)
+    return model
+
+
+def _target(database: Any) -> Any:
+    """The database behind a ``DatabaseProxy`` (or the database itself)."""
+    inner = getattr(database, "obj", None)
+    return database if inner is None else inner
+
+
+class PeeweeAttemptStore:
+    """Keeps the attempt ledger in a table of the projects' own Peewee database.
+
+    :meth:`atomic` is ``database.atomic()`` (a savepoint inside your own
+    ``atomic()``; ``BEGIN IMMEDIATE`` on SQLite unless the database names another lock
+    type): the :class:`~renderstate.adapters.peewee.PeeweeAdapter`'s ``UPDATE`` runs on
+    the same connection, so a start and its attempt, or an attempt's end and the
+    project's, commit together.
+
+    Args:
+        database: The database the projects' models are bound to (or a
+            ``DatabaseProxy`` of it).
+        table_name: The ledger's table.
+    """
+
+    def __init__(
+        self,
+        database: peewee.Database | peewee.DatabaseProxy,
+        *,
+        table_name: str = TABLE_NAME,
+    ) -> None:
+        self.database = database
+        """The projects' database."""
+        self.model: Any = attempt_model(database, table_name=table_name)
+        """The ledger's model, bound to :attr:`database`."""
+
+    def __repr__(self) -> str:
+        return f"<PeeweeAttemptStore table={self.model._meta.table_name}>"
+
+    def create_table(self) -> None:
+        """Create the ledger's table and indexes if they do not exist."""
+        self.model.create_table(safe=True)
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def atomic(self, project: Any) -> Iterator[None]:
+        """``database.atomic()``: one transaction (a savepoint inside another).
+
+        Raises:
+            ValueError: ``project``'s model is bound to another database, so its
+                ``UPDATE`` and the ledger's writes could not be one transaction.
+        """
+        theirs = type(project)._meta.database
+        if _target(theirs) is not _target(self.database):
+            msg = (
+                f"{type(project).__name__} is bound to {theirs!r} but the attempt ledger to "
+                f"{self.database!r}; their writes must share one transaction: build "
+                f"PeeweeAttemptStore with the database the model is bound to"
+            )
+            raise ValueError(msg)
+        database = _target(self.database)
+        lock = getattr(database, "_lock_type", None)
+        if isinstance(database, peewee.SqliteDatabase) and not lock:
+            # BEGIN IMMEDIATE: a transaction that read first could otherwise fail with
+            # "database is locked" when it writes.
+            block = self.database.atomic("IMMEDIATE")
+        else:
+            block = self.database.atomic()
+        with block:
+            yield
+
+    # ------------------------------------------------------------------ the store
+
+    def scope(self, project: Any) -> str:
+        """Return the name of the table the project's model is bound to."""
+        return str(type(project)._meta.table_name)
+
+    def insert(self, attempt: Attempt) -> Attempt:
+        """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
+        values = _values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
+        new_id = self.model.insert(**values).execute()
+        return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(new_id)})
+
+    def update(
+        self,
+        attempt_id: int,
+        values: Mapping[str, object],
+        *,
+        states: Collection[AttemptState],
+        lease_before: float | None = None,
+    ) -> bool:
+        """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
+        model = self.model
+        where = (model.id == attempt_id) & model.state.in_([AttemptState(s).value for s in states])
+        if lease_before is not None:
+            where &= model.lease_expires_at < lease_before
+        if model.update(**_values(values)).where(where).execute() == 1:
+            return True
+        if not isinstance(_target(self.database), peewee.MySQLDatabase):
+            return False
+        # MySQL counts changed rows, not matched ones (Peewee does not ask for
+        # CLIENT_FOUND_ROWS): 0 may be a match that wrote the values already stored, such
+        # as a repeated heartbeat. A state never returns to live and a lease only grows,
+        # so a row that meets the condition now met it then: the write applied.
+        still = model.select(model.id).where(where).for_update()
+        return still.exists()  # type: ignore[no-any-return]
+
+    def get(self, attempt_id: int) -> Attempt | None:
+        """Return the attempt with that id."""
+        rows = list(self.model.select().where(self.model.id == attempt_id).dicts())
+        return _attempt(rows[0]) if rows else None
+
+    def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
+        """Return the project's attempts, newest first."""
+        model = self.model
+        query = (
+            model.select()
+            .where((model.scope == scope) & (model.project_key == key))
+            .order_by(model.id.desc())
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [_attempt(row) for row in query.dicts()]
+
+    def live(self, scope: str, key: str) -> list[Attempt]:
+        """Return the project's queued or rendering attempts."""
+        model = self.model
+        query = model.select().where(
+            (model.scope == scope) & (model.project_key == key) & model.state.in_(_ACTIVE)
+        )
+        return [_attempt(row) for row in query.order_by(model.id).dicts()]
+
+    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+        """Return the live attempts whose lease expired before ``now``, oldest first."""
+        model = self.model
+        where = model.state.in_(_ACTIVE) & (model.lease_expires_at < now)
+        if scope is not None:
+            where &= model.scope == scope
+        query = model.select().where(where).order_by(model.id)
+        return [_attempt(row) for row in query.dicts()]
+
+    def loader(self, model: type[ProjectT]) -> PeeweeLoader[ProjectT]:
+        """Return a loader of ``model`` instances by the key text the ledger stores."""
+        return PeeweeLoader(model)
+
+
+class PeeweeLoader(Generic[ProjectT]):
+    """Loads one model's instances by primary key text, for recovery and workers.
+
+    Text that is no valid key of the model (``"abc"`` for an integer key) loads nothing,
+    without a query. Composite keys (``CompositeKey``) are loaded from their JSON text.
+
+    Args:
+        model: The Peewee model class.
+    """
+
+    def __init__(self, model: type[ProjectT]) -> None:
+        self.model = model
+        """The model it loads."""
+        meta = cast("Any", model)._meta
+        self.scope = str(meta.table_name)
+        """The model's table name: the ledger's scope of its instances."""
+        key = meta.primary_key
+        if isinstance(key, peewee.CompositeKey):
+            self._fields = [meta.fields[name] for name in key.field_names]
+        else:
+            self._fields = [key]
+
+    def __repr__(self) -> str:
+        return f"<PeeweeLoader {self.scope}>"
+
+    def __call__(self, key: str, /) -> ProjectT | None:
+        """Return the instance whose primary key text is ``key``, or ``None``."""
+        decoded = decode_key(key) if len(self._fields) > 1 else key
+        parts = decoded if isinstance(decoded, tuple) else (decoded,)
+        if len(parts) != len(self._fields):
+            return None
+        try:
+            values = [_convert(f, part) for f, part in zip(self._fields, parts, strict=True)]
+        except (TypeError, ValueError):
+            return None
+        where = [field == value for field, value in zip(self._fields, values, strict=True)]
+        found = cast("Any", self.model).get_or_none(*where)
+        return cast("ProjectT | None", found)
+
+
+def _convert(field: Any, text: object) -> object:
+    target = field
+    while isinstance(target, peewee.ForeignKeyField):
+        target = target.rel_field
+    if isinstance(target, peewee.IntegerField):  # AutoField, BigAutoField, BigIntegerField
+        return int(str(text))
+    if isinstance(target, (peewee.FloatField, peewee.DecimalField)):
+        float(str(text))  # validate; the field adapts the text itself
+    return target.python_value(text)
+
+
+_ACTIVE: Final = [s.value for s in ACTIVE_STATES]
+
+
+def _values(values: Mapping[str, object]) -> dict[str, Any]:
+    return {
+        name: (value.value if isinstance(value, AttemptState) else value)
+        for name, value in values.items()
+    }
+
+
+def _attempt(row: Mapping[str, Any]) -> Attempt:
+    data = dict(row)
+    data["state"] = AttemptState(data["state"])
+    data["id"] = int(data["id"])
+    return Attempt(**{name: data[name] for name in FIELDS})
