@@ -195,6 +195,31 @@ class TestPeeweeAdapter(AdapterContract):
         assert len(sql) == 1
         assert set_columns(sql[0]) == {harness.columns["status"]}
 
+    def test_job_scope_closes_the_thread_connection(self, harness: Harness) -> None:
+        """After a job, the worker thread's connection is closed (not while in a transaction)."""
+        assert isinstance(harness, PeeweeHarness)
+        key = harness.insert()
+        adapter = harness.adapter()
+        seen: list[bool] = []
+
+        def job() -> None:
+            with adapter.job_scope():
+                harness.lifecycle(harness.load(key), adapter).start_render()
+                seen.append(harness.database.is_closed())
+            seen.append(harness.database.is_closed())
+            with harness.database.atomic(), adapter.job_scope():
+                harness.lifecycle(harness.load(key), adapter).fail("stop")
+            seen.append(harness.database.is_closed())
+            with adapter.job_scope():
+                pass
+            seen.append(harness.database.is_closed())
+
+        worker = threading.Thread(target=job)
+        worker.start()
+        worker.join(30)
+        assert seen == [False, True, False, True]
+        assert harness.row(key)["status"] == harness.literal(Status.FAILED)
+
 
 def test_missing_peewee_names_the_extra() -> None:
     """Importing the adapter without Peewee raises ImportError quoting the pip command."""

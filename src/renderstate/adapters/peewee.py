@@ -10,7 +10,9 @@ Install with ``pip install 'renderstate[peewee]'``. The model needs no mixin or 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 try:
@@ -40,11 +42,13 @@ class PeeweeAdapter:
             transition, e.g. ``{"updated_at": datetime.datetime.now}``.
     """
 
-    __slots__ = ("auto_update",)
+    __slots__ = ("_databases", "_lock", "auto_update")
 
     def __init__(self, *, auto_update: Mapping[str, Callable[[], object]] | None = None) -> None:
         self.auto_update: dict[str, Callable[[], object]] = dict(auto_update or {})
         """The fields every transition also stamps, with their value factories."""
+        self._databases: set[Any] = set()  # the databases written through, for job_scope()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<PeeweeAdapter auto_update={sorted(self.auto_update)!r}>"
@@ -69,6 +73,7 @@ class PeeweeAdapter:
             if name != change.status_field:
                 field = meta.fields[name]
                 check_length(value, getattr(field, "max_length", None), field.column_name)
+        self._remember(meta.database)
         values = dict(change.values)
         for name, stamp in self.auto_update.items():
             values.setdefault(name, stamp())
@@ -105,6 +110,30 @@ class PeeweeAdapter:
         if not found:
             raise ProjectNotFoundError(project_key=key)
         _set_clean(project, {status_field: found[0][0]})
+
+    @contextmanager
+    def job_scope(self) -> Iterator[None]:
+        """Close this thread's connections after a render job, as a request cycle would.
+
+        The render runner calls it around each job on its worker threads (and around each
+        heartbeat tick). Peewee keeps one connection per thread, opened on first use: a
+        worker thread would otherwise hold its connection until the thread ends. It closes
+        the connection of each database this adapter has written to, unless a transaction
+        is open on it.
+        """
+        try:
+            yield
+        finally:
+            with self._lock:
+                databases = tuple(self._databases)
+            for database in databases:
+                if not database.is_closed() and not database.in_transaction():
+                    database.close()
+
+    def _remember(self, database: Any) -> None:
+        if database is not None and database not in self._databases:
+            with self._lock:
+                self._databases.add(database)
 
     def project_key(self, project: Any) -> object:
         """Return the instance's primary key value (``None`` before an auto id is assigned)."""
