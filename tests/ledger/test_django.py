@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger.django import DjangoAttemptStore, DjangoLoader
 
 from .contract import Clock, LedgerContract, LedgerHarness, ledger_for
+from .runner_case import render_through_the_runner
 
 
 class DjangoLedgerHarness(DjangoHarness, LedgerHarness):
@@ -56,6 +58,11 @@ class DjangoLedgerHarness(DjangoHarness, LedgerHarness):
 
 class TestDjangoLedger(LedgerContract):
     harness_class = DjangoLedgerHarness
+
+    def test_runner_renders_with_the_store(self, harness: Harness, tmp_path: Path) -> None:
+        """A RenderRunner on worker threads records, heartbeats and fences with this store."""
+        assert isinstance(harness, LedgerHarness)
+        render_through_the_runner(harness, tmp_path)
 
     def test_fenced_complete_is_two_updates_in_one_transaction(self, harness: Harness) -> None:
         """A fenced complete runs exactly the attempt's UPDATE then the project's UPDATE,

@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import peewee
@@ -26,6 +27,7 @@ from renderstate.ledger.peewee import (
 )
 
 from .contract import Clock, LedgerContract, LedgerHarness, ledger_for
+from .runner_case import render_through_the_runner
 
 _CREATED: set[int] = set()
 
@@ -77,6 +79,11 @@ class PeeweeLedgerHarness(PeeweeHarness, LedgerHarness):
 
 class TestPeeweeLedger(LedgerContract):
     harness_class = PeeweeLedgerHarness
+
+    def test_runner_renders_with_the_store(self, harness: Harness, tmp_path: Path) -> None:
+        """A RenderRunner on worker threads records, heartbeats and fences with this store."""
+        assert isinstance(harness, LedgerHarness)
+        render_through_the_runner(harness, tmp_path)
 
     def test_fenced_complete_is_two_updates_in_one_transaction(self, harness: Harness) -> None:
         """A fenced complete runs exactly the attempt's UPDATE then the project's UPDATE,
