@@ -39,6 +39,7 @@ pymysql.install_as_MySQLdb()
 
 _LOCK = threading.Lock()
 _PREPARED: set[str] = set()
+_ALIASES: dict[Target, str] = {}
 
 
 def database_settings(target: Target) -> dict[str, Any]:
@@ -77,9 +78,18 @@ def database_settings(target: Target) -> dict[str, Any]:
 
 
 def use_database(target: Target) -> str:
-    """Configure Django (once per process) and register ``target`` under its backend's alias."""
-    alias = target.backend
+    """Configure Django (once per process) and register ``target`` under an alias of its own.
+
+    The alias is the backend's name for its first target in this process; the adapter and
+    ledger tests each have their own databases (a session fixture per directory), so a
+    second target of a backend gets a numbered alias instead of reusing the first's.
+    """
     with _LOCK:
+        alias = _ALIASES.get(target)
+        if alias is None:
+            taken = sum(1 for other in _ALIASES if other.backend == target.backend)
+            alias = target.backend if not taken else f"{target.backend}{taken + 1}"
+            _ALIASES[target] = alias
         if not settings.configured:
             settings.configure(
                 DATABASES={"default": database_settings(target)},
