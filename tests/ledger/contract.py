@@ -156,6 +156,8 @@ class LedgerContract:
                 return "conflict"
             except Exception as exc:
                 return f"error: {exc!r}"
+            finally:
+                harness.release()  # thread-bound connections (Peewee, Django) end with it
             return "won"
 
         with ThreadPoolExecutor(THREADS) as pool:
