@@ -222,6 +222,7 @@ def test_proxy_database_is_the_same_database() -> None:
     other = peewee.SqliteDatabase(":memory:")
     with pytest.raises(ValueError, match="bound to"):
         PeeweeAttemptStore(other).atomic(item).__enter__()
+    database.close()
 
 
 def test_composite_and_uuid_keys_load() -> None:
@@ -248,3 +249,4 @@ def test_composite_and_uuid_keys_load() -> None:
     assert PeeweeLoader(Film)(str(film.id)) == film
     assert PeeweeLoader(Film)(str(uuid.uuid4())) is None
     assert PeeweeLoader(Film)("nope") is None
+    database.close()
