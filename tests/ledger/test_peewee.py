@@ -196,9 +196,11 @@ def test_one_model_per_database() -> None:
 
 
 def test_proxy_database_is_the_same_database() -> None:
-    """A model bound to a DatabaseProxy shares the ledger of the database behind it."""
-    database = peewee.SqliteDatabase(":memory:")
+    """A model bound to a DatabaseProxy shares the ledger of the database behind it, and
+    the store may be built on the proxy before it is initialised (as at import time)."""
     proxy = peewee.DatabaseProxy()
+    store = PeeweeAttemptStore(proxy)
+    database = peewee.SqliteDatabase(":memory:")
     proxy.initialize(database)
 
     class Item(peewee.Model):
@@ -209,8 +211,7 @@ def test_proxy_database_is_the_same_database() -> None:
             database = proxy
             table_name = "item"
 
-    store = PeeweeAttemptStore(database)
-    create_ledger_table(database)
+    create_ledger_table(proxy)
     database.create_tables([Item])
     item = Item.create()
     ledger = Ledger(store, clock=Clock())
@@ -222,6 +223,7 @@ def test_proxy_database_is_the_same_database() -> None:
     other = peewee.SqliteDatabase(":memory:")
     with pytest.raises(ValueError, match="bound to"):
         PeeweeAttemptStore(other).atomic(item).__enter__()
+    assert PeeweeAttemptStore(database).get(attempt.id) == attempt  # the same table
     database.close()
 
 

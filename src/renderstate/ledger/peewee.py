@@ -13,7 +13,6 @@ Install with ``pip install 'renderstate[peewee]'``. Create the table once (or ad
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Generic, cast
@@ -39,7 +38,9 @@ __all__ = [
 
 TABLE_NAME: Final = "renderstate_attempt"
 
-_MODELS: weakref.WeakKeyDictionary[Any, dict[str, type[peewee.Model]]] = weakref.WeakKeyDictionary()
+# Keyed by the database object itself: a DatabaseProxy cannot be weakly referenced, and a
+# database lives as long as the application anyway.
+_MODELS: dict[Any, dict[str, type[peewee.Model]]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
