@@ -19,10 +19,11 @@ from django.db import connections
 
 from adapters.contract import Harness, elsewhere
 from adapters.test_django import DjangoHarness
-from renderstate import RenderConflictError, Status
+from renderstate import ProjectLifecycle, RenderConflictError, Status
 from renderstate._attempts import FIELDS
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger.django import DjangoAttemptStore, DjangoLoader
+from renderstate.testing import MemoryProject
 
 from .contract import Clock, LedgerContract, LedgerHarness, ledger_for
 from .runner_case import render_through_the_runner
@@ -248,3 +249,15 @@ def test_attempt_states_are_the_model_choices() -> None:
 
     field = RenderAttempt._meta.get_field("state")
     assert [value for value, _ in field.choices] == [s.value for s in AttemptState]
+
+
+def test_a_foreign_object_is_refused_with_the_store_to_use() -> None:
+    """A plain object, or a class that is no Django model, gets a TypeError naming the
+    stores to use instead; nothing is written."""
+    project = MemoryProject(title="plain")
+    ledger = Ledger(DjangoAttemptStore(), clock=Clock())
+    with pytest.raises(TypeError, match=r"files Django model instances; got a .*MemoryProject"):
+        ledger.start(ProjectLifecycle(project))
+    assert project.status == "DRAFT"
+    with pytest.raises(TypeError, match=r"renderstate\.ledger\.sqlalchemy, \.peewee"):
+        DjangoLoader(MemoryProject)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from renderstate.ledger.peewee import (
     attempt_model,
     create_ledger_table,
 )
+from renderstate.testing import MemoryProject
 
 from .contract import Clock, LedgerContract, LedgerHarness, ledger_for
 from .runner_case import render_through_the_runner
@@ -252,3 +253,17 @@ def test_composite_and_uuid_keys_load() -> None:
     assert PeeweeLoader(Film)(str(uuid.uuid4())) is None
     assert PeeweeLoader(Film)("nope") is None
     database.close()
+
+
+def test_a_foreign_object_is_refused_with_the_store_to_use() -> None:
+    """A plain object, or a class that is no Peewee model, gets a TypeError naming the
+    stores to use instead; nothing is written."""
+    project = MemoryProject(title="plain")
+    ledger = Ledger(PeeweeAttemptStore(peewee.SqliteDatabase(":memory:")), clock=Clock())
+    with pytest.raises(TypeError, match=r"files Peewee model instances; got a .*MemoryProject"):
+        ledger.start(ProjectLifecycle(project))
+    assert project.status == "DRAFT"
+    with pytest.raises(TypeError, match=r"renderstate\.ledger\.sqlalchemy, \.django"):
+        PeeweeLoader(MemoryProject)
+    with pytest.raises(TypeError, match="Peewee model instances"):
+        PeeweeAttemptStore(peewee.SqliteDatabase(":memory:")).atomic(project).__enter__()

@@ -103,6 +103,18 @@ def create_ledger_table(
     return model
 
 
+def _model_class(model: Any) -> Any:
+    if not (isinstance(model, type) and issubclass(model, peewee.Model)):
+        kind = model if isinstance(model, type) else type(model)
+        msg = (
+            f"the Peewee attempt store files Peewee model instances; got a "
+            f"{kind.__module__}.{kind.__qualname__}. Use the attempt store of the project's "
+            "ORM (renderstate.ledger.sqlalchemy, .django, or .memory for plain objects)"
+        )
+        raise TypeError(msg)
+    return model
+
+
 def _target(database: Any) -> Any:
     """The database behind a ``DatabaseProxy`` (or the database itself)."""
     inner = getattr(database, "obj", None)
@@ -151,8 +163,9 @@ class PeeweeAttemptStore:
         Raises:
             ValueError: ``project``'s model is bound to another database, so its
                 ``UPDATE`` and the ledger's writes could not be one transaction.
+            TypeError: ``project`` is not a Peewee model instance.
         """
-        theirs = type(project)._meta.database
+        theirs = _model_class(type(project))._meta.database
         if _target(theirs) is not _target(self.database):
             msg = (
                 f"{type(project).__name__} is bound to {theirs!r} but the attempt ledger to "
@@ -174,8 +187,12 @@ class PeeweeAttemptStore:
     # ------------------------------------------------------------------ the store
 
     def scope(self, project: Any) -> str:
-        """Return the name of the table the project's model is bound to."""
-        return str(type(project)._meta.table_name)
+        """Return the name of the table the project's model is bound to.
+
+        Raises:
+            TypeError: ``project`` is not a Peewee model instance.
+        """
+        return str(_model_class(type(project))._meta.table_name)
 
     def insert(self, attempt: Attempt) -> Attempt:
         """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
@@ -254,12 +271,15 @@ class PeeweeLoader(Generic[ProjectT]):
 
     Args:
         model: The Peewee model class.
+
+    Raises:
+        TypeError: ``model`` is not a Peewee model class.
     """
 
     def __init__(self, model: type[ProjectT]) -> None:
         self.model = model
         """The model it loads."""
-        meta = cast("Any", model)._meta
+        meta = _model_class(model)._meta
         self.scope = str(meta.table_name)
         """The model's table name: the ledger's scope of its instances."""
         key = meta.primary_key

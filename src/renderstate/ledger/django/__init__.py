@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Final, Generic, cast
 try:
     from django.apps import apps as django_apps
     from django.core.exceptions import ImproperlyConfigured, ValidationError
-    from django.db import models, router, transaction
+    from django.db import models as django_models
+    from django.db import router, transaction
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
         "renderstate.ledger.django needs Django; install it with: pip install 'renderstate[django]'"
@@ -57,7 +58,15 @@ def _model() -> type[RenderAttempt]:
     return RenderAttempt
 
 
-def _label(model: type[models.Model]) -> str:
+def _label(model: object) -> str:
+    if not (isinstance(model, type) and issubclass(model, django_models.Model)):
+        kind = model if isinstance(model, type) else type(model)
+        msg = (
+            f"the Django attempt store files Django model instances; got a "
+            f"{kind.__module__}.{kind.__qualname__}. Use the attempt store of the project's "
+            "ORM (renderstate.ledger.sqlalchemy, .peewee, or .memory for plain objects)"
+        )
+        raise TypeError(msg)
     # A proxy shares its concrete model's rows, so it shares its attempts too.
     return model._meta.concrete_model._meta.label_lower  # type: ignore[union-attr]
 
@@ -95,8 +104,8 @@ class DjangoAttemptStore:
         """Return the database alias the ledger reads and writes."""
         return self.using or router.db_for_write(_model())
 
-    def _rows(self) -> models.QuerySet[RenderAttempt]:
-        manager: models.Manager[RenderAttempt] = _model()._base_manager
+    def _rows(self) -> django_models.QuerySet[RenderAttempt]:
+        manager: django_models.Manager[RenderAttempt] = _model()._base_manager
         return manager.using(self.alias())
 
     # ------------------------------------------------------------------ transactions
@@ -106,11 +115,13 @@ class DjangoAttemptStore:
         """``transaction.atomic()`` on the ledger's alias, which the adapter joins.
 
         Raises:
+            TypeError: ``project`` is not a Django model instance.
             ImproperlyConfigured: ``project`` lives in another database than the ledger,
                 so its ``UPDATE`` and the ledger's writes could not be one transaction.
         """
-        alias = self.alias()
         model = type(project)
+        _label(model)  # a Django model, or a TypeError saying which store to use
+        alias = self.alias()
         theirs = project._state.db or router.db_for_write(model, instance=project)
         if theirs != alias:
             msg = (
@@ -125,7 +136,11 @@ class DjangoAttemptStore:
     # ------------------------------------------------------------------ the store
 
     def scope(self, project: Any) -> str:
-        """Return the project's model label, lower case (``"app_label.modelname"``)."""
+        """Return the project's model label, lower case (``"app_label.modelname"``).
+
+        Raises:
+            TypeError: ``project`` is not a Django model instance.
+        """
         return _label(type(project))
 
     def insert(self, attempt: Attempt) -> Attempt:
@@ -198,6 +213,7 @@ class DjangoLoader(Generic[ProjectT]):
 
     Raises:
         LookupError: ``model`` is a label no installed app defines.
+        TypeError: ``model`` is not a Django model class.
     """
 
     def __init__(self, model: type[ProjectT] | str, *, using: str | None = None) -> None:
@@ -215,7 +231,7 @@ class DjangoLoader(Generic[ProjectT]):
         """The model it loads."""
         self.using = using
         """The alias, or ``None`` to follow the routers."""
-        self.scope = _label(cast("type[models.Model]", model))
+        self.scope = _label(cast("type[django_models.Model]", model))
         """The model's label, lower case: the ledger's scope of its instances."""
 
     def __repr__(self) -> str:
@@ -227,7 +243,7 @@ class DjangoLoader(Generic[ProjectT]):
         Text that is no valid key of the model (``"abc"`` for an integer key) loads
         nothing, without a query.
         """
-        model = cast("type[models.Model]", self.model)
+        model = cast("type[django_models.Model]", self.model)
         try:
             pk = model._meta.pk.to_python(key)
         except (ValidationError, ValueError, TypeError):
