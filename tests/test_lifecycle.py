@@ -770,3 +770,22 @@ def test_every_precomputed_plan_is_an_edge_of_the_one_machine(options: dict[str,
     }
     assert planned == machine
     assert sum(len(plans) for plans in layout.plans.values()) == len(machine)
+
+
+def test_a_field_refusing_every_write_surfaces_its_own_error(via: Via) -> None:
+    """The write that failed is not retried as a rollback: its error reaches the caller."""
+
+    class Frozen(MemoryProject):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "status" and "status" in vars(self):
+                raise PermissionError(f"status is frozen, refused {value!r}")
+            super().__setattr__(name, value)
+
+    for project, call, refused in (
+        (Frozen(status="PROCESSING"), lambda lc: lc.complete("projects/1/final.mp4"), "COMPLETED"),
+        (Frozen(status="DRAFT"), lambda lc: lc.start_render(), "PROCESSING"),
+    ):
+        before = snapshot(project)
+        with pytest.raises(PermissionError, match=f"refused '{refused}'"):
+            call(via.bind(project))
+        assert snapshot(project) == before

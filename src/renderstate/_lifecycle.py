@@ -50,6 +50,7 @@ _MISSING: Final = object()
 # moved under it. Each retry needs another writer to have changed the row in between,
 # so this bound is only reached under pathological contention.
 _MAX_ATTEMPTS: Final = 8
+_ATTEMPTS: Final = range(_MAX_ATTEMPTS)
 
 
 def _build_machine() -> Machine:
@@ -597,7 +598,7 @@ class ProjectLifecycle(Generic[ProjectT]):
         adapter = self._adapter
         project = self._project
         refreshed = False
-        for _ in range(_MAX_ATTEMPTS):
+        for _ in _ATTEMPTS:
             step = self._plan(trigger, refreshed, output, clear_output)
             if step is None:
                 adapter.refresh_status(project, self._layout.status_field)
@@ -614,7 +615,7 @@ class ProjectLifecycle(Generic[ProjectT]):
         )
         project = self._project
         refreshed = False
-        for _ in range(_MAX_ATTEMPTS):
+        for _ in _ATTEMPTS:
             step = self._plan(trigger, refreshed, output, clear_output)
             if step is None:
                 await adapter.refresh_status(project, self._layout.status_field)

@@ -37,20 +37,27 @@ class MemoryAdapter:
                 matches = False
             if not matches:
                 return False
-            previous: dict[str, Any] = {}
+            values = change.values
+            if len(values) == 1:
+                # A single field: if setting it fails, nothing has changed.
+                ((field, value),) = values.items()
+                setattr(project, field, value)
+                return True
+            done: list[tuple[str, Any]] = []
             try:
-                for field, value in change.values.items():
-                    previous[field] = getattr(project, field, _MISSING)
+                for field, value in values.items():
+                    old = getattr(project, field, _MISSING)
                     setattr(project, field, value)
+                    done.append((field, old))
             except BaseException:
                 # A read-only or validating attribute refused the value: put back what we
                 # already changed so that a refused transition changes nothing.
-                for field, value in previous.items():
-                    if value is _MISSING:
+                for field, old in reversed(done):
+                    if old is _MISSING:
                         with contextlib.suppress(AttributeError):
                             delattr(project, field)
                     else:
-                        setattr(project, field, value)
+                        setattr(project, field, old)
                 raise
             return True
 
