@@ -213,6 +213,21 @@ class LedgerContract:
         with pytest.raises(ValueError, match="unknown fields"):
             ledger.heartbeat(attempt, {"frames": 3})
 
+    def test_repeated_heartbeat_still_matches(self, harness: LedgerHarness) -> None:
+        """A heartbeat that writes the values already stored still finds its live attempt:
+        MySQL and MariaDB report changed rows unless the client asks for matched ones
+        (Django and SQLAlchemy do, Peewee does not)."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        progress = {"phase": "rendering", "done": 1, "total": 2, "fraction": 0.5}
+        assert ledger.heartbeat(attempt, progress)
+        assert ledger.heartbeat(attempt, progress), "the same values again: still live"
+        clock.now += 11
+        assert ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert not ledger.heartbeat(attempt, progress), "an interrupted attempt is not live"
+
     def test_complete_for_the_live_attempt(self, harness: LedgerHarness) -> None:
         """Completing the live attempt completes the project, runs publish, ends the record."""
         ledger = ledger_for(harness)

@@ -107,16 +107,6 @@ class TestDjangoLedger(LedgerContract):
         assert not any("renderstate_attempt" in s for s in sql), sql
         assert harness.attempts() == before
 
-    def test_repeated_heartbeat_still_matches(self, harness: Harness) -> None:
-        """A heartbeat that writes the values already stored still reports the live
-        attempt (MySQL counts changed rows unless told to count matched ones)."""
-        clock = Clock()
-        ledger = ledger_for(harness, clock)
-        key = harness.insert()
-        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
-        assert ledger.heartbeat(attempt)
-        assert ledger.heartbeat(attempt), "the same lease again is still a live attempt"
-
     def test_proxy_shares_the_concrete_scope(self, harness: Harness) -> None:
         """A proxy's instances are its concrete model's rows: same scope, same attempts."""
         assert isinstance(harness, DjangoLedgerHarness)

@@ -128,20 +128,6 @@ class TestPeeweeLedger(LedgerContract):
         assert not any("renderstate_attempt" in s for s in sql), sql
         assert harness.attempts() == before
 
-    def test_repeated_heartbeat_still_matches(self, harness: Harness) -> None:
-        """A heartbeat that writes the values already stored still reports the live
-        attempt: MySQL counts changed rows, and Peewee does not ask for matched ones."""
-        clock = Clock()
-        ledger = ledger_for(harness, clock)
-        key = harness.insert()
-        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
-        progress = {"phase": "rendering", "done": 1, "total": 2, "fraction": 0.5}
-        assert ledger.heartbeat(attempt, progress)
-        assert ledger.heartbeat(attempt, progress), "the same values again: still live"
-        clock.now += 11
-        assert ledger.recover(harness.adapter(), harness.loader(), **harness.options)
-        assert not ledger.heartbeat(attempt, progress), "an interrupted attempt is not live"
-
     def test_loader_and_bad_keys(self, harness: Harness) -> None:
         """The loader loads by key text; text that is not a key of the model, or a deleted
         row, loads None."""
