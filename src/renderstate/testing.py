@@ -6,13 +6,12 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from renderstate._memory import MemoryAdapter
 from renderstate._records import TransitionRecord
 from renderstate.adapters.memory import AsyncMemoryAdapter
-from renderstate.typing import ProgressSink
+from renderstate.typing import Job, ProgressSink
 
 __all__ = [
     "AsyncMemoryAdapter",
@@ -70,8 +69,8 @@ class InlineExecutor:
         self.closed = False
         """Whether :meth:`shutdown` was called."""
 
-    def schedule(self, fn: Callable[[], None], /) -> None:
-        """Run ``fn`` now.
+    def schedule(self, job: Job, /) -> None:
+        """Run ``job`` now (``job.run()``), before returning.
 
         Raises:
             RuntimeError: the executor was shut down.
@@ -80,7 +79,7 @@ class InlineExecutor:
             msg = "the InlineExecutor was shut down"
             raise RuntimeError(msg)
         self.scheduled += 1
-        fn()
+        job.run()
 
     def shutdown(self, wait: bool = True) -> None:
         """Accept no more jobs (every job has already run)."""

@@ -5,26 +5,32 @@
   ``refresh_status`` are coroutines, awaited by ``ProjectLifecycle.astart_render()`` & co.
 - :class:`Observer` is told about each transition after it has been persisted.
 - :class:`Renderer` writes a project's video to a path, reporting to a :class:`ProgressSink`.
-- :class:`Executor` runs the render runner's jobs (threads by default, Celery later).
+- :class:`Executor` runs the render runner's jobs (threads by default, a task queue);
+  each job it is given is a :class:`Job`: a :class:`~renderstate.runner.JobSpec` to send
+  as data and a ``run()`` to call in this process.
 - :class:`AttemptStore` persists the attempt ledger's records (see "Running several
   processes"); :class:`ProjectLoader` loads a project by the key the ledger stores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from renderstate._attempts import Attempt, AttemptState
 from renderstate._records import Change, TransitionRecord
+
+if TYPE_CHECKING:  # _jobs checks output paths with the lifecycle, which imports this module
+    from renderstate._jobs import JobSpec
 
 __all__ = [
     "Adapter",
     "AsyncAdapter",
     "AttemptStore",
     "Executor",
+    "Job",
     "Observer",
     "ProgressSink",
     "ProjectLoader",
@@ -157,14 +163,44 @@ class Renderer(Protocol[ProjectT_contra]):
         """Render ``project`` into ``target``, reporting to ``progress`` as it goes."""
 
 
+class Job(Protocol):
+    """One render job as an executor receives it (a :class:`~renderstate.RenderJob`).
+
+    An executor either calls :meth:`run` (in a worker thread of this process, or inline),
+    or sends :attr:`spec` as data (``spec.to_dict()``) to a process whose runner calls
+    ``RenderRunner.execute(JobSpec.from_dict(data))``. Calling the job itself is the same
+    as :meth:`run`, so an executor written for plain callables keeps working.
+    """
+
+    @property
+    def spec(self) -> JobSpec:
+        """The job as data: project key, ledger scope and attempt id, output path."""
+        ...
+
+    def run(self) -> None:
+        """Run the job in the calling thread, to its end; it handles its own errors."""
+        ...
+
+    def __call__(self) -> None:
+        """The same as :meth:`run`."""
+        ...
+
+
 class Executor(Protocol):
     """Runs the render runner's jobs somewhere: worker threads, a task queue, inline."""
 
-    def schedule(self, fn: Callable[[], None], /) -> None:
-        """Arrange for ``fn`` to be called once, soon; return without waiting for it."""
+    def schedule(self, job: Job, /) -> None:
+        """Arrange for ``job`` to run once, soon; return without waiting for it.
+
+        Either call ``job.run()`` (a thread, inline) or send ``job.spec.to_dict()`` to a
+        worker that calls ``RenderRunner.execute()``. Raise if it cannot be scheduled (a
+        closed executor, a broker that is down): the runner then fails the project with
+        that error, so the claim is never orphaned, and re-raises it to ``submit()``'s
+        caller.
+        """
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop accepting work; with ``wait``, return once every scheduled call has run."""
+        """Stop accepting work; with ``wait``, return once every scheduled job has run."""
 
 
 ProjectT_co = TypeVar("ProjectT_co", covariant=True)

@@ -13,6 +13,7 @@ Nothing here imports moviepy, rich or an ORM: the renderer and the adapter are p
 
 from __future__ import annotations
 
+from renderstate._jobs import JobSpec
 from renderstate.runner._runner import (
     RenderInterruptedError,
     RenderJob,
@@ -23,6 +24,7 @@ from renderstate.runner.executors import ThreadExecutor
 from renderstate.runner.progress import Phase, Progress, ProgressTracker
 
 __all__ = [
+    "JobSpec",
     "Phase",
     "Progress",
     "ProgressTracker",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -13,7 +12,8 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Final, Generic
 
-from renderstate._attempts import Attempt, encode_key
+from renderstate._attempts import Attempt, AttemptState, encode_key
+from renderstate._jobs import JobSpec
 from renderstate._lifecycle import ProjectLifecycle, notify_observers, validate_output_path
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
@@ -54,6 +54,9 @@ KEEP_FINISHED_JOBS: Final = 1024
 _FIRST_DELAY: Final = 0.05
 _MAX_DELAY: Final = 2.0
 _SUPERSEDED: Final = "superseded by a newer render attempt"
+# How often wait() of a handed-off job reads the ledger, at most and at least.
+_MIN_POLL: Final = 0.05
+_MAX_POLL: Final = 1.0
 _LOST: Final = "its attempt was recovered or superseded in another process (its lease was lost)"
 
 
@@ -86,7 +89,14 @@ class _KeyLocks:
 
 
 class RenderJob(Generic[ProjectT]):
-    """One render attempt of one project, as returned by :meth:`RenderRunner.submit`."""
+    """One render attempt of one project, as returned by :meth:`RenderRunner.submit`.
+
+    It is also what the runner hands its executor (a :class:`~renderstate.typing.Job`):
+    :attr:`spec` is the job as data, to send to another process whose runner calls
+    :meth:`RenderRunner.execute`; :meth:`run` runs it here, in the calling thread.
+    Calling the job is the same as :meth:`run`, so an executor that calls what it is
+    given (written for the plain callables of earlier versions) keeps working.
+    """
 
     def __init__(
         self,
@@ -94,6 +104,10 @@ class RenderJob(Generic[ProjectT]):
         lifecycle: ProjectLifecycle[ProjectT],
         output_path: str,
         tracker: ProgressTracker,
+        *,
+        runner: Callable[[RenderJob[ProjectT]], None],
+        hand_off: Callable[[RenderJob[ProjectT]], None],
+        actor: str | None = None,
     ) -> None:
         self.attempt: Attempt | None = None
         """The attempt's record in the ledger (``None`` without a ledger)."""
@@ -103,21 +117,35 @@ class RenderJob(Generic[ProjectT]):
         """The project's primary key."""
         self.output_path = output_path
         """The URL-relative path the video is stored at when the render succeeds."""
+        self.actor = actor
+        """Who asked for the render, if the caller said."""
         self._lifecycle = lifecycle
         self._tracker = tracker
+        self._runner = runner
+        self._hand_off = hand_off
         self._finished = threading.Event()
         self._claim_lock = threading.Lock()
         self._claimed = False
         self._status: Status | None = None
         self._error: BaseException | None = None
         self._lost = False
+        # Set by hand_off(): the ledger this job's attempt is followed in from here on.
+        self._away: Ledger | None = None
 
     def __repr__(self) -> str:
         return f"<RenderJob project={self.project_key!r} {self.progress.phase}>"
 
     @property
     def progress(self) -> Progress:
-        """The latest published progress of this attempt."""
+        """The latest published progress of this attempt.
+
+        After :meth:`hand_off`, read from the ledger (what the process rendering it wrote).
+        """
+        away = self._away
+        if away is not None and not self._finished.is_set():
+            attempt = self._follow(away)
+            if attempt is not None:
+                return progress_of(attempt, away.now())
         return self._tracker.latest
 
     @property
@@ -128,10 +156,15 @@ class RenderJob(Generic[ProjectT]):
     @property
     def status(self) -> Status | None:
         """The project's status when the job ended, ``None`` while it runs."""
-        return self._status if self._finished.is_set() else None
+        return self._status if self.done() else None
 
     def done(self) -> bool:
-        """Whether the job has ended, successfully or not."""
+        """Whether the job has ended, successfully or not.
+
+        After :meth:`hand_off`, whether the ledger shows its attempt ended.
+        """
+        if self._away is not None and not self._finished.is_set():
+            self._follow(self._away)
         return self._finished.is_set()
 
     def wait(self, timeout: float | None = None) -> Status:
@@ -147,16 +180,98 @@ class RenderJob(Generic[ProjectT]):
         Raises:
             TimeoutError: the job had not ended after ``timeout`` seconds.
         """
-        if not self._finished.wait(timeout):
+        away = self._away
+        if away is None:
+            ended = self._finished.wait(timeout)
+        else:
+            # Rendered elsewhere: follow the ledger, at the pace its progress is written.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            pause = min(max(away.progress_interval, _MIN_POLL), _MAX_POLL)
+            while not self.done():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._finished.wait(pause if left is None else min(pause, left))
+            ended = self._finished.is_set()
+        if not ended:
             msg = f"the render of project {self.project_key} had not ended after {timeout} s"
             raise TimeoutError(msg)
         assert self._status is not None
         return self._status
 
+    def hand_off(self) -> None:
+        """Say that this job runs in another process (once its :attr:`spec` was sent).
+
+        An executor that sends the spec to a task system calls it after sending. From
+        then on this process does not run the job (:meth:`run` returns at once) and no
+        longer renews its attempt's lease (the worker's runner does, once it has begun
+        the attempt; until then the lease runs down, so a spec lost on the way is
+        recovered like a dead worker). :attr:`progress`, :meth:`done`, :meth:`wait` and
+        :attr:`status` follow the attempt in the ledger.
+
+        Raises:
+            TypeError: the job has no attempt (a runner without a ledger): nothing could
+                fence it in another process.
+            RuntimeError: the job already started or ended in this process.
+        """
+        self._hand_off(self)
+
+    def _follow(self, ledger: Ledger) -> Attempt | None:
+        """Read the handed-off attempt; end this job if the ledger says it ended."""
+        assert self.attempt is not None
+        attempt = ledger.get(self.attempt.id)
+        if attempt is None or attempt.active or self._finished.is_set():
+            return attempt
+        self.attempt = attempt
+        try:
+            status = self._lifecycle.refresh()
+        except RenderStateError:  # pragma: no cover - deleted meanwhile
+            completed = attempt.state is AttemptState.COMPLETED
+            status = Status.COMPLETED if completed else Status.FAILED
+        error: BaseException | None = None
+        if attempt.state is not AttemptState.COMPLETED:
+            error = RenderInterruptedError(
+                project_key=self.project_key,
+                reason=f"its attempt {attempt.id} ended {attempt.state.value} in "
+                f"{attempt.worker or 'another process'}: {attempt.error or 'no reason recorded'}",
+            )
+        self._finish(status, error)
+        return attempt
+
     @property
     def attempt_id(self) -> int | None:
         """The attempt's id in the ledger, its fencing token (``None`` without a ledger)."""
         return None if self.attempt is None else self.attempt.id
+
+    @property
+    def spec(self) -> JobSpec:
+        """This job as data (JSON-serialisable with ``spec.to_dict()``), for an executor.
+
+        With a ledger it names the attempt (``scope``, ``attempt_id``), so the process
+        that receives it runs exactly that attempt, fenced by its id.
+        """
+        attempt = self.attempt
+        return JobSpec(
+            project_key=encode_key(self.project_key),
+            output_path=self.output_path,
+            scope=None if attempt is None else attempt.scope,
+            attempt_id=None if attempt is None else attempt.id,
+            actor=self.actor,
+        )
+
+    def run(self) -> None:
+        """Run the job in the calling thread, to its end (what an executor calls).
+
+        It handles its own errors: a failing render fails the project and returns. Only
+        ``KeyboardInterrupt`` and ``SystemExit`` propagate, after the project was failed
+        and the temporary file removed. A job runs at most once: a second call, or a call
+        after :meth:`RenderRunner.shutdown` cancelled it, returns at once.
+        """
+        self._runner(self)
+
+    def __call__(self) -> None:
+        """The same as :meth:`run`."""
+        self.run()
 
     def _report(self, phase: str, done: int, total: int) -> None:
         # The renderer's progress sink: a render whose attempt was taken away stops here.
@@ -352,7 +467,13 @@ class RenderRunner(Generic[ProjectT]):
         lifecycle = self._quiet_lifecycle(project)
         output_path = self.output_path(project)
         job = RenderJob(
-            project, lifecycle, output_path, ProgressTracker(interval=self._progress_interval)
+            project,
+            lifecycle,
+            output_path,
+            ProgressTracker(interval=self._progress_interval),
+            runner=self._run,
+            hand_off=self._handed_off,
+            actor=actor,
         )
         key = job.project_key
         with self._key_locks.hold(key):
@@ -392,7 +513,7 @@ class RenderRunner(Generic[ProjectT]):
                 self._forget_old_jobs()
         self._notify(started)
         try:
-            self._executor.schedule(functools.partial(self._run, job))
+            self._executor.schedule(job)
         except BaseException as exc:
             # Scheduling failed (executor closed, broker down): nothing will run the job,
             # so fail the project now rather than leave it PROCESSING.
@@ -400,6 +521,125 @@ class RenderRunner(Generic[ProjectT]):
                 self._end_failed(job, exc)
             raise
         return job
+
+    def execute(self, spec: JobSpec) -> RenderJob[ProjectT]:
+        """Run a job that a runner in another process submitted, here, to its end.
+
+        For the worker of a task system (Celery, RQ, your own queue) that received
+        ``job.spec.to_dict()`` from the submitting process's executor::
+
+            job = runner.execute(JobSpec.from_dict(data))
+
+        It loads the project fresh with the runner's ``loader``, reads the attempt the
+        spec names from the ledger, and runs it exactly as a worker thread would: the
+        attempt begins (in this process, with a lease the heartbeat renews), the renderer
+        writes a temporary file beside the final one, and the fenced completion moves it
+        into place; scratch files are removed whatever happens. A spec whose attempt is
+        no longer live (recovered, superseded, already finished: a redelivered task)
+        renders nothing and saves nothing: the job returned has ended, its
+        :attr:`~RenderJob.error` an :class:`~renderstate.AttemptSupersededError`.
+
+        Returns:
+            The job, ended (``done()`` is true); its :attr:`~RenderJob.status` is what
+            it left the project in.
+
+        Raises:
+            TypeError: the runner has no ledger or no loader (a job from another
+                process is only safe fenced by its attempt).
+            ValueError: the spec names no attempt, or another kind of project than the
+                loader loads, or an attempt of another project.
+            ProjectNotFoundError: the project no longer exists (its attempt stays live
+                until its lease expires and recovery marks it interrupted).
+            RuntimeError: the runner has been shut down.
+        """
+        self._check_open()
+        ledger, loader = self._ledger, self._loader
+        if ledger is None or loader is None:
+            msg = (
+                "execute() needs a runner with a ledger and a loader (RenderRunner(..., "
+                "ledger=Ledger(store), loader=store.loader(Project))): a job from another "
+                "process is only safe fenced by its attempt"
+            )
+            raise TypeError(msg)
+        if spec.attempt_id is None or spec.scope is None:
+            msg = (
+                f"this job spec names no attempt ({spec!r}); only a job submitted by a "
+                "runner with a ledger can run in another process"
+            )
+            raise ValueError(msg)
+        if spec.scope != loader.scope:
+            msg = (
+                f"this job spec is for {spec.scope!r} projects but the runner's loader "
+                f"loads {loader.scope!r}: give each kind of project its own runner"
+            )
+            raise ValueError(msg)
+        attempt = ledger.get(spec.attempt_id)
+        if attempt is None or (attempt.scope, attempt.project_key) != (
+            spec.scope,
+            spec.project_key,
+        ):
+            msg = (
+                f"attempt {spec.attempt_id} is not an attempt of {spec.scope} "
+                f"{spec.project_key} in this ledger; is the worker using the sender's database?"
+            )
+            raise ValueError(msg)
+        project = loader(spec.project_key)
+        if project is None:
+            raise ProjectNotFoundError(project_key=spec.project_key)
+        job = RenderJob(
+            project,
+            self._quiet_lifecycle(project),
+            attempt.output_path or spec.output_path,
+            ProgressTracker(interval=self._progress_interval),
+            runner=self._run,
+            hand_off=self._handed_off,
+            actor=attempt.actor,
+        )
+        job.attempt = attempt
+        if not attempt.active:
+            logger.info("attempt %s is already %s: nothing to render", attempt.id, attempt.state)
+            stale = AttemptSupersededError(
+                project_key=job.project_key, attempt_id=attempt.id, state=attempt.state.value
+            )
+            self._end_unsaved(job, stale)
+            return job
+        key = job.project_key
+        with self._key_locks.hold(key), self._lock:
+            self._check_open()
+            current = self._jobs.get(key)
+            # A newer attempt of the project running here wins; anything else this
+            # runner holds for the project is older (or this very attempt, delivered
+            # again) and stops counting as current, as it does after a new submit.
+            newer = (
+                current is not None
+                and not current.done()
+                and (current.attempt_id or 0) > attempt.id
+            )
+            if not newer:
+                self._jobs.pop(key, None)
+                self._jobs[key] = job
+                self._forget_old_jobs()
+        if newer:
+            self._end_unsaved(job, self._superseded_error(job))
+            return job
+        assert self._heartbeat is not None
+        self._heartbeat.add(attempt, job._tracker.snapshot, job._lose)
+        job.run()
+        return job
+
+    def _handed_off(self, job: RenderJob[ProjectT]) -> None:
+        if self._ledger is None or job.attempt is None:
+            msg = (
+                "only a job recorded in a ledger can run in another process: create the "
+                "RenderRunner with ledger=Ledger(store) and loader=store.loader(Project)"
+            )
+            raise TypeError(msg)
+        if not job._claim():
+            msg = f"{job!r} already started or ended in this process; it cannot be handed off"
+            raise RuntimeError(msg)
+        assert self._heartbeat is not None
+        self._heartbeat.remove(job.attempt)
+        job._away = self._ledger
 
     def _check_open(self) -> None:
         if self._closed:

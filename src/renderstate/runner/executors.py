@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+
+from renderstate.typing import Job
 
 __all__ = ["ThreadExecutor"]
 
@@ -34,13 +35,13 @@ class ThreadExecutor:
         """How many jobs run at once."""
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix=thread_name_prefix)
 
-    def schedule(self, fn: Callable[[], None], /) -> None:
-        """Queue ``fn``; it runs as soon as a worker is free.
+    def schedule(self, job: Job, /) -> None:
+        """Queue ``job``; a worker thread calls ``job.run()`` as soon as it is free.
 
         Raises:
             RuntimeError: the executor was shut down.
         """
-        future = self._pool.submit(fn)
+        future = self._pool.submit(job.run)
         future.add_done_callback(_report)
 
     def shutdown(self, wait: bool = True) -> None:

@@ -1,0 +1,121 @@
+"""A render job as data: what an executor sends to the process that renders it.
+
+Pure data, no I/O. The runner builds a :class:`JobSpec` for each job it schedules
+(``RenderJob.spec``); a task system serialises it with :meth:`JobSpec.to_dict` (plain JSON
+types only), and the worker that receives it rebuilds it with :meth:`JobSpec.from_dict` and
+hands it to ``RenderRunner.execute()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Final, NoReturn
+
+from renderstate._lifecycle import validate_output_path
+
+__all__ = ["SPEC_VERSION", "JobSpec"]
+
+SPEC_VERSION: Final = 1
+"""The version of :meth:`JobSpec.to_dict`'s format, stored under ``"version"``."""
+
+_FIELDS: Final = ("project_key", "output_path", "scope", "attempt_id", "actor")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """Everything a worker needs to run one render attempt, as plain values.
+
+    Frozen and hashable; :meth:`to_dict` gives a JSON-serialisable ``dict`` and
+    :meth:`from_dict` rebuilds the spec from it, checking every field. The project itself
+    is not in the spec: the worker loads it fresh by ``project_key`` (with the runner's
+    ``loader``), so a spec never carries a stale copy of the row.
+
+    Raises:
+        ValueError: a field is missing, has the wrong type, or is out of range (the
+            message names the field and what it must be).
+    """
+
+    project_key: str
+    """The project's primary key as the ledger stores it (``renderstate.ledger`` encodes
+    scalar keys as ``str(key)``, composite keys as a JSON list)."""
+    output_path: str
+    """The URL-relative path the video is stored at when the render succeeds."""
+    scope: str | None = None
+    """The ledger's name for the project's kind (model label or table); ``None`` without a
+    ledger."""
+    attempt_id: int | None = None
+    """The attempt's id in the ledger, its fencing token; ``None`` without a ledger."""
+    actor: str | None = None
+    """Who asked for the render, if the caller said."""
+
+    def __post_init__(self) -> None:
+        # The annotations are not checked at run time, and a spec comes from the wire.
+        fields: dict[str, object] = {name: getattr(self, name) for name in _FIELDS}
+        key, path, scope = fields["project_key"], fields["output_path"], fields["scope"]
+        attempt_id, actor = fields["attempt_id"], fields["actor"]
+        if not isinstance(key, str) or not key:
+            _refuse("project_key", key, "a non-empty string (the key as text)")
+        if not isinstance(path, str):
+            _refuse("output_path", path, "a string")
+        try:
+            validate_output_path(path)
+        except ValueError as exc:
+            msg = f"JobSpec.output_path is unusable: {exc}"
+            raise ValueError(msg) from exc
+        if scope is not None and (not isinstance(scope, str) or not scope):
+            _refuse("scope", scope, "a non-empty string or None")
+        if attempt_id is not None and (
+            isinstance(attempt_id, bool) or not isinstance(attempt_id, int) or attempt_id < 1
+        ):
+            _refuse("attempt_id", attempt_id, "a positive integer or None")
+        if (scope is None) != (attempt_id is None):
+            msg = (
+                "JobSpec needs scope and attempt_id together (a job recorded in a ledger) "
+                f"or neither, got scope={scope!r} and attempt_id={attempt_id!r}"
+            )
+            raise ValueError(msg)
+        if actor is not None and not isinstance(actor, str):
+            _refuse("actor", actor, "a string or None")
+
+    def to_dict(self) -> dict[str, str | int | None]:
+        """Return the spec as a ``dict`` of JSON types, with a ``"version"`` entry."""
+        data: dict[str, str | int | None] = {"version": SPEC_VERSION}
+        data.update({name: getattr(self, name) for name in _FIELDS})
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> JobSpec:
+        """Rebuild a spec from :meth:`to_dict`'s output (after a JSON round trip too).
+
+        Raises:
+            TypeError: ``data`` is not a mapping.
+            ValueError: a missing or unknown field, a field of the wrong type or out of
+                range, or a ``"version"`` this renderstate does not read.
+        """
+        given: object = data  # from the wire: the annotation is not checked at run time
+        if not isinstance(given, Mapping):
+            msg = f"JobSpec.from_dict() needs a mapping, got {type(data).__name__}"
+            raise TypeError(msg)
+        version = data.get("version", SPEC_VERSION)
+        if version != SPEC_VERSION:
+            msg = (
+                f"this job spec has version {version!r}; this renderstate reads version "
+                f"{SPEC_VERSION}: run the same renderstate version in the sender and the worker"
+            )
+            raise ValueError(msg)
+        unknown = sorted(set(data) - {*_FIELDS, "version"})
+        if unknown:
+            msg = f"JobSpec.from_dict() got unknown fields {unknown}; it reads {list(_FIELDS)}"
+            raise ValueError(msg)
+        missing = [name for name in ("project_key", "output_path") if name not in data]
+        if missing:
+            msg = f"JobSpec.from_dict() is missing the fields {missing}"
+            raise ValueError(msg)
+        values = {name: data[name] for name in _FIELDS if name in data}
+        return cls(**values)  # type: ignore[arg-type]  # __post_init__ checks each type
+
+
+def _refuse(field: str, value: object, expected: str) -> NoReturn:
+    msg = f"JobSpec.{field} must be {expected}, got {value!r}"
+    raise ValueError(msg)
