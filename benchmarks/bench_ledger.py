@@ -93,10 +93,11 @@ def part1(target: Target, rounds: int) -> list[str]:
     store.close()
     # Project creation is inside each timed cycle on both sides; it is the same INSERT.
     p, w = statistics.median(plain) * 1e3, statistics.median(with_ledger) * 1e3
-    return [
+    row = (
         f"| {target.backend} | {plain_counts[0]} + {plain_counts[1]} "
         f"| {ledger_counts[0]} + {ledger_counts[1]} | {p:.2f} ms | {w:.2f} ms | {w / p:.2f}x |"
-    ]
+    )
+    return [row]
 
 
 def part2(seconds: float, fps: int) -> str:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,6 +24,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import ProjectLifecycle, RenderConflictError
 from renderstate.cli._store import Project, Store
 from renderstate.exceptions import AttemptSupersededError
