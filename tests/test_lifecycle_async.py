@@ -151,3 +151,34 @@ def test_the_async_memory_adapter_is_a_shipped_test_double() -> None:
     """renderstate.testing offers the same AsyncMemoryAdapter as renderstate.adapters.memory."""
     assert renderstate.testing.AsyncMemoryAdapter is AsyncMemoryAdapter
     assert AsyncMemoryAdapter().project_key(MemoryProject(id=3)) == 3  # type: ignore[arg-type]
+
+
+def test_arefresh_reads_through_an_async_adapter() -> None:
+    """arefresh() awaits the adapter's two reads and returns the status; refresh() names it."""
+    project = MemoryProject(status="COMPLETED")
+    adapter = AsyncMemoryAdapter()
+    lifecycle = ProjectLifecycle(project, adapter)
+    assert asyncio.run(lifecycle.arefresh()) is Status.COMPLETED
+    assert adapter.refreshes == 2
+    with pytest.raises(TypeError, match=r"await lifecycle\.arefresh\(\)"):
+        lifecycle.refresh()
+
+
+def test_arefresh_over_a_sync_adapter_reads_in_a_worker_thread() -> None:
+    """Over a sync adapter, arefresh() runs each read off the event loop's thread."""
+    readers: list[int] = []
+
+    class Store(MemoryAdapter):
+        def refresh_status(self, project: object, status_field: str) -> None:
+            readers.append(threading.get_ident())
+            if status_field == "status":
+                setattr(project, status_field, "FAILED")
+
+    async def main() -> tuple[Status, int]:
+        status = await ProjectLifecycle(MemoryProject(), Store()).arefresh()
+        return status, threading.get_ident()
+
+    status, loop_thread = asyncio.run(main())
+    assert status is Status.FAILED
+    assert len(readers) == 2
+    assert loop_thread not in readers

@@ -491,11 +491,26 @@ class ProjectLifecycle(Generic[ProjectT]):
             TypeError: the adapter is async.
         """
         if self._async:
-            msg = f"{type(self._adapter).__name__} is an async adapter: refresh() needs a sync one"
+            msg = (
+                f"{type(self._adapter).__name__} is an async adapter: "
+                f"use 'await lifecycle.arefresh()' instead of refresh()"
+            )
             raise TypeError(msg)
         adapter = cast("Adapter[Any]", self._adapter)
         adapter.refresh_status(self._project, self._layout.status_field)
         adapter.refresh_status(self._project, self._layout.output_field)
+        return self.status
+
+    async def arefresh(self) -> Status:
+        """Await :meth:`refresh`: the same reads, without blocking the event loop.
+
+        Raises:
+            ProjectNotFoundError: the project is not stored.
+            UnknownStatusError: the stored status is not one of the four.
+        """
+        adapter = self._awaitable_adapter()
+        await adapter.refresh_status(self._project, self._layout.status_field)
+        await adapter.refresh_status(self._project, self._layout.output_field)
         return self.status
 
     def add_observer(self, observer: Observer) -> None:
@@ -610,9 +625,7 @@ class ProjectLifecycle(Generic[ProjectT]):
     async def _arun(
         self, trigger: Trigger, output: str | None, error: str | None, clear_output: bool
     ) -> TransitionRecord:
-        adapter: AsyncAdapter[Any] = (
-            self._adapter if self._async else _ThreadedAdapter(self._adapter)
-        )
+        adapter = self._awaitable_adapter()
         project = self._project
         refreshed = False
         for _ in _ATTEMPTS:
@@ -623,6 +636,10 @@ class ProjectLifecycle(Generic[ProjectT]):
                 return self._finish(trigger, step[0], step[1], error)
             refreshed = True
         raise self._refusal(trigger, self.status)
+
+    def _awaitable_adapter(self) -> AsyncAdapter[Any]:
+        # A sync adapter's calls run in a worker thread, so the event loop never blocks.
+        return self._adapter if self._async else _ThreadedAdapter(self._adapter)
 
     def _plan(
         self, trigger: Trigger, refreshed: bool, output: str | None, clear_output: bool
