@@ -23,9 +23,11 @@ Run: .venv/bin/python benchmarks/bench_render.py [--parts rendering,rss,memory] 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -146,6 +148,7 @@ def render_encoder_floor(target: Path) -> None:
 
 
 _PNG_DIR = Path(tempfile.mkdtemp(prefix="bench-render-png-"))
+atexit.register(shutil.rmtree, _PNG_DIR, ignore_errors=True)
 
 
 def scene_pngs() -> list[Path]:
