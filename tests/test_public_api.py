@@ -22,6 +22,7 @@ def test_all_is_exactly_the_public_names() -> None:
         "exceptions",
         "files",
         "ledger",
+        "recovery",
         "rendering",
         "runner",
         "typing",

@@ -11,6 +11,7 @@
     ├── TimelineError                 a timeline the renderer refuses before rendering
     ├── RenderOutputError             the renderer returned without writing a video
     ├── RenderInterruptedError        a render that never ran to its end (shutdown, dead process)
+    │   └── RenderCancelledError      a render stopped by RenderRunner.cancel() / job.cancel()
     └── AttemptSupersededError        a late worker of an attempt that is no longer current
 
 Every error carries structured attributes and writes its own message, which says
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidOutputPathError",
     "InvalidTransitionError",
     "ProjectNotFoundError",
+    "RenderCancelledError",
     "RenderConflictError",
     "RenderInterruptedError",
     "RenderOutputError",
@@ -222,30 +224,41 @@ class TimelineError(RenderStateError, ValueError):
 
 
 class _RenderEndError(RenderStateError):
-    """A render that ended without a video; the previous video is untouched."""
+    """A render that ended without a new video."""
 
-    def __init__(self, *, project_key: object = None, reason: str) -> None:
+    def __init__(
+        self, *, project_key: object = None, reason: str, untouched: bool | None = None
+    ) -> None:
         self.project_key = project_key
         """The project's primary key."""
         self.reason = reason
         """What went wrong."""
+        self.untouched = untouched
+        """``True`` when the previous video was checked and is as it was (same file, same
+        size and modification time); ``None`` when nobody checked, so nothing is claimed."""
         super().__init__(self._message())
 
     def _message(self) -> str:  # pragma: no cover - every subclass writes its own
         raise NotImplementedError
 
+    def _previous(self) -> str:
+        if self.untouched:
+            return " The previous video, if any, is untouched (checked)."
+        return ""
+
     def _kwargs(self) -> dict[str, Any]:
-        return {"project_key": self.project_key, "reason": self.reason}
+        return {"project_key": self.project_key, "reason": self.reason, "untouched": self.untouched}
 
 
 class RenderOutputError(_RenderEndError):
-    """The renderer returned without writing a video (no file, or an empty one)."""
+    """The renderer returned without a usable video (no file, an empty one, a link...)."""
 
     def _message(self) -> str:
         subject = "this project" if self.project_key is None else f"project {self.project_key}"
         return (
-            f"The renderer for {subject} returned but {self.reason}; the previous video is "
-            f"untouched. A renderer must write the whole video to the target path it is given."
+            f"The renderer for {subject} returned but {self.reason}.{self._previous()} A "
+            f"renderer must write the whole video to the target path it is given, or to a "
+            f"path of its own that it returns."
         )
 
 
@@ -254,8 +267,18 @@ class RenderInterruptedError(_RenderEndError):
 
     def _message(self) -> str:
         return (
-            f"{_subject(self.project_key)} was not rendered to the end: {self.reason}. Its "
-            f"previous video, if any, is untouched; start the render again to retry."
+            f"{_subject(self.project_key)} was not rendered to the end: {self.reason}."
+            f"{self._previous()} Start the render again to retry."
+        )
+
+
+class RenderCancelledError(RenderInterruptedError):
+    """A render stopped because someone cancelled it (``RenderRunner.cancel()``)."""
+
+    def _message(self) -> str:
+        return (
+            f"The render of {_subject(self.project_key).lower()} was cancelled: {self.reason}."
+            f"{self._previous()} Start the render again to retry."
         )
 
 

@@ -64,6 +64,9 @@ logger = logging.getLogger("renderstate.files")
 _PARTIAL: Final = ".partial"
 _TOKEN_BYTES: Final = 8
 _PUBLISHED_MODE: Final = 0o644
+# moviepy names its temporary soundtrack "<output name without extension>TEMP_MPY_wvf_snd.<ext>"
+# in temp_audiofile_path: given the temporary file's directory, that is a scratch file too.
+_MOVIEPY: Final = "TEMP_MPY_"
 
 
 def create_temporary(final: str | os.PathLike[str]) -> Path:
@@ -91,16 +94,24 @@ def discard(temporary: str | os.PathLike[str]) -> None:
     and files that cannot be removed are skipped: this runs on the way out of a failure.
     """
     temporary = Path(temporary)
-    for leftover in temporary.parent.glob(f"{glob.escape(temporary.name)}*"):
-        with contextlib.suppress(OSError):
-            _remove(leftover)
+    patterns = (
+        f"{glob.escape(temporary.name)}*",
+        f"{glob.escape(temporary.stem)}{_MOVIEPY}*",
+    )
+    for pattern in patterns:
+        for leftover in temporary.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                _remove(leftover)
 
 
 def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
     """Remove every temporary file of ``final`` and their scratch files; return what went.
 
     This is the clean-up after a process that was killed while it wrote a new version of
-    ``final``: nothing else removed its temporary file. Call it only when no writer of
+    ``final``: nothing else removed its temporary file. Scratch files are the files whose
+    names start with a temporary file's name, and moviepy's temporary soundtrack written
+    beside it (``temp_audiofile_path`` set to its directory gives
+    ``<temporary name without .mp4>TEMP_MPY_wvf_snd.mp4``). Call it only when no writer of
     ``final`` is alive (recovery does, for projects whose render has ended). ``final``
     itself, other files of the directory, and the temporary files of other final files
     (``final-v2.mp4``'s, say) are never touched. A missing directory removes nothing.
@@ -108,9 +119,10 @@ def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
     final = Path(final)
     # The token's exact length keeps "intro" from matching "intro-v2"'s temporary files.
     token = "[0-9a-f]" * (2 * _TOKEN_BYTES)
-    pattern = f".{glob.escape(final.stem)}-{token}{_PARTIAL}{glob.escape(final.suffix)}*"
+    stem = f".{glob.escape(final.stem)}-{token}{_PARTIAL}"
+    patterns = (f"{stem}{glob.escape(final.suffix)}*", f"{stem}{_MOVIEPY}*")
     removed: list[Path] = []
-    for leftover in sorted(final.parent.glob(pattern)):
+    for leftover in sorted({p for pattern in patterns for p in final.parent.glob(pattern)}):
         with contextlib.suppress(FileNotFoundError):
             _remove(leftover)
             removed.append(leftover)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from renderstate._memory import MemoryAdapter
 from renderstate._records import TransitionRecord
@@ -20,6 +23,7 @@ __all__ = [
     "MemoryAdapter",
     "MemoryProject",
     "RecordingObserver",
+    "stopping_jobs",
 ]
 
 
@@ -54,6 +58,35 @@ class RecordingObserver:
         """A copy of the records received so far, oldest first."""
         with self._lock:
             return list(self._records)
+
+
+class _StopsJobs(Protocol):
+    def stop_jobs(self, *, reason: str = ..., timeout: float | None = None) -> int: ...
+
+
+@contextlib.contextmanager
+def stopping_jobs(runner: _StopsJobs, *, timeout: float | None = 60.0) -> Iterator[None]:
+    """No render job of ``runner`` outlives the block.
+
+    On the way out (normally or on an exception), every unfinished job is cancelled:
+    queued ones end at once, running ones at their next progress report, and saves being
+    retried give up; then it waits for them. The runner stays open for the next test.
+    Use it around a test whose runner is shared (a module-level runner in a Django app),
+    so that no job reaches the database after the test database is gone::
+
+        class ExportTests(TransactionTestCase):
+            def setUp(self):
+                stack = contextlib.ExitStack()
+                stack.enter_context(stopping_jobs(app.runner))
+                self.addCleanup(stack.close)
+
+    Raises:
+        TimeoutError: a job had not ended ``timeout`` seconds after it was cancelled.
+    """
+    try:
+        yield
+    finally:
+        runner.stop_jobs(reason="the test ended", timeout=timeout)
 
 
 class InlineExecutor:

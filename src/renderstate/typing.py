@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -137,9 +138,14 @@ class Observer(Protocol):
 class ProgressSink(Protocol):
     """Where a renderer reports how far it got; called from the rendering thread.
 
-    ``phase`` is ``"rendering"`` (``done``/``total`` count video frames) or
-    ``"writing audio"`` (``done``/``total`` count audio chunks). The call is cheap: the
-    runner throttles what it publishes, so a renderer may report every frame.
+    ``phase`` names the renderer's step. ``"rendering"`` counts video frames
+    (``done``/``total`` are frames; they drive ``Progress.fraction`` and the ETA); any
+    other name is a step of the renderer's own in its own units (``"writing audio"``:
+    audio chunks; ``"fetch assets"``, ``"tts"``, ``"compose"``), shown as
+    ``Progress.step``. The runner's own phases (``queued``, ``finalizing``, ``done``,
+    ``failed``), an empty name or one over 32 characters raise ``ValueError``. The call is
+    cheap: the runner throttles what it publishes, so a renderer may report every frame.
+    A cancelled render's next call raises :class:`~renderstate.RenderCancelledError`.
     """
 
     def __call__(self, phase: str, done: int, total: int) -> None:
@@ -147,20 +153,30 @@ class ProgressSink(Protocol):
 
 
 class Renderer(Protocol[ProjectT_contra]):
-    """Writes a project's video to ``target``, a path ending in ``.mp4``.
+    """Writes a project's video to ``target``, or to a file of its own that it returns.
 
+    ``target`` is a path ending in ``.mp4``.
     The render runner owns the file: ``target`` is a temporary name next to the final
-    file, moved into place only after the renderer returns. Raise to fail the render.
+    file, moved into place only after the renderer returns. A renderer that picks its own
+    output path returns it instead (a ``str`` or :class:`~pathlib.Path`, anywhere on the
+    same file system, or on another one, where it is copied): the runner checks it
+    (a regular, non-empty file, not a link, not the final file itself), fsyncs it and
+    publishes it the same way. Return ``None`` (or ``target``) after writing ``target``.
+    Raise to fail the render. For a function ``render(project, on_progress) -> path``,
+    see :func:`renderstate.runner.own_path`.
 
     Scratch files (a soundtrack, an intermediate) go beside ``target`` and their names
     start with ``target``'s file name (``<target name>.soundtrack.wav``); remove them
     before returning. A render killed with its process cannot, so the runner removes
     every file so named after a failed render and in ``recover_interrupted()``. Scratch
-    files kept elsewhere (the system temporary directory) would outlive such a kill.
+    files kept elsewhere (the system temporary directory, the working directory, where
+    moviepy puts its ``TEMP_MPY_`` files by default) would outlive such a kill.
     """
 
-    def __call__(self, project: ProjectT_contra, target: Path, progress: ProgressSink) -> None:
-        """Render ``project`` into ``target``, reporting to ``progress`` as it goes."""
+    def __call__(
+        self, project: ProjectT_contra, target: Path, progress: ProgressSink
+    ) -> str | os.PathLike[str] | None:
+        """Render ``project`` into ``target`` (or a file it returns), reporting to ``progress``."""
 
 
 class Job(Protocol):

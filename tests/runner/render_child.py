@@ -1,16 +1,19 @@
 """Child process of the recovery tests: starts a slow render, says so, and waits to be killed.
 
-Usage: python render_child.py DB MEDIA KEY [fake|moviepy]
+Usage: python render_child.py DB MEDIA KEY [fake|moviepy|own]
 
 ``fake`` (the default) renders with the FakeRenderer; ``moviepy`` with the real
 MoviePyRenderer on a timeline with a tone, stopping for good once frames are being encoded
-(the soundtrack's scratch file is written by then).
+(the soundtrack's scratch file is written by then); ``own`` with a render function of the
+common shape, ``render(project, on_progress) -> path``, that writes its own file under
+``MEDIA/renders/`` (wrapped with ``renderstate.runner.own_path``).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -18,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sqlite_store import SQLiteStore
 
 from renderstate import RenderRunner
+from renderstate.runner import OnProgress, own_path
 from renderstate.testing import FakeRenderer
 from renderstate.typing import ProgressSink, Renderer
 
@@ -59,9 +63,31 @@ def moviepy_renderer() -> Renderer[object]:
     return render
 
 
+def own_render(media: str) -> Renderer[object]:
+    def render_story(project: object, on_progress: OnProgress) -> Path:
+        out = Path(media) / "renders" / f"{getattr(project, 'id', 'x')}.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("wb") as video:
+            for frame in range(100_000):
+                video.write(b"NEW FRAME\n" * 100)
+                video.flush()
+                on_progress(frame + 1, 100_000)
+                if frame == 3:
+                    print("rendering", out, flush=True)
+                time.sleep(0.01)
+        return out
+
+    return own_path(render_story)
+
+
 def main() -> None:
     db, media, key, *kind = sys.argv[1:]
-    renderer = moviepy_renderer() if kind == ["moviepy"] else fake
+    if kind == ["moviepy"]:
+        renderer = moviepy_renderer()
+    elif kind == ["own"]:
+        renderer = own_render(media)
+    else:
+        renderer = fake
     store = SQLiteStore(Path(db))
     runner = RenderRunner(store, renderer, media_root=media)
     runner.submit(store.load(key)).wait()

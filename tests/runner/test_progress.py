@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from renderstate import Progress, RenderRunner, Status
-from renderstate.runner import Phase, ProgressTracker
+from renderstate.runner import Phase, ProgressTracker, RenderJob
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
-from renderstate.typing import ProgressSink
+from renderstate.typing import Job, ProgressSink
 
 
 class FakeClock:
@@ -189,17 +190,67 @@ def test_a_finished_attempt_ignores_late_reports() -> None:
     assert tracker.latest is final
 
 
-def test_an_unknown_phase_fails_the_render(tmp_path: Path) -> None:
-    """A renderer reporting a phase the sink does not know gets a ValueError, which fails it."""
+@pytest.mark.parametrize("name", ["done", "queued", "", "x" * 33])
+def test_a_reserved_or_unusable_phase_name_fails_the_render(tmp_path: Path, name: str) -> None:
+    """A renderer reporting one of the runner's own phases, an empty or an overlong name
+    gets a ValueError that says what to report, which fails the render."""
 
     def confused(project: object, target: Path, progress: ProgressSink) -> None:
-        progress("encoding", 1, 2)
+        target.write_bytes(b"video")
+        progress(name, 1, 2)
 
     runner = RenderRunner(MemoryAdapter(), confused, media_root=tmp_path, executor=InlineExecutor())
     job = runner.submit(MemoryProject())
     assert job.wait() is Status.FAILED
     assert isinstance(job.error, ValueError)
-    assert "'rendering' or 'writing audio'" in str(job.error)
+    assert "'rendering'" in str(job.error)
+    assert not list(tmp_path.rglob("final.mp4"))
+
+
+def test_renderers_name_their_own_phases(tmp_path: Path) -> None:
+    """Steps of the renderer's own (fetch assets, tts, compose, then frames as 'rendering')
+    are published as Progress.step with their own units; fraction counts only frames."""
+    jobs: list[RenderJob[Any]] = []
+    seen: list[tuple[str, str, int, int, float]] = []
+
+    class Keeping(InlineExecutor):
+        def schedule(self, job: Job, /) -> None:
+            jobs.append(job)  # type: ignore[arg-type]
+            super().schedule(job)
+
+    def renderer(project: object, target: Path, progress: ProgressSink) -> None:
+        for step, total in (("fetch assets", 3), ("tts", 2), ("compose", 1)):
+            for done in range(1, total + 1):
+                progress(step, done, total)
+                now = jobs[0].progress
+                seen.append(
+                    (now.phase.value, now.step, now.step_done, now.step_total, now.fraction)
+                )
+        for frame in range(1, 5):
+            progress("rendering", frame, 4)
+        target.write_bytes(b"video")
+
+    runner = RenderRunner(
+        MemoryAdapter(), renderer, media_root=tmp_path, executor=Keeping(), progress_interval=0.0
+    )
+    job = runner.submit(MemoryProject())
+    assert job.wait() is Status.COMPLETED
+    assert seen == [
+        ("rendering", "fetch assets", 1, 3, 0.0),
+        ("rendering", "fetch assets", 2, 3, 0.0),
+        ("rendering", "fetch assets", 3, 3, 0.0),
+        ("rendering", "tts", 1, 2, 0.0),
+        ("rendering", "tts", 2, 2, 0.0),
+        ("rendering", "compose", 1, 1, 0.0),
+    ]
+    end = job.progress
+    assert (end.phase, end.step, end.fraction, end.frames_done, end.frames_total) == (
+        Phase.DONE,
+        "done",
+        1.0,
+        4,
+        4,
+    )
 
 
 def test_progress_of_an_unknown_project_is_none(tmp_path: Path) -> None:

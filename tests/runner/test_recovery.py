@@ -102,8 +102,13 @@ def test_interrupted_error_says_what_to_do() -> None:
     """The recorded error names the project and how to retry, and pickles."""
     error = RenderInterruptedError(project_key=5, reason="its process died")
     assert "Project 5" in str(error)
-    assert "start the render again" in str(error)
+    assert "Start the render again" in str(error)
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
+    # Nobody compared the video: the message claims nothing about it.
+    assert "untouched" not in str(error)
+    checked = RenderInterruptedError(project_key=5, reason="cancelled", untouched=True)
+    assert "previous video, if any, is untouched (checked)" in str(checked)
+    assert pickle.loads(pickle.dumps(checked)).untouched is True
 
 
 @pytest.mark.slow

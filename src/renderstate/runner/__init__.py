@@ -14,6 +14,7 @@ Nothing here imports moviepy, rich or an ORM: the renderer and the adapter are p
 from __future__ import annotations
 
 from renderstate._jobs import JobSpec
+from renderstate.runner._own_path import OnProgress, OwnPathRenderer, own_path
 from renderstate.runner._runner import (
     RenderInterruptedError,
     RenderJob,
@@ -25,6 +26,8 @@ from renderstate.runner.progress import Phase, Progress, ProgressTracker
 
 __all__ = [
     "JobSpec",
+    "OnProgress",
+    "OwnPathRenderer",
     "Phase",
     "Progress",
     "ProgressTracker",
@@ -33,4 +36,5 @@ __all__ = [
     "RenderOutputError",
     "RenderRunner",
     "ThreadExecutor",
+    "own_path",
 ]

@@ -23,9 +23,9 @@ _MIN_TICK: Final = 0.05
 def progress_fields(progress: Progress) -> dict[str, object]:
     """The ledger's progress columns for ``progress``."""
     return {
-        "phase": progress.phase.value,
-        "done": progress.frames_done,
-        "total": progress.frames_total,
+        "phase": progress.step or progress.phase.value,
+        "done": progress.step_done,
+        "total": progress.step_total,
         "fraction": progress.fraction,
         "eta_seconds": progress.eta,
     }

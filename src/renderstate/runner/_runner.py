@@ -21,6 +21,7 @@ from renderstate.exceptions import (
     AttemptSupersededError,
     InvalidTransitionError,
     ProjectNotFoundError,
+    RenderCancelledError,
     RenderInterruptedError,
     RenderOutputError,
     RenderStateError,
@@ -29,10 +30,12 @@ from renderstate.files import (
     create_temporary,
     discard,
     make_durable,
+    publish,
     remove_temporary_files,
     sync_directory,
 )
 from renderstate.ledger import Ledger
+from renderstate.recovery import fail_interrupted
 from renderstate.runner._heartbeat import Heartbeat
 from renderstate.runner.executors import ThreadExecutor
 from renderstate.runner.progress import (
@@ -107,6 +110,8 @@ class RenderJob(Generic[ProjectT]):
         *,
         runner: Callable[[RenderJob[ProjectT]], None],
         hand_off: Callable[[RenderJob[ProjectT]], None],
+        cancel: Callable[[RenderJob[ProjectT], str], bool],
+        final: Path | None = None,
         actor: str | None = None,
     ) -> None:
         self.attempt: Attempt | None = None
@@ -123,6 +128,7 @@ class RenderJob(Generic[ProjectT]):
         self._tracker = tracker
         self._runner = runner
         self._hand_off = hand_off
+        self._cancel = cancel
         self._finished = threading.Event()
         self._claim_lock = threading.Lock()
         self._claimed = False
@@ -131,6 +137,13 @@ class RenderJob(Generic[ProjectT]):
         self._lost = False
         # Set by hand_off(): the ledger this job's attempt is followed in from here on.
         self._away: Ledger | None = None
+        # Cancel: requested (the reason), refused once the video is being published.
+        self._cancel_lock = threading.Lock()
+        self._cancel_reason: str | None = None
+        self._publishing = False
+        self._abandoned = False  # stop_jobs()/shutdown(cancel_running): no save retries
+        self._final = final
+        self._before = None if final is None else _identity(final)
 
     def __repr__(self) -> str:
         return f"<RenderJob project={self.project_key!r} {self.progress.phase}>"
@@ -273,10 +286,57 @@ class RenderJob(Generic[ProjectT]):
         """The same as :meth:`run`."""
         self.run()
 
+    def cancel(self, reason: str | None = None) -> bool:
+        """Ask the render to stop; it ends FAILED with a :class:`~renderstate.RenderCancelledError`.
+
+        Cooperative: a queued job ends at once; a running one stops at its next progress
+        report (between frames, between phases) or when its renderer returns, before its
+        file is published. Its temporary file is removed and the previous video stays as
+        it was. ``reason`` is kept in the error (default ``"cancelled"``).
+
+        Returns:
+            ``True`` if the job will end FAILED as cancelled (or already has, by this
+            call); ``False`` if there was nothing to cancel: the job has ended, or its video
+            is already being published (it completes), or it was handed off to another
+            process.
+        """
+        return self._cancel(self, reason or "cancelled")
+
+    def _check_cancelled(self) -> None:
+        reason = self._cancel_reason
+        if reason is not None:
+            raise RenderCancelledError(
+                project_key=self.project_key, reason=reason, untouched=self._untouched()
+            )
+
+    def _begin_publishing(self) -> None:
+        # From here on a cancel is refused: the video replaces the final file.
+        with self._cancel_lock:
+            self._check_cancelled()
+            self._publishing = True
+
+    def _request_cancel(self, reason: str) -> bool:
+        with self._cancel_lock:
+            if self._finished.is_set() or self._publishing or self._away is not None:
+                return False
+            if self._cancel_reason is None:
+                self._cancel_reason = reason
+            return True
+
+    def _untouched(self) -> bool | None:
+        """Whether the final file is still the one there was when the job was made."""
+        if self._final is None:
+            return None
+        return _identity(self._final) == self._before
+
     def _report(self, phase: str, done: int, total: int) -> None:
-        # The renderer's progress sink: a render whose attempt was taken away stops here.
+        # The renderer's progress sink: a render whose attempt was taken away, or that was
+        # cancelled, stops here (between frames and between phases).
         if self._lost:
-            raise RenderInterruptedError(project_key=self.project_key, reason=_LOST)
+            raise RenderInterruptedError(
+                project_key=self.project_key, reason=_LOST, untouched=self._untouched()
+            )
+        self._check_cancelled()
         self._tracker(phase, done, total)
 
     def _lose(self) -> None:
@@ -473,6 +533,8 @@ class RenderRunner(Generic[ProjectT]):
             ProgressTracker(interval=self._progress_interval),
             runner=self._run,
             hand_off=self._handed_off,
+            cancel=self._cancel_job,
+            final=self._file_for(output_path),
             actor=actor,
         )
         key = job.project_key
@@ -593,6 +655,8 @@ class RenderRunner(Generic[ProjectT]):
             ProgressTracker(interval=self._progress_interval),
             runner=self._run,
             hand_off=self._handed_off,
+            cancel=self._cancel_job,
+            final=self._file_for(attempt.output_path or spec.output_path),
             actor=attempt.actor,
         )
         job.attempt = attempt
@@ -626,6 +690,59 @@ class RenderRunner(Generic[ProjectT]):
         self._heartbeat.add(attempt, job._tracker.snapshot, job._lose)
         job.run()
         return job
+
+    def cancel(self, project: ProjectT, reason: str | None = None) -> bool:
+        """Cancel the project's render in this runner; see :meth:`RenderJob.cancel`.
+
+        Returns:
+            ``True`` if its current job will end FAILED as cancelled; ``False`` if there
+            is nothing to cancel here: no job of this project in this runner, or its job
+            has ended (or is publishing its video, or runs in another process).
+        """
+        job = self._jobs.get(self._adapter.project_key(project))
+        return False if job is None else job.cancel(reason)
+
+    def _cancel_job(self, job: RenderJob[ProjectT], reason: str) -> bool:
+        if not job._request_cancel(reason):
+            return False
+        if job._claim():
+            # Still queued: it ends now, without ever holding a worker.
+            self._end_failed(
+                job,
+                RenderCancelledError(
+                    project_key=job.project_key, reason=reason, untouched=job._untouched()
+                ),
+            )
+        return True
+
+    def stop_jobs(
+        self, *, reason: str = "the runner stopped its jobs", timeout: float | None = None
+    ) -> int:
+        """Cancel every unfinished job of this runner and wait until they have ended.
+
+        Queued jobs end at once; running ones at their next progress report; a job whose
+        save is being retried gives up (its project stays PROCESSING for recovery). The
+        runner stays open. For tests: no job outlives the test (see
+        :func:`renderstate.testing.stopping_jobs`).
+
+        Returns:
+            How many jobs were cancelled.
+
+        Raises:
+            TimeoutError: a job had not ended after ``timeout`` seconds (a renderer that
+                never reports progress).
+        """
+        with self._lock:
+            jobs = [job for job in self._jobs.values() if not job.done()]
+        cancelled = 0
+        for job in jobs:
+            job._abandoned = True
+            cancelled += self._cancel_job(job, reason)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in jobs:
+            if job._away is None:
+                job.wait(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        return cancelled
 
     def _handed_off(self, job: RenderJob[ProjectT]) -> None:
         if self._ledger is None or job.attempt is None:
@@ -797,38 +914,48 @@ class RenderRunner(Generic[ProjectT]):
         running = self._jobs.get(key)
         if running is not None and not running.done():
             return None
-        if lifecycle.status is not Status.PROCESSING:
-            return None
-        error = RenderInterruptedError(
-            project_key=key, reason="the process rendering it ended before the render did"
-        )
         try:
-            record = lifecycle.fail(error)
-        except InvalidTransitionError:
-            return None  # it completed or failed meanwhile: nothing to recover
-        logger.warning("project %s was left PROCESSING; marked FAILED", key)
-        with contextlib.suppress(RenderStateError, OSError):
-            remove_temporary_files(self.file_path(project))
-        return record
+            final: Path | None = self.file_path(project)
+        except RenderStateError:
+            final = None
+        return fail_interrupted(lifecycle, final_file=final)
 
-    def shutdown(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
+    def shutdown(
+        self, wait: bool = True, *, cancel_pending: bool = False, cancel_running: bool = False
+    ) -> None:
         """Accept no more renders and stop the executor.
 
         Args:
             wait: Block until the running (and, unless cancelled, the queued) renders end.
             cancel_pending: Do not start the queued renders; fail their projects instead.
+                A save being retried gives up too (the project stays PROCESSING for
+                recovery): after this, no job of this runner touches the database again
+                once the running ones have ended.
+            cancel_running: Also cancel the running renders (cooperatively, at their next
+                progress report; see :meth:`RenderJob.cancel`), so that nothing outlives
+                the call with ``wait``: what a test's tear-down needs before its database
+                goes away.
         """
         with self._lock:
             self._closed = True
             jobs = list(self._jobs.values())
 
+        if cancel_pending or cancel_running:
+            for job in jobs:
+                job._abandoned = True
         if cancel_pending:
             for job in jobs:
                 if job._claim():
                     reason = "the runner shut down before the render started"
                     self._end_failed(
-                        job, RenderInterruptedError(project_key=job.project_key, reason=reason)
+                        job,
+                        RenderInterruptedError(
+                            project_key=job.project_key, reason=reason, untouched=job._untouched()
+                        ),
                     )
+        if cancel_running:
+            for job in jobs:
+                self._cancel_job(job, "the runner shut down")
         self._executor.shutdown(wait)
         if wait and self._heartbeat is not None:
             # Every job has ended; without wait, running renders keep their heartbeat.
@@ -873,9 +1000,14 @@ class RenderRunner(Generic[ProjectT]):
             final.parent.mkdir(parents=True, exist_ok=True)
             partial = create_temporary(final)
             job._tracker.enter(Phase.RENDERING)
-            self._renderer(job.project, partial, job._report)
+            job._check_cancelled()
+            written = self._renderer(job.project, partial, job._report)
+            job._check_cancelled()
             job._tracker.enter(Phase.FINALIZING)
+            if written is not None:
+                _adopt(written, partial, final, project_key=job.project_key)
             make_durable(partial, project_key=job.project_key)
+            job._begin_publishing()
             if self._ledger is None:
                 self._publish(job, partial, final)
                 discard(partial)
@@ -952,6 +1084,16 @@ class RenderRunner(Generic[ProjectT]):
 
     def _end_failed(self, job: RenderJob[ProjectT], error: BaseException) -> None:
         record: TransitionRecord | None = None
+        if (
+            isinstance(error, (RenderInterruptedError, RenderOutputError))
+            and error.untouched is None
+        ):
+            # Say that the previous video is untouched only once it was checked.
+            checked = type(error)(
+                project_key=error.project_key, reason=error.reason, untouched=job._untouched()
+            )
+            checked.__cause__ = error.__cause__
+            error = checked
         try:
             if isinstance(error, RenderInterruptedError):
                 logger.warning("%s", error)
@@ -1031,6 +1173,15 @@ class RenderRunner(Generic[ProjectT]):
                 )
                 return None, exc
             except Exception as exc:
+                if job._abandoned:
+                    logger.exception(
+                        "saving project %s as %s failed and the runner was stopped: not "
+                        "retried; it stays PROCESSING until recover_interrupted() runs",
+                        job.project_key,
+                        what,
+                        exc_info=exc,
+                    )
+                    return None, exc
                 if time.monotonic() + delay > deadline:
                     logger.critical(
                         "gave up saving project %s as %s after %d attempts; it stays "
@@ -1055,6 +1206,45 @@ class RenderRunner(Generic[ProjectT]):
             else:
                 self._notify(record)
                 return record, None
+
+
+def _adopt(
+    written: str | os.PathLike[str], partial: Path, final: Path, *, project_key: object
+) -> None:
+    """Bring the file a renderer returned to ``partial``, checked and flushed.
+
+    The file then goes the way of every render: the fenced, atomic replace of ``final``.
+    """
+    if not isinstance(written, (str, os.PathLike)):
+        raise RenderOutputError(
+            project_key=project_key,
+            reason=f"the renderer returned {type(written).__name__}, not the path of the file "
+            f"it wrote (return None after writing the target, or a str or Path)",
+        )
+    source = Path(written)
+    if source.absolute() == partial.absolute():
+        return  # it wrote the target it was given
+    with contextlib.suppress(FileNotFoundError):
+        if source.samefile(final):
+            raise RenderOutputError(
+                project_key=project_key,
+                reason=f"the renderer returned the final file {final} itself: it wrote over "
+                f"the published video instead of a new file (write to the target it is "
+                f"given, or to any other path, and return that)",
+            )
+    # Checked (a regular, non-empty file, not a link) and fsynced, then renamed onto the
+    # temporary file (copied where a rename cannot cross file systems); it leaves
+    # `source` where it was on failure.
+    publish(source, partial, project_key=project_key)
+
+
+def _identity(final: Path) -> tuple[int, ...] | None:
+    """What tells one version of ``final`` from another; ``None`` while there is none."""
+    try:
+        stat = final.stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _sync_after_rename(final: Path) -> None:

@@ -44,11 +44,10 @@ class Phase(str, enum.Enum):
         return self.value
 
 
-_REPORTED: Final = {
-    Phase.RENDERING.value: Phase.RENDERING,
-    Phase.WRITING_AUDIO.value: Phase.WRITING_AUDIO,
-}
+_RESERVED: Final = frozenset({Phase.QUEUED.value, Phase.FINALIZING.value, "done", "failed"})
 _FINAL: Final = frozenset({Phase.DONE, Phase.FAILED})
+MAX_STEP_LENGTH: Final = 32
+"""The longest phase name a renderer may report (the ledger's ``phase`` column)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +67,14 @@ class Progress:
     """Seconds since the attempt was accepted (including time spent queued)."""
     eta: float | None
     """Estimated seconds until the frames are rendered; ``None`` until one frame is."""
+    step: str = ""
+    """The phase name the renderer reported last (``"rendering"``, ``"writing audio"``, or
+    its own: ``"fetch assets"``, ``"tts"``, ``"compose"``, ``"encode"``), or the runner's
+    phase (``"queued"``, ``"finalizing"``, ``"done"``, ``"failed"``)."""
+    step_done: int = 0
+    """Units of :attr:`step` done, in the renderer's own units (frames, files, sentences)."""
+    step_total: int = 0
+    """Units of :attr:`step` in all; 0 while unknown."""
 
     @property
     def finished(self) -> bool:
@@ -75,7 +82,7 @@ class Progress:
         return self.phase in _FINAL
 
 
-QUEUED: Final = Progress(Phase.QUEUED, 0.0, 0, 0, 0.0, None)
+QUEUED: Final = Progress(Phase.QUEUED, 0.0, 0, 0, 0.0, None, "queued")
 """How every attempt starts."""
 
 
@@ -98,6 +105,9 @@ class ProgressTracker:
         "_phase",
         "_render_started",
         "_started",
+        "_step",
+        "_step_done",
+        "_step_total",
         "_total",
     )
 
@@ -114,6 +124,9 @@ class ProgressTracker:
         self._done = 0
         self._total = 0
         self._fraction = 0.0
+        self._step = Phase.QUEUED.value
+        self._step_done = 0
+        self._step_total = 0
         self._latest = QUEUED
 
     @property
@@ -124,18 +137,40 @@ class ProgressTracker:
     def __call__(self, phase: str, done: int, total: int) -> None:
         """Record a renderer's report; see :class:`~renderstate.typing.ProgressSink`.
 
+        Any phase name is accepted: ``"rendering"`` counts video frames (and drives
+        :attr:`Progress.fraction` and the ETA); every other name (``"writing audio"``,
+        ``"tts"``) is a step of the renderer's own, shown as :attr:`Progress.step` with its
+        units in ``step_done``/``step_total``, under phase ``rendering`` (``"writing audio"``
+        keeps its own :class:`Phase`).
+
         Raises:
-            ValueError: ``phase`` is not ``"rendering"`` or ``"writing audio"``.
+            ValueError: ``phase`` is empty, longer than 32 characters, or one of the
+                runner's own phases (``queued``, ``finalizing``, ``done``, ``failed``).
         """
-        parsed = _REPORTED.get(phase)
-        if parsed is None:
-            msg = f"unknown progress phase {phase!r}; report 'rendering' or 'writing audio'"
+        name: object = phase  # a renderer may pass anything
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_STEP_LENGTH:
+            msg = (
+                f"progress phase {phase!r} is not a usable name: report a non-empty text "
+                f"of at most {MAX_STEP_LENGTH} characters, such as 'rendering' or 'tts'"
+            )
             raise ValueError(msg)
+        if phase in _RESERVED:
+            msg = (
+                f"progress phase {phase!r} is one of the runner's own phases; name the "
+                f"renderer's step otherwise ('rendering' for video frames, 'tts', 'encode')"
+            )
+            raise ValueError(msg)
+        parsed = Phase.WRITING_AUDIO if phase == Phase.WRITING_AUDIO.value else Phase.RENDERING
+        frames = phase == Phase.RENDERING.value
         now = self._clock()
         with self._lock:
             if self._phase in _FINAL:
                 return  # a renderer thread that outlived its attempt changes nothing
-            if parsed is Phase.RENDERING and total > 0:
+            step_changed = phase != self._step
+            self._step = phase
+            self._step_total = max(total, 0)
+            self._step_done = min(max(done, 0), total) if total > 0 else max(done, 0)
+            if frames and total > 0:
                 if self._render_started is None:
                     self._render_started = now
                 done = min(max(done, 0), total)
@@ -145,7 +180,7 @@ class ProgressTracker:
                 else:
                     self._done = max(self._done, done)
                 self._fraction = max(self._fraction, self._done / total)
-            changed = parsed is not self._phase
+            changed = parsed is not self._phase or step_changed
             self._phase = parsed
             if changed or now - self._last_publish >= self._interval:
                 self._publish(now)
@@ -159,7 +194,10 @@ class ProgressTracker:
         now = self._clock()
         with self._lock:
             if self._phase not in _FINAL and (
-                self._latest.frames_done != self._done or self._latest.phase is not self._phase
+                self._latest.frames_done != self._done
+                or self._latest.phase is not self._phase
+                or self._latest.step != self._step
+                or self._latest.step_done != self._step_done
             ):
                 self._publish(now)
             return self._latest
@@ -177,6 +215,8 @@ class ProgressTracker:
             if phase is Phase.DONE:
                 self._fraction = 1.0
                 self._done = self._total
+            self._step = phase.value
+            self._step_done, self._step_total = self._done, self._total
             self._publish(now)
             return self._latest
 
@@ -194,6 +234,9 @@ class ProgressTracker:
             frames_total=self._total,
             elapsed=max(now - self._started, 0.0),
             eta=eta,
+            step=self._step,
+            step_done=self._step_done,
+            step_total=self._step_total,
         )
         self._last_publish = now
 
@@ -205,22 +248,33 @@ _ENDED: Final = {
     AttemptState.INTERRUPTED: Phase.FAILED,
 }
 _PHASES: Final = {p.value: p for p in Phase}
+# The steps whose done/total the ledger holds are video frames.
+_FRAME_STEPS: Final = frozenset(
+    p.value for p in (Phase.QUEUED, Phase.RENDERING, Phase.FINALIZING, Phase.DONE, Phase.FAILED)
+)
 
 
 def progress_of(attempt: Attempt, now: float) -> Progress:
     """Return the progress a ledger record shows, as of the UNIX time ``now``.
 
-    A renderer's own phase names (anything the runner does not know) read as
-    ``rendering``; an ended attempt reads as ``done`` or ``failed``.
+    A renderer's own phase names (anything the runner does not know) read as phase
+    ``rendering`` with that name as :attr:`Progress.step`; an ended attempt reads as
+    ``done`` or ``failed``. The ledger keeps one ``done``/``total`` pair, the current
+    step's: during a step of the renderer's own, ``frames_done``/``frames_total`` read 0
+    (``fraction`` is kept).
     """
     phase = _ENDED.get(attempt.state) or _PHASES.get(attempt.phase, Phase.RENDERING)
+    counts_frames = attempt.phase in _FRAME_STEPS
     fraction = min(max(attempt.fraction, 0.0), 1.0)
     until = attempt.finished_at if attempt.finished_at is not None else now
     return Progress(
         phase=phase,
         fraction=1.0 if phase is Phase.DONE else fraction,
-        frames_done=attempt.done,
-        frames_total=attempt.total,
+        frames_done=attempt.done if counts_frames else 0,
+        frames_total=attempt.total if counts_frames else 0,
         elapsed=max(until - attempt.created_at, 0.0),
         eta=0.0 if phase is Phase.DONE else attempt.eta_seconds,
+        step=phase.value if phase in _FINAL else attempt.phase,
+        step_done=attempt.done,
+        step_total=attempt.total,
     )

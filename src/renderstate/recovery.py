@@ -1,0 +1,159 @@
+"""Recovery without a runner: fail what a killed process left PROCESSING, clean its files.
+
+For an app that drives :class:`~renderstate.ProjectLifecycle` itself (its own task
+system, :func:`renderstate.claim_render`, :func:`renderstate.files.publishing`) and so has
+no :class:`~renderstate.RenderRunner` to call ``recover_interrupted()`` on::
+
+    from renderstate.recovery import recover_interrupted
+
+    recover_interrupted(
+        DjangoAdapter(),
+        Project.objects.filter(status="PROCESSING"),
+        final_file=lambda p: Path(settings.MEDIA_ROOT) / "projects" / str(p.pk) / "final.mp4",
+    )
+
+The runner's own recovery is this function (without a ledger) or
+:meth:`renderstate.ledger.Ledger.recover` (with one); both are reached from here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Final
+
+from renderstate._attempts import Attempt
+from renderstate._lifecycle import ProjectLifecycle, notify_observers
+from renderstate._records import TransitionRecord
+from renderstate._status import Status
+from renderstate.exceptions import InvalidTransitionError, RenderInterruptedError, RenderStateError
+from renderstate.files import remove_temporary_files
+from renderstate.ledger import Ledger
+from renderstate.typing import Adapter, Observer, ProjectLoader, ProjectT
+
+__all__ = ["INTERRUPTED", "fail_interrupted", "recover_interrupted"]
+
+logger = logging.getLogger("renderstate.recovery")
+
+INTERRUPTED: Final = "the process rendering it ended before the render did"
+"""The reason recorded for a project recovered without a ledger."""
+
+
+def fail_interrupted(
+    lifecycle: ProjectLifecycle[ProjectT],
+    *,
+    final_file: str | os.PathLike[str] | None = None,
+) -> TransitionRecord | None:
+    """Fail one project left PROCESSING by a dead process, and remove its temporary files.
+
+    The guarded ``fail()`` decides: a project that completed or failed meanwhile is left
+    alone (``None``). ``final_file`` is where its video is published on disk; the
+    temporary files of that file (and their scratch files) are removed. The final file
+    itself is never touched, and nothing is said about it: whether it is the previous
+    video depends on how it was written (only :func:`renderstate.files.publishing`, the
+    runner, and :func:`renderstate.files.publish` guarantee it).
+
+    Returns:
+        The record of the move to FAILED, or ``None`` if the project was not PROCESSING.
+    """
+    if lifecycle.status is not Status.PROCESSING:
+        return None
+    error = RenderInterruptedError(project_key=lifecycle.project_key, reason=INTERRUPTED)
+    try:
+        record = lifecycle.fail(error)
+    except InvalidTransitionError:
+        return None  # it completed or failed meanwhile: nothing to recover
+    logger.warning("project %s was left PROCESSING; marked FAILED", lifecycle.project_key)
+    if final_file is not None:
+        with contextlib.suppress(OSError):
+            for leftover in remove_temporary_files(final_file):
+                logger.info("removed %s, left by the interrupted render", leftover)
+    return record
+
+
+def recover_interrupted(
+    adapter: Adapter[ProjectT],
+    projects: Iterable[ProjectT] | None = None,
+    *,
+    final_file: Callable[[ProjectT], str | os.PathLike[str] | None] | None = None,
+    ledger: Ledger | None = None,
+    loader: ProjectLoader[ProjectT] | None = None,
+    status_field: str = "status",
+    output_field: str = "output_path",
+    values: Mapping[Status, Hashable] | None = None,
+    observers: Iterable[Observer] = (),
+) -> list[TransitionRecord]:
+    """Fail the projects a killed process left PROCESSING and remove its temporary files.
+
+    Without a ledger, ``projects`` are the candidates, loaded with status PROCESSING (say
+    ``Project.objects.filter(status="PROCESSING")``); each is failed through the guarded
+    ``fail()`` (:func:`fail_interrupted`). Run it only when no other process can be
+    rendering them: at the start of the only process that renders, or in a deploy step
+    with every worker stopped (see "Recovery after a crash").
+
+    With a ledger, pass ``ledger`` and ``loader`` instead of ``projects``: it is
+    :meth:`renderstate.ledger.Ledger.recover`, safe at any time in any process, failing
+    only projects whose attempt's lease expired.
+
+    Args:
+        adapter: The projects' adapter.
+        projects: The candidates (without a ledger).
+        final_file: Returns the path on disk of a project's final video, whose temporary
+            files are then removed. Without it, temporary files are not removed.
+        ledger: The attempt ledger, if the app uses one.
+        loader: Loads a project by the key text the ledger stores (with ``ledger``).
+        status_field: As for :class:`~renderstate.ProjectLifecycle`.
+        output_field: As for :class:`~renderstate.ProjectLifecycle`.
+        values: As for :class:`~renderstate.ProjectLifecycle`.
+        observers: Told about each project moved to FAILED.
+
+    Returns:
+        The records of the projects moved to FAILED.
+
+    Raises:
+        TypeError: ``projects`` without a ledger is missing, or with a ledger, given, or
+            ``loader`` is missing.
+    """
+    options = {"status_field": status_field, "output_field": output_field, "values": values}
+    observers = tuple(observers)
+    if ledger is not None:
+        if projects is not None or loader is None:
+            msg = (
+                "with a ledger, recover_interrupted() finds the interrupted attempts itself: "
+                "pass loader=store.loader(Project) and no projects"
+            )
+            raise TypeError(msg)
+        cleanup: Callable[[Attempt], None] | None = None
+        if final_file is not None:
+            file_of = final_file
+
+            def cleanup(attempt: Attempt) -> None:
+                project = loader(attempt.project_key)
+                final = None if project is None else file_of(project)
+                if final is not None:
+                    remove_temporary_files(final)
+
+        found = ledger.recover(adapter, loader, cleanup=cleanup, **options)  # type: ignore[arg-type]
+        records = [r.record for r in found if r.record is not None]
+    else:
+        if projects is None:
+            msg = (
+                "recover_interrupted() needs the projects left PROCESSING, e.g. "
+                "Project.objects.filter(status='PROCESSING') (or a ledger and a loader)"
+            )
+            raise TypeError(msg)
+        records = []
+        for project in projects:
+            lifecycle = ProjectLifecycle(project, adapter, **options)  # type: ignore[arg-type]
+            try:
+                final = None if final_file is None else final_file(project)
+            except RenderStateError:
+                final = None
+            record = fail_interrupted(lifecycle, final_file=final)
+            if record is not None:
+                records.append(record)
+    for record in records:
+        notify_observers(observers, record)
+    return records

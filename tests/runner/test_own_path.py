@@ -1,0 +1,196 @@
+"""Renderers that write their own file and return its path (the common app shape)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from renderstate import RenderOutputError, RenderRunner, Status
+from renderstate.runner import OnProgress, Phase, own_path
+from renderstate.testing import InlineExecutor, MemoryAdapter, MemoryProject
+from renderstate.typing import ProgressSink
+
+from .sqlite_store import Row, SQLiteStore
+
+CHILD = Path(__file__).with_name("render_child.py")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def inline(renderer: object, media: Path) -> RenderRunner[MemoryProject]:
+    return RenderRunner(MemoryAdapter(), renderer, media_root=media, executor=InlineExecutor())  # type: ignore[arg-type]
+
+
+def test_a_render_function_that_returns_its_path_is_published(tmp_path: Path) -> None:
+    """render(project, on_progress) -> path: the file moves over final.mp4 atomically, with
+    its progress reported in (done, total) and (phase, done, total) forms."""
+    media = tmp_path / "media"
+    own = media / "renders"
+    own.mkdir(parents=True)
+    steps: list[tuple[str, int, int]] = []
+
+    def render_story(project: MemoryProject, on_progress: OnProgress) -> Path:
+        on_progress("tts", 1, 1)
+        out = own / f"{project.id}.mp4"
+        out.write_bytes(b"NEW VIDEO")
+        on_progress(1, 1)
+        return out
+
+    def spy(project: MemoryProject, target: Path, progress: ProgressSink) -> object:
+        def sink(phase: str, done: int, total: int) -> None:
+            steps.append((phase, done, total))
+            progress(phase, done, total)
+
+        return own_path(render_story)(project, target, sink)
+
+    project = MemoryProject(id=7)  # type: ignore[arg-type]
+    final = media / "projects" / "7" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"OLD VIDEO")
+    job = inline(spy, media).submit(project)
+    assert job.wait() is Status.COMPLETED
+    assert final.read_bytes() == b"NEW VIDEO"
+    assert final.stat().st_mode & 0o777 == 0o644
+    assert project.output_path == "projects/7/final.mp4"
+    assert list(own.iterdir()) == []  # moved, not copied
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert steps == [("tts", 1, 1), ("rendering", 1, 1)]
+    assert job.progress.phase is Phase.DONE
+
+
+def test_a_renderer_returning_a_path_from_call_is_published(tmp_path: Path) -> None:
+    """A three-argument renderer may also return a path of its own (str or Path)."""
+    scratch = tmp_path / "elsewhere.mp4"
+
+    def renderer(project: object, target: Path, progress: ProgressSink) -> str:
+        scratch.write_bytes(b"MINE")
+        return str(scratch)
+
+    project = MemoryProject(id=8)  # type: ignore[arg-type]
+    assert inline(renderer, tmp_path / "media").submit(project).wait() is Status.COMPLETED
+    assert (tmp_path / "media" / "projects" / "8" / "final.mp4").read_bytes() == b"MINE"
+    assert not scratch.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda d: d / "missing.mp4", "the file is missing"),
+        (lambda d: ((d / "empty.mp4").write_bytes(b"") and None) or d / "empty.mp4", "empty"),
+        (lambda d: 42, "returned int, not the path"),
+    ],
+)
+def test_an_unusable_returned_file_fails_and_keeps_the_previous_video(
+    tmp_path: Path, make: object, match: str
+) -> None:
+    """Missing, empty, or not a path at all: FAILED with RenderOutputError that names why;
+    final.mp4 is byte-identical and the message says it was checked."""
+    media = tmp_path / "media"
+    final = media / "projects" / "9" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"OLD VIDEO")
+
+    def renderer(project: object, target: Path, progress: ProgressSink) -> object:
+        return make(tmp_path)  # type: ignore[operator]
+
+    job = inline(renderer, media).submit(MemoryProject(id=9))  # type: ignore[arg-type]
+    assert job.wait() is Status.FAILED
+    assert isinstance(job.error, RenderOutputError)
+    assert match in str(job.error)
+    assert "untouched (checked)" in str(job.error)
+    assert final.read_bytes() == b"OLD VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_a_renderer_that_overwrote_the_final_file_is_refused(tmp_path: Path) -> None:
+    """Returning the final file itself (written in place) fails the render and says why;
+    nothing claims the previous video is untouched, because it is not."""
+    media = tmp_path / "media"
+    final = media / "projects" / "3" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"OLD VIDEO")
+
+    def in_place(project: object, target: Path, progress: ProgressSink) -> Path:
+        final.write_bytes(b"HALF")
+        return final
+
+    job = inline(in_place, media).submit(MemoryProject(id=3))  # type: ignore[arg-type]
+    assert job.wait() is Status.FAILED
+    assert isinstance(job.error, RenderOutputError)
+    assert "the final file" in str(job.error)
+    assert "untouched" not in str(job.error)
+
+
+def test_own_path_refuses_a_function_that_returns_nothing(tmp_path: Path) -> None:
+    """A wrapped function must return the path: None is a TypeError that says so."""
+
+    def forgetful(project: object, on_progress: OnProgress) -> Path:
+        return None  # type: ignore[return-value]
+
+    job = inline(own_path(forgetful), tmp_path).submit(MemoryProject())
+    assert job.wait() is Status.FAILED
+    assert isinstance(job.error, TypeError)
+    assert "must return the path" in str(job.error)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_sigkill_during_a_re_render_through_own_path_keeps_the_previous_video(
+    tmp_path: Path,
+) -> None:
+    """The real app's fault: a re-render of a COMPLETED project, by a function that writes
+    its own file, is SIGKILLed mid-way. final.mp4 stays byte-identical; recovery fails the
+    project and a new render completes it."""
+    store = SQLiteStore(tmp_path / "projects.sqlite3")
+    media = tmp_path / "media"
+    store.insert(Row("p1", "story", "COMPLETED", "projects/p1/final.mp4"))
+    final = media / "projects" / "p1" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"the previous, good video" * 1000)
+    before = digest(final)
+    identity = (final.stat().st_ino, final.stat().st_mtime_ns)
+
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(store.path), str(media), "p1", "own"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("rendering"), line
+        written = Path(line.split(" ", 1)[1].strip())
+        assert written.stat().st_size > 0  # the app's own file is half written
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    assert store.load("p1").status == "PROCESSING"
+    assert digest(final) == before
+    assert (final.stat().st_ino, final.stat().st_mtime_ns) == identity
+
+    def quick(project: Row, on_progress: OnProgress) -> Path:
+        out = media / "renders" / "again.mp4"
+        out.write_bytes(b"the new video")
+        on_progress(1, 1)
+        return out
+
+    runner = RenderRunner(store, own_path(quick), media_root=media, executor=InlineExecutor())
+    records = runner.recover_interrupted(store.with_status("PROCESSING"))
+    assert [r.project_key for r in records] == ["p1"]
+    assert store.load("p1").status == "FAILED"
+    assert store.load("p1").output_path == "projects/p1/final.mp4"  # still the good video
+    assert digest(final) == before
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert runner.submit(store.load("p1")).wait() is Status.COMPLETED
+    assert final.read_bytes() == b"the new video"
