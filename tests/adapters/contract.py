@@ -8,6 +8,7 @@ here only speak the harness's logical column names (status, output, title, timel
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import multiprocessing
 import re
 import subprocess
@@ -189,6 +190,10 @@ class Harness:
 
     def release(self) -> None:
         """Close what the calling thread opened (connections)."""
+
+    def save_title(self, project: Any, title: str) -> None:
+        """Edit the title on ``project`` and save it the ORM's plain way (all fields it holds)."""
+        raise NotImplementedError
 
 
 # -------------------------------------------------------------------- helpers
@@ -576,6 +581,54 @@ class AdapterContract:
             start_then_raise()
         assert harness.row(key)["status"] == harness.literal(Status.DRAFT)
 
+    @pytest.mark.parametrize("initial", [Status.DRAFT, Status.PROCESSING])
+    def test_rolled_back_transition_is_not_saved_back(
+        self, harness: Harness, initial: Status
+    ) -> None:
+        """After the caller's transaction rolls back, a plain save() writes no phantom status.
+
+        The row is back to DRAFT (or PROCESSING, for a rolled-back complete); an object
+        still saying PROCESSING (or COMPLETED) would write it back with the title, leaving
+        a project PROCESSING with no render running, refused forever with 409.
+        """
+        key = harness.insert(initial)
+        held: list[Any] = []
+
+        def transition_then_raise() -> None:
+            with harness.transaction() as tx:
+                project = tx.load(key)
+                held.append(project)
+                lifecycle = harness.lifecycle(project, tx.adapter)
+                if initial is Status.DRAFT:
+                    lifecycle.start_render()
+                else:
+                    lifecycle.complete("projects/1/final.mp4")
+                raise LookupError
+
+        with pytest.raises(LookupError):
+            transition_then_raise()
+        harness.save_title(held[0], "edited after the rollback")
+        row = harness.row(key)
+        assert row["status"] == harness.literal(initial)
+        assert row["output"] == harness.no_output
+        assert row["title"] == "edited after the rollback"
+        lifecycle = harness.lifecycle(harness.load(key))
+        if initial is Status.DRAFT:
+            lifecycle.start_render()
+        else:
+            lifecycle.complete("projects/2/final.mp4")
+
+    def test_committed_transition_survives_a_later_save(self, harness: Harness) -> None:
+        """A transition whose transaction committed is kept by the next plain save()."""
+        key = harness.insert()
+        with harness.transaction() as tx:
+            project = tx.load(key)
+            harness.lifecycle(project, tx.adapter).start_render()
+        harness.save_title(project, "edited after the commit")
+        row = harness.row(key)
+        assert row["status"] == harness.literal(Status.PROCESSING)
+        assert row["title"] == "edited after the commit"
+
     def test_refusal_inside_a_transaction_reads_the_current_row(self, harness: Harness) -> None:
         """After a refused CAS in a transaction the verdict uses the current row, not a snapshot."""
         key = harness.insert()
@@ -589,6 +642,83 @@ class AdapterContract:
             with pytest.raises(RenderConflictError):
                 harness.lifecycle(project, tx.adapter).start_render()
             assert getattr(project, harness.columns["status"]) == harness.literal(Status.PROCESSING)
+
+    @pytest.mark.parametrize("finish", ["complete", "fail"])
+    def test_status_is_compared_exactly(self, harness: Harness, finish: str) -> None:
+        """A stored literal that differs in case or trailing spaces is unknown; nothing is written.
+
+        MariaDB's default collations say 'processing' = 'PROCESSING  ' = 'PROCESSING'.
+        """
+        near = [21] if harness.variant else ["processing", "Processing", "PROCESSING  "]
+        for stored in near:
+            key = harness.insert(Status.PROCESSING, output="projects/1/final.mp4")
+            lifecycle = harness.lifecycle(harness.load(key))  # holds PROCESSING
+            harness.edit(key, status=stored)
+            before = harness.row(key)
+            call = functools.partial(
+                *(
+                    (lifecycle.complete, "projects/2/final.mp4")
+                    if finish == "complete"
+                    else (lifecycle.fail, None)
+                )
+            )
+            with pytest.raises(UnknownStatusError) as info:
+                call()
+            assert info.value.value == stored
+            assert harness.row(key) == before
+            assert before["status"] == stored
+
+    def test_stale_starts_in_transactions_give_one_winner(self, harness: Harness) -> None:
+        """Two transactions with stale copies start one render: one wins, one gets 409.
+
+        Each copy still says PROCESSING when the row is already COMPLETED, so each re-reads
+        the status before its UPDATE. A shared lock for that read made the two deadlock
+        on MariaDB (and could pick an unrelated writer's UPDATE as the victim).
+        """
+        rounds = 1 if harness.backend == "sqlite" else 6
+        for _ in range(rounds):
+            key = harness.insert(Status.PROCESSING)
+            if harness.backend == "sqlite":
+                # One writer at a time: the transactions queue, one after the other.
+                stale = [harness.load(key), harness.load(key)]
+                harness.edit(key, status=harness.literal(Status.COMPLETED))
+                results = []
+                for copy in stale:
+                    with harness.transaction() as tx:
+                        results.append(outcome(harness.lifecycle(copy, tx.adapter).start_render))
+                harness.edit(key, title="edited meanwhile")
+            else:
+                loaded = threading.Barrier(3)
+                moved = threading.Barrier(4)
+
+                def start(
+                    _: int, key: object = key, loaded: Any = loaded, moved: Any = moved
+                ) -> str:
+                    try:
+                        with harness.transaction() as tx:
+                            lifecycle = harness.lifecycle(tx.load(key), tx.adapter)
+                            loaded.wait()
+                            moved.wait()
+                            return outcome(lifecycle.start_render)
+                    finally:
+                        harness.release()
+
+                def edit_title(key: object = key, moved: Any = moved) -> str:
+                    moved.wait()
+                    return outcome(lambda: harness.edit(key, title="edited meanwhile"))
+
+                with ThreadPoolExecutor(3) as pool:
+                    starts = [pool.submit(start, n) for n in range(2)]
+                    title = pool.submit(edit_title)
+                    loaded.wait()
+                    harness.edit(key, status=harness.literal(Status.COMPLETED))
+                    moved.wait()
+                    results = [f.result(timeout=120) for f in starts]
+                    assert title.result(timeout=120) == "won"
+            assert sorted(results) == ["conflict", "won"], results
+            row = harness.row(key)
+            assert row["status"] == harness.literal(Status.PROCESSING)
+            assert row["title"] == "edited meanwhile"
 
     def test_random_interleavings_keep_the_row_right(self, harness: Harness) -> None:
         """Random lifecycle calls mixed with direct edits leave the row as the model predicts."""

@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from renderstate import ProjectLifecycle, RenderConflictError, Status
 from renderstate.adapters.django import DjangoAdapter
 
+from .conftest import target_for
 from .contract import (
     AdapterContract,
     Harness,
@@ -181,6 +182,10 @@ class DjangoHarness(Harness):
     def release(self) -> None:
         connections[self.alias].close()
 
+    def save_title(self, project: Any, title: str) -> None:
+        setattr(project, self.columns["title"], title)
+        project.save()
+
 
 class TestDjangoAdapter(AdapterContract):
     harness_class = DjangoHarness
@@ -259,3 +264,26 @@ class TestDjangoAdapter(AdapterContract):
 def test_missing_django_names_the_extra() -> None:
     """Importing the adapter without Django raises ImportError quoting the pip command."""
     assert_missing_extra("renderstate.adapters.django", "django", "django")
+
+
+def test_rolled_back_savepoint_is_undone_on_the_object(
+    db_targets: dict[str, Target | Exception], backend: str
+) -> None:
+    """A start in a nested atomic() that rolls back is undone; the outer commit keeps the title."""
+    harness = DjangoHarness(target_for(db_targets, backend), variant=False)
+    harness.prepare()
+    key = harness.insert()
+
+    def start_then_raise(project: Any) -> None:
+        with transaction.atomic(using=harness.alias):
+            harness.lifecycle(project, DjangoAdapter()).start_render()
+            raise LookupError
+
+    with transaction.atomic(using=harness.alias):
+        project = harness.load(key)
+        with pytest.raises(LookupError):
+            start_then_raise(project)
+        project.title = "edited after the savepoint"
+        project.save()
+    row = harness.row(key)
+    assert (row["status"], row["title"]) == ("DRAFT", "edited after the savepoint")

@@ -175,6 +175,10 @@ class PeeweeHarness(Harness):
     def release(self) -> None:
         self.database.close()
 
+    def save_title(self, project: Any, title: str) -> None:
+        setattr(project, self.columns["title"], title)
+        project.save()
+
 
 class TestPeeweeAdapter(AdapterContract):
     harness_class = PeeweeHarness

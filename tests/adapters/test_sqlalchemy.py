@@ -198,6 +198,11 @@ class SQLAlchemyHarness(Harness):
         finally:
             event.remove(self.engine, "before_cursor_execute", record)
 
+    def save_title(self, project: Any, title: str) -> None:
+        with self.factory.begin() as session:
+            session.add(project)
+            setattr(project, self.columns["title"], title)
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self.factory() as session, session.begin():

@@ -11,12 +11,14 @@ field or migration::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
 try:
     from django.db import close_old_connections, connections, models, router
+    from django.db.models import CharField, F, Func
+    from django.db.models.lookups import In
     from django.db.models.signals import post_save, pre_save
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
@@ -32,6 +34,8 @@ from renderstate.exceptions import ProjectNotFoundError
 __all__ = ["DjangoAdapter"]
 
 _MISSING: Final = object()
+_UNCOMMITTED: Final = "_renderstate_uncommitted"
+"""The instance attribute listing transitions written inside a transaction not yet committed."""
 
 
 class DjangoAdapter:
@@ -71,6 +75,7 @@ class DjangoAdapter:
         _check_model(project)
         if project._state.adding or project.pk is None:
             raise ProjectNotFoundError(project_key=None)
+        _settle(project)
         model = type(project)
         opts = model._meta
         using = self.using or project._state.db or router.db_for_write(model, instance=project)
@@ -92,15 +97,24 @@ class DjangoAdapter:
             )
             values = {f.attname: f.pre_save(project, add=False) for f in written}
             status = opts.get_field(change.status_field).attname
-            guarded = model._base_manager.using(using).filter(
-                pk=project.pk, **{f"{status}__in": change.expected}
-            )
+            guarded = model._base_manager.using(using).filter(pk=project.pk)
+            if connections[using].vendor == "mysql" and all(
+                isinstance(literal, str) for literal in change.expected
+            ):
+                # 'processing' and 'PROCESSING  ' equal 'PROCESSING' under MySQL's default
+                # collations: compare the bytes, as SQLite and PostgreSQL do.
+                guarded = guarded.filter(In(_Binary(F(status)), list(change.expected)))
+            else:
+                guarded = guarded.filter(**{f"{status}__in": change.expected})
             applied = guarded.update(**values) == 1
         except BaseException:
             _restore(project, previous)
             raise
         if applied:
             project._state.db = using
+            connection = connections[using]
+            if connection.in_atomic_block:
+                _undo_on_rollback(project, connection, previous, values)
             post_save.send(
                 sender=model,
                 instance=project,
@@ -124,6 +138,7 @@ class DjangoAdapter:
         _check_model(project)
         if project._state.adding or project.pk is None:
             raise ProjectNotFoundError(project_key=None)
+        _settle(project)
         model = type(project)
         using = self.using or project._state.db or router.db_for_read(model, instance=project)
         self._refresh(project, model._meta.get_field(status_field).attname, using)
@@ -167,11 +182,83 @@ class DjangoAdapter:
         return None if project._meta.get_field(field).null else ""
 
 
+class _Binary(Func):
+    """``CAST(column AS BINARY)``: a byte-for-byte comparison on MySQL and MariaDB."""
+
+    template = "CAST(%(expressions)s AS BINARY)"
+    output_field = CharField()
+
+
 def _check_model(project: object) -> None:
     if not isinstance(project, models.Model):
         raise foreign_object(
             adapter="DjangoAdapter", expected="Django model instances", project=project
         )
+
+
+class _Pending:
+    """A transition written inside a transaction that has neither committed nor rolled back."""
+
+    __slots__ = ("connection", "forget", "previous", "written")
+
+    def __init__(
+        self,
+        connection: Any,
+        previous: dict[str, Any],
+        written: dict[str, Any],
+        forget: Callable[[], None],
+    ) -> None:
+        self.connection = connection
+        self.previous = previous
+        self.written = written
+        self.forget = forget
+
+    def rolled_back(self) -> bool:
+        # Django drops the on_commit callbacks of a transaction or savepoint it rolls back,
+        # and runs (then drops) them on commit, where ``forget`` removes this record.
+        return not any(entry[1] is self.forget for entry in self.connection.run_on_commit)
+
+
+def _undo_on_rollback(
+    project: Any, connection: Any, previous: dict[str, Any], written: dict[str, Any]
+) -> None:
+    """Remember the transition, so a rollback of the caller's transaction undoes it on the object.
+
+    Without this, a rolled-back ``start_render()`` leaves the object saying PROCESSING while
+    the row says DRAFT, and the next plain ``save()`` writes PROCESSING back with no render
+    running.
+    """
+    pending: list[_Pending] = project.__dict__.setdefault(_UNCOMMITTED, [])
+
+    def forget() -> None:
+        if record in pending:
+            pending.remove(record)
+
+    record = _Pending(connection, previous, written, forget)
+    pending.append(record)
+    connection.on_commit(forget)
+    pre_save.connect(_settle_before_save, weak=False, dispatch_uid=_UNCOMMITTED)
+
+
+def _settle(project: Any) -> None:
+    """Put back the fields of transitions whose transaction has rolled back since."""
+    pending: list[_Pending] | None = project.__dict__.get(_UNCOMMITTED)
+    if not pending:
+        return
+    for record in reversed([r for r in pending if r.rolled_back()]):
+        pending.remove(record)
+        # Only fields still holding what the transition wrote: a value the caller set
+        # afterwards is theirs to save.
+        current = {
+            name: project.__dict__.get(name, _MISSING)
+            for name, value in record.written.items()
+            if project.__dict__.get(name, _MISSING) == value
+        }
+        _restore(project, {name: record.previous[name] for name in current})
+
+
+def _settle_before_save(sender: object, instance: Any, **kwargs: Any) -> None:
+    _settle(instance)
 
 
 def _restore(project: Any, previous: dict[str, Any]) -> None:

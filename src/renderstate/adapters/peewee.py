@@ -30,6 +30,8 @@ from renderstate.exceptions import ProjectNotFoundError
 
 __all__ = ["PeeweeAdapter"]
 
+_MISSING = object()
+
 
 class PeeweeAdapter:
     """Persists transitions of Peewee model instances with one ``UPDATE ... WHERE``.
@@ -77,14 +79,20 @@ class PeeweeAdapter:
         values = dict(change.values)
         for name, stamp in self.auto_update.items():
             values.setdefault(name, stamp())
-        status = meta.fields[change.status_field]
+        status: Any = meta.fields[change.status_field]
         where = meta.primary_key == key
         guarded = model.update({meta.fields[name]: value for name, value in values.items()})
+        if _is_mysql(meta.database) and all(isinstance(v, str) for v in change.expected):
+            # 'processing' and 'PROCESSING  ' equal 'PROCESSING' under MySQL's default
+            # collations: compare the bytes, as SQLite and PostgreSQL do.
+            status = peewee.Cast(status, "BINARY")
         # The status always changes (no edge leads back to its source), so the row count
         # is 1 on a match even where MySQL counts changed rather than matched rows
         # (Peewee does not set CLIENT_FOUND_ROWS).
+        previous = {name: project.__data__.get(name, _MISSING) for name in values}
         if guarded.where(where & status.in_(list(change.expected))).execute() == 1:
             _set_clean(project, values)
+            _undo_on_rollback(meta.database, project, previous, values)
             return True
         self.refresh_status(project, change.status_field)
         return False
@@ -101,8 +109,7 @@ class PeeweeAdapter:
             raise ProjectNotFoundError(project_key=None)
         meta = type(project)._meta
         current = type(project).select(meta.fields[status_field]).where(meta.primary_key == key)
-        database = meta.database
-        if isinstance(getattr(database, "obj", database), peewee.MySQLDatabase):
+        if _is_mysql(meta.database):
             # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
             # plain SELECT would still see the snapshot taken before the other writer.
             current = current.for_update()
@@ -145,12 +152,70 @@ class PeeweeAdapter:
         return None if type(project)._meta.fields[field].null else ""
 
 
+def _is_mysql(database: object) -> bool:
+    # A DatabaseProxy holds the real database in .obj.
+    return isinstance(getattr(database, "obj", database), peewee.MySQLDatabase)
+
+
 def _key(project: object) -> Any:
     if not isinstance(project, peewee.Model):
         raise foreign_object(
             adapter="PeeweeAdapter", expected="Peewee model instances", project=project
         )
     return project.get_id()  # type: ignore[no-untyped-call]
+
+
+def _undo_on_rollback(
+    database: Any, project: Any, previous: dict[str, Any], written: dict[str, Any]
+) -> None:
+    """Put ``project`` back as it was if the caller's transaction rolls back.
+
+    Without this, a rolled-back ``start_render()`` leaves the object saying PROCESSING while
+    the row says DRAFT, and the next plain ``save()`` (which writes every field) writes
+    PROCESSING back with no render running. Peewee has no rollback hook: the open
+    transactions' own ``rollback`` methods are wrapped on these instances (the class is
+    untouched). A nested ``atomic()`` is a savepoint Peewee does not keep on its stack, so
+    the rollback of a savepoint alone is not seen; the outer transaction's is.
+    """
+    stack = list(getattr(getattr(database, "obj", database)._state, "transactions", ()))
+    if not stack or not isinstance(stack[0], peewee._transaction):  # autocommit, or manual
+        return
+    armed = [True]
+
+    def undo() -> None:
+        if not armed[0]:
+            return
+        armed[0] = False
+        # Only fields still holding what the transition wrote: a value the caller set
+        # afterwards is theirs to save.
+        for name, value in written.items():
+            if project.__data__.get(name, _MISSING) != value:
+                continue
+            before = previous[name]
+            if before is _MISSING:
+                project.__data__.pop(name, None)
+            else:
+                project.__data__[name] = before
+            project._dirty.discard(name)
+
+    def rollback_undoing(method: Callable[..., Any]) -> Callable[..., Any]:
+        def rollback(*args: Any, **kwargs: Any) -> Any:
+            undo()
+            return method(*args, **kwargs)
+
+        return rollback
+
+    def commit_for_good(method: Callable[..., Any]) -> Callable[..., Any]:
+        def commit(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            armed[0] = False  # the outermost transaction committed: the transition stays
+            return result
+
+        return commit
+
+    for transaction in stack:
+        transaction.rollback = rollback_undoing(transaction.rollback)
+    stack[0].commit = commit_for_good(stack[0].commit)  # type: ignore[method-assign]
 
 
 def _set_clean(project: Any, values: Mapping[str, Any]) -> None:

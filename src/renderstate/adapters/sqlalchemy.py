@@ -17,7 +17,9 @@ from contextvars import ContextVar
 from typing import Any, cast
 
 try:
-    from sqlalchemy import CursorResult, Table, inspect, select, update
+    from sqlalchemy import CursorResult, String, Table, inspect, select, type_coerce, update
+    from sqlalchemy import cast as sql_cast
+    from sqlalchemy.dialects.mysql import BINARY
     from sqlalchemy.orm import Mapper, Session, sessionmaker
     from sqlalchemy.orm.attributes import set_committed_value
     from sqlalchemy.orm.state import InstanceState
@@ -53,8 +55,9 @@ def joined(session: Session) -> Iterator[Session]:
 
 
 # MySQL and MariaDB run REPEATABLE READ by default: inside a caller's transaction a plain
-# SELECT after a refused UPDATE would still see the transaction's old snapshot.
-_LOCKING_REFRESH = frozenset({"mysql", "mariadb"})
+# SELECT after a refused UPDATE would still see the transaction's old snapshot. Their default
+# collations also compare case- and trailing-space-insensitively.
+_MYSQL = frozenset({"mysql", "mariadb"})
 
 
 class SQLAlchemyAdapter:
@@ -121,7 +124,6 @@ class SQLAlchemyAdapter:
                 f"its parent's table"
             )
             raise TypeError(msg)
-        stmt = update(table).where(*where, status.in_(change.expected)).values(values)
         # Columns whose onupdate is a SQL expression (or server_onupdate) get their value in
         # the database; they are expired below rather than guessed.
         server_side = [
@@ -134,6 +136,15 @@ class SQLAlchemyAdapter:
             )
         ]
         with self._transaction() as session:
+            guard: Any = status
+            if session.get_bind().dialect.name in _MYSQL and all(
+                isinstance(literal, str) for literal in change.expected
+            ):
+                # 'processing' and 'PROCESSING  ' equal 'PROCESSING' under MySQL's default
+                # collations: compare the bytes, as SQLite and PostgreSQL do.
+                # type_coerce: the literals stay strings (BINARY would make them bytes).
+                guard = type_coerce(sql_cast(status, BINARY()), String())
+            stmt = update(table).where(*where, guard.in_(change.expected)).values(values)
             result = cast("CursorResult[Any]", session.execute(stmt))
             if result.rowcount == 1:
                 params = result.last_updated_params()
@@ -170,10 +181,12 @@ class SQLAlchemyAdapter:
         mapper = state.mapper
         where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
         query = select(_column(mapper, status_field)).where(*where)
-        if session.get_bind().dialect.name in _LOCKING_REFRESH:
+        if session.get_bind().dialect.name in _MYSQL:
             # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
             # plain SELECT would still see the snapshot taken before the other writer.
-            query = query.with_for_update(read=True)
+            # An exclusive lock, not a shared one: the UPDATE that usually follows needs
+            # it, and two transactions each holding a shared lock deadlock (error 1213).
+            query = query.with_for_update()
         found = session.execute(query).first()
         if found is None:
             raise ProjectNotFoundError(project_key=self.project_key(project))

@@ -10,24 +10,17 @@ does not grow with the number of scenes.
 from __future__ import annotations
 
 import bisect
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
+from renderstate.rendering._fonts import load_font
 from renderstate.rendering.timeline import Scene, Timeline, TimelineError
 
 Frame = Any
 """An ``(height, width, 3)`` ``uint8`` numpy array."""
-
-
-@functools.lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    # Pillow's bundled font (Pillow >= 10.1), the one moviepy's TextClip(font=None) uses:
-    # no system font and no network, identical output on every machine.
-    return ImageFont.load_default(size)
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, max_width: float) -> str:
@@ -70,7 +63,8 @@ def draw_scene(scene: Scene, width: int, height: int, *, index: int) -> Frame:
     for text, scale in ((scene.title, 0.1), (scene.subtitle, 0.05)):
         if not text.strip():
             continue
-        font = _font(max(8, round(height * scale)))
+        # The scene's font, or the bundled DejaVu Sans: identical output on every machine.
+        font = load_font(scene.font, max(8, round(height * scale)))
         wrapped = _wrap(draw, text, font, width * 0.9)
         _, top, _, bottom = draw.multiline_textbbox((0, 0), wrapped, font=font, align="center")
         blocks.append((wrapped, font, bottom - top, top))

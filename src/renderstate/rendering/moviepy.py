@@ -11,6 +11,7 @@ Needs the ``render`` extra: ``pip install 'renderstate[render]'``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -32,7 +33,9 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     raise ImportError(_msg) from exc
 
 from renderstate.rendering._encode import encode_timeline
+from renderstate.rendering._fonts import verify_text
 from renderstate.rendering._frames import tone_function, verify_images
+from renderstate.rendering._media import check_audio_file, check_video
 from renderstate.rendering.timeline import (
     DEFAULT_LIMITS,
     Limits,
@@ -141,6 +144,9 @@ class MoviePyRenderer:
         threads: ffmpeg encoder threads (``None``: ffmpeg decides). Frame generation itself
             is single-threaded Python.
         audio_fps: The audio sample rate.
+        font: A TrueType/OpenType file for the titles of timelines that name no ``font``
+            of their own (default: the bundled DejaVu Sans, which covers Latin, Greek and
+            Cyrillic). Text the font has no glyph for is a TimelineError.
         limits: The longest video, the frame rates and the soundtrack scratch size
             accepted (:data:`~renderstate.rendering.timeline.DEFAULT_LIMITS` by default);
             anything beyond them is a TimelineError before any work starts.
@@ -163,6 +169,7 @@ class MoviePyRenderer:
         crf: int = 23,
         threads: int | None = None,
         audio_fps: int = 44100,
+        font: Path | str | None = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         sources = [s for s in (timeline, timeline_file, clip_factory) if s is not None]
@@ -177,6 +184,8 @@ class MoviePyRenderer:
             raise ValueError(msg)
         self.limits = limits
         """The bounds every render is checked against before it starts."""
+        self.font = None if font is None else Path(font)
+        """The default font of the titles, or ``None`` for the bundled DejaVu Sans."""
         self._base_dir = None if base_dir is None else Path(base_dir)
         self._timeline: Timeline | None = None
         if isinstance(timeline, Timeline):
@@ -274,9 +283,11 @@ class MoviePyRenderer:
     def __call__(self, project: Any, target: Path, progress: ProgressSink = no_progress) -> None:
         """Render ``project`` into ``target`` (a path ending in ``.mp4``).
 
-        The timeline is validated and its images checked before ffmpeg starts, so a bad
-        timeline raises :class:`~renderstate.TimelineError` and creates
-        no file. On any failure the partial ``target`` is removed; no ffmpeg process and
+        The timeline is validated, its images, fonts and soundtrack checked before ffmpeg
+        starts, so a bad timeline raises :class:`~renderstate.TimelineError` and creates
+        no file. The written video is checked too (a video stream, one frame per ``1/fps``
+        of the timeline, give or take one): if not, :class:`~renderstate.RenderOutputError`.
+        On any failure the partial ``target`` is removed; no ffmpeg process and
         no temporary audio file outlive the call. The soundtrack is computed into
         ``<target name>.soundtrack.wav`` beside ``target`` (never the system temporary
         directory), so if the process is killed mid-render the runner's recovery, which
@@ -312,24 +323,29 @@ class MoviePyRenderer:
                     threads=self.threads,
                     progress=progress,
                 )
-                return
-            clip.write_videofile(
-                str(target),
-                fps=fps,
-                codec="libx264",
-                audio=audio_path,
-                audio_codec="aac",
-                preset=self.preset,
-                threads=self.threads,
-                # moviepy 2.2.1 appends `-pix_fmt yuva420p` after these and ignores
-                # pixel_format; fed rgb24 (no mask), libx264 falls back to yuv420p,
-                # which the tests verify on the output.
-                ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
-                # Unused (the audio is always a file already), but should moviepy ever
-                # write its own, it too is named after the target.
-                temp_audiofile=f"{target}.moviepy-audio.m4a",
-                logger=bars,
-            )
+                duration = clip.timeline.duration
+            else:
+                clip.write_videofile(
+                    str(target),
+                    fps=fps,
+                    codec="libx264",
+                    audio=audio_path,
+                    audio_codec="aac",
+                    preset=self.preset,
+                    threads=self.threads,
+                    # moviepy 2.2.1 appends `-pix_fmt yuva420p` after these and ignores
+                    # pixel_format; fed rgb24 (no mask), libx264 falls back to yuv420p,
+                    # which the tests verify on the output.
+                    ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
+                    # Unused (the audio is always a file already), but should moviepy ever
+                    # write its own, it too is named after the target.
+                    temp_audiofile=f"{target}.moviepy-audio.m4a",
+                    logger=bars,
+                )
+                duration = float(clip.duration)
+            # Never hand the runner something it would publish over the last good video
+            # without a picture, or of the wrong length.
+            check_video(target, duration=duration, fps=fps)
         except BaseException:
             # A failed write leaves ffmpeg's partial output; never let removing it hide
             # the error that caused it.
@@ -369,12 +385,33 @@ class MoviePyRenderer:
         timeline = self.timeline_for(project)
         width, height, fps = self.output_format(project, timeline)
         check_frames(timeline.duration, fps)
+        if self.font is not None:
+            timeline = dataclasses.replace(
+                timeline,
+                scenes=tuple(
+                    scene if scene.font else dataclasses.replace(scene, font=self.font)
+                    for scene in timeline.scenes
+                ),
+            )
         verify_images(timeline)
+        verify_text(timeline)
         video = _TimelineClip(timeline, (width, height))
         audio = None
         soundtrack = timeline.soundtrack
         if soundtrack is not None and soundtrack.file is not None:
-            source = AudioFileClip(str(soundtrack.file))
+            check_audio_file(soundtrack.file)
+            try:
+                source = AudioFileClip(str(soundtrack.file))
+            # moviepy raises KeyError ('audio_bitrate'), OSError, IndexError, ... for a file
+            # ffmpeg opened but cannot decode: any of them means the same to the user.
+            except Exception as exc:  # noqa: BLE001
+                raise TimelineError(
+                    field="soundtrack.file",
+                    problem=(
+                        f"{soundtrack.file.name!r} cannot be decoded as audio "
+                        f"({type(exc).__name__}: {exc}); use an undamaged audio file"
+                    ),
+                ) from None
             owned.append(source)
             audio = source
             if source.duration > timeline.duration:

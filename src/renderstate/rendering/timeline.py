@@ -78,10 +78,10 @@ DEFAULT_LIMITS = Limits()
 """The limits used when none are given: one hour, 1-240 fps, a 1 GiB soundtrack scratch file."""
 
 _TIMELINE_KEYS = frozenset(
-    {"scenes", "width", "height", "fps", "background", "text_color", "soundtrack"}
+    {"scenes", "width", "height", "fps", "background", "text_color", "font", "soundtrack"}
 )
 _SCENE_KEYS = frozenset(
-    {"duration", "background", "image", "title", "subtitle", "text_color", "crossfade"}
+    {"duration", "background", "image", "title", "subtitle", "text_color", "font", "crossfade"}
 )
 _SOUNDTRACK_KEYS = frozenset({"file", "tone", "volume"})
 # int(..., 16) also takes a sign, underscores and spaces: only the hex digits themselves.
@@ -118,6 +118,8 @@ class Scene:
     """The colour of the title and subtitle."""
     crossfade: float = 0.0
     """Seconds during which this scene blends in over the end of the previous one."""
+    font: Path | None = None
+    """The TrueType/OpenType font of the text; ``None`` for the renderer's (DejaVu Sans)."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,9 @@ def parse_timeline(
         fps = _frame_rate(data["fps"], limits)
     default_background = parse_color(data.get("background", "#000000"), field="background")
     default_text = parse_color(data.get("text_color", "#ffffff"), field="text_color")
+    default_font = None
+    if data.get("font") is not None:
+        default_font = files.existing(data["font"], field="font", scene=None)
 
     raw_scenes = data.get("scenes")
     if not isinstance(raw_scenes, Sequence) or isinstance(raw_scenes, str) or not raw_scenes:
@@ -232,7 +237,7 @@ def parse_timeline(
             ),
         )
     scenes = tuple(
-        _parse_scene(raw, index, files, default_background, default_text)
+        _parse_scene(raw, index, files, default_background, default_text, font=default_font)
         for index, raw in enumerate(raw_scenes)
     )
     _check_crossfades(scenes)
@@ -515,7 +520,15 @@ class _Files:
         )
 
 
-def _parse_scene(raw: object, index: int, files: _Files, background: RGB, text_color: RGB) -> Scene:
+def _parse_scene(
+    raw: object,
+    index: int,
+    files: _Files,
+    background: RGB,
+    text_color: RGB,
+    *,
+    font: Path | None,
+) -> Scene:
     if not isinstance(raw, Mapping):
         raise TimelineError(
             scene=index,
@@ -536,6 +549,8 @@ def _parse_scene(raw: object, index: int, files: _Files, background: RGB, text_c
             problem=f"must be a number of seconds, 0 or more, got {_short(raw['crossfade'])}",
         )
     image = raw.get("image")
+    if raw.get("font") is not None:
+        font = files.existing(raw["font"], field="font", scene=index)
     return Scene(
         duration=duration,
         background=parse_color(raw["background"], field="background", scene=index)
@@ -548,6 +563,7 @@ def _parse_scene(raw: object, index: int, files: _Files, background: RGB, text_c
         if "text_color" in raw
         else text_color,
         crossfade=crossfade,
+        font=font,
     )
 
 
