@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import os
 import re
@@ -13,9 +14,13 @@ from typing import Any
 
 import pytest
 
+import renderstate
+import renderstate.cli
+from adapters import databases
 from renderstate import RenderJob, Status, to_dot, to_mermaid
-from renderstate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _commands, main
+from renderstate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _commands, build_parser, main
 from renderstate.cli._store import Project, Store
+from renderstate.rendering.timeline import parse_timeline, sample_timeline
 from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer
 
@@ -394,3 +399,192 @@ def test_render_project_replaces_the_stored_timeline(
     assert row.timeline == TIMELINE
     assert (row.resolution_width, row.resolution_height, row.framerate) == (160, 90, 12)
     assert row.status == "COMPLETED"
+
+
+# ------------------------------------------------------------------ what a new user hit
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the installed version and exits 0."""
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"renderstate {renderstate.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose"),
+    [
+        (["status"], False),
+        (["-v", "status"], True),
+        (["status", "-v"], True),
+        (["render", "--verbose", "t.json"], True),
+        (["-v", "recover", "-v"], True),
+    ],
+)
+def test_verbose_before_or_after_the_command(argv: list[str], verbose: bool) -> None:
+    """-v works before the command and after it."""
+    assert build_parser().parse_args(argv).verbose is verbose
+
+
+def test_a_directory_as_timeline_says_it_is_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory given as TIMELINE is named as a directory, not reported missing."""
+    assert main(cli(tmp_path, "render", str(tmp_path))) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is a directory" in err
+    assert "does not exist" not in err
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_title_with_project_is_refused(
+    tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--title with --project would be ignored: it is refused and nothing changes."""
+    key = with_status(tmp_path, "COMPLETED")
+    argv = cli(tmp_path, "render", str(timeline), "--project", key, "--title", "New")
+    assert main([*argv, "--renderer", "fake"]) == EXIT_USAGE
+    assert "--title names a new project" in capsys.readouterr().err
+    row = stored(tmp_path, key)
+    assert (row.title, row.status, row.timeline) == ("odd", "COMPLETED", {})
+
+
+def test_sample_prints_the_sample_timeline_and_render_sample_renders_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`renderstate sample` prints the docs' timeline; `render --sample` renders it."""
+    assert main(["sample"]) == EXIT_OK
+    printed = json.loads(capsys.readouterr().out)
+    assert parse_timeline(printed) == sample_timeline()
+    assert main([*cli(tmp_path, "render", "--sample"), "--renderer", "fake"]) == EXIT_OK
+    (project,) = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").all()
+    assert (project.status, project.timeline) == ("COMPLETED", printed)
+    with pytest.raises(SystemExit):
+        main(cli(tmp_path, "render", "--sample", "t.json"))
+    assert "TIMELINE file" in capsys.readouterr().err
+
+
+def test_status_piped_keeps_each_project_on_one_greppable_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not on a terminal, status prints tab-separated lines with whole ids."""
+    monkeypatch.setenv("COLUMNS", "40")
+    keys = [with_status(tmp_path, s) for s in ("FAILED", "COMPLETED")]
+    assert main(cli(tmp_path, "status")) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == ["id", "status", "title", "output_path", "updated"]
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
+    assert set(rows) == set(keys)
+    assert [rows[k][1] for k in keys] == ["FAILED", "COMPLETED"]
+
+
+def test_status_on_an_80_column_terminal_keeps_ids_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal 80 columns wide, every id stays whole on one line."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    keys = [with_status(tmp_path, "FAILED") for _ in range(2)]
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with store.sessions.begin() as session:
+        for key in keys:
+            session.get(Project, key).output_path = f"projects/{key}/final.mp4"  # type: ignore[union-attr]
+    store.close()
+    assert main(cli(tmp_path, "status")) == EXIT_OK
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for key in keys:
+        assert any(key in line for line in out.splitlines()), out
+
+
+def test_status_of_a_failed_project_says_why_and_the_error_is_printed_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed render prints its error once; `status KEY` shows it later."""
+    monkeypatch.setattr(
+        _commands, "_renderer", lambda name: FakeRenderer(frames=4, fail_at_frame=2)
+    )
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(TIMELINE))
+    assert main(cli(tmp_path, "render", str(path), "--renderer", "fake")) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("FakeRenderer failed at frame 2") == 1
+    (project,) = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").all()
+    assert main(cli(tmp_path, "status", project.id[:8])) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "error        RuntimeError: FakeRenderer failed at frame 2" in out, out
+
+
+def test_ctrl_c_before_the_render_starts_says_the_project_is_still_draft(
+    tmp_path: Path,
+    timeline: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C just after "Created project" reports it DRAFT (which it is), without a traceback."""
+
+    def interrupted(name: str) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_commands, "_renderer", interrupted)
+    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == 130
+    captured = capsys.readouterr()
+    (project,) = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").all()
+    assert project.status == "DRAFT"
+    assert f"project {project.id} is DRAFT" in captured.err
+    assert "FAILED" not in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_ctrl_c_while_the_command_loads_is_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the command's libraries import exits 130 with one line."""
+
+    class Interrupting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, *args: object) -> None:
+            if name == "renderstate.cli._commands":
+                raise KeyboardInterrupt
+
+    monkeypatch.delattr(renderstate.cli, "_commands")
+    monkeypatch.delitem(sys.modules, "renderstate.cli._commands")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    assert main(["status"]) == 130
+    assert capsys.readouterr().err == (
+        "renderstate: interrupted before the command started; nothing changed\n"
+    )
+
+
+@pytest.mark.postgres
+def test_a_postgresql_url_without_a_driver_uses_the_installed_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """postgresql:// (SQLAlchemy's psycopg2) works with psycopg 3, the one installed."""
+    try:
+        target = databases.create("postgres", tmp_path, "cli")
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    try:
+        url = f"postgresql://{target.user}@127.0.0.1:5432/{target.name}"
+        assert main(["status", "--db", url, "--media", str(tmp_path)]) == EXIT_OK
+        assert "No projects" in capsys.readouterr().out
+    finally:
+        databases.drop(target)
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("postgresql+psycopg2://127.0.0.1/test", "pip install 'psycopg[binary]'"),
+        ("mysql+mysqldb://root@127.0.0.1/test", "pip install 'pymysql'"),
+    ],
+)
+def test_a_missing_database_driver_says_what_to_install(
+    url: str, hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A URL whose driver is not installed exits 2 naming the package and the URL to write."""
+    assert main(["status", "--db", url]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert hint in err
+    assert url.split("+", maxsplit=1)[0] + "+" in err

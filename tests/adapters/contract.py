@@ -688,8 +688,8 @@ class AdapterContract:
                         results.append(outcome(harness.lifecycle(copy, tx.adapter).start_render))
                 harness.edit(key, title="edited meanwhile")
             else:
-                loaded = threading.Barrier(3)
-                moved = threading.Barrier(4)
+                loaded = threading.Barrier(3, timeout=120)
+                moved = threading.Barrier(4, timeout=120)
 
                 def start(
                     _: int, key: object = key, loaded: Any = loaded, moved: Any = moved

@@ -4,11 +4,14 @@
 
     renderstate demo                      # the whole lifecycle on an embedded SQLite database
     renderstate render TIMELINE [--db URL] [--media DIR] [--project KEY]
+    renderstate render --sample           # the sample timeline the docs use
+    renderstate sample > timeline.json    # print it, to edit
     renderstate status [KEY]
     renderstate recover
     renderstate diagram [--format mermaid|dot]
 
-Everything but ``diagram`` needs the ``cli`` extra (``pip install 'renderstate[cli]'``),
+Everything but ``diagram``, ``sample`` and ``--version`` needs the ``cli`` extra
+(``pip install 'renderstate[cli]'``),
 imported only when the command runs. Exit codes: 0 success, 1 a render failed or was
 refused, 2 bad arguments (unknown project, invalid timeline, unusable ``--db``),
 130 interrupted.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from typing import Final
 
 from renderstate._status import to_dot, to_mermaid
@@ -69,6 +73,23 @@ def _add_renderer_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    from renderstate import __version__  # noqa: PLC0415 - only for --version
+
+    return f"renderstate {__version__}"
+
+
+class _Version(argparse.Action):
+    """``--version``: print the installed version and exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        sys.stdout.write(f"{_version()}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``renderstate`` command."""
     parser = argparse.ArgumentParser(
@@ -76,13 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="The render lifecycle of a video project, from the command line.",
         epilog="Start with `renderstate demo`. Each command has its own --help.",
     )
+    parser.add_argument("--version", action=_Version)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log tracebacks of failed renders"
+    )
+    # -v is accepted after the command too (`renderstate render -v t.json`); SUPPRESS keeps
+    # the top-level value when the command's own -v is not given.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log tracebacks of failed renders",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = commands.add_parser(
         "demo",
+        parents=[verbose],
         help="render, re-render, refuse a second start (409), fail and retry a sample project",
         description=(
             "Create a sample project in an embedded SQLite database under DIR, render its "
@@ -99,22 +132,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser(
         "render",
+        parents=[verbose],
         help="render a timeline file into a project's final.mp4",
         description=(
-            "Render TIMELINE (a .json or .toml timeline) into a new project, or into "
-            "--project KEY (a re-render or a retry). Exits 1 if the render fails."
+            "Render TIMELINE (a .json or .toml timeline), or the sample timeline with "
+            "--sample, into a new project, or into --project KEY (a re-render or a retry). "
+            "Exits 1 if the render fails."
         ),
     )
-    render.add_argument("timeline", metavar="TIMELINE", help="a .json or .toml timeline file")
+    render.add_argument(
+        "timeline", metavar="TIMELINE", nargs="?", help="a .json or .toml timeline file"
+    )
+    render.add_argument(
+        "--sample",
+        action="store_true",
+        help="render the sample timeline (`renderstate sample` prints it) instead of a file",
+    )
     _add_store_options(render)
     render.add_argument(
         "--project", metavar="KEY", help="render into this existing project (id or unique prefix)"
     )
-    render.add_argument("--title", help="title of a new project (default: the file's name)")
+    render.add_argument(
+        "--title", help="title of the new project (default: the file's name); not with --project"
+    )
     _add_renderer_option(render)
 
     status = commands.add_parser(
         "status",
+        parents=[verbose],
         help="list projects and their status, or show one",
         description="Show every project's status, or one project's (KEY: id or unique prefix).",
     )
@@ -123,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     recover = commands.add_parser(
         "recover",
+        parents=[verbose],
         help="mark projects left PROCESSING by a dead process as FAILED",
         description=(
             "Mark every project that a killed or crashed process left PROCESSING as FAILED "
@@ -133,8 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_options(recover)
 
+    commands.add_parser(
+        "sample",
+        parents=[verbose],
+        help="print the sample timeline (JSON), to save, edit and render",
+        description=(
+            "Print the sample timeline the docs use: `renderstate sample > timeline.json`, "
+            "edit it, then `renderstate render timeline.json`."
+        ),
+    )
+
     diagram = commands.add_parser(
         "diagram",
+        parents=[verbose],
         help="print the state machine as Mermaid or Graphviz",
         description="Print the five-edge state machine, derived from the transition table.",
     )
@@ -144,15 +201,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sample_text() -> str:
+    text = resources.files("renderstate.rendering").joinpath("sample_timeline.json")
+    return text.read_text("utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``renderstate`` command line; return the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "render" and (args.timeline is None) != bool(args.sample):
+        parser.error(
+            "render needs a TIMELINE file (.json or .toml) or --sample, and not both; "
+            "`renderstate sample > timeline.json` saves the sample to edit"
+        )
     if args.command == "diagram":
         sys.stdout.write(to_mermaid() if args.format == "mermaid" else to_dot())
+        return EXIT_OK
+    if args.command == "sample":
+        sys.stdout.write(_sample_text())
         return EXIT_OK
     try:
         from renderstate.cli import _commands  # noqa: PLC0415 - extras load only when needed
     except ImportError as exc:
         sys.stderr.write(f"renderstate: error: {exc}\n")
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        # Ctrl-C while the command's libraries load: nothing has been read or written yet.
+        sys.stderr.write("renderstate: interrupted before the command started; nothing changed\n")
+        return EXIT_INTERRUPTED
     return _commands.run(args)

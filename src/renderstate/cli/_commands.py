@@ -118,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[red]renderstate: error:[/] {escape(str(exc))}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        err.print("[red]renderstate: interrupted[/]: the render was stopped, its project is FAILED")
+        # The commands that change projects say themselves where each one stands; this is
+        # Ctrl-C anywhere else (opening the database, say), before anything was changed.
+        err.print("[red]renderstate: interrupted[/]; `renderstate status` shows every project")
         return EXIT_INTERRUPTED
     finally:
         logging.getLogger("renderstate").removeHandler(handler)
@@ -274,6 +276,16 @@ def _sample_timeline() -> dict[str, Any]:
     return data
 
 
+class _ReportedByTheCommand(logging.Filter):
+    """Drops the runner's one-line "render failed" log: the command prints that error itself.
+
+    Only without ``--verbose``, which asks for the traceback the log record carries.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.msg == "the render of project %s failed")
+
+
 def _demo(args: argparse.Namespace) -> int:
     console = _console()
     home = Path(args.dir)
@@ -404,23 +416,54 @@ def _fps(timeline: Timeline) -> int | None:
 # ------------------------------------------------------------------ render, status, recover
 
 
-def _render(args: argparse.Namespace) -> int:
-    console = _console()
+def _timeline_source(args: argparse.Namespace) -> tuple[object, Path, str]:
+    """The timeline data, the directory its paths are relative to, and a default title."""
+    if args.sample:
+        if args.timeline is not None:
+            msg = "give a TIMELINE file or --sample, not both"
+            raise UsageError(msg)
+        return _sample_timeline(), Path.cwd(), "renderstate sample"
+    if args.timeline is None:
+        msg = (
+            "give a TIMELINE file (.json or .toml), or --sample for the sample timeline "
+            "(`renderstate sample > timeline.json` saves it to edit)"
+        )
+        raise UsageError(msg)
     path = Path(args.timeline)
+    if path.is_dir():
+        msg = f"{str(path)!r} is a directory; give the .json or .toml timeline file inside it"
+        raise UsageError(msg)
     if not path.is_file():
         msg = f"timeline file {str(path)!r} does not exist"
         raise UsageError(msg)
-    data = _read_timeline_file(path)
+    return _read_timeline_file(path), path.parent, path.stem
+
+
+def _render(args: argparse.Namespace) -> int:
+    console = _console()
+    if args.project and args.title is not None:
+        msg = (
+            "--title names a new project; with --project KEY the project keeps its title "
+            "(leave out --title, or leave out --project to create a new project)"
+        )
+        raise UsageError(msg)
+    data, base, default_title = _timeline_source(args)
     # The file is the operator's own: its media paths may lead anywhere (docs/timeline.md).
-    timeline = parse_timeline(data, base_dir=path.parent, allow_outside_base_dir=True)
+    timeline = parse_timeline(data, base_dir=base, allow_outside_base_dir=True)
     data = dict(cast("Mapping[str, Any]", data))  # a Mapping, or parse_timeline refused it
     store = _store(args)
+    project: Project | None = None
+    job: RenderJob[Any] | None = None
+    quiet = None if args.verbose else _ReportedByTheCommand()
+    runner_log = logging.getLogger("renderstate.runner")
+    if quiet is not None:
+        runner_log.addFilter(quiet)
     try:
         if args.project:
             project = store.get(args.project)
         else:
             project = store.create(
-                args.title or path.stem,
+                args.title or default_title,
                 data,
                 width=timeline.width,
                 height=timeline.height,
@@ -441,21 +484,48 @@ def _render(args: argparse.Namespace) -> int:
             ledger=store.ledger,
             loader=store.loader,
         ) as runner:
-            job = runner.submit(project)
+            job = started = runner.submit(project)
             if args.project:
                 # Only once the start has won: a refused render changes nothing.
                 store.update_timeline(
                     project, data, width=timeline.width, height=timeline.height, fps=_fps(timeline)
                 )
-            status = _watch(console, job, "render", cancellable.cancel)
+            status = _watch(console, started, "render", cancellable.cancel)
             final = runner.file_path(project)
+    except KeyboardInterrupt:
+        _report_interrupt(project, job, store)
+        return EXIT_INTERRUPTED
     finally:
+        if quiet is not None:
+            runner_log.removeFilter(quiet)
         store.close()
     if status is Status.COMPLETED:
         console.print(f"[green]COMPLETED[/]: {final.resolve()} ({_file_summary(final)})")
         return EXIT_OK
-    console.print(f"[red]{status}[/]: {escape(str(job.error))}")
+    console.print(f"[red]{status}[/]: {escape(str(started.error))}")
     return EXIT_FAILED
+
+
+def _report_interrupt(project: Project | None, job: RenderJob[Any] | None, store: Store) -> None:
+    """Say what Ctrl-C really left behind: nothing, a DRAFT project, or a FAILED render."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if project is None:
+        err.print("[red]renderstate: interrupted[/] before a project was created; nothing changed")
+        return
+    try:
+        status = store.get(project.id).status
+    except StoreError:
+        status = "unknown"
+    if job is None:
+        what = "before its render started"
+    elif status == Status.FAILED.value:
+        what = "the render was stopped and the previous video, if any, kept"
+    else:
+        what = "after the render had ended" if job.done() else "while the render was starting"
+    err.print(
+        f"[red]renderstate: interrupted[/] {what}: project {project.id} is {status}. "
+        f"Render it with `renderstate render TIMELINE --project {project.id}`."
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -472,21 +542,23 @@ def _status(args: argparse.Namespace) -> int:
     if not projects:
         console.print(f"No projects in {store.url}. Try `renderstate demo`.")
         return EXIT_OK
-    table = Table("id", "title", "status", "output_path", "updated")
-    for column in (table.columns[0], table.columns[3]):
-        column.overflow = "fold"
-    table.columns[2].no_wrap = True
-    unknown = 0
-    for p in projects:
-        unknown += _known_status(p) is None
-        table.add_row(
-            p.id,
-            escape(p.title),
-            _status_text(p),
-            p.output_path or "",
-            f"{p.updated_at:%Y-%m-%d %H:%M:%S}",
-        )
-    console.print(table)
+    unknown = sum(_known_status(p) is None for p in projects)
+    if console.is_terminal:
+        console.print(_status_table(projects))
+    else:
+        # Piped or redirected: one line per project, tab-separated, nothing wrapped or
+        # styled, so `renderstate status | grep FAILED | cut -f1` gives whole ids.
+        console.file.write("id\tstatus\ttitle\toutput_path\tupdated\n")
+        for p in projects:
+            status = p.status if _known_status(p) else f"{p.status!r} (unknown status)"
+            fields = (
+                p.id,
+                status,
+                p.title,
+                p.output_path or "",
+                f"{p.updated_at:%Y-%m-%d %H:%M:%S}",
+            )
+            console.file.write("\t".join(_one_line(f) for f in fields) + "\n")
     if unknown:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
             f"[red]renderstate: warning:[/] {unknown} project(s) have a status that is not "
@@ -497,6 +569,30 @@ def _status(args: argparse.Namespace) -> int:
 
 
 _KNOWN = ", ".join(s.value for s in Status)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split("\t")).replace("\n", " ").replace("\r", " ")
+
+
+def _status_table(projects: list[Project]) -> Table:
+    """The terminal view: ids and statuses whole on one line; titles and paths fold instead."""
+    table = Table("id", "status", "title", "output_path", "updated")
+    id_width = max(len(p.id) for p in projects)
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = id_width
+    table.columns[1].no_wrap = True
+    table.columns[2].overflow = "fold"
+    table.columns[3].overflow = "fold"
+    for p in projects:
+        table.add_row(
+            p.id,
+            _status_text(p),
+            escape(p.title),
+            p.output_path or "",
+            f"{p.updated_at:%Y-%m-%d %H:%M:%S}",
+        )
+    return table
 
 
 def _known_status(project: Project) -> Status | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,13 @@ class Store:
                 )
                 raise StoreError(msg)
             file.parent.mkdir(parents=True, exist_ok=True)
+        parsed = _with_installed_driver(parsed)
         try:
             self.engine = create_engine(parsed)
             _Base.metadata.create_all(self.engine)
-        except (SQLAlchemyError, ImportError) as exc:
+        except ImportError as exc:
+            raise StoreError(_driver_hint(url, parsed.get_backend_name(), exc)) from exc
+        except SQLAlchemyError as exc:
             msg = f"cannot open the database {url!r}: {exc}"
             raise StoreError(msg) from exc
         self.url = url
@@ -188,3 +192,33 @@ class Store:
         """The projects whose stored status is ``status``."""
         with self.sessions() as session:
             return list(session.scalars(select(Project).where(Project.status == status.value)))
+
+
+# The drivers the extras install, per database, when the URL names none.
+_DRIVERS = {"postgresql": ("psycopg", "psycopg[binary]"), "mysql": ("pymysql", "pymysql")}
+_DRIVERS["mariadb"] = _DRIVERS["mysql"]
+
+
+def _with_installed_driver(url: Any) -> Any:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg (3) when only it is there."""
+    backend = url.get_backend_name()
+    if backend not in _DRIVERS or "+" in url.drivername:
+        return url
+    default = url.get_dialect().driver  # what SQLAlchemy would import: psycopg2, mysqldb
+    module = {"psycopg2": "psycopg2", "mysqldb": "MySQLdb"}.get(default, default)
+    driver, _ = _DRIVERS[backend]
+    if find_spec(module) is None and find_spec(driver) is not None:
+        return url.set(drivername=f"{backend}+{driver}")
+    return url
+
+
+def _driver_hint(url: str, backend: str, exc: ImportError) -> str:
+    if backend in _DRIVERS:
+        driver, package = _DRIVERS[backend]
+        scheme = url.split("://", 1)[0].split("+", 1)[0]
+        return (
+            f"cannot open the database {url!r}: its driver is not installed ({exc}). "
+            f"Install one, e.g. pip install '{package}', and name it in the URL: "
+            f"{scheme}+{driver}://..."
+        )
+    return f"cannot open the database {url!r}: a module it needs is missing ({exc})"
