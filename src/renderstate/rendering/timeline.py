@@ -29,6 +29,7 @@ __all__ = [
     "Soundtrack",
     "Timeline",
     "TimelineError",
+    "check_frames",
     "check_output_format",
     "load_timeline",
     "parse_color",
