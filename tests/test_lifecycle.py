@@ -43,7 +43,7 @@ from renderstate import (
     validate_output_path,
 )
 from renderstate._lifecycle import MACHINE
-from renderstate.adapters.memory import MemoryAdapter
+from renderstate.adapters.memory import AsyncMemoryAdapter, MemoryAdapter
 from renderstate.testing import MemoryProject, RecordingObserver
 
 EDGES = {
@@ -789,3 +789,15 @@ def test_a_field_refusing_every_write_surfaces_its_own_error(via: Via) -> None:
         with pytest.raises(PermissionError, match=f"refused '{refused}'"):
             call(via.bind(project))
         assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("adapter", [MemoryAdapter(), AsyncMemoryAdapter()], ids=type)
+def test_a_keyless_plain_object_without_status_is_unknown_not_missing(adapter: Any) -> None:
+    """In memory the object is the store: status None is an unknown value, not a missing row."""
+
+    class Keyless:
+        status = None
+        output_path = None
+
+    with pytest.raises(UnknownStatusError):
+        _ = ProjectLifecycle(Keyless(), adapter).status

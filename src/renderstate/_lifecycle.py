@@ -13,7 +13,7 @@ from typing import Any, Final, Generic, NamedTuple, cast
 
 from transitions import Machine
 
-from renderstate._memory import DEFAULT_ADAPTER, MemoryAdapter
+from renderstate._memory import DEFAULT_ADAPTER
 from renderstate._records import Change, TransitionRecord
 from renderstate._status import (
     INITIAL_STATUS,
@@ -459,7 +459,10 @@ class ProjectLifecycle(Generic[ProjectT]):
         if status is not None and layout.literals.same_kind(raw, status):
             return status
         key = self.project_key
-        if raw is None and key is None and not isinstance(self._adapter, MemoryAdapter):
+        # An ORM object that was never saved has no key, and its status column default is
+        # applied only on INSERT; the in-memory adapters store on the object itself.
+        in_object = getattr(self._adapter, "stores_in_object", False)
+        if raw is None and key is None and not in_object:
             raise ProjectNotFoundError(
                 project_key=None,
                 detail=(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
+from typing import Any, Final
 
 from renderstate._records import Change
 
@@ -21,6 +21,9 @@ class MemoryAdapter:
     built without an adapter shares one module-level instance, hence one lock.
     Nothing is persisted: use it for plain objects, tests and scripts.
     """
+
+    stores_in_object: Final = True
+    """The object is the store: there is no row that could be missing."""
 
     def __init__(self, *, key_attributes: tuple[str, ...] = ("pk", "id")) -> None:
         self.key_attributes = key_attributes

@@ -8,6 +8,7 @@ testing async code. Neither needs an extra.
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 from renderstate._memory import MemoryAdapter
 from renderstate._records import Change
@@ -27,6 +28,9 @@ class AsyncMemoryAdapter:
     Args:
         key_attributes: Attributes tried, in order, for the project's key.
     """
+
+    stores_in_object: Final = True
+    """The object is the store: there is no row that could be missing."""
 
     def __init__(self, *, key_attributes: tuple[str, ...] = ("pk", "id")) -> None:
         self._memory = MemoryAdapter(key_attributes=key_attributes)
