@@ -577,7 +577,8 @@ def test_a_postgresql_url_without_a_driver_uses_the_installed_one(
     ("url", "hint"),
     [
         ("postgresql+psycopg2://127.0.0.1/test", "pip install 'psycopg[binary]'"),
-        ("mysql+mysqldb://root@127.0.0.1/test", "pip install 'pymysql'"),
+        # Not mysqldb: the Django tests install PyMySQL under that name in this process.
+        ("mysql+mysqlconnector://root@127.0.0.1/test", "pip install 'pymysql'"),
     ],
 )
 def test_a_missing_database_driver_says_what_to_install(
