@@ -254,3 +254,19 @@ def test_ledger_options_are_checked() -> None:
         Ledger(MemoryAttemptStore(), lease=2.0, progress_interval=2.0)
     assert Ledger(MemoryAttemptStore(), lease=0.6).progress_interval == pytest.approx(0.2)
     assert Ledger(MemoryAttemptStore()).progress_interval == 1.0
+
+
+def test_oversized_actor_or_path_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """An actor or output path longer than the ledger's columns is a ValueError naming the
+    limit; the project stays DRAFT and no attempt is recorded."""
+    ledger = Ledger(MemoryAttemptStore())
+    project = MemoryProject()
+    runner = RenderRunner(MemoryAdapter(), FakeRenderer(), media_root=tmp_path, ledger=ledger)
+    lifecycle = runner.lifecycle(project)
+    with pytest.raises(ValueError, match="actor is 256 characters; the ledger stores at most 255"):
+        runner.submit(project, actor="x" * 256)
+    with pytest.raises(ValueError, match="output_path is 501 characters"):
+        ledger.start(lifecycle, output_path="p/" + "x" * 499)
+    assert project.status == "DRAFT"
+    assert ledger.history("MemoryProject", str(project.id)) == []
+    runner.shutdown()

@@ -151,8 +151,18 @@ class Ledger:
 
         Raises:
             RenderConflictError: a render of the project is already running (HTTP 409).
+            ValueError: ``actor`` (255), ``output_path`` (500) or the key (255) is longer
+                than the ledger stores; nothing is written.
         """
         scope, key = self.key(lifecycle)
+        _check_text("actor", actor, _ACTOR_LENGTH)
+        _check_text("output_path", output_path, _PATH_LENGTH)
+        if len(key) > _KEY_LENGTH:
+            msg = (
+                f"the project key {key[:40]!r}... is {len(key)} characters as text; the ledger "
+                f"stores keys of at most {_KEY_LENGTH}: use a shorter primary key"
+            )
+            raise ValueError(msg)
         now = self._clock()
         with self._atomic(lifecycle):
             record = lifecycle.start_render()
@@ -452,6 +462,19 @@ class Ledger:
             attempt_id=attempt.id,
             state=None if now is None else now.state.value,
         )
+
+
+_ACTOR_LENGTH: Final = 255
+_PATH_LENGTH: Final = 500
+_KEY_LENGTH: Final = 255
+
+
+def _check_text(name: str, value: str | None, limit: int) -> None:
+    # The stores' columns have these sizes: refuse up front, before anything is written,
+    # rather than let a database reject (or, on SQLite, silently keep) an oversized value.
+    if value is not None and len(value) > limit:
+        msg = f"{name} is {len(value)} characters; the ledger stores at most {limit}"
+        raise ValueError(msg)
 
 
 _PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
