@@ -1,13 +1,14 @@
 """Child process of the ledger's cross-process tests, on the command line's SQLAlchemy store.
 
 Usage:
-    python ledger_child.py render URL MEDIA KEY LEASE INTERVAL FRAMES DELAY [TIMES]
+    python ledger_child.py render URL MEDIA KEY LEASE INTERVAL FRAMES DELAY [TIMES [HOLD]]
     python ledger_child.py recover URL MEDIA LEASE SECONDS
     python ledger_child.py poll URL KEY SECONDS
 
 ``render`` renders project KEY TIMES times in a row (default 1) with a slow FakeRenderer,
 printing ``rendering`` once frame 3 of the first render is reported, then the final status
-of each render. ``recover`` calls ``recover_interrupted()`` every 100 ms for SECONDS and
+of each render; each render holds its first frame for HOLD seconds (default 0), so readers
+see every attempt at 0 before it moves. ``recover`` calls ``recover_interrupted()`` every 100 ms for SECONDS and
 prints the recovered keys as JSON. ``poll`` reads the project's current attempt every 20 ms
 for SECONDS and prints the observations ``[attempt id, state, phase, fraction]`` as JSON.
 """
@@ -32,12 +33,15 @@ def _ledger(store: Store, lease: float, interval: float = 0.2) -> Ledger:
 
 def render(url: str, media: str, key: str, lease: str, interval: str, *rest: str) -> None:
     frames, delay, *times = rest
+    hold = float(times[1]) if len(times) > 1 else 0.0
     store = Store(url)
     slow = FakeRenderer(frames=int(frames), frame_delay=float(delay))
     told = []
 
     def renderer(project: object, target: Path, progress: ProgressSink) -> None:
         def sink(phase: str, done: int, total: int) -> None:
+            if done == 1 and hold:
+                time.sleep(hold)
             progress(phase, done, total)
             if done == 3 and not told:
                 told.append(True)
