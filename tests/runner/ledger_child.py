@@ -8,9 +8,13 @@ Usage:
 ``render`` renders project KEY TIMES times in a row (default 1) with a slow FakeRenderer,
 printing ``rendering`` once frame 3 of the first render is reported, then the final status
 of each render; each render holds its first frame for HOLD seconds (default 0), so readers
-see every attempt at 0 before it moves. ``recover`` calls ``recover_interrupted()`` every 100 ms for SECONDS and
-prints the recovered keys as JSON. ``poll`` reads the project's current attempt every 20 ms
-for SECONDS and prints the observations ``[attempt id, state, phase, fraction]`` as JSON.
+see every attempt at 0 before it moves.
+
+``recover`` calls ``recover_interrupted()`` every 100 ms for SECONDS and prints the
+recovered keys as JSON.
+
+``poll`` reads the project's current attempt every 20 ms for SECONDS and prints the
+observations ``[attempt id, state, phase, fraction]`` as JSON.
 """
 
 from __future__ import annotations
