@@ -7,10 +7,12 @@ also builds the ORM's attempt store and project loader.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from renderstate.exceptions import (
     InvalidTransitionError,
     RenderConflictError,
 )
+from renderstate.files import create_temporary, remove_temporary_files
 from renderstate.ledger import Attempt, AttemptState, Ledger
 from renderstate.typing import AttemptStore, ProjectLoader
 
@@ -125,6 +128,48 @@ class LedgerContract:
             ledger.start(harness.lifecycle(harness.load(key)))
         assert harness.attempts() == before
         assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_recovery_removes_files_before_a_new_attempt_can_start(
+        self, harness: LedgerHarness, tmp_path: Path
+    ) -> None:
+        """Recovery's clean-up of a dead attempt's temporary files happens while the
+        project is still locked PROCESSING: a new attempt started as soon as the project
+        is FAILED keeps its own temporary file (the clean-up cannot delete a live render's
+        file)."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        final = tmp_path / "final.mp4"
+        _, dead = ledger.start(harness.lifecycle(harness.load(key)), output_path="x/final.mp4")
+        ledger.begin(dead)  # on this machine: recovery cleans up after it
+        dead_file = create_temporary(final)
+        clock.now += 11
+        other = ledger_for(harness, clock)  # another process, racing the recovery
+        started: list[Path] = []
+
+        class StartWhenFailed(logging.Handler):
+            # The first moment after recovery's transaction at which another process
+            # can start the project: the recovery says it interrupted the attempt.
+            def emit(self, record: logging.LogRecord) -> None:
+                if "was interrupted" in record.getMessage() and not started:
+                    other.start(harness.lifecycle(harness.load(key)), output_path="x/final.mp4")
+                    started.append(create_temporary(final))
+
+        handler = StartWhenFailed(level=logging.WARNING)
+        logging.getLogger("renderstate.ledger").addHandler(handler)
+        try:
+            recovered = ledger.recover(
+                harness.adapter(),
+                harness.loader(),
+                cleanup=lambda attempt: remove_temporary_files(final),
+                **harness.options,
+            )
+        finally:
+            logging.getLogger("renderstate.ledger").removeHandler(handler)
+        assert [r.attempt.id for r in recovered] == [dead.id]
+        assert started, "the racing start never ran"
+        assert not dead_file.exists()
+        assert started[0].exists(), "recovery deleted the new attempt's temporary file"
 
     def test_attempt_ids_increase_per_project(self, harness: LedgerHarness) -> None:
         """Each new attempt of a project gets a larger id than the one before."""

@@ -357,7 +357,10 @@ class Ledger:
             adapter: The project's adapter.
             loader: Loads a project by its key text; its ``scope`` limits the search.
             cleanup: Called for each recovered attempt that ran on this machine (or never
-                began), after the transaction: remove its temporary files there.
+                began), to remove its temporary files there: inside the transaction that
+                fails the project, before it commits, so no newer attempt of the project
+                can have started (and created its own temporary file) yet. Its errors are
+                logged, never raised.
             status_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
             output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
             values: Passed to each :class:`~renderstate.ProjectLifecycle`.
@@ -374,9 +377,11 @@ class Ledger:
             }
             project = loader(attempt.project_key)
             record: TransitionRecord | None = None
+            local = _host(attempt.worker) in (None, here)
             if project is None:
                 if not self.store.update(attempt.id, ended, states=ACTIVE_STATES, lease_before=now):
                     continue
+                _clean_up(cleanup if local else None, attempt)
             else:
                 lifecycle = ProjectLifecycle(
                     project,
@@ -397,7 +402,10 @@ class Ledger:
                         record = lifecycle.fail(error)
                     except InvalidTransitionError:
                         record = None  # it left PROCESSING meanwhile: only the record ends
-            local = _host(attempt.worker) in (None, here)
+                    # Before the commit, while the project is still PROCESSING and locked:
+                    # no new attempt can start and create its own temporary file, which
+                    # the clean-up (all of the final video's temporary files) would remove.
+                    _clean_up(cleanup if local else None, attempt)
             logger.warning(
                 "render attempt %s of %s %s was interrupted (lease expired%s)",
                 attempt.id,
@@ -405,11 +413,6 @@ class Ledger:
                 attempt.project_key,
                 f", worker {attempt.worker}" if attempt.worker else "",
             )
-            if local and cleanup is not None:
-                try:
-                    cleanup(attempt)
-                except Exception:
-                    logger.exception("could not clean up after attempt %s", attempt.id)
             found.append(Recovered(attempt, record, local))
         return found
 
@@ -478,6 +481,15 @@ def _check_text(name: str, value: str | None, limit: int) -> None:
 
 
 _PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
+
+
+def _clean_up(cleanup: Callable[[Attempt], None] | None, attempt: Attempt) -> None:
+    if cleanup is None:
+        return
+    try:
+        cleanup(attempt)
+    except Exception:
+        logger.exception("could not clean up after attempt %s", attempt.id)
 
 
 def _text(key: object) -> str:
