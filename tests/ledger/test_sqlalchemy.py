@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, func, inspect, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from adapters.test_sqlalchemy import Base, Project, SQLAlchemyHarness
+from renderstate import ProjectLifecycle
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.ledger import Ledger
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, SQLAlchemyLoader, attempt_table
 
-from .contract import LedgerContract, LedgerHarness
+from .contract import Clock, LedgerContract, LedgerHarness
 
 TABLE = attempt_table(Base.metadata)
 
@@ -59,3 +73,49 @@ def test_scope_is_the_table_name() -> None:
     assert store.scope(project) == "sa_project"
     assert inspect(project).transient
     assert Ledger(store).scope(project) == "sa_project"
+
+
+class _SlugBase(DeclarativeBase):
+    pass
+
+
+class Slugged(_SlugBase):
+    """A project keyed by a text slug the user chose."""
+
+    __tablename__ = "sa_slugged"
+    slug: Mapped[str] = mapped_column(String(100), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
+    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+def test_a_text_key_that_looks_like_json_loads_its_own_project(tmp_path: Path) -> None:
+    """The loader of a one-column key takes the key text as it is. It used to decode
+    ``'["intro"]'`` as a composite key and load project ``intro``: recovery of the first
+    project's dead attempt then failed the second one's live render."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'slugs.sqlite3'}")
+    _SlugBase.metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions.begin() as session:
+        session.add_all([Slugged(slug="intro"), Slugged(slug='["intro"]')])
+    clock = Clock()
+    store = SQLAlchemyAttemptStore(sessions, table=attempt_table(MetaData()))
+    store.create_table(engine)
+    ledger = Ledger(store, lease=10.0, clock=clock)
+    adapter = SQLAlchemyAdapter(sessions)
+    loader = store.loader(Slugged)
+    loaded = loader('["intro"]')
+    assert loaded is not None
+    assert loaded.slug == '["intro"]'
+    with sessions() as session:
+        dead_project = session.get(Slugged, '["intro"]')
+        live_project = session.get(Slugged, "intro")
+    _, dead = ledger.start(ProjectLifecycle(dead_project, adapter))
+    clock.now += 11  # the first render's process died: its lease expires
+    _, live = ledger.start(ProjectLifecycle(live_project, adapter))
+    ledger.begin(live)
+    recovered = ledger.recover(adapter, loader)
+    assert [(r.attempt.id, r.record is not None) for r in recovered] == [(dead.id, True)]
+    with sessions() as session:
+        assert session.get(Slugged, '["intro"]').status == "FAILED"  # type: ignore[union-attr]
+        assert session.get(Slugged, "intro").status == "PROCESSING"  # type: ignore[union-attr]
+    engine.dispose()

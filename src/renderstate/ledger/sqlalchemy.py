@@ -257,7 +257,9 @@ class SQLAlchemyLoader(Generic[ProjectT]):
 
     def __call__(self, key: str, /) -> ProjectT | None:
         """Return the instance whose key text is ``key``, or ``None``."""
-        decoded = decode_key(key)
+        # Only a composite key is stored as a JSON list: a one-column key's text is the
+        # key itself, even when it looks like one ('["intro"]' is not project "intro").
+        decoded = decode_key(key) if len(self._keys) > 1 else key
         parts = decoded if isinstance(decoded, tuple) else (decoded,)
         if len(parts) != len(self._keys):
             return None
