@@ -153,3 +153,14 @@ class Attempt:
 
 FIELDS: Final = tuple(f.name for f in dataclasses.fields(Attempt))
 """The attempt's fields, in declaration order: the ledger table's columns."""
+
+WIDTHS: Final = {
+    "scope": 100,
+    "project_key": 255,
+    "state": 16,
+    "output_path": 500,
+    "actor": 255,
+    "worker": 255,
+    "phase": 32,
+}
+"""The most characters each text column of the ledger's table holds, in every store."""

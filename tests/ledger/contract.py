@@ -151,9 +151,14 @@ class LedgerContract:
             # The first moment after recovery's transaction at which another process
             # can start the project: the recovery says it interrupted the attempt.
             def emit(self, record: logging.LogRecord) -> None:
-                if "was interrupted" in record.getMessage() and not started:
+                said = record.getMessage()
+                if f"attempt {dead.id} " in said and "was interrupted" in said and not started:
                     other.start(harness.lifecycle(harness.load(key)), output_path="x/final.mp4")
                     started.append(create_temporary(final))
+
+        def clean_up(attempt: Attempt) -> None:
+            if attempt.id == dead.id:  # not another test's expired attempt
+                remove_temporary_files(final)
 
         handler = StartWhenFailed(level=logging.WARNING)
         logging.getLogger("renderstate.ledger").addHandler(handler)
@@ -161,15 +166,106 @@ class LedgerContract:
             recovered = ledger.recover(
                 harness.adapter(),
                 harness.loader(),
-                cleanup=lambda attempt: remove_temporary_files(final),
+                cleanup=clean_up,
                 **harness.options,
             )
         finally:
             logging.getLogger("renderstate.ledger").removeHandler(handler)
-        assert [r.attempt.id for r in recovered] == [dead.id]
+        assert dead.id in [r.attempt.id for r in recovered]
         assert started, "the racing start never ran"
         assert not dead_file.exists()
         assert started[0].exists(), "recovery deleted the new attempt's temporary file"
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("actor", "a" * 256),
+            ("output_path", "projects/" + "p" * 482 + "/final.mp4"),  # 501 characters
+        ],
+    )
+    def test_overlong_start_values_are_refused_and_change_nothing(
+        self, harness: LedgerHarness, field: str, value: str
+    ) -> None:
+        """A value wider than its ledger column is a ValueError naming it, on every
+        database (not a driver's truncation error, nor silent truncation), and nothing is
+        written: no attempt, the project still DRAFT, in the row and on the object."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        before = harness.attempts()
+        lifecycle = harness.lifecycle(harness.load(key))
+        with pytest.raises(ValueError, match=f"{field} is {len(value)} characters"):
+            ledger.start(lifecycle, **{field: value})
+        assert harness.attempts() == before
+        assert harness.row(key)["status"] == harness.literal(Status.DRAFT)
+        assert lifecycle.status is Status.DRAFT
+        # The column's width itself is accepted, and stored whole.
+        _, attempt = ledger.start(
+            lifecycle, **{field: value[:-1] if field == "actor" else value[1:]}
+        )
+        stored = ledger.get(attempt.id)
+        assert stored is not None
+        assert len(getattr(stored, field)) == len(value) - 1
+
+    @pytest.mark.parametrize(
+        "text",
+        ["ffmpeg said \x00\x01 and stopped", "frame error " * 6000],
+        ids=["nul", "72k"],
+    )
+    def test_any_error_text_is_saved(self, harness: LedgerHarness, text: str) -> None:
+        """fail() saves the failure whatever its exception says. A NUL character
+        (PostgreSQL refuses it in text) or a message longer than a MySQL TEXT column
+        (64 KiB, an encoder's whole log) used to make the failure unsavable, leaving
+        the project PROCESSING until its lease expired."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        _, attempt = ledger.start(lifecycle)
+        ledger.begin(attempt)
+        record = ledger.fail(lifecycle, attempt, RuntimeError(text))
+        assert record.target is Status.FAILED
+        assert harness.row(key)["status"] == harness.literal(Status.FAILED)
+        ended = ledger.get(attempt.id)
+        assert ended is not None
+        assert ended.state is AttemptState.FAILED
+        assert ended.error is not None
+        assert ended.error.startswith("RuntimeError: ")
+        assert "\x00" not in ended.error
+        if len(text) > 10_000:
+            assert len(ended.error) < 10_000
+            assert ended.error.endswith("more characters cut)")
+        else:
+            assert ended.error == "RuntimeError: ffmpeg said \\x00\x01 and stopped"
+
+    @pytest.mark.parametrize(
+        "progress",
+        [
+            {"fraction": float("nan")},
+            {"fraction": 1.5},
+            {"fraction": -0.25},
+            {"done": -1},
+            {"eta_seconds": float("inf")},
+            {"phase": "p" * 33},
+        ],
+        ids=["nan", "above-1", "negative", "negative-done", "infinite-eta", "long-phase"],
+    )
+    def test_bad_progress_is_refused_and_writes_nothing(
+        self, harness: LedgerHarness, progress: dict[str, object]
+    ) -> None:
+        """A heartbeat's progress out of range is a ValueError and writes nothing: a
+        reader never sees a fraction outside 0..1 (nor the lease renewed by it)."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        ledger.begin(attempt)
+        assert ledger.heartbeat(
+            attempt, {"phase": "rendering", "done": 3, "total": 10, "fraction": 0.3}
+        )
+        before = ledger.get(attempt.id)
+        clock.now += 1
+        with pytest.raises(ValueError, match="heartbeat progress"):
+            ledger.heartbeat(attempt, progress)
+        assert ledger.get(attempt.id) == before
 
     def test_attempt_ids_increase_per_project(self, harness: LedgerHarness) -> None:
         """Each new attempt of a project gets a larger id than the one before."""
@@ -209,6 +305,42 @@ class LedgerContract:
             results = sorted(pool.map(start, range(THREADS)))
         assert results == ["conflict"] * (THREADS - 1) + ["won"], results
         assert harness.attempts() == before + 1
+
+    def test_sixteen_threads_with_stale_objects_one_attempt(self, harness: LedgerHarness) -> None:
+        """As above, but every thread's object was loaded while another render ran, which
+        then failed (the object reads PROCESSING, the row says FAILED), so each start
+        re-reads the row inside its transaction and tries again: one wins and fifteen get
+        409, with no database deadlock (MariaDB: shared row locks that both upgrade)."""
+        ledger = ledger_for(harness)
+        key = harness.insert(Status.COMPLETED, output="projects/1/final.mp4")
+        before = harness.attempts()
+        loaded = threading.Barrier(THREADS + 1)
+        go = threading.Barrier(THREADS + 1)
+
+        def start(_: int) -> str:
+            lifecycle = harness.lifecycle(harness.load(key))
+            loaded.wait()
+            go.wait()
+            try:
+                ledger.start(lifecycle)
+            except RenderConflictError:
+                return "conflict"
+            except Exception as exc:
+                return f"error: {exc!r}"
+            finally:
+                harness.release()
+            return "won"
+
+        elsewhere = harness.lifecycle(harness.load(key))
+        _, attempt = ledger.start(elsewhere)
+        with ThreadPoolExecutor(THREADS) as pool:
+            outcomes = pool.map(start, range(THREADS))
+            loaded.wait()
+            ledger.fail(elsewhere, attempt, "failed elsewhere")
+            go.wait()
+            results = sorted(outcomes)
+        assert results == ["conflict"] * (THREADS - 1) + ["won"], results
+        assert harness.attempts() == before + 2
 
     def test_sixteen_processes_one_attempt(self, harness: LedgerHarness) -> None:
         """Of 16 processes starting one project, one wins, 15 get 409, one attempt is written

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import socket
 import time
@@ -10,7 +12,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, NamedTuple
 
-from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, encode_key
+from renderstate._attempts import ACTIVE_STATES, WIDTHS, Attempt, AttemptState, encode_key
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
@@ -34,6 +36,8 @@ MAX_LEASE: Final = 3600.0
 _INTERRUPTED: Final = "its lease expired: the process rendering it died or stopped renewing it"
 _SUPERSEDED: Final = "superseded by attempt {id}"
 _LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
+MAX_ERROR: Final = 8000
+"""The most characters of an error's text an attempt keeps (a MySQL ``TEXT`` holds 64 KiB)."""
 
 
 def this_worker() -> str:
@@ -151,18 +155,16 @@ class Ledger:
 
         Raises:
             RenderConflictError: a render of the project is already running (HTTP 409).
-            ValueError: ``actor`` (255), ``output_path`` (500) or the key (255) is longer
-                than the ledger stores; nothing is written.
+            ValueError: the project's key (as text), ``output_path`` or ``actor`` is
+                wider than its ledger column (255, 500 and 255 characters) or contains a
+                NUL character; nothing was written.
+            TypeError: ``output_path`` or ``actor`` is not a string.
         """
         scope, key = self.key(lifecycle)
-        _check_text("actor", actor, _ACTOR_LENGTH)
-        _check_text("output_path", output_path, _PATH_LENGTH)
-        if len(key) > _KEY_LENGTH:
-            msg = (
-                f"the project key {key[:40]!r}... is {len(key)} characters as text; the ledger "
-                f"stores keys of at most {_KEY_LENGTH}: use a shorter primary key"
-            )
-            raise ValueError(msg)
+        _check_text("scope", scope)
+        _check_text("project_key", key)
+        _check_text("output_path", output_path)
+        _check_text("actor", actor)
         now = self._clock()
         with self._atomic(lifecycle):
             record = lifecycle.start_render()
@@ -200,6 +202,7 @@ class Ledger:
         Raises:
             AttemptSupersededError: the attempt is no longer live.
         """
+        _check_text("worker", worker)
         now = self._clock()
         values: dict[str, object] = {
             "state": AttemptState.RENDERING,
@@ -222,6 +225,12 @@ class Ledger:
         Returns:
             Whether the attempt is still live (``False``: stop, it was superseded or
             recovered, and nothing was written).
+
+        Raises:
+            ValueError: ``progress`` has an unknown field or a value out of range (a
+                ``fraction`` outside 0..1 or not finite, a negative ``done``/``total``,
+                an ``eta_seconds`` that is negative or not finite, a ``phase`` longer than
+                32 characters); nothing was written.
         """
         attempt_id = attempt if isinstance(attempt, int) else attempt.id
         values: dict[str, object] = {"lease_expires_at": self._clock() + self.lease}
@@ -233,6 +242,7 @@ class Ledger:
                     f"{sorted(_PROGRESS_FIELDS)}"
                 )
                 raise ValueError(msg)
+            _check_progress(progress)
             values.update(progress)
         return self.store.update(attempt_id, values, states=ACTIVE_STATES)
 
@@ -467,19 +477,6 @@ class Ledger:
         )
 
 
-_ACTOR_LENGTH: Final = 255
-_PATH_LENGTH: Final = 500
-_KEY_LENGTH: Final = 255
-
-
-def _check_text(name: str, value: str | None, limit: int) -> None:
-    # The stores' columns have these sizes: refuse up front, before anything is written,
-    # rather than let a database reject (or, on SQLite, silently keep) an oversized value.
-    if value is not None and len(value) > limit:
-        msg = f"{name} is {len(value)} characters; the ledger stores at most {limit}"
-        raise ValueError(msg)
-
-
 _PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
 
 
@@ -497,7 +494,62 @@ def _text(key: object) -> str:
 
 
 def _describe(error: BaseException | str | None) -> str | None:
-    if error is None or isinstance(error, str):
-        return error
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    if error is None:
+        return None
+    if isinstance(error, str):
+        text = error
+    else:
+        text = str(error)
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    # Any text an exception carries must fit the column, or the failure could not be saved
+    # and the project would stay PROCESSING: PostgreSQL refuses NUL in text, MySQL's TEXT
+    # holds 64 KiB.
+    text = text.replace("\x00", "\\x00")
+    if len(text) > MAX_ERROR:
+        cut = len(text) - MAX_ERROR
+        text = f"{text[:MAX_ERROR]}... ({cut} more characters cut)"
+    return text
+
+
+def _check_text(field: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        msg = f"{field} must be a string or None, got {type(value).__name__}"
+        raise TypeError(msg)
+    width = WIDTHS[field]
+    if len(value) > width:
+        msg = f"{field} is {len(value)} characters; the ledger stores at most {width}: shorten it"
+        raise ValueError(msg)
+    if "\x00" in value:
+        msg = f"{field} contains a NUL character, which databases do not store in text: {value!r}"
+        raise ValueError(msg)
+
+
+def _check_progress(progress: Mapping[str, object]) -> None:
+    for name, value in progress.items():
+        if name == "phase":
+            if not isinstance(value, str) or not 0 < len(value) <= WIDTHS["phase"]:
+                msg = (
+                    f"heartbeat progress phase must be a string of 1 to {WIDTHS['phase']} "
+                    f"characters, got {value!r}"
+                )
+                raise ValueError(msg)
+        elif name in ("done", "total"):
+            if not _real(value) or value < 0:  # type: ignore[operator]
+                msg = f"heartbeat progress {name} must be a count >= 0, got {value!r}"
+                raise ValueError(msg)
+        elif name == "fraction":
+            if not _real(value) or not 0.0 <= value <= 1.0:  # type: ignore[operator]
+                msg = f"heartbeat progress fraction must be a number from 0 to 1, got {value!r}"
+                raise ValueError(msg)
+        elif value is not None and (not _real(value) or value < 0):  # type: ignore[operator]
+            msg = f"heartbeat progress eta_seconds must be None or seconds >= 0, got {value!r}"
+            raise ValueError(msg)
+
+
+def _real(value: object) -> bool:
+    # numbers.Real: a renderer's numpy counts are fine; bool is not a count.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value)
