@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,18 +16,19 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import connections, transaction
 
 from adapters.contract import Harness, elsewhere
 from adapters.test_django import DjangoHarness
-from renderstate import ProjectLifecycle, RenderConflictError, Status
+from renderstate import ProjectLifecycle, RenderConflictError, RenderRunner, Status
 from renderstate._attempts import FIELDS
+from renderstate.exceptions import AttemptSupersededError
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger.django import DjangoAttemptStore, DjangoLoader
 from renderstate.testing import MemoryProject
 
 from .contract import Clock, LedgerContract, LedgerHarness, ledger_for
-from .runner_case import render_through_the_runner
+from .runner_case import Held, render_through_the_runner
 
 
 class DjangoLedgerHarness(DjangoHarness, LedgerHarness):
@@ -64,6 +66,44 @@ class TestDjangoLedger(LedgerContract):
         """A RenderRunner on worker threads records, heartbeats and fences with this store."""
         assert isinstance(harness, LedgerHarness)
         render_through_the_runner(harness, tmp_path)
+
+    def test_submit_inside_a_transaction_renders_once_it_commits(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        """runner.submit() in the caller's transaction (a view under ATOMIC_REQUESTS): the
+        worker thread may begin the attempt before the start has committed, and the
+        heartbeat renew it. On PostgreSQL their UPDATE then matched no row: the job ended
+        as superseded, nothing rendered and the project stayed PROCESSING until recovery.
+        They wait for the commit instead."""
+        ledger = Ledger(harness.store(), lease=1.5, progress_interval=0.05)
+        renderer = Held(frames=2)
+        renderer.release.set()
+        runner = RenderRunner(
+            harness.adapter(), renderer, media_root=tmp_path, ledger=ledger, **harness.options
+        )
+        try:
+            key = harness.insert()
+            with transaction.atomic(using=harness.alias):
+                job = runner.submit(harness.load(key))
+                time.sleep(0.8)  # the rest of the view, longer than a heartbeat period
+            assert job.wait(30) is Status.COMPLETED, job.error
+            assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+            jobs = []
+
+            def failing_view() -> None:
+                with transaction.atomic(using=harness.alias):
+                    jobs.append(runner.submit(harness.load(key)))
+                    raise RuntimeError("the view fails: its writes, the start too, roll back")
+
+            with pytest.raises(RuntimeError, match="the view fails"):
+                failing_view()
+            rolled_back = jobs[0]
+            rolled_back.wait(30)
+            assert isinstance(rolled_back.error, AttemptSupersededError)
+            assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+        finally:
+            runner.shutdown()
+            harness.release()
 
     def test_fenced_complete_is_two_updates_in_one_transaction(self, harness: Harness) -> None:
         """A fenced complete runs exactly the attempt's UPDATE then the project's UPDATE,

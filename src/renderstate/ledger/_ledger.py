@@ -36,6 +36,8 @@ MAX_LEASE: Final = 3600.0
 _INTERRUPTED: Final = "its lease expired: the process rendering it died or stopped renewing it"
 _SUPERSEDED: Final = "superseded by attempt {id}"
 _LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
+_FIRST_WAIT: Final = 0.01
+_MAX_WAIT: Final = 0.5
 MAX_ERROR: Final = 8000
 """The most characters of an error's text an attempt keeps (a MySQL ``TEXT`` holds 64 KiB)."""
 
@@ -199,20 +201,32 @@ class Ledger:
         A redelivered attempt (its worker died, a task queue delivered it again) may begin
         again while it is live; the fence at its end keeps one outcome.
 
+        An attempt that is not in the ledger yet was started inside a transaction that
+        has not committed (``runner.submit()`` in a view under ``ATOMIC_REQUESTS``: on
+        PostgreSQL another connection sees no row, where MySQL and SQLite make the
+        ``UPDATE`` wait): ``begin`` waits for it, up to one lease.
+
         Raises:
-            AttemptSupersededError: the attempt is no longer live.
+            AttemptSupersededError: the attempt is no longer live (or its start never
+                committed within a lease).
         """
         _check_text("worker", worker)
-        now = self._clock()
-        values: dict[str, object] = {
-            "state": AttemptState.RENDERING,
-            "started_at": now,
-            "worker": worker or this_worker(),
-            "lease_expires_at": now + self.lease,
-        }
-        if not self.store.update(attempt.id, values, states=ACTIVE_STATES):
-            raise self._superseded(attempt)
-        return self._fetch(attempt)
+        deadline = time.monotonic() + self.lease
+        delay = _FIRST_WAIT
+        while True:
+            now = self._clock()
+            values: dict[str, object] = {
+                "state": AttemptState.RENDERING,
+                "started_at": now,
+                "worker": worker or this_worker(),
+                "lease_expires_at": now + self.lease,
+            }
+            if self.store.update(attempt.id, values, states=ACTIVE_STATES):
+                return self._fetch(attempt)
+            if self.store.get(attempt.id) is not None or time.monotonic() + delay > deadline:
+                raise self._superseded(attempt)
+            time.sleep(delay)  # its start has not committed yet
+            delay = min(delay * 2, _MAX_WAIT)
 
     def heartbeat(
         self, attempt: Attempt | int, progress: Mapping[str, object] | None = None

@@ -127,6 +127,8 @@ class Heartbeat:
         beat.last_write = now
         if fields is not None:
             beat.written = progress
+        if not alive and self._ledger.get(beat.attempt.id) is None:
+            return  # started inside a transaction that has not committed yet: not lost
         if not alive and not beat.lost:
             beat.lost = True
             with self._lock:
