@@ -3,9 +3,10 @@
 ::
 
     renderstate demo                      # the whole lifecycle on an embedded SQLite database
-    renderstate render TIMELINE [--db URL] [--media DIR] [--project KEY]
+    renderstate render TIMELINE [--db URL] [--media DIR] [--project KEY] [--broker URL]
     renderstate render --sample           # the sample timeline the docs use
     renderstate sample > timeline.json    # print it, to edit
+    renderstate worker --broker URL [--db URL] [--media DIR] [--concurrency N]
     renderstate status [KEY]
     renderstate recover
     renderstate diagram [--format mermaid|dot]
@@ -44,6 +45,7 @@ DEFAULT_DB: Final = f"sqlite:///{DEFAULT_HOME}/renderstate.sqlite3"
 """The embedded SQLite database every command uses unless given ``--db``."""
 DEFAULT_MEDIA: Final = f"{DEFAULT_HOME}/media"
 """The media root every command uses unless given ``--media``."""
+_DEFAULT_QUEUE: Final = "renderstate"
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--title", help="title of the new project (default: the file's name); not with --project"
     )
     _add_renderer_option(render)
+    render.add_argument(
+        "--broker",
+        metavar="URL",
+        help=(
+            "send the render to `renderstate worker` processes through this Celery broker "
+            "(e.g. redis://localhost:6379/0) and follow its progress in the database, "
+            "instead of rendering in this process (--renderer is then the worker's)"
+        ),
+    )
+    render.add_argument(
+        "--queue",
+        default=_DEFAULT_QUEUE,
+        help=f"the workers' queue, with --broker (default: {_DEFAULT_QUEUE})",
+    )
 
     status = commands.add_parser(
         "status",
@@ -188,6 +204,45 @@ def build_parser() -> argparse.ArgumentParser:
             "edit it, then `renderstate render timeline.json`."
         ),
     )
+
+    worker = commands.add_parser(
+        "worker",
+        parents=[verbose],
+        help="render on a Celery worker what `renderstate render --broker` sends",
+        description=(
+            "Run a Celery worker (in this process) that renders the projects of --db sent "
+            "through --broker by `renderstate render --broker`. Every worker and sender must "
+            "use the same database and media root. Stop it with SIGTERM or Ctrl-C: it "
+            "finishes the render in progress first; a killed worker's render is delivered "
+            "again to another worker."
+        ),
+    )
+    worker.add_argument(
+        "--broker", required=True, metavar="URL", help="Celery broker URL, e.g. redis://localhost"
+    )
+    _add_store_options(worker)
+    worker.add_argument(
+        "--queue", default=_DEFAULT_QUEUE, help=f"queue to consume (default: {_DEFAULT_QUEUE})"
+    )
+    worker.add_argument("--concurrency", type=int, default=1, help="renders at once (default: 1)")
+    worker.add_argument(
+        "--pool",
+        choices=["prefork", "solo", "threads"],
+        default="prefork",
+        help="Celery's execution pool (default: prefork, one process per render)",
+    )
+    worker.add_argument(
+        "--visibility-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=(
+            "Redis/SQS only: seconds before an unacknowledged render is delivered again; "
+            "longer than your longest render (Celery's default: 3600)"
+        ),
+    )
+    worker.add_argument("--hostname", help="the worker's node name (default: celery@HOST)")
+    worker.add_argument("--loglevel", default="INFO", help="Celery's log level (default: INFO)")
+    _add_renderer_option(worker)
 
     diagram = commands.add_parser(
         "diagram",

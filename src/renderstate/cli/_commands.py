@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -470,6 +471,8 @@ def _render(args: argparse.Namespace) -> int:
                 fps=_fps(timeline),
             )
             console.print(f"Created project [bold]{project.id}[/] ({project.status})")
+        if args.broker:
+            return _send(console, args, store, project, data, timeline)
         renderer = _renderer(args.renderer)
         if args.renderer == "moviepy":
             from renderstate.rendering.moviepy import MoviePyRenderer  # noqa: PLC0415
@@ -526,6 +529,87 @@ def _report_interrupt(project: Project | None, job: RenderJob[Any] | None, store
         f"[red]renderstate: interrupted[/] {what}: project {project.id} is {status}. "
         f"Render it with `renderstate render TIMELINE --project {project.id}`."
     )
+
+
+def _send(
+    console: Console,
+    args: argparse.Namespace,
+    store: Store,
+    project: Project,
+    data: dict[str, Any],
+    timeline: Timeline,
+) -> int:
+    """Render on `renderstate worker` processes; follow the attempt in the database."""
+    from renderstate.cli._worker import Sender  # noqa: PLC0415 - the celery extra
+
+    def store_timeline() -> None:
+        if args.project:
+            store.update_timeline(
+                project, data, width=timeline.width, height=timeline.height, fps=_fps(timeline)
+            )
+
+    with RenderRunner(
+        store.adapter,
+        _refuse,
+        media_root=args.media,
+        executor=Sender(args, store_timeline),
+        observers=[_transition_printer(console)],
+        ledger=store.ledger,
+        loader=store.loader,
+    ) as runner:
+        job = runner.submit(project)
+        console.print(f"Sent attempt {job.attempt_id} to the workers on queue {args.queue!r}")
+        status = _follow(console, runner, store, project)
+        final = runner.file_path(project)
+    attempt = store.current_attempt(project)
+    if status is Status.COMPLETED:
+        worker = "" if attempt is None else f" by {attempt.worker}"
+        console.print(f"[green]COMPLETED[/]{worker}: {final.resolve()} ({_file_summary(final)})")
+        return EXIT_OK
+    error = "" if attempt is None else f": {escape(str(attempt.error))}"
+    console.print(f"[red]{status}[/]{error}")
+    return EXIT_FAILED
+
+
+def _follow(
+    console: Console, runner: RenderRunner[Project], store: Store, project: Project
+) -> Status:
+    """Show the progress a worker writes to the ledger until the project leaves PROCESSING."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[frames]}"),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("render", total=1.0, frames="")
+        while True:
+            status = Status(store.get(project.id).status)
+            progress = runner.progress(project)
+            if progress is not None:
+                frames = (
+                    f"{progress.frames_done}/{progress.frames_total} frames"
+                    if progress.frames_total
+                    else ""
+                )
+                bar.update(
+                    task,
+                    completed=progress.fraction,
+                    description=f"render [cyan]{progress.phase}[/]",
+                    frames=frames,
+                )
+            if status is not Status.PROCESSING:
+                return status
+            time.sleep(0.2)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from renderstate.cli._worker import work  # noqa: PLC0415 - the celery extra
+
+    if args.concurrency < 1:
+        msg = f"--concurrency must be at least 1, got {args.concurrency}"
+        raise UsageError(msg)
+    return work(args, _renderer)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -703,4 +787,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "render": _render,
     "status": _status,
     "recover": _recover,
+    "worker": _worker,
 }

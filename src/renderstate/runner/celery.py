@@ -1,0 +1,269 @@
+"""Render on Celery workers: an executor that sends job specs, and the task that runs them.
+
+In the web process, the runner does the guarded start (409 at once) and records the attempt
+in the ledger, then :class:`CeleryExecutor` sends the job's spec (project key, attempt id,
+output path: JSON, never a closure) to the task named :data:`TASK_NAME`::
+
+    from celery import Celery
+    from renderstate.runner.celery import CeleryExecutor
+
+    app = Celery("mysite", broker="redis://localhost:6379/0")
+    runner = RenderRunner(adapter, renderer, media_root="media", ledger=ledger,
+                          loader=loader, executor=CeleryExecutor(app))
+
+In the worker, :func:`register` adds that task to the same Celery app; each worker process
+builds its runner once, from your factory, and renders each delivered spec through the
+runner's own code path (temporary file, fsync, atomic replace, heartbeats, fenced end)::
+
+    from renderstate.runner.celery import register
+
+    register(app, make_runner)   # make_runner() -> RenderRunner with a ledger and a loader
+
+Delivery is at least once (late acknowledgement, redelivered when a worker dies); the state
+effect is exactly once (the ledger's fence). See the "Celery workers" page.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+try:
+    from celery import Celery, Task
+    from celery.signals import worker_process_shutdown, worker_shutdown
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    msg = "renderstate.runner.celery needs Celery: pip install 'renderstate[celery]'"
+    raise ImportError(msg) from exc
+
+from renderstate._attempts import AttemptState
+from renderstate.ledger import Ledger, this_worker
+from renderstate.runner import JobSpec, RenderJob, RenderRunner
+
+__all__ = ["TASK_NAME", "TASK_OPTIONS", "CeleryExecutor", "Delivery", "deliver", "register"]
+
+logger = logging.getLogger("renderstate.runner.celery")
+
+TASK_NAME: Final = "renderstate.render"
+"""The name the render task is registered and sent under; route on it (``task_routes``)."""
+
+TASK_OPTIONS: Final[Mapping[str, Any]] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": False,
+}
+"""The task's options: acknowledged after the render, so a worker that dies mid-render has
+its message redelivered; a worker lost to a signal or the OOM killer requeues it too."""
+
+_MARGIN: Final = 0.25
+
+
+class CeleryExecutor:
+    """Sends each job's spec to the render task on ``app``; nothing runs in this process.
+
+    Args:
+        app: Your Celery app (its broker, serializer and routes apply).
+        queue: The queue to send to; by default Celery's routing decides
+            (``task_routes``, else ``task_default_queue``).
+        task_name: The task to send to; the one :func:`register` registered.
+        options: More :meth:`celery.Celery.send_task` options (``priority``,
+            ``headers``, ``retry_policy`` ...).
+
+    Sending is synchronous: if the broker is down or the spec cannot be serialised,
+    :meth:`schedule` raises and the runner fails the attempt and the project with that
+    reason before re-raising to the caller, so no claim is left orphaned.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        queue: str | None = None,
+        task_name: str = TASK_NAME,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.app = app
+        """The Celery app the specs are sent through."""
+        self.queue = queue
+        """The queue the specs are sent to (``None``: Celery's routing decides)."""
+        self.task_name = task_name
+        """The task the specs are sent to."""
+        self._options = dict(options or {})
+
+    def __repr__(self) -> str:
+        return f"<CeleryExecutor app={self.app.main!r} task={self.task_name!r} queue={self.queue!r}>"
+
+    def schedule(self, job: RenderJob[Any], /) -> None:
+        """Send ``job.spec`` to the render task; return once the broker has accepted it.
+
+        Raises:
+            kombu.exceptions.OperationalError: the broker cannot be reached.
+            kombu.exceptions.EncodeError: the app's serializer refused the spec.
+        """
+        options = dict(self._options)
+        if self.queue is not None:
+            options.setdefault("queue", self.queue)
+        spec = job.spec
+        self.app.send_task(self.task_name, args=(spec.to_dict(),), **options)
+        logger.debug("sent attempt %s of project %s", spec.attempt_id, spec.project_key)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing to stop: the specs already sent belong to the workers."""
+
+
+# ---------------------------------------------------------------------- the worker side
+
+
+class Delivery(str, enum.Enum):
+    """What one delivery of the render task did; its value is the task's result."""
+
+    RENDERED = "rendered"
+    """The attempt was rendered here (the project's status says how it ended)."""
+    NOT_LIVE = "not live"
+    """The attempt had already ended (completed, failed, superseded, recovered): nothing
+    was done."""
+    OWNED = "owned"
+    """Another live worker renders the attempt (a duplicate delivery): nothing was done."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _claim(ledger: Ledger, attempt_id: int, *, sleep: Callable[[float], None]) -> Delivery | None:
+    """Take the attempt for this process, or say why not (``None``: taken).
+
+    A message may be delivered twice (Redis's visibility timeout, a lost acknowledgement):
+    an attempt that is queued, or rendering under an expired lease (its worker died), is
+    taken with one conditional ``UPDATE``; one whose lease is live is watched for one
+    lease period: renewed means its worker is alive and this delivery is dropped.
+    """
+    store = ledger.store
+    rendering = {AttemptState.RENDERING}
+
+    def take(states: set[AttemptState], *, expired: bool) -> bool:
+        now = ledger.now()
+        values = {
+            "state": AttemptState.RENDERING,
+            "worker": this_worker(),
+            "lease_expires_at": now + ledger.lease,
+        }
+        return store.update(
+            attempt_id, values, states=states, lease_before=now if expired else None
+        )
+
+    if take({AttemptState.QUEUED}, expired=False):
+        return None
+    seen = store.get(attempt_id)
+    if seen is None or not seen.active:
+        return Delivery.NOT_LIVE
+    if take(rendering, expired=True):
+        logger.warning("attempt %s: its worker %s died; rendering it here", attempt_id, seen.worker)
+        return None
+    # Live, leased by another worker: wait out the lease it holds now.
+    lease_end = seen.lease_expires_at or ledger.now()
+    sleep(max(lease_end - ledger.now(), 0.0) + _MARGIN)
+    now = store.get(attempt_id)
+    if now is None or not now.active:
+        return Delivery.NOT_LIVE
+    if (now.lease_expires_at or 0.0) > lease_end or not take(rendering, expired=True):
+        logger.info("attempt %s is rendered by %s; dropping a duplicate delivery", attempt_id, now.worker)
+        return Delivery.OWNED
+    logger.warning("attempt %s: its worker %s died; rendering it here", attempt_id, now.worker)
+    return None
+
+
+def deliver(
+    runner: RenderRunner[Any],
+    spec: JobSpec,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Delivery, RenderJob[Any] | None]:
+    """Render one delivered spec in this process, unless it is not this delivery's to render.
+
+    What the render task does: claim the attempt in the ledger (see :class:`Delivery`), then
+    :meth:`RenderRunner.execute` it. Usable from any other task queue the same way.
+
+    Returns:
+        What happened, and the ended job when it was rendered here.
+
+    Raises:
+        TypeError: the runner has no ledger (a worker cannot fence without one).
+    """
+    ledger = runner.ledger
+    if ledger is None:
+        msg = (
+            "a Celery worker's RenderRunner needs a ledger: create it with "
+            "ledger=Ledger(store) and loader=store.loader(Project)"
+        )
+        raise TypeError(msg)
+    refused = _claim(ledger, spec.attempt_id, sleep=sleep)
+    if refused is not None:
+        return refused, None
+    return Delivery.RENDERED, runner.execute(spec)
+
+
+class _RunnerPerProcess:
+    """The worker process's runner, built on first use: after the fork, never before."""
+
+    def __init__(self, factory: Callable[[], RenderRunner[Any]]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._runner: RenderRunner[Any] | None = None
+        self._pid = 0
+
+    def get(self) -> RenderRunner[Any]:
+        with self._lock:
+            if self._runner is None or self._pid != os.getpid():
+                # A forked child must not reuse its parent's connections or threads.
+                self._runner = self._factory()
+                self._pid = os.getpid()
+            return self._runner
+
+    def close(self, **_: object) -> None:
+        with self._lock:
+            runner, self._runner = self._runner, None
+            mine = self._pid == os.getpid()
+        if runner is not None and mine:
+            runner.shutdown(wait=True)
+
+
+def register(
+    app: Celery,
+    runner_factory: Callable[[], RenderRunner[Any]],
+    *,
+    name: str = TASK_NAME,
+    **options: Any,
+) -> Task[Any, Any]:
+    """Register the render task on ``app``; call it where your worker imports the app.
+
+    Args:
+        app: Your Celery app.
+        runner_factory: Builds the worker's :class:`~renderstate.RenderRunner`, with a
+            ledger and a loader; called once per worker process, on its first task.
+        name: The task's name; the default :data:`TASK_NAME` is what
+            :class:`CeleryExecutor` sends to.
+        options: Task options overriding :data:`TASK_OPTIONS` (``queue``,
+            ``time_limit`` ...).
+
+    Returns:
+        The registered task. Its result is the :class:`Delivery` text.
+    """
+    runners = _RunnerPerProcess(runner_factory)
+    worker_process_shutdown.connect(runners.close, weak=False)
+    worker_shutdown.connect(runners.close, weak=False)
+
+    def render(spec: dict[str, Any]) -> str:
+        outcome, job = deliver(runners.get(), JobSpec.from_dict(spec))
+        if job is not None:
+            status = job.status
+            logger.info(
+                "attempt %s of project %s ended %s", spec.get("attempt_id"), job.project_key, status
+            )
+        return str(outcome)
+
+    task: Task[Any, Any] = app.task(name=name, **{**TASK_OPTIONS, **options})(render)
+    return task

@@ -1,0 +1,101 @@
+"""The Celery app the tests' `celery worker` subprocesses run, and the test process sends through.
+
+Its settings come as JSON in ``RENDERSTATE_TEST_CELERY`` (see :class:`Settings`): a broker
+on the local Redis, isolated per test by a key prefix and a queue of its own, and the command
+line's SQLAlchemy store (projects + ledger) on a database file both sides share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from renderstate import RenderRunner
+from renderstate.cli._store import Project, Store
+from renderstate.ledger import Ledger
+from renderstate.runner.celery import register
+from renderstate.testing import FakeRenderer
+from renderstate.typing import Renderer
+
+ENV = "RENDERSTATE_TEST_CELERY"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    broker: str
+    """A Redis URL; also the result backend."""
+    prefix: str
+    """Prefixes every Redis key of this test (broker and results), so runs never collide."""
+    queue: str
+    db: str
+    """The SQLAlchemy URL both the test process and the workers use."""
+    media: str
+    lease: float = 2.0
+    visibility_timeout: float = 3.0
+    frames: int = 10
+    frame_delay: float = 0.0
+    renderer: str = "fake"
+    """``fake`` (FakeRenderer with ``frames`` and ``frame_delay``) or ``moviepy``."""
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV: json.dumps(dataclasses.asdict(self))}
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(**json.loads(os.environ[ENV]))
+
+
+def build_app(settings: Settings) -> Celery:
+    app = Celery("renderstate-tests", broker=settings.broker, backend=settings.broker)
+    transport = {
+        "global_keyprefix": settings.prefix,
+        # Redeliver a dead worker's unacknowledged message after this many seconds, and
+        # look for such messages every second (kombu's default is every 100 s).
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
+    app.conf.update(
+        broker_transport_options=transport,
+        result_backend_transport_options={"global_keyprefix": settings.prefix},
+        task_default_queue=settings.queue,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.1},
+    )
+    return app
+
+
+def store_for(settings: Settings) -> tuple[Store, Ledger]:
+    store = Store(settings.db)
+    return store, Ledger(store.ledger.store, lease=settings.lease)
+
+
+def renderer_for(settings: Settings) -> Renderer[Any]:
+    if settings.renderer == "moviepy":
+        from renderstate.rendering.moviepy import MoviePyRenderer  # noqa: PLC0415
+
+        return MoviePyRenderer(preset="ultrafast")
+    return FakeRenderer(frames=settings.frames, frame_delay=settings.frame_delay)
+
+
+def make_runner(settings: Settings) -> RenderRunner[Project]:
+    store, ledger = store_for(settings)
+    return RenderRunner(
+        store.adapter,
+        renderer_for(settings),
+        media_root=Path(settings.media),
+        ledger=ledger,
+        loader=store.loader,
+    )
+
+
+if ENV in os.environ:
+    SETTINGS = Settings.from_env()
+    app = build_app(SETTINGS)
+    register(app, lambda: make_runner(SETTINGS))

@@ -1,0 +1,379 @@
+"""Renders on real `celery worker` subprocesses, Redis as broker and result backend, a SQLite
+file shared with the test process: end to end, a SIGKILLed worker's job redelivered, two
+workers never rendering one project twice at once, a broker that is down, and recovery that
+leaves live renders alone."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from renderstate import RenderConflictError, RenderRunner, Status
+from renderstate.cli._store import Project, Store
+from renderstate.ledger import AttemptState, Ledger
+from renderstate.runner.celery import TASK_NAME, CeleryExecutor
+from runner.celery_app import Settings, build_app, store_for
+from runner.celery_workers import (
+    Workers,
+    closed_port,
+    new_settings,
+    queued,
+    redis_reachable,
+    workers_for,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not redis_reachable(), reason="needs Redis at 127.0.0.1:6379"),
+]
+
+SCOPE = Project.__tablename__
+
+
+def _never_here(project: object, target: Path, progress: object) -> None:
+    msg = "the web process never renders: its executor sends the job to a worker"
+    raise AssertionError(msg)
+
+
+class Web:
+    """The submitting side: a runner whose executor sends specs to the workers."""
+
+    def __init__(self, settings: Settings, executor: CeleryExecutor | None = None) -> None:
+        self.settings = settings
+        self.store, self.ledger = store_for(settings)
+        self.app = build_app(settings)
+        self.executor = executor or CeleryExecutor(self.app, queue=settings.queue)
+        self.runner: RenderRunner[Project] = RenderRunner(
+            self.store.adapter,
+            _never_here,
+            media_root=settings.media,
+            executor=self.executor,
+            ledger=self.ledger,
+            loader=self.store.loader,
+        )
+
+    def close(self) -> None:
+        self.runner.shutdown()
+        self.store.close()
+
+    def project(self, title: str = "clip") -> Project:
+        return self.store.create(title, {"width": 64, "height": 36, "fps": 10})
+
+    def status(self, project: Project) -> Status:
+        return Status(self.store.get(project.id).status)
+
+    def attempts(self, project: Project) -> list[Any]:
+        return self.ledger.history(SCOPE, project.id)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                msg = f"timed out after {timeout} s waiting for {what}"
+                raise AssertionError(msg)
+            time.sleep(0.05)
+
+    def wait_ended(self, project: Project, timeout: float = 30.0) -> Status:
+        self.wait_for(
+            lambda: self.status(project) is not Status.PROCESSING, timeout, f"{project.id} to end"
+        )
+        return self.status(project)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return new_settings(tmp_path)
+
+
+@pytest.fixture
+def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    with workers_for(settings, tmp_path / "logs") as started:
+        yield started
+
+
+def make_web(settings: Settings) -> Iterator[Web]:
+    web = Web(settings)
+    try:
+        yield web
+    finally:
+        web.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def complete_fake_video(path: Path, frames: int) -> bool:
+    lines = path.read_bytes().decode().splitlines()
+    return lines[0].startswith("FAKE VIDEO") and lines[1:] == [f"frame {i}" for i in range(frames)]
+
+
+def test_a_worker_renders_a_submit_and_progress_is_readable_throughout(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """Submit in this process, a prefork worker renders it; the ledger shows it advance."""
+    settings = replace(settings, frames=40, frame_delay=0.05)
+    workers.settings = settings
+    workers.start("prefork", pool="prefork", concurrency=1)
+    for web in make_web(settings):
+        project = web.project()
+        job = web.runner.submit(project, actor="ann")
+        assert web.status(project) is Status.PROCESSING
+        seen: list[tuple[str, float]] = []
+        while web.status(project) is Status.PROCESSING:
+            progress = web.runner.progress(project)
+            assert progress is not None
+            seen.append((progress.phase.value, progress.fraction))
+            time.sleep(0.05)
+        assert web.status(project) is Status.COMPLETED
+        fractions = [f for _, f in seen]
+        assert fractions == sorted(fractions), "progress never goes back within an attempt"
+        assert any(0 < f < 1 for f in fractions), f"no intermediate progress seen: {seen}"
+        assert "rendering" in {p for p, _ in seen}
+        final = web.runner.file_path(project)
+        assert complete_fake_video(final, 40)
+        assert web.store.get(project.id).output_path == job.output_path
+        (attempt,) = web.attempts(project)
+        assert attempt.id == job.attempt_id
+        assert attempt.state is AttemptState.COMPLETED
+        assert attempt.actor == "ann"
+        assert attempt.worker is not None
+        assert attempt.worker.rsplit(":", 1)[1] != str(workers.started[0].pid), (
+            "rendered in the pool's child process, not the parent"
+        )
+        assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_a_real_moviepy_render_on_a_worker_ends_completed_with_a_playable_file(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """MoviePyRenderer on the worker renders the project's stored timeline into an MP4."""
+    from rendering.media import probe  # noqa: PLC0415 - needs the render extra's ffmpeg
+
+    settings = replace(settings, renderer="moviepy")
+    workers.settings = settings
+    workers.start("moviepy")
+    for web in make_web(settings):
+        timeline = {
+            "width": 64,
+            "height": 36,
+            "fps": 10,
+            "scenes": [{"duration": 0.5, "background": "#3366cc"}],
+        }
+        project = web.store.create("real", timeline, width=64, height=36, fps=10)
+        web.runner.submit(project)
+        assert web.wait_ended(project, timeout=60) is Status.COMPLETED, web.attempts(project)
+        info = probe(web.runner.file_path(project))
+        assert (info.width, info.height, info.video_codec) == (64, 36, "h264")
+        assert info.duration == pytest.approx(0.5, abs=0.15)
+
+
+class Watch:
+    """Samples, from its own thread, what any user could see: the ledger and final.mp4."""
+
+    def __init__(self, web: Web, projects: list[Project]) -> None:
+        self.web = web
+        self.projects = projects
+        self.samples: list[tuple[float, str, list[Any], str | None]] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.errors:
+            raise self.errors[0]
+
+    def _run(self) -> None:
+        store = self.web.ledger.store
+        try:
+            while not self._stop.is_set():
+                for project in self.projects:
+                    final = self.web.runner.file_path(project)
+                    try:
+                        content = digest(final)
+                    except FileNotFoundError:
+                        content = None
+                    live = store.live(SCOPE, project.id)
+                    self.samples.append((self.web.ledger.now(), project.id, live, content))
+                time.sleep(0.02)
+        except BaseException as exc:  # noqa: BLE001 - reported by __exit__
+            self.errors.append(exc)
+
+
+def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at_a_time(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """Kill -9 mid-render: the old video stays; a restarted worker takes over the attempt
+    once the dead one's lease expired, and replaces the video atomically."""
+    settings = replace(settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=2.0)
+    workers.settings = settings
+    first = workers.start("doomed")
+    for web in make_web(settings):
+        project = web.project()
+        web.runner.submit(project)
+        assert web.wait_ended(project) is Status.COMPLETED
+        final = web.runner.file_path(project)
+        previous = digest(final)
+
+        job = web.runner.submit(project)  # the re-render the worker will die in
+        with Watch(web, [project]) as watch:
+            web.wait_for(
+                lambda: (web.ledger.get(job.attempt_id or 0) or job.attempt).done > 10,  # type: ignore[union-attr]
+                20,
+                "the re-render to be well under way",
+            )
+            first.kill()
+            killed_at = web.ledger.now()
+            assert digest(final) == previous, "the previous video is intact after the kill"
+            assert web.status(project) is Status.PROCESSING
+            second = workers.start("rescuer")
+            assert web.wait_ended(project) is Status.COMPLETED, web.attempts(project)
+        assert complete_fake_video(final, 60)
+        # Never a partial file: every sample saw the old video or the complete new one.
+        assert {content for *_, content in watch.samples} <= {previous, digest(final)}
+        # One attempt, taken over by the second worker after the first's lease ran out.
+        attempts = web.attempts(project)
+        assert [a.state for a in attempts] == [AttemptState.COMPLETED, AttemptState.COMPLETED]
+        redone = attempts[0]
+        assert redone.id == job.attempt_id
+        assert redone.worker == f"{redone.worker.rsplit(':', 1)[0]}:{second.pid}"
+        owners = [(t, live[0].worker, live[0].lease_expires_at) for t, _, live, _ in watch.samples if live]
+        dead = [o for o in owners if o[1].endswith(f":{first.pid}")]
+        taken = [o for o in owners if o[1].endswith(f":{second.pid}")]
+        assert dead, "the first worker was seen rendering"
+        assert taken, "the second worker was seen rendering"
+        last_dead_lease = max(lease for _, _, lease in dead)
+        assert min(t for t, _, _ in taken) >= last_dead_lease, "two owners at once"
+        assert min(t for t, _, _ in taken) >= killed_at
+        assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_two_workers_twenty_submits_across_five_projects_one_render_per_project_at_a_time(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """Every accepted submit ends COMPLETED (or superseded); the ledger never shows two
+    rendering attempts of one project, and attempts of a project never overlap in time."""
+    settings = replace(settings, frames=8, frame_delay=0.02)
+    workers.settings = settings
+    workers.start("w1")
+    workers.start("w2")
+    for web in make_web(settings):
+        projects = [web.project(f"p{i}") for i in range(5)]
+        accepted: list[int] = []
+        refused = 0
+        with Watch(web, projects) as watch:
+            while len(accepted) < 20:
+                for project in projects:
+                    if len(accepted) == 20:
+                        break
+                    try:
+                        accepted.append(web.runner.submit(project).attempt_id or 0)
+                    except RenderConflictError:
+                        refused += 1
+                time.sleep(0.01)
+            for project in projects:
+                assert web.wait_ended(project) is Status.COMPLETED
+        assert all(len(live) <= 1 for _, _, live, _ in watch.samples)
+        states: dict[int, AttemptState] = {}
+        workers_seen: set[str] = set()
+        for project in projects:
+            history = sorted(web.attempts(project), key=lambda a: a.id)
+            for earlier, later in zip(history, history[1:]):
+                assert earlier.finished_at is not None
+                assert later.started_at is not None
+                assert earlier.finished_at <= later.started_at, "two renders of one project at once"
+            for attempt in history:
+                states[attempt.id] = attempt.state
+                workers_seen.add(attempt.worker or "")
+        assert sorted(states) == sorted(accepted)
+        assert set(states.values()) <= {AttemptState.COMPLETED, AttemptState.SUPERSEDED}
+        assert AttemptState.COMPLETED in states.values()
+        assert len(workers_seen) == 2, "both workers rendered"
+        assert refused > 0, "some submits raced a running render and got 409"
+
+
+def test_a_broker_that_is_down_fails_the_attempt_and_the_project_and_raises(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """A closed port: submit raises the broker's error, nothing is queued, and neither the
+    project nor its attempt is left live."""
+    from kombu.exceptions import OperationalError  # noqa: PLC0415
+
+    down = replace(settings, broker=f"redis://127.0.0.1:{closed_port()}/0")
+    web = Web(settings, CeleryExecutor(build_app(down), queue=settings.queue))
+    try:
+        project = web.project()
+        with pytest.raises(OperationalError):
+            web.runner.submit(project)
+        assert web.status(project) is Status.FAILED
+        (attempt,) = web.attempts(project)
+        assert attempt.state is AttemptState.FAILED
+        assert attempt.error is not None
+        assert "OperationalError" in attempt.error
+        assert "Connection refused" in attempt.error or "Error 111" in attempt.error
+        assert queued(settings) == 0
+    finally:
+        web.close()
+
+
+def test_recover_while_another_worker_renders_changes_only_the_stale_project(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """Worker B is SIGKILLed mid-render; recovery from this process fails only B's project
+    while worker A keeps rendering its own to COMPLETED."""
+    # No redelivery during the test: the killed render is left for recovery.
+    settings = replace(settings, frames=80, frame_delay=0.05, lease=1.5, visibility_timeout=600)
+    workers.settings = settings
+    one, two = workers.start("one"), workers.start("two")
+    for web in make_web(settings):
+        alive, stale = web.project("alive"), web.project("stale")
+        jobs = {p.id: web.runner.submit(p) for p in (alive, stale)}
+
+        def rendering_worker(project: Project) -> str | None:
+            attempt = web.ledger.get(jobs[project.id].attempt_id or 0)
+            return None if attempt is None or attempt.done == 0 else attempt.worker
+
+        web.wait_for(
+            lambda: rendering_worker(alive) is not None and rendering_worker(stale) is not None,
+            20,
+            "both renders to start",
+        )
+        victim = one if str(rendering_worker(stale)).endswith(f":{one.pid}") else two
+        assert not str(rendering_worker(alive)).endswith(f":{victim.pid}")
+        victim.kill()
+        time.sleep(settings.lease + 0.3)
+        records = web.runner.recover_interrupted()
+        assert [r.project_key for r in records] == [stale.id]
+        assert web.status(stale) is Status.FAILED
+        assert web.status(alive) is Status.PROCESSING
+        assert web.wait_ended(alive) is Status.COMPLETED
+        (interrupted,) = web.attempts(stale)
+        assert interrupted.state is AttemptState.INTERRUPTED
+        assert web.attempts(alive)[0].state is AttemptState.COMPLETED
+
+
+def test_the_task_is_registered_under_its_documented_name(settings: Settings) -> None:
+    """The worker's app knows the task the executor sends to, with late acknowledgement."""
+    import runner.celery_app as module  # noqa: PLC0415
+
+    app = build_app(settings)
+    from renderstate.runner.celery import register  # noqa: PLC0415
+
+    task = register(app, lambda: module.make_runner(settings))
+    assert task.name == TASK_NAME == "renderstate.render"
+    assert app.tasks[TASK_NAME] is task
+    assert task.acks_late is True
+    assert task.reject_on_worker_lost is True
