@@ -374,6 +374,6 @@ def test_the_task_is_registered_under_its_documented_name(settings: Settings) ->
 
     task = register(app, lambda: module.make_runner(settings))
     assert task.name == TASK_NAME == "renderstate.render"
-    assert app.tasks[TASK_NAME] is task
-    assert task.acks_late is True
-    assert task.reject_on_worker_lost is True
+    registered = app.tasks[TASK_NAME]
+    assert registered.acks_late is True
+    assert registered.reject_on_worker_lost is True

@@ -71,7 +71,9 @@ class CeleryExecutor:
             (``task_routes``, else ``task_default_queue``).
         task_name: The task to send to; the one :func:`register` registered.
         options: More :meth:`celery.Celery.send_task` options (``priority``,
-            ``headers``, ``retry_policy`` ...).
+            ``headers``, ``retry_policy`` ...); ``ignore_result=False`` stores the task's
+            :class:`Delivery` in your result backend (ignored by default: the outcome is
+            in the ledger).
 
     Sending is synchronous: if the broker is down or the spec cannot be serialised,
     :meth:`schedule` raises and the runner fails the attempt and the project with that
@@ -105,10 +107,15 @@ class CeleryExecutor:
             kombu.exceptions.EncodeError: the app's serializer refused the spec.
         """
         options = dict(self._options)
+        # The outcome is in the ledger and the project's row: by default nothing waits on a
+        # Celery result (no result-backend subscription per render in the web process).
+        options.setdefault("ignore_result", True)
         if self.queue is not None:
             options.setdefault("queue", self.queue)
         spec = job.spec
         self.app.send_task(self.task_name, args=(spec.to_dict(),), **options)
+        # Only once the broker has it: if sending raised, the runner fails the attempt.
+        job.hand_off()
         logger.debug("sent attempt %s of project %s", spec.attempt_id, spec.project_key)
 
     def shutdown(self, wait: bool = True) -> None:
