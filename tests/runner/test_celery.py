@@ -6,18 +6,20 @@ leaves live renders alone."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from renderstate import RenderConflictError, RenderRunner, Status
-from renderstate.cli._store import Project, Store
-from renderstate.ledger import AttemptState, Ledger
+from renderstate import RenderConflictError, RenderJob, RenderRunner, Status
+from renderstate.cli._store import Project
+from renderstate.ledger import AttemptState
 from renderstate.runner.celery import TASK_NAME, CeleryExecutor
 from runner.celery_app import Settings, build_app, store_for
 from runner.celery_workers import (
@@ -72,6 +74,10 @@ class Web:
     def attempts(self, project: Project) -> list[Any]:
         return self.ledger.history(SCOPE, project.id)
 
+    def frames_done(self, job: RenderJob[Project]) -> int:
+        attempt = self.ledger.get(job.attempt_id or 0)
+        return 0 if attempt is None else attempt.done
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -98,7 +104,8 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
         yield started
 
 
-def make_web(settings: Settings) -> Iterator[Web]:
+@contextmanager
+def web_for(settings: Settings) -> Iterator[Web]:
     web = Web(settings)
     try:
         yield web
@@ -122,7 +129,7 @@ def test_a_worker_renders_a_submit_and_progress_is_readable_throughout(
     settings = replace(settings, frames=40, frame_delay=0.05)
     workers.settings = settings
     workers.start("prefork", pool="prefork", concurrency=1)
-    for web in make_web(settings):
+    with web_for(settings) as web:
         project = web.project()
         job = web.runner.submit(project, actor="ann")
         assert web.status(project) is Status.PROCESSING
@@ -160,7 +167,7 @@ def test_a_real_moviepy_render_on_a_worker_ends_completed_with_a_playable_file(
     settings = replace(settings, renderer="moviepy")
     workers.settings = settings
     workers.start("moviepy")
-    for web in make_web(settings):
+    with web_for(settings) as web:
         timeline = {
             "width": 64,
             "height": 36,
@@ -209,7 +216,7 @@ class Watch:
                     live = store.live(SCOPE, project.id)
                     self.samples.append((self.web.ledger.now(), project.id, live, content))
                 time.sleep(0.02)
-        except BaseException as exc:  # noqa: BLE001 - reported by __exit__
+        except BaseException as exc:  # reported by __exit__
             self.errors.append(exc)
 
 
@@ -221,7 +228,7 @@ def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at
     settings = replace(settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=2.0)
     workers.settings = settings
     first = workers.start("doomed")
-    for web in make_web(settings):
+    with web_for(settings) as web:
         project = web.project()
         web.runner.submit(project)
         assert web.wait_ended(project) is Status.COMPLETED
@@ -231,7 +238,7 @@ def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at
         job = web.runner.submit(project)  # the re-render the worker will die in
         with Watch(web, [project]) as watch:
             web.wait_for(
-                lambda: (web.ledger.get(job.attempt_id or 0) or job.attempt).done > 10,  # type: ignore[union-attr]
+                lambda: web.frames_done(job) > 10,
                 20,
                 "the re-render to be well under way",
             )
@@ -250,7 +257,9 @@ def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at
         redone = attempts[0]
         assert redone.id == job.attempt_id
         assert redone.worker == f"{redone.worker.rsplit(':', 1)[0]}:{second.pid}"
-        owners = [(t, live[0].worker, live[0].lease_expires_at) for t, _, live, _ in watch.samples if live]
+        owners = [
+            (t, live[0].worker, live[0].lease_expires_at) for t, _, live, _ in watch.samples if live
+        ]
         dead = [o for o in owners if o[1].endswith(f":{first.pid}")]
         taken = [o for o in owners if o[1].endswith(f":{second.pid}")]
         assert dead, "the first worker was seen rendering"
@@ -270,7 +279,7 @@ def test_two_workers_twenty_submits_across_five_projects_one_render_per_project_
     workers.settings = settings
     workers.start("w1")
     workers.start("w2")
-    for web in make_web(settings):
+    with web_for(settings) as web:
         projects = [web.project(f"p{i}") for i in range(5)]
         accepted: list[int] = []
         refused = 0
@@ -291,7 +300,7 @@ def test_two_workers_twenty_submits_across_five_projects_one_render_per_project_
         workers_seen: set[str] = set()
         for project in projects:
             history = sorted(web.attempts(project), key=lambda a: a.id)
-            for earlier, later in zip(history, history[1:]):
+            for earlier, later in itertools.pairwise(history):
                 assert earlier.finished_at is not None
                 assert later.started_at is not None
                 assert earlier.finished_at <= later.started_at, "two renders of one project at once"
@@ -338,7 +347,7 @@ def test_recover_while_another_worker_renders_changes_only_the_stale_project(
     settings = replace(settings, frames=80, frame_delay=0.05, lease=1.5, visibility_timeout=600)
     workers.settings = settings
     one, two = workers.start("one"), workers.start("two")
-    for web in make_web(settings):
+    with web_for(settings) as web:
         alive, stale = web.project("alive"), web.project("stale")
         jobs = {p.id: web.runner.submit(p) for p in (alive, stale)}
 
@@ -363,6 +372,41 @@ def test_recover_while_another_worker_renders_changes_only_the_stale_project(
         (interrupted,) = web.attempts(stale)
         assert interrupted.state is AttemptState.INTERRUPTED
         assert web.attempts(alive)[0].state is AttemptState.COMPLETED
+
+
+def test_duplicate_deliveries_render_nothing_and_change_nothing(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """The same spec delivered again: while another worker renders it, the duplicate waits
+    one lease, sees the lease renewed and drops it; after the attempt ended, it does nothing."""
+    settings = replace(settings, frames=60, frame_delay=0.05, lease=1.0)
+    workers.settings = settings
+    workers.start("w1")
+    workers.start("w2")
+    with web_for(settings) as web:
+        project = web.project()
+        job = web.runner.submit(project)
+        web.wait_for(
+            lambda: web.frames_done(job) > 0,
+            20,
+            "the render to start",
+        )
+        owner = web.ledger.get(job.attempt_id or 0)
+        assert owner is not None
+        duplicate = web.app.send_task(
+            TASK_NAME, args=(job.spec.to_dict(),), queue=settings.queue, ignore_result=False
+        )
+        assert duplicate.get(timeout=30) == "owned"
+        assert web.wait_ended(project) is Status.COMPLETED
+        (attempt,) = web.attempts(project)
+        assert attempt.worker == owner.worker, "the first worker rendered it alone"
+        rendered = digest(web.runner.file_path(project))
+        late = web.app.send_task(
+            TASK_NAME, args=(job.spec.to_dict(),), queue=settings.queue, ignore_result=False
+        )
+        assert late.get(timeout=30) == "not live"
+        assert web.attempts(project) == [attempt]
+        assert digest(web.runner.file_path(project)) == rendered
 
 
 def test_the_task_is_registered_under_its_documented_name(settings: Settings) -> None:

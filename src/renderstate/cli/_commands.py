@@ -472,7 +472,7 @@ def _render(args: argparse.Namespace) -> int:
             )
             console.print(f"Created project [bold]{project.id}[/] ({project.status})")
         if args.broker:
-            return _send(console, args, store, project, data, timeline)
+            return _send(console, args, store=store, project=project, data=data, timeline=timeline)
         renderer = _renderer(args.renderer)
         if args.renderer == "moviepy":
             from renderstate.rendering.moviepy import MoviePyRenderer  # noqa: PLC0415
@@ -534,6 +534,7 @@ def _report_interrupt(project: Project | None, job: RenderJob[Any] | None, store
 def _send(
     console: Console,
     args: argparse.Namespace,
+    *,
     store: Store,
     project: Project,
     data: dict[str, Any],

@@ -28,10 +28,12 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from pathlib import PurePosixPath
+from typing import Any, Final, NamedTuple
 
 try:
     from celery import Celery, Task
@@ -40,9 +42,11 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     msg = "renderstate.runner.celery needs Celery: pip install 'renderstate[celery]'"
     raise ImportError(msg) from exc
 
-from renderstate._attempts import AttemptState
+from renderstate._attempts import Attempt, AttemptState
+from renderstate.files import remove_temporary_files
 from renderstate.ledger import Ledger, this_worker
 from renderstate.runner import JobSpec, RenderJob, RenderRunner
+from renderstate.typing import Job
 
 __all__ = ["TASK_NAME", "TASK_OPTIONS", "CeleryExecutor", "Delivery", "deliver", "register"]
 
@@ -97,15 +101,24 @@ class CeleryExecutor:
         self._options = dict(options or {})
 
     def __repr__(self) -> str:
-        return f"<CeleryExecutor app={self.app.main!r} task={self.task_name!r} queue={self.queue!r}>"
+        return (
+            f"<CeleryExecutor app={self.app.main!r} task={self.task_name!r} queue={self.queue!r}>"
+        )
 
-    def schedule(self, job: RenderJob[Any], /) -> None:
+    def schedule(self, job: Job, /) -> None:
         """Send ``job.spec`` to the render task; return once the broker has accepted it.
 
+        Then the job is handed off (:meth:`RenderJob.hand_off`): this process follows its
+        attempt in the ledger.
+
         Raises:
+            TypeError: ``job`` is not a :class:`~renderstate.RenderJob` of a runner.
             kombu.exceptions.OperationalError: the broker cannot be reached.
             kombu.exceptions.EncodeError: the app's serializer refused the spec.
         """
+        if not isinstance(job, RenderJob):
+            msg = f"CeleryExecutor schedules the RenderJobs of a RenderRunner, got {job!r}"
+            raise TypeError(msg)
         options = dict(self._options)
         # The outcome is in the ledger and the project's row: by default nothing waits on a
         # Celery result (no result-backend subscription per render in the web process).
@@ -140,13 +153,21 @@ class Delivery(str, enum.Enum):
         return self.value
 
 
-def _claim(ledger: Ledger, attempt_id: int, *, sleep: Callable[[float], None]) -> Delivery | None:
-    """Take the attempt for this process, or say why not (``None``: taken).
+class _Claim(NamedTuple):
+    refused: Delivery | None
+    """Why this delivery renders nothing; ``None``: the attempt is this process's now."""
+    dead: Attempt | None = None
+    """The record of a dead worker's attempt this delivery took over."""
 
-    A message may be delivered twice (Redis's visibility timeout, a lost acknowledgement):
-    an attempt that is queued, or rendering under an expired lease (its worker died), is
-    taken with one conditional ``UPDATE``; one whose lease is live is watched for one
-    lease period: renewed means its worker is alive and this delivery is dropped.
+
+def _claim(ledger: Ledger, attempt_id: int, *, sleep: Callable[[float], None]) -> _Claim:
+    """Take the attempt for this process, or say why not.
+
+    A message may be delivered twice (the broker's visibility timeout, a lost
+    acknowledgement). An attempt that is queued, or rendering under an expired lease (its
+    worker died), is taken with one conditional ``UPDATE``; one whose lease is live is
+    watched for one lease period: renewed means its worker is alive, and this delivery is
+    dropped. So two workers never render one attempt at once.
     """
     store = ledger.store
     rendering = {AttemptState.RENDERING}
@@ -163,24 +184,24 @@ def _claim(ledger: Ledger, attempt_id: int, *, sleep: Callable[[float], None]) -
         )
 
     if take({AttemptState.QUEUED}, expired=False):
-        return None
+        return _Claim(None)
     seen = store.get(attempt_id)
     if seen is None or not seen.active:
-        return Delivery.NOT_LIVE
+        return _Claim(Delivery.NOT_LIVE)
     if take(rendering, expired=True):
-        logger.warning("attempt %s: its worker %s died; rendering it here", attempt_id, seen.worker)
-        return None
+        return _Claim(None, seen)
     # Live, leased by another worker: wait out the lease it holds now.
     lease_end = seen.lease_expires_at or ledger.now()
     sleep(max(lease_end - ledger.now(), 0.0) + _MARGIN)
     now = store.get(attempt_id)
     if now is None or not now.active:
-        return Delivery.NOT_LIVE
+        return _Claim(Delivery.NOT_LIVE)
     if (now.lease_expires_at or 0.0) > lease_end or not take(rendering, expired=True):
-        logger.info("attempt %s is rendered by %s; dropping a duplicate delivery", attempt_id, now.worker)
-        return Delivery.OWNED
-    logger.warning("attempt %s: its worker %s died; rendering it here", attempt_id, now.worker)
-    return None
+        logger.info(
+            "attempt %s is rendered by %s: dropping a duplicate delivery", attempt_id, now.worker
+        )
+        return _Claim(Delivery.OWNED)
+    return _Claim(None, now)
 
 
 def deliver(
@@ -192,13 +213,15 @@ def deliver(
     """Render one delivered spec in this process, unless it is not this delivery's to render.
 
     What the render task does: claim the attempt in the ledger (see :class:`Delivery`), then
-    :meth:`RenderRunner.execute` it. Usable from any other task queue the same way.
+    :meth:`RenderRunner.execute` it. Taking over a dead worker's attempt on this machine
+    first removes the temporary files it left. Usable from any other task queue alike.
 
     Returns:
         What happened, and the ended job when it was rendered here.
 
     Raises:
         TypeError: the runner has no ledger (a worker cannot fence without one).
+        ValueError: the spec names no attempt.
     """
     ledger = runner.ledger
     if ledger is None:
@@ -207,10 +230,28 @@ def deliver(
             "ledger=Ledger(store) and loader=store.loader(Project)"
         )
         raise TypeError(msg)
-    refused = _claim(ledger, spec.attempt_id, sleep=sleep)
-    if refused is not None:
-        return refused, None
+    if spec.attempt_id is None:
+        msg = f"this job spec names no attempt ({spec!r}): send it from a runner with a ledger"
+        raise ValueError(msg)
+    claim = _claim(ledger, spec.attempt_id, sleep=sleep)
+    if claim.refused is not None:
+        return claim.refused, None
+    dead = claim.dead
+    if dead is not None:
+        logger.warning(
+            "attempt %s: its worker %s stopped renewing its lease; rendering it here",
+            dead.id,
+            dead.worker,
+        )
+        if _host(dead.worker) == socket.gethostname():
+            # Nobody else writes this attempt's file now: the dead worker's partial goes.
+            final = runner.media_root.joinpath(*PurePosixPath(spec.output_path).parts)
+            remove_temporary_files(final)
     return Delivery.RENDERED, runner.execute(spec)
+
+
+def _host(worker: str | None) -> str | None:
+    return None if worker is None else worker.rsplit(":", 1)[0]
 
 
 class _RunnerPerProcess:
