@@ -100,11 +100,14 @@ class Workers:
         for n in range(count):
             log = logs / f"worker-{settings['queue']}-{n}.log"
             with log.open("wb") as out:
+                command = [
+                    *(sys.executable, "-m", "celery", "-A", "bench_celery", "worker"),
+                    *("--pool", "solo", "--queues", settings["queue"]),
+                    *("--hostname", f"bench{n}-{settings['queue']}@%h", "--loglevel", "INFO"),
+                    *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+                ]
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "bench_celery", "worker"]
-                    + ["--pool", "solo", "--queues", settings["queue"]]
-                    + ["--hostname", f"bench{n}-{settings['queue']}@%h", "--loglevel", "INFO"]
-                    + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
+                    command,
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -115,7 +118,8 @@ class Workers:
             deadline = time.monotonic() + 60
             while " ready." not in log.read_text(errors="replace"):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"a worker did not start:\n{log.read_text()[-3000:]}")
+                    msg = f"a worker did not start:\n{log.read_text()[-3000:]}"
+                    raise SystemExit(msg)
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -147,7 +151,8 @@ def wait_completed(store: Store, projects: list[Project], pause: float = 0.005) 
             if status is Status.COMPLETED:
                 waiting.discard(key)
             elif status is Status.FAILED:
-                raise SystemExit(f"project {key} FAILED: {store.current_attempt(store.get(key))}")
+                msg = f"project {key} FAILED: {store.current_attempt(store.get(key))}"
+                raise SystemExit(msg)
         if waiting:
             time.sleep(pause)
 
