@@ -1,0 +1,174 @@
+"""What one delivery of the render task does, in this process, on a memory ledger with a
+clock the test moves: render a queued attempt, drop a duplicate of a live one, take over a
+dead worker's attempt (and remove its partial file), do nothing for an ended one."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from renderstate import RenderRunner, Status
+from renderstate.files import create_temporary
+from renderstate.ledger import ACTIVE_STATES, AttemptState, Ledger, this_worker
+from renderstate.ledger.memory import MemoryAttemptStore
+from renderstate.runner import JobSpec, RenderJob
+from renderstate.runner.celery import CeleryExecutor, Delivery, deliver
+from renderstate.testing import FakeRenderer, MemoryAdapter, MemoryProject
+from renderstate.typing import Job
+
+LEASE = 10.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Sent:
+    """An executor that keeps the jobs as a broker would, and hands them off."""
+
+    def __init__(self) -> None:
+        self.jobs: list[RenderJob[Any]] = []
+
+    def schedule(self, job: Job, /) -> None:
+        assert isinstance(job, RenderJob)
+        self.jobs.append(job)
+        job.hand_off()
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+class Setup:
+    def __init__(self, tmp_path: Path) -> None:
+        self.clock = Clock()
+        self.attempts = MemoryAttemptStore()
+        self.ledger = Ledger(self.attempts, lease=LEASE, clock=self.clock)
+        self.project = MemoryProject(title="clip")
+        loader = self.attempts.loader([self.project])
+        self.sent = Sent()
+        self.web = RenderRunner(
+            MemoryAdapter(),
+            FakeRenderer(frames=1),
+            media_root=tmp_path,
+            executor=self.sent,
+            ledger=self.ledger,
+            loader=loader,
+        )
+        self.worker = RenderRunner(
+            MemoryAdapter(),
+            FakeRenderer(frames=3),
+            media_root=tmp_path,
+            ledger=self.ledger,
+            loader=loader,
+        )
+        self.slept: list[float] = []
+
+    def submit(self) -> JobSpec:
+        job = self.web.submit(self.project)
+        return JobSpec.from_dict(job.spec.to_dict())
+
+    def owned_by(self, spec: JobSpec, worker: str) -> None:
+        assert spec.attempt_id is not None
+        values = {
+            "state": AttemptState.RENDERING,
+            "worker": worker,
+            "lease_expires_at": self.clock.now + LEASE,
+        }
+        assert self.attempts.update(spec.attempt_id, values, states=ACTIVE_STATES)
+
+    def sleeper(self, *, renewed: bool, spec: JobSpec) -> Any:
+        def sleep(seconds: float) -> None:
+            self.slept.append(seconds)
+            self.clock.now += seconds
+            if renewed:
+                assert spec.attempt_id is not None
+                self.ledger.heartbeat(spec.attempt_id)
+
+        return sleep
+
+
+def test_a_queued_attempt_is_rendered_and_a_second_delivery_does_nothing(tmp_path: Path) -> None:
+    s = Setup(tmp_path)
+    spec = s.submit()
+    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    assert outcome is Delivery.RENDERED
+    assert job is not None
+    assert job.status is Status.COMPLETED
+    assert s.project.status == "COMPLETED"
+    again, nothing = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    assert (again, nothing) == (Delivery.NOT_LIVE, None)
+    assert s.slept == []
+    (attempt,) = s.ledger.history("MemoryProject", s.project.id)
+    assert attempt.state is AttemptState.COMPLETED
+    assert attempt.worker == this_worker()
+
+
+def test_a_duplicate_of_a_live_render_waits_one_lease_and_is_dropped(tmp_path: Path) -> None:
+    s = Setup(tmp_path)
+    spec = s.submit()
+    s.owned_by(spec, "elsewhere:1")
+    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=True, spec=spec))
+    assert (outcome, job) == (Delivery.OWNED, None)
+    assert s.slept == [pytest.approx(LEASE + 0.25)]
+    assert s.project.status == "PROCESSING"
+    attempt = s.ledger.get(spec.attempt_id or 0)
+    assert attempt is not None
+    assert (attempt.state, attempt.worker) == (AttemptState.RENDERING, "elsewhere:1")
+
+
+def test_a_dead_worker_s_attempt_is_taken_over_and_its_partial_file_removed(
+    tmp_path: Path,
+) -> None:
+    s = Setup(tmp_path)
+    spec = s.submit()
+    s.owned_by(spec, f"{socket.gethostname()}:999999")
+    final = s.worker.media_root / spec.output_path
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"previous video")
+    partial = create_temporary(final)
+    partial.write_bytes(b"half a video")
+    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    assert outcome is Delivery.RENDERED
+    assert job is not None
+    assert job.status is Status.COMPLETED
+    assert s.slept == [pytest.approx(LEASE + 0.25)]
+    assert not partial.exists()
+    assert final.read_bytes().startswith(b"FAKE VIDEO")
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    attempt = s.ledger.get(spec.attempt_id or 0)
+    assert attempt is not None
+    assert (attempt.state, attempt.worker) == (AttemptState.COMPLETED, this_worker())
+
+
+def test_an_expired_lease_is_taken_over_at_once(tmp_path: Path) -> None:
+    s = Setup(tmp_path)
+    spec = s.submit()
+    s.owned_by(spec, "another-host:7")
+    s.clock.now += LEASE + 1
+    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    assert outcome is Delivery.RENDERED
+    assert job is not None
+    assert job.status is Status.COMPLETED
+    assert s.slept == []
+
+
+def test_what_cannot_be_delivered_is_refused_with_a_typed_error(tmp_path: Path) -> None:
+    s = Setup(tmp_path)
+    plain = RenderRunner(MemoryAdapter(), FakeRenderer(), media_root=tmp_path)
+    spec = s.submit()
+    with pytest.raises(TypeError, match="needs a ledger"):
+        deliver(plain, spec)
+    with pytest.raises(ValueError, match="names no attempt"):
+        deliver(s.worker, JobSpec(project_key="1", output_path="a.mp4"))
+    executor = CeleryExecutor(Celery("x", broker="memory://"))
+    with pytest.raises(TypeError, match="RenderJobs of a RenderRunner"):
+        executor.schedule(object())  # type: ignore[arg-type]
+    assert s.project.status == "PROCESSING"
