@@ -477,6 +477,11 @@ class RenderRunner(Generic[ProjectT]):
         """The directory the stored output paths are relative to."""
         return self._media_root
 
+    @property
+    def ledger(self) -> Ledger | None:
+        """The attempt ledger this runner records and fences its attempts in, if any."""
+        return self._ledger
+
     def lifecycle(self, project: ProjectT) -> ProjectLifecycle[ProjectT]:
         """Return a lifecycle for ``project`` with this runner's adapter and options."""
         return ProjectLifecycle(project, self._adapter, observers=self._observers, **self._options)
