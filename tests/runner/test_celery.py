@@ -257,8 +257,11 @@ def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at
         redone = attempts[0]
         assert redone.id == job.attempt_id
         assert redone.worker == f"{redone.worker.rsplit(':', 1)[0]}:{second.pid}"
+        # Who renders the attempt at each sample (a queued attempt has no owner yet).
         owners = [
-            (t, live[0].worker, live[0].lease_expires_at) for t, _, live, _ in watch.samples if live
+            (t, live[0].worker, live[0].lease_expires_at)
+            for t, _, live, _ in watch.samples
+            if live and live[0].worker is not None
         ]
         dead = [o for o in owners if o[1].endswith(f":{first.pid}")]
         taken = [o for o in owners if o[1].endswith(f":{second.pid}")]
