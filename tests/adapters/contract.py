@@ -7,6 +7,7 @@ here only speak the harness's logical column names (status, output, title, timel
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import multiprocessing
@@ -14,9 +15,9 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Coroutine, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
 import pytest
@@ -30,7 +31,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from renderstate import TRANSITIONS, ProjectLifecycle, Status, Trigger
+from renderstate import TRANSITIONS, Change, ProjectLifecycle, Status, Trigger
 from renderstate.exceptions import (
     InvalidOutputPathError,
     InvalidTransitionError,
@@ -65,6 +66,55 @@ OTHER_WRITER = ThreadPoolExecutor(1, thread_name_prefix="other-writer")
 def elsewhere(call: Callable[[], T]) -> T:
     """Run ``call`` on the other writer's thread: its own connection, autocommit."""
     return OTHER_WRITER.submit(call).result()
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """The process's one event loop for the async adapters, running in a daemon thread.
+
+    Async engines bind their connections to one loop, so every coroutine of the async
+    harnesses runs here, and the contract's threads wait for them with :func:`run`.
+    """
+    global _LOOP  # noqa: PLW0603 - one loop per process, made on first use
+    with _LOOP_LOCK:
+        if _LOOP is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="async-adapters", daemon=True).start()
+            _LOOP = loop
+        return _LOOP
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on :func:`event_loop` and wait for its result."""
+    return asyncio.run_coroutine_threadsafe(coroutine, event_loop()).result()
+
+
+class BlockingAdapter:
+    """A synchronous :class:`Adapter` view of an async adapter, awaited on the harness loop.
+
+    It lets the whole synchronous contract drive an async adapter's ``apply`` and
+    ``refresh_status``: sixteen threads become sixteen tasks on the loop.
+    """
+
+    def __init__(self, adapter: Any) -> None:
+        self.inner = adapter
+
+    def apply(self, project: object, change: Change) -> bool:
+        result: bool = run(self.inner.apply(project, change))
+        return result
+
+    def refresh_status(self, project: object, status_field: str) -> None:
+        run(self.inner.refresh_status(project, status_field))
+
+    def project_key(self, project: object) -> object:
+        return self.inner.project_key(project)
+
+    def empty_output(self, project: object, field: str) -> str | None:
+        result: str | None = self.inner.empty_output(project, field)
+        return result
 
 
 class Transaction:
@@ -194,6 +244,62 @@ class Harness:
     def save_title(self, project: Any, title: str) -> None:
         """Edit the title on ``project`` and save it the ORM's plain way (all fields it holds)."""
         raise NotImplementedError
+
+
+class AsyncTransaction:
+    """The caller's own transaction in async code: an async adapter and an async loader."""
+
+    def __init__(self, adapter: Any, load: Callable[[object], Coroutine[Any, Any, Any]]) -> None:
+        self.adapter = adapter
+        self.load = load
+
+
+class AsyncHarness(Harness):
+    """A harness whose adapter under test is async; ``adapter()`` is its blocking view."""
+
+    def async_adapter(self) -> Any:
+        """The async adapter under test, usable from any task on :func:`event_loop`."""
+        raise NotImplementedError
+
+    async def aload(self, key: object) -> Any:
+        """A fresh object for ``key``, read through the async ORM."""
+        raise NotImplementedError
+
+    def async_transaction(self) -> AbstractAsyncContextManager[AsyncTransaction]:
+        """The caller's own async transaction (committed on exit, rolled back on error)."""
+        raise NotImplementedError
+
+    def adapter(self) -> Adapter[Any]:
+        return BlockingAdapter(self.async_adapter())
+
+    def load(self, key: object) -> Any:
+        return run(self.aload(key))
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        return _blocking_transaction(self)
+
+    def start_change(self, *sources: Status) -> Change:
+        """The change ``start_render`` asks for, from ``sources``."""
+        status = self.columns["status"]
+        return Change(
+            status_field=status,
+            expected=frozenset(self.literal(s) for s in sources),
+            values={status: self.literal(Status.PROCESSING)},
+        )
+
+
+class _blocking_transaction(AbstractContextManager[Transaction]):  # noqa: N801
+    """Enter an async transaction from a thread: each step is awaited on the loop."""
+
+    def __init__(self, harness: AsyncHarness) -> None:
+        self._context = harness.async_transaction()
+
+    def __enter__(self) -> Transaction:
+        tx = run(self._context.__aenter__())
+        return Transaction(BlockingAdapter(tx.adapter), lambda key: run(tx.load(key)))
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        return run(self._context.__aexit__(*exc_info))
 
 
 # -------------------------------------------------------------------- helpers
@@ -731,6 +837,106 @@ class AdapterContract:
                 suppress_health_check=[HealthCheck.too_slow],
             ),
         )
+
+
+class AsyncAdapterContract(AdapterContract):
+    """The whole contract through an async adapter, plus races written as asyncio tasks.
+
+    The inherited tests drive the async adapter's ``apply``/``refresh_status`` through
+    :class:`BlockingAdapter` (each thread's call is a task on the harness loop); the tests
+    below are asyncio-native: sixteen tasks, each with its own connection.
+    """
+
+    @pytest.mark.parametrize("initial", [Status.DRAFT, Status.COMPLETED, Status.FAILED])
+    def test_sixteen_tasks_one_winner(self, harness: Harness, initial: Status) -> None:
+        """Of 16 asyncio tasks on separate connections starting one render, exactly one wins."""
+        assert isinstance(harness, AsyncHarness)
+        key = harness.insert(initial)
+        change = harness.start_change(Status.DRAFT, Status.COMPLETED, Status.FAILED)
+        status = harness.columns["status"]
+
+        async def race() -> list[tuple[bool, object]]:
+            adapter = harness.async_adapter()
+            projects = [await harness.aload(key) for _ in range(THREADS)]
+            go = asyncio.Event()
+
+            async def start(project: object) -> tuple[bool, object]:
+                await go.wait()
+                applied: bool = await adapter.apply(project, change)
+                return applied, getattr(project, status)
+
+            tasks = [asyncio.ensure_future(start(p)) for p in projects]
+            await asyncio.sleep(0)
+            go.set()
+            return list(await asyncio.gather(*tasks))
+
+        results = run(race())
+        assert sorted(applied for applied, _ in results) == [False] * (THREADS - 1) + [True]
+        # Every loser's object was refreshed to the winner's PROCESSING.
+        assert {held for _, held in results} == {harness.literal(Status.PROCESSING)}
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_sixteen_task_transactions_one_winner(self, harness: Harness) -> None:
+        """Of 16 tasks each inside its own open transaction (own connection), one wins."""
+        assert isinstance(harness, AsyncHarness)
+        key = harness.insert()
+        change = harness.start_change(Status.DRAFT)
+
+        async def race() -> list[str]:
+            loaded = 0
+            all_loaded = asyncio.Event()
+
+            async def start() -> str:
+                nonlocal loaded
+                async with harness.async_transaction() as tx:
+                    project = await tx.load(key)
+                    loaded += 1
+                    if loaded == THREADS:
+                        all_loaded.set()
+                    await all_loaded.wait()
+                    try:
+                        applied = await tx.adapter.apply(project, change)
+                    except Exception as exc:
+                        return f"error: {exc!r}"
+                    return "won" if applied else "refused"
+
+            return list(await asyncio.gather(*(start() for _ in range(THREADS))))
+
+        results = run(race())
+        assert sorted(results) == ["refused"] * (THREADS - 1) + ["won"], results
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_refused_apply_refreshes_inside_the_async_transaction(self, harness: Harness) -> None:
+        """A refusal in an open async transaction reads the current row, not its snapshot."""
+        assert isinstance(harness, AsyncHarness)
+        key = harness.insert()
+        status = harness.columns["status"]
+        if harness.backend == "sqlite":
+            harness.edit(key, status=harness.literal(Status.PROCESSING))
+
+        async def attempt() -> tuple[bool, object]:
+            async with harness.async_transaction() as tx:
+                project = await tx.load(key)  # takes the snapshot on MariaDB
+                if harness.backend != "sqlite":
+                    await asyncio.to_thread(
+                        harness.edit, key, status=harness.literal(Status.PROCESSING)
+                    )
+                applied: bool = await tx.adapter.apply(project, harness.start_change(Status.DRAFT))
+                return applied, getattr(project, status)
+
+        assert run(attempt()) == (False, harness.literal(Status.PROCESSING))
+
+    def test_async_apply_of_a_deleted_row_is_not_found(self, harness: Harness) -> None:
+        """Awaiting apply or refresh_status on a deleted row raises ProjectNotFoundError."""
+        assert isinstance(harness, AsyncHarness)
+        key = harness.insert()
+        project = harness.load(key)
+        harness.delete(key)
+        adapter = harness.async_adapter()
+        with pytest.raises(ProjectNotFoundError):
+            run(adapter.apply(project, harness.start_change(Status.DRAFT)))
+        with pytest.raises(ProjectNotFoundError):
+            run(adapter.refresh_status(project, harness.columns["status"]))
 
 
 class LifecycleMachine(RuleBasedStateMachine):

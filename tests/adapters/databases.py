@@ -39,6 +39,14 @@ class Target:
             return f"postgresql+psycopg://{self.user}@127.0.0.1:5432/{self.name}"
         return f"mysql+pymysql://root:@127.0.0.1:3306/{self.name}?charset=utf8mb4"
 
+    def sqlalchemy_async_url(self) -> str:
+        """The same database through asyncio drivers: aiosqlite, psycopg 3, aiomysql."""
+        if self.backend == "sqlite":
+            return f"sqlite+aiosqlite:///{self.name}"
+        if self.backend == "postgres":
+            return f"postgresql+psycopg://{self.user}@127.0.0.1:5432/{self.name}"
+        return f"mysql+aiomysql://root:@127.0.0.1:3306/{self.name}?charset=utf8mb4"
+
 
 def _pg_connect(dbname: str, user: str) -> Any:
     return psycopg.connect(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
-from renderstate import ProjectLifecycle, Status, TransitionRecord
+from renderstate import Change, ProjectLifecycle, Status, TransitionRecord
 from renderstate.adapters.django import DjangoAdapter
 from renderstate.adapters.peewee import PeeweeAdapter
-from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.adapters.sqlalchemy import AsyncSQLAlchemyAdapter, SQLAlchemyAdapter
 from renderstate.typing import Adapter
 
 
@@ -33,3 +34,11 @@ def start(project: object, adapter: Adapter[Any]) -> TransitionRecord:
         values={Status.DRAFT: 10, Status.PROCESSING: 20},
     )
     return lifecycle.start_render()
+
+
+async def start_async(project: object, factory: async_sessionmaker[AsyncSession]) -> bool:
+    adapter = AsyncSQLAlchemyAdapter(factory)
+    change = Change("status", frozenset({"DRAFT"}), {"status": "PROCESSING"})
+    applied: bool = await adapter.apply(project, change)
+    await AsyncSQLAlchemyAdapter(factory()).refresh_status(project, "status")
+    return applied

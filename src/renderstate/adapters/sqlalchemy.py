@@ -7,12 +7,17 @@ column or migration::
     from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 
     ProjectLifecycle(project, adapter=SQLAlchemyAdapter(session)).start_render()
+
+With an :class:`~sqlalchemy.ext.asyncio.AsyncSession` (``pip install
+'renderstate[sqlalchemy-async]'``), :class:`AsyncSQLAlchemyAdapter` writes the same
+statement without blocking the event loop; both share every step below but the I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
@@ -31,11 +36,18 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     )
     raise ImportError(msg) from exc
 
+try:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+except ImportError as exc:  # SQLAlchemy without greenlet: the sync adapter still works
+    _ASYNC_MISSING: ImportError | None = exc
+else:
+    _ASYNC_MISSING = None
+
 from renderstate._records import Change
 from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
 
-__all__ = ["SQLAlchemyAdapter", "joined"]
+__all__ = ["AsyncSQLAlchemyAdapter", "SQLAlchemyAdapter", "joined"]
 
 _JOINED: ContextVar[Session | None] = ContextVar("renderstate_sqlalchemy_joined", default=None)
 
@@ -58,6 +70,8 @@ def joined(session: Session) -> Iterator[Session]:
 # SELECT after a refused UPDATE would still see the transaction's old snapshot. Their default
 # collations also compare case- and trailing-space-insensitively.
 _MYSQL = frozenset({"mysql", "mariadb"})
+
+_ASYNC_NAME = "AsyncSQLAlchemyAdapter"
 
 
 class SQLAlchemyAdapter:
@@ -98,69 +112,9 @@ class SQLAlchemyAdapter:
                 output column is not on the class's own table (joined-table inheritance
                 with the columns on the parent).
         """
-        state = _state(project)
-        identity = state.identity
-        if identity is None:
-            raise ProjectNotFoundError(project_key=None)
-        mapper = state.mapper
-        table = cast("Table", mapper.local_table)
-        where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
-        status = _column(mapper, change.status_field)
-        values = {_column(mapper, name): value for name, value in change.values.items()}
-        for column, value in values.items():
-            if column is not status:
-                check_length(value, getattr(column.type, "length", None), column.name)
-        elsewhere = sorted((c for c in values if c.table is not table), key=lambda c: c.key)
-        if elsewhere:
-            names = ", ".join(c.key for c in elsewhere)
-            tables = ", ".join(sorted({str(getattr(c.table, "name", c.table)) for c in elsewhere}))
-            are, them = ("is a column", "it") if len(elsewhere) == 1 else ("are columns", "them")
-            cls = mapper.class_.__name__
-            msg = (
-                f"{cls}: {names} {are} of {tables}, not of {table.name}, the class's own "
-                f"table; SQLAlchemyAdapter writes one conditional UPDATE to that table only. "
-                f"With joined-table inheritance, move {them} to {table.name}, or map {cls} "
-                f"with single-table inheritance (no __tablename__ of its own) so it shares "
-                f"its parent's table"
-            )
-            raise TypeError(msg)
-        # Columns whose onupdate is a SQL expression (or server_onupdate) get their value in
-        # the database; they are expired below rather than guessed.
-        server_side = [
-            c
-            for c in table.columns
-            if c not in values
-            and (
-                c.server_onupdate is not None
-                or (c.onupdate is not None and getattr(c.onupdate, "is_clause_element", False))
-            )
-        ]
+        plan = _plan(project, change)
         with self._transaction() as session:
-            guard: Any = status
-            if session.get_bind().dialect.name in _MYSQL and all(
-                isinstance(literal, str) for literal in change.expected
-            ):
-                # 'processing' and 'PROCESSING  ' equal 'PROCESSING' under MySQL's default
-                # collations: compare the bytes, as SQLite and PostgreSQL do.
-                # type_coerce: the literals stay strings (BINARY would make them bytes).
-                guard = type_coerce(sql_cast(status, BINARY()), String())
-            stmt = update(table).where(*where, guard.in_(change.expected)).values(values)
-            result = cast("CursorResult[Any]", session.execute(stmt))
-            if result.rowcount == 1:
-                params = result.last_updated_params()
-                assert isinstance(params, dict)
-                for column in table.columns:
-                    written = column in values or column.onupdate is not None
-                    if written and column.key in params:
-                        attr = mapper.get_property_by_column(column).key
-                        set_committed_value(project, attr, params[column.key])
-                if server_side and state.session is not None:
-                    state.session.expire(
-                        project, [mapper.get_property_by_column(c).key for c in server_side]
-                    )
-                return True
-            self._refresh(session, project, change.status_field)
-        return False
+            return _execute(session, plan)
 
     def refresh_status(self, project: object, status_field: str) -> None:
         """Read the stored status into ``project`` (one ``SELECT``); see :class:`.Adapter`.
@@ -169,41 +123,17 @@ class SQLAlchemyAdapter:
             ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
             TypeError: ``project`` is not an instance of a mapped class.
         """
-        if _state(project).identity is None:
-            raise ProjectNotFoundError(project_key=None)
+        _require_identity(project)
         with self._transaction() as session:
-            self._refresh(session, project, status_field)
-
-    def _refresh(self, session: Session, project: object, status_field: str) -> None:
-        state: InstanceState[Any] = inspect(project)
-        identity = state.identity
-        assert identity is not None
-        mapper = state.mapper
-        where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
-        query = select(_column(mapper, status_field)).where(*where)
-        if session.get_bind().dialect.name in _MYSQL:
-            # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
-            # plain SELECT would still see the snapshot taken before the other writer.
-            # An exclusive lock, not a shared one: the UPDATE that usually follows needs
-            # it, and two transactions each holding a shared lock deadlock (error 1213).
-            query = query.with_for_update()
-        found = session.execute(query).first()
-        if found is None:
-            raise ProjectNotFoundError(project_key=self.project_key(project))
-        set_committed_value(project, status_field, found[0])
+            _refresh(session, project, status_field)
 
     def project_key(self, project: object) -> object:
         """Return the persisted primary key (a tuple for composite keys), else ``None``."""
-        state = _state(project)
-        identity = state.identity
-        if identity is None:
-            return None
-        return identity[0] if len(identity) == 1 else identity
+        return _project_key(project)
 
     def empty_output(self, project: object, field: str) -> str | None:
         """Return ``None`` for a nullable column, else ``""``."""
-        state = _state(project)
-        return None if _column(state.mapper, field).nullable else ""
+        return _empty_output(project, field)
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -221,11 +151,231 @@ class SQLAlchemyAdapter:
                 yield self._session
 
 
-def _state(project: object) -> InstanceState[Any]:
+class AsyncSQLAlchemyAdapter:
+    """:class:`SQLAlchemyAdapter` for asyncio: the same one ``UPDATE``, awaited.
+
+    Implements :class:`~renderstate.typing.AsyncAdapter`. It behaves exactly as the
+    synchronous adapter (the statement, the ``onupdate`` columns, the locking re-read on
+    MySQL and MariaDB, the transaction rules) because it runs the same code in
+    SQLAlchemy's asyncio bridge (:meth:`~sqlalchemy.ext.asyncio.AsyncSession.run_sync`).
+
+    Columns computed by the database (``onupdate=func.now()``, ``server_onupdate``) are
+    expired on the project, as with the synchronous adapter; in asyncio code read them
+    with ``await session.refresh(project, ["column"])`` (or SQLAlchemy's
+    :class:`~sqlalchemy.ext.asyncio.AsyncAttrs`), since a lazy load cannot run there.
+
+    Args:
+        session: An :class:`~sqlalchemy.ext.asyncio.AsyncSession`, used as it is: the write
+            joins the session's transaction, and the adapter commits only a transaction it
+            began itself. Or an :class:`~sqlalchemy.ext.asyncio.async_sessionmaker`: each
+            transition then runs in a fresh session committed at once, so one adapter can
+            serve every request of an application.
+
+    Raises:
+        ImportError: the ``greenlet`` package that SQLAlchemy's asyncio support needs is
+            missing; the message quotes the install command.
+    """
+
+    __slots__ = ("_factory", "_session")
+
+    def __init__(self, session: AsyncSession | async_sessionmaker[AsyncSession]) -> None:
+        if _ASYNC_MISSING is not None:
+            msg = (
+                "AsyncSQLAlchemyAdapter needs SQLAlchemy's asyncio support (greenlet); "
+                "install it with: pip install 'renderstate[sqlalchemy-async]'"
+            )
+            raise ImportError(msg) from _ASYNC_MISSING
+        if isinstance(session, AsyncSession):
+            self._session: AsyncSession | None = session
+            self._factory: Callable[[], AsyncSession] | None = None
+        elif isinstance(session, async_sessionmaker):
+            self._session = None
+            self._factory = session
+        else:  # callers without a type checker do pass a Session or a sessionmaker
+            msg = (  # type: ignore[unreachable]
+                f"AsyncSQLAlchemyAdapter takes an AsyncSession or an async_sessionmaker, not "
+                f"{type(session).__name__}; for a Session or sessionmaker use SQLAlchemyAdapter"
+            )
+            raise TypeError(msg)
+
+    def __repr__(self) -> str:
+        return f"<AsyncSQLAlchemyAdapter {self._session or self._factory!r}>"
+
+    async def apply(self, project: object, change: Change) -> bool:
+        """Write ``change`` with one conditional ``UPDATE``; see :meth:`SQLAlchemyAdapter.apply`.
+
+        Raises:
+            ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
+            TypeError: the status or output column is not on the class's own table.
+        """
+        plan = _plan(project, change, _ASYNC_NAME)
+        async with self._transaction() as session:
+            return await session.run_sync(_execute, plan)
+
+    async def refresh_status(self, project: object, status_field: str) -> None:
+        """Read the stored status into ``project`` (one ``SELECT``); see :class:`.Adapter`.
+
+        Raises:
+            ProjectNotFoundError: ``project`` was never flushed, or its row is gone.
+        """
+        _require_identity(project, _ASYNC_NAME)
+        async with self._transaction() as session:
+            await session.run_sync(_refresh, project, status_field)
+
+    def project_key(self, project: object) -> object:
+        """Return the persisted primary key (a tuple for composite keys), else ``None``."""
+        return _project_key(project, _ASYNC_NAME)
+
+    def empty_output(self, project: object, field: str) -> str | None:
+        """Return ``None`` for a nullable column, else ``""``."""
+        return _empty_output(project, field, _ASYNC_NAME)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        if self._session is None:
+            assert self._factory is not None
+            async with self._factory() as session, session.begin():
+                yield session
+        elif self._session.in_transaction():
+            yield self._session
+        else:
+            async with self._session.begin():
+                yield self._session
+
+
+# ------------------------------------------------------------------ shared by both adapters
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """One transition's conditional UPDATE, built and checked before any I/O."""
+
+    project: object
+    change: Change
+    mapper: Mapper[Any]
+    table: Table
+    where: list[Any]
+    status: Column[Any]
+    values: dict[Column[Any], Any]
+    server_side: list[Column[Any]]
+
+
+def _require_identity(project: object, adapter: str = "SQLAlchemyAdapter") -> tuple[Any, ...]:
+    identity: tuple[Any, ...] | None = _state(project, adapter).identity
+    if identity is None:
+        raise ProjectNotFoundError(project_key=None)
+    return identity
+
+
+def _plan(project: object, change: Change, adapter: str = "SQLAlchemyAdapter") -> _Plan:
+    """Build the guarded ``UPDATE`` for ``change``; raise before any I/O if it cannot be."""
+    state = _state(project, adapter)
+    identity = _require_identity(project, adapter)
+    mapper = state.mapper
+    table = cast("Table", mapper.local_table)
+    where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
+    status = _column(mapper, change.status_field)
+    values = {_column(mapper, name): value for name, value in change.values.items()}
+    for column, value in values.items():
+        if column is not status:
+            check_length(value, getattr(column.type, "length", None), column.name)
+    elsewhere = sorted((c for c in values if c.table is not table), key=lambda c: c.key)
+    if elsewhere:
+        names = ", ".join(c.key for c in elsewhere)
+        tables = ", ".join(sorted({str(getattr(c.table, "name", c.table)) for c in elsewhere}))
+        are, them = ("is a column", "it") if len(elsewhere) == 1 else ("are columns", "them")
+        cls = mapper.class_.__name__
+        msg = (
+            f"{cls}: {names} {are} of {tables}, not of {table.name}, the class's own "
+            f"table; the adapter writes one conditional UPDATE to that table only. "
+            f"With joined-table inheritance, move {them} to {table.name}, or map {cls} "
+            f"with single-table inheritance (no __tablename__ of its own) so it shares "
+            f"its parent's table"
+        )
+        raise TypeError(msg)
+    # Columns whose onupdate is a SQL expression (or server_onupdate) get their value in
+    # the database; they are expired after the write rather than guessed.
+    server_side = [
+        c
+        for c in table.columns
+        if c not in values
+        and (
+            c.server_onupdate is not None
+            or (c.onupdate is not None and getattr(c.onupdate, "is_clause_element", False))
+        )
+    ]
+    return _Plan(project, change, mapper, table, where, status, values, server_side)
+
+
+def _execute(session: Session, plan: _Plan) -> bool:
+    """Run ``plan`` in ``session``'s transaction; on refusal, read the stored status."""
+    project, mapper = plan.project, plan.mapper
+    guard: Any = plan.status
+    if session.get_bind().dialect.name in _MYSQL and all(
+        isinstance(literal, str) for literal in plan.change.expected
+    ):
+        # 'processing' and 'PROCESSING  ' equal 'PROCESSING' under MySQL's default
+        # collations: compare the bytes, as SQLite and PostgreSQL do.
+        # type_coerce: the literals stay strings (BINARY would make them bytes).
+        guard = type_coerce(sql_cast(plan.status, BINARY()), String())
+    stmt = (
+        update(plan.table).where(*plan.where, guard.in_(plan.change.expected)).values(plan.values)
+    )
+    result = cast("CursorResult[Any]", session.execute(stmt))
+    if result.rowcount == 1:
+        params = result.last_updated_params()
+        assert isinstance(params, dict)
+        for column in plan.table.columns:
+            written = column in plan.values or column.onupdate is not None
+            if written and column.key in params:
+                attr = mapper.get_property_by_column(column).key
+                set_committed_value(project, attr, params[column.key])
+        state: InstanceState[Any] = inspect(project)
+        if plan.server_side and state.session is not None:
+            state.session.expire(
+                project, [mapper.get_property_by_column(c).key for c in plan.server_side]
+            )
+        return True
+    _refresh(session, project, plan.change.status_field)
+    return False
+
+
+def _refresh(session: Session, project: object, status_field: str) -> None:
+    state: InstanceState[Any] = inspect(project)
+    identity = state.identity
+    assert identity is not None
+    mapper = state.mapper
+    where = [col == value for col, value in zip(mapper.primary_key, identity, strict=True)]
+    query = select(_column(mapper, status_field)).where(*where)
+    if session.get_bind().dialect.name in _MYSQL:
+        # MySQL and MariaDB run REPEATABLE READ: inside the caller's transaction a
+        # plain SELECT would still see the snapshot taken before the other writer.
+        # An exclusive lock, not a shared one: the UPDATE that usually follows needs
+        # it, and two transactions each holding a shared lock deadlock (error 1213).
+        query = query.with_for_update()
+    found = session.execute(query).first()
+    if found is None:
+        raise ProjectNotFoundError(project_key=_project_key(project))
+    set_committed_value(project, status_field, found[0])
+
+
+def _project_key(project: object, adapter: str = "SQLAlchemyAdapter") -> object:
+    identity = _state(project, adapter).identity
+    if identity is None:
+        return None
+    return identity[0] if len(identity) == 1 else identity
+
+
+def _empty_output(project: object, field: str, adapter: str = "SQLAlchemyAdapter") -> str | None:
+    state = _state(project, adapter)
+    return None if _column(state.mapper, field).nullable else ""
+
+
+def _state(project: object, adapter: str = "SQLAlchemyAdapter") -> InstanceState[Any]:
     state = inspect(project, raiseerr=False)
     if not isinstance(state, InstanceState):
         raise foreign_object(
-            adapter="SQLAlchemyAdapter",
+            adapter=adapter,
             expected="instances of SQLAlchemy mapped classes",
             project=project,
         )
