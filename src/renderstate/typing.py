@@ -10,6 +10,8 @@
   as data and a ``run()`` to call in this process.
 - :class:`AttemptStore` persists the attempt ledger's records (see "Running several
   processes"); :class:`ProjectLoader` loads a project by the key the ledger stores.
+- :class:`ProgressSource` tells a status body how far a project's render got, and why it
+  failed (the runner, or the attempt ledger).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from renderstate._attempts import Attempt, AttemptState
+from renderstate._progress import Progress
 from renderstate._records import Change, TransitionRecord
 
 if TYPE_CHECKING:  # _jobs checks output paths with the lifecycle, which imports this module
@@ -34,6 +37,7 @@ __all__ = [
     "Job",
     "Observer",
     "ProgressSink",
+    "ProgressSource",
     "ProjectLoader",
     "ProjectT",
     "ProjectT_contra",
@@ -295,4 +299,25 @@ class AttemptStore(Protocol):
 
     def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
+
+
+class ProgressSource(Protocol[ProjectT_contra]):
+    """Where :func:`renderstate.web.status_body` reads a project's render progress and error.
+
+    :class:`~renderstate.RenderRunner` is one (it knows the attempts it ran in this
+    process); a store that records attempts in the database can be another. Both methods
+    are cheap reads, called on every poll; neither blocks on a render.
+    """
+
+    def progress(self, project: ProjectT_contra) -> Progress | None:
+        """Return the latest progress of the project's current or last attempt, if known.
+
+        A finished attempt (phase ``done`` or ``failed``) may be returned: the status body
+        shows only an unfinished one, so a re-render never shows the previous figures.
+        Return ``None`` when no attempt is known.
+        """
+        ...
+
+    def error(self, project: ProjectT_contra) -> str | None:
+        """Return why the project's last attempt failed, in one line, if it did and is known."""
         ...

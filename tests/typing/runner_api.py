@@ -9,7 +9,8 @@ from renderstate import Progress, RenderConflictError, RenderJob, RenderRunner, 
 from renderstate.adapters.memory import MemoryAdapter
 from renderstate.runner import Phase, ThreadExecutor
 from renderstate.testing import FakeRenderer, InlineExecutor
-from renderstate.typing import Executor, ProgressSink, Renderer
+from renderstate.typing import Executor, ProgressSink, ProgressSource, Renderer
+from renderstate.web import ProgressBody, StatusBody, status_body
 
 
 @dataclasses.dataclass
@@ -55,3 +56,17 @@ def in_tests(project: Project) -> Status:
         executor=InlineExecutor(),
     ) as runner:
         return runner.submit(project).wait()
+
+
+def status_endpoint(project: Project, runner: RenderRunner[Project]) -> StatusBody:
+    source: ProgressSource[Project] = runner
+    body = status_body(project, source, status_field="status", output_field="output_path")
+    progress: ProgressBody | None = body["progress"]
+    if progress is not None:
+        fraction: float = progress["fraction"]
+        eta: float | None = progress["eta_seconds"]
+        assert 0.0 <= fraction <= 1.0
+        assert eta is None or eta >= 0
+    reason: str | None = runner.error(project)
+    assert reason is None or body["error"] in (None, reason)
+    return body

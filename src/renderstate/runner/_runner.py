@@ -805,6 +805,21 @@ class RenderRunner(Generic[ProjectT]):
             return job.progress
         return progress_of(current, self._ledger.now())
 
+    def error(self, project: ProjectT) -> str | None:
+        """Return why the project's last attempt in this runner failed, as one line.
+
+        ``"RuntimeError: disk full"`` (the exception's type and message), or ``None`` while
+        that attempt runs, after it succeeded, or when this runner has not rendered the
+        project. With :meth:`progress` this makes the runner a
+        :class:`~renderstate.typing.ProgressSource`.
+        """
+        job = self._jobs.get(self._adapter.project_key(project))
+        if job is None or not job.done() or job.error is None:
+            return None
+        text = str(job.error).splitlines()[0] if str(job.error) else ""
+        name = type(job.error).__name__
+        return f"{name}: {text}" if text else name
+
     def job(self, project: ProjectT) -> RenderJob[ProjectT] | None:
         """Return the project's last job in this runner, if any."""
         return self._jobs.get(self._adapter.project_key(project))

@@ -9,14 +9,13 @@ of two attempts.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
 from renderstate._attempts import Attempt, AttemptState
+from renderstate._progress import _FINAL, QUEUED, Phase, Progress
 
 __all__ = ["DEFAULT_INTERVAL", "Phase", "Progress", "ProgressTracker", "progress_of"]
 
@@ -24,66 +23,9 @@ DEFAULT_INTERVAL: Final = 0.1
 """Seconds between two published updates within one phase (so about 10 per second)."""
 
 
-class Phase(str, enum.Enum):
-    """Where a render attempt is; the value is what a progress API shows."""
-
-    QUEUED = "queued"
-    """Accepted (the project is PROCESSING) and waiting for a free worker."""
-    WRITING_AUDIO = "writing audio"
-    """The renderer is writing the soundtrack (moviepy does this before the frames)."""
-    RENDERING = "rendering"
-    """The renderer is producing video frames."""
-    FINALIZING = "finalizing"
-    """The renderer returned; the file is being flushed and moved into place."""
-    DONE = "done"
-    """The video replaced the final file and the project is COMPLETED."""
-    FAILED = "failed"
-    """The attempt ended without a new video; the project is FAILED."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
 _RESERVED: Final = frozenset({Phase.QUEUED.value, Phase.FINALIZING.value, "done", "failed"})
-_FINAL: Final = frozenset({Phase.DONE, Phase.FAILED})
 MAX_STEP_LENGTH: Final = 32
 """The longest phase name a renderer may report (the ledger's ``phase`` column)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """A snapshot of one render attempt, safe to hand to any thread or serialise."""
-
-    phase: Phase
-    """Where the attempt is."""
-    fraction: float
-    """Share of the video frames rendered, from 0.0 to 1.0; never decreases within an attempt,
-    and is exactly 1.0 in phase ``done``."""
-    frames_done: int
-    """Video frames rendered so far in this attempt."""
-    frames_total: int
-    """Video frames this attempt will render; 0 until the renderer has said."""
-    elapsed: float
-    """Seconds since the attempt was accepted (including time spent queued)."""
-    eta: float | None
-    """Estimated seconds until the frames are rendered; ``None`` until one frame is."""
-    step: str = ""
-    """The phase name the renderer reported last (``"rendering"``, ``"writing audio"``, or
-    its own: ``"fetch assets"``, ``"tts"``, ``"compose"``, ``"encode"``), or the runner's
-    phase (``"queued"``, ``"finalizing"``, ``"done"``, ``"failed"``)."""
-    step_done: int = 0
-    """Units of :attr:`step` done, in the renderer's own units (frames, files, sentences)."""
-    step_total: int = 0
-    """Units of :attr:`step` in all; 0 while unknown."""
-
-    @property
-    def finished(self) -> bool:
-        """Whether the attempt has ended (phase ``done`` or ``failed``)."""
-        return self.phase in _FINAL
-
-
-QUEUED: Final = Progress(Phase.QUEUED, 0.0, 0, 0, 0.0, None, "queued")
-"""How every attempt starts."""
 
 
 class ProgressTracker:

@@ -5,11 +5,20 @@
 - :mod:`renderstate.web.flask`: ``init_app(app)``
 
 All of them answer with an RFC 9457 ``application/problem+json`` body built by
-:func:`problem_details`, so clients see the same shape whatever the backend.
+:func:`problem_details`, so clients see the same shape whatever the backend. A project's
+status endpoint answers :func:`status_body`, also the same everywhere.
 """
 
 from __future__ import annotations
 
 from renderstate.web._problem import PROBLEM_CONTENT_TYPE, problem_details, status_code_for
+from renderstate.web._status import ProgressBody, StatusBody, status_body
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "problem_details", "status_code_for"]
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "ProgressBody",
+    "StatusBody",
+    "problem_details",
+    "status_body",
+    "status_code_for",
+]

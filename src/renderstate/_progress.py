@@ -1,0 +1,73 @@
+"""The progress of one render attempt: a plain value, shared by the runner and its readers.
+
+It lives in the domain so that :class:`~renderstate.typing.ProgressSource` can name it and
+any source (the runner in this process, a ledger in the database) hands out the same type;
+:mod:`renderstate.runner.progress` re-exports it with the tracker that builds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Final
+
+__all__ = ["QUEUED", "Phase", "Progress"]
+
+
+class Phase(str, enum.Enum):
+    """Where a render attempt is; the value is what a progress API shows."""
+
+    QUEUED = "queued"
+    """Accepted (the project is PROCESSING) and waiting for a free worker."""
+    WRITING_AUDIO = "writing audio"
+    """The renderer is writing the soundtrack (moviepy does this before the frames)."""
+    RENDERING = "rendering"
+    """The renderer is producing video frames."""
+    FINALIZING = "finalizing"
+    """The renderer returned; the file is being flushed and moved into place."""
+    DONE = "done"
+    """The video replaced the final file and the project is COMPLETED."""
+    FAILED = "failed"
+    """The attempt ended without a new video; the project is FAILED."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_FINAL: Final = frozenset({Phase.DONE, Phase.FAILED})
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """A snapshot of one render attempt, safe to hand to any thread or serialise."""
+
+    phase: Phase
+    """Where the attempt is."""
+    fraction: float
+    """Share of the video frames rendered, from 0.0 to 1.0; never decreases within an attempt,
+    and is exactly 1.0 in phase ``done``."""
+    frames_done: int
+    """Video frames rendered so far in this attempt."""
+    frames_total: int
+    """Video frames this attempt will render; 0 until the renderer has said."""
+    elapsed: float
+    """Seconds since the attempt was accepted (including time spent queued)."""
+    eta: float | None
+    """Estimated seconds until the frames are rendered; ``None`` until one frame is."""
+    step: str = ""
+    """The phase name the renderer reported last (``"rendering"``, ``"writing audio"``, or
+    its own: ``"fetch assets"``, ``"tts"``, ``"compose"``, ``"encode"``), or the runner's
+    phase (``"queued"``, ``"finalizing"``, ``"done"``, ``"failed"``)."""
+    step_done: int = 0
+    """Units of :attr:`step` done, in the renderer's own units (frames, files, sentences)."""
+    step_total: int = 0
+    """Units of :attr:`step` in all; 0 while unknown."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the attempt has ended (phase ``done`` or ``failed``)."""
+        return self.phase in _FINAL
+
+
+QUEUED: Final = Progress(Phase.QUEUED, 0.0, 0, 0, 0.0, None, "queued")
+"""How every attempt starts."""

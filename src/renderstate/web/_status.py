@@ -1,0 +1,119 @@
+"""The status body of a project, the same JSON for every framework and every source."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Hashable, Mapping
+from typing import Any, Final, TypedDict
+
+from renderstate._lifecycle import ProjectLifecycle
+from renderstate._status import Status
+from renderstate.typing import ProgressSource, ProjectT
+
+__all__ = ["ProgressBody", "StatusBody", "status_body"]
+
+_MISSING: Final = object()
+
+
+class ProgressBody(TypedDict):
+    """How far the current render attempt got, as the status body shows it."""
+
+    phase: str
+    """``queued``, ``writing audio``, ``rendering`` or ``finalizing``."""
+    fraction: float
+    """Share of the video frames rendered, 0.0 to 1.0."""
+    done: int
+    """Video frames rendered so far in this attempt."""
+    total: int
+    """Video frames this attempt renders; 0 until the renderer has said."""
+    eta_seconds: float | None
+    """Estimated seconds until the frames are rendered; ``None`` before the first frame."""
+
+
+class StatusBody(TypedDict):
+    """What ``GET /projects/{id}`` answers: see :func:`status_body`."""
+
+    id: object
+    status: str
+    output_path: str | None
+    progress: ProgressBody | None
+    error: str | None
+
+
+def status_body(
+    project: ProjectT,
+    source: ProgressSource[ProjectT],
+    *,
+    key: object = _MISSING,
+    status_field: str = "status",
+    output_field: str = "output_path",
+    values: Mapping[Status, Hashable] | None = None,
+) -> StatusBody:
+    """Build the JSON-ready status body of ``project``, the same in every framework.
+
+    ::
+
+        {"id": 42, "status": "PROCESSING", "output_path": "projects/42/final.mp4",
+         "progress": {"phase": "rendering", "fraction": 0.5, "done": 120,
+                      "total": 240, "eta_seconds": 3.2},
+         "error": null}
+
+    ``progress`` is the current attempt's, read from ``source`` (a
+    :class:`~renderstate.RenderRunner`, or anything that implements
+    :class:`~renderstate.typing.ProgressSource`), and only while that attempt runs: it is
+    ``null`` when nothing runs, and a finished attempt's figures are never shown, so the
+    first polls of a re-render never show the previous attempt's 100 %. ``error`` is the
+    reason the last attempt failed, only while the project is FAILED (and the source
+    knows it). ``output_path`` is ``null`` while there is no video (``None`` or ``""``
+    stored), and is kept while a re-render runs: the previous video stays playable.
+
+    The project is not read from the database here: pass the object your view just
+    loaded. No I/O is done, so it is safe in async views.
+
+    Args:
+        project: The project, as loaded by the view.
+        source: Where the progress and the error come from.
+        key: The ``id`` to show; by default ``project.pk`` if the object has one
+            (Django), else ``project.id``. A UUID is shown as its string.
+        status_field: The name of the status attribute, as for
+            :class:`~renderstate.ProjectLifecycle`.
+        output_field: The name of the output path attribute.
+        values: The stored literal of each status, for models that do not store the
+            four names (as for :class:`~renderstate.ProjectLifecycle`).
+
+    Raises:
+        UnknownStatusError: the project holds a status value outside the map.
+    """
+    # Only reads the object: the lifecycle maps the literal (and raises on an unknown one).
+    lifecycle = ProjectLifecycle(
+        project, status_field=status_field, output_field=output_field, values=values
+    )
+    status = lifecycle.status
+    output = getattr(project, output_field)
+    progress = source.progress(project)
+    shown: ProgressBody | None = None
+    if progress is not None and not progress.finished:
+        shown = {
+            "phase": progress.phase.value,
+            "fraction": progress.fraction,
+            "done": progress.frames_done,
+            "total": progress.frames_total,
+            "eta_seconds": progress.eta,
+        }
+    return {
+        "id": _json_key(lifecycle.project_key if key is _MISSING else key),
+        "status": status.value,
+        "output_path": output or None,
+        "progress": shown,
+        "error": source.error(project) if status is Status.FAILED else None,
+    }
+
+
+def _json_key(key: object) -> Any:
+    if key is None or isinstance(key, (int, str)):
+        return key
+    if isinstance(key, uuid.UUID):
+        return str(key)
+    if isinstance(key, tuple):
+        return [_json_key(part) for part in key]
+    return str(key)

@@ -1,0 +1,262 @@
+"""status_body: one JSON shape for every framework, fed by real runner renders."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from renderstate import Progress, RenderRunner, Status, UnknownStatusError
+from renderstate.runner import Phase
+from renderstate.testing import FakeRenderer, MemoryAdapter, MemoryProject
+from renderstate.typing import ProgressSink, ProgressSource
+from renderstate.web import status_body
+
+
+class GatedRenderer:
+    """FakeRenderer that stops after ``pause_at`` frames until ``release`` is set."""
+
+    def __init__(self, frames: int = 10, pause_at: int = 0, **fake: object) -> None:
+        self.frames = frames
+        self.pause_at = pause_at
+        self.paused = threading.Event()
+        self.release = threading.Event()
+        self.fake = FakeRenderer(frames, **fake)
+
+    def __call__(self, project: object, target: Path, progress: ProgressSink) -> None:
+        def sink(phase: str, done: int, total: int) -> None:
+            progress(phase, done, total)
+            if done == self.pause_at and not self.release.is_set():
+                self.paused.set()
+                assert self.release.wait(30)
+
+        if self.pause_at == 0:
+            self.paused.set()
+            assert self.release.wait(30)
+        self.fake(project, target, sink)
+
+
+def runner_for(tmp_path: Path, renderer: object, **options: object) -> RenderRunner[MemoryProject]:
+    return RenderRunner(
+        MemoryAdapter(),
+        renderer,
+        media_root=tmp_path,
+        progress_interval=0.0,
+        **options,
+    )
+
+
+def test_a_draft_project_has_no_progress(tmp_path: Path) -> None:
+    """Before any render: DRAFT, no video, null progress, no error; the body is JSON."""
+    project = MemoryProject()
+    with runner_for(tmp_path, FakeRenderer()) as runner:
+        body = status_body(project, runner)
+    assert body == {
+        "id": str(project.id),
+        "status": "DRAFT",
+        "output_path": None,
+        "progress": None,
+        "error": None,
+    }
+    assert json.loads(json.dumps(body)) == body
+
+
+def test_a_running_render_shows_its_own_figures(tmp_path: Path) -> None:
+    """While rendering, progress is the attempt's phase, frames, fraction and ETA."""
+    project = MemoryProject()
+    renderer = GatedRenderer(frames=10, pause_at=4)
+    with runner_for(tmp_path, renderer) as runner:
+        job = runner.submit(project)
+        assert renderer.paused.wait(30)
+        body = status_body(project, runner)
+        renderer.release.set()
+        job.wait(30)
+    assert body["status"] == "PROCESSING"
+    assert body["progress"] is not None
+    progress = body["progress"]
+    assert (progress["phase"], progress["done"], progress["total"]) == ("rendering", 4, 10)
+    assert progress["fraction"] == pytest.approx(0.4)
+    assert progress["eta_seconds"] is not None
+    assert progress["eta_seconds"] >= 0.0
+    assert body["error"] is None
+    assert json.loads(json.dumps(body)) == body
+
+
+def test_a_queued_render_shows_queued_at_zero(tmp_path: Path) -> None:
+    """A submitted render waiting for a worker shows phase queued at 0 of 0."""
+    blocker, project = MemoryProject(), MemoryProject()
+    renderer = GatedRenderer(frames=5)
+    with runner_for(tmp_path, renderer, max_workers=1) as runner:
+        first = runner.submit(blocker)
+        assert renderer.paused.wait(30)
+        runner.submit(project)
+        body = status_body(project, runner)
+        renderer.release.set()
+        first.wait(30)
+    assert body["status"] == "PROCESSING"
+    assert body["progress"] == {
+        "phase": "queued",
+        "fraction": 0.0,
+        "done": 0,
+        "total": 0,
+        "eta_seconds": None,
+    }
+
+
+def test_completed_shows_the_video_and_no_progress(tmp_path: Path) -> None:
+    """After a render: COMPLETED, the output path, and null progress (nothing runs)."""
+    project = MemoryProject()
+    with runner_for(tmp_path, FakeRenderer(frames=3)) as runner:
+        runner.submit(project).wait(30)
+        body = status_body(project, runner)
+    assert body["status"] == "COMPLETED"
+    assert body["output_path"] == f"projects/{project.id}/final.mp4"
+    assert body["progress"] is None
+    assert body["error"] is None
+
+
+def test_failed_shows_the_reason_and_no_progress(tmp_path: Path) -> None:
+    """A failed render: FAILED, the reason of that attempt, null progress."""
+    project = MemoryProject()
+    renderer = FakeRenderer(frames=5, fail_at_frame=2, exception=RuntimeError("disk full"))
+    with runner_for(tmp_path, renderer) as runner:
+        runner.submit(project).wait(30)
+        body = status_body(project, runner)
+        assert runner.error(project) == "RuntimeError: disk full"
+    assert body["status"] == "FAILED"
+    assert body["error"] == "RuntimeError: disk full"
+    assert body["progress"] is None
+    assert body["output_path"] is None
+
+
+def test_a_retry_hides_the_last_error_and_a_success_clears_it(tmp_path: Path) -> None:
+    """While a retry runs the old error is not shown; after it succeeds there is none."""
+    project = MemoryProject()
+    failing = FakeRenderer(frames=5, fail_at_frame=1, exception=RuntimeError("boom"))
+    with runner_for(tmp_path, failing) as runner:
+        runner.submit(project).wait(30)
+    renderer = GatedRenderer(frames=5, pause_at=2)
+    with runner_for(tmp_path, renderer) as runner:
+        assert runner.error(project) is None  # this runner never saw the failure
+        job = runner.submit(project)
+        assert renderer.paused.wait(30)
+        during = status_body(project, runner)
+        renderer.release.set()
+        job.wait(30)
+        after = status_body(project, runner)
+        assert runner.error(project) is None
+    assert (during["status"], during["error"]) == ("PROCESSING", None)
+    assert (after["status"], after["error"]) == ("COMPLETED", None)
+
+
+def test_a_rerenders_first_polls_never_show_the_previous_attempts_figures(
+    tmp_path: Path,
+) -> None:
+    """Polling while a re-render is submitted never shows the last attempt's 100 %."""
+    project = MemoryProject()
+    renderer = GatedRenderer(frames=10, pause_at=2)
+    renderer.release.set()  # the first render runs through
+    bodies: list[dict[str, object]] = []
+    stop = threading.Event()
+
+    with runner_for(tmp_path, renderer) as runner:
+        runner.submit(project).wait(30)
+        assert status_body(project, runner)["status"] == "COMPLETED"
+        renderer.release.clear()
+        renderer.paused.clear()
+
+        def poll() -> None:
+            while not stop.is_set():
+                bodies.append(dict(status_body(project, runner)))
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            job = runner.submit(project)
+            assert renderer.paused.wait(30)  # the new attempt is held at frame 2 of 10
+            held = status_body(project, runner)
+        finally:
+            stop.set()
+            poller.join(30)
+        renderer.release.set()
+        job.wait(30)
+
+    processing = [b for b in [*bodies, held] if b["status"] == "PROCESSING"]
+    assert processing, "the poller never saw the re-render running"
+    for body in processing:
+        progress = body["progress"]
+        assert progress is not None, body  # this runner knows the attempt at once
+        assert isinstance(progress, dict)
+        assert progress["phase"] in {"queued", "rendering"}, body
+        assert progress["fraction"] <= 0.2, body
+        assert progress["done"] <= 2, body
+    progress = held["progress"]
+    assert progress is not None
+    assert (progress["phase"], progress["done"], progress["total"]) == ("rendering", 2, 10)
+    assert progress["fraction"] == pytest.approx(0.2)
+    # The video of the first render stays reachable while the second runs.
+    assert {b["output_path"] for b in processing} == {f"projects/{project.id}/final.mp4"}
+
+
+@dataclasses.dataclass
+class Clip:
+    """A model with other names, integer literals and a NOT NULL output."""
+
+    pk: int
+    state: int = 10
+    video: str = ""
+
+
+INTEGERS = {Status.DRAFT: 10, Status.PROCESSING: 20, Status.COMPLETED: 30, Status.FAILED: 40}
+
+
+def test_other_field_names_and_literals(tmp_path: Path) -> None:
+    """status_field/output_field/values read the model as the lifecycle does; '' is no video."""
+    clip = Clip(pk=7)
+    options = {"status_field": "state", "output_field": "video", "values": INTEGERS}
+    with runner_for(tmp_path, FakeRenderer(frames=2), **options) as runner:
+        before = status_body(clip, runner, **options)
+        runner.submit(clip).wait(30)
+        after = status_body(clip, runner, **options)
+    assert (before["id"], before["status"], before["output_path"]) == (7, "DRAFT", None)
+    assert (after["status"], after["output_path"]) == ("COMPLETED", "projects/7/final.mp4")
+
+
+def test_an_unknown_stored_status_is_an_error(tmp_path: Path) -> None:
+    """A value outside the (mapped) literals raises UnknownStatusError, as the lifecycle does."""
+    project = MemoryProject(status="ARCHIVED")
+    with runner_for(tmp_path, FakeRenderer()) as runner, pytest.raises(UnknownStatusError):
+        status_body(project, runner)
+
+
+def test_key_can_be_given(tmp_path: Path) -> None:
+    """key= replaces the id read from the object."""
+    with runner_for(tmp_path, FakeRenderer()) as runner:
+        assert status_body(MemoryProject(), runner, key="abc")["id"] == "abc"
+
+
+class LedgerLike:
+    """Another ProgressSource: what a database-backed ledger will answer."""
+
+    def __init__(self, progress: Progress | None, error: str | None) -> None:
+        self._progress = progress
+        self._error = error
+
+    def progress(self, project: object) -> Progress | None:
+        return self._progress
+
+    def error(self, project: object) -> str | None:
+        return self._error
+
+
+def test_any_progress_source_works_and_finished_figures_are_hidden() -> None:
+    """A source's finished attempt never shows as progress, even on a PROCESSING row."""
+    done = Progress(Phase.DONE, 1.0, 10, 10, 3.0, 0.0)
+    source: ProgressSource[MemoryProject] = LedgerLike(done, "RuntimeError: old")
+    body = status_body(MemoryProject(status="PROCESSING"), source)
+    assert (body["progress"], body["error"]) == (None, None)
+    failed = status_body(MemoryProject(status="FAILED"), source)
+    assert failed["error"] == "RuntimeError: old"
