@@ -8,6 +8,9 @@ here only speak the harness's logical column names (status, output, title, timel
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
 import datetime as dt
 import functools
 import multiprocessing
@@ -46,6 +49,8 @@ from .databases import Target
 
 THREADS = 16
 PROCESSES = 4
+BARRIER_TIMEOUT = 120
+"""Seconds a racer waits for the others: a thread that failed to load must not hang the run."""
 
 INTEGER_LITERALS: Mapping[Status, Hashable] = {
     Status.DRAFT: 10,
@@ -87,9 +92,31 @@ def event_loop() -> asyncio.AbstractEventLoop:
         return _LOOP
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on :func:`event_loop` and wait for its result."""
-    return asyncio.run_coroutine_threadsafe(coroutine, event_loop()).result()
+def run(coroutine: Coroutine[Any, Any, T], context: contextvars.Context | None = None) -> T:
+    """Run ``coroutine`` on :func:`event_loop` and wait for its result.
+
+    With ``context``, the task runs in that context and what it sets there stays set for
+    the next call with the same context: Django's per-request ORM thread
+    (``ThreadSensitiveContext``) lives in a context variable.
+    """
+    loop = event_loop()
+    if context is None:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+    result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def copy(task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            result.cancel()
+        elif (error := task.exception()) is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(task.result())
+
+    def start() -> None:
+        loop.create_task(coroutine, context=context).add_done_callback(copy)
+
+    loop.call_soon_threadsafe(start)
+    return result.result()
 
 
 class BlockingAdapter:
@@ -99,15 +126,16 @@ class BlockingAdapter:
     ``refresh_status``: sixteen threads become sixteen tasks on the loop.
     """
 
-    def __init__(self, adapter: Any) -> None:
+    def __init__(self, adapter: Any, context: contextvars.Context | None = None) -> None:
         self.inner = adapter
+        self.context = context
 
     def apply(self, project: object, change: Change) -> bool:
-        result: bool = run(self.inner.apply(project, change))
+        result: bool = run(self.inner.apply(project, change), self.context)
         return result
 
     def refresh_status(self, project: object, status_field: str) -> None:
-        run(self.inner.refresh_status(project, status_field))
+        run(self.inner.refresh_status(project, status_field), self.context)
 
     def project_key(self, project: object) -> object:
         return self.inner.project_key(project)
@@ -115,6 +143,37 @@ class BlockingAdapter:
     def empty_output(self, project: object, field: str) -> str | None:
         result: str | None = self.inner.empty_output(project, field)
         return result
+
+
+class BlockingLifecycle:
+    """An async-bound :class:`ProjectLifecycle` whose ``a``-methods are awaited on the loop.
+
+    The synchronous contract calls ``start_render()``; this awaits ``astart_render()``,
+    so every contract test drives the async adapter through the async lifecycle.
+    """
+
+    def __init__(
+        self, lifecycle: ProjectLifecycle[Any], context: contextvars.Context | None
+    ) -> None:
+        self.inner = lifecycle
+        self.context = context
+
+    def start_render(self) -> Any:
+        return run(self.inner.astart_render(), self.context)
+
+    def complete(self, output_path: str) -> Any:
+        return run(self.inner.acomplete(output_path), self.context)
+
+    def fail(self, error: Any = None, *, clear_output: bool = False) -> Any:
+        return run(self.inner.afail(error, clear_output=clear_output), self.context)
+
+    @property
+    def status(self) -> Status:
+        return self.inner.status
+
+    @property
+    def project_key(self) -> object:
+        return self.inner.project_key
 
 
 class Transaction:
@@ -269,8 +328,23 @@ class AsyncHarness(Harness):
         """The caller's own async transaction (committed on exit, rolled back on error)."""
         raise NotImplementedError
 
+    def connection_scope(self) -> AbstractAsyncContextManager[object]:
+        """Where a task gets a connection of its own (Django: its own ORM thread)."""
+        return contextlib.nullcontext()
+
     def adapter(self) -> Adapter[Any]:
         return BlockingAdapter(self.async_adapter())
+
+    def lifecycle(self, project: object, adapter: Adapter[Any] | None = None) -> Any:
+        """The async lifecycle over the async adapter (or the transaction's), awaited."""
+        if isinstance(adapter, BlockingAdapter):
+            inner, context = adapter.inner, adapter.context
+        else:
+            inner, context = adapter or self.async_adapter(), None
+        return BlockingLifecycle(ProjectLifecycle(project, inner, **self.options), context)
+
+    def async_lifecycle(self, project: object, adapter: Any = None) -> ProjectLifecycle[Any]:
+        return ProjectLifecycle(project, adapter or self.async_adapter(), **self.options)
 
     def load(self, key: object) -> Any:
         return run(self.aload(key))
@@ -292,14 +366,19 @@ class _blocking_transaction(AbstractContextManager[Transaction]):  # noqa: N801
     """Enter an async transaction from a thread: each step is awaited on the loop."""
 
     def __init__(self, harness: AsyncHarness) -> None:
-        self._context = harness.async_transaction()
+        self._manager = harness.async_transaction()
+        # Every step of one transaction runs in one context: the same ORM thread.
+        self._context = contextvars.Context()
 
     def __enter__(self) -> Transaction:
-        tx = run(self._context.__aenter__())
-        return Transaction(BlockingAdapter(tx.adapter), lambda key: run(tx.load(key)))
+        tx = run(self._manager.__aenter__(), self._context)
+        return Transaction(
+            BlockingAdapter(tx.adapter, self._context),
+            lambda key: run(tx.load(key), self._context),
+        )
 
     def __exit__(self, *exc_info: Any) -> bool | None:
-        return run(self._context.__aexit__(*exc_info))
+        return run(self._manager.__aexit__(*exc_info), self._context)
 
 
 # -------------------------------------------------------------------- helpers
@@ -439,8 +518,15 @@ class AdapterContract:
 
             def start(_: int, key: object = key, barrier: threading.Barrier = barrier) -> str:
                 try:
-                    lifecycle = harness.lifecycle(harness.load(key))
-                    barrier.wait()
+                    try:
+                        lifecycle = harness.lifecycle(harness.load(key))
+                    except Exception as exc:
+                        barrier.abort()  # the others must not wait for this thread forever
+                        return f"load error: {exc!r}"
+                    try:
+                        barrier.wait(timeout=BARRIER_TIMEOUT)
+                    except threading.BrokenBarrierError:
+                        return "another racer failed"
                     return outcome(lifecycle.start_render)
                 finally:
                     harness.release()
@@ -457,7 +543,7 @@ class AdapterContract:
 
         def start(_: int) -> str:
             try:
-                barrier.wait()
+                barrier.wait(timeout=BARRIER_TIMEOUT)
                 with harness.transaction() as tx:
                     lifecycle = harness.lifecycle(tx.load(key), tx.adapter)
                     return outcome(lifecycle.start_render)
@@ -849,29 +935,37 @@ class AsyncAdapterContract(AdapterContract):
 
     @pytest.mark.parametrize("initial", [Status.DRAFT, Status.COMPLETED, Status.FAILED])
     def test_sixteen_tasks_one_winner(self, harness: Harness, initial: Status) -> None:
-        """Of 16 asyncio tasks on separate connections starting one render, exactly one wins."""
+        """Of 16 asyncio tasks on separate connections awaiting astart_render, one wins."""
         assert isinstance(harness, AsyncHarness)
         key = harness.insert(initial)
-        change = harness.start_change(Status.DRAFT, Status.COMPLETED, Status.FAILED)
         status = harness.columns["status"]
 
-        async def race() -> list[tuple[bool, object]]:
-            adapter = harness.async_adapter()
-            projects = [await harness.aload(key) for _ in range(THREADS)]
-            go = asyncio.Event()
+        async def race() -> list[tuple[str, object]]:
+            loaded = 0
+            all_loaded = asyncio.Event()
 
-            async def start(project: object) -> tuple[bool, object]:
-                await go.wait()
-                applied: bool = await adapter.apply(project, change)
-                return applied, getattr(project, status)
+            async def start() -> tuple[str, object]:
+                nonlocal loaded
+                async with harness.connection_scope():
+                    project = await harness.aload(key)
+                    lifecycle = harness.async_lifecycle(project)
+                    loaded += 1
+                    if loaded == THREADS:
+                        all_loaded.set()
+                    await all_loaded.wait()
+                    try:
+                        await lifecycle.astart_render()
+                    except RenderConflictError:
+                        return "conflict", getattr(project, status)
+                    except Exception as exc:
+                        return f"error: {exc!r}", None
+                    return "won", getattr(project, status)
 
-            tasks = [asyncio.ensure_future(start(p)) for p in projects]
-            await asyncio.sleep(0)
-            go.set()
-            return list(await asyncio.gather(*tasks))
+            return list(await asyncio.gather(*(start() for _ in range(THREADS))))
 
         results = run(race())
-        assert sorted(applied for applied, _ in results) == [False] * (THREADS - 1) + [True]
+        outcomes = sorted(result for result, _ in results)
+        assert outcomes == ["conflict"] * (THREADS - 1) + ["won"], results
         # Every loser's object was refreshed to the winner's PROCESSING.
         assert {held for _, held in results} == {harness.literal(Status.PROCESSING)}
         assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
@@ -880,31 +974,43 @@ class AsyncAdapterContract(AdapterContract):
         """Of 16 tasks each inside its own open transaction (own connection), one wins."""
         assert isinstance(harness, AsyncHarness)
         key = harness.insert()
-        change = harness.start_change(Status.DRAFT)
 
         async def race() -> list[str]:
-            loaded = 0
-            all_loaded = asyncio.Event()
+            ready = 0
+            go = asyncio.Event()
 
             async def start() -> str:
-                nonlocal loaded
+                nonlocal ready
+                ready += 1
+                if ready == THREADS:
+                    go.set()
+                # Released together, before their transactions: on SQLite the first
+                # BEGIN IMMEDIATE holds the write lock until it commits.
+                await go.wait()
                 async with harness.async_transaction() as tx:
-                    project = await tx.load(key)
-                    loaded += 1
-                    if loaded == THREADS:
-                        all_loaded.set()
-                    await all_loaded.wait()
+                    lifecycle = harness.async_lifecycle(await tx.load(key), tx.adapter)
                     try:
-                        applied = await tx.adapter.apply(project, change)
+                        await lifecycle.astart_render()
+                    except RenderConflictError:
+                        return "conflict"
                     except Exception as exc:
                         return f"error: {exc!r}"
-                    return "won" if applied else "refused"
+                    return "won"
 
             return list(await asyncio.gather(*(start() for _ in range(THREADS))))
 
         results = run(race())
-        assert sorted(results) == ["refused"] * (THREADS - 1) + ["won"], results
+        assert sorted(results) == ["conflict"] * (THREADS - 1) + ["won"], results
         assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_async_lifecycle_refuses_the_sync_methods(self, harness: Harness) -> None:
+        """A lifecycle over the async adapter refuses start_render() and names astart_render."""
+        assert isinstance(harness, AsyncHarness)
+        key = harness.insert()
+        lifecycle = harness.async_lifecycle(harness.load(key))
+        with pytest.raises(TypeError, match="astart_render"):
+            lifecycle.start_render()
+        assert harness.row(key)["status"] == harness.literal(Status.DRAFT)
 
     def test_refused_apply_refreshes_inside_the_async_transaction(self, harness: Harness) -> None:
         """A refusal in an open async transaction reads the current row, not its snapshot."""
@@ -924,7 +1030,10 @@ class AsyncAdapterContract(AdapterContract):
                 applied: bool = await tx.adapter.apply(project, harness.start_change(Status.DRAFT))
                 return applied, getattr(project, status)
 
-        assert run(attempt()) == (False, harness.literal(Status.PROCESSING))
+        assert run(attempt(), contextvars.Context()) == (
+            False,
+            harness.literal(Status.PROCESSING),
+        )
 
     def test_async_apply_of_a_deleted_row_is_not_found(self, harness: Harness) -> None:
         """Awaiting apply or refresh_status on a deleted row raises ProjectNotFoundError."""

@@ -7,6 +7,10 @@ field or migration::
     from renderstate.adapters.django import DjangoAdapter
 
     ProjectLifecycle(project, adapter=DjangoAdapter()).start_render()
+
+In async views, :class:`AsyncDjangoAdapter` does the same without blocking the event loop::
+
+    await ProjectLifecycle(project, adapter=AsyncDjangoAdapter()).astart_render()
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 try:
+    from asgiref.sync import sync_to_async
     from django.db import close_old_connections, connections, models, router
     from django.db.models import CharField, F, Func
     from django.db.models.lookups import In
@@ -31,7 +36,7 @@ from renderstate._records import Change
 from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
 
-__all__ = ["DjangoAdapter"]
+__all__ = ["AsyncDjangoAdapter", "DjangoAdapter"]
 
 _MISSING: Final = object()
 _UNCOMMITTED: Final = "_renderstate_uncommitted"
@@ -259,6 +264,66 @@ def _settle(project: Any) -> None:
 
 def _settle_before_save(sender: object, instance: Any, **kwargs: Any) -> None:
     _settle(instance)
+
+
+class AsyncDjangoAdapter:
+    """:class:`DjangoAdapter` for async views: the same guarded ``UPDATE``, awaited.
+
+    Implements :class:`~renderstate.typing.AsyncAdapter`. Django's async ORM runs the
+    database work of ``asave()``, ``aupdate()`` and the other ``a``-methods in a thread
+    (``sync_to_async``, thread-sensitive) because its database layer is synchronous;
+    this adapter does exactly that with the whole of :meth:`DjangoAdapter.apply`. So the
+    write, the ``auto_now`` stamps and the signals are those of the synchronous adapter,
+    sent as ``asave()`` sends them: ``pre_save`` and ``post_save`` with ``update_fields``,
+    through ``Signal.send()`` in the ORM's thread (Django 5.0+ also runs the async
+    receivers connected to them). The check, the write and the signals are one hop to
+    that thread, so no other ORM call of the same request can run in between.
+
+    Under ASGI each request has its own ORM thread, hence its own connection, so
+    concurrent requests race in the database, where one conditional ``UPDATE`` wins.
+
+    Args:
+        using: The database alias to write to; by default the one the instance was loaded
+            from, else the router's choice for writes.
+    """
+
+    __slots__ = ("_adapter",)
+
+    def __init__(self, using: str | None = None) -> None:
+        self._adapter = DjangoAdapter(using)
+
+    def __repr__(self) -> str:
+        return f"<AsyncDjangoAdapter using={self.using!r}>"
+
+    @property
+    def using(self) -> str | None:
+        """The database alias, or ``None`` to follow the instance and the routers."""
+        return self._adapter.using
+
+    async def apply(self, project: Any, change: Change) -> bool:
+        """Write ``change`` as :meth:`DjangoAdapter.apply` does, in the ORM's thread.
+
+        Raises:
+            ProjectNotFoundError: ``project`` was never saved, or its row is gone.
+        """
+        applied: bool = await sync_to_async(self._adapter.apply)(project, change)
+        return applied
+
+    async def refresh_status(self, project: Any, status_field: str) -> None:
+        """Read the stored status into ``project`` (one ``SELECT``), in the ORM's thread.
+
+        Raises:
+            ProjectNotFoundError: ``project`` was never saved, or its row is gone.
+        """
+        await sync_to_async(self._adapter.refresh_status)(project, status_field)
+
+    def project_key(self, project: Any) -> object:
+        """Return ``project.pk``, or ``None`` while the instance was never saved."""
+        return self._adapter.project_key(project)
+
+    def empty_output(self, project: Any, field: str) -> str | None:
+        """Return ``None`` for a ``null=True`` field, else ``""``."""
+        return self._adapter.empty_output(project, field)
 
 
 def _restore(project: Any, previous: dict[str, Any]) -> None:
