@@ -10,7 +10,10 @@ two conditional UPDATEs written by hand through the same ORM; and a contention r
 (8 threads x ``--attempts`` start attempts on one project while a completer thread
 completes whatever is PROCESSING), counting successes, conflicts and other errors.
 
-The harnesses of ``tests/adapters`` are reused, so the models are the tested ones.
+The harnesses of ``tests/adapters`` are reused, so the models are the tested ones. The async
+adapters (``sqlalchemy-async``, ``django-async``) run through ``astart_render()`` and
+``acomplete()`` on the harness's event loop, next to the same two UPDATEs awaited by hand
+through the same async ORM, so both columns pay the same loop round trips.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from adapters.contract import Harness  # noqa: E402
+from adapters.contract import Harness, run  # noqa: E402
 from adapters.databases import BACKENDS, Target, create, drop  # noqa: E402
 from renderstate import RenderConflictError, Status  # noqa: E402
 
@@ -88,14 +91,55 @@ def handwritten_peewee(harness: Any) -> Callable[[object], None]:
     return run
 
 
+def handwritten_sqlalchemy_async(harness: Any) -> Callable[[object], None]:
+    from sqlalchemy import update  # noqa: PLC0415
+
+    from adapters.test_sqlalchemy import Project, now  # noqa: PLC0415
+
+    async def pair(key: object) -> None:
+        async with harness.async_factory.begin() as session:
+            await session.execute(
+                update(Project)
+                .where(Project.id == key, Project.status.in_(STARTABLE))
+                .values(status="PROCESSING", updated_at=now())
+            )
+        async with harness.async_factory.begin() as session:
+            await session.execute(
+                update(Project)
+                .where(Project.id == key, Project.status == "PROCESSING")
+                .values(status="COMPLETED", output_path=PATH, updated_at=now())
+            )
+
+    return lambda key: run(pair(key))
+
+
+def handwritten_django_async(harness: Any) -> Callable[[object], None]:
+    from django.utils import timezone  # noqa: PLC0415
+
+    async def pair(key: object) -> None:
+        rows = harness.model.objects.using(harness.alias)
+        await rows.filter(pk=key, status__in=STARTABLE).aupdate(
+            status="PROCESSING", updated_at=timezone.now()
+        )
+        await rows.filter(pk=key, status="PROCESSING").aupdate(
+            status="COMPLETED", output_path=PATH, updated_at=timezone.now()
+        )
+
+    return lambda key: run(pair(key))
+
+
 def harnesses() -> dict[str, tuple[type[Harness], Callable[[Any], Callable[[object], None]]]]:
     from adapters.test_django import DjangoHarness  # noqa: PLC0415
+    from adapters.test_django_async import AsyncDjangoHarness  # noqa: PLC0415
     from adapters.test_peewee import PeeweeHarness  # noqa: PLC0415
     from adapters.test_sqlalchemy import SQLAlchemyHarness  # noqa: PLC0415
+    from adapters.test_sqlalchemy_async import AsyncSQLAlchemyHarness  # noqa: PLC0415
 
     return {
         "django": (DjangoHarness, handwritten_django),
+        "django-async": (AsyncDjangoHarness, handwritten_django_async),
         "sqlalchemy": (SQLAlchemyHarness, handwritten_sqlalchemy),
+        "sqlalchemy-async": (AsyncSQLAlchemyHarness, handwritten_sqlalchemy_async),
         "peewee": (PeeweeHarness, handwritten_peewee),
     }
 
@@ -197,6 +241,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--attempts", type=int, default=500)
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS))
+    parser.add_argument("--adapters", nargs="*", default=None, help="default: all")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,7 +249,10 @@ def main() -> None:
         try:
             for backend in args.backends:
                 targets[backend] = create(backend, Path(tmp), "bench")
-            for name, (harness_class, handwritten) in harnesses().items():
+            chosen = harnesses()
+            if args.adapters:
+                chosen = {name: chosen[name] for name in args.adapters}
+            for name, (harness_class, handwritten) in chosen.items():
                 for backend, target in targets.items():
                     harness = harness_class(target, variant=False)
                     harness.prepare()

@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from renderstate import Change, ProjectLifecycle, Status, TransitionRecord
-from renderstate.adapters.django import DjangoAdapter
+from renderstate.adapters.django import AsyncDjangoAdapter, DjangoAdapter
 from renderstate.adapters.peewee import PeeweeAdapter
 from renderstate.adapters.sqlalchemy import AsyncSQLAlchemyAdapter, SQLAlchemyAdapter
-from renderstate.typing import Adapter
+from renderstate.typing import Adapter, AsyncAdapter
 
 
 def every_adapter(session: Session, factory: sessionmaker[Session]) -> list[Adapter[Any]]:
@@ -42,3 +42,21 @@ async def start_async(project: object, factory: async_sessionmaker[AsyncSession]
     applied: bool = await adapter.apply(project, change)
     await AsyncSQLAlchemyAdapter(factory()).refresh_status(project, "status")
     return applied
+
+
+def every_async_adapter(
+    session: AsyncSession, factory: async_sessionmaker[AsyncSession]
+) -> list[AsyncAdapter[Any]]:
+    return [
+        AsyncSQLAlchemyAdapter(session),
+        AsyncSQLAlchemyAdapter(factory),
+        AsyncDjangoAdapter(),
+        AsyncDjangoAdapter(using="replica"),
+    ]
+
+
+async def start_through_the_lifecycle(project: object, adapter: AsyncAdapter[Any]) -> Status:
+    lifecycle = ProjectLifecycle(project, adapter)
+    record: TransitionRecord = await lifecycle.astart_render()
+    await lifecycle.acomplete("projects/1/final.mp4")
+    return record.target
