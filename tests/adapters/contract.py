@@ -1003,6 +1003,24 @@ class AsyncAdapterContract(AdapterContract):
         assert sorted(results) == ["conflict"] * (THREADS - 1) + ["won"], results
         assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
 
+    def test_foreign_objects_are_a_type_error(self, harness: Harness) -> None:
+        """A plain object or another ORM's object is a TypeError naming the async adapter."""
+        assert isinstance(harness, AsyncHarness)
+        adapter = harness.async_adapter()
+        name = type(adapter).__name__
+        for project in foreign_objects(harness.orm):
+            lifecycle = ProjectLifecycle(project, adapter)
+            for call in (
+                lambda lifecycle=lifecycle: run(lifecycle.astart_render()),
+                lambda lifecycle=lifecycle: lifecycle.project_key,
+                lambda project=project: run(adapter.refresh_status(project, "status")),
+                lambda project=project: adapter.empty_output(project, "output_path"),
+            ):
+                expected = f"{name} stores .*got a .*{type(project).__name__}"
+                with pytest.raises(TypeError, match=expected):
+                    call()
+            assert project.status == "DRAFT"  # type: ignore[attr-defined]
+
     def test_async_lifecycle_refuses_the_sync_methods(self, harness: Harness) -> None:
         """A lifecycle over the async adapter refuses start_render() and names astart_render."""
         assert isinstance(harness, AsyncHarness)

@@ -41,6 +41,7 @@ __all__ = ["AsyncDjangoAdapter", "DjangoAdapter"]
 _MISSING: Final = object()
 _UNCOMMITTED: Final = "_renderstate_uncommitted"
 """The instance attribute listing transitions written inside a transaction not yet committed."""
+_ASYNC_NAME: Final = "AsyncDjangoAdapter"
 
 
 class DjangoAdapter:
@@ -194,11 +195,9 @@ class _Binary(Func):
     output_field = CharField()
 
 
-def _check_model(project: object) -> None:
+def _check_model(project: object, adapter: str = "DjangoAdapter") -> None:
     if not isinstance(project, models.Model):
-        raise foreign_object(
-            adapter="DjangoAdapter", expected="Django model instances", project=project
-        )
+        raise foreign_object(adapter=adapter, expected="Django model instances", project=project)
 
 
 class _Pending:
@@ -305,7 +304,9 @@ class AsyncDjangoAdapter:
 
         Raises:
             ProjectNotFoundError: ``project`` was never saved, or its row is gone.
+            TypeError: ``project`` is not a Django model instance.
         """
+        _check_model(project, _ASYNC_NAME)  # before the hop to the ORM thread
         applied: bool = await sync_to_async(self._adapter.apply)(project, change)
         return applied
 
@@ -315,14 +316,17 @@ class AsyncDjangoAdapter:
         Raises:
             ProjectNotFoundError: ``project`` was never saved, or its row is gone.
         """
+        _check_model(project, _ASYNC_NAME)
         await sync_to_async(self._adapter.refresh_status)(project, status_field)
 
     def project_key(self, project: Any) -> object:
         """Return ``project.pk``, or ``None`` while the instance was never saved."""
+        _check_model(project, _ASYNC_NAME)
         return self._adapter.project_key(project)
 
     def empty_output(self, project: Any, field: str) -> str | None:
         """Return ``None`` for a ``null=True`` field, else ``""``."""
+        _check_model(project, _ASYNC_NAME)
         return self._adapter.empty_output(project, field)
 
 
