@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from renderstate import Progress, RenderRunner, Status, UnknownStatusError
+from renderstate.ledger import Ledger
+from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer, MemoryAdapter, MemoryProject
 from renderstate.typing import ProgressSink, ProgressSource
@@ -260,3 +262,21 @@ def test_any_progress_source_works_and_finished_figures_are_hidden() -> None:
     assert (body["progress"], body["error"]) == (None, None)
     failed = status_body(MemoryProject(status="FAILED"), source)
     assert failed["error"] == "RuntimeError: old"
+
+
+def test_with_a_ledger_another_processs_failure_is_shown(tmp_path: Path) -> None:
+    """A runner sharing a ledger shows the failure of an attempt another runner ran."""
+    store = MemoryAttemptStore()
+    project = MemoryProject()
+    failing = FakeRenderer(frames=4, fail_at_frame=1, exception=RuntimeError("disk full"))
+    worker = runner_for(tmp_path, failing, ledger=Ledger(store))
+    web = runner_for(tmp_path, FakeRenderer(), ledger=Ledger(store))
+    with worker, web:
+        assert worker.submit(project).wait(30) is Status.FAILED
+        body = status_body(project, web)  # the web runner never rendered it
+        assert web.error(project) == "RuntimeError: disk full"
+    assert (body["status"], body["error"], body["progress"]) == (
+        "FAILED",
+        "RuntimeError: disk full",
+        None,
+    )

@@ -806,14 +806,21 @@ class RenderRunner(Generic[ProjectT]):
         return progress_of(current, self._ledger.now())
 
     def error(self, project: ProjectT) -> str | None:
-        """Return why the project's last attempt in this runner failed, as one line.
+        """Return why the project's current attempt failed, as one line, if it did.
 
         ``"RuntimeError: disk full"`` (the exception's type and message), or ``None`` while
-        that attempt runs, after it succeeded, or when this runner has not rendered the
-        project. With :meth:`progress` this makes the runner a
+        that attempt runs, after it succeeded, or when no attempt is known. As for
+        :meth:`progress`, the attempt is this runner's last one, or with a ledger the
+        project's newest one in any process. With :meth:`progress` this makes the runner a
         :class:`~renderstate.typing.ProgressSource`.
         """
-        job = self._jobs.get(self._adapter.project_key(project))
+        key = self._adapter.project_key(project)
+        job = self._jobs.get(key)
+        if self._ledger is not None and key is not None:
+            current = self._ledger.current(self._ledger.scope(project), encode_key(key))
+            if current is not None and (job is None or job.attempt_id != current.id):
+                ended = current.state in (AttemptState.FAILED, AttemptState.INTERRUPTED)
+                return current.error if ended else None
         if job is None or not job.done() or job.error is None:
             return None
         text = str(job.error).splitlines()[0] if str(job.error) else ""
