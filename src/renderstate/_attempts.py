@@ -9,14 +9,17 @@ import dataclasses
 import datetime
 import enum
 import json
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 __all__ = [
     "ACTIVE_STATES",
     "Attempt",
     "AttemptState",
+    "attempt_from_row",
     "decode_key",
     "encode_key",
+    "stored_values",
 ]
 
 
@@ -164,3 +167,19 @@ WIDTHS: Final = {
     "phase": 32,
 }
 """The most characters each text column of the ledger's table holds, in every store."""
+
+
+def stored_values(values: Mapping[str, object]) -> dict[str, object]:
+    """Return ``values`` as a store writes them: states as their text."""
+    return {
+        name: (value.value if isinstance(value, AttemptState) else value)
+        for name, value in values.items()
+    }
+
+
+def attempt_from_row(row: Mapping[Any, Any]) -> Attempt:
+    """Build an :class:`Attempt` from a stored row (its columns by name)."""
+    data = dict(row)
+    data["state"] = AttemptState(data["state"])
+    data["id"] = int(data["id"])
+    return Attempt(**{name: data[name] for name in FIELDS})

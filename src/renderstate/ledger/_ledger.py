@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple
 
 from renderstate._attempts import ACTIVE_STATES, WIDTHS, Attempt, AttemptState, encode_key
 from renderstate._lifecycle import ProjectLifecycle
+from renderstate._lifecycle import _describe as describe_error
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
@@ -508,13 +509,9 @@ def _text(key: object) -> str:
 
 
 def _describe(error: BaseException | str | None) -> str | None:
-    if error is None:
+    text = describe_error(error)
+    if text is None:
         return None
-    if isinstance(error, str):
-        text = error
-    else:
-        text = str(error)
-        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     # Any text an exception carries must fit the column, or the failure could not be saved
     # and the project would stay PROCESSING: PostgreSQL refuses NUL in text, MySQL's TEXT
     # holds 64 KiB.

@@ -25,7 +25,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     )
     raise ImportError(msg) from exc
 
-from renderstate._attempts import ACTIVE_STATES, FIELDS, Attempt, AttemptState, decode_key
+from renderstate._attempts import (
+    ACTIVE_STATES,
+    FIELDS,
+    Attempt,
+    AttemptState,
+    attempt_from_row,
+    decode_key,
+    stored_values,
+)
 from renderstate.typing import ProjectT
 
 __all__ = [
@@ -196,7 +204,7 @@ class PeeweeAttemptStore:
 
     def insert(self, attempt: Attempt) -> Attempt:
         """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
-        values = _values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
+        values = stored_values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
         new_id = self.model.insert(**values).execute()
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(new_id)})
 
@@ -213,7 +221,7 @@ class PeeweeAttemptStore:
         where = (model.id == attempt_id) & model.state.in_([AttemptState(s).value for s in states])
         if lease_before is not None:
             where &= model.lease_expires_at < lease_before
-        if model.update(**_values(values)).where(where).execute() == 1:
+        if model.update(**stored_values(values)).where(where).execute() == 1:
             return True
         if not isinstance(_target(self.database), peewee.MySQLDatabase):
             return False
@@ -227,7 +235,7 @@ class PeeweeAttemptStore:
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
         rows = list(self.model.select().where(self.model.id == attempt_id).dicts())
-        return _attempt(rows[0]) if rows else None
+        return attempt_from_row(rows[0]) if rows else None
 
     def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
         """Return the project's attempts, newest first."""
@@ -239,7 +247,7 @@ class PeeweeAttemptStore:
         )
         if limit is not None:
             query = query.limit(limit)
-        return [_attempt(row) for row in query.dicts()]
+        return [attempt_from_row(row) for row in query.dicts()]
 
     def live(self, scope: str, key: str) -> list[Attempt]:
         """Return the project's queued or rendering attempts."""
@@ -247,7 +255,7 @@ class PeeweeAttemptStore:
         query = model.select().where(
             (model.scope == scope) & (model.project_key == key) & model.state.in_(_ACTIVE)
         )
-        return [_attempt(row) for row in query.order_by(model.id).dicts()]
+        return [attempt_from_row(row) for row in query.order_by(model.id).dicts()]
 
     def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
@@ -256,7 +264,7 @@ class PeeweeAttemptStore:
         if scope is not None:
             where &= model.scope == scope
         query = model.select().where(where).order_by(model.id)
-        return [_attempt(row) for row in query.dicts()]
+        return [attempt_from_row(row) for row in query.dicts()]
 
     def loader(self, model: type[ProjectT]) -> PeeweeLoader[ProjectT]:
         """Return a loader of ``model`` instances by the key text the ledger stores."""
@@ -318,17 +326,3 @@ def _convert(field: Any, text: object) -> object:
 
 
 _ACTIVE: Final = [s.value for s in ACTIVE_STATES]
-
-
-def _values(values: Mapping[str, object]) -> dict[str, Any]:
-    return {
-        name: (value.value if isinstance(value, AttemptState) else value)
-        for name, value in values.items()
-    }
-
-
-def _attempt(row: Mapping[str, Any]) -> Attempt:
-    data = dict(row)
-    data["state"] = AttemptState(data["state"])
-    data["id"] = int(data["id"])
-    return Attempt(**{name: data[name] for name in FIELDS})

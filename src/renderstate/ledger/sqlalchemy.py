@@ -34,7 +34,7 @@ try:
         select,
         update,
     )
-    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.state import InstanceState
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -44,7 +44,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     )
     raise ImportError(msg) from exc
 
-from renderstate._attempts import ACTIVE_STATES, FIELDS, Attempt, AttemptState, decode_key
+from renderstate._attempts import (
+    ACTIVE_STATES,
+    FIELDS,
+    Attempt,
+    AttemptState,
+    attempt_from_row,
+    decode_key,
+    stored_values,
+)
 from renderstate.adapters.sqlalchemy import _JOINED, joined
 from renderstate.typing import ProjectT
 
@@ -188,7 +196,7 @@ class SQLAlchemyAttemptStore:
         where = [c.id == attempt_id, c.state.in_([AttemptState(s).value for s in states])]
         if lease_before is not None:
             where.append(c.lease_expires_at < lease_before)
-        stmt = update(self.table).where(*where).values(_column_values(values))
+        stmt = update(self.table).where(*where).values(stored_values(values))
         with self._transaction() as session:
             result = cast("CursorResult[Any]", session.execute(stmt))
             return result.rowcount == 1
@@ -197,7 +205,7 @@ class SQLAlchemyAttemptStore:
         """Return the attempt with that id."""
         with self._transaction() as session:
             row = session.execute(select(self.table).where(self.table.c.id == attempt_id)).first()
-        return None if row is None else _attempt(row)
+        return None if row is None else attempt_from_row(row._mapping)
 
     def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
         """Return the project's attempts, newest first."""
@@ -209,7 +217,7 @@ class SQLAlchemyAttemptStore:
             .limit(limit)
         )
         with self._transaction() as session:
-            return [_attempt(row) for row in session.execute(query)]
+            return [attempt_from_row(row._mapping) for row in session.execute(query)]
 
     def live(self, scope: str, key: str) -> list[Attempt]:
         """Return the project's queued or rendering attempts."""
@@ -218,7 +226,7 @@ class SQLAlchemyAttemptStore:
             c.scope == scope, c.project_key == key, c.state.in_([s.value for s in ACTIVE_STATES])
         )
         with self._transaction() as session:
-            return [_attempt(row) for row in session.execute(query)]
+            return [attempt_from_row(row._mapping) for row in session.execute(query)]
 
     def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
@@ -229,7 +237,7 @@ class SQLAlchemyAttemptStore:
         if scope is not None:
             query = query.where(c.scope == scope)
         with self._transaction() as session:
-            return [_attempt(row) for row in session.execute(query.order_by(c.id))]
+            return [attempt_from_row(row._mapping) for row in session.execute(query.order_by(c.id))]
 
     def loader(self, model: type[ProjectT]) -> SQLAlchemyLoader[ProjectT]:
         """Return a loader of ``model`` instances by the key text the ledger stores."""
@@ -288,23 +296,9 @@ def _convert(column: Column[Any], text: object) -> object:
     return python_type(text)
 
 
-def _column_values(values: Mapping[str, object]) -> dict[str, object]:
-    return {
-        name: (value.value if isinstance(value, AttemptState) else value)
-        for name, value in values.items()
-    }
-
-
 def _attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
     return {name: getattr(attempt, name) for name in FIELDS}
 
 
 def _row_values(attempt: Attempt) -> dict[str, object]:
-    return _column_values(_attempt_kwargs(attempt))
-
-
-def _attempt(row: Row[Any]) -> Attempt:
-    data = dict(row._mapping)
-    data["state"] = AttemptState(data["state"])
-    data["id"] = int(data["id"])
-    return Attempt(**{name: data[name] for name in FIELDS})
+    return stored_values(_attempt_kwargs(attempt))

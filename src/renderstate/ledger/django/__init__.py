@@ -34,7 +34,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     )
     raise ImportError(msg) from exc
 
-from renderstate._attempts import ACTIVE_STATES, FIELDS, Attempt, AttemptState
+from renderstate._attempts import (
+    ACTIVE_STATES,
+    FIELDS,
+    Attempt,
+    AttemptState,
+    attempt_from_row,
+    stored_values,
+)
 from renderstate.typing import ProjectT
 
 if TYPE_CHECKING:
@@ -145,7 +152,7 @@ class DjangoAttemptStore:
 
     def insert(self, attempt: Attempt) -> Attempt:
         """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
-        values = _values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
+        values = stored_values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
         row = self._rows().create(**values)
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(row.pk)})
 
@@ -165,32 +172,32 @@ class DjangoAttemptStore:
         rows = self._rows().filter(id=attempt_id, state__in=[AttemptState(s).value for s in states])
         if lease_before is not None:
             rows = rows.filter(lease_expires_at__lt=lease_before)
-        matched: int = rows.update(**_values(values))
+        matched: int = rows.update(**stored_values(values))
         return matched == 1
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
         found = list(self._rows().filter(id=attempt_id).values(*FIELDS))
-        return _attempt(found[0]) if found else None
+        return attempt_from_row(found[0]) if found else None
 
     def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
         """Return the project's attempts, newest first."""
         rows = self._rows().filter(scope=scope, project_key=key).order_by("-id").values(*FIELDS)
         if limit is not None:
             rows = rows[:limit]
-        return [_attempt(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
     def live(self, scope: str, key: str) -> list[Attempt]:
         """Return the project's queued or rendering attempts."""
         rows = self._rows().filter(scope=scope, project_key=key, state__in=_ACTIVE)
-        return [_attempt(row) for row in rows.order_by("id").values(*FIELDS)]
+        return [attempt_from_row(row) for row in rows.order_by("id").values(*FIELDS)]
 
     def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
         rows = self._rows().filter(state__in=_ACTIVE, lease_expires_at__lt=now)
         if scope is not None:
             rows = rows.filter(scope=scope)
-        return [_attempt(row) for row in rows.order_by("id").values(*FIELDS)]
+        return [attempt_from_row(row) for row in rows.order_by("id").values(*FIELDS)]
 
     def loader(self, model: type[ProjectT] | str) -> DjangoLoader[ProjectT]:
         """Return a loader of ``model`` instances by the key text the ledger stores.
@@ -256,17 +263,3 @@ class DjangoLoader(Generic[ProjectT]):
 
 
 _ACTIVE: Final = [s.value for s in ACTIVE_STATES]
-
-
-def _values(values: Mapping[str, object]) -> dict[str, Any]:
-    return {
-        name: (value.value if isinstance(value, AttemptState) else value)
-        for name, value in values.items()
-    }
-
-
-def _attempt(row: Mapping[str, Any]) -> Attempt:
-    data = dict(row)
-    data["state"] = AttemptState(data["state"])
-    data["id"] = int(data["id"])
-    return Attempt(**data)
