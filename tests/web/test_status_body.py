@@ -5,17 +5,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from renderstate import Progress, RenderRunner, Status, UnknownStatusError
+from renderstate import (
+    Progress,
+    RenderRunner,
+    Status,
+    TransitionRecord,
+    UnknownStatusError,
+)
 from renderstate.ledger import Ledger
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer, MemoryAdapter, MemoryProject
 from renderstate.typing import ProgressSink, ProgressSource
-from renderstate.web import status_body
+from renderstate.web import StatusBody, status_body
 
 
 class GatedRenderer:
@@ -41,9 +48,11 @@ class GatedRenderer:
         self.fake(project, target, sink)
 
 
-def runner_for(tmp_path: Path, renderer: object, **options: object) -> RenderRunner[MemoryProject]:
+def runner_for(
+    tmp_path: Path, renderer: object, adapter: MemoryAdapter | None = None, **options: object
+) -> RenderRunner[MemoryProject]:
     return RenderRunner(
-        MemoryAdapter(),
+        MemoryAdapter() if adapter is None else adapter,
         renderer,
         media_root=tmp_path,
         progress_interval=0.0,
@@ -280,3 +289,75 @@ def test_with_a_ledger_another_processs_failure_is_shown(tmp_path: Path) -> None
         "RuntimeError: disk full",
         None,
     )
+
+
+# The races between the row and the job: a reader loads the project at any moment, and the
+# row changes before the job object that rendered it has ended. An observer runs in the
+# job's thread right after the row was written and before the job ends, which pins each
+# window without sleeping.
+
+LEDGERS = [pytest.param(False, id="no-ledger"), pytest.param(True, id="ledger")]
+QUEUED_BODY = {"phase": "queued", "fraction": 0.0, "done": 0, "total": 0, "eta_seconds": None}
+
+
+class BodyAt:
+    """An observer that takes the status body when the row first reaches ``target``."""
+
+    def __init__(self, target: Status) -> None:
+        self.target = target
+        self.runner: RenderRunner[MemoryProject] | None = None
+        self.project = MemoryProject()
+        self.bodies: list[tuple[StatusBody, bool]] = []
+        self.then: Callable[[], None] | None = None
+
+    def __call__(self, record: TransitionRecord, /) -> None:
+        if record.target is not self.target or self.bodies:
+            return
+        assert self.runner is not None
+        job = self.runner.job(self.project)
+        assert job is not None
+        self.bodies.append((status_body(self.project, self.runner), job.done()))
+        if self.then is not None:
+            self.then()
+
+    def body(self) -> StatusBody:
+        """The body taken, after checking it was taken inside the window."""
+        [(body, job_ended)] = self.bodies
+        assert not job_ended, "the row was written after the job ended: no window pinned"
+        return body
+
+
+def watched_runner(
+    tmp_path: Path, renderer: object, at: BodyAt, *, with_ledger: bool, **options: object
+) -> RenderRunner[MemoryProject]:
+    if with_ledger:
+        options["ledger"] = Ledger(MemoryAttemptStore())
+    runner = runner_for(tmp_path, renderer, observers=[at], **options)
+    at.runner = runner
+    return runner
+
+
+@pytest.mark.parametrize("with_ledger", LEDGERS)
+def test_a_completed_project_shows_no_progress_while_its_job_ends(
+    tmp_path: Path, with_ledger: bool
+) -> None:
+    """The row says COMPLETED before the job has ended: progress is null, not "finalizing"."""
+    at = BodyAt(Status.COMPLETED)
+    with watched_runner(tmp_path, FakeRenderer(frames=3), at, with_ledger=with_ledger) as runner:
+        assert runner.submit(at.project).wait(30) is Status.COMPLETED
+    body = at.body()
+    assert (body["status"], body["progress"], body["error"]) == ("COMPLETED", None, None)
+    assert body["output_path"] == f"projects/{at.project.id}/final.mp4"
+
+
+@pytest.mark.parametrize("with_ledger", LEDGERS)
+def test_a_failed_project_shows_no_progress_while_its_job_ends(
+    tmp_path: Path, with_ledger: bool
+) -> None:
+    """The row says FAILED before the job has ended: progress is null, not its last frame."""
+    at = BodyAt(Status.FAILED)
+    renderer = FakeRenderer(frames=5, fail_at_frame=2, exception=RuntimeError("disk full"))
+    with watched_runner(tmp_path, renderer, at, with_ledger=with_ledger) as runner:
+        assert runner.submit(at.project).wait(30) is Status.FAILED
+    body = at.body()
+    assert (body["status"], body["progress"]) == ("FAILED", None)

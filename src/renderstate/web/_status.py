@@ -60,9 +60,11 @@ def status_body(
 
     ``progress`` is the current attempt's, read from ``source`` (a
     :class:`~renderstate.RenderRunner`, or anything that implements
-    :class:`~renderstate.typing.ProgressSource`), and only while that attempt runs: it is
-    ``null`` when nothing runs, and a finished attempt's figures are never shown, so the
-    first polls of a re-render never show the previous attempt's 100 %. ``error`` is the
+    :class:`~renderstate.typing.ProgressSource`), and only while the project is
+    PROCESSING and that attempt runs: it is ``null`` on any other status (even in the
+    moment between the row being written COMPLETED or FAILED and the job ending), and a
+    finished attempt's figures are never shown, so the first polls of a re-render never
+    show the previous attempt's 100 %. ``error`` is the
     reason the last attempt failed, only while the project is FAILED (and the source
     knows it). ``output_path`` is ``null`` while there is no video (``None`` or ``""``
     stored), and is kept while a re-render runs: the previous video stays playable.
@@ -90,7 +92,10 @@ def status_body(
     )
     status = lifecycle.status
     output = getattr(project, output_field)
-    progress = source.progress(project)
+    # Only a PROCESSING row has a render running: the row is written (COMPLETED, FAILED)
+    # a moment before the job that wrote it has ended, and that job's last figures
+    # ("finalizing" at 100 %) are not progress any more.
+    progress = source.progress(project) if status is Status.PROCESSING else None
     shown: ProgressBody | None = None
     if progress is not None and not progress.finished:
         shown = {
