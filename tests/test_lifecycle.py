@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from renderstate import (
+    AttemptOwnedError,
     Change,
     Edge,
     InvalidOutputPathError,
@@ -670,6 +671,7 @@ def test_unsaved_project_message() -> None:
         TimelineError(field="duration", problem="must be positive", scene=2),
         RenderOutputError(project_key=4, reason="the file is empty"),
         RenderInterruptedError(project_key=None, reason="the runner shut down"),
+        AttemptOwnedError(project_key=3, attempt_id=7, worker="host:12", retry_after=4.5),
     ],
     ids=lambda e: type(e).__name__,
 )

@@ -23,6 +23,7 @@ from renderstate._status import (
     to_mermaid,
 )
 from renderstate.exceptions import (
+    AttemptOwnedError,
     AttemptSupersededError,
     InvalidOutputPathError,
     InvalidTransitionError,
@@ -46,6 +47,7 @@ __all__ = [
     "INITIAL_STATUS",
     "RENDERABLE_STATUSES",
     "TRANSITIONS",
+    "AttemptOwnedError",
     "AttemptSupersededError",
     "Change",
     "Edge",

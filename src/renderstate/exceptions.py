@@ -12,7 +12,8 @@
     ├── RenderOutputError             the renderer returned without writing a video
     ├── RenderInterruptedError        a render that never ran to its end (shutdown, dead process)
     │   └── RenderCancelledError      a render stopped by RenderRunner.cancel() / job.cancel()
-    └── AttemptSupersededError        a late worker of an attempt that is no longer current
+    ├── AttemptSupersededError        a late worker of an attempt that is no longer current
+    └── AttemptOwnedError             a second begin of an attempt another live worker renders
 
 Every error carries structured attributes and writes its own message, which says
 what happened and what to do about it. All of them pickle, so they cross process
@@ -25,6 +26,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any, ClassVar
 
 __all__ = [
+    "AttemptOwnedError",
     "AttemptSupersededError",
     "InvalidOutputPathError",
     "InvalidTransitionError",
@@ -316,4 +318,49 @@ class AttemptSupersededError(RenderStateError):
             "project_key": self.project_key,
             "attempt_id": self.attempt_id,
             "state": self.state,
+        }
+
+
+class AttemptOwnedError(RenderStateError):
+    """An attempt that another worker renders, and keeps alive, was begun again (HTTP 409).
+
+    A task queue may deliver one render twice (a broker's visibility timeout, a lost
+    acknowledgement). The ledger lets one process at a time render an attempt: a second
+    :meth:`~renderstate.ledger.Ledger.begin` while the first worker still renews its lease
+    is refused, and nothing is written. Try again after :attr:`retry_after` seconds: if
+    that worker died meanwhile, its lease has run out and the attempt can be taken over.
+    """
+
+    status_code: ClassVar[int] = 409
+    """The HTTP status a web endpoint should answer with."""
+
+    def __init__(
+        self,
+        *,
+        project_key: object = None,
+        attempt_id: object,
+        worker: str | None = None,
+        retry_after: float = 0.0,
+    ) -> None:
+        self.project_key = project_key
+        """The project's primary key."""
+        self.attempt_id = attempt_id
+        """The attempt that was begun again."""
+        self.worker = worker
+        """``host:pid`` of the process rendering it."""
+        self.retry_after = max(0.0, float(retry_after))
+        """Seconds until the lease that worker holds now runs out."""
+        super().__init__(
+            f"Render attempt {attempt_id} of {_subject(project_key).lower()} is being rendered "
+            f"by {worker or 'another worker'}, which renewed its lease; nothing was changed. "
+            f"This is a duplicate delivery: drop it, or try again in {self.retry_after:.1f} s "
+            f"(if that worker died, its lease has run out by then and the attempt is taken over)."
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "project_key": self.project_key,
+            "attempt_id": self.attempt_id,
+            "worker": self.worker,
+            "retry_after": self.retry_after,
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ import pytest
 from adapters.contract import Harness
 from renderstate import ProjectLifecycle, Status
 from renderstate.exceptions import (
+    AttemptOwnedError,
     AttemptSupersededError,
     InvalidTransitionError,
     RenderConflictError,
@@ -57,7 +59,13 @@ class LedgerHarness(Harness):
 
 
 def ledger_for(harness: LedgerHarness, clock: Callable[[], float] | None = None) -> Ledger:
-    return Ledger(harness.store(), lease=10.0, progress_interval=1.0, clock=clock or Clock())
+    return Ledger(
+        harness.store(),
+        lease=10.0,
+        progress_interval=1.0,
+        queue_timeout=100.0,
+        clock=clock or Clock(),
+    )
 
 
 def start_in_child(harness: LedgerHarness, key: object, barrier: Any, results: Any) -> None:
@@ -389,6 +397,130 @@ class LedgerContract:
         assert seen.lease_expires_at == clock.now + 10.0
         with pytest.raises(ValueError, match="unknown fields"):
             ledger.heartbeat(attempt, {"frames": 3})
+
+    def test_a_second_begin_of_a_live_attempt_is_refused_and_changes_nothing(
+        self, harness: LedgerHarness
+    ) -> None:
+        """A duplicate delivery while the first worker renders and renews: the second
+        begin is refused with AttemptOwnedError (who owns it, when its lease runs out) and
+        the record is untouched: same worker, same start, the progress not reset."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        first = ledger.begin(attempt, worker="host-a:1")
+        progress = {"phase": "rendering", "done": 40, "total": 50, "fraction": 0.8}
+        clock.now += 4
+        assert ledger.heartbeat(attempt, progress)
+        clock.now += 3
+        before = ledger.get(attempt.id)
+        with pytest.raises(AttemptOwnedError) as caught:
+            ledger.begin(attempt, worker="host-b:2")
+        assert caught.value.attempt_id == attempt.id
+        assert caught.value.worker == "host-a:1"
+        assert caught.value.retry_after == pytest.approx(7.0)
+        assert caught.value.status_code == 409
+        assert "host-a:1" in str(caught.value)
+        assert ledger.get(attempt.id) == before
+        assert before is not None
+        assert (before.worker, before.started_at) == ("host-a:1", first.started_at)
+        assert (before.fraction, before.done) == (0.8, 40)
+        with pytest.raises(AttemptOwnedError):
+            ledger.begin(attempt, worker="host-a:1")  # a second begin by its own worker too
+        assert ledger.get(attempt.id) == before
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_begin_takes_over_a_dead_worker_s_attempt_once_its_lease_expired(
+        self, harness: LedgerHarness
+    ) -> None:
+        """The worker died (no renewal for a lease): a redelivery begins the attempt again,
+        here, and the dead worker's files on this machine are cleaned up first; the
+        dead worker's ghost cannot begin it back while the new owner renews."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        here = socket.gethostname()
+        local_key, remote_key = harness.insert(), harness.insert()
+        _, local = ledger.start(harness.lifecycle(harness.load(local_key)))
+        _, remote = ledger.start(harness.lifecycle(harness.load(remote_key)))
+        ledger.begin(local, worker=f"{here}:1")
+        ledger.begin(remote, worker="elsewhere:1")
+        clock.now += 10.5
+        cleaned: list[Attempt] = []
+        taken = ledger.begin(local, worker=f"{here}:2", cleanup=cleaned.append)
+        assert (taken.state, taken.worker) == (AttemptState.RENDERING, f"{here}:2")
+        assert taken.started_at == clock.now
+        assert taken.lease_expires_at == clock.now + 10.0
+        assert [a.worker for a in cleaned] == [f"{here}:1"], "its files were on this machine"
+        other = ledger.begin(remote, worker=f"{here}:3", cleanup=cleaned.append)
+        assert other.worker == f"{here}:3"
+        assert len(cleaned) == 1, "another machine's files are not here to clean"
+        with pytest.raises(AttemptOwnedError):
+            ledger.begin(local, worker=f"{here}:1")
+        again = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert not {local.id, remote.id} & {r.attempt.id for r in again}
+        assert harness.row(local_key)["status"] == harness.literal(Status.PROCESSING)
+
+    def test_begin_of_an_ended_attempt_is_refused(self, harness: LedgerHarness) -> None:
+        """An attempt that completed, or was recovered, never begins again."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        _, attempt = ledger.start(lifecycle)
+        ledger.begin(attempt)
+        ledger.complete(lifecycle, attempt, "projects/a/final.mp4")
+        row = harness.row(key)
+        with pytest.raises(AttemptSupersededError) as caught:
+            ledger.begin(attempt)
+        assert caught.value.state == "completed"
+        assert harness.row(key) == row
+
+    def test_a_handed_off_attempt_waits_the_queue_timeout_not_the_lease(
+        self, harness: LedgerHarness
+    ) -> None:
+        """Handed to a task queue, a queued attempt is spared by recovery after its lease
+        (nobody renews it there) and recovered only after the queue timeout; one that was
+        not handed off (its process renews it) still expires after the lease."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        sent_key, held_key, begun_key = harness.insert(), harness.insert(), harness.insert()
+        _, sent = ledger.start(harness.lifecycle(harness.load(sent_key)))
+        _, held = ledger.start(harness.lifecycle(harness.load(held_key)))
+        _, begun = ledger.start(harness.lifecycle(harness.load(begun_key)))
+        assert ledger.hand_off(sent)
+        seen = ledger.get(sent.id)
+        assert seen is not None
+        assert seen.state is AttemptState.QUEUED
+        assert seen.lease_expires_at == clock.now + 100.0
+        ledger.begin(begun)
+        assert not ledger.hand_off(begun), "a begun attempt keeps its lease"
+        clock.now += 50  # longer than the lease, shorter than the queue timeout
+        mine = {sent.id, held.id, begun.id}
+        recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert {r.attempt.id for r in recovered} & mine == {held.id, begun.id}
+        assert harness.row(sent_key)["status"] == harness.literal(Status.PROCESSING)
+        clock.now += 51  # past the queue timeout: the job was lost on the way
+        recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert {r.attempt.id for r in recovered} & mine == {sent.id}
+        assert harness.row(sent_key)["status"] == harness.literal(Status.FAILED)
+        ended = ledger.get(sent.id)
+        assert ended is not None
+        assert ended.state is AttemptState.INTERRUPTED
+
+    def test_a_handed_off_attempt_begins_with_the_usual_lease(self, harness: LedgerHarness) -> None:
+        """Once a worker begins a handed-off attempt, the lease (not the queue timeout)
+        applies: a worker that dies is recovered a lease later."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        ledger.hand_off(attempt)
+        clock.now += 30
+        begun = ledger.begin(attempt)
+        assert begun.lease_expires_at == clock.now + 10.0
+        clock.now += 11
+        recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert attempt.id in {r.attempt.id for r in recovered}
 
     def test_repeated_heartbeat_still_matches(self, harness: LedgerHarness) -> None:
         """A heartbeat that writes the values already stored still finds its live attempt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +21,14 @@ from django.db import connections, transaction
 
 from adapters.contract import Harness, elsewhere
 from adapters.test_django import DjangoHarness
-from renderstate import ProjectLifecycle, RenderConflictError, RenderRunner, Status
+from renderstate import ProjectLifecycle, RenderConflictError, RenderJob, RenderRunner, Status
 from renderstate._attempts import FIELDS
 from renderstate.exceptions import AttemptSupersededError
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger.django import DjangoAttemptStore, DjangoLoader
+from renderstate.runner import JobSpec
 from renderstate.testing import MemoryProject
+from renderstate.typing import Job
 
 from .contract import Clock, LedgerContract, LedgerHarness, ledger_for
 from .runner_case import Held, render_through_the_runner
@@ -103,6 +106,64 @@ class TestDjangoLedger(LedgerContract):
             assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
         finally:
             runner.shutdown()
+            harness.release()
+
+    def test_execute_before_the_senders_commit_waits_for_it(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        """A worker in another thread (its own connection) receives the job's spec while
+        the sender's transaction (a view under ATOMIC_REQUESTS) is still open: on
+        PostgreSQL execute() then found no attempt and raised "not an attempt ... in this
+        ledger". It waits for the commit, as begin() does, and renders."""
+        assert isinstance(harness, LedgerHarness)
+        sent: list[JobSpec] = []
+
+        class Broker:
+            def schedule(self, job: Job, /) -> None:
+                assert isinstance(job, RenderJob)
+                sent.append(JobSpec.from_dict(job.spec.to_dict()))
+                job.hand_off()
+
+            def shutdown(self, wait: bool = True) -> None:
+                pass
+
+        ledger = Ledger(harness.store(), lease=5.0, progress_interval=0.05)
+        options = {**harness.options, "ledger": ledger, "loader": harness.loader()}
+        sender = RenderRunner(
+            harness.adapter(), Held(frames=1), media_root=tmp_path, executor=Broker(), **options
+        )
+        renderer = Held(frames=2)
+        renderer.release.set()
+        worker = RenderRunner(harness.adapter(), renderer, media_root=tmp_path, **options)
+        executed: list[RenderJob[Any]] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                executed.append(worker.execute(sent[0]))
+            except BaseException as exc:  # reported by the test thread
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        try:
+            key = harness.insert()
+            with transaction.atomic(using=harness.alias):
+                job = sender.submit(harness.load(key))
+                thread = threading.Thread(target=work)
+                thread.start()
+                time.sleep(0.8)  # the rest of the view; the worker has the spec already
+                assert not executed, "nothing rendered before the start committed"
+            thread.join(30)
+            assert not errors, errors
+            (done,) = executed
+            assert done.status is Status.COMPLETED, done.error
+            assert job.wait(10) is Status.COMPLETED
+            assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+            assert renderer.started.is_set()
+        finally:
+            sender.shutdown()
+            worker.shutdown()
             harness.release()
 
     def test_fenced_complete_is_two_updates_in_one_transaction(self, harness: Harness) -> None:

@@ -380,8 +380,9 @@ def test_recover_while_another_worker_renders_changes_only_the_stale_project(
 def test_duplicate_deliveries_render_nothing_and_change_nothing(
     tmp_path: Path, settings: Settings, workers: Workers
 ) -> None:
-    """The same spec delivered again: while another worker renders it, the duplicate waits
-    one lease, sees the lease renewed and drops it; after the attempt ended, it does nothing."""
+    """The same spec delivered again: while another worker renders it, the duplicate is
+    refused (the record untouched) and retried after that worker's lease, until the
+    attempt has ended; then it does nothing."""
     settings = replace(settings, frames=60, frame_delay=0.05, lease=1.0)
     workers.settings = settings
     workers.start("w1")
@@ -399,10 +400,14 @@ def test_duplicate_deliveries_render_nothing_and_change_nothing(
         duplicate = web.app.send_task(
             TASK_NAME, args=(job.spec.to_dict(),), queue=settings.queue, ignore_result=False
         )
-        assert duplicate.get(timeout=30) == "owned"
+        assert duplicate.get(timeout=30) == "not live"
         assert web.wait_ended(project) is Status.COMPLETED
         (attempt,) = web.attempts(project)
-        assert attempt.worker == owner.worker, "the first worker rendered it alone"
+        assert (attempt.worker, attempt.started_at) == (owner.worker, owner.started_at), (
+            "the first worker rendered it alone, begun once"
+        )
+        logs = "".join(worker.output() for worker in workers.started)
+        assert "looking again in" in logs, "the duplicate was refused and retried"
         rendered = digest(web.runner.file_path(project))
         late = web.app.send_task(
             TASK_NAME, args=(job.spec.to_dict(),), queue=settings.queue, ignore_result=False
@@ -410,6 +415,35 @@ def test_duplicate_deliveries_render_nothing_and_change_nothing(
         assert late.get(timeout=30) == "not live"
         assert web.attempts(project) == [attempt]
         assert digest(web.runner.file_path(project)) == rendered
+
+
+def test_a_visibility_timeout_redelivery_never_renders_the_attempt_twice(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """A render longer than the broker's visibility timeout: Redis hands the message to the
+    idle second worker while the first still renders. The second begin is refused, so the
+    attempt has one owner throughout, its progress never drops (it went 0.8 -> 0.05 when
+    the redelivery began the attempt again), and the project ends COMPLETED once."""
+    settings = replace(settings, frames=80, frame_delay=0.05, lease=1.5, visibility_timeout=1.0)
+    workers.settings = settings
+    workers.start("w1")
+    workers.start("w2")
+    with web_for(settings) as web:
+        project = web.project()
+        with Watch(web, [project]) as watch:
+            job = web.runner.submit(project)
+            assert web.wait_ended(project) is Status.COMPLETED, web.attempts(project)
+        (attempt,) = web.attempts(project)
+        assert attempt.state is AttemptState.COMPLETED
+        seen = [live[0] for *_, live, _ in watch.samples if live and live[0].worker]
+        assert {a.worker for a in seen} == {attempt.worker}, "one owner throughout"
+        assert {a.started_at for a in seen} == {attempt.started_at}, "begun once"
+        fractions = [a.fraction for a in seen]
+        assert fractions == sorted(fractions), "progress never went back"
+        logs = "".join(worker.output() for worker in workers.started)
+        assert "looking again in" in logs, "the broker did redeliver while it rendered"
+        assert complete_fake_video(web.runner.file_path(project), 80)
+        assert job.wait(10) is Status.COMPLETED
 
 
 def test_the_task_is_registered_under_its_documented_name(settings: Settings) -> None:

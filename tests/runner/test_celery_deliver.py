@@ -1,6 +1,7 @@
 """What one delivery of the render task does, in this process, on a memory ledger with a
-clock the test moves: render a queued attempt, drop a duplicate of a live one, take over a
-dead worker's attempt (and remove its partial file), do nothing for an ended one."""
+clock the test moves: render a queued attempt, refuse a duplicate of a live one (changing
+nothing), take over a dead worker's attempt (and remove its partial file), do nothing for an
+ended one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from renderstate import RenderRunner, Status
+from renderstate import AttemptOwnedError, RenderRunner, Status
 from renderstate.files import create_temporary
 from renderstate.ledger import ACTIVE_STATES, AttemptState, Ledger, this_worker
 from renderstate.ledger.memory import MemoryAttemptStore
@@ -69,7 +70,6 @@ class Setup:
             ledger=self.ledger,
             loader=loader,
         )
-        self.slept: list[float] = []
 
     def submit(self) -> JobSpec:
         job = self.web.submit(self.project)
@@ -84,44 +84,39 @@ class Setup:
         }
         assert self.attempts.update(spec.attempt_id, values, states=ACTIVE_STATES)
 
-    def sleeper(self, *, renewed: bool, spec: JobSpec) -> Any:
-        def sleep(seconds: float) -> None:
-            self.slept.append(seconds)
-            self.clock.now += seconds
-            if renewed:
-                assert spec.attempt_id is not None
-                self.ledger.heartbeat(spec.attempt_id)
-
-        return sleep
-
 
 def test_a_queued_attempt_is_rendered_and_a_second_delivery_does_nothing(tmp_path: Path) -> None:
     s = Setup(tmp_path)
     spec = s.submit()
-    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    outcome, job = deliver(s.worker, spec)
     assert outcome is Delivery.RENDERED
     assert job is not None
     assert job.status is Status.COMPLETED
     assert s.project.status == "COMPLETED"
-    again, nothing = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    again, nothing = deliver(s.worker, spec)
     assert (again, nothing) == (Delivery.NOT_LIVE, None)
-    assert s.slept == []
     (attempt,) = s.ledger.history("MemoryProject", s.project.id)
     assert attempt.state is AttemptState.COMPLETED
     assert attempt.worker == this_worker()
 
 
-def test_a_duplicate_of_a_live_render_waits_one_lease_and_is_dropped(tmp_path: Path) -> None:
+def test_a_duplicate_of_a_live_render_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     s = Setup(tmp_path)
     spec = s.submit()
     s.owned_by(spec, "elsewhere:1")
-    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=True, spec=spec))
-    assert (outcome, job) == (Delivery.OWNED, None)
-    assert s.slept == [pytest.approx(LEASE + 0.25)]
+    assert spec.attempt_id is not None
+    s.clock.now += 3
+    assert s.ledger.heartbeat(spec.attempt_id, {"phase": "rendering", "fraction": 0.8})
+    before = s.ledger.get(spec.attempt_id)
+    s.clock.now += 4
+    outcome, job = deliver(s.worker, spec)
+    assert outcome is Delivery.OWNED
+    assert job is not None
+    assert isinstance(job.error, AttemptOwnedError)
+    assert job.error.worker == "elsewhere:1"
+    assert job.error.retry_after == pytest.approx(LEASE - 4)
     assert s.project.status == "PROCESSING"
-    attempt = s.ledger.get(spec.attempt_id or 0)
-    assert attempt is not None
-    assert (attempt.state, attempt.worker) == (AttemptState.RENDERING, "elsewhere:1")
+    assert s.ledger.get(spec.attempt_id) == before, "the owner's record, progress 0.8, kept"
 
 
 def test_a_dead_worker_s_attempt_is_taken_over_and_its_partial_file_removed(
@@ -135,11 +130,15 @@ def test_a_dead_worker_s_attempt_is_taken_over_and_its_partial_file_removed(
     final.write_bytes(b"previous video")
     partial = create_temporary(final)
     partial.write_bytes(b"half a video")
-    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    s.clock.now += LEASE / 2
+    owned, _ = deliver(s.worker, spec)
+    assert owned is Delivery.OWNED, "alive as far as anyone can tell: not taken yet"
+    assert partial.exists()
+    s.clock.now += LEASE / 2 + 0.1  # no renewal for a whole lease: its worker died
+    outcome, job = deliver(s.worker, spec)
     assert outcome is Delivery.RENDERED
     assert job is not None
     assert job.status is Status.COMPLETED
-    assert s.slept == [pytest.approx(LEASE + 0.25)]
     assert not partial.exists()
     assert final.read_bytes().startswith(b"FAKE VIDEO")
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
@@ -153,11 +152,10 @@ def test_an_expired_lease_is_taken_over_at_once(tmp_path: Path) -> None:
     spec = s.submit()
     s.owned_by(spec, "another-host:7")
     s.clock.now += LEASE + 1
-    outcome, job = deliver(s.worker, spec, sleep=s.sleeper(renewed=False, spec=spec))
+    outcome, job = deliver(s.worker, spec)
     assert outcome is Delivery.RENDERED
     assert job is not None
     assert job.status is Status.COMPLETED
-    assert s.slept == []
 
 
 def test_what_cannot_be_delivered_is_refused_with_a_typed_error(tmp_path: Path) -> None:

@@ -293,11 +293,13 @@ def test_a_redelivered_spec_of_an_ended_attempt_does_nothing(
 
 
 def test_a_spec_of_a_recovered_attempt_does_nothing(tmp_path: Path) -> None:
-    """A spec that waited longer than its lease was recovered (FAILED, retryable); running
-    it afterwards renders nothing and leaves the project FAILED."""
+    """A handed-off spec that waited longer than its lease is spared by recovery (it waits
+    in a queue, where nobody renews it); one that waited longer than the queue timeout
+    was recovered (FAILED, retryable), and running it afterwards renders nothing and
+    leaves the project FAILED."""
     now = [1_800_000_000.0]
     attempts = MemoryAttemptStore()
-    ledger = Ledger(attempts, lease=5, clock=lambda: now[0])
+    ledger = Ledger(attempts, lease=5, queue_timeout=60, clock=lambda: now[0])
     project = MemoryProject()
     adapter = MemoryAdapter()
     loader = attempts.loader([project])
@@ -308,7 +310,10 @@ def test_a_spec_of_a_recovered_attempt_does_nothing(tmp_path: Path) -> None:
     renderer = FakeRenderer(frames=2)
     worker = RenderRunner(adapter, renderer, media_root=tmp_path, ledger=ledger, loader=loader)
     job = sender.submit(project)
-    now[0] += 6  # the lease ran down while the task sat in the queue
+    now[0] += 6  # longer than the lease, in the queue: spared
+    assert sender.recover_interrupted() == []
+    assert project.status == "PROCESSING"
+    now[0] += 55  # longer than the queue timeout: lost on the way
     assert [r.target for r in sender.recover_interrupted()] == [Status.FAILED]
     late = worker.execute(JobSpec.from_dict(json.loads(tasks.specs[1])))
     assert late.done()

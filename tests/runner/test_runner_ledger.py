@@ -244,14 +244,20 @@ def test_recover_requeues_when_asked(tmp_path: Path) -> None:
 
 
 def test_ledger_options_are_checked() -> None:
-    """A lease out of range, or a progress interval not shorter than it, is refused; a short
-    lease gets a progress interval of a third of it."""
+    """A lease out of range, a progress interval not shorter than it, or a queue timeout
+    shorter than it (or over a week) is refused; a short lease gets a progress interval of
+    a third of it."""
     with pytest.raises(ValueError, match="lease must be"):
         Ledger(MemoryAttemptStore(), lease=0)
     with pytest.raises(ValueError, match="lease must be"):
         Ledger(MemoryAttemptStore(), lease=7200)
     with pytest.raises(ValueError, match="shorter than the lease"):
         Ledger(MemoryAttemptStore(), lease=2.0, progress_interval=2.0)
+    with pytest.raises(ValueError, match="queue_timeout must be"):
+        Ledger(MemoryAttemptStore(), lease=30, queue_timeout=10)
+    with pytest.raises(ValueError, match="queue_timeout must be"):
+        Ledger(MemoryAttemptStore(), queue_timeout=30 * 24 * 3600)
+    assert Ledger(MemoryAttemptStore()).queue_timeout == 6 * 3600
     assert Ledger(MemoryAttemptStore(), lease=0.6).progress_interval == pytest.approx(0.2)
     assert Ledger(MemoryAttemptStore()).progress_interval == 1.0
 

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
-from renderstate.exceptions import AttemptSupersededError
+from renderstate.exceptions import AttemptOwnedError, AttemptSupersededError
 from renderstate.ledger._ledger import (
     DEFAULT_LEASE,
     DEFAULT_PROGRESS_INTERVAL,
+    DEFAULT_QUEUE_TIMEOUT,
     Ledger,
     Recovered,
     this_worker,
@@ -24,7 +25,9 @@ __all__ = [
     "ACTIVE_STATES",
     "DEFAULT_LEASE",
     "DEFAULT_PROGRESS_INTERVAL",
+    "DEFAULT_QUEUE_TIMEOUT",
     "Attempt",
+    "AttemptOwnedError",
     "AttemptState",
     "AttemptSupersededError",
     "Ledger",

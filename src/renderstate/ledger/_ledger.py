@@ -18,6 +18,7 @@ from renderstate._lifecycle import _describe as describe_error
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
+    AttemptOwnedError,
     AttemptSupersededError,
     InvalidTransitionError,
     ProjectNotFoundError,
@@ -25,7 +26,14 @@ from renderstate.exceptions import (
 )
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
-__all__ = ["DEFAULT_LEASE", "DEFAULT_PROGRESS_INTERVAL", "Ledger", "Recovered", "this_worker"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_PROGRESS_INTERVAL",
+    "DEFAULT_QUEUE_TIMEOUT",
+    "Ledger",
+    "Recovered",
+    "this_worker",
+]
 
 logger = logging.getLogger("renderstate.ledger")
 
@@ -33,7 +41,12 @@ DEFAULT_LEASE: Final = 30.0
 """Seconds a live attempt counts as alive after its last heartbeat."""
 DEFAULT_PROGRESS_INTERVAL: Final = 1.0
 """Minimum seconds between two progress writes of one attempt."""
+DEFAULT_QUEUE_TIMEOUT: Final = 6 * 3600.0
+"""Seconds an attempt handed to a task queue may wait there for a worker (six hours)."""
 MAX_LEASE: Final = 3600.0
+MAX_QUEUE_TIMEOUT: Final = 7 * 24 * 3600.0
+_QUEUED: Final = frozenset({AttemptState.QUEUED})
+_RENDERING: Final = frozenset({AttemptState.RENDERING})
 _INTERRUPTED: Final = "its lease expired: the process rendering it died or stopped renewing it"
 _SUPERSEDED: Final = "superseded by attempt {id}"
 _LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
@@ -80,11 +93,16 @@ class Ledger:
         progress_interval: Minimum seconds between two progress writes of one attempt, so
             a render costs writes in proportion to its duration, not its frame count; by
             default 1 s, or a third of a shorter lease.
+        queue_timeout: Seconds an attempt handed to a task queue (:meth:`hand_off`) may
+            wait there for a worker before :meth:`recover` counts it lost (default six
+            hours, at least ``lease``, at most a week). Nobody renews a queued attempt
+            that sits in a broker, so its lease is this long; once a worker begins it,
+            the usual ``lease`` applies.
         clock: Returns the current UNIX time; every process sharing a ledger must agree on
             it to well within ``lease`` (NTP-synchronised machines do).
 
     Raises:
-        ValueError: ``lease`` or ``progress_interval`` is out of range.
+        ValueError: ``lease``, ``progress_interval`` or ``queue_timeout`` is out of range.
     """
 
     def __init__(
@@ -93,6 +111,7 @@ class Ledger:
         *,
         lease: float = DEFAULT_LEASE,
         progress_interval: float | None = None,
+        queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 < lease <= MAX_LEASE:
@@ -106,12 +125,20 @@ class Ledger:
                 f"({lease:g} s), got {progress_interval!r}"
             )
             raise ValueError(msg)
+        if not lease <= queue_timeout <= MAX_QUEUE_TIMEOUT:
+            msg = (
+                f"queue_timeout must be a number of seconds from the lease ({lease:g}) to "
+                f"{MAX_QUEUE_TIMEOUT:g} (a week), got {queue_timeout!r}"
+            )
+            raise ValueError(msg)
         self.store = store
         """The store the records live in."""
         self.lease = float(lease)
         """Seconds an attempt stays alive after its last heartbeat."""
         self.progress_interval = float(progress_interval)
         """Minimum seconds between two progress writes of one attempt."""
+        self.queue_timeout = float(queue_timeout)
+        """Seconds a handed-off attempt may wait in a task queue for a worker."""
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -196,22 +223,57 @@ class Ledger:
                     )
         return record, attempt
 
-    def begin(self, attempt: Attempt, *, worker: str | None = None) -> Attempt:
-        """Mark ``attempt`` as rendering in this process, with a fresh lease.
+    def hand_off(self, attempt: Attempt | int) -> bool:
+        """Say that a queued attempt now waits in a task queue, where nobody renews it.
 
-        A redelivered attempt (its worker died, a task queue delivered it again) may begin
-        again while it is live; the fence at its end keeps one outcome.
+        Its lease becomes :attr:`queue_timeout` (one ``UPDATE``, only while it is still
+        queued), so :meth:`recover` spares it while it waits for a worker, however long
+        the queue; once a worker begins it (:meth:`begin`), the usual lease applies.
+
+        Returns:
+            Whether the attempt was still queued (``False``: a worker already began it,
+            or it ended; nothing was written).
+        """
+        attempt_id = attempt if isinstance(attempt, int) else attempt.id
+        values = {"lease_expires_at": self._clock() + self.queue_timeout}
+        return self.store.update(attempt_id, values, states=_QUEUED)
+
+    def begin(
+        self,
+        attempt: Attempt,
+        *,
+        worker: str | None = None,
+        cleanup: Callable[[Attempt], None] | None = None,
+    ) -> Attempt:
+        """Make ``attempt`` this process's render, rendering with a fresh lease.
+
+        One process renders an attempt at a time. ``begin`` takes a queued attempt, or a
+        rendering one whose lease has expired (its worker died or stopped renewing it; a
+        task queue delivered the job again), each with one conditional ``UPDATE``. A
+        rendering attempt whose lease is live belongs to a worker that is alive: the
+        second ``begin`` is refused with :class:`~renderstate.AttemptOwnedError` and
+        writes nothing.
 
         An attempt that is not in the ledger yet was started inside a transaction that
         has not committed (``runner.submit()`` in a view under ``ATOMIC_REQUESTS``: on
         PostgreSQL another connection sees no row, where MySQL and SQLite make the
         ``UPDATE`` wait): ``begin`` waits for it, up to one lease.
 
+        Args:
+            attempt: The attempt to render.
+            worker: How the ledger names this process; by default :func:`this_worker`.
+            cleanup: Called with the dead worker's record when ``begin`` takes over an
+                attempt that ran on this machine, to remove the temporary files it left
+                before this render writes its own. Its errors are logged, never raised.
+
         Raises:
+            AttemptOwnedError: another worker renders the attempt and renewed its lease;
+                nothing was written. Its ``retry_after`` says when that lease runs out.
             AttemptSupersededError: the attempt is no longer live (or its start never
                 committed within a lease).
         """
         _check_text("worker", worker)
+        me = worker or this_worker()
         deadline = time.monotonic() + self.lease
         delay = _FIRST_WAIT
         while True:
@@ -219,14 +281,42 @@ class Ledger:
             values: dict[str, object] = {
                 "state": AttemptState.RENDERING,
                 "started_at": now,
-                "worker": worker or this_worker(),
+                "worker": me,
                 "lease_expires_at": now + self.lease,
             }
-            if self.store.update(attempt.id, values, states=ACTIVE_STATES):
+            if self.store.update(attempt.id, values, states=_QUEUED):
                 return self._fetch(attempt)
-            if self.store.get(attempt.id) is not None or time.monotonic() + delay > deadline:
+            seen = self.store.get(attempt.id)
+            if seen is not None and not seen.active:
                 raise self._superseded(attempt)
-            time.sleep(delay)  # its start has not committed yet
+            if seen is not None and seen.state is AttemptState.RENDERING:
+                if self.store.update(attempt.id, values, states=_RENDERING, lease_before=now):
+                    logger.warning(
+                        "render attempt %s of %s %s: its worker %s stopped renewing its "
+                        "lease; %s takes it over",
+                        attempt.id,
+                        seen.scope,
+                        seen.project_key,
+                        seen.worker,
+                        me,
+                    )
+                    local = _host(seen.worker) == socket.gethostname()
+                    _clean_up(cleanup if local else None, seen)
+                    return self._fetch(attempt)
+                owner = self.store.get(attempt.id)
+                if owner is None or not owner.active:
+                    raise self._superseded(attempt)
+                raise AttemptOwnedError(
+                    project_key=owner.project_key,
+                    attempt_id=owner.id,
+                    worker=owner.worker,
+                    retry_after=(owner.lease_expires_at or now) - now,
+                )
+            # Not visible yet (its start has not committed), or it was queued and just
+            # committed: try again, for up to a lease.
+            if time.monotonic() + delay > deadline:
+                raise self._superseded(attempt)
+            time.sleep(delay)
             delay = min(delay * 2, _MAX_WAIT)
 
     def heartbeat(
@@ -443,9 +533,26 @@ class Ledger:
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, attempt_id: int) -> Attempt | None:
-        """Return the attempt with that id, if there is one."""
-        return self.store.get(attempt_id)
+    def get(self, attempt_id: int, *, wait: bool = False) -> Attempt | None:
+        """Return the attempt with that id, if there is one.
+
+        Args:
+            attempt_id: The attempt's id (its fencing token).
+            wait: If the attempt is not in the ledger (yet), wait for it up to one lease:
+                a worker that received a job sent from inside the sender's transaction
+                (a view under ``ATOMIC_REQUESTS`` on PostgreSQL) may read before the
+                start has committed.
+        """
+        found = self.store.get(attempt_id)
+        if found is not None or not wait:
+            return found
+        deadline = time.monotonic() + self.lease
+        delay = _FIRST_WAIT
+        while found is None and time.monotonic() + delay <= deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, _MAX_WAIT)
+            found = self.store.get(attempt_id)
+        return found
 
     def current(self, scope: str, key: object) -> Attempt | None:
         """Return the project's newest attempt (live or ended), if it has one."""

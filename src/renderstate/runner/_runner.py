@@ -18,6 +18,7 @@ from renderstate._lifecycle import ProjectLifecycle, notify_observers, validate_
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
+    AttemptOwnedError,
     AttemptSupersededError,
     InvalidTransitionError,
     ProjectNotFoundError,
@@ -217,10 +218,13 @@ class RenderJob(Generic[ProjectT]):
 
         An executor that sends the spec to a task system calls it after sending. From
         then on this process does not run the job (:meth:`run` returns at once) and no
-        longer renews its attempt's lease (the worker's runner does, once it has begun
-        the attempt; until then the lease runs down, so a spec lost on the way is
-        recovered like a dead worker). :attr:`progress`, :meth:`done`, :meth:`wait` and
-        :attr:`status` follow the attempt in the ledger.
+        longer renews its attempt's lease: while the attempt waits in the task queue its
+        lease is the ledger's ``queue_timeout`` (:meth:`Ledger.hand_off
+        <renderstate.ledger.Ledger.hand_off>`), so a long queue is not mistaken for a dead
+        worker, and a spec lost on the way is recovered once that has passed. The
+        worker's runner renews the usual lease once it has begun the attempt.
+        :attr:`progress`, :meth:`done`, :meth:`wait` and :attr:`status` follow the
+        attempt in the ledger.
 
         Raises:
             TypeError: the job has no attempt (a runner without a ledger): nothing could
@@ -604,7 +608,12 @@ class RenderRunner(Generic[ProjectT]):
         into place; scratch files are removed whatever happens. A spec whose attempt is
         no longer live (recovered, superseded, already finished: a redelivered task)
         renders nothing and saves nothing: the job returned has ended, its
-        :attr:`~RenderJob.error` an :class:`~renderstate.AttemptSupersededError`.
+        :attr:`~RenderJob.error` an :class:`~renderstate.AttemptSupersededError`. A spec
+        whose attempt another worker is rendering, and keeps alive, is a duplicate
+        delivery: it renders nothing either, its error an
+        :class:`~renderstate.AttemptOwnedError` (see :meth:`Ledger.begin
+        <renderstate.ledger.Ledger.begin>`). An attempt whose start has not committed yet
+        (sent from inside the sender's transaction) is waited for, up to a lease.
 
         Returns:
             The job, ended (``done()`` is true); its :attr:`~RenderJob.status` is what
@@ -640,7 +649,9 @@ class RenderRunner(Generic[ProjectT]):
                 f"loads {loader.scope!r}: give each kind of project its own runner"
             )
             raise ValueError(msg)
-        attempt = ledger.get(spec.attempt_id)
+        # A job sent from inside the sender's transaction may arrive before its start
+        # committed: wait for the attempt as begin() would, up to a lease.
+        attempt = ledger.get(spec.attempt_id, wait=True)
         if attempt is None or (attempt.scope, attempt.project_key) != (
             spec.scope,
             spec.project_key,
@@ -691,8 +702,8 @@ class RenderRunner(Generic[ProjectT]):
         if newer:
             self._end_unsaved(job, self._superseded_error(job))
             return job
-        assert self._heartbeat is not None
-        self._heartbeat.add(attempt, job._tracker.snapshot, job._lose)
+        # The heartbeat starts once the attempt has begun here: renewing it before would
+        # keep alive the lease of a worker that died, which this delivery must take over.
         job.run()
         return job
 
@@ -762,6 +773,15 @@ class RenderRunner(Generic[ProjectT]):
         assert self._heartbeat is not None
         self._heartbeat.remove(job.attempt)
         job._away = self._ledger
+        try:
+            self._ledger.hand_off(job.attempt)
+        except Exception:  # the spec is sent: a worker renders it regardless
+            logger.warning(
+                "could not give attempt %s its queue timeout; it keeps the lease until a "
+                "worker begins it",
+                job.attempt.id,
+                exc_info=True,
+            )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -1007,18 +1027,32 @@ class RenderRunner(Generic[ProjectT]):
         scope = getattr(self._adapter, "job_scope", None)
         return contextlib.nullcontext() if scope is None else scope()
 
+    def _begin(self, job: RenderJob[ProjectT]) -> bool:
+        """Begin the job's attempt in the ledger; end the job if it may not render here."""
+        if self._ledger is None or job.attempt is None:
+            return True
+        try:
+            job.attempt = self._ledger.begin(job.attempt, cleanup=self._clean_after)
+        except AttemptOwnedError as exc:
+            # A duplicate delivery: a live worker renders this attempt.
+            logger.info("%s", exc)
+            self._end_unsaved(job, exc)
+            return False
+        except AttemptSupersededError as exc:
+            # Recovered or superseded in another process while it was queued here.
+            logger.warning("%s", exc)
+            self._end_unsaved(job, exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - a store error ends the job like a render error
+            self._end_failed(job, exc)
+            return False
+        assert self._heartbeat is not None
+        self._heartbeat.add(job.attempt, job._tracker.snapshot, job._lose)
+        return True
+
     def _render(self, job: RenderJob[ProjectT]) -> None:
-        if self._ledger is not None and job.attempt is not None:
-            try:
-                job.attempt = self._ledger.begin(job.attempt)
-            except AttemptSupersededError as exc:
-                # Recovered or superseded in another process while it was queued here.
-                logger.warning("%s", exc)
-                self._end_unsaved(job, exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - a store error ends the job like a render error
-                self._end_failed(job, exc)
-                return
+        if not self._begin(job):
+            return
         final: Path | None = None
         partial: Path | None = None
         try:

@@ -28,12 +28,9 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import socket
 import threading
-import time
 from collections.abc import Callable, Mapping
-from pathlib import PurePosixPath
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 try:
     from celery import Celery, Task
@@ -42,9 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     msg = "renderstate.runner.celery needs Celery: pip install 'renderstate[celery]'"
     raise ImportError(msg) from exc
 
-from renderstate._attempts import Attempt, AttemptState
-from renderstate.files import remove_temporary_files
-from renderstate.ledger import Ledger, this_worker
+from renderstate.exceptions import AttemptOwnedError
 from renderstate.runner import JobSpec, RenderJob, RenderRunner
 from renderstate.typing import Job
 
@@ -59,11 +54,16 @@ TASK_OPTIONS: Final[Mapping[str, Any]] = {
     "acks_late": True,
     "reject_on_worker_lost": True,
     "ignore_result": False,
+    "max_retries": 720,
 }
 """The task's options: acknowledged after the render, so a worker that dies mid-render has
-its message redelivered; a worker lost to a signal or the OOM killer requeues it too."""
+its message redelivered; a worker lost to a signal or the OOM killer requeues it too. A
+duplicate delivery of an attempt that a live worker renders is retried once that worker's
+lease would have run out, at most ``max_retries`` times (720 at the default 30 s lease:
+about six hours of render), and then dropped."""
 
 _MARGIN: Final = 0.25
+"""Seconds added to an owner's remaining lease before a duplicate delivery looks again."""
 
 
 class CeleryExecutor:
@@ -147,77 +147,28 @@ class Delivery(str, enum.Enum):
     """The attempt had already ended (completed, failed, superseded, recovered): nothing
     was done."""
     OWNED = "owned"
-    """Another live worker renders the attempt (a duplicate delivery): nothing was done."""
+    """Another live worker renders the attempt (a duplicate delivery): nothing was done.
+    The task retries such a delivery after that worker's lease (see :data:`TASK_OPTIONS`):
+    if the worker died meanwhile, the retry takes the attempt over and renders it."""
 
     def __str__(self) -> str:
         return self.value
 
 
-class _Claim(NamedTuple):
-    refused: Delivery | None
-    """Why this delivery renders nothing; ``None``: the attempt is this process's now."""
-    dead: Attempt | None = None
-    """The record of a dead worker's attempt this delivery took over."""
-
-
-def _claim(ledger: Ledger, attempt_id: int, *, sleep: Callable[[float], None]) -> _Claim:
-    """Take the attempt for this process, or say why not.
-
-    A message may be delivered twice (the broker's visibility timeout, a lost
-    acknowledgement). An attempt that is queued, or rendering under an expired lease (its
-    worker died), is taken with one conditional ``UPDATE``; one whose lease is live is
-    watched for one lease period: renewed means its worker is alive, and this delivery is
-    dropped. So two workers never render one attempt at once.
-    """
-    store = ledger.store
-    rendering = {AttemptState.RENDERING}
-
-    def take(states: set[AttemptState], *, expired: bool) -> bool:
-        now = ledger.now()
-        values = {
-            "state": AttemptState.RENDERING,
-            "worker": this_worker(),
-            "lease_expires_at": now + ledger.lease,
-        }
-        return store.update(
-            attempt_id, values, states=states, lease_before=now if expired else None
-        )
-
-    if take({AttemptState.QUEUED}, expired=False):
-        return _Claim(None)
-    seen = store.get(attempt_id)
-    if seen is None or not seen.active:
-        return _Claim(Delivery.NOT_LIVE)
-    if take(rendering, expired=True):
-        return _Claim(None, seen)
-    # Live, leased by another worker: wait out the lease it holds now.
-    lease_end = seen.lease_expires_at or ledger.now()
-    sleep(max(lease_end - ledger.now(), 0.0) + _MARGIN)
-    now = store.get(attempt_id)
-    if now is None or not now.active:
-        return _Claim(Delivery.NOT_LIVE)
-    if (now.lease_expires_at or 0.0) > lease_end or not take(rendering, expired=True):
-        logger.info(
-            "attempt %s is rendered by %s: dropping a duplicate delivery", attempt_id, now.worker
-        )
-        return _Claim(Delivery.OWNED)
-    return _Claim(None, now)
-
-
-def deliver(
-    runner: RenderRunner[Any],
-    spec: JobSpec,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[Delivery, RenderJob[Any] | None]:
+def deliver(runner: RenderRunner[Any], spec: JobSpec) -> tuple[Delivery, RenderJob[Any] | None]:
     """Render one delivered spec in this process, unless it is not this delivery's to render.
 
-    What the render task does: claim the attempt in the ledger (see :class:`Delivery`), then
-    :meth:`RenderRunner.execute` it. Taking over a dead worker's attempt on this machine
-    first removes the temporary files it left. Usable from any other task queue alike.
+    What the render task does: :meth:`RenderRunner.execute` the spec, whose
+    :meth:`Ledger.begin <renderstate.ledger.Ledger.begin>` makes the attempt this
+    process's render: a queued attempt, or one whose worker died (its lease expired; the
+    temporary files it left on this machine are removed first). An attempt that ended
+    renders nothing (:attr:`Delivery.NOT_LIVE`); one that a live worker renders is a
+    duplicate delivery (:attr:`Delivery.OWNED`, the job's error an
+    :class:`~renderstate.AttemptOwnedError` saying when that worker's lease runs out).
+    Usable from any other task queue alike.
 
     Returns:
-        What happened, and the ended job when it was rendered here.
+        What happened, and the ended job (``None`` when the attempt had already ended).
 
     Raises:
         TypeError: the runner has no ledger (a worker cannot fence without one).
@@ -233,25 +184,13 @@ def deliver(
     if spec.attempt_id is None:
         msg = f"this job spec names no attempt ({spec!r}): send it from a runner with a ledger"
         raise ValueError(msg)
-    claim = _claim(ledger, spec.attempt_id, sleep=sleep)
-    if claim.refused is not None:
-        return claim.refused, None
-    dead = claim.dead
-    if dead is not None:
-        logger.warning(
-            "attempt %s: its worker %s stopped renewing its lease; rendering it here",
-            dead.id,
-            dead.worker,
-        )
-        if _host(dead.worker) == socket.gethostname():
-            # Nobody else writes this attempt's file now: the dead worker's partial goes.
-            final = runner.media_root.joinpath(*PurePosixPath(spec.output_path).parts)
-            remove_temporary_files(final)
-    return Delivery.RENDERED, runner.execute(spec)
-
-
-def _host(worker: str | None) -> str | None:
-    return None if worker is None else worker.rsplit(":", 1)[0]
+    seen = ledger.get(spec.attempt_id)
+    if seen is not None and not seen.active:
+        return Delivery.NOT_LIVE, None
+    job = runner.execute(spec)
+    if isinstance(job.error, AttemptOwnedError):
+        return Delivery.OWNED, job
+    return Delivery.RENDERED, job
 
 
 class _RunnerPerProcess:
@@ -304,14 +243,38 @@ def register(
     worker_process_shutdown.connect(runners.close, weak=False)
     worker_shutdown.connect(runners.close, weak=False)
 
-    def render(spec: dict[str, Any]) -> str:
+    def render(task: Task[Any, Any], spec: dict[str, Any]) -> str:
         outcome, job = deliver(runners.get(), JobSpec.from_dict(spec))
-        if job is not None:
-            status = job.status
+        if outcome is Delivery.OWNED:
+            assert job is not None
+            owned = job.error
+            assert isinstance(owned, AttemptOwnedError)
+            # Neither render twice nor drop it yet: if the owner dies before its own
+            # message is redelivered, this retry is what takes the attempt over.
+            limit = task.max_retries
+            if limit is None or task.request.retries < limit:
+                countdown = owned.retry_after + _MARGIN
+                logger.info(
+                    "attempt %s is rendered by %s: looking again in %.1f s",
+                    owned.attempt_id,
+                    owned.worker,
+                    countdown,
+                )
+                raise task.retry(countdown=countdown)
+            logger.warning(
+                "attempt %s is still rendered by %s after %s retries: dropping this delivery",
+                owned.attempt_id,
+                owned.worker,
+                limit,
+            )
+        elif job is not None:
             logger.info(
-                "attempt %s of project %s ended %s", spec.get("attempt_id"), job.project_key, status
+                "attempt %s of project %s ended %s",
+                spec.get("attempt_id"),
+                job.project_key,
+                job.status,
             )
         return str(outcome)
 
-    task: Task[Any, Any] = app.task(name=name, **{**TASK_OPTIONS, **options})(render)
+    task: Task[Any, Any] = app.task(name=name, bind=True, **{**TASK_OPTIONS, **options})(render)
     return task
