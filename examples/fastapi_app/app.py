@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from models import STATUS_FAILED, STATUS_PROCESSING, Base, Project, create_engines
+from models import STATUS_PROCESSING, Base, Project, create_engines
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import sessionmaker
@@ -32,7 +32,7 @@ from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.rendering.moviepy import MoviePyRenderer
 from renderstate.rendering.timeline import parse_timeline
-from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web import PROBLEM_CONTENT_TYPE, StatusBody, problem_details, status_body
 from renderstate.web.fastapi import add_exception_handlers
 
 HERE = Path(__file__).resolve().parent
@@ -109,30 +109,6 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
     app.state.runner = runner
     add_exception_handlers(app)  # renderstate's errors -> problem+json
 
-    def status_body(project: Project) -> dict[str, Any]:
-        """The status of ``project`` and the progress of its current render attempt."""
-        job = runner.job(project)
-        progress = None
-        error = None
-        if job is not None and project.status == STATUS_PROCESSING and not job.done():
-            p = job.progress
-            progress = {
-                "phase": p.phase.value,
-                "fraction": p.fraction,
-                "done": p.frames_done,
-                "total": p.frames_total,
-                "eta_seconds": p.eta,
-            }
-        if job is not None and project.status == STATUS_FAILED and job.error is not None:
-            error = str(job.error)
-        return {
-            "id": str(project.id),
-            "status": project.status,
-            "output_path": project.output_path,
-            "progress": progress,
-            "error": error,
-        }
-
     async def load(project_id: str) -> Project:
         """The project, read now; ``ProjectNotFoundError`` (404) for an unknown id."""
         try:
@@ -145,15 +121,9 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
             raise ProjectNotFoundError(project_key=project_id)
         return project  # detached, every column loaded
 
-    async def current_body(project_id: str) -> dict[str, Any]:
-        project = await load(project_id)
-        job = runner.job(project)
-        for _ in range(20):
-            if project.status != STATUS_FAILED or job is None or job.done():
-                break
-            # The row says FAILED a moment before the job has recorded why: wait for it.
-            await asyncio.sleep(0.01)
-        return status_body(project)
+    async def current_body(project_id: str) -> StatusBody:
+        """The status body of the project as stored now."""
+        return status_body(await load(project_id), runner)
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
@@ -166,7 +136,7 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
         async with AsyncSessionMaker() as session:
             query = select(Project).order_by(Project.created_at.desc())
             projects = list(await session.scalars(query))
-        return [{**status_body(p), "title": p.title} for p in projects]
+        return [{**status_body(p, runner), "title": p.title} for p in projects]
 
     @app.post("/projects", status_code=201, response_model=None)
     async def create_project(request: Request) -> dict[str, Any] | JSONResponse:
@@ -191,19 +161,22 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
         async with AsyncSessionMaker() as session, session.begin():
             project = Project(title=title, timeline=timeline)
             session.add(project)
-        return {**status_body(project), "title": project.title, "timeline": project.timeline}
+        body = status_body(project, runner)
+        return {**body, "title": project.title, "timeline": project.timeline}
 
-    @app.post("/projects/{project_id}/render", status_code=202)
-    async def render_project(project_id: str) -> dict[str, Any]:
+    # response_model=None: StatusBody is a typing.TypedDict, which pydantic takes only from
+    # typing_extensions before Python 3.12; FastAPI sends the dict as it is.
+    @app.post("/projects/{project_id}/render", status_code=202, response_model=None)
+    async def render_project(project_id: str) -> StatusBody:
         """202 and the render runs; 409 (problem+json) while one runs."""
         project = await load(project_id)
         # The guarded start is one UPDATE; run it off the event loop. RenderConflictError
         # becomes the 409 through the exception handlers.
         await run_in_threadpool(runner.submit, project)
-        return status_body(project)
+        return status_body(project, runner)
 
-    @app.get("/projects/{project_id}")
-    async def project_status(project_id: str) -> dict[str, Any]:
+    @app.get("/projects/{project_id}", response_model=None)
+    async def project_status(project_id: str) -> StatusBody:
         """The status body; poll it, or follow ``/events``."""
         return await current_body(project_id)
 

@@ -9,7 +9,6 @@ renders it runs. Errors are RFC 9457 problem+json bodies: renderstate's own
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from http import HTTPStatus
@@ -19,13 +18,13 @@ from typing import Any
 
 import flask
 import peewee
-from models import STATUS_FAILED, STATUS_PROCESSING, Project, database, now, open_database
+from models import STATUS_PROCESSING, Project, database, now, open_database
 
 from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
 from renderstate.adapters.peewee import PeeweeAdapter
 from renderstate.rendering.moviepy import MoviePyRenderer
 from renderstate.rendering.timeline import parse_timeline
-from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details, status_body
 from renderstate.web.flask import init_app
 
 SAMPLE_TIMELINE: dict[str, Any] = json.loads(
@@ -76,34 +75,6 @@ def timeline_problem(error: TimelineError) -> flask.Response:
     return problem(body, code)
 
 
-def status_body(project: Project) -> dict[str, Any]:
-    """The status of ``project`` and the progress of its current render attempt."""
-    job = runner().job(project)
-    progress = None
-    error = None
-    if job is not None and project.status == STATUS_PROCESSING and not job.done():
-        p = job.progress
-        progress = {
-            "phase": p.phase.value,
-            "fraction": p.fraction,
-            "done": p.frames_done,
-            "total": p.frames_total,
-            "eta_seconds": p.eta,
-        }
-    if job is not None and project.status == STATUS_FAILED:
-        # The job records its error a moment after the row says FAILED.
-        with contextlib.suppress(TimeoutError):
-            job.wait(timeout=1.0)
-        error = None if job.error is None else str(job.error)
-    return {
-        "id": str(project.id),
-        "status": project.status,
-        "output_path": project.output_path,
-        "progress": progress,
-        "error": error,
-    }
-
-
 def load(pk: str) -> Project:
     """The project ``pk``, or ``ProjectNotFoundError`` (404) for an unknown or malformed id."""
     try:
@@ -133,7 +104,11 @@ def create_project() -> flask.Response | tuple[dict[str, Any], int]:
     except TimelineError as error:
         return timeline_problem(error)
     project = Project.create(title=title, timeline=timeline)
-    return {**status_body(project), "title": project.title, "timeline": project.timeline}, 201
+    return {
+        **status_body(project, runner()),
+        "title": project.title,
+        "timeline": project.timeline,
+    }, 201
 
 
 @bp.post("/projects/<pk>/render")
@@ -141,13 +116,13 @@ def render_project(pk: str) -> tuple[dict[str, Any], int]:
     """``POST /projects/<id>/render``: 202 and the render runs; 409 while one runs."""
     project = load(pk)
     runner().submit(project)  # the guarded start: RenderConflictError -> 409
-    return status_body(project), 202
+    return status_body(project, runner()), 202
 
 
 @bp.get("/projects/<pk>")
 def project_status(pk: str) -> dict[str, Any]:
     """``GET /projects/<id>``: the status body (poll it while the render runs)."""
-    return status_body(load(pk))
+    return status_body(load(pk), runner())
 
 
 @bp.get("/media/<path:path>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 from pathlib import Path
@@ -22,6 +23,23 @@ def test_django_app_uses_the_reference_model_unmodified() -> None:
     reference = REPO.parent / "shared" / "reference" / "phase01_models.py"
     if reference.exists():  # beside the clone on development and CI machines
         assert model == reference.read_bytes()
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_status_body_is_the_librarys(app: str) -> None:
+    """The apps answer with renderstate.web.status_body and build no status body of their own."""
+    called = False
+    for source in sorted((EXAMPLES / app).rglob("*.py")):
+        tree = ast.parse(source.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.name != "status_body", f"{source} defines its own status_body"
+            if isinstance(node, ast.Dict):
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                assert not {"progress", "error"} <= keys, f"{source} builds a status body"
+            if isinstance(node, ast.ImportFrom) and node.module == "renderstate.web":
+                called |= any(alias.name == "status_body" for alias in node.names)
+    assert called, f"{app} does not import renderstate.web.status_body"
 
 
 @pytest.mark.slow

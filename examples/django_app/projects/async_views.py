@@ -16,10 +16,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from renderstate import ProjectNotFoundError
+from renderstate.web import status_body
 
 from .models import Project
 from .rendering import get_runner
-from .views import status_body
 
 
 async def aload(pk: str) -> Project:
@@ -35,11 +35,13 @@ async def aload(pk: str) -> Project:
 async def render_project(request: HttpRequest, pk: str) -> JsonResponse:
     """``POST /projects/<id>/render``: 202 and the render runs; 409 while one runs."""
     project = await aload(pk)
-    await sync_to_async(get_runner().submit)(project)  # RenderConflictError -> 409
-    return JsonResponse(await sync_to_async(status_body)(project), status=202)
+    runner = get_runner()
+    await sync_to_async(runner.submit)(project)  # RenderConflictError -> 409
+    # status_body() reads the runner's memory, no database: safe on the event loop.
+    return JsonResponse(status_body(project, runner), status=202)
 
 
 @require_GET
 async def project_status(request: HttpRequest, pk: str) -> JsonResponse:
     """``GET /projects/<id>``: the status body."""
-    return JsonResponse(await sync_to_async(status_body)(await aload(pk)))
+    return JsonResponse(status_body(await aload(pk), get_runner()))

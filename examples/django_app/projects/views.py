@@ -7,7 +7,6 @@ Errors are RFC 9457 problem+json bodies: ``RenderConflictError`` (409) and
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from http import HTTPStatus
@@ -21,9 +20,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from renderstate import ProjectNotFoundError, TimelineError
 from renderstate.rendering.timeline import parse_timeline
-from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details, status_body
 
-from .models import STATUS_FAILED, STATUS_PROCESSING, Project
+from .models import Project
 from .rendering import get_runner
 
 SAMPLE_TIMELINE: dict[str, Any] = json.loads(
@@ -57,34 +56,6 @@ def timeline_problem(error: TimelineError) -> JsonResponse:
     return JsonResponse(body, status=code, content_type=PROBLEM_CONTENT_TYPE)
 
 
-def status_body(project: Project) -> dict[str, Any]:
-    """The status of ``project`` and the progress of its current render attempt."""
-    job = get_runner().job(project)
-    progress = None
-    error = None
-    if job is not None and project.status == STATUS_PROCESSING and not job.done():
-        p = job.progress
-        progress = {
-            "phase": p.phase.value,
-            "fraction": p.fraction,
-            "done": p.frames_done,
-            "total": p.frames_total,
-            "eta_seconds": p.eta,
-        }
-    if job is not None and project.status == STATUS_FAILED:
-        # The job records its error a moment after the row says FAILED.
-        with contextlib.suppress(TimeoutError):
-            job.wait(timeout=1.0)
-        error = None if job.error is None else str(job.error)
-    return {
-        "id": str(project.pk),
-        "status": project.status,
-        "output_path": project.output_path,
-        "progress": progress,
-        "error": error,
-    }
-
-
 def load(pk: str) -> Project:
     """The project ``pk``, or ``ProjectNotFoundError`` (404) for an unknown or malformed id."""
     try:
@@ -115,7 +86,11 @@ def create_project(request: HttpRequest) -> JsonResponse:
     except TimelineError as error:
         return timeline_problem(error)
     project = Project.objects.create(title=title, timeline=timeline)
-    body = {**status_body(project), "title": project.title, "timeline": project.timeline}
+    body = {
+        **status_body(project, get_runner()),
+        "title": project.title,
+        "timeline": project.timeline,
+    }
     return JsonResponse(body, status=201)
 
 
@@ -125,10 +100,10 @@ def render_project(request: HttpRequest, pk: str) -> JsonResponse:
     """``POST /projects/<id>/render``: 202 and the render runs; 409 while one runs."""
     project = load(pk)
     get_runner().submit(project)  # the guarded start: RenderConflictError -> 409
-    return JsonResponse(status_body(project), status=202)
+    return JsonResponse(status_body(project, get_runner()), status=202)
 
 
 @require_GET
 def project_status(request: HttpRequest, pk: str) -> JsonResponse:
     """``GET /projects/<id>``: the status body (poll it while the render runs)."""
-    return JsonResponse(status_body(load(pk)))
+    return JsonResponse(status_body(load(pk), get_runner()))

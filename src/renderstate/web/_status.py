@@ -70,7 +70,9 @@ def status_body(
     stored), and is kept while a re-render runs: the previous video stays playable.
 
     The project is not read from the database here: pass the object your view just
-    loaded. No I/O is done, so it is safe in async views.
+    loaded. No I/O is done here; a :class:`~renderstate.RenderRunner` without a ledger
+    answers from memory, so the call is safe on an event loop. With a ledger the runner
+    reads the attempt's row: in an async view, call it in a thread.
 
     Args:
         project: The project, as loaded by the view.
