@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from renderstate import (
+    Change,
     Progress,
+    RenderJob,
     RenderRunner,
     Status,
     TransitionRecord,
@@ -351,13 +353,58 @@ def test_a_completed_project_shows_no_progress_while_its_job_ends(
 
 
 @pytest.mark.parametrize("with_ledger", LEDGERS)
-def test_a_failed_project_shows_no_progress_while_its_job_ends(
+def test_a_failed_project_shows_its_error_as_soon_as_the_row_says_failed(
     tmp_path: Path, with_ledger: bool
 ) -> None:
-    """The row says FAILED before the job has ended: progress is null, not its last frame."""
+    """The row says FAILED before the job has ended: the error is there, progress is null."""
     at = BodyAt(Status.FAILED)
     renderer = FakeRenderer(frames=5, fail_at_frame=2, exception=RuntimeError("disk full"))
     with watched_runner(tmp_path, renderer, at, with_ledger=with_ledger) as runner:
         assert runner.submit(at.project).wait(30) is Status.FAILED
     body = at.body()
     assert (body["status"], body["progress"]) == ("FAILED", None)
+    assert body["error"] == "RuntimeError: disk full"
+
+
+class HookedAdapter(MemoryAdapter):
+    """A memory adapter that calls ``after_start`` once a start has been applied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_start: Callable[[], None] | None = None
+
+    def apply(self, project: object, change: Change) -> bool:
+        applied = super().apply(project, change)
+        hook = self.after_start
+        if applied and hook is not None and change.values.get("status") == "PROCESSING":
+            self.after_start = None
+            hook()
+        return applied
+
+
+@pytest.mark.parametrize("with_ledger", LEDGERS)
+def test_a_rerender_started_while_the_last_job_ends_never_shows_its_figures(
+    tmp_path: Path, with_ledger: bool
+) -> None:
+    """A re-render whose start commits before the last job has ended: not the last 100 %."""
+    at = BodyAt(Status.COMPLETED)
+    adapter = HookedAdapter()
+    during_start: list[StatusBody] = []
+    jobs: list[RenderJob[MemoryProject]] = []
+    runner = watched_runner(
+        tmp_path, FakeRenderer(frames=3), at, with_ledger=with_ledger, adapter=adapter
+    )
+
+    def rerender() -> None:  # in the first job's thread, before that job has ended
+        adapter.after_start = lambda: during_start.append(status_body(at.project, runner))
+        jobs.append(runner.submit(at.project))
+
+    at.then = rerender
+    with runner:
+        runner.submit(at.project).wait(30)
+        assert jobs, "the re-render was not submitted"
+        assert jobs[0].wait(30) is Status.COMPLETED
+    at.body()
+    [body] = during_start
+    assert body["status"] == "PROCESSING"
+    assert body["progress"] in (None, QUEUED_BODY), body

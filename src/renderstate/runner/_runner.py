@@ -135,6 +135,7 @@ class RenderJob(Generic[ProjectT]):
         self._claimed = False
         self._status: Status | None = None
         self._error: BaseException | None = None
+        self._failure: BaseException | None = None  # set as its FAILED is being saved
         self._lost = False
         # Set by hand_off(): the ledger this job's attempt is followed in from here on.
         self._away: Ledger | None = None
@@ -829,7 +830,9 @@ class RenderRunner(Generic[ProjectT]):
         """Return why the project's current attempt failed, as one line, if it did.
 
         ``"RuntimeError: disk full"`` (the exception's type and message), or ``None`` while
-        that attempt runs, after it succeeded, or when no attempt is known. As for
+        that attempt runs, after it succeeded, or when no attempt is known. The reason is
+        known before the project is saved FAILED (a reader who loaded the FAILED row never
+        gets ``None`` because the job has not quite ended). As for
         :meth:`progress`, the attempt is this runner's last one, or with a ledger the
         project's newest one in any process. With :meth:`progress` this makes the runner a
         :class:`~renderstate.typing.ProgressSource`.
@@ -841,10 +844,15 @@ class RenderRunner(Generic[ProjectT]):
             if current is not None and (job is None or job.attempt_id != current.id):
                 ended = current.state in (AttemptState.FAILED, AttemptState.INTERRUPTED)
                 return current.error if ended else None
-        if job is None or not job.done() or job.error is None:
+        if job is None:
             return None
-        text = str(job.error).splitlines()[0] if str(job.error) else ""
-        name = type(job.error).__name__
+        # A failing job is known as such from before its FAILED is saved, so a reader who
+        # loaded the FAILED row finds the reason even while the job is still ending.
+        failure = job.error if job.done() else job._failure
+        if failure is None:
+            return None
+        text = str(failure).splitlines()[0] if str(failure) else ""
+        name = type(failure).__name__
         return f"{name}: {text}" if text else name
 
     def job(self, project: ProjectT) -> RenderJob[ProjectT] | None:
@@ -1155,6 +1163,9 @@ class RenderRunner(Generic[ProjectT]):
             )
             checked.__cause__ = error.__cause__
             error = checked
+        # Known before the row says FAILED, so that error() never answers None on a
+        # FAILED project whose job has not ended yet.
+        job._failure = error
         try:
             if isinstance(error, RenderInterruptedError):
                 logger.warning("%s", error)
@@ -1221,6 +1232,11 @@ class RenderRunner(Generic[ProjectT]):
                         )
                         return None, superseded
                     record = save()
+                    # Before the key lock is released: a new attempt that starts next never
+                    # finds this one still showing "finalizing" figures.
+                    job._tracker.enter(
+                        Phase.DONE if record.target is Status.COMPLETED else Phase.FAILED
+                    )
             except (InvalidTransitionError, AttemptSupersededError) as exc:
                 # Not PROCESSING any more, or no longer the current attempt: recovered by
                 # someone else, superseded, or a late duplicate.
