@@ -29,7 +29,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
-from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.adapters.sqlalchemy import AsyncSQLAlchemyAdapter, SQLAlchemyAdapter
 from renderstate.rendering.moviepy import MoviePyRenderer
 from renderstate.rendering.timeline import parse_timeline
 from renderstate.web import PROBLEM_CONTENT_TYPE, StatusBody, problem_details, status_body
@@ -84,10 +84,12 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
             return list(session.scalars(query))
 
     # One runner per process: it owns the render threads and the progress of their renders.
-    # Its lifecycles run in those threads (and in submit()), hence the sync adapter.
+    # asubmit() awaits the guarded start through the async adapter, on the event loop; the
+    # render threads record each render's end through the sync one.
     runner: RenderRunner[Project] = RenderRunner(
         SQLAlchemyAdapter(Session),
         MoviePyRenderer(base_dir=uploads),
+        async_adapter=AsyncSQLAlchemyAdapter(AsyncSessionMaker),
         media_root=media,
         max_workers=2,
         find_processing=find_processing,
@@ -170,9 +172,9 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
     async def render_project(project_id: str) -> StatusBody:
         """202 and the render runs; 409 (problem+json) while one runs."""
         project = await load(project_id)
-        # The guarded start is one UPDATE; run it off the event loop. RenderConflictError
-        # becomes the 409 through the exception handlers.
-        await run_in_threadpool(runner.submit, project)
+        # The guarded start: one UPDATE, awaited. RenderConflictError becomes the 409
+        # through the exception handlers.
+        await runner.asubmit(project)
         return status_body(project, runner)
 
     @app.get("/projects/{project_id}", response_model=None)

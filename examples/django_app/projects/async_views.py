@@ -1,16 +1,16 @@
 """The export endpoints as async views, for a site served by an ASGI server.
 
 Route ``projects/<pk>/render`` and ``projects/<pk>`` here instead of to :mod:`projects.views`
-when the site runs under uvicorn, daphne or hypercorn. Reads use Django's async ORM; the
-guarded start (one ``UPDATE``) runs in a worker thread through ``sync_to_async``, so the event
-loop never waits on the database; the render runs in the runner's threads as before.
+when the site runs under uvicorn, daphne or hypercorn. Reads use Django's async ORM, and so
+does the guarded start (one ``UPDATE``): ``runner.asubmit()`` awaits it through the runner's
+``AsyncDjangoAdapter``, so the event loop never waits on the database. The render runs in the
+runner's threads as before.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -36,7 +36,7 @@ async def render_project(request: HttpRequest, pk: str) -> JsonResponse:
     """``POST /projects/<id>/render``: 202 and the render runs; 409 while one runs."""
     project = await aload(pk)
     runner = get_runner()
-    await sync_to_async(runner.submit)(project)  # RenderConflictError -> 409
+    await runner.asubmit(project)  # the guarded start, awaited: RenderConflictError -> 409
     # status_body() reads the runner's memory, no database: safe on the event loop.
     return JsonResponse(status_body(project, runner), status=202)
 

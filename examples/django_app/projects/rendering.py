@@ -12,7 +12,7 @@ import functools
 from django.conf import settings
 
 from renderstate import RenderRunner
-from renderstate.adapters.django import DjangoAdapter
+from renderstate.adapters.django import AsyncDjangoAdapter, DjangoAdapter
 from renderstate.rendering.moviepy import MoviePyRenderer
 
 from .models import STATUS_PROCESSING, Project
@@ -26,6 +26,8 @@ def get_runner() -> RenderRunner[Project]:
         # Timelines name pictures and sounds relative to the uploads directory, and may
         # name nothing outside it.
         MoviePyRenderer(base_dir=settings.MEDIA_ROOT / "uploads"),
+        # For the async views: asubmit() awaits the guarded start through Django's async ORM.
+        async_adapter=AsyncDjangoAdapter(),
         media_root=settings.MEDIA_ROOT,
         max_workers=2,
         find_processing=lambda: Project.objects.filter(status=STATUS_PROCESSING),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any, Final, Generic
+from typing import TYPE_CHECKING, Any, Final, Generic
 
 from renderstate._attempts import Attempt, AttemptState, encode_key
 from renderstate._jobs import JobSpec
@@ -46,7 +47,18 @@ from renderstate.runner.progress import (
     ProgressTracker,
     progress_of,
 )
-from renderstate.typing import Adapter, Executor, Observer, ProjectLoader, ProjectT, Renderer
+from renderstate.typing import (
+    Adapter,
+    AsyncAdapter,
+    Executor,
+    Observer,
+    ProjectLoader,
+    ProjectT,
+    Renderer,
+)
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["RenderInterruptedError", "RenderJob", "RenderOutputError", "RenderRunner"]
 
@@ -64,32 +76,114 @@ _MAX_POLL: Final = 1.0
 _LOST: Final = "its attempt was recovered or superseded in another process (its lease was lost)"
 
 
+class _Held:
+    """The state of one project's key lock (guarded by ``_KeyLocks._changed``)."""
+
+    __slots__ = ("depth", "loop_thread", "owner", "users", "waiters")
+
+    def __init__(self) -> None:
+        self.owner: object = None
+        """The holder: a thread's ident, or an asyncio task."""
+        self.loop_thread: int | None = None
+        """For a task holder, the thread its event loop runs in."""
+        self.depth = 0
+        self.users = 0
+        """Holders and waiters: the entry is dropped when none is left."""
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        """Tasks waiting for the lock, woken on their own loops."""
+
+
 class _KeyLocks:
     """One lock per project key, created on demand and dropped when nobody holds or wants it.
 
-    Re-entrant: an observer called while a job saves its end may submit the project again.
+    Re-entrant for its holder, which is a thread (:meth:`hold`) or an asyncio task
+    (:meth:`ahold`, which waits without blocking its event loop): a job saving its end
+    publishes its video under the lock it already holds.
     """
 
     def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[object, tuple[threading.RLock, list[int]]] = {}
+        self._changed = threading.Condition(threading.Lock())
+        self._locks: dict[object, _Held] = {}
 
     @contextlib.contextmanager
     def hold(self, key: object) -> Iterator[None]:
-        counted = False
+        owner = threading.get_ident()
+        with self._changed:
+            held = self._locks.setdefault(key, _Held())
+            held.users += 1
+            while held.owner is not None and held.owner != owner:
+                if held.loop_thread == owner:
+                    self._drop(key, held)
+                    msg = (
+                        "RenderRunner.submit() was called on an event loop while asubmit() "
+                        "of the same project awaits its start on that loop: it would wait "
+                        "forever; await runner.asubmit(project) instead"
+                    )
+                    raise RuntimeError(msg)
+                self._changed.wait()
+            held.owner = owner
+            held.depth += 1
         try:
-            with self._guard:
-                lock, users = self._locks.setdefault(key, (threading.RLock(), [0]))
-                users[0] += 1
-                counted = True
-            with lock:
-                yield
+            yield
         finally:
-            if counted:
-                with self._guard:
-                    users[0] -= 1
-                    if users[0] == 0:
-                        del self._locks[key]
+            self._release(key, held)
+
+    @contextlib.asynccontextmanager
+    async def ahold(self, key: object) -> AsyncIterator[None]:
+        import asyncio  # noqa: PLC0415 - only async callers pay for importing asyncio
+
+        loop = asyncio.get_running_loop()
+        owner = asyncio.current_task()
+        with self._changed:
+            held = self._locks.setdefault(key, _Held())
+            held.users += 1
+        try:
+            while True:
+                with self._changed:
+                    if held.owner is None or held.owner is owner:
+                        held.owner = owner
+                        held.loop_thread = threading.get_ident()
+                        held.depth += 1
+                        break
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    held.waiters.append((loop, waiter))
+                try:
+                    await waiter
+                finally:
+                    with self._changed:
+                        if (loop, waiter) in held.waiters:
+                            held.waiters.remove((loop, waiter))
+        except BaseException:
+            with self._changed:
+                self._drop(key, held)
+            raise
+        try:
+            yield
+        finally:
+            self._release(key, held)
+
+    def _release(self, key: object, held: _Held) -> None:
+        with self._changed:
+            held.depth -= 1
+            if held.depth == 0:
+                held.owner = held.loop_thread = None
+                waiters, held.waiters = held.waiters, []
+                for loop, waiter in waiters:
+                    with contextlib.suppress(RuntimeError):  # a loop closed meanwhile
+                        loop.call_soon_threadsafe(_wake, waiter)
+                self._changed.notify_all()
+            self._drop(key, held)
+
+    def _drop(self, key: object, held: _Held) -> None:
+        # Called with _changed held.
+        held.users -= 1
+        if held.users == 0:
+            del self._locks[key]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class RenderJob(Generic[ProjectT]):
@@ -410,6 +504,14 @@ class RenderRunner(Generic[ProjectT]):
             :meth:`recover_interrupted` is safe at any time in any process.
         loader: Loads a project by the key text the ledger stores (``store.loader(Model)``);
             needed by :meth:`recover_interrupted` with a ledger.
+        async_adapter: The :class:`~renderstate.typing.AsyncAdapter` that :meth:`asubmit`
+            awaits the guarded start through
+            (:class:`~renderstate.adapters.sqlalchemy.AsyncSQLAlchemyAdapter`,
+            :class:`~renderstate.adapters.django.AsyncDjangoAdapter`), over the same
+            database as ``adapter``, which still records the end of each render.
+
+    Raises:
+        TypeError: ``async_adapter`` is not an async adapter.
     """
 
     def __init__(
@@ -430,8 +532,19 @@ class RenderRunner(Generic[ProjectT]):
         progress_interval: float = DEFAULT_INTERVAL,
         ledger: Ledger | None = None,
         loader: ProjectLoader[ProjectT] | None = None,
+        async_adapter: AsyncAdapter[ProjectT] | None = None,
     ) -> None:
+        if async_adapter is not None and not inspect.iscoroutinefunction(
+            getattr(async_adapter, "apply", None)
+        ):
+            msg = (
+                f"async_adapter= needs an async adapter, and {type(async_adapter).__name__} is "
+                "a sync one (pass it as the first argument): give AsyncSQLAlchemyAdapter, "
+                "AsyncDjangoAdapter or AsyncMemoryAdapter"
+            )
+            raise TypeError(msg)
         self._adapter = adapter
+        self._async_adapter = async_adapter
         self._ledger = ledger
         self._loader = loader
         self._heartbeat = None if ledger is None else Heartbeat(ledger, self._job_scope)
@@ -525,7 +638,7 @@ class RenderRunner(Generic[ProjectT]):
         The project is PROCESSING when this returns (the start is the guarded
         ``start_render()``), so a web endpoint can answer 202 with the job's progress.
         With a ledger, the attempt is recorded in the same transaction (``actor``, who
-        asked, is kept in its record).
+        asked, is kept in its record). In async code, await :meth:`asubmit`.
 
         Raises:
             RenderConflictError: a render of this project is already running (HTTP 409).
@@ -534,11 +647,83 @@ class RenderRunner(Generic[ProjectT]):
             RuntimeError: the runner has been shut down.
         """
         self._check_open()
-        lifecycle = self._quiet_lifecycle(project)
+        job = self._new_job(project, actor)
+        with self._key_locks.hold(job.project_key), self._starting(job):
+            started = self._start(job)
+        return self._launch(job, started)
+
+    async def asubmit(self, project: ProjectT, *, actor: str | None = None) -> RenderJob[ProjectT]:
+        """Start rendering ``project`` without blocking the event loop; see :meth:`submit`.
+
+        The guarded start is awaited through the runner's ``async_adapter`` (one
+        conditional ``UPDATE`` on the loop's own connection); then the job is registered
+        and scheduled exactly as :meth:`submit` does, and the render runs in the executor
+        with the sync adapter. Starts of one project in this runner, sync or async, never
+        interleave, and a start waiting for another one waits without blocking the loop.
+
+        With a ledger, the start and the attempt's record are one transaction in the
+        ledger's store, which is synchronous: it runs in a worker thread (the
+        ``async_adapter`` is then not needed, nor used). Observers are told, and the
+        executor is handed the job, in a worker thread too.
+
+        Cancelling the caller does not abandon a start under way: once the start has been
+        sent, it runs to its end, and a job that won is registered and scheduled, before
+        the cancellation goes on. A project is never left PROCESSING without its job.
+
+        Raises:
+            TypeError: the runner has neither an ``async_adapter`` nor a ledger.
+            RenderConflictError: a render of this project is already running (HTTP 409).
+            ProjectNotFoundError: the project is not stored.
+            InvalidOutputPathError: ``output_path_for`` returned an unusable path.
+            RuntimeError: the runner has been shut down.
+        """
+        import asyncio  # noqa: PLC0415 - only async callers pay for importing asyncio
+
+        if self._async_adapter is None and self._ledger is None:
+            msg = (
+                "asubmit() needs an async adapter for its guarded start: create the "
+                "RenderRunner with async_adapter=AsyncSQLAlchemyAdapter(async_sessionmaker) "
+                "(or AsyncDjangoAdapter()); with an ORM that has none (Peewee), call "
+                "`await asyncio.to_thread(runner.submit, project)` instead"
+            )
+            raise TypeError(msg)
+        self._check_open()
+        job = self._new_job(project, actor)
+        sent = asyncio.Event()
+        submitting = asyncio.ensure_future(self._asubmit(job, sent))
+        try:
+            return await asyncio.shield(submitting)
+        except asyncio.CancelledError:
+            if not sent.is_set():
+                submitting.cancel()  # still waiting for its turn: nothing was written
+                raise
+            while not submitting.done():
+                # Swallowed until the start has ended; raised again below.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({submitting})
+            if not submitting.cancelled():
+                submitting.exception()  # retrieved: a refused start is no news here
+            raise
+
+    async def _asubmit(self, job: RenderJob[ProjectT], sent: asyncio.Event) -> RenderJob[ProjectT]:
+        import asyncio  # noqa: PLC0415 - only async callers pay for importing asyncio
+
+        async with self._key_locks.ahold(job.project_key):
+            with self._starting(job):
+                sent.set()
+                if self._ledger is not None:
+                    started = await asyncio.to_thread(self._start, job)
+                else:
+                    assert self._async_adapter is not None
+                    lifecycle = ProjectLifecycle(job.project, self._async_adapter, **self._options)
+                    started = await lifecycle.astart_render()
+        return await asyncio.to_thread(self._launch, job, started)
+
+    def _new_job(self, project: ProjectT, actor: str | None) -> RenderJob[ProjectT]:
         output_path = self.output_path(project)
-        job = RenderJob(
+        return RenderJob(
             project,
-            lifecycle,
+            self._quiet_lifecycle(project),
             output_path,
             ProgressTracker(interval=self._progress_interval),
             runner=self._run,
@@ -547,42 +732,52 @@ class RenderRunner(Generic[ProjectT]):
             final=self._file_for(output_path),
             actor=actor,
         )
+
+    @contextlib.contextmanager
+    def _starting(self, job: RenderJob[ProjectT]) -> Iterator[None]:
+        """Register ``job`` around its start; the caller holds the project's key lock."""
         key = job.project_key
-        with self._key_locks.hold(key):
-            with self._lock:
-                self._check_open()  # again: shutdown() may have run meanwhile
-                previous = self._jobs.get(key)
-                # Publish the new attempt before it starts, so nobody reading progress sees
-                # the last attempt's figures on a PROCESSING project. While a job of this
-                # project is unfinished here, keep showing it until the start succeeds:
-                # usually the start is refused (409) and that job is still the story.
-                register_first = previous is None or previous.done()
-                if register_first:
-                    self._jobs[key] = job
-            try:
-                if self._ledger is None:
-                    started = lifecycle.start_render()
-                else:
-                    started, job.attempt = self._ledger.start(
-                        lifecycle, output_path=output_path, actor=actor
-                    )
-                    assert self._heartbeat is not None
-                    self._heartbeat.add(job.attempt, job._tracker.snapshot, job._lose)
-            except BaseException:
-                if register_first:
-                    with self._lock:
-                        if previous is None:
-                            del self._jobs[key]
-                        else:
-                            self._jobs[key] = previous
-                raise
-            with self._lock:
-                # From here on an unfinished previous job is superseded: it replaces no
-                # video and saves nothing. Re-insert at the end: the dict is ordered
-                # oldest attempt first.
-                self._jobs.pop(key, None)
+        with self._lock:
+            self._check_open()  # again: shutdown() may have run meanwhile
+            previous = self._jobs.get(key)
+            # Publish the new attempt before it starts, so nobody reading progress sees
+            # the last attempt's figures on a PROCESSING project. While a job of this
+            # project is unfinished here, keep showing it until the start succeeds:
+            # usually the start is refused (409) and that job is still the story.
+            register_first = previous is None or previous.done()
+            if register_first:
                 self._jobs[key] = job
-                self._forget_old_jobs()
+        try:
+            yield
+        except BaseException:
+            if register_first:
+                with self._lock:
+                    if previous is None:
+                        del self._jobs[key]
+                    else:
+                        self._jobs[key] = previous
+            raise
+        with self._lock:
+            # From here on an unfinished previous job is superseded: it replaces no
+            # video and saves nothing. Re-insert at the end: the dict is ordered
+            # oldest attempt first.
+            self._jobs.pop(key, None)
+            self._jobs[key] = job
+            self._forget_old_jobs()
+
+    def _start(self, job: RenderJob[ProjectT]) -> TransitionRecord:
+        """The guarded start, through the sync adapter (and the ledger if there is one)."""
+        if self._ledger is None:
+            return job._lifecycle.start_render()
+        started, job.attempt = self._ledger.start(
+            job._lifecycle, output_path=job.output_path, actor=job.actor
+        )
+        assert self._heartbeat is not None
+        self._heartbeat.add(job.attempt, job._tracker.snapshot, job._lose)
+        return started
+
+    def _launch(self, job: RenderJob[ProjectT], started: TransitionRecord) -> RenderJob[ProjectT]:
+        """Tell the observers and hand the started job to the executor."""
         self._notify(started)
         try:
             self._executor.schedule(job)
