@@ -8,13 +8,17 @@ from renderstate import (
     Edge,
     ProjectLifecycle,
     RenderConflictError,
+    RenderJob,
+    RenderRunner,
     Status,
     TransitionRecord,
     can_start_render,
     to_mermaid,
 )
 from renderstate.adapters.memory import AsyncMemoryAdapter, MemoryAdapter
+from renderstate.testing import FakeRenderer
 from renderstate.typing import Adapter, AsyncAdapter
+from renderstate.web import StatusBody, status_body
 
 
 @dataclasses.dataclass
@@ -60,3 +64,19 @@ async def export_async(project: Project) -> int:
 
 
 async_adapter: AsyncAdapter[Project] = AsyncMemoryAdapter()
+
+
+async def export_with_runner(project: Project) -> int:
+    runner: RenderRunner[Project] = RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(frames=3),
+        async_adapter=AsyncMemoryAdapter(),
+        media_root="media",
+    )
+    try:
+        job: RenderJob[Project] = await runner.asubmit(project, actor="alice")
+    except RenderConflictError as exc:
+        return exc.status_code
+    body: StatusBody = status_body(job.project, runner)
+    del body
+    return 202
