@@ -22,6 +22,8 @@ class Probe:
     height: int
     fps: float
     audio_codec: str | None
+    profile: str | None
+    """The video's H.264 profile as ffmpeg names it ("High", ...)."""
 
 
 def probe(path: Path) -> Probe:
@@ -38,6 +40,7 @@ def probe(path: Path) -> Probe:
         r"Video: (\w+)[^,]*, (\w+)(?:\([^)]*\))?, (\d+)x(\d+)[^\n]*?, ([\d.]+) fps", info
     )
     audio = re.search(r"Audio: (\w+)", info)
+    profile = re.search(r"Video: \w+ \(([^)]+)\)", info)
     assert duration, info
     assert video, info
     hours, minutes, seconds = duration.groups()
@@ -49,6 +52,7 @@ def probe(path: Path) -> Probe:
         height=int(video.group(4)),
         fps=float(video.group(5)),
         audio_codec=audio.group(1) if audio else None,
+        profile=profile.group(1) if profile else None,
     )
 
 
@@ -71,6 +75,34 @@ def top_level_boxes(path: Path) -> list[str]:
             boxes.append(kind.decode("latin-1"))
             offset += size
     return boxes
+
+
+def packets(path: Path, stream: str = "v") -> list[tuple[int, int]]:
+    """``(dts, pts)`` of the stream's packets in file order, in its time base (no decoding)."""
+    result = subprocess.run(
+        [
+            *(imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path)),
+            *("-map", f"0:{stream}:0", "-c", "copy", "-f", "framecrc", "-"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [line.split(",") for line in result.stdout.splitlines() if not line.startswith("#")]
+    return [(int(row[1]), int(row[2])) for row in rows]
+
+
+def audio_samples(path: Path) -> int:
+    """Samples per channel of the decoded soundtrack (edit lists applied, as players do)."""
+    result = subprocess.run(
+        [
+            *(imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path)),
+            *("-map", "0:a:0", "-f", "s16le", "-ac", "1", "-"),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    return len(result.stdout) // 2
 
 
 def frame_at(path: Path, t: float) -> np.ndarray:

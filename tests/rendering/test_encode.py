@@ -18,22 +18,38 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import renderstate.rendering.moviepy as moviepy_module
-from renderstate.rendering._encode import encode_timeline
+from renderstate.rendering._encode import CHUNK_FRAMES, encode_timeline, plan_pieces
 from renderstate.rendering._frames import SceneFrames, _locator, frame_function, frame_runs
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
 from renderstate.rendering.timeline import parse_timeline
 
-from .media import ffmpeg_children, probe
+from .media import audio_samples, ffmpeg_children, packets, probe, top_level_boxes
 
 pytestmark = pytest.mark.slow
 
 WIDTH, HEIGHT = 64, 36
 
 COUNTING_FFMPEG = f"""#!{sys.executable}
-# Stands in for ffmpeg: forwards stdin to the real one and records how many bytes it got.
-import subprocess, sys
-child = subprocess.Popen([{imageio_ffmpeg.get_ffmpeg_exe()!r}, *sys.argv[1:]],
-                         stdin=subprocess.PIPE)
+# Stands in for ffmpeg: runs the real one, and records what it was given to encode. For an
+# encoder fed pictures on stdin: the bytes piped (in <script>.bytes). For a join of pieces
+# (the concat demuxer): the frames in the distinct pieces listed, counted from the files by
+# the real ffmpeg (in <script>.encoded), before they are joined.
+import re, subprocess, sys
+real = {imageio_ffmpeg.get_ffmpeg_exe()!r}
+args = sys.argv[1:]
+if "pipe:0" not in args:
+    if "concat" in args:
+        listing = args[args.index("concat") + 4].removeprefix("file:")
+        pieces = sorted(set(re.findall(r"^file 'file:(.*)'$", open(listing).read(), re.M)))
+        frames = 0
+        for piece in pieces:
+            info = subprocess.run([real, "-i", piece, "-map", "0:v", "-c", "copy", "-f", "null",
+                                   "-"], capture_output=True, text=True).stderr
+            frames += int(re.findall(r"frame=\\s*(\\d+)", info)[-1])
+        with open(sys.argv[0] + ".encoded", "a") as out:
+            out.write(f"{{len(pieces)}} {{frames}}\\n")
+    sys.exit(subprocess.run([real, *args]).returncode)
+child = subprocess.Popen([real, *args], stdin=subprocess.PIPE)
 received = 0
 while chunk := sys.stdin.buffer.read(1 << 16):
     received += len(chunk)
@@ -66,6 +82,13 @@ def counting_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def pictures_piped(script: Path) -> list[float]:
     lines = Path(f"{script}.bytes").read_text().split()
     return [int(line) / (WIDTH * HEIGHT * 3) for line in lines]
+
+
+def pieces_joined(script: Path) -> list[tuple[int, int]]:
+    """Per join of pieces: how many distinct pieces, and the frames x264 encoded in them."""
+    path = Path(f"{script}.encoded")
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(int(line.split()[0]), int(line.split()[1])) for line in lines]
 
 
 def decoded_frames(path: Path) -> np.ndarray:
@@ -203,3 +226,220 @@ def test_target_names_that_look_like_options_or_protocols_are_files(
         info = probe(tmp_path / name)
         assert (info.video_codec, info.audio_codec) == ("h264", "aac")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["-v.mp4", "a:b.mp4"]
+
+
+# ---------------------------------------------------------------- still pieces
+
+
+def assert_browser_ready(path: Path, *, frames: int, fps: float, audio: bool) -> None:
+    """H.264 High yuv420p (+ AAC no longer than the video), moov first, and exactly
+    ``frames`` frames, one every ``1/fps``, in decode order and presentation order."""
+    info = probe(path)
+    assert (info.video_codec, info.profile, info.pixel_format) == ("h264", "High", "yuv420p")
+    assert info.audio_codec == ("aac" if audio else None)
+    boxes = top_level_boxes(path)
+    assert boxes.index("moov") < boxes.index("mdat")
+    video = packets(path)
+    assert len(video) == frames
+    dts = [d for d, _ in video]
+    assert dts == sorted(set(dts))
+    pts = sorted(p for _, p in video)
+    step = (pts[-1] - pts[0]) / (frames - 1)
+    # Evenly spaced to within a tick of the stream's time base (29.97 fps rounds).
+    assert all(abs(p - pts[0] - i * step) <= 1 for i, p in enumerate(pts))
+    assert pts[0] == 0
+    if audio:
+        assert audio_samples(path) <= round(frames / fps * 44100)
+        assert audio_samples(path) >= round(frames / fps * 44100) - 1024
+
+
+def expected_frames(timeline: dict[str, Any]) -> list[np.ndarray]:
+    parsed = parse_timeline(timeline)
+    frame = frame_function(parsed, SceneFrames(parsed, WIDTH, HEIGHT))
+    fps = parsed.fps
+    assert fps is not None
+    return [frame(i / fps) for i in range(int(parsed.duration * fps))]
+
+
+def assert_frames_match(path: Path, timeline: dict[str, Any]) -> None:
+    """Every decoded frame is the frame function's frame for its time (H.264 is lossy:
+    a frame of the wrong scene, or one step off in a fade, differs far more)."""
+    frames = decoded_frames(path)
+    expected = expected_frames(timeline)
+    assert len(frames) == len(expected)
+    for index, (got, want) in enumerate(zip(frames, expected, strict=True)):
+        assert np.abs(got.astype(int) - want.astype(int)).mean() < 6, index
+
+
+def test_a_long_still_is_encoded_once_as_a_short_piece_and_repeated(
+    tmp_path: Path, counting_ffmpeg: Path
+) -> None:
+    """300 frames of one still: x264 encodes one piece of at most 1.5x CHUNK_FRAMES, the
+    video has all 300 frames, each the scene's picture, and is browser-ready."""
+    target = tmp_path / "long.mp4"
+    timeline = stills(30, soundtrack={"tone": 440})
+    MoviePyRenderer(timeline=timeline)(None, target)
+    [(pieces, encoded)] = pieces_joined(counting_ffmpeg)
+    assert pieces == 1
+    assert encoded <= CHUNK_FRAMES * 3 // 2
+    assert pictures_piped(counting_ffmpeg) == [2]
+    assert_browser_ready(target, frames=300, fps=10, audio=True)
+    assert_frames_match(target, timeline)
+
+
+def test_encoded_frames_do_not_grow_with_still_length(
+    tmp_path: Path, counting_ffmpeg: Path
+) -> None:
+    """A 10 s and a 100 s still scene cost x264 the same few frames."""
+    MoviePyRenderer(timeline=stills(10))(None, tmp_path / "a.mp4")
+    MoviePyRenderer(timeline=stills(100))(None, tmp_path / "b.mp4")
+    joins = pieces_joined(counting_ffmpeg)
+    assert len(joins) == 2
+    assert all(encoded <= CHUNK_FRAMES * 3 // 2 for _, encoded in joins)
+    assert len(packets(tmp_path / "b.mp4")) == 1000
+
+
+def test_mixed_timeline_with_crossfades_is_exact_frame_by_frame(
+    tmp_path: Path, counting_ffmpeg: Path
+) -> None:
+    """Long stills, crossfades and a short scene: every frame is the frame function's,
+    the crossfades are encoded frame by frame, and far fewer frames are encoded."""
+    timeline = stills(6, 0.8, 5.3, 4.1, soundtrack={"tone": 330})
+    timeline["scenes"][1]["crossfade"] = 0.3
+    timeline["scenes"][2]["crossfade"] = 0.5
+    timeline["scenes"][3]["crossfade"] = 1.2
+    target = tmp_path / "mixed.mp4"
+    MoviePyRenderer(timeline=timeline)(None, target)
+    [(pieces, encoded)] = pieces_joined(counting_ffmpeg)
+    assert pieces > 1
+    assert encoded < 90  # of 142 frames; the 20 crossfade frames among them
+    assert_browser_ready(target, frames=142, fps=10, audio=True)
+    assert_frames_match(target, timeline)
+
+
+@pytest.mark.parametrize("fps", [29.97, 24.0, 7.0])
+def test_pieces_keep_exact_frame_counts_at_any_rate(tmp_path: Path, fps: float) -> None:
+    """Fractional and low rates: the joined video has int(duration * fps) frames, evenly
+    spaced, and lasts the timeline's duration."""
+    timeline = stills(7.3, 6.1, soundtrack={"tone": 440})
+    timeline["fps"] = fps
+    target = tmp_path / "v.mp4"
+    encoded = encode_timeline(
+        ffmpeg=imageio_ffmpeg.get_ffmpeg_exe(),
+        timeline=parse_timeline(timeline),
+        size=(WIDTH, HEIGHT),
+        fps=fps,
+        target=target,
+        audio=None,
+        preset="medium",
+        crf=23,
+        threads=None,
+        progress=no_progress,
+    )
+    frames = int(13.4 * fps)
+    assert encoded.frames == frames
+    assert encoded.pieces > 2
+    assert encoded.encoded < frames / 3
+    assert_browser_ready(target, frames=frames, fps=fps, audio=False)
+    assert probe(target).duration == pytest.approx(frames / fps, abs=0.01)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def test_scenes_with_a_picture_are_not_repeated(tmp_path: Path, counting_ffmpeg: Path) -> None:
+    """A photograph's keyframe is large: its scene is encoded frame by frame, in one pass."""
+    from PIL import Image  # noqa: PLC0415
+
+    noise = np.random.default_rng(7).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "photo.png")
+    timeline = stills(10)
+    timeline["scenes"][0]["image"] = "photo.png"
+    MoviePyRenderer(timeline=timeline, base_dir=tmp_path)(None, tmp_path / "v.mp4")
+    assert pieces_joined(counting_ffmpeg) == []
+    assert len(packets(tmp_path / "v.mp4")) == 100
+
+
+def test_progress_with_pieces_counts_video_frames_up_to_the_total(tmp_path: Path) -> None:
+    """Pieces count once per use: the rendering phase rises one frame at a time to 400."""
+    calls: list[tuple[str, int, int]] = []
+    MoviePyRenderer(timeline=stills(25, 15, soundtrack={"tone": 440}))(
+        None, tmp_path / "v.mp4", lambda *call: calls.append(call)
+    )
+    frames = [(done, total) for phase, done, total in calls if phase == "rendering"]
+    assert [done for done, _ in frames] == list(range(1, 401))
+    assert {total for _, total in frames} == {400}
+
+
+def test_a_failure_while_pieces_are_encoded_leaves_nothing(tmp_path: Path) -> None:
+    """A sink raising mid-render: no piece, list or soundtrack file, no ffmpeg left."""
+
+    def cancel(phase: str, done: int, total: int) -> None:
+        if phase == "rendering":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        MoviePyRenderer(timeline=stills(30, 30, soundtrack={"tone": 440}))(
+            None, tmp_path / "v.mp4", cancel
+        )
+    assert list(tmp_path.iterdir()) == []
+    assert ffmpeg_children() == []
+
+
+def test_pieces_of_targets_with_pattern_and_quote_characters(tmp_path: Path) -> None:
+    """A target named with "%" (the segment muxer's pattern character) or "'" (the concat
+    list's quote) is written under that name, through pieces."""
+    for name in ("100%d.mp4", "it's.mp4", "a:%%b.mp4"):
+        encoded = encode_timeline(
+            ffmpeg=imageio_ffmpeg.get_ffmpeg_exe(),
+            timeline=parse_timeline(stills(8)),
+            size=(WIDTH, HEIGHT),
+            fps=10,
+            target=tmp_path / name,
+            audio=None,
+            preset="medium",
+            crf=23,
+            threads=None,
+            progress=no_progress,
+        )
+        assert encoded.pieces > 1
+        assert len(packets(tmp_path / name)) == 80
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["100%d.mp4", "a:%%b.mp4", "it's.mp4"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    durations=st.lists(st.integers(1, 400), min_size=1, max_size=6),
+    fades=st.lists(st.integers(0, 30), min_size=6, max_size=6),
+    pictures=st.lists(st.booleans(), min_size=6, max_size=6),
+    chunk=st.sampled_from([0, 1, 2, 5, 16]),
+)
+def test_the_pieces_played_in_order_are_the_video_frame_by_frame(
+    durations: list[int], fades: list[int], pictures: list[bool], chunk: int
+) -> None:
+    """Playing the plan (each piece's frames, in playlist order) gives every frame's
+    (scene, moving) exactly; only still pieces of repeatable scenes are used twice."""
+    scenes = [
+        {"duration": d / 10, "crossfade": (min(f, d // 2) / 10 if i else 0)}
+        for i, (d, f) in enumerate(zip(durations, fades, strict=False))
+    ]
+    for i in range(1, len(scenes)):
+        room = scenes[i - 1]["duration"] - scenes[i - 1]["crossfade"]
+        scenes[i]["crossfade"] = min(scenes[i]["crossfade"], room / 2)
+    timeline = parse_timeline({"width": 2, "height": 2, "fps": 10, "scenes": scenes})
+    count = int(timeline.duration * 10)
+    runs = frame_runs(timeline, 10, count)
+    repeatable = pictures[: len(scenes)]
+    plan = plan_pieces(runs, chunk, repeatable)
+    played = [
+        (run.scene, run.moving)
+        for index in plan.playlist
+        for run in plan.pieces[index]
+        for _ in range(run.start, run.end)
+    ]
+    locate = _locator(timeline)
+    assert played == [locate(i / 10) for i in range(count)]
+    for index, piece in enumerate(plan.pieces):
+        if plan.playlist.count(index) > 1:
+            assert len(piece) == 1
+            assert not piece[0].moving
+            assert repeatable[piece[0].scene]
+    assert sorted(set(plan.playlist)) == list(range(len(plan.pieces)))

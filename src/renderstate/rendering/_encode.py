@@ -1,65 +1,162 @@
-"""Encode a timeline with ffmpeg, piping each distinct picture once.
+"""Encode a timeline with ffmpeg: each distinct picture piped once, each still encoded once.
 
 A still stretch of a scene is one picture shown for many frames. moviepy would pipe that
-picture to ffmpeg once per frame, and ffmpeg would convert each copy from RGB to YUV: for
-the reference timeline three quarters of the render was spent there. Here each still run
-is piped once, stamped with the output frame it starts at; ffmpeg converts it to
-``yuv420p`` once and its ``fps`` filter repeats the converted picture until the next one,
-so the encoder sees exactly the frame sequence moviepy would have sent. Crossfade frames
-are computed and piped one by one, as before. Memory does not grow with the duration:
-one picture is in flight at a time and the scene cache keeps two.
+picture to ffmpeg once per frame, ffmpeg would convert each copy from RGB to YUV and x264
+would encode each copy again. Here:
+
+- each picture is piped once, stamped with the frame it starts at; ffmpeg converts it to
+  ``yuv420p`` once and its ``fps`` filter repeats the converted picture (crossfade frames
+  are computed and piped one by one);
+- a long still stretch is encoded once as a short *piece* (:data:`CHUNK_FRAMES` frames,
+  starting with a keyframe, same preset and crf), and the stretch is that piece repeated
+  by stream copy, plus a piece for the frames left over. One ffmpeg encodes every piece
+  (and the soundtrack to AAC, in parallel), a second joins them with the concat demuxer,
+  each entry given its exact duration, and writes the MP4 with ``+faststart``. x264 sees
+  a few dozen frames per scene however long the scene lasts;
+- a timeline with nothing to repeat (short scenes) is encoded in one pass, straight into
+  the target.
+
+Every frame of the output shows the picture the frame function gives for its time, at the
+same quality: only the position of keyframes changes (one per repeated piece), which makes
+the file somewhat larger. Memory does not grow with the duration: one picture is in flight
+at a time and the scene cache keeps two.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
+from itertools import accumulate
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
-from renderstate.rendering._frames import SceneFrames, frame_function, frame_runs
+from renderstate.rendering._frames import Run, SceneFrames, frame_function, frame_runs
 from renderstate.rendering.timeline import Timeline
 from renderstate.typing import ProgressSink
 
-__all__ = ["encode_timeline"]
+__all__ = ["CHUNK_FRAMES", "Encoded", "encode_timeline", "plan_pieces"]
 
 _log = logging.getLogger("renderstate.rendering.moviepy")
 
 _PROGRESS_SECONDS = "0.1"
 """How often ffmpeg reports the frames it has encoded."""
 
+CHUNK_FRAMES = 16
+"""About how many frames a repeated still piece has (8 to 24, see :func:`_piece_length`).
 
-def _schedule(timeline: Timeline, fps: float, count: int) -> list[tuple[int, int, int]]:
-    """Return ``(output frame, scene, first moving frame or -1)`` per picture to pipe.
+Each repetition starts with a keyframe (about 5 KB for a titled 720p picture at crf 23),
+so shorter pieces make larger files, and give x264 less room to spend bits on the
+keyframe that the frames after it copy; longer pieces cost x264 more frames per scene
+(about 10 ms of CPU each at 720p, preset medium). A still stretch shorter than twice this
+is encoded whole."""
 
-    A still run is one entry (its scene's picture, at the run's first frame); a crossfade
-    run is one entry per frame. The list grows with the scenes and the crossfade frames,
-    never with the length of still stretches.
+
+class Encoded(NamedTuple):
+    """What :func:`encode_timeline` did."""
+
+    frames: int
+    """Frames in the video."""
+    encoded: int
+    """Frames x264 encoded (the rest are repeated pieces)."""
+    piped: int
+    """Pictures piped to ffmpeg."""
+    pieces: int
+    """Pieces joined into the video (1: encoded in one pass)."""
+
+
+class Plan(NamedTuple):
+    """The pieces to encode, each a list of runs of output frames, and their order of use."""
+
+    pieces: list[list[Run]]
+    """Each piece's frames, as they first appear in the video."""
+    playlist: list[int]
+    """The piece shown at each position of the video, in order."""
+
+
+def _piece_length(length: int, chunk: int) -> int:
+    """The length of the piece repeated over a still run of ``length`` frames.
+
+    Between half and one and a half ``chunk``, the one that leaves the fewest frames to
+    encode: the piece plus what is left over after its last whole repetition.
     """
-    runs = frame_runs(timeline, fps, count)
-    schedule: list[tuple[int, int, int]] = []
-    for run in runs:
-        if run.moving:
-            schedule += [(index, run.scene, index) for index in range(run.start, run.end)]
+    sizes = range(max(1, chunk // 2), chunk + chunk // 2 + 1)
+    return min(sizes, key=lambda size: (size + length % size, length // size))
+
+
+def plan_pieces(runs: list[Run], chunk: int, repeatable: Sequence[bool]) -> Plan:
+    """Split the video's ``runs`` into pieces: repeated still pieces and pieces used once.
+
+    A still run of at least ``2 * chunk`` frames of a scene whose ``repeatable`` flag is
+    set becomes a piece of about ``chunk`` frames (see :func:`_piece_length`) used as many
+    times as it fits, the frames left over going to the next piece used once. Runs used
+    once (crossfades, short stills, left-overs, other scenes) share a piece until the next
+    repeated one. ``chunk == 0`` repeats nothing: one piece.
+    """
+    pieces: list[list[Run]] = []
+    playlist: list[int] = []
+    growing = False  # whether the last piece is used once and may take more runs
+
+    def once(run: Run) -> None:
+        nonlocal growing
+        if growing:
+            pieces[-1].append(run)
         else:
-            schedule.append((run.start, run.scene, -1))
-    if runs and not runs[-1].moving and runs[-1].end - 1 > runs[-1].start:
+            pieces.append([run])
+            playlist.append(len(pieces) - 1)
+            growing = True
+
+    for run in runs:
+        length = run.end - run.start
+        if run.moving or not chunk or length < 2 * chunk or not repeatable[run.scene]:
+            once(run)
+            continue
+        size = _piece_length(length, chunk)
+        repeats, rest = divmod(length, size)
+        pieces.append([Run(run.start, run.start + size, run.scene, moving=False)])
+        playlist += [len(pieces) - 1] * repeats
+        growing = False
+        if rest:
+            once(Run(run.end - rest, run.end, run.scene, moving=False))
+    return Plan(pieces, playlist)
+
+
+def _schedule(pieces: list[list[Run]]) -> list[tuple[int, int, int]]:
+    """Return ``(encoded frame, scene, first moving frame or -1)`` per picture to pipe.
+
+    The pieces are encoded one after the other. A still run is one entry (its scene's
+    picture, at the run's first frame); a crossfade run is one entry per frame, computed
+    at its output frame. The list grows with the scenes and the crossfade frames, never
+    with the length of still stretches.
+    """
+    schedule: list[tuple[int, int, int]] = []
+    position = 0
+    last: Run | None = None
+    for run in (run for piece in pieces for run in piece):
+        length = run.end - run.start
+        if run.moving:
+            schedule += [(position + i, run.scene, run.start + i) for i in range(length)]
+        else:
+            schedule.append((position, run.scene, -1))
+        position += length
+        last = run
+    if last is not None and not last.moving and last.end - 1 > last.start:
         # The fps filter repeats a picture until the next one arrives: a closing copy
-        # makes the last still run last to the video's final frame.
-        schedule.append((runs[-1].end - 1, runs[-1].scene, -1))
+        # makes the last still run last to the final frame.
+        schedule.append((position - 1, last.scene, -1))
     return schedule
 
 
 def _timestamps(schedule: list[tuple[int, int, int]]) -> str:
-    """Return a ``setpts`` expression mapping the N-th piped picture to its output frame.
+    """Return a ``setpts`` expression mapping the N-th piped picture to its encoded frame.
 
-    The output frame is N plus an offset that changes only where the schedule skips
-    frames (after each still picture), so the expression has a term per still run.
+    The frame is N plus an offset that changes only where the schedule skips frames
+    (after each still picture), so the expression has a term per still run.
     """
     terms = []
     offset = 0
@@ -86,11 +183,12 @@ class _Reader(threading.Thread):
 
 
 class _Progress:
-    """The encoded-frame count ffmpeg reports (``-progress``), handed to the sink."""
+    """The video frames done, from the encoded-frame count ffmpeg reports (``-progress``)."""
 
-    def __init__(self, sink: ProgressSink, total: int) -> None:
+    def __init__(self, sink: ProgressSink, total: int, done: Callable[[int], int]) -> None:
         self._sink = sink
         self._total = total
+        self._done = done
         self._encoded = 0
         self._reported = 0
         self._changed = threading.Condition()
@@ -99,7 +197,7 @@ class _Progress:
     def on_line(self, line: bytes) -> None:
         if line.startswith(b"frame="):
             with contextlib.suppress(ValueError), self._changed:
-                self._encoded = min(int(line[6:]), self._total)
+                self._encoded = int(line[6:])
                 self._changed.notify_all()
         elif not line or line.startswith(b"progress=end"):
             with self._changed:
@@ -112,103 +210,143 @@ class _Progress:
 
     def report(self, *, final: bool = False) -> None:
         """Tell the sink every frame count reached since the last report (caller's thread)."""
-        encoded = self._total if final else self._encoded
+        done = self._total if final else min(self._done(self._encoded), self._total)
         # One call per frame count, so a sink waiting for frame N sees N; the counts come
         # from ffmpeg, so they follow the encoder rather than how fast pictures are piped.
-        for done in range(self._reported + 1, encoded + 1):
-            self._sink("rendering", done, self._total)
-        self._reported = max(self._reported, encoded)
+        for count in range(self._reported + 1, done + 1):
+            self._sink("rendering", count, self._total)
+        self._reported = max(self._reported, done)
 
 
-def _command(
-    ffmpeg: str,
-    *,
-    size: tuple[int, int],
-    rate: Fraction,
-    video_filter: str,
-    audio: str | None,
-    preset: str,
-    crf: int,
-    threads: int | None,
-    target: Path,
-) -> list[str]:
+def _frames_done(plan: Plan) -> Callable[[int], int]:
+    """Return ``encoded frames -> video frames they make``: a piece counts once per use."""
+    starts: list[int] = []
+    before: list[int] = []  # video frames made by the pieces before each piece
+    uses = [plan.playlist.count(index) for index in range(len(plan.pieces))]
+    position = made = 0
+    for piece, use in zip(plan.pieces, uses, strict=True):
+        starts.append(position)
+        before.append(made)
+        length = sum(run.end - run.start for run in piece)
+        position += length
+        made += length * use
+
+    def done(encoded: int) -> int:
+        encoded = min(encoded, position)
+        index = max(bisect.bisect_right(starts, encoded) - 1, 0)
+        return before[index] + (encoded - starts[index]) * uses[index]
+
+    return done
+
+
+def _concat_entry(path: Path) -> str:
+    """``path`` as a concat-list ``file`` line (single-quoted, ``'`` escaped)."""
+    quoted = f"file:{path.absolute()}".replace("'", "'\\''")
+    return f"file '{quoted}'"
+
+
+def _pieces_list(
+    plan: Plan, files: list[Path], lengths: list[int], rate: Fraction
+) -> Iterator[str]:
+    """The concat list: each use of a piece with its exact duration.
+
+    Durations are written in microseconds; each is the difference of the rounded start
+    times, so rounding never accumulates along a long video.
+    """
+    frame = 0
+    for index in plan.playlist:
+        start = round(Fraction(frame) / rate * 1_000_000)
+        frame += lengths[index]
+        end = round(Fraction(frame) / rate * 1_000_000)
+        yield _concat_entry(files[index])
+        yield f"duration {end - start}us"
+
+
+def _input(ffmpeg: str, size: tuple[int, int], rate: Fraction) -> list[str]:
+    """The start of a command: ffmpeg reading RGB pictures on stdin, reporting on stdout."""
     width, height = size
-    command = [
+    return [
         ffmpeg,
-        "-y",
-        "-loglevel",
-        "error",
-        "-nostats",
-        "-progress",
-        "pipe:1",
-        "-stats_period",
-        _PROGRESS_SECONDS,
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{width}x{height}",
-        "-framerate",
-        str(rate),
-        "-i",
-        "pipe:0",
+        *("-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1"),
+        *("-stats_period", _PROGRESS_SECONDS),
+        *("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"),
+        *("-framerate", str(rate), "-i", "pipe:0"),
     ]
-    if audio is not None:
-        command += ["-i", f"file:{audio}"]
-    command += ["-filter:v", video_filter, "-map", "0:v"]
-    if audio is not None:
-        command += ["-map", "1:a", "-c:a", "aac"]
-    command += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+
+
+def _video(
+    schedule: list[tuple[int, int, int]], rate: Fraction, preset: str, crf: int, threads: int | None
+) -> list[str]:
+    """The video output's options: the frames of ``schedule``, encoded with x264."""
+    # The schedule is known before any picture is drawn, so the filter graph can say when
+    # each piped picture is shown: converted to yuv420p once, then repeated by fps.
+    arguments = [
+        *("-filter:v", f"setpts='{_timestamps(schedule)}',format=yuv420p,fps={rate}"),
+        *("-map", "0:v", "-c:v", "libx264", "-preset", preset, "-crf", str(crf)),
+        *("-pix_fmt", "yuv420p"),
+    ]
     if threads is not None:
-        command += ["-threads", str(threads)]
-    # "file:" keeps a name like "-x.mp4" or "a:b.mp4" from reading as an option or protocol.
-    command += ["-movflags", "+faststart", "-f", "mp4", f"file:{target}"]
-    return command
+        arguments += ["-threads", str(threads)]
+    return arguments
 
 
-def encode_timeline(
+class _Background:
+    """An ffmpeg process that runs while the caller works; :meth:`finish` waits for it."""
+
+    def __init__(self, command: list[str]) -> None:
+        self._errors: deque[bytes] = deque(maxlen=50)
+        self._process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert self._process.stderr is not None
+        self._reader = _Reader(self._process.stderr, self._errors.append)
+        self._reader.start()
+
+    def finish(self) -> None:
+        """Wait for the process to end.
+
+        Raises:
+            RuntimeError: ffmpeg failed (its error output is in the message).
+        """
+        self._process.wait()
+        self._reader.join()
+        if self._process.returncode != 0:
+            _failed(self._process.returncode, b"".join(self._errors))
+
+    def stop(self) -> None:
+        """Kill the process if it still runs, and reap it (the way out of a failure)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._reader.join(timeout=5)
+        if self._process.stderr is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._process.stderr.close()
+
+
+def _failed(status: int, errors: bytes) -> None:
+    message = errors.decode(errors="replace").strip()[-4000:] or "no message"
+    msg = f"ffmpeg failed with exit status {status}: {message}"
+    raise RuntimeError(msg)
+
+
+def _pipe(
+    command: list[str],
     *,
-    ffmpeg: str,
     timeline: Timeline,
     size: tuple[int, int],
     fps: float,
-    target: Path,
-    audio: str | None,
-    preset: str,
-    crf: int,
-    threads: int | None,
-    progress: ProgressSink,
+    schedule: list[tuple[int, int, int]],
+    tracker: _Progress,
 ) -> int:
-    """Write ``timeline`` as H.264 ``yuv420p`` (+ AAC from ``audio``) with ``+faststart``.
-
-    Returns:
-        How many pictures were piped to ffmpeg.
+    """Run ffmpeg ``command``, piping it the pictures of ``schedule``; return how many.
 
     Raises:
         RuntimeError: ffmpeg failed (its error output is in the message).
     """
     width, height = size
-    count = int(timeline.duration * fps)
-    rate = Fraction(fps).limit_denominator(1_000_000)
     frames = SceneFrames(timeline, width, height)
     frame_at = frame_function(timeline, frames)
-    # The schedule is known before any picture is drawn, so the filter graph can say when
-    # each piped picture is shown: converted to yuv420p once, then repeated by fps.
-    schedule = _schedule(timeline, fps, count)
-    video_filter = f"setpts='{_timestamps(schedule)}',format=yuv420p,fps={rate}"
-    command = _command(
-        ffmpeg,
-        size=size,
-        rate=rate,
-        video_filter=video_filter,
-        audio=audio,
-        preset=preset,
-        crf=crf,
-        threads=threads,
-        target=target,
-    )
-    tracker = _Progress(progress, count)
     errors: deque[bytes] = deque(maxlen=50)
     process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -239,10 +377,7 @@ def encode_timeline(
         for reader in readers:
             reader.join()
         if process.returncode != 0:
-            message = b"".join(errors).decode(errors="replace").strip() or "no message"
-            msg = f"ffmpeg failed with exit status {process.returncode}: {message}"
-            raise RuntimeError(msg)
-        tracker.report(final=True)
+            _failed(process.returncode, b"".join(errors))
     finally:
         if process.poll() is None:
             process.kill()
@@ -252,5 +387,141 @@ def encode_timeline(
                 stream.close()
         for reader in readers:
             reader.join(timeout=5)
-    _log.debug("piped %d pictures to ffmpeg for %d frames of %s", piped, count, target.name)
+    return piped
+
+
+def encode_timeline(
+    *,
+    ffmpeg: str,
+    timeline: Timeline,
+    size: tuple[int, int],
+    fps: float,
+    target: Path,
+    audio: str | None,
+    preset: str,
+    crf: int,
+    threads: int | None,
+    progress: ProgressSink,
+    chunk: int = CHUNK_FRAMES,
+) -> Encoded:
+    """Write ``timeline`` as H.264 ``yuv420p`` (+ AAC from ``audio``) with ``+faststart``.
+
+    Scratch files (the pieces, their list, the AAC soundtrack) sit beside ``target``,
+    named after it, and are removed before this returns.
+
+    Raises:
+        RuntimeError: ffmpeg failed (its error output is in the message).
+    """
+    count = int(timeline.duration * fps)
+    rate = Fraction(fps).limit_denominator(1_000_000)
+    # A scene's keyframe costs a few KB when it is a colour and text, but can cost 100 KB
+    # and more with a photograph: only the first are repeated, each repetition adding one.
+    repeatable = [scene.image is None for scene in timeline.scenes]
+    plan = plan_pieces(frame_runs(timeline, fps, count), chunk, repeatable)
+    lengths = [sum(run.end - run.start for run in piece) for piece in plan.pieces]
+    schedule = _schedule(plan.pieces)
+    tracker = _Progress(progress, count, _frames_done(plan))
+    command = _input(ffmpeg, size, rate)
+    # "file:" keeps a name like "-x.mp4" or "a:b.mp4" from reading as an option or protocol.
+    if plan.playlist == [0]:
+        # Nothing to repeat: one pass, straight into the target, the soundtrack with it.
+        if audio is not None:
+            command += ["-i", f"file:{audio}", "-map", "1:a", "-c:a", "aac"]
+        command += _video(schedule, rate, preset, crf, threads)
+        command += ["-movflags", "+faststart", "-f", "mp4", f"file:{target}"]
+        piped = _pipe(
+            command, timeline=timeline, size=size, fps=fps, schedule=schedule, tracker=tracker
+        )
+    else:
+        piped = _encode_pieces(
+            ffmpeg,
+            command + _video(schedule, rate, preset, crf, threads),
+            plan=plan,
+            lengths=lengths,
+            rate=rate,
+            target=target,
+            audio=audio,
+            pipe=lambda command: _pipe(
+                command, timeline=timeline, size=size, fps=fps, schedule=schedule, tracker=tracker
+            ),
+        )
+    tracker.report(final=True)
+    _log.debug(
+        "piped %d pictures, encoded %d frames in %d pieces for %d frames of %s",
+        piped,
+        sum(lengths),
+        len(lengths),
+        count,
+        target.name,
+    )
+    return Encoded(frames=count, encoded=sum(lengths), piped=piped, pieces=len(plan.playlist))
+
+
+def _encode_pieces(
+    ffmpeg: str,
+    command: list[str],
+    *,
+    plan: Plan,
+    lengths: list[int],
+    rate: Fraction,
+    target: Path,
+    audio: str | None,
+    pipe: Callable[[list[str]], int],
+) -> int:
+    """Encode the pieces with ``command`` fed by ``pipe``, then join them into ``target``.
+
+    The soundtrack is encoded to AAC by a second ffmpeg at the same time: in the same
+    process, ffmpeg would keep it in step with the (much shorter) video of the pieces and
+    encode most of it after the video. Returns the pictures piped.
+    """
+    files = [target.with_name(f"{target.name}.piece{i:06d}.mp4") for i in range(len(lengths))]
+    listing = target.with_name(f"{target.name}.pieces.txt")
+    sound = target.with_name(f"{target.name}.audio.m4a")
+    starts = list(accumulate(lengths))[:-1]  # where each piece after the first begins
+    if starts:
+        # Each piece starts with a keyframe (an IDR frame: x264's GOPs are closed) and the
+        # segment muxer cuts there, so every piece decodes on its own. Its file name is a
+        # %d pattern: a "%" of ours is doubled.
+        keys = ",".join(f"{float((start - Fraction(1, 2)) / rate):.6f}" for start in starts)
+        command = [
+            *command,
+            *("-force_key_frames", keys, "-f", "segment", "-segment_format", "mp4"),
+            *("-segment_frames", ",".join(map(str, starts)), "-reset_timestamps", "1"),
+            f"file:{str(target).replace('%', '%%')}.piece%06d.mp4",
+        ]
+    else:
+        command = [*command, "-f", "mp4", f"file:{files[0]}"]
+    join = [
+        *(ffmpeg, "-y", "-loglevel", "error", "-nostdin"),
+        *("-f", "concat", "-safe", "0", "-i", f"file:{listing}"),
+    ]
+    if audio is not None:
+        join += ["-i", f"file:{sound}", "-map", "0:v", "-map", "1:a"]
+    join += ["-c", "copy", "-movflags", "+faststart", "-f", "mp4", f"file:{target}"]
+    running: list[_Background] = []
+    try:
+        if audio is not None:
+            running.append(
+                _Background(
+                    [
+                        *(ffmpeg, "-y", "-loglevel", "error", "-nostdin", "-i", f"file:{audio}"),
+                        *("-map", "0:a", "-c:a", "aac", "-f", "mp4", f"file:{sound}"),
+                    ]
+                )
+            )
+        piped = pipe(command)
+        if running:
+            running[0].finish()
+        listing.write_text(
+            "".join(f"{line}\n" for line in _pieces_list(plan, files, lengths, rate)),
+            encoding="utf-8",
+        )
+        running.append(_Background(join))
+        running[-1].finish()
+    finally:
+        for process in running:
+            process.stop()
+        for path in (*files, listing, sound):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
     return piped
