@@ -299,6 +299,21 @@ def test_encoded_frames_do_not_grow_with_still_length(
     assert len(packets(tmp_path / "b.mp4")) == 1000
 
 
+def test_repeat_stills_false_encodes_every_frame_in_one_pass(
+    tmp_path: Path, counting_ffmpeg: Path
+) -> None:
+    """MoviePyRenderer(repeat_stills=False): no pieces, the same frames, a smaller file."""
+    timeline = stills(30, soundtrack={"tone": 440})
+    MoviePyRenderer(timeline=timeline, repeat_stills=False)(None, tmp_path / "whole.mp4")
+    assert pieces_joined(counting_ffmpeg) == []
+    MoviePyRenderer(timeline=timeline)(None, tmp_path / "pieces.mp4")
+    assert len(pieces_joined(counting_ffmpeg)) == 1
+    for name in ("whole.mp4", "pieces.mp4"):
+        assert_browser_ready(tmp_path / name, frames=300, fps=10, audio=True)
+        assert_frames_match(tmp_path / name, timeline)
+    assert (tmp_path / "whole.mp4").stat().st_size < (tmp_path / "pieces.mp4").stat().st_size
+
+
 def test_mixed_timeline_with_crossfades_is_exact_frame_by_frame(
     tmp_path: Path, counting_ffmpeg: Path
 ) -> None:

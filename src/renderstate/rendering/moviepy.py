@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     )
     raise ImportError(_msg) from exc
 
-from renderstate.rendering._encode import encode_timeline
+from renderstate.rendering._encode import CHUNK_FRAMES, encode_timeline
 from renderstate.rendering._fonts import verify_text
 from renderstate.rendering._frames import tone_function, verify_images
 from renderstate.rendering._media import check_audio_file, check_video
@@ -141,6 +141,11 @@ class MoviePyRenderer:
         preset: The x264 preset: ``ultrafast`` ... ``veryslow``. ``ultrafast`` drops to the
             Constrained Baseline profile and makes much larger files.
         crf: x264 constant rate factor, 0-51; lower is better quality and larger.
+        repeat_stills: Encode a long still stretch of a timeline scene without a picture
+            once, as a short piece that is repeated by stream copy: several times faster,
+            the same frames at the same quality, but each repetition starts with a keyframe
+            (a few KB), so the file is larger. ``False`` encodes every frame, for the
+            smallest file.
         threads: ffmpeg encoder threads (``None``: ffmpeg decides). Frame generation itself
             is single-threaded Python.
         audio_fps: The audio sample rate.
@@ -167,6 +172,7 @@ class MoviePyRenderer:
         fps_attribute: str = "framerate",
         preset: str = "medium",
         crf: int = 23,
+        repeat_stills: bool = True,
         threads: int | None = None,
         audio_fps: int = 44100,
         font: Path | str | None = None,
@@ -211,6 +217,8 @@ class MoviePyRenderer:
         """The x264 preset."""
         self.crf = crf
         """The x264 constant rate factor."""
+        self.repeat_stills = repeat_stills
+        """Whether long still stretches are encoded once and repeated."""
         self.threads = threads
         """ffmpeg's encoder threads, or ``None``."""
         self.audio_fps = audio_fps
@@ -322,6 +330,7 @@ class MoviePyRenderer:
                     crf=self.crf,
                     threads=self.threads,
                     progress=progress,
+                    chunk=CHUNK_FRAMES if self.repeat_stills else 0,
                 )
                 duration = clip.timeline.duration
             else:
