@@ -28,7 +28,7 @@ ENV = "RENDERSTATE_TEST_CELERY"
 @dataclasses.dataclass(frozen=True)
 class Settings:
     broker: str
-    """A Redis URL; also the result backend."""
+    """A Redis URL (also the result backend) or a RabbitMQ URL."""
     prefix: str
     """Prefixes every Redis key of this test (broker and results), so runs never collide."""
     queue: str
@@ -41,6 +41,8 @@ class Settings:
     frame_delay: float = 0.0
     renderer: str = "fake"
     """``fake`` (FakeRenderer with ``frames`` and ``frame_delay``) or ``moviepy``."""
+    backend: str | None = None
+    """The result backend (a Redis URL); by default the broker."""
 
     def to_env(self) -> dict[str, str]:
         return {ENV: json.dumps(dataclasses.asdict(self))}
@@ -51,15 +53,21 @@ class Settings:
 
 
 def build_app(settings: Settings) -> Celery:
-    app = Celery("renderstate-tests", broker=settings.broker, backend=settings.broker)
-    transport = {
-        "global_keyprefix": settings.prefix,
-        # Redeliver a dead worker's unacknowledged message after this many seconds, and
-        # look for such messages every second (kombu's default is every 100 s).
-        "visibility_timeout": settings.visibility_timeout,
-        "unacked_restore_interval": 1,
-        "unacked_restore_throttle": 1,
-    }
+    app = Celery(
+        "renderstate-tests", broker=settings.broker, backend=settings.backend or settings.broker
+    )
+    transport: dict[str, object] = {}
+    if settings.broker.startswith("redis"):
+        transport = {
+            "global_keyprefix": settings.prefix,
+            # Redeliver a dead worker's unacknowledged message after this many seconds, and
+            # look for such messages every second (kombu's default is every 100 s).
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+        }
+    # RabbitMQ: a queue of its own per test isolates it; a dead worker's messages come
+    # back when its connection drops.
     app.conf.update(
         broker_transport_options=transport,
         result_backend_transport_options={"global_keyprefix": settings.prefix},

@@ -135,9 +135,10 @@ class Workers:
         pool: str = "solo",
         concurrency: int = 1,
         command: list[str] | None = None,
+        env: dict[str, str] | None = None,
         wait: bool = True,
     ) -> Worker:
-        env = {**os.environ, **self.settings.to_env()}
+        env = {**os.environ, **self.settings.to_env(), **(env or {})}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
         if command is None:
             command = [

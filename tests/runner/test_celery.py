@@ -1,7 +1,7 @@
-"""Renders on real `celery worker` subprocesses, Redis as broker and result backend, a SQLite
-file shared with the test process: end to end, a SIGKILLed worker's job redelivered, two
-workers never rendering one project twice at once, a broker that is down, and recovery that
-leaves live renders alone."""
+"""Renders on real `celery worker` subprocesses, Redis as broker and result backend (and
+RabbitMQ as the broker), a SQLite file shared with the test process: end to end, a SIGKILLed
+worker's job redelivered, two workers never rendering one project twice at once, duplicate
+deliveries, a broker that is down, and recovery that leaves live renders alone."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kombu import Connection
 
 from renderstate import RenderConflictError, RenderJob, RenderRunner, Status
 from renderstate.cli._store import Project
@@ -23,6 +24,7 @@ from renderstate.ledger import AttemptState
 from renderstate.runner.celery import TASK_NAME, CeleryExecutor
 from runner.celery_app import Settings, build_app, store_for
 from runner.celery_workers import (
+    REDIS_URL,
     Workers,
     closed_port,
     new_settings,
@@ -444,6 +446,85 @@ def test_a_visibility_timeout_redelivery_never_renders_the_attempt_twice(
         assert "looking again in" in logs, "the broker did redeliver while it rendered"
         assert complete_fake_video(web.runner.file_path(project), 80)
         assert job.wait(10) is Status.COMPLETED
+
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def rabbitmq_reachable() -> bool:
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception:  # any failure means: not reachable
+        return False
+    return True
+
+
+@pytest.fixture
+def rabbit_settings(settings: Settings) -> Iterator[Settings]:
+    if not rabbitmq_reachable():
+        pytest.skip("needs RabbitMQ at 127.0.0.1:5672")
+    yield replace(settings, broker=RABBITMQ_URL, backend=REDIS_URL)
+    with Connection(RABBITMQ_URL) as connection:
+        channel = connection.default_channel
+        channel.queue_delete(settings.queue)
+        channel.exchange_delete(settings.queue)
+
+
+def test_rabbitmq_a_worker_renders_a_submit_and_progress_is_readable_throughout(
+    tmp_path: Path, rabbit_settings: Settings
+) -> None:
+    """RabbitMQ as the broker (Redis keeps the results): submit here, a worker renders it,
+    the ledger shows it advance, the project ends COMPLETED with the whole video."""
+    settings = replace(rabbit_settings, frames=40, frame_delay=0.05)
+    with workers_for(settings, tmp_path / "logs") as workers, web_for(settings) as web:
+        workers.start("rabbit")
+        project = web.project()
+        job = web.runner.submit(project)
+        seen: list[float] = []
+        while web.status(project) is Status.PROCESSING:
+            seen.append(job.progress.fraction)
+            time.sleep(0.02)
+        assert web.status(project) is Status.COMPLETED, web.attempts(project)
+        assert seen == sorted(seen)
+        assert any(0.0 < f < 1.0 for f in seen), seen
+        assert complete_fake_video(web.runner.file_path(project), 40)
+        assert job.wait(10) is Status.COMPLETED
+
+
+def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_at_once_and_waits_out_its_lease(
+    tmp_path: Path, rabbit_settings: Settings
+) -> None:
+    """RabbitMQ requeues a dead consumer's message as soon as its connection drops, while
+    the dead worker's lease still runs: the new worker's begin is refused (no second
+    owner), the task retries after that lease, takes the attempt over and completes it."""
+    settings = replace(rabbit_settings, frames=60, frame_delay=0.05, lease=2.0)
+    with workers_for(settings, tmp_path / "logs") as workers, web_for(settings) as web:
+        first = workers.start("doomed")
+        project = web.project()
+        job = web.runner.submit(project)
+        with Watch(web, [project]) as watch:
+            web.wait_for(lambda: web.frames_done(job) > 10, 20, "the render to be under way")
+            first.kill()
+            second = workers.start("rescuer")
+            assert web.wait_ended(project) is Status.COMPLETED, web.attempts(project)
+        (attempt,) = web.attempts(project)
+        assert attempt.worker is not None
+        assert attempt.worker.endswith(f":{second.pid}")
+        assert "looking again in" in second.output(), "redelivered while the lease ran"
+        owners = [
+            (t, live[0].worker, live[0].lease_expires_at)
+            for t, _, live, _ in watch.samples
+            if live and live[0].worker is not None
+        ]
+        dead = [o for o in owners if o[1].endswith(f":{first.pid}")]
+        taken = [o for o in owners if o[1].endswith(f":{second.pid}")]
+        assert dead, "the first worker was seen rendering"
+        assert taken, "the second worker was seen rendering"
+        assert min(t for t, _, _ in taken) >= max(lease for _, _, lease in dead), "two owners"
+        final = web.runner.file_path(project)
+        assert complete_fake_video(final, 60)
+        assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
 
 
 def test_the_task_is_registered_under_its_documented_name(settings: Settings) -> None:
