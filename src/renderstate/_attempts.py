@@ -9,8 +9,8 @@ import dataclasses
 import datetime
 import enum
 import json
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "ACTIVE_STATES",
@@ -19,8 +19,11 @@ __all__ = [
     "attempt_from_row",
     "decode_key",
     "encode_key",
+    "key_values",
     "stored_values",
 ]
+
+ColumnT = TypeVar("ColumnT")
 
 
 class AttemptState(str, enum.Enum):
@@ -67,6 +70,28 @@ def decode_key(text: str) -> object:
         if isinstance(parts, list):
             return tuple(parts)
     return text
+
+
+def key_values(
+    text: str, columns: Sequence[ColumnT], convert: Callable[[ColumnT, object], object]
+) -> tuple[object, ...] | None:
+    """Return the primary key values whose key text (:func:`encode_key`) is ``text``.
+
+    One value per key column, each converted by ``convert(column, part)``; ``None`` when
+    the text is no key of these columns (another number of parts, a part the column's type
+    refuses with ``TypeError`` or ``ValueError``), so a loader can answer "no such
+    project" without a query. Only a composite key is read as a JSON list: a one-column
+    key's text is the key itself, even when it looks like one (``'["intro"]'`` is not
+    project ``"intro"``).
+    """
+    decoded = decode_key(text) if len(columns) > 1 else text
+    parts = decoded if isinstance(decoded, tuple) else (decoded,)
+    if len(parts) != len(columns):
+        return None
+    try:
+        return tuple(convert(column, part) for column, part in zip(columns, parts, strict=True))
+    except (TypeError, ValueError):
+        return None
 
 
 def _utc(timestamp: float | None) -> datetime.datetime | None:

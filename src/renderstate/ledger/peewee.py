@@ -31,7 +31,7 @@ from renderstate._attempts import (
     Attempt,
     AttemptState,
     attempt_from_row,
-    decode_key,
+    key_values,
     stored_values,
 )
 from renderstate.typing import ProjectT
@@ -301,13 +301,8 @@ class PeeweeLoader(Generic[ProjectT]):
 
     def __call__(self, key: str, /) -> ProjectT | None:
         """Return the instance whose primary key text is ``key``, or ``None``."""
-        decoded = decode_key(key) if len(self._fields) > 1 else key
-        parts = decoded if isinstance(decoded, tuple) else (decoded,)
-        if len(parts) != len(self._fields):
-            return None
-        try:
-            values = [_convert(f, part) for f, part in zip(self._fields, parts, strict=True)]
-        except (TypeError, ValueError):
+        values = key_values(key, self._fields, _convert)
+        if values is None:
             return None
         where = [field == value for field, value in zip(self._fields, values, strict=True)]
         found = cast("Any", self.model).get_or_none(*where)

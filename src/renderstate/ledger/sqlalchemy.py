@@ -50,7 +50,7 @@ from renderstate._attempts import (
     Attempt,
     AttemptState,
     attempt_from_row,
-    decode_key,
+    key_values,
     stored_values,
 )
 from renderstate.adapters.sqlalchemy import _JOINED, joined
@@ -265,15 +265,8 @@ class SQLAlchemyLoader(Generic[ProjectT]):
 
     def __call__(self, key: str, /) -> ProjectT | None:
         """Return the instance whose key text is ``key``, or ``None``."""
-        # Only a composite key is stored as a JSON list: a one-column key's text is the
-        # key itself, even when it looks like one ('["intro"]' is not project "intro").
-        decoded = decode_key(key) if len(self._keys) > 1 else key
-        parts = decoded if isinstance(decoded, tuple) else (decoded,)
-        if len(parts) != len(self._keys):
-            return None
-        try:
-            ident = tuple(_convert(col, part) for col, part in zip(self._keys, parts, strict=True))
-        except (TypeError, ValueError):
+        ident = key_values(key, self._keys, _convert)
+        if ident is None:
             return None
         identity = ident[0] if len(ident) == 1 else ident
         if isinstance(self._session, Session):
