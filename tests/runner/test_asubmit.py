@@ -7,6 +7,7 @@ the render then runs in the runner's threads with the sync adapter, exactly as a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -154,16 +155,27 @@ async def wait_for(job: RenderJob[Any]) -> Status:
     return await asyncio.to_thread(job.wait, 30)
 
 
-def test_sixteen_tasks_start_one_render(database: Database, tmp_path: Path) -> None:
-    """16 concurrent asubmit tasks, each with its own copy of the row: one job, fifteen 409s."""
+@pytest.mark.parametrize("runners", [1, 4], ids=["one-runner", "four-runners"])
+def test_sixteen_tasks_start_one_render(database: Database, tmp_path: Path, runners: int) -> None:
+    """16 concurrent asubmit tasks, each with its own copy of the row: one job, fifteen 409s.
+
+    With four runners (four processes' worth: no lock in common) the database alone decides.
+    """
     key = database.insert()
     renderer = HeldRenderer()
 
     async def main() -> tuple[list[object], Status]:
-        with database.runner(renderer, tmp_path, max_workers=2) as runner:
+        with contextlib.ExitStack() as stack:
+            made = [
+                stack.enter_context(database.runner(renderer, tmp_path, max_workers=2))
+                for _ in range(runners)
+            ]
             copies = [await database.aload(key) for _ in range(CLICKS)]
             outcomes = await asyncio.gather(
-                *(runner.asubmit(copy, actor=f"click {n}") for n, copy in enumerate(copies)),
+                *(
+                    made[n % runners].asubmit(copy, actor=f"click {n}")
+                    for n, copy in enumerate(copies)
+                ),
                 return_exceptions=True,
             )
             renderer.release.set()  # every click has had its answer: let the render end
@@ -171,8 +183,8 @@ def test_sixteen_tasks_start_one_render(database: Database, tmp_path: Path) -> N
             assert len(jobs) == 1, outcomes
             [job] = jobs
             # registered as submit() registers: the runner's progress and status_body see it
-            winner = copies[outcomes.index(job)]
-            assert runner.job(winner) is job
+            won = outcomes.index(job)
+            assert made[won % runners].job(copies[won]) is job
             return outcomes, await wait_for(job)
 
     outcomes, final = asyncio.run(main())
@@ -183,35 +195,45 @@ def test_sixteen_tasks_start_one_render(database: Database, tmp_path: Path) -> N
     assert database.stored(key) == ("COMPLETED", f"projects/{key}/final.mp4")
 
 
+@pytest.mark.parametrize("with_ledger", [False, True], ids=["async-adapter", "ledger"])
 def test_the_event_loop_runs_while_a_start_waits_on_a_lock(
-    database: Database, tmp_path: Path
+    database: Database, tmp_path: Path, with_ledger: bool
 ) -> None:
-    """While the start's UPDATE waits on another connection's lock, other tasks keep running."""
+    """While the start's UPDATE waits on another connection's lock, other tasks keep running.
+
+    Through the async adapter, or with a ledger through its (sync) start in a worker thread.
+    """
     key = database.insert()
+    options: dict[str, Any] = {}
+    if with_ledger:
+        store = SQLAlchemyAttemptStore(sessionmaker(database.engine))
+        store.create_table(database.engine)
+        options["ledger"] = Ledger(store)
     ticked = threading.Event()  # set by the ticker, on the loop, after TICKS ticks
+    locked = threading.Event()
     outcome: dict[str, object] = {}
 
     def hold_the_lock() -> None:
         with database.row_locked(key):
             outcome["held"] = True
             locked.set()
-            # Released when the loop has ticked; a start that blocked the loop never gets here.
+            # Released when the loop has ticked; a start that blocks the loop never lets it.
             outcome["released by the ticker"] = ticked.wait(30)
-
-    locked = threading.Event()
 
     async def main() -> Status:
         holder = threading.Thread(target=hold_the_lock)
         holder.start()
         assert await asyncio.to_thread(locked.wait, 30)
-        with database.runner(FakeRenderer(frames=3), tmp_path) as runner:
+        with database.runner(FakeRenderer(frames=3), tmp_path, **options) as runner:
             project = await database.aload(key)
             start = asyncio.create_task(runner.asubmit(project))
             ticks = 0
             while ticks < TICKS:
                 await asyncio.sleep(0.005)
                 ticks += 1
-                assert not start.done(), "the start went through a held lock"
+                # Done while the lock is held: the start did not wait for it, or it blocked
+                # the loop until the holder gave up.
+                assert not start.done(), outcome
             ticked.set()
             job = await start
             await asyncio.to_thread(holder.join, 30)
