@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -358,6 +359,24 @@ def test_pieces_keep_exact_frame_counts_at_any_rate(tmp_path: Path, fps: float) 
     assert_browser_ready(target, frames=frames, fps=fps, audio=False)
     assert probe(target).duration == pytest.approx(frames / fps, abs=0.01)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+@pytest.mark.parametrize("soundtrack", ["tone", "file"])
+def test_the_soundtrack_ends_with_the_last_whole_frame(tmp_path: Path, soundtrack: str) -> None:
+    """13.4 s at 7 fps is 93 frames (13.29 s): the sound stops there too, not at 13.4 s."""
+    rate = 44100
+    samples = (8000 * np.sin(2 * np.pi * 220 * np.arange(15 * rate) / rate)).astype(np.int16)
+    with wave.open(str(tmp_path / "music.wav"), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    sound = {"tone": 440} if soundtrack == "tone" else {"file": "music.wav"}
+    timeline = stills(7.3, 6.1, soundtrack=sound)
+    timeline["fps"] = 7
+    target = tmp_path / "v.mp4"
+    MoviePyRenderer(timeline=timeline, base_dir=tmp_path)(None, target)
+    assert_browser_ready(target, frames=93, fps=7, audio=True)
 
 
 def test_scenes_with_a_picture_are_not_repeated(tmp_path: Path, counting_ffmpeg: Path) -> None:

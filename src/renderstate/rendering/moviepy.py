@@ -405,6 +405,8 @@ class MoviePyRenderer:
         verify_images(timeline)
         verify_text(timeline)
         video = _TimelineClip(timeline, (width, height))
+        # The video holds whole frames: the soundtrack is cut where its last frame ends.
+        seconds = int(timeline.duration * fps) / fps
         audio = None
         soundtrack = timeline.soundtrack
         if soundtrack is not None and soundtrack.file is not None:
@@ -423,14 +425,14 @@ class MoviePyRenderer:
                 ) from None
             owned.append(source)
             audio = source
-            if source.duration > timeline.duration:
-                audio = source.subclipped(0, timeline.duration)
+            if source.duration > seconds:
+                audio = source.subclipped(0, seconds)
             if soundtrack.volume != 1.0:
                 audio = audio.with_volume_scaled(soundtrack.volume)
         elif soundtrack is not None and soundtrack.tone is not None:
             audio = AudioClip(
                 tone_function(soundtrack.tone, soundtrack.volume),
-                duration=timeline.duration,
+                duration=seconds,
                 fps=self.audio_fps,
             )
             owned.append(audio)
