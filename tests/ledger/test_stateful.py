@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import ProjectLifecycle, RenderConflictError
 from renderstate.cli._store import Project, Store
-from renderstate.exceptions import AttemptSupersededError
+from renderstate.exceptions import AttemptOwnedError, AttemptSupersededError
 from renderstate.ledger import AttemptState, Ledger
 
 __all__ = ["db_targets"]
@@ -74,6 +74,8 @@ class Side:
             return ("conflict", None)
         except AttemptSupersededError:
             return ("superseded", None)
+        except AttemptOwnedError:
+            return ("owned", None)
         return ("ok", None)
 
 
@@ -145,7 +147,11 @@ class LedgerModel(RuleBasedStateMachine):
     def begin(self, remote: bool, data: st.DataObject) -> None:
         attempt = self.pick(data)
         outcome, _ = self.run(remote, "begin", attempt)
-        if self.states[attempt] in LIVE:
+        if self.states[attempt] == "rendering" and self.leases[attempt] >= self.now:
+            # One owner per attempt: a worker renders it and its lease is live.
+            assert outcome == "owned"
+        elif self.states[attempt] in LIVE:
+            # Queued, or rendering on a worker whose lease ran out: taken over.
             assert outcome == "ok"
             self.states[attempt] = "rendering"
             self.leases[attempt] = self.now + LEASE
