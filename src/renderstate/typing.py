@@ -275,10 +275,12 @@ class AttemptStore(Protocol):
         *,
         states: Collection[AttemptState],
         lease_before: float | None = None,
+        worker: str | None = None,
     ) -> bool:
         """Set ``values`` on the attempt if its state is in ``states``, in one statement.
 
-        With ``lease_before``, only if its lease also expired before that time.
+        With ``lease_before``, only if its lease also expired before that time; with
+        ``worker``, only if that worker began it (the attempt's ``worker`` column).
 
         Returns:
             Whether the attempt matched (and was written).

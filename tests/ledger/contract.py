@@ -460,6 +460,42 @@ class LedgerContract:
         assert not {local.id, remote.id} & {r.attempt.id for r in again}
         assert harness.row(local_key)["status"] == harness.literal(Status.PROCESSING)
 
+    def test_a_worker_whose_attempt_was_taken_over_is_fenced(self, harness: LedgerHarness) -> None:
+        """Worker A stalls past its lease (a long GC pause, a stopped VM) and B takes the
+        attempt over. When A wakes, it no longer owns the attempt: its heartbeat answers
+        False and writes nothing (it used to renew the lease and overwrite B's progress),
+        and its fail or complete raise AttemptSupersededError and change nothing (A's fail
+        used to turn the project FAILED while B rendered, and B's complete was refused)."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        _, queued = ledger.start(lifecycle)
+        a = ledger.begin(queued, worker="host-a:1")
+        clock.now += 10.5
+        b = ledger.begin(queued, worker="host-b:2")
+        clock.now += 1
+        assert ledger.heartbeat(b, {"phase": "rendering", "done": 5, "total": 50})
+        before = ledger.get(b.id)
+        row = harness.row(key)
+        assert not ledger.heartbeat(a, {"phase": "rendering", "done": 49, "total": 50})
+        assert not ledger.heartbeat(a)
+        published: list[str] = []
+        with pytest.raises(AttemptSupersededError):
+            ledger.fail(harness.lifecycle(harness.load(key)), a, "A's late failure")
+        with pytest.raises(AttemptSupersededError):
+            ledger.complete(
+                harness.lifecycle(harness.load(key)),
+                a,
+                "projects/a/final.mp4",
+                publish=lambda: published.append("a"),
+            )
+        assert published == []
+        assert ledger.get(b.id) == before
+        assert harness.row(key) == row
+        ledger.complete(harness.lifecycle(harness.load(key)), b, "projects/b/final.mp4")
+        assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+
     def test_begin_of_an_ended_attempt_is_refused(self, harness: LedgerHarness) -> None:
         """An attempt that completed, or was recovered, never begins again."""
         clock = Clock()

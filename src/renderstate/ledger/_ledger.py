@@ -328,8 +328,9 @@ class Ledger:
         ``eta_seconds``. One ``UPDATE`` by primary key.
 
         Returns:
-            Whether the attempt is still live (``False``: stop, it was superseded or
-            recovered, and nothing was written).
+            Whether the attempt is still live and, given as :meth:`begin` returned it,
+            still this worker's (``False``: stop, it was superseded, recovered or taken
+            over by another worker, and nothing was written).
 
         Raises:
             ValueError: ``progress`` has an unknown field or a value out of range (a
@@ -337,7 +338,6 @@ class Ledger:
                 an ``eta_seconds`` that is negative or not finite, a ``phase`` longer than
                 32 characters); nothing was written.
         """
-        attempt_id = attempt if isinstance(attempt, int) else attempt.id
         values: dict[str, object] = {"lease_expires_at": self._clock() + self.lease}
         if progress:
             unknown = set(progress) - _PROGRESS_FIELDS
@@ -349,7 +349,7 @@ class Ledger:
                 raise ValueError(msg)
             _check_progress(progress)
             values.update(progress)
-        return self.store.update(attempt_id, values, states=ACTIVE_STATES)
+        return self._owned_update(attempt, values)
 
     def complete(
         self,
@@ -368,7 +368,8 @@ class Ledger:
         the current attempt's video, and a failing ``publish`` undoes both writes.
 
         Raises:
-            AttemptSupersededError: the attempt is no longer live; nothing was changed.
+            AttemptSupersededError: the attempt is no longer live, or another worker took
+                it over from the one that began it; nothing was changed.
             InvalidTransitionError: the project is not PROCESSING (it was moved outside
                 the ledger); the attempt is then marked interrupted.
         """
@@ -425,7 +426,7 @@ class Ledger:
             with self._atomic(lifecycle):
                 # The attempt's row first: a late attempt stops here, before it has taken
                 # the project's row lock or touched its object.
-                if not self.store.update(attempt.id, values, states=ACTIVE_STATES):
+                if not self._owned_update(attempt, values):
                     raise self._superseded(attempt)
                 record = transition()
                 if publish is not None:
@@ -433,14 +434,13 @@ class Ledger:
         except InvalidTransitionError:
             # The project left PROCESSING without the ledger (a plain lifecycle call):
             # this attempt cannot finish it, and must not stay live for recovery either.
-            self.store.update(
-                attempt.id,
+            self._owned_update(
+                attempt,
                 {
                     "state": AttemptState.INTERRUPTED,
                     "finished_at": self._clock(),
                     "error": _LEFT_OUTSIDE,
                 },
-                states=ACTIVE_STATES,
             )
             raise
         return record
@@ -589,6 +589,19 @@ class Ledger:
         if fresh is None:  # pragma: no cover - an attempt row is never deleted by us
             raise self._superseded(attempt)
         return fresh
+
+    def _owned_update(self, attempt: Attempt | int, values: Mapping[str, object]) -> bool:
+        """Write ``values`` while ``attempt`` is live and still its worker's.
+
+        An attempt given as :meth:`begin` returned it names its worker: once another
+        worker took it over (the lease expired while the first one stalled), the first
+        one's heartbeats, ``complete`` and ``fail`` match nothing. A queued attempt (or a
+        bare id) has no owner yet; a store is asked about the worker only when there is one.
+        """
+        if isinstance(attempt, int) or attempt.worker is None:
+            attempt_id = attempt if isinstance(attempt, int) else attempt.id
+            return self.store.update(attempt_id, values, states=ACTIVE_STATES)
+        return self.store.update(attempt.id, values, states=ACTIVE_STATES, worker=attempt.worker)
 
     def _superseded(self, attempt: Attempt) -> AttemptSupersededError:
         now = self.store.get(attempt.id)

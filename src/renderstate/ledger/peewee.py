@@ -215,12 +215,15 @@ class PeeweeAttemptStore:
         *,
         states: Collection[AttemptState],
         lease_before: float | None = None,
+        worker: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         model = self.model
         where = (model.id == attempt_id) & model.state.in_([AttemptState(s).value for s in states])
         if lease_before is not None:
             where &= model.lease_expires_at < lease_before
+        if worker is not None:
+            where &= model.worker == worker
         if model.update(**stored_values(values)).where(where).execute() == 1:
             return True
         if not isinstance(_target(self.database), peewee.MySQLDatabase):

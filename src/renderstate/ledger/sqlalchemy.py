@@ -190,12 +190,15 @@ class SQLAlchemyAttemptStore:
         *,
         states: Collection[AttemptState],
         lease_before: float | None = None,
+        worker: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         c = self.table.c
         where = [c.id == attempt_id, c.state.in_([AttemptState(s).value for s in states])]
         if lease_before is not None:
             where.append(c.lease_expires_at < lease_before)
+        if worker is not None:
+            where.append(c.worker == worker)
         stmt = update(self.table).where(*where).values(stored_values(values))
         with self._transaction() as session:
             result = cast("CursorResult[Any]", session.execute(stmt))

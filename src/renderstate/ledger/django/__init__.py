@@ -163,6 +163,7 @@ class DjangoAttemptStore:
         *,
         states: Collection[AttemptState],
         lease_before: float | None = None,
+        worker: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = %s AND state IN (...)``; see the store Protocol.
 
@@ -172,6 +173,8 @@ class DjangoAttemptStore:
         rows = self._rows().filter(id=attempt_id, state__in=[AttemptState(s).value for s in states])
         if lease_before is not None:
             rows = rows.filter(lease_expires_at__lt=lease_before)
+        if worker is not None:
+            rows = rows.filter(worker=worker)
         matched: int = rows.update(**stored_values(values))
         return matched == 1
 
