@@ -21,6 +21,7 @@ from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
 from renderstate.typing import ProgressSink
+from renderstate.web import status_body
 
 
 def digest(path: Path) -> str:
@@ -275,4 +276,34 @@ def test_oversized_actor_or_path_is_refused_before_anything_is_written(tmp_path:
         ledger.start(lifecycle, output_path="p/" + "x" * 499)
     assert project.status == "DRAFT"
     assert ledger.history("MemoryProject", str(project.id)) == []
+    runner.shutdown()
+
+
+def test_a_recovered_attempt_s_error_shows_while_its_hung_job_still_runs(
+    tmp_path: Path, store: Store
+) -> None:
+    """Another process recovered the attempt of a render that hangs here: the row is
+    FAILED, and this runner's status body names why at once, not only once the hung job
+    notices (its next frame, which may never come); the error used to be null."""
+    clock = Clock()
+    ledger = sql_ledger(store, lease=10.0, clock=clock)
+    project = store.create("p", {})
+    gate = Gate()
+    runner = RenderRunner(store.adapter, gate, media_root=tmp_path, ledger=ledger)
+    job = runner.submit(project)
+    assert gate.started.wait(10)
+    runner._heartbeat.stop()  # type: ignore[union-attr]  # this process "hangs"
+    clock.now += 60
+    other = sql_ledger(store, lease=10.0, clock=clock)
+    other.recover(store.adapter, other.store.loader(Project))  # type: ignore[attr-defined]
+    failed = store.get(project.id)
+    assert failed.status == "FAILED"
+    assert not job.done()
+    body = status_body(failed, runner)
+    assert body["progress"] is None
+    assert body["error"] is not None
+    assert "lease expired" in body["error"]
+    gate.release.set()
+    job.wait(30)
+    assert status_body(store.get(project.id), runner)["error"] is not None
     runner.shutdown()

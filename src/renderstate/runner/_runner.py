@@ -1034,18 +1034,23 @@ class RenderRunner(Generic[ProjectT]):
         """
         key = self._adapter.project_key(project)
         job = self._jobs.get(key)
+        recorded: str | None = None  # why the ledger says the current attempt ended
         if self._ledger is not None and key is not None:
             current = self._ledger.current(self._ledger.scope(project), encode_key(key))
-            if current is not None and (job is None or job.attempt_id != current.id):
+            if current is not None:
                 ended = current.state in (AttemptState.FAILED, AttemptState.INTERRUPTED)
-                return current.error if ended else None
+                recorded = current.error if ended else None
+                if job is None or job.attempt_id != current.id:
+                    return recorded
         if job is None:
             return None
         # A failing job is known as such from before its FAILED is saved, so a reader who
         # loaded the FAILED row finds the reason even while the job is still ending.
         failure = job.error if job.done() else job._failure
         if failure is None:
-            return None
+            # Recovery in another process may have failed this job's attempt while the
+            # job, hung here, has not noticed yet: the ledger knows why.
+            return recorded
         text = str(failure).splitlines()[0] if str(failure) else ""
         name = type(failure).__name__
         return f"{name}: {text}" if text else name
