@@ -36,6 +36,14 @@ LEASE = 10.0
 LIVE = {"queued", "rendering"}
 
 
+REFUSALS = {
+    RenderConflictError: "conflict",
+    AttemptSupersededError: "superseded",
+    AttemptOwnedError: "owned",
+}
+"""What the model calls each refusal."""
+
+
 class Side:
     """One process's view: its own store (connections) and ledger, on a settable clock."""
 
@@ -70,12 +78,8 @@ class Side:
                 self.ledger.complete(self.lifecycle(key), attempt, f"projects/{key}/final.mp4")
             elif op == "fail":
                 self.ledger.fail(self.lifecycle(key), attempt, "boom")
-        except RenderConflictError:
-            return ("conflict", None)
-        except AttemptSupersededError:
-            return ("superseded", None)
-        except AttemptOwnedError:
-            return ("owned", None)
+        except (RenderConflictError, AttemptSupersededError, AttemptOwnedError) as refused:
+            return (REFUSALS[type(refused)], None)
         return ("ok", None)
 
 
