@@ -88,15 +88,17 @@ def create_project() -> flask.Response | tuple[dict[str, Any], int]:
     """``POST /projects`` ``{"title": ..., "timeline": {...}}``: 201 with the new project."""
     try:
         data = json.loads(flask.request.get_data())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         return invalid("body", f"the request body is not JSON ({exc})", status=400)
     if not isinstance(data, dict):
         return invalid("body", 'send a JSON object such as {"title": "My trip"}', status=400)
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         return invalid("title", "'title' is required: a non-empty string", pointer="/title")
-    if len(title) > 255:
-        return invalid("title", "'title' is longer than 255 characters", pointer="/title")
+    # PostgreSQL refuses NUL in text; an unpaired surrogate ("\ud800") is not text.
+    if len(title) > 255 or "\x00" in title or title != title.encode("utf-8", "replace").decode():
+        problem = "'title' must be at most 255 characters of text (no NUL, no unpaired surrogate)"
+        return invalid("title", problem, pointer="/title")
     timeline = data.get("timeline", SAMPLE_TIMELINE)
     try:
         # Checked now, so a mistake is a 422 here rather than a FAILED render later.

@@ -133,6 +133,26 @@ def test_create_without_a_timeline_gets_the_sample(app_server: AppServer) -> Non
         pytest.param({"title": ""}, 422, "title", id="empty-title"),
         pytest.param({"title": 42}, 422, "title", id="title-not-a-string"),
         pytest.param({"title": "x" * 256}, 422, "title", id="title-too-long"),
+        pytest.param({"title": "a\x00b"}, 422, "title", id="nul-in-title"),
+        pytest.param('{"title": "a\\ud800b"}', 422, "title", id="lone-surrogate-in-title"),
+        pytest.param(
+            '{"title": "t", "timeline": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            400,
+            "body",
+            id="nested-too-deep",
+        ),
+        pytest.param(
+            {"title": "t", "timeline": {"scenes": [{"duration": 1, "title": "a\x00b"}]}},
+            422,
+            "title",
+            id="nul-in-a-scene-title",
+        ),
+        pytest.param(
+            {"title": "t", "timeline": {"scenes": [{"duration": 1, "image": "a" * 5000}]}},
+            422,
+            "image",
+            id="picture-name-too-long",
+        ),
         pytest.param({"title": "t", "timeline": [1]}, 422, "timeline", id="timeline-not-a-map"),
         pytest.param(
             {"title": "t", "timeline": {"scenes": [{"duration": -1}]}},
@@ -157,7 +177,9 @@ def test_create_without_a_timeline_gets_the_sample(app_server: AppServer) -> Non
 def test_bad_create_bodies_are_4xx_problems_naming_the_field(
     app_server: AppServer, body: Any, status: int, field: str
 ) -> None:
-    """A body the app cannot use is refused with a problem+json that names the field."""
+    """A body the app cannot use is refused with a problem+json that names the field (NUL,
+    a lone surrogate, JSON nested too deep, a file name too long for the file system: each
+    was a 500 on some app and database)."""
     problem = assert_problem(app_server.post("/projects", body), status)
     assert problem["field"] == field
 

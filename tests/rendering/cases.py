@@ -144,4 +144,26 @@ BAD_TIMELINES: list[tuple[str, Any, int | None, str]] = [
     ),
     # A video shorter than one frame has no picture.
     ("shorter than a frame", {"fps": 24, "scenes": [{"duration": 0.04}]}, None, "duration"),
+    # Text a database column or a font cannot hold: PostgreSQL refuses NUL, and a lone
+    # surrogate (JSON "\ud800") cannot be encoded at all.
+    ("NUL in a title", {"scenes": [{"duration": 1, "title": "a\x00b"}]}, 0, "title"),
+    (
+        "lone surrogate in a subtitle",
+        {"scenes": [{"duration": 1, "subtitle": "\ud800"}]},
+        0,
+        "subtitle",
+    ),
+    # A name longer than the file system allows (ENAMETOOLONG) is a missing file, not a 500.
+    (
+        "image name too long",
+        {"scenes": [{"duration": 1, "image": "a" * 5000 + ".png"}]},
+        0,
+        "image",
+    ),
+    (
+        "soundtrack name too long",
+        {"scenes": [{"duration": 1}], "soundtrack": {"file": "b" * 300}},
+        None,
+        "soundtrack.file",
+    ),
 ]

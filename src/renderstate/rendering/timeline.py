@@ -461,6 +461,23 @@ def _text(value: object, *, field: str, scene: int) -> str:
         raise TimelineError(
             scene=scene, field=field, problem=f"must be a string, got {type(value).__name__}"
         )
+    # A timeline is stored with its project: PostgreSQL refuses NUL in text and JSON, and a
+    # lone surrogate (JSON "\ud800") can be neither stored as UTF-8 nor drawn.
+    if "\x00" in value:
+        raise TimelineError(
+            scene=scene, field=field, problem="contains a NUL character (\\u0000); remove it"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TimelineError(
+            scene=scene,
+            field=field,
+            problem=(
+                f"contains an unpaired surrogate ({value[exc.start]!r}), which is not text; "
+                f"send the character itself or its UTF-16 pair"
+            ),
+        ) from exc
     return value
 
 
@@ -479,7 +496,11 @@ class _Files:
         path = self.base / value
         if self.confined:
             self._check_inside(value, path, field=field, scene=scene)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, say
+            found = False
+        if not found:
             raise TimelineError(
                 scene=scene,
                 field=field,
