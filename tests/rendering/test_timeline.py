@@ -63,6 +63,21 @@ def test_crossfades_overlap_scenes() -> None:
     assert timeline.duration == 4.5
 
 
+def test_a_crossfade_that_exactly_fills_its_room_is_accepted() -> None:
+    """0.5 s - 0.4 s is 0.09999999999999998 in floats: a 0.1 s crossfade after it fits
+    exactly, as written, and used to be refused as "0.1 s is longer than the 0.1 s"."""
+    scenes = [
+        {"duration": 3},
+        {"duration": 0.5, "crossfade": 0.4},
+        {"duration": 3.2, "crossfade": 0.1},
+        {"duration": 0.3, "crossfade": 0.3},
+    ]
+    timeline = parse_timeline({"scenes": scenes})
+    assert timeline.duration == pytest.approx(6.2)
+    with pytest.raises(TimelineError, match=re.escape("0.101 s is longer than the 0.1 s")):
+        parse_timeline({"scenes": [*scenes[:2], {"duration": 3.2, "crossfade": 0.101}]})
+
+
 def test_colours_in_every_accepted_spelling() -> None:
     """Colours are '#rgb', '#rrggbb' or [r, g, b]."""
     assert parse_color("#0af", field="c") == (0, 170, 255)

@@ -589,6 +589,10 @@ def _parse_scene(
     )
 
 
+_ROUNDING = 1e-9
+"""Seconds by which a crossfade may exceed its room: float rounding, far below a frame."""
+
+
 def _check_crossfades(scenes: tuple[Scene, ...]) -> None:
     if scenes[0].crossfade:
         raise TimelineError(
@@ -600,7 +604,9 @@ def _check_crossfades(scenes: tuple[Scene, ...]) -> None:
         fade = scenes[index].crossfade
         previous = scenes[index - 1]
         room = min(previous.duration - previous.crossfade, scenes[index].duration)
-        if fade > room:
+        # Durations are decimal numbers held in floats: 0.5 - 0.4 is 0.09999999999999998,
+        # and a 0.1 s crossfade written to fill that room exactly must fit.
+        if fade > room + _ROUNDING:
             raise TimelineError(
                 scene=index,
                 field="crossfade",
