@@ -22,7 +22,7 @@ import renderstate.rendering.moviepy as moviepy_module
 from renderstate.rendering._encode import CHUNK_FRAMES, encode_timeline, plan_pieces
 from renderstate.rendering._frames import SceneFrames, _locator, frame_function, frame_runs
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
-from renderstate.rendering.timeline import parse_timeline
+from renderstate.rendering.timeline import frame_count, parse_timeline
 
 from .media import audio_samples, ffmpeg_children, packets, probe, top_level_boxes
 
@@ -259,7 +259,7 @@ def expected_frames(timeline: dict[str, Any]) -> list[np.ndarray]:
     frame = frame_function(parsed, SceneFrames(parsed, WIDTH, HEIGHT))
     fps = parsed.fps
     assert fps is not None
-    return [frame(i / fps) for i in range(int(parsed.duration * fps))]
+    return [frame(i / fps) for i in range(frame_count(parsed.duration, fps))]
 
 
 def assert_frames_match(path: Path, timeline: dict[str, Any]) -> None:
@@ -477,3 +477,21 @@ def test_the_pieces_played_in_order_are_the_video_frame_by_frame(
             assert not piece[0].moving
             assert repeatable[piece[0].scene]
     assert sorted(set(plan.playlist)) == list(range(len(plan.pieces)))
+
+
+@pytest.mark.parametrize("repeat_stills", [True, False])
+@pytest.mark.parametrize(
+    ("durations", "fps", "frames"),
+    [((4.6,), 25.0, 115), ((8.2,), 30.0, 246), ((3.0, 0.7, 0.4), 30.0, 123)],
+)
+def test_a_whole_number_of_frames_written_in_decimal_is_every_frame(
+    tmp_path: Path, repeat_stills: bool, durations: tuple[float, ...], fps: float, frames: int
+) -> None:
+    """4.6 s at 25 fps is 115 frames, though 4.6 * 25 is 114.99999999999999 in floats: the
+    video used to lose its last frame (and its soundtrack 40 ms), with pieces or without."""
+    timeline = stills(*durations, soundtrack={"tone": 440})
+    timeline["fps"] = fps
+    target = tmp_path / "v.mp4"
+    MoviePyRenderer(timeline=timeline, repeat_stills=repeat_stills)(None, target)
+    assert_browser_ready(target, frames=frames, fps=fps, audio=True)
+    assert_frames_match(target, timeline)

@@ -21,6 +21,7 @@ from renderstate.rendering.timeline import (
     TimelineError,
     check_frames,
     check_output_format,
+    frame_count,
     load_timeline,
     parse_color,
     parse_timeline,
@@ -374,3 +375,15 @@ def test_a_frame_long_video_is_accepted() -> None:
     assert timeline.duration == 0.04
     with pytest.raises(TimelineError, match="shorter than one frame"):
         check_frames(0.04, 24)
+
+
+@pytest.mark.parametrize(
+    ("duration", "fps", "frames"),
+    [(4.6, 25, 115), (8.2, 30, 246), (0.1 + 0.2, 10, 3), (13.4, 7, 93), (0.04, 25, 1), (2.5, 1, 2)],
+)
+def test_frame_count_is_exact_for_durations_written_in_decimal(
+    duration: float, fps: float, frames: int
+) -> None:
+    """Whole frames of a duration as written (4.6 * 25 is 114.99999999999999 in floats)."""
+    assert frame_count(duration, fps) == frames
+    check_frames(duration, fps)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from renderstate.rendering._frames import Run, SceneFrames, frame_function, frame_runs
-from renderstate.rendering.timeline import Timeline
+from renderstate.rendering.timeline import Timeline, frame_count
 from renderstate.typing import ProgressSink
 
 __all__ = ["CHUNK_FRAMES", "Encoded", "encode_timeline", "plan_pieces"]
@@ -412,7 +412,7 @@ def encode_timeline(
     Raises:
         RuntimeError: ffmpeg failed (its error output is in the message).
     """
-    count = int(timeline.duration * fps)
+    count = frame_count(timeline.duration, fps)
     rate = Fraction(fps).limit_denominator(1_000_000)
     # A scene's keyframe costs a few KB when it is a colour and text, but can cost 100 KB
     # and more with a photograph: only the first are repeated, each repetition adding one.

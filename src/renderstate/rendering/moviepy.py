@@ -43,6 +43,7 @@ from renderstate.rendering.timeline import (
     TimelineError,
     check_frames,
     check_output_format,
+    frame_count,
     load_timeline,
     parse_timeline,
 )
@@ -406,7 +407,7 @@ class MoviePyRenderer:
         verify_text(timeline)
         video = _TimelineClip(timeline, (width, height))
         # The video holds whole frames: the soundtrack is cut where its last frame ends.
-        seconds = int(timeline.duration * fps) / fps
+        seconds = frame_count(timeline.duration, fps) / fps
         audio = None
         soundtrack = timeline.soundtrack
         if soundtrack is not None and soundtrack.file is not None:

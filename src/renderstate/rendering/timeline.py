@@ -31,6 +31,7 @@ __all__ = [
     "TimelineError",
     "check_frames",
     "check_output_format",
+    "frame_count",
     "load_timeline",
     "parse_color",
     "parse_timeline",
@@ -318,13 +319,27 @@ def check_output_format(
     return w, h, rate
 
 
+_FRAME_ROUNDING = 1e-6
+"""Frames by which ``duration * fps`` may fall short of a whole number and still reach it."""
+
+
+def frame_count(duration: float, fps: float) -> int:
+    """Return how many whole frames a video of ``duration`` seconds at ``fps`` holds.
+
+    Frame ``i`` is shown at ``i / fps`` for ``1 / fps``; a part of a frame is left out.
+    Durations are decimal numbers held in floats: ``4.6 * 25`` is 114.99999999999999, yet
+    4.6 s at 25 fps is 115 frames. A shortfall of a millionth of a frame is such rounding.
+    """
+    return math.floor(duration * fps + _FRAME_ROUNDING)
+
+
 def check_frames(duration: float, fps: float) -> None:
     """Check that a video of ``duration`` seconds at ``fps`` has at least one frame.
 
     Raises:
         TimelineError: ``duration`` is shorter than one frame (an MP4 with no picture).
     """
-    if duration * fps < 1:
+    if frame_count(duration, fps) < 1:
         raise TimelineError(
             field="duration",
             problem=(
