@@ -498,16 +498,19 @@ def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_at_once_and_waits_out_its_
     """RabbitMQ requeues a dead consumer's message as soon as its connection drops, while
     the dead worker's lease still runs: the new worker's begin is refused (no second
     owner), the task retries after that lease, takes the attempt over and completes it."""
-    settings = replace(rabbit_settings, frames=60, frame_delay=0.05, lease=2.0)
+    settings = replace(rabbit_settings, frames=300, frame_delay=0.03, lease=2.0)
     with workers_for(settings, tmp_path / "logs") as workers, web_for(settings) as web:
         first = workers.start("doomed")
         project = web.project()
         job = web.runner.submit(project)
         with Watch(web, [project]) as watch:
             web.wait_for(lambda: web.frames_done(job) > 10, 20, "the render to be under way")
-            first.kill()
+            # Idle and consuming before the kill, so the requeued message reaches it at
+            # once, while the dead worker's lease still runs.
             second = workers.start("rescuer")
-            assert web.wait_ended(project) is Status.COMPLETED, web.attempts(project)
+            assert web.frames_done(job) < 300, "the first worker is still rendering"
+            first.kill()
+            assert web.wait_ended(project, timeout=60) is Status.COMPLETED, web.attempts(project)
         (attempt,) = web.attempts(project)
         assert attempt.worker is not None
         assert attempt.worker.endswith(f":{second.pid}")
@@ -523,7 +526,7 @@ def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_at_once_and_waits_out_its_
         assert taken, "the second worker was seen rendering"
         assert min(t for t, _, _ in taken) >= max(lease for _, _, lease in dead), "two owners"
         final = web.runner.file_path(project)
-        assert complete_fake_video(final, 60)
+        assert complete_fake_video(final, 300)
         assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
 
 
