@@ -221,6 +221,22 @@ class Watch:
         except BaseException as exc:  # reported by __exit__
             self.errors.append(exc)
 
+    def handover(self, dead_pid: int, taker_pid: int) -> float:
+        """Check one owner at a time: the taker rendered only after the dead worker's last
+        lease ran out. Both must have been seen rendering; returns when the taker started."""
+        owners = [
+            (t, live[0].worker, live[0].lease_expires_at)
+            for t, _, live, _ in self.samples
+            if live and live[0].worker is not None
+        ]
+        dead = [o for o in owners if o[1].endswith(f":{dead_pid}")]
+        taken = [o for o in owners if o[1].endswith(f":{taker_pid}")]
+        assert dead, "the first worker was seen rendering"
+        assert taken, "the second worker was seen rendering"
+        taken_at = min(t for t, _, _ in taken)
+        assert taken_at >= max(lease for _, _, lease in dead), "two owners at once"
+        return taken_at
+
 
 def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at_a_time(
     tmp_path: Path, settings: Settings, workers: Workers
@@ -260,18 +276,7 @@ def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at
         assert redone.id == job.attempt_id
         assert redone.worker == f"{redone.worker.rsplit(':', 1)[0]}:{second.pid}"
         # Who renders the attempt at each sample (a queued attempt has no owner yet).
-        owners = [
-            (t, live[0].worker, live[0].lease_expires_at)
-            for t, _, live, _ in watch.samples
-            if live and live[0].worker is not None
-        ]
-        dead = [o for o in owners if o[1].endswith(f":{first.pid}")]
-        taken = [o for o in owners if o[1].endswith(f":{second.pid}")]
-        assert dead, "the first worker was seen rendering"
-        assert taken, "the second worker was seen rendering"
-        last_dead_lease = max(lease for _, _, lease in dead)
-        assert min(t for t, _, _ in taken) >= last_dead_lease, "two owners at once"
-        assert min(t for t, _, _ in taken) >= killed_at
+        assert watch.handover(first.pid, second.pid) >= killed_at
         assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
 
 
@@ -515,16 +520,7 @@ def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_at_once_and_waits_out_its_
         assert attempt.worker is not None
         assert attempt.worker.endswith(f":{second.pid}")
         assert "looking again in" in second.output(), "redelivered while the lease ran"
-        owners = [
-            (t, live[0].worker, live[0].lease_expires_at)
-            for t, _, live, _ in watch.samples
-            if live and live[0].worker is not None
-        ]
-        dead = [o for o in owners if o[1].endswith(f":{first.pid}")]
-        taken = [o for o in owners if o[1].endswith(f":{second.pid}")]
-        assert dead, "the first worker was seen rendering"
-        assert taken, "the second worker was seen rendering"
-        assert min(t for t, _, _ in taken) >= max(lease for _, _, lease in dead), "two owners"
+        watch.handover(first.pid, second.pid)
         final = web.runner.file_path(project)
         assert complete_fake_video(final, 300)
         assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
