@@ -242,6 +242,15 @@ class Harness:
     ) -> ProjectLifecycle[Any]:
         return ProjectLifecycle(project, adapter or self.adapter(), **self.options)
 
+    def start_change(self, *sources: Status) -> Change:
+        """The change ``start_render`` asks for, from ``sources``."""
+        status = self.columns["status"]
+        return Change(
+            status_field=status,
+            expected=frozenset(self.literal(s) for s in sources),
+            values={status: self.literal(Status.PROCESSING)},
+        )
+
     def __getstate__(self) -> dict[str, Any]:
         # Only the configuration crosses into a child process; engines and connections
         # are rebuilt there.
@@ -351,15 +360,6 @@ class AsyncHarness(Harness):
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         return _blocking_transaction(self)
-
-    def start_change(self, *sources: Status) -> Change:
-        """The change ``start_render`` asks for, from ``sources``."""
-        status = self.columns["status"]
-        return Change(
-            status_field=status,
-            expected=frozenset(self.literal(s) for s in sources),
-            values={status: self.literal(Status.PROCESSING)},
-        )
 
 
 class _blocking_transaction(AbstractContextManager[Transaction]):  # noqa: N801

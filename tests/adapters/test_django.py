@@ -7,6 +7,7 @@ installed as ``MySQLdb``; PyMySQL reports ``version_info`` (2, 2, 8), which Djan
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from django.db import connections, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
-from renderstate import ProjectLifecycle, RenderConflictError, Status
+from renderstate import RenderConflictError, Status
 from renderstate.adapters.django import DjangoAdapter
 
 from .conftest import target_for
@@ -186,12 +187,26 @@ class DjangoHarness(Harness):
         setattr(project, self.columns["title"], title)
         project.save()
 
+    def save_fields(self, project: Any, fields: list[str]) -> None:
+        """Save ``fields`` of ``project`` the ORM's own way: ``save(update_fields=...)``."""
+        project.save(update_fields=fields)
 
-class TestDjangoAdapter(AdapterContract):
-    harness_class = DjangoHarness
 
-    def test_signals_see_update_fields(self, harness: Harness) -> None:
-        """pre_save and post_save are sent as by save(update_fields=[changed fields])."""
+class DjangoChecks:
+    """What Django users rely on beyond the contract, checked on both Django adapters.
+
+    :class:`TestDjangoAdapter` runs these through :class:`DjangoAdapter`,
+    ``TestAsyncDjangoAdapter`` (``test_django_async.py``) through ``AsyncDjangoAdapter``:
+    each harness drives its own adapter, so each scenario is written once.
+    """
+
+    @pytest.mark.parametrize("receiver", ["sync", "async"])
+    def test_signals_carry_update_fields(self, harness: Harness, receiver: str) -> None:
+        """pre_save and post_save are sent as by save(update_fields=[changed fields]).
+
+        The async adapter sends them as ``asave()`` does; an async ``post_save`` receiver
+        is awaited too, whichever adapter sends.
+        """
         assert isinstance(harness, DjangoHarness)
         key = harness.insert()
         project = harness.load(key)
@@ -201,9 +216,14 @@ class TestDjangoAdapter(AdapterContract):
             status = getattr(instance, harness.columns["status"])
             seen.append(("pre_save", (update_fields, status, kwargs["raw"], kwargs["using"])))
 
-        def on_post_save(instance: Any, update_fields: frozenset[str], **kwargs: Any) -> None:
+        def post_save_details(instance: Any, update_fields: frozenset[str], **kwargs: Any) -> None:
             seen.append(("post_save", (update_fields, kwargs["created"], instance is project)))
 
+        async def on_post_save_async(instance: Any, **kwargs: Any) -> None:
+            await asyncio.sleep(0)
+            post_save_details(instance, **kwargs)
+
+        on_post_save = post_save_details if receiver == "sync" else on_post_save_async
         pre_save.connect(on_pre_save, sender=harness.model, weak=False)
         post_save.connect(on_post_save, sender=harness.model, weak=False)
         try:
@@ -219,8 +239,31 @@ class TestDjangoAdapter(AdapterContract):
             ("post_save", (fields, False, True)),
         ]
 
+    def test_a_refused_start_sends_no_post_save(self, harness: Harness) -> None:
+        """A start refused by the row sends pre_save (as save() would) but never post_save."""
+        assert isinstance(harness, DjangoHarness)
+        key = harness.insert(Status.PROCESSING)
+        project = harness.load(key)
+        setattr(project, harness.columns["status"], harness.literal(Status.DRAFT))  # stale
+        sent: list[str] = []
+
+        def on_post_save(**kwargs: Any) -> None:
+            sent.append("post_save")
+
+        post_save.connect(on_post_save, sender=harness.model, weak=False)
+        try:
+            applied = harness.adapter().apply(project, harness.start_change(Status.DRAFT))
+        finally:
+            post_save.disconnect(on_post_save, sender=harness.model)
+        assert applied is False
+        assert sent == []
+        assert getattr(project, harness.columns["status"]) == harness.literal(Status.PROCESSING)
+
     def test_update_sets_what_save_with_update_fields_sets(self, harness: Harness) -> None:
-        """The guarded UPDATE assigns the same columns as save(update_fields=[...]) would."""
+        """The guarded UPDATE assigns the same columns as save(update_fields=[...]) would.
+
+        Through the async adapter, the same columns as ``asave(update_fields=[...])``.
+        """
         assert isinstance(harness, DjangoHarness)
         key = harness.insert()
         status = harness.columns["status"]
@@ -228,7 +271,7 @@ class TestDjangoAdapter(AdapterContract):
         saved = harness.load(key)
         setattr(saved, status, harness.literal(Status.PROCESSING))
         with harness.capture() as by_save:
-            saved.save(update_fields=fields)
+            harness.save_fields(saved, fields)
         harness.edit(key, status=harness.literal(Status.DRAFT))
         lifecycle = harness.lifecycle(harness.load(key))
         with harness.capture() as by_adapter:
@@ -243,7 +286,7 @@ class TestDjangoAdapter(AdapterContract):
         key = harness.insert()
         project = harness.load(key)
         loaded = project.updated_at
-        ProjectLifecycle(project, DjangoAdapter()).start_render()
+        harness.lifecycle(project).start_render()
         assert project.updated_at > loaded
         assert harness.row(key)["updated_at"] == project.updated_at
 
@@ -259,6 +302,10 @@ class TestDjangoAdapter(AdapterContract):
         after = {f.attname: getattr(project, f.attname) for f in project._meta.concrete_fields}
         status = harness.columns["status"]
         assert after == {**before, status: harness.literal(Status.PROCESSING)}
+
+
+class TestDjangoAdapter(DjangoChecks, AdapterContract):
+    harness_class = DjangoHarness
 
 
 def test_missing_django_names_the_extra() -> None:

@@ -1,22 +1,19 @@
-"""AsyncDjangoAdapter: the shared contract through Django's async ORM, plus its signals."""
+"""AsyncDjangoAdapter: the shared contract and the Django checks, through Django's async ORM."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import connections, transaction
-from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
-from renderstate import Status
 from renderstate.adapters.django import AsyncDjangoAdapter, DjangoAdapter
 
 from .contract import AsyncAdapterContract, AsyncHarness, AsyncTransaction, Harness, run
-from .test_django import DjangoHarness
+from .test_django import DjangoChecks, DjangoHarness
 
 
 class AsyncDjangoHarness(AsyncHarness, DjangoHarness):
@@ -74,60 +71,13 @@ class AsyncDjangoHarness(AsyncHarness, DjangoHarness):
             run(sync_to_async(context.__exit__)(None, None, None))
             statements.extend(query["sql"] for query in context.captured_queries)
 
+    def save_fields(self, project: Any, fields: list[str]) -> None:
+        """Save ``fields`` of ``project`` as async code does: ``asave(update_fields=...)``."""
+        run(project.asave(update_fields=fields))
 
-class TestAsyncDjangoAdapter(AsyncAdapterContract):
+
+class TestAsyncDjangoAdapter(DjangoChecks, AsyncAdapterContract):
     harness_class = AsyncDjangoHarness
-
-    def test_signals_are_sent_as_asave_sends_them(self, harness: Harness) -> None:
-        """pre_save/post_save carry update_fields; async receivers are awaited too."""
-        assert isinstance(harness, AsyncDjangoHarness)
-        key = harness.insert()
-        project = harness.load(key)
-        seen: list[tuple[str, object]] = []
-
-        def on_pre_save(instance: Any, update_fields: frozenset[str], **kwargs: Any) -> None:
-            status = getattr(instance, harness.columns["status"])
-            seen.append(("pre_save", (update_fields, status, kwargs["using"])))
-
-        async def on_post_save(instance: Any, update_fields: frozenset[str], **kwargs: Any) -> None:
-            await asyncio.sleep(0)
-            details = (update_fields, kwargs["created"], instance is project)
-            seen.append(("async post_save", details))
-
-        pre_save.connect(on_pre_save, sender=harness.model, weak=False)
-        post_save.connect(on_post_save, sender=harness.model, weak=False)
-        try:
-            harness.lifecycle(project).start_render()
-        finally:
-            pre_save.disconnect(on_pre_save, sender=harness.model)
-            post_save.disconnect(on_post_save, sender=harness.model)
-        status = harness.columns["status"]
-        fields = frozenset({status} if harness.variant else {status, "updated_at"})
-        assert seen == [
-            ("pre_save", (fields, harness.literal(Status.PROCESSING), harness.alias)),
-            ("async post_save", (fields, False, True)),
-        ]
-
-    def test_a_refused_start_sends_no_post_save(self, harness: Harness) -> None:
-        """A start refused by the row sends pre_save (as save() would) but never post_save."""
-        assert isinstance(harness, AsyncDjangoHarness)
-        key = harness.insert(Status.PROCESSING)
-        project = harness.load(key)
-        setattr(project, harness.columns["status"], harness.literal(Status.DRAFT))  # stale
-        sent: list[str] = []
-
-        def on_post_save(**kwargs: Any) -> None:
-            sent.append("post_save")
-
-        post_save.connect(on_post_save, sender=harness.model, weak=False)
-        try:
-            adapter = harness.async_adapter()
-            applied = run(adapter.apply(project, harness.start_change(Status.DRAFT)))
-        finally:
-            post_save.disconnect(on_post_save, sender=harness.model)
-        assert applied is False
-        assert sent == []
-        assert getattr(project, harness.columns["status"]) == harness.literal(Status.PROCESSING)
 
     def test_using_follows_the_sync_adapter(self, harness: Harness) -> None:
         """The alias option and the schema answers are the sync adapter's."""
