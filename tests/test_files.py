@@ -29,6 +29,7 @@ from renderstate.files import (
     publish,
     publishing,
     remove_temporary_files,
+    scratch_path,
 )
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
 
@@ -259,6 +260,45 @@ def test_discard_removes_a_temporary_file_and_its_scratch_files(final: Path) -> 
     discard(temporary)
     discard(temporary)
     assert listing(final.parent) == ["final.mp4"]
+
+
+def test_scratch_paths_are_short_and_removed_with_their_temporary_file(final: Path) -> None:
+    """scratch_path() names fit beside a 255-byte name; both clean-ups remove them, and
+    only those of the temporary file they were named after."""
+    long_final = final.with_name("f" * 221 + ".mp4")  # its temporary files: 251 bytes
+    mine, other = create_temporary(long_final), create_temporary(long_final)
+    theirs = create_temporary(final)
+    for temporary in (mine, other, theirs):
+        for label in ("soundtrack.wav", "piece000000.mp4"):
+            path = scratch_path(temporary, label)
+            assert path.parent == final.parent
+            assert path.name.startswith(".renderstate-")
+            assert path.name.endswith(f".{label}")
+            assert len(path.name) <= len(".renderstate-") + 16 + 1 + len(label)
+            path.write_bytes(b"s")
+    assert scratch_path(mine, "x") != scratch_path(other, "x")
+    discard(other)
+    assert sorted(remove_temporary_files(long_final)) == sorted(
+        [mine, scratch_path(mine, "soundtrack.wav"), scratch_path(mine, "piece000000.mp4")]
+    )
+    assert listing(final.parent) == sorted(
+        [
+            "final.mp4",
+            theirs.name,
+            scratch_path(theirs, "soundtrack.wav").name,
+            scratch_path(theirs, "piece000000.mp4").name,
+        ]
+    )
+    discard(theirs)
+    assert listing(final.parent) == ["final.mp4"]
+
+
+@pytest.mark.parametrize("label", ["", ".wav", "a/b", "a\nb", "caf\u00e9", "x" * 65, "a b"])
+def test_a_scratch_label_that_is_not_a_plain_name_is_refused(final: Path, label: str) -> None:
+    """Labels are short plain names: anything else is a ValueError saying what is allowed."""
+    with pytest.raises(ValueError, match="ASCII letters, digits") as info:
+        scratch_path(final, label)
+    assert repr(label) in str(info.value)
 
 
 def test_make_durable_opens_the_file_to_the_web_server(tmp_path: Path) -> None:

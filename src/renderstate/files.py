@@ -28,8 +28,10 @@ with :class:`~renderstate.ProjectLifecycle` (the runner itself uses these functi
 A temporary file is named after its final file, ``.final-<16 hex digits>.partial.mp4`` for
 ``final.mp4``: hidden, private (mode 0600 until published), and it keeps the suffix, so an
 encoder that picks its format from the extension still does. A program's scratch files
-(a soundtrack, an intermediate) belong beside it, named ``<temporary file name>.<anything>``,
-so that both clean-ups find them.
+(a soundtrack, an intermediate) belong beside it, named ``<temporary file name>.<anything>``
+or by :func:`scratch_path` (a short name derived from the temporary file's, for names that
+cannot be longer or must not carry the temporary file's characters), so that both
+clean-ups find them.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import logging
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -56,6 +60,7 @@ __all__ = [
     "publish",
     "publishing",
     "remove_temporary_files",
+    "scratch_path",
     "sync_directory",
 ]
 
@@ -67,6 +72,43 @@ _PUBLISHED_MODE: Final = 0o644
 # moviepy names its temporary soundtrack "<output name without extension>TEMP_MPY_wvf_snd.<ext>"
 # in temp_audiofile_path: given the temporary file's directory, that is a scratch file too.
 _MOVIEPY: Final = "TEMP_MPY_"
+_SCRATCH: Final = ".renderstate-"
+_SCRATCH_DIGITS: Final = 16
+_LABEL: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def scratch_path(target: str | os.PathLike[str], label: str) -> Path:
+    """Return the path of a scratch file of the program writing ``target``: beside it, short.
+
+    The name is ``.renderstate-<16 hex digits>.<label>``, the digits a hash of ``target``'s
+    file name, whatever that name is: 255 bytes long (where ``<target name>.<label>`` would
+    be too long for the file system), or with a newline or bytes that are not UTF-8 (which
+    a list handed to another program cannot always carry). :func:`discard` and
+    :func:`remove_temporary_files` remove it with ``target``, as they remove the files named
+    ``<target name>.<anything>``.
+
+    Args:
+        target: The file being written (a temporary file of :func:`create_temporary`).
+        label: What the scratch file is, its suffix included (``"soundtrack.wav"``):
+            1 to 64 ASCII letters, digits, ``.``, ``_`` and ``-``, starting with a letter
+            or a digit.
+
+    Raises:
+        ValueError: ``label`` is not such a name.
+    """
+    if _LABEL.fullmatch(label) is None:
+        msg = (
+            f"A scratch file label must be 1 to 64 ASCII letters, digits, '.', '_' or '-', "
+            f"starting with a letter or a digit; got {label!r}."
+        )
+        raise ValueError(msg)
+    target = Path(target)
+    return target.with_name(f"{_scratch_stem(target.name)}.{label}")
+
+
+def _scratch_stem(name: str) -> str:
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:_SCRATCH_DIGITS]
+    return f"{_SCRATCH}{digest}"
 
 
 def create_temporary(final: str | os.PathLike[str]) -> Path:
@@ -90,11 +132,13 @@ def create_temporary(final: str | os.PathLike[str]) -> Path:
 def discard(temporary: str | os.PathLike[str]) -> None:
     """Remove ``temporary`` and every file beside it whose name starts with its name.
 
-    Those are its scratch files (``<temporary name>.soundtrack.wav``). Files already gone
-    and files that cannot be removed are skipped: this runs on the way out of a failure.
+    Those are its scratch files (``<temporary name>.soundtrack.wav``), and those named by
+    :func:`scratch_path`. Files already gone and files that cannot be removed are skipped:
+    this runs on the way out of a failure.
     """
     temporary = Path(temporary)
     patterns = (
+        f"{_scratch_stem(temporary.name)}.*",
         f"{glob.escape(temporary.name)}*",
         f"{glob.escape(temporary.stem)}{_MOVIEPY}*",
     )
@@ -109,7 +153,8 @@ def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
 
     This is the clean-up after a process that was killed while it wrote a new version of
     ``final``: nothing else removed its temporary file. Scratch files are the files whose
-    names start with a temporary file's name, and moviepy's temporary soundtrack written
+    names start with a temporary file's name, those :func:`scratch_path` names after it,
+    and moviepy's temporary soundtrack written
     beside it (``temp_audiofile_path`` set to its directory gives
     ``<temporary name without .mp4>TEMP_MPY_wvf_snd.mp4``). Call it only when no writer of
     ``final`` is alive (recovery does, for projects whose render has ended). ``final``
@@ -121,8 +166,14 @@ def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
     token = "[0-9a-f]" * (2 * _TOKEN_BYTES)
     stem = f".{glob.escape(final.stem)}-{token}{_PARTIAL}"
     patterns = (f"{stem}{glob.escape(final.suffix)}*", f"{stem}{_MOVIEPY}*")
+    found = sorted({p for pattern in patterns for p in final.parent.glob(pattern)})
+    # The scratch files scratch_path() named go first: only their temporary file's name,
+    # found here, leads to them.
+    scratch = sorted(
+        {p for leftover in found for p in final.parent.glob(f"{_scratch_stem(leftover.name)}.*")}
+    )
     removed: list[Path] = []
-    for leftover in sorted({p for pattern in patterns for p in final.parent.glob(pattern)}):
+    for leftover in (*scratch, *found):
         with contextlib.suppress(FileNotFoundError):
             _remove(leftover)
             removed.append(leftover)

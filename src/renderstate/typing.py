@@ -170,7 +170,9 @@ class Renderer(Protocol[ProjectT_contra]):
     see :func:`renderstate.runner.own_path`.
 
     Scratch files (a soundtrack, an intermediate) go beside ``target`` and their names
-    start with ``target``'s file name (``<target name>.soundtrack.wav``); remove them
+    start with ``target``'s file name (``<target name>.soundtrack.wav``), or are named
+    by :func:`renderstate.files.scratch_path` (short and plain, for a ``target`` whose
+    name is long or carries characters another program's input cannot); remove them
     before returning. A render killed with its process cannot, so the runner removes
     every file so named after a failed render and in ``recover_interrupted()``. Scratch
     files kept elsewhere (the system temporary directory, the working directory, where

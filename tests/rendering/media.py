@@ -32,6 +32,7 @@ def probe(path: Path) -> Probe:
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
         capture_output=True,
         text=True,
+        errors="replace",  # ffmpeg quotes the file name, which need not be UTF-8
         check=False,
     )
     info = result.stderr

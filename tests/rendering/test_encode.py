@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import renderstate.rendering.moviepy as moviepy_module
+from renderstate.files import remove_temporary_files
 from renderstate.rendering._encode import CHUNK_FRAMES, encode_timeline, plan_pieces
 from renderstate.rendering._frames import SceneFrames, _locator, frame_function, frame_runs
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
@@ -495,3 +499,112 @@ def test_a_whole_number_of_frames_written_in_decimal_is_every_frame(
     MoviePyRenderer(timeline=timeline, repeat_stills=repeat_stills)(None, target)
     assert_browser_ready(target, frames=frames, fps=fps, audio=True)
     assert_frames_match(target, timeline)
+
+
+# ---------------------------------------------------------------- any file name
+
+# NAME_MAX is 255 bytes: these fill it, so "<name>.piece000000.mp4" beside them cannot exist.
+LONG_ASCII = "a" * 251 + ".mp4"
+LONG_UTF8 = "\u00e9" * 125 + ".mp4"  # 254 bytes, 129 characters
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("new\nline.mp4", id="newline"),
+        pytest.param("carriage\rreturn.mp4", id="carriage-return"),
+        pytest.param("back\\slash\\'.mp4", id="backslash-quote"),
+        pytest.param("#hash.mp4", id="hash"),
+        pytest.param("  leading spaces.mp4", id="leading-spaces"),
+        pytest.param("tab\tand trailing .mp4", id="tab"),
+        pytest.param(os.fsdecode(b"caf\xe9-latin1.mp4"), id="not-utf8"),
+        pytest.param(LONG_ASCII, id="name-max-ascii"),
+        pytest.param(LONG_UTF8, id="name-max-utf8"),
+    ],
+)
+def test_pieces_of_a_target_with_any_file_name(
+    tmp_path: Path, counting_ffmpeg: Path, name: str
+) -> None:
+    """Whatever its POSIX name (a newline, a quote, bytes that are not UTF-8, 255 bytes
+    long), the target is written through pieces, every frame exact, with its soundtrack,
+    and nothing else is left beside it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / name
+    timeline = stills(6, 2, soundtrack={"tone": 440})
+    MoviePyRenderer(timeline=timeline)(None, target)
+    [(pieces, _)] = pieces_joined(counting_ffmpeg)
+    assert pieces > 1
+    assert_browser_ready(target, frames=80, fps=10, audio=True)
+    assert_frames_match(target, timeline)
+    assert [p.name for p in out.iterdir()] == [name]
+
+
+def test_pieces_in_a_directory_whose_name_has_a_newline(
+    tmp_path: Path, counting_ffmpeg: Path
+) -> None:
+    """The directory's path is no more part of the concat list than the target's name."""
+    out = tmp_path / "line\none's #dir"
+    out.mkdir()
+    timeline = stills(6, 2, soundtrack={"tone": 440})
+    MoviePyRenderer(timeline=timeline)(None, out / "v.mp4")
+    assert len(pieces_joined(counting_ffmpeg)) == 1
+    assert_browser_ready(out / "v.mp4", frames=80, fps=10, audio=True)
+    assert_frames_match(out / "v.mp4", timeline)
+    assert [p.name for p in out.iterdir()] == ["v.mp4"]
+
+
+KILLED_CHILD = """
+import sys, threading
+from pathlib import Path
+from renderstate.files import publishing
+from renderstate.rendering.moviepy import MoviePyRenderer
+
+timeline = {
+    "width": 64, "height": 36, "fps": 10,
+    "scenes": [{"duration": 20, "title": "killed"}], "soundtrack": {"tone": 440},
+}
+never = threading.Event()
+
+def sink(phase, done, total):
+    if phase == "rendering" and done == 3:
+        print("rendering", flush=True)
+        never.wait()  # mid-encode, ffmpeg running, until the parent kills us
+
+with publishing(Path(sys.argv[1])) as target:
+    MoviePyRenderer(timeline=timeline, preset="ultrafast")(None, target, sink)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_pieces_of_a_render_killed_beside_a_long_final_name_are_removed_by_recovery(
+    tmp_path: Path,
+) -> None:
+    """A 225-byte final name has 251-byte temporary files: the pieces of a render SIGKILLed
+    with its ffmpeg fit beside them, and remove_temporary_files (recovery's clean-up)
+    removes every one, leaving the previous video byte for byte."""
+    final = tmp_path / ("f" * 221 + ".mp4")
+    final.write_bytes(b"the previous, good video")
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, str(final)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: ffmpeg dies with it, as in a crash
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "rendering\n"
+        deadline = time.monotonic() + 60
+        while not any(p.name.endswith(".piece000000.mp4") for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline, sorted(p.name for p in tmp_path.iterdir())
+            time.sleep(0.05)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    left = {p.name for p in tmp_path.iterdir()} - {final.name}
+    assert {name.rsplit(".", 2)[-2] for name in left} >= {"partial", "soundtrack", "piece000000"}
+    assert sorted(p.name for p in remove_temporary_files(final)) == sorted(left)
+    assert [p.name for p in tmp_path.iterdir()] == [final.name]
+    assert final.read_bytes() == b"the previous, good video"

@@ -20,6 +20,7 @@ import numpy as np
 from moviepy import AudioClip, ColorClip, CompositeVideoClip, VideoClip
 from PIL import Image
 
+from renderstate.files import scratch_path
 from renderstate.rendering._frames import SceneFrames, frame_function
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
 from renderstate.rendering.timeline import (
@@ -509,7 +510,8 @@ def test_missing_render_extra_says_how_to_install() -> None:
 def test_the_soundtrack_scratch_file_sits_beside_the_target_named_after_it(
     tmp_path: Path, private_tmp: Path
 ) -> None:
-    """While frames encode, the WAV is <target name>.soundtrack.wav beside the target; then gone."""
+    """While frames encode, the WAV is the target's scratch_path("soundtrack.wav") beside it
+    (which recovery removes with the target); then gone."""
     out = tmp_path / "out"
     out.mkdir()
     target = out / ".final-x.partial.mp4"
@@ -522,7 +524,7 @@ def test_the_soundtrack_scratch_file_sits_beside_the_target_named_after_it(
     MoviePyRenderer(timeline=small_timeline())(None, target, sink)
     ((names, in_tmp),) = during
     # The target itself may not exist yet: ffmpeg creates it when it first writes.
-    assert names - {target.name} == {f"{target.name}.soundtrack.wav"}
+    assert names - {target.name} == {scratch_path(target, "soundtrack.wav").name}
     assert in_tmp == []
     assert_clean(private_tmp, out, expect={target.name})
 

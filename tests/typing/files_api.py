@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from renderstate.files import publish, publishing, remove_temporary_files
+from renderstate.files import publish, publishing, remove_temporary_files, scratch_path
 
 
 def render_into(target: Path) -> None:
+    sound: Path = scratch_path(target, "soundtrack.wav")
+    sound.write_bytes(b"sound")
     target.write_bytes(b"video")
+    sound.unlink()
 
 
 def export(final: str) -> Path:

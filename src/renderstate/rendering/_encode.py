@@ -36,6 +36,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from renderstate.files import scratch_path
 from renderstate.rendering._frames import Run, SceneFrames, frame_function, frame_runs
 from renderstate.rendering.timeline import Timeline, frame_count
 from renderstate.typing import ProgressSink
@@ -240,8 +241,13 @@ def _frames_done(plan: Plan) -> Callable[[int], int]:
 
 
 def _concat_entry(path: Path) -> str:
-    """``path`` as a concat-list ``file`` line (single-quoted, ``'`` escaped)."""
-    quoted = f"file:{path.absolute()}".replace("'", "'\\''")
+    """``path``'s file name as a concat-list ``file`` line (single-quoted, ``'`` escaped).
+
+    The join runs in the pieces' directory, so the list names them without a directory:
+    a newline, or bytes that are not UTF-8, anywhere in the directory's path would
+    not fit in the list's lines.
+    """
+    quoted = f"file:{path.name}".replace("'", "'\\''")
     return f"file '{quoted}'"
 
 
@@ -293,10 +299,14 @@ def _video(
 class _Background:
     """An ffmpeg process that runs while the caller works; :meth:`finish` waits for it."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], *, cwd: Path | None = None) -> None:
         self._errors: deque[bytes] = deque(maxlen=50)
         self._process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
         )
         assert self._process.stderr is not None
         self._reader = _Reader(self._process.stderr, self._errors.append)
@@ -407,7 +417,8 @@ def encode_timeline(
     """Write ``timeline`` as H.264 ``yuv420p`` (+ AAC from ``audio``) with ``+faststart``.
 
     Scratch files (the pieces, their list, the AAC soundtrack) sit beside ``target``,
-    named after it, and are removed before this returns.
+    named by :func:`renderstate.files.scratch_path` after it (short, whatever ``target``'s
+    name), and are removed before this returns.
 
     Raises:
         RuntimeError: ffmpeg failed (its error output is in the message).
@@ -474,30 +485,33 @@ def _encode_pieces(
     process, ffmpeg would keep it in step with the (much shorter) video of the pieces and
     encode most of it after the video. Returns the pictures piped.
     """
-    files = [target.with_name(f"{target.name}.piece{i:06d}.mp4") for i in range(len(lengths))]
-    listing = target.with_name(f"{target.name}.pieces.txt")
-    sound = target.with_name(f"{target.name}.audio.m4a")
+    # Short names of plain characters: the list of pieces can name them on its lines, and
+    # they fit beside a target whose own name is as long as the file system allows.
+    files = [scratch_path(target, f"piece{i:06d}.mp4") for i in range(len(lengths))]
+    listing = scratch_path(target, "pieces.txt")
+    sound = scratch_path(target, "audio.m4a")
     starts = list(accumulate(lengths))[:-1]  # where each piece after the first begins
     if starts:
         # Each piece starts with a keyframe (an IDR frame: x264's GOPs are closed) and the
         # segment muxer cuts there, so every piece decodes on its own. Its file name is a
-        # %d pattern: a "%" of ours is doubled.
+        # %d pattern: a "%" of the directory's is doubled.
         keys = ",".join(f"{float((start - Fraction(1, 2)) / rate):.6f}" for start in starts)
         command = [
             *command,
             *("-force_key_frames", keys, "-f", "segment", "-segment_format", "mp4"),
             *("-segment_frames", ",".join(map(str, starts)), "-reset_timestamps", "1"),
-            f"file:{str(target).replace('%', '%%')}.piece%06d.mp4",
+            f"file:{str(scratch_path(target, 'piece')).replace('%', '%%')}%06d.mp4",
         ]
     else:
         command = [*command, "-f", "mp4", f"file:{files[0]}"]
+    # The join runs in the target's directory (see _concat_entry): it names files only.
     join = [
         *(ffmpeg, "-y", "-loglevel", "error", "-nostdin"),
-        *("-f", "concat", "-safe", "0", "-i", f"file:{listing}"),
+        *("-f", "concat", "-safe", "0", "-i", f"file:{listing.name}"),
     ]
     if audio is not None:
-        join += ["-i", f"file:{sound}", "-map", "0:v", "-map", "1:a"]
-    join += ["-c", "copy", "-movflags", "+faststart", "-f", "mp4", f"file:{target}"]
+        join += ["-i", f"file:{sound.name}", "-map", "0:v", "-map", "1:a"]
+    join += ["-c", "copy", "-movflags", "+faststart", "-f", "mp4", f"file:{target.name}"]
     running: list[_Background] = []
     try:
         if audio is not None:
@@ -514,9 +528,9 @@ def _encode_pieces(
             running[0].finish()
         listing.write_text(
             "".join(f"{line}\n" for line in _pieces_list(plan, files, lengths, rate)),
-            encoding="utf-8",
+            encoding="ascii",
         )
-        running.append(_Background(join))
+        running.append(_Background(join, cwd=target.parent))
         running[-1].finish()
     finally:
         for process in running:

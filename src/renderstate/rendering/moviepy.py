@@ -32,6 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     )
     raise ImportError(_msg) from exc
 
+from renderstate.files import scratch_path
 from renderstate.rendering._encode import CHUNK_FRAMES, encode_timeline
 from renderstate.rendering._fonts import verify_text
 from renderstate.rendering._frames import tone_function, verify_images
@@ -297,18 +298,21 @@ class MoviePyRenderer:
         no file. The written video is checked too (a video stream, one frame per ``1/fps``
         of the timeline, give or take one): if not, :class:`~renderstate.RenderOutputError`.
         On any failure the partial ``target`` is removed; no ffmpeg process and
-        no temporary audio file outlive the call. The soundtrack is computed into
-        ``<target name>.soundtrack.wav`` beside ``target`` (never the system temporary
-        directory), so if the process is killed mid-render the runner's recovery, which
-        removes every file named after a partial target, removes it too.
+        no temporary audio file outlive the call. The soundtrack is computed into a scratch
+        file beside ``target`` (never the system temporary directory), named by
+        :func:`renderstate.files.scratch_path` (``.renderstate-<hash of the target's
+        name>.soundtrack.wav``), so if the process is killed mid-render the runner's
+        recovery, which removes every scratch file of a partial target, removes it too.
+        Any POSIX file name works: 255 bytes long, with a newline, or not UTF-8.
         """
         target = Path(target)
         if target.suffix.lower() != ".mp4":
             msg = f"The target must end in .mp4, got {str(target)!r}."
             raise ValueError(msg)
-        # Scratch files live beside the target and start with its name (the Renderer
-        # contract): a SIGKILL cannot run the finally below, and recovery finds them there.
-        soundtrack = target.with_name(f"{target.name}.soundtrack.wav")
+        # Scratch files live beside the target, named after it (the Renderer contract): a
+        # SIGKILL cannot run the finally below, and recovery finds them there. The name is
+        # short, so a target name as long as the file system allows leaves room for it.
+        soundtrack = scratch_path(target, "soundtrack.wav")
         owned: list[Any] = []
         try:
             clip, audio, fps = self._build(project, owned)
@@ -349,7 +353,7 @@ class MoviePyRenderer:
                     ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
                     # Unused (the audio is always a file already), but should moviepy ever
                     # write its own, it too is named after the target.
-                    temp_audiofile=f"{target}.moviepy-audio.m4a",
+                    temp_audiofile=str(scratch_path(target, "moviepy-audio.m4a")),
                     logger=bars,
                 )
                 duration = float(clip.duration)
