@@ -34,6 +34,7 @@ from renderstate._attempts import (
     key_values,
     stored_values,
 )
+from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
 __all__ = [
@@ -202,12 +203,18 @@ class PeeweeAttemptStore:
         """
         return str(_model_class(type(project))._meta.table_name)
 
+    def _in_outer_transaction(self) -> bool:
+        """Whether a statement now would run inside the caller's ``atomic()`` block."""
+        return bool(self.database.in_transaction())
+
+    @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
         """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
         values = stored_values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
         new_id = self.model.insert(**values).execute()
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(new_id)})
 
+    @retries_deadlocks
     def update(
         self,
         attempt_id: int,

@@ -54,6 +54,7 @@ from renderstate._attempts import (
     stored_values,
 )
 from renderstate.adapters.sqlalchemy import _JOINED, joined
+from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
 __all__ = ["SQLAlchemyAttemptStore", "SQLAlchemyLoader", "attempt_table"]
@@ -172,6 +173,13 @@ class SQLAlchemyAttemptStore:
         state: InstanceState[Any] = inspect(project)
         return str(cast("Table", state.mapper.local_table).name)
 
+    def _in_outer_transaction(self) -> bool:
+        """Whether a statement now would run inside a transaction the caller opened."""
+        return _JOINED.get() is not None or (
+            self._session is not None and self._session.in_transaction()
+        )
+
+    @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
         """Insert ``attempt`` and return it with the id the database gave it."""
         values = _row_values(attempt)
@@ -183,6 +191,7 @@ class SQLAlchemyAttemptStore:
             new_id = inserted[0]
         return Attempt(**{**_attempt_kwargs(attempt), "id": int(new_id)})
 
+    @retries_deadlocks
     def update(
         self,
         attempt_id: int,

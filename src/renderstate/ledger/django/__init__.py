@@ -42,6 +42,7 @@ from renderstate._attempts import (
     attempt_from_row,
     stored_values,
 )
+from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
 if TYPE_CHECKING:
@@ -150,12 +151,18 @@ class DjangoAttemptStore:
         """
         return _label(type(project))
 
+    def _in_outer_transaction(self) -> bool:
+        """Whether a statement now would run inside the caller's ``atomic()`` block."""
+        return bool(transaction.get_connection(self.alias()).in_atomic_block)
+
+    @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
         """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
         values = stored_values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
         row = self._rows().create(**values)
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(row.pk)})
 
+    @retries_deadlocks
     def update(
         self,
         attempt_id: int,
