@@ -301,6 +301,52 @@ def test_a_scratch_label_that_is_not_a_plain_name_is_refused(final: Path, label:
     assert repr(label) in str(info.value)
 
 
+LONGEST = ["x" * 251 + ".mp4", "\u00e9" * 125 + ".mp4", os.fsdecode(b"\xe9" * 251) + ".mp4"]
+"""Final names of 254 and 255 bytes: "." + stem + "-<16 hex>.partial" would be 281 bytes."""
+
+
+@pytest.mark.parametrize("name", LONGEST, ids=["ascii", "utf8", "not-utf8"])
+def test_a_final_name_as_long_as_the_file_system_allows_is_published(
+    final: Path, name: str
+) -> None:
+    """Its temporary file's name is cut to 255 bytes; publishing, discard() and
+    remove_temporary_files() work as for any name, and another final sharing all but
+    its last characters keeps its own temporary files."""
+    long_final = final.with_name(name)
+    sibling = final.with_name(name[:-5] + "y.mp4")
+    theirs = create_temporary(sibling)
+    with publishing(long_final) as target:
+        assert len(os.fsencode(target.name)) <= 255
+        assert target.name.startswith("." + name[:100])
+        assert target.name.endswith(".partial.mp4")
+        target.write_bytes(b"new")
+    assert long_final.read_bytes() == b"new"
+    mine = create_temporary(long_final)
+    scratch = scratch_path(mine, "soundtrack.wav")
+    scratch.write_bytes(b"s")
+    assert sorted(remove_temporary_files(long_final)) == sorted([mine, scratch])
+    assert listing(final.parent) == sorted(["final.mp4", name, theirs.name])
+    assert remove_temporary_files(sibling) == [theirs]
+
+
+def test_the_runner_renders_to_a_final_name_of_255_bytes(tmp_path: Path) -> None:
+    """An output path whose file name is as long as the file system allows completes."""
+    output_path = "projects/42/" + "v" * 251 + ".mp4"
+    project = MemoryProject()
+    runner = RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(frames=3),
+        media_root=tmp_path / "media",
+        executor=InlineExecutor(),
+        output_path_for=lambda _: output_path,
+    )
+    with runner:
+        job = runner.submit(project)
+    assert job.wait() is Status.COMPLETED
+    assert project.output_path == output_path
+    assert listing(tmp_path / "media" / "projects" / "42") == ["v" * 251 + ".mp4"]
+
+
 def test_make_durable_opens_the_file_to_the_web_server(tmp_path: Path) -> None:
     """A checked file is mode 0644, whatever it was created with."""
     temporary = create_temporary(tmp_path / "v.mp4")

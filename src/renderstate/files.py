@@ -68,6 +68,8 @@ logger = logging.getLogger("renderstate.files")
 
 _PARTIAL: Final = ".partial"
 _TOKEN_BYTES: Final = 8
+# The longest file name, in bytes, on Linux's and macOS's usual file systems (NAME_MAX).
+_NAME_MAX: Final = 255
 _PUBLISHED_MODE: Final = 0o644
 # moviepy names its temporary soundtrack "<output name without extension>TEMP_MPY_wvf_snd.<ext>"
 # in temp_audiofile_path: given the temporary file's directory, that is a scratch file too.
@@ -115,18 +117,36 @@ def create_temporary(final: str | os.PathLike[str]) -> Path:
     """Create an empty, private temporary file beside ``final``, named after it, and return it.
 
     The directory must exist. The file is ``.<stem>-<16 hex digits>.partial<suffix>``,
-    created exclusively with mode 0600, so two writers never share one.
+    created exclusively with mode 0600, so two writers never share one. When that name
+    would be longer than 255 bytes, ``<stem>`` is cut short and ends in ``~`` and 16 hex
+    digits of a hash of the whole stem.
     """
     final = Path(final)
+    stem = _temporary_stem(final)
     while True:
         token = secrets.token_hex(_TOKEN_BYTES)
-        temporary = final.with_name(f".{final.stem}-{token}{_PARTIAL}{final.suffix}")
+        temporary = final.with_name(f".{stem}-{token}{_PARTIAL}{final.suffix}")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # pragma: no cover - 64 random bits collided
             continue
         os.close(fd)
         return temporary
+
+
+def _temporary_stem(final: Path) -> str:
+    """``final``'s stem as its temporary files' names carry it: cut to fit in NAME_MAX."""
+    rest = len(os.fsencode(f".-{'0' * 2 * _TOKEN_BYTES}{_PARTIAL}{final.suffix}"))
+    if len(os.fsencode(final.stem)) + rest <= _NAME_MAX:
+        return final.stem
+    # A name of 230 bytes or more (up to the file system's 255) is still a final file's
+    # name: keep as much of it as fits, and tell apart two finals that differ only after it.
+    mark = "~" + hashlib.sha256(os.fsencode(final.stem)).hexdigest()[:16]
+    room = _NAME_MAX - rest - len(mark)
+    cut = final.stem
+    while len(os.fsencode(cut)) > room:
+        cut = cut[:-1]
+    return cut + mark
 
 
 def discard(temporary: str | os.PathLike[str]) -> None:
@@ -164,7 +184,7 @@ def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
     final = Path(final)
     # The token's exact length keeps "intro" from matching "intro-v2"'s temporary files.
     token = "[0-9a-f]" * (2 * _TOKEN_BYTES)
-    stem = f".{glob.escape(final.stem)}-{token}{_PARTIAL}"
+    stem = f".{glob.escape(_temporary_stem(final))}-{token}{_PARTIAL}"
     patterns = (f"{stem}{glob.escape(final.suffix)}*", f"{stem}{_MOVIEPY}*")
     found = sorted({p for pattern in patterns for p in final.parent.glob(pattern)})
     # The scratch files scratch_path() named go first: only their temporary file's name,
