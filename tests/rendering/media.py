@@ -6,6 +6,7 @@ import os
 import re
 import struct
 import subprocess
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,42 @@ def audio_samples(path: Path) -> int:
     return len(result.stdout) // 2
 
 
+def assert_browser_ready(path: Path, *, frames: int, fps: float, audio: bool) -> None:
+    """H.264 High yuv420p (+ AAC no longer than the video), moov first, and exactly
+    ``frames`` frames, one every ``1/fps``, in decode order and presentation order."""
+    info = probe(path)
+    assert (info.video_codec, info.profile, info.pixel_format) == ("h264", "High", "yuv420p")
+    assert info.audio_codec == ("aac" if audio else None)
+    boxes = top_level_boxes(path)
+    assert boxes.index("moov") < boxes.index("mdat")
+    video = packets(path)
+    assert len(video) == frames
+    dts = [d for d, _ in video]
+    assert dts == sorted(set(dts))
+    pts = sorted(p for _, p in video)
+    step = (pts[-1] - pts[0]) / (frames - 1)
+    # Evenly spaced to within a tick of the stream's time base (29.97 fps rounds).
+    assert all(abs(p - pts[0] - i * step) <= 1 for i, p in enumerate(pts))
+    assert pts[0] == 0
+    if audio:
+        assert audio_samples(path) <= round(frames / fps * 44100)
+        assert audio_samples(path) >= round(frames / fps * 44100) - 1024
+
+
+def decoded_frames(path: Path) -> np.ndarray:
+    """Every frame of the video, decoded to RGB, in order: ``(frames, height, width, 3)``."""
+    info = probe(path)
+    raw = subprocess.run(
+        [
+            *(imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path)),
+            *("-map", "0:v", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"),
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, info.height, info.width, 3)
+
+
 def frame_at(path: Path, t: float) -> np.ndarray:
     """Decode the RGB frame shown at ``t`` seconds."""
     info = probe(path)
@@ -130,6 +167,28 @@ def frame_at(path: Path, t: float) -> np.ndarray:
         check=True,
     )
     return np.frombuffer(result.stdout, dtype=np.uint8).reshape(info.height, info.width, 3)
+
+
+def corner(frame: np.ndarray) -> tuple[int, int, int]:
+    """The colour of the top-left corner, away from any text."""
+    r, g, b = frame[2:8, 2:8].reshape(-1, 3).mean(axis=0)
+    return round(r), round(g), round(b)
+
+
+def close_to(colour: tuple[int, int, int], expected: tuple[int, int, int]) -> bool:
+    """Each channel within 16 of ``expected``: H.264 is lossy, another scene differs more."""
+    return all(abs(a - b) <= 16 for a, b in zip(colour, expected, strict=True))
+
+
+def write_tone(path: Path, *, seconds: float, rate: int) -> None:
+    """Write a 220 Hz sine as a mono 16-bit WAV file: a soundtrack file to render with."""
+    samples = np.arange(round(seconds * rate)) / rate
+    tone = (8000 * np.sin(2 * np.pi * 220 * samples)).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(tone.tobytes())
 
 
 def ffmpeg_children() -> list[int]:

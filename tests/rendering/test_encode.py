@@ -8,7 +8,6 @@ import stat
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,16 @@ from renderstate.rendering._frames import SceneFrames, _locator, frame_function,
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
 from renderstate.rendering.timeline import frame_count, parse_timeline
 
-from .media import audio_samples, ffmpeg_children, packets, probe, top_level_boxes
+from .media import (
+    assert_browser_ready,
+    close_to,
+    corner,
+    decoded_frames,
+    ffmpeg_children,
+    packets,
+    probe,
+    write_tone,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -96,18 +104,6 @@ def pieces_joined(script: Path) -> list[tuple[int, int]]:
     return [(int(line.split()[0]), int(line.split()[1])) for line in lines]
 
 
-def decoded_frames(path: Path) -> np.ndarray:
-    raw = subprocess.run(
-        [
-            *(imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path)),
-            *("-map", "0:v", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"),
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, HEIGHT, WIDTH, 3)
-
-
 def stills(*durations: float, **extra: Any) -> dict[str, Any]:
     colours = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
     return {
@@ -129,18 +125,11 @@ def test_still_scenes_are_piped_once_not_per_frame(tmp_path: Path, counting_ffmp
     # One picture per scene, plus a closing copy of the last that pins the final frame.
     assert pictures_piped(counting_ffmpeg) == [4]
     frames = decoded_frames(target)
-    assert len(frames) == 30
-    corners = [
-        tuple(int(c) for c in frame[2:6, 2:6].reshape(-1, 3).mean(axis=0)) for frame in frames
-    ]
+    assert frames.shape == (30, HEIGHT, WIDTH, 3)
     expected = [(255, 0, 0)] * 10 + [(0, 255, 0)] * 10 + [(0, 0, 255)] * 10
-    assert all(
-        all(abs(a - b) <= 16 for a, b in zip(got, want, strict=True))
-        for got, want in zip(corners, expected, strict=True)
-    )
-    info = probe(target)
-    assert (info.video_codec, info.pixel_format, info.audio_codec) == ("h264", "yuv420p", "aac")
-    assert info.duration == pytest.approx(3.0, abs=0.05)
+    assert all(close_to(corner(f), want) for f, want in zip(frames, expected, strict=True))
+    assert_browser_ready(target, frames=30, fps=10, audio=True)
+    assert probe(target).duration == pytest.approx(3.0, abs=0.05)
 
 
 def test_pipe_traffic_does_not_grow_with_a_still_scene_length(
@@ -150,7 +139,7 @@ def test_pipe_traffic_does_not_grow_with_a_still_scene_length(
     MoviePyRenderer(timeline=stills(1))(None, tmp_path / "short.mp4")
     MoviePyRenderer(timeline=stills(30))(None, tmp_path / "long.mp4")
     assert pictures_piped(counting_ffmpeg) == [2, 2]
-    assert len(decoded_frames(tmp_path / "long.mp4")) == 300
+    assert decoded_frames(tmp_path / "long.mp4").shape == (300, HEIGHT, WIDTH, 3)
 
 
 def test_crossfade_frames_are_piped_each_and_stay_exact(
@@ -166,7 +155,7 @@ def test_crossfade_frames_are_piped_each_and_stay_exact(
     parsed = parse_timeline(timeline)
     expected_at = frame_function(parsed, SceneFrames(parsed, WIDTH, HEIGHT))
     frames = decoded_frames(target)
-    assert len(frames) == 15
+    assert frames.shape == (15, HEIGHT, WIDTH, 3)
     for index, frame in enumerate(frames):
         expected = expected_at(index / 10).astype(int)
         # H.264 at crf 23 is lossy: a frame off by one in the fade would differ by ~50.
@@ -228,34 +217,11 @@ def test_target_names_that_look_like_options_or_protocols_are_files(
     monkeypatch.chdir(tmp_path)
     for name in ("-v.mp4", "a:b.mp4"):
         MoviePyRenderer(timeline=stills(1, soundtrack={"tone": 440}))(None, Path(name))
-        info = probe(tmp_path / name)
-        assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+        assert_browser_ready(tmp_path / name, frames=10, fps=10, audio=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["-v.mp4", "a:b.mp4"]
 
 
 # ---------------------------------------------------------------- still pieces
-
-
-def assert_browser_ready(path: Path, *, frames: int, fps: float, audio: bool) -> None:
-    """H.264 High yuv420p (+ AAC no longer than the video), moov first, and exactly
-    ``frames`` frames, one every ``1/fps``, in decode order and presentation order."""
-    info = probe(path)
-    assert (info.video_codec, info.profile, info.pixel_format) == ("h264", "High", "yuv420p")
-    assert info.audio_codec == ("aac" if audio else None)
-    boxes = top_level_boxes(path)
-    assert boxes.index("moov") < boxes.index("mdat")
-    video = packets(path)
-    assert len(video) == frames
-    dts = [d for d, _ in video]
-    assert dts == sorted(set(dts))
-    pts = sorted(p for _, p in video)
-    step = (pts[-1] - pts[0]) / (frames - 1)
-    # Evenly spaced to within a tick of the stream's time base (29.97 fps rounds).
-    assert all(abs(p - pts[0] - i * step) <= 1 for i, p in enumerate(pts))
-    assert pts[0] == 0
-    if audio:
-        assert audio_samples(path) <= round(frames / fps * 44100)
-        assert audio_samples(path) >= round(frames / fps * 44100) - 1024
 
 
 def expected_frames(timeline: dict[str, Any]) -> list[np.ndarray]:
@@ -368,13 +334,7 @@ def test_pieces_keep_exact_frame_counts_at_any_rate(tmp_path: Path, fps: float) 
 @pytest.mark.parametrize("soundtrack", ["tone", "file"])
 def test_the_soundtrack_ends_with_the_last_whole_frame(tmp_path: Path, soundtrack: str) -> None:
     """13.4 s at 7 fps is 93 frames (13.29 s): the sound stops there too, not at 13.4 s."""
-    rate = 44100
-    samples = (8000 * np.sin(2 * np.pi * 220 * np.arange(15 * rate) / rate)).astype(np.int16)
-    with wave.open(str(tmp_path / "music.wav"), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
+    write_tone(tmp_path / "music.wav", seconds=15, rate=44100)
     sound = {"tone": 440} if soundtrack == "tone" else {"file": "music.wav"}
     timeline = stills(7.3, 6.1, soundtrack=sound)
     timeline["fps"] = 7

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,15 @@ from renderstate.rendering.timeline import (
 from renderstate.testing import MemoryProject
 
 from .cases import BAD_TIMELINES
-from .media import ffmpeg_children, frame_at, probe, top_level_boxes
+from .media import (
+    assert_browser_ready,
+    close_to,
+    corner,
+    ffmpeg_children,
+    frame_at,
+    probe,
+    write_tone,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,16 +71,6 @@ class Recorder:
         self.calls.append((phase, done, total))
 
 
-def corner(frame: np.ndarray) -> tuple[int, int, int]:
-    """The colour of the top-left corner, away from any text."""
-    r, g, b = frame[2:8, 2:8].reshape(-1, 3).mean(axis=0)
-    return round(r), round(g), round(b)
-
-
-def close_to(colour: tuple[int, int, int], expected: tuple[int, int, int]) -> bool:
-    return all(abs(a - b) <= 16 for a, b in zip(colour, expected, strict=True))
-
-
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point tempfile at an empty directory so leftovers can be seen."""
@@ -98,12 +95,10 @@ def test_render_is_browser_playable_h264_with_aac_and_faststart(
     out.mkdir()
     target = out / "final.tmp.mp4"
     MoviePyRenderer(timeline=small_timeline())(None, target, no_progress)
+    assert_browser_ready(target, frames=15, fps=10, audio=True)
     info = probe(target)
-    assert (info.video_codec, info.pixel_format, info.audio_codec) == ("h264", "yuv420p", "aac")
     assert (info.width, info.height, info.fps) == (160, 90, 10.0)
     assert info.duration == pytest.approx(1.5, abs=0.1)
-    boxes = top_level_boxes(target)
-    assert boxes.index("moov") < boxes.index("mdat")
     assert_clean(private_tmp, out, expect={"final.tmp.mp4"})
 
 
@@ -312,13 +307,7 @@ def test_timeline_files_render(tmp_path: Path) -> None:
 
 def test_soundtrack_file_is_cut_to_the_video(tmp_path: Path) -> None:
     """A soundtrack file longer than the video is cut at the video's end."""
-    rate = 8000
-    samples = (8000 * np.sin(2 * np.pi * 220 * np.arange(3 * rate) / rate)).astype(np.int16)
-    with wave.open(str(tmp_path / "music.wav"), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
+    write_tone(tmp_path / "music.wav", seconds=3, rate=8000)
     timeline = small_timeline(soundtrack={"file": "music.wav", "volume": 0.8})
     target = tmp_path / "v.mp4"
     MoviePyRenderer(timeline=timeline, base_dir=tmp_path)(None, target, no_progress)
@@ -339,8 +328,8 @@ def test_clip_factory_renders_a_user_clip(tmp_path: Path) -> None:
 
     target = tmp_path / "v.mp4"
     MoviePyRenderer(clip_factory=make_clip)(None, target, no_progress)
+    assert_browser_ready(target, frames=10, fps=10, audio=True)
     info = probe(target)
-    assert (info.video_codec, info.pixel_format, info.audio_codec) == ("h264", "yuv420p", "aac")
     assert (info.width, info.height, info.fps) == (80, 60, 10.0)
     assert close_to(corner(frame_at(target, 0.5)), (0, 0, 0))
 
