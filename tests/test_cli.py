@@ -32,8 +32,13 @@ TIMELINE = {
 }
 
 
+def db_url(tmp_path: Path) -> str:
+    """The test database's URL: an SQLite file in ``tmp_path``."""
+    return f"sqlite:///{tmp_path / 'db.sqlite3'}"
+
+
 def cli(tmp_path: Path, *args: str) -> list[str]:
-    return [*args, "--db", f"sqlite:///{tmp_path / 'db.sqlite3'}", "--media", str(tmp_path / "m")]
+    return [*args, "--db", db_url(tmp_path), "--media", str(tmp_path / "m")]
 
 
 @pytest.fixture
@@ -45,16 +50,35 @@ def timeline(tmp_path: Path) -> Path:
 
 def stored(tmp_path: Path, key: str) -> Project:
     """The project's row as it is in the test database now."""
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}", create=False)
+    store = Store(db_url(tmp_path), create=False)
     try:
         return store.get(key)
     finally:
         store.close()
 
 
+def only_project(tmp_path: Path) -> Project:
+    """The one project in the test database (a render created it)."""
+    store = Store(db_url(tmp_path), create=False)
+    try:
+        (project,) = store.all()
+    finally:
+        store.close()
+    return project
+
+
+def timeline_of(row: Project) -> tuple[object, ...]:
+    """The timeline a row stores, with the size and rate stored beside it."""
+    return (row.timeline, row.resolution_width, row.resolution_height, row.framerate)
+
+
+STORED_TIMELINE = (TIMELINE, 160, 90, 12)
+"""``timeline_of`` a row that stores ``TIMELINE``."""
+
+
 def with_status(tmp_path: Path, status: str, timeline: dict[str, Any] | None = None) -> str:
     """Create a project, write ``status`` straight into its row, and return its id."""
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    store = Store(db_url(tmp_path))
     project = store.create("odd", timeline or {})
     with store.sessions.begin() as session:
         session.merge(project).status = status
@@ -72,6 +96,14 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         timeout=600,
         check=False,
+    )
+
+
+@pytest.fixture
+def failing_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--renderer fake` renders 4 frames and raises at frame 2."""
+    monkeypatch.setattr(
+        _commands, "_renderer", lambda name: FakeRenderer(frames=4, fail_at_frame=2)
     )
 
 
@@ -156,14 +188,10 @@ def test_recover_fails_projects_left_processing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """recover turns a PROCESSING row into FAILED and reports it; a second run finds nothing."""
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    project = store.create("stuck", {})
-    with store.sessions.begin() as session:
-        session.merge(project).status = "PROCESSING"
-    store.close()
+    key = with_status(tmp_path, "PROCESSING")
     assert main(cli(tmp_path, "recover")) == EXIT_OK
     assert "PROCESSING -> FAILED" in capsys.readouterr().out
-    assert main(cli(tmp_path, "status", project.id)) == EXIT_OK
+    assert main(cli(tmp_path, "status", key)) == EXIT_OK
     assert "FAILED" in capsys.readouterr().out
     assert main(cli(tmp_path, "recover")) == EXIT_OK
     assert "No project was left PROCESSING" in capsys.readouterr().out
@@ -216,7 +244,7 @@ def test_unknown_project_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """status of an unknown key exits 2 and says how to list projects."""
-    Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").close()
+    Store(db_url(tmp_path)).close()
     assert main(cli(tmp_path, "status")) == EXIT_OK
     assert "No projects" in capsys.readouterr().out
     assert main(cli(tmp_path, "status", "no-such-project")) == EXIT_USAGE
@@ -255,27 +283,19 @@ def test_a_conflicting_render_exits_1_with_409(
     tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """render --project of a PROCESSING project is refused with 409 and exit code 1."""
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    project = store.create("busy", {})
-    with store.sessions.begin() as session:
-        session.merge(project).status = "PROCESSING"
-    store.close()
-    args = cli(tmp_path, "render", str(timeline), "--project", project.id, "--renderer", "fake")
+    key = with_status(tmp_path, "PROCESSING")
+    args = cli(tmp_path, "render", str(timeline), "--project", key, "--renderer", "fake")
     assert main(args) == EXIT_FAILED
     assert "409 Conflict" in capsys.readouterr().err
-    assert stored(tmp_path, project.id).timeline == {}  # the refused render changed nothing
+    assert stored(tmp_path, key).timeline == {}  # the refused render changed nothing
 
 
+@pytest.mark.usefixtures("failing_renderer")
 def test_a_failed_render_exits_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A render that raises leaves the project FAILED and exits 1 with the error."""
-    monkeypatch.setattr(
-        _commands, "_renderer", lambda name: FakeRenderer(frames=4, fail_at_frame=2)
-    )
-    path = tmp_path / "t.json"
-    path.write_text(json.dumps(TIMELINE))
-    assert main(cli(tmp_path, "render", str(path), "--renderer", "fake")) == EXIT_FAILED
+    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == EXIT_FAILED
     captured = capsys.readouterr()
     assert "FakeRenderer failed at frame 2" in captured.out
     assert "PROCESSING -> FAILED" in captured.out
@@ -380,9 +400,7 @@ def test_render_stores_the_files_timeline_on_the_new_project(
     assert main(cli(tmp_path, "render", str(path), "--renderer", "fake")) == EXIT_OK
     key = re.search(r"Created project (\S+)", capsys.readouterr().out)
     assert key is not None
-    row = stored(tmp_path, key[1])
-    assert row.timeline == TIMELINE
-    assert (row.resolution_width, row.resolution_height, row.framerate) == (160, 90, 12)
+    assert timeline_of(stored(tmp_path, key[1])) == STORED_TIMELINE
 
 
 def test_render_project_replaces_the_stored_timeline(
@@ -396,8 +414,7 @@ def test_render_project_replaces_the_stored_timeline(
     assert main(args) == EXIT_OK
     assert "COMPLETED -> PROCESSING" in capsys.readouterr().out
     row = stored(tmp_path, key)
-    assert row.timeline == TIMELINE
-    assert (row.resolution_width, row.resolution_height, row.framerate) == (160, 90, 12)
+    assert timeline_of(row) == STORED_TIMELINE
     assert row.status == "COMPLETED"
 
 
@@ -458,7 +475,7 @@ def test_sample_prints_the_sample_timeline_and_render_sample_renders_it(
     printed = json.loads(capsys.readouterr().out)
     assert parse_timeline(printed) == sample_timeline()
     assert main([*cli(tmp_path, "render", "--sample"), "--renderer", "fake"]) == EXIT_OK
-    (project,) = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").all()
+    project = only_project(tmp_path)
     assert (project.status, project.timeline) == ("COMPLETED", printed)
     with pytest.raises(SystemExit):
         main(cli(tmp_path, "render", "--sample", "t.json"))
@@ -486,7 +503,7 @@ def test_status_on_an_80_column_terminal_keeps_ids_whole(
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "80")
     keys = [with_status(tmp_path, "FAILED") for _ in range(2)]
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    store = Store(db_url(tmp_path))
     with store.sessions.begin() as session:
         for key in keys:
             session.get(Project, key).output_path = f"projects/{key}/final.mp4"  # type: ignore[union-attr]
@@ -498,19 +515,15 @@ def test_status_on_an_80_column_terminal_keeps_ids_whole(
         assert any(key in line for line in out.splitlines()), out
 
 
+@pytest.mark.usefixtures("failing_renderer")
 def test_status_of_a_failed_project_says_why_and_the_error_is_printed_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A failed render prints its error once; `status KEY` shows it later."""
-    monkeypatch.setattr(
-        _commands, "_renderer", lambda name: FakeRenderer(frames=4, fail_at_frame=2)
-    )
-    path = tmp_path / "t.json"
-    path.write_text(json.dumps(TIMELINE))
-    assert main(cli(tmp_path, "render", str(path), "--renderer", "fake")) == EXIT_FAILED
+    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == EXIT_FAILED
     captured = capsys.readouterr()
     assert (captured.out + captured.err).count("FakeRenderer failed at frame 2") == 1
-    (project,) = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").all()
+    project = only_project(tmp_path)
     assert main(cli(tmp_path, "status", project.id[:8])) == EXIT_OK
     out = capsys.readouterr().out
     assert "error        RuntimeError: FakeRenderer failed at frame 2" in out, out
@@ -530,7 +543,7 @@ def test_ctrl_c_before_the_render_starts_says_the_project_is_still_draft(
     monkeypatch.setattr(_commands, "_renderer", interrupted)
     assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == 130
     captured = capsys.readouterr()
-    (project,) = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}").all()
+    project = only_project(tmp_path)
     assert project.status == "DRAFT"
     assert f"project {project.id} is DRAFT" in captured.err
     assert "FAILED" not in captured.err
