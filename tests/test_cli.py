@@ -48,6 +48,11 @@ def timeline(tmp_path: Path) -> Path:
     return path
 
 
+def render_fake(tmp_path: Path, timeline: Path, *options: str) -> int:
+    """`renderstate render TIMELINE *options --renderer fake` on the test database."""
+    return main([*cli(tmp_path, "render", str(timeline), *options), "--renderer", "fake"])
+
+
 def stored(tmp_path: Path, key: str) -> Project:
     """The project's row as it is in the test database now."""
     store = Store(db_url(tmp_path), create=False)
@@ -158,7 +163,7 @@ def test_render_then_status_then_re_render(
     tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """render creates a project and completes it; status shows it; --project re-renders it."""
-    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == EXIT_OK
+    assert render_fake(tmp_path, timeline) == EXIT_OK
     out = capsys.readouterr().out
     assert "DRAFT -> PROCESSING" in out
     assert "COMPLETED" in out
@@ -171,8 +176,7 @@ def test_render_then_status_then_re_render(
     shown = capsys.readouterr().out
     assert key in shown
     assert "COMPLETED" in shown
-    args = cli(tmp_path, "render", str(timeline), "--project", key, "--renderer", "fake")
-    assert main(args) == EXIT_OK
+    assert render_fake(tmp_path, timeline, "--project", key) == EXIT_OK
     assert "COMPLETED -> PROCESSING" in capsys.readouterr().out
 
 
@@ -268,7 +272,7 @@ def test_invalid_timeline_is_a_usage_error(
     """A timeline the renderer would refuse is reported before any project is created."""
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"scenes": []}))
-    assert main(cli(tmp_path, "render", str(bad), "--renderer", "fake")) == EXIT_USAGE
+    assert render_fake(tmp_path, bad) == EXIT_USAGE
     assert "scenes" in capsys.readouterr().err
     assert not (tmp_path / "db.sqlite3").exists()
 
@@ -284,8 +288,7 @@ def test_a_conflicting_render_exits_1_with_409(
 ) -> None:
     """render --project of a PROCESSING project is refused with 409 and exit code 1."""
     key = with_status(tmp_path, "PROCESSING")
-    args = cli(tmp_path, "render", str(timeline), "--project", key, "--renderer", "fake")
-    assert main(args) == EXIT_FAILED
+    assert render_fake(tmp_path, timeline, "--project", key) == EXIT_FAILED
     assert "409 Conflict" in capsys.readouterr().err
     assert stored(tmp_path, key).timeline == {}  # the refused render changed nothing
 
@@ -295,7 +298,7 @@ def test_a_failed_render_exits_1(
     tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A render that raises leaves the project FAILED and exits 1 with the error."""
-    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == EXIT_FAILED
+    assert render_fake(tmp_path, timeline) == EXIT_FAILED
     captured = capsys.readouterr()
     assert "FakeRenderer failed at frame 2" in captured.out
     assert "PROCESSING -> FAILED" in captured.out
@@ -317,7 +320,7 @@ def test_ctrl_c_stops_the_render_and_fails_the_project(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_commands, "_show_progress", interrupted)
-    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == 130
+    assert render_fake(tmp_path, timeline) == 130
     captured = capsys.readouterr()
     assert "PROCESSING -> FAILED" in captured.out
     assert "interrupted" in captured.err
@@ -379,8 +382,7 @@ def test_render_and_recover_leave_a_row_with_an_unknown_status_alone(
 ) -> None:
     """render --project refuses an unknown status with exit 1; recover skips it; row unchanged."""
     key = with_status(tmp_path, "ARCHIVED")
-    args = cli(tmp_path, "render", str(timeline), "--project", key, "--renderer", "fake")
-    assert main(args) == EXIT_FAILED
+    assert render_fake(tmp_path, timeline, "--project", key) == EXIT_FAILED
     assert "status='ARCHIVED', which is not a known status" in capsys.readouterr().err
     assert main(cli(tmp_path, "recover")) == EXIT_OK
     assert "No project was left PROCESSING" in capsys.readouterr().out
@@ -397,7 +399,7 @@ def test_render_stores_the_files_timeline_on_the_new_project(
     path = tmp_path / name
     is_toml = name.lower().endswith(".toml")
     path.write_text(TOML_TIMELINE if is_toml else json.dumps(TIMELINE), encoding="utf-8")
-    assert main(cli(tmp_path, "render", str(path), "--renderer", "fake")) == EXIT_OK
+    assert render_fake(tmp_path, path) == EXIT_OK
     key = re.search(r"Created project (\S+)", capsys.readouterr().out)
     assert key is not None
     assert timeline_of(stored(tmp_path, key[1])) == STORED_TIMELINE
@@ -410,8 +412,7 @@ def test_render_project_replaces_the_stored_timeline(
     key = with_status(tmp_path, "COMPLETED", {"scenes": [{"duration": 9, "title": "old"}]})
     path = tmp_path / "new.toml"
     path.write_text(TOML_TIMELINE, encoding="utf-8")
-    args = cli(tmp_path, "render", str(path), "--project", key, "--renderer", "fake")
-    assert main(args) == EXIT_OK
+    assert render_fake(tmp_path, path, "--project", key) == EXIT_OK
     assert "COMPLETED -> PROCESSING" in capsys.readouterr().out
     row = stored(tmp_path, key)
     assert timeline_of(row) == STORED_TIMELINE
@@ -460,8 +461,7 @@ def test_title_with_project_is_refused(
 ) -> None:
     """--title with --project would be ignored: it is refused and nothing changes."""
     key = with_status(tmp_path, "COMPLETED")
-    argv = cli(tmp_path, "render", str(timeline), "--project", key, "--title", "New")
-    assert main([*argv, "--renderer", "fake"]) == EXIT_USAGE
+    assert render_fake(tmp_path, timeline, "--project", key, "--title", "New") == EXIT_USAGE
     assert "--title names a new project" in capsys.readouterr().err
     row = stored(tmp_path, key)
     assert (row.title, row.status, row.timeline) == ("odd", "COMPLETED", {})
@@ -520,7 +520,7 @@ def test_status_of_a_failed_project_says_why_and_the_error_is_printed_once(
     tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A failed render prints its error once; `status KEY` shows it later."""
-    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == EXIT_FAILED
+    assert render_fake(tmp_path, timeline) == EXIT_FAILED
     captured = capsys.readouterr()
     assert (captured.out + captured.err).count("FakeRenderer failed at frame 2") == 1
     project = only_project(tmp_path)
@@ -541,7 +541,7 @@ def test_ctrl_c_before_the_render_starts_says_the_project_is_still_draft(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_commands, "_renderer", interrupted)
-    assert main(cli(tmp_path, "render", str(timeline), "--renderer", "fake")) == 130
+    assert render_fake(tmp_path, timeline) == 130
     captured = capsys.readouterr()
     project = only_project(tmp_path)
     assert project.status == "DRAFT"
