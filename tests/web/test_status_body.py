@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -62,6 +63,27 @@ def runner_for(
     )
 
 
+def ledger_options(with_ledger: bool) -> dict[str, object]:
+    """The runner options of a runner with its own attempt ledger, or without one."""
+    return {"ledger": Ledger(MemoryAttemptStore())} if with_ledger else {}
+
+
+def finished_body(project: MemoryProject, status: Status, error: str | None = None) -> StatusBody:
+    """The whole body of a project whose first render ended in ``status``: no progress."""
+    output = f"projects/{project.id}/final.mp4" if status is Status.COMPLETED else None
+    return {
+        "id": str(project.id),
+        "status": status.value,
+        "output_path": output,
+        "progress": None,
+        "error": error,
+    }
+
+
+LEDGERS = [pytest.param(False, id="no-ledger"), pytest.param(True, id="ledger")]
+QUEUED_BODY = {"phase": "queued", "fraction": 0.0, "done": 0, "total": 0, "eta_seconds": None}
+
+
 def test_a_draft_project_has_no_progress(tmp_path: Path) -> None:
     """Before any render: DRAFT, no video, null progress, no error; the body is JSON."""
     project = MemoryProject()
@@ -119,30 +141,42 @@ def test_a_queued_render_shows_queued_at_zero(tmp_path: Path) -> None:
     }
 
 
-def test_completed_shows_the_video_and_no_progress(tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_ledger", LEDGERS)
+def test_completed_shows_the_video_and_no_progress(tmp_path: Path, with_ledger: bool) -> None:
     """After a render: COMPLETED, the output path, and null progress (nothing runs)."""
     project = MemoryProject()
-    with runner_for(tmp_path, FakeRenderer(frames=3)) as runner:
-        runner.submit(project).wait(30)
+    options = ledger_options(with_ledger)
+    with runner_for(tmp_path, FakeRenderer(frames=3), **options) as runner:
+        assert runner.submit(project).wait(30) is Status.COMPLETED
         body = status_body(project, runner)
-    assert body["status"] == "COMPLETED"
-    assert body["output_path"] == f"projects/{project.id}/final.mp4"
-    assert body["progress"] is None
-    assert body["error"] is None
+    assert body == finished_body(project, Status.COMPLETED)
 
 
-def test_failed_shows_the_reason_and_no_progress(tmp_path: Path) -> None:
-    """A failed render: FAILED, the reason of that attempt, null progress."""
+@pytest.mark.parametrize(
+    "reader",
+    [
+        pytest.param("renderer", id="no-ledger"),
+        pytest.param("renderer with ledger", id="ledger"),
+        # Another process's failure: this runner shares the ledger and never rendered it.
+        pytest.param("other runner", id="ledger-other-runner"),
+    ],
+)
+def test_failed_shows_the_reason_and_no_progress(tmp_path: Path, reader: str) -> None:
+    """A failed render: FAILED, the reason of that attempt, null progress, for any reader."""
     project = MemoryProject()
     renderer = FakeRenderer(frames=5, fail_at_frame=2, exception=RuntimeError("disk full"))
-    with runner_for(tmp_path, renderer) as runner:
-        runner.submit(project).wait(30)
-        body = status_body(project, runner)
-        assert runner.error(project) == "RuntimeError: disk full"
-    assert body["status"] == "FAILED"
-    assert body["error"] == "RuntimeError: disk full"
-    assert body["progress"] is None
-    assert body["output_path"] is None
+    store = MemoryAttemptStore()
+
+    def options() -> dict[str, object]:  # a ledger of its own over the one store
+        return {} if reader == "renderer" else {"ledger": Ledger(store)}
+
+    worker = runner_for(tmp_path, renderer, **options())
+    web = runner_for(tmp_path, FakeRenderer(), **options()) if reader == "other runner" else worker
+    with worker, contextlib.nullcontext() if web is worker else web:
+        assert worker.submit(project).wait(30) is Status.FAILED
+        body = status_body(project, web)
+        assert web.error(project) == "RuntimeError: disk full"
+    assert body == finished_body(project, Status.FAILED, "RuntimeError: disk full")
 
 
 def test_a_retry_hides_the_last_error_and_a_success_clears_it(tmp_path: Path) -> None:
@@ -275,31 +309,10 @@ def test_any_progress_source_works_and_finished_figures_are_hidden() -> None:
     assert failed["error"] == "RuntimeError: old"
 
 
-def test_with_a_ledger_another_processs_failure_is_shown(tmp_path: Path) -> None:
-    """A runner sharing a ledger shows the failure of an attempt another runner ran."""
-    store = MemoryAttemptStore()
-    project = MemoryProject()
-    failing = FakeRenderer(frames=4, fail_at_frame=1, exception=RuntimeError("disk full"))
-    worker = runner_for(tmp_path, failing, ledger=Ledger(store))
-    web = runner_for(tmp_path, FakeRenderer(), ledger=Ledger(store))
-    with worker, web:
-        assert worker.submit(project).wait(30) is Status.FAILED
-        body = status_body(project, web)  # the web runner never rendered it
-        assert web.error(project) == "RuntimeError: disk full"
-    assert (body["status"], body["error"], body["progress"]) == (
-        "FAILED",
-        "RuntimeError: disk full",
-        None,
-    )
-
-
 # The races between the row and the job: a reader loads the project at any moment, and the
 # row changes before the job object that rendered it has ended. An observer runs in the
 # job's thread right after the row was written and before the job ends, which pins each
 # window without sleeping.
-
-LEDGERS = [pytest.param(False, id="no-ledger"), pytest.param(True, id="ledger")]
-QUEUED_BODY = {"phase": "queued", "fraction": 0.0, "done": 0, "total": 0, "eta_seconds": None}
 
 
 class BodyAt:
@@ -332,8 +345,7 @@ class BodyAt:
 def watched_runner(
     tmp_path: Path, renderer: object, at: BodyAt, *, with_ledger: bool, **options: object
 ) -> RenderRunner[MemoryProject]:
-    if with_ledger:
-        options["ledger"] = Ledger(MemoryAttemptStore())
+    options.update(ledger_options(with_ledger))
     runner = runner_for(tmp_path, renderer, observers=[at], **options)
     at.runner = runner
     return runner
@@ -347,9 +359,7 @@ def test_a_completed_project_shows_no_progress_while_its_job_ends(
     at = BodyAt(Status.COMPLETED)
     with watched_runner(tmp_path, FakeRenderer(frames=3), at, with_ledger=with_ledger) as runner:
         assert runner.submit(at.project).wait(30) is Status.COMPLETED
-    body = at.body()
-    assert (body["status"], body["progress"], body["error"]) == ("COMPLETED", None, None)
-    assert body["output_path"] == f"projects/{at.project.id}/final.mp4"
+    assert at.body() == finished_body(at.project, Status.COMPLETED)
 
 
 @pytest.mark.parametrize("with_ledger", LEDGERS)
@@ -361,9 +371,7 @@ def test_a_failed_project_shows_its_error_as_soon_as_the_row_says_failed(
     renderer = FakeRenderer(frames=5, fail_at_frame=2, exception=RuntimeError("disk full"))
     with watched_runner(tmp_path, renderer, at, with_ledger=with_ledger) as runner:
         assert runner.submit(at.project).wait(30) is Status.FAILED
-    body = at.body()
-    assert (body["status"], body["progress"]) == ("FAILED", None)
-    assert body["error"] == "RuntimeError: disk full"
+    assert at.body() == finished_body(at.project, Status.FAILED, "RuntimeError: disk full")
 
 
 class HookedAdapter(MemoryAdapter):
