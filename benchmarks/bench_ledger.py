@@ -1,15 +1,35 @@
-"""What the attempt ledger costs: statements and latency per transition, and progress writes.
+"""What the attempt ledger costs: statements and latency per render, and writes while it runs.
 
 Run from the project root (PostgreSQL and MariaDB as in docs/benchmarks.md)::
 
-    .venv/bin/python benchmarks/bench_ledger.py [--rounds 200] [--render-seconds 60] [--fps 30]
+    .venv/bin/python benchmarks/bench_ledger.py [--parts cycle,stores,progress] [--rounds 200]
+        [--backends sqlite postgres mariadb] [--stores sqlalchemy django peewee]
+        [--render-seconds 60] [--fps 30]
 
-Part 1, per database (SQLite file, PostgreSQL, MariaDB), through the SQLAlchemy adapter and
-store: SQL statements sent per start and per complete, without and with a ledger (BEGIN and
-COMMIT are not statements the driver sees; the count is what ``before_cursor_execute``
-sees), and the median latency of start + complete, interleaved rounds, as a ratio.
+Each part prints one Markdown table; without and with a ledger run in turn in every round
+(``--rounds``), and each column is the median.
 
-Part 2, on a SQLite file: a render of ``--render-seconds`` at ``--fps`` frames a second
+``cycle``, per database, through the command line's store (the SQLAlchemy adapter and
+store, its model): SQL statements sent per start and per complete, without and with a
+ledger (BEGIN and COMMIT are not statements the driver sees; the count is what
+``before_cursor_execute`` sees), and the median latency of create + start + complete, as a
+ratio.
+
+``stores``, per ORM's store and database, one render's database work side by side:
+
+- without a ledger: ``start_render()`` + ``complete()`` (the adapter's two conditional
+  UPDATEs, each its own transaction);
+- with a ledger: ``Ledger.start()`` (guarded UPDATE + attempt INSERT + live-attempt SELECT in
+  one transaction), ``begin()``, one ``heartbeat()`` with progress, and the fenced
+  ``complete()`` (attempt UPDATE + project UPDATE in one transaction);
+
+the data statements each executes (SELECT/INSERT/UPDATE, as the harness captures them;
+BEGIN/COMMIT/SAVEPOINT not counted) and the median latency, with the ratio. A heartbeat alone
+is one UPDATE by primary key; its median is reported too (a 60 s render with the default
+1 s progress interval costs about 60 of them). The harnesses of ``tests/ledger`` (built on
+``tests/adapters``) are reused, so the models, tables and stores are the tested ones.
+
+``progress``, on a SQLite file: a render of ``--render-seconds`` at ``--fps`` frames a second
 through ``RenderRunner`` with a ledger (a FakeRenderer reporting every frame in real time),
 counting the ledger's UPDATEs: progress writes plus lease renewals, against the frame count.
 """
@@ -21,6 +41,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +52,56 @@ sys.path.insert(0, str(ROOT / "tests"))
 from sqlalchemy import event  # noqa: E402
 
 from adapters.databases import BACKENDS, Target, create, drop  # noqa: E402
-from renderstate import ProjectLifecycle, RenderRunner  # noqa: E402
+from renderstate import ProjectLifecycle, RenderRunner, Status  # noqa: E402
 from renderstate.cli._store import ATTEMPTS, Store  # noqa: E402
 from renderstate.ledger import Ledger  # noqa: E402
 from renderstate.testing import FakeRenderer  # noqa: E402
 
 PATH = "projects/bench/final.mp4"
+DATA = ("SELECT", "INSERT", "UPDATE", "DELETE")
+PROGRESS = {"phase": "rendering", "done": 10, "total": 20, "fraction": 0.5}
+STORES = ("sqlalchemy", "django", "peewee")
 
 
+# ---------------------------------------------------------------- shared
+@contextmanager
+def databases(backends: list[str]) -> Iterator[dict[str, Target]]:
+    """A fresh database on each reachable backend, dropped afterwards; a table row for the rest."""
+    with tempfile.TemporaryDirectory() as tmp:
+        targets: dict[str, Target] = {}
+        try:
+            for backend in backends:
+                try:
+                    targets[backend] = create(backend, Path(tmp), "bench")
+                except Exception as exc:
+                    print(f"| {backend} | unreachable: {exc} |", flush=True)
+            yield targets
+        finally:
+            for target in targets.values():
+                drop(target)
+
+
+def timed(call: Callable[[], object]) -> float:
+    """Seconds ``call`` takes."""
+    began = time.perf_counter()
+    call()
+    return time.perf_counter() - began
+
+
+def medians_ms(rounds: int, *contenders: Callable[[], float]) -> list[float]:
+    """Each contender's median in ms; every round runs them in turn (each times itself)."""
+    samples: list[list[float]] = [[] for _ in contenders]
+    for _ in range(rounds):
+        for sample, contender in zip(samples, contenders, strict=True):
+            sample.append(contender())
+    return [statistics.median(sample) * 1e3 for sample in samples]
+
+
+def nothing() -> None:
+    """No step between two others."""
+
+
+# ---------------------------------------------------------------- cycle
 class Counter:
     def __init__(self, store: Store) -> None:
         self.statements: list[str] = []
@@ -51,56 +115,156 @@ class Counter:
         return taken
 
 
-def cycle(store: Store, ledger: Ledger | None) -> None:
+def cycle(
+    store: Store,
+    ledger: Ledger | None,
+    after_create: Callable[[], object] = nothing,
+    after_start: Callable[[], object] = nothing,
+) -> None:
+    """Create a project, start its render and complete it, with or without ``ledger``."""
     project = store.create("bench", {})
     lifecycle = ProjectLifecycle(project, store.adapter)
+    after_create()
     if ledger is None:
         lifecycle.start_render()
+        after_start()
         lifecycle.complete(PATH)
     else:
         _, attempt = ledger.start(lifecycle)
+        after_start()
         ledger.complete(lifecycle, attempt, PATH)
 
 
 def statements(store: Store, counter: Counter, ledger: Ledger | None) -> tuple[int, int]:
-    project = store.create("count", {})
-    lifecycle = ProjectLifecycle(project, store.adapter)
-    counter.take()
-    if ledger is None:
-        lifecycle.start_render()
-        started = len(counter.take())
-        lifecycle.complete(PATH)
-    else:
-        _, attempt = ledger.start(lifecycle)
-        started = len(counter.take())
-        ledger.complete(lifecycle, attempt, PATH)
-    return started, len(counter.take())
+    """The statements one start and one complete send."""
+    started: list[int] = []
+    cycle(store, ledger, counter.take, lambda: started.append(len(counter.take())))
+    return started[0], len(counter.take())
 
 
-def part1(target: Target, rounds: int) -> list[str]:
-    store = Store(target.sqlalchemy_url())
-    ledger = store.ledger
-    counter = Counter(store)
-    plain_counts = statements(store, counter, None)
-    ledger_counts = statements(store, counter, ledger)
-    plain: list[float] = []
-    with_ledger: list[float] = []
-    for _ in range(rounds):
-        for sink, used in ((plain, None), (with_ledger, ledger)):
-            start = time.perf_counter()
-            cycle(store, used)
-            sink.append(time.perf_counter() - start)
-    store.close()
-    # Project creation is inside each timed cycle on both sides; it is the same INSERT.
-    p, w = statistics.median(plain) * 1e3, statistics.median(with_ledger) * 1e3
-    row = (
-        f"| {target.backend} | {plain_counts[0]} + {plain_counts[1]} "
-        f"| {ledger_counts[0]} + {ledger_counts[1]} | {p:.2f} ms | {w:.2f} ms | {w / p:.2f}x |"
+def part_cycle(args: argparse.Namespace) -> None:
+    print("Cycle: statements (start + complete) and median latency of a cycle")
+    print("| database | without ledger | with ledger | without | with | ratio |")
+    print("|---|---|---|---|---|---|")
+    with databases(args.backends) as targets:
+        for target in targets.values():
+            store = Store(target.sqlalchemy_url())
+            ledger = store.ledger
+            counter = Counter(store)
+            plain_counts = statements(store, counter, None)
+            ledger_counts = statements(store, counter, ledger)
+            # Project creation is inside each timed cycle on both sides; it is the same INSERT.
+            p, w = medians_ms(
+                args.rounds,
+                lambda store=store: timed(lambda: cycle(store, None)),
+                lambda store=store, ledger=ledger: timed(lambda: cycle(store, ledger)),
+            )
+            store.close()
+            print(
+                f"| {target.backend} | {plain_counts[0]} + {plain_counts[1]} "
+                f"| {ledger_counts[0]} + {ledger_counts[1]} | {p:.2f} ms | {w:.2f} ms "
+                f"| {w / p:.2f}x |",
+                flush=True,
+            )
+
+
+# ---------------------------------------------------------------- stores
+def harnesses() -> dict[str, Any]:
+    from ledger.test_django import DjangoLedgerHarness  # noqa: PLC0415
+    from ledger.test_peewee import PeeweeLedgerHarness  # noqa: PLC0415
+    from ledger.test_sqlalchemy import SQLAlchemyLedgerHarness  # noqa: PLC0415
+
+    return {
+        "sqlalchemy": SQLAlchemyLedgerHarness,
+        "django": DjangoLedgerHarness,
+        "peewee": PeeweeLedgerHarness,
+    }
+
+
+def data_statements(captured: list[str]) -> int:
+    return sum(1 for sql in captured if sql.lstrip().split(" ", 1)[0].upper() in DATA)
+
+
+def render_without(lifecycle: Any) -> None:
+    lifecycle.start_render()
+    lifecycle.complete(PATH)
+
+
+def render_with(ledger: Ledger, lifecycle: Any) -> None:
+    _, attempt = ledger.start(lifecycle, output_path=PATH)
+    attempt = ledger.begin(attempt)
+    ledger.heartbeat(attempt, PROGRESS)
+    ledger.complete(lifecycle, attempt, PATH)
+
+
+def measure(harness: Any, rounds: int) -> dict[str, float]:
+    ledger = Ledger(harness.store())
+    key = harness.insert(Status.COMPLETED, output=PATH)
+
+    def fresh() -> Any:
+        return harness.lifecycle(harness.load(key))
+
+    # What each run executes; the loads are outside the capture.
+    lifecycle = fresh()
+    with harness.capture() as plain:
+        render_without(lifecycle)
+    lifecycle = fresh()
+    with harness.capture() as fenced:
+        render_with(ledger, lifecycle)
+
+    def with_ledger() -> float:
+        lifecycle = fresh()  # the load is outside the timing here (inside it without)
+        return timed(lambda: render_with(ledger, lifecycle))
+
+    plain_ms, ledger_ms = medians_ms(
+        rounds, lambda: timed(lambda: render_without(fresh())), with_ledger
     )
-    return [row]
+    lifecycle = fresh()
+    _, attempt = ledger.start(lifecycle, output_path=PATH)
+    attempt = ledger.begin(attempt)
+    (heartbeat_ms,) = medians_ms(rounds, lambda: timed(lambda: ledger.heartbeat(attempt, PROGRESS)))
+    ledger.complete(lifecycle, attempt, PATH)
+    return {
+        "plain_statements": data_statements(plain),
+        "ledger_statements": data_statements(fenced),
+        "plain_ms": plain_ms,
+        "ledger_ms": ledger_ms,
+        "heartbeat_ms": heartbeat_ms,
+    }
 
 
-def part2(seconds: float, fps: int) -> str:
+def part_stores(args: argparse.Namespace) -> None:
+    print("Stores: one render's statements and median latency, per store, and a heartbeat")
+    print(
+        "| store | database | statements, no ledger | statements, ledger "
+        "| render median, no ledger (ms) | render median, ledger (ms) | ratio "
+        "| heartbeat median (ms) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    with databases(args.backends) as targets:
+        for name, harness_class in harnesses().items():
+            if name not in args.stores:
+                continue
+            for backend, target in targets.items():
+                harness = harness_class(target, variant=False)
+                harness.prepare()
+                m = measure(harness, args.rounds)
+                print(
+                    f"| {name} | {backend} | {m['plain_statements']:g} "
+                    f"| {m['ledger_statements']:g} | {m['plain_ms']:.2f} "
+                    f"| {m['ledger_ms']:.2f} | {m['ledger_ms'] / m['plain_ms']:.2f} "
+                    f"| {m['heartbeat_ms']:.2f} |",
+                    flush=True,
+                )
+                harness.release()
+
+
+# ---------------------------------------------------------------- progress
+def part_progress(args: argparse.Namespace) -> None:
+    print("Progress: ledger UPDATEs (progress + lease renewals) during one render")
+    print("| render | frames reported | ledger UPDATEs | rate |")
+    print("|---|---|---|---|")
+    seconds, fps = args.render_seconds, args.fps
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'db.sqlite3'}")
         writes: list[str] = []
@@ -118,43 +282,39 @@ def part2(seconds: float, fps: int) -> str:
             ledger=store.ledger,
             loader=store.loader,
         )
-        started = time.perf_counter()
-        runner.submit(store.create("progress", {})).wait()
-        took = time.perf_counter() - started
+        took = timed(lambda: runner.submit(store.create("progress", {})).wait())
         runner.shutdown()
         store.close()
-    return (
+    print(
         f"| {took:.1f} s at {fps} fps | {frames} | {len(writes)} "
-        f"| {len(writes) / took:.2f} per second |"
+        f"| {len(writes) / took:.2f} per second |",
+        flush=True,
     )
+
+
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "cycle": part_cycle,
+    "stores": part_stores,
+    "progress": part_progress,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--render-seconds", type=float, default=60.0)
-    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
+    parser.add_argument("--rounds", type=int, default=200, help="rounds in cycle and stores")
+    parser.add_argument("--backends", nargs="*", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--stores", nargs="*", default=list(STORES), choices=STORES)
+    parser.add_argument("--render-seconds", type=float, default=60.0, help="render in progress")
+    parser.add_argument("--fps", type=int, default=30, help="frames a second in progress")
     args = parser.parse_args()
-    print("Part 1: statements (start + complete) and median latency of a cycle")
-    print("| database | without ledger | with ledger | without | with | ratio |")
-    print("|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
-        for backend in BACKENDS:
-            try:
-                target = create(backend, Path(tmp), "bench")
-            except Exception as exc:
-                print(f"| {backend} | unreachable: {exc} |")
-                continue
-            try:
-                for line in part1(target, args.rounds):
-                    print(line, flush=True)
-            finally:
-                drop(target)
-    print()
-    print("Part 2: ledger UPDATEs (progress + lease renewals) during one render")
-    print("| render | frames reported | ledger UPDATEs | rate |")
-    print("|---|---|---|---|")
-    print(part2(args.render_seconds, args.fps), flush=True)
+    parts = args.parts.split(",")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"--parts: no part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    for name in parts:
+        PARTS[name](args)
+        print()
 
 
 if __name__ == "__main__":
