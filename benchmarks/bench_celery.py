@@ -14,12 +14,14 @@ this process and the workers (the command line's store: projects + attempt ledge
               CeleryExecutor + a worker (send, deliver, load, begin, render, fenced
               complete). The difference is the Celery path's cost per render.
 
-The throughput renders are MoviePyRenderer with one encoder thread (--renderer moviepy,
-the default: CPU-bound, as real renders are, but one render runs several ffmpeg processes
-and threads at once, so it keeps more than one core busy; --size and --preset set how much
-encoding each does), a renderer that burns --cpu-seconds of one core in Python per render
-(cpu: the CPU-bound render of one core that the 1.7x goal presumes), or FakeRenderer
-sleeping per frame (fake: no CPU).
+The throughput renders are MoviePyRenderer (--renderer moviepy, the default; --size and
+--preset set how much encoding each does) with --threads 1, the setting for one render per
+core: one x264 thread, the soundtrack encoded before the video rather than beside it, so a
+render keeps about one core busy, which is what two workers of concurrency 1 on two cores
+presume (--threads auto lets ffmpeg decide and encodes the soundtrack beside the video: a
+render alone is faster, but keeps more than one core busy, so a second worker has less to
+win); or a renderer that burns --cpu-seconds of one core in Python per render (cpu), or
+FakeRenderer sleeping per frame (fake: no CPU).
 
 Run: .venv/bin/python benchmarks/bench_celery.py [--renders 40] [--rounds 3] [--repeats 30]
 This file is also the workers' Celery app (`celery -A bench_celery worker`).
@@ -99,7 +101,8 @@ def make_runner(settings: dict[str, Any], **options: Any) -> RenderRunner[Projec
     if settings["renderer"] == "moviepy":
         from renderstate.rendering.moviepy import MoviePyRenderer  # noqa: PLC0415
 
-        renderer: Any = MoviePyRenderer(preset=settings["preset"], threads=1)
+        threads = None if settings["threads"] == "auto" else int(settings["threads"])
+        renderer: Any = MoviePyRenderer(preset=settings["preset"], threads=threads)
     elif settings["renderer"] == "cpu":
         renderer = BusyRenderer(settings["cpu_seconds"])
     else:
@@ -183,6 +186,7 @@ def settings_for(root: Path, **values: Any) -> dict[str, Any]:
         "frame_delay": 0.0,
         "preset": "ultrafast",
         "cpu_seconds": 1.0,
+        "threads": "1",
         **values,
     }
 
@@ -287,6 +291,9 @@ def main() -> None:
     parser.add_argument("--cpu-seconds", type=float, default=1.0, help="cpu: CPU per render")
     parser.add_argument("--size", default="320x180", help="moviepy: frame size WxH")
     parser.add_argument("--preset", default="ultrafast", help="moviepy: x264 preset")
+    parser.add_argument(
+        "--threads", default="1", help="moviepy: MoviePyRenderer(threads=), a number or auto"
+    )
     parser.add_argument("--parts", default="throughput,overhead")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -295,14 +302,20 @@ def main() -> None:
         "size": args.size,
         "preset": args.preset,
         "cpu_seconds": args.cpu_seconds,
+        "threads": args.threads,
     }
+    if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) > 0):
+        parser.error(f"--threads must be a positive number or auto, got {args.threads!r}")
     print(f"load average before: {load()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="bench-celery-") as scratch:
         root = Path(scratch)
         if "throughput" in parts:
             what = args.renderer
             if args.renderer == "moviepy":
-                what = f"moviepy {args.size} preset {args.preset}, 6 s sample timeline"
+                what = (
+                    f"moviepy {args.size} preset {args.preset} threads {args.threads}, "
+                    "6 s sample timeline"
+                )
             elif args.renderer == "cpu":
                 what = f"cpu: {args.cpu_seconds:g} CPU-s of Python each"
             print(f"throughput, {args.renders} renders ({what}), {args.rounds} rounds")

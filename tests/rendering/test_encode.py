@@ -92,6 +92,37 @@ def counting_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return script
 
 
+TIMING_FFMPEG = f"""#!{sys.executable}
+# Stands in for ffmpeg: runs the real one, and appends to <script>.runs what it ran (the
+# pictures piped in, the soundtrack alone, or the join of pieces) and when it started and ended.
+import subprocess, sys, time
+args = sys.argv[1:]
+kind = "pictures" if "pipe:0" in args else "join" if "concat" in args else "soundtrack"
+began = time.monotonic()
+status = subprocess.run([{imageio_ffmpeg.get_ffmpeg_exe()!r}, *args]).returncode
+with open(sys.argv[0] + ".runs", "a") as out:
+    out.write(f"{{kind}} {{began}} {{time.monotonic()}}\\n")
+sys.exit(status)
+"""
+
+
+@pytest.fixture
+def timing_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Render through a stand-in ffmpeg that records when each of its runs began and ended."""
+    script = tmp_path / "bin" / "ffmpeg"
+    script.parent.mkdir()
+    script.write_text(TIMING_FFMPEG)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(moviepy_module, "FFMPEG_BINARY", str(script))
+    return script
+
+
+def ffmpeg_runs(script: Path) -> dict[str, tuple[float, float]]:
+    runs = [line.split() for line in Path(f"{script}.runs").read_text().splitlines()]
+    assert sorted(kind for kind, _, _ in runs) == ["join", "pictures", "soundtrack"]
+    return {kind: (float(began), float(ended)) for kind, began, ended in runs}
+
+
 def pictures_piped(script: Path) -> list[float]:
     lines = Path(f"{script}.bytes").read_text().split()
     return [int(line) / (WIDTH * HEIGHT * 3) for line in lines]
@@ -341,6 +372,29 @@ def test_the_soundtrack_ends_with_the_last_whole_frame(tmp_path: Path, soundtrac
     target = tmp_path / "v.mp4"
     MoviePyRenderer(timeline=timeline, base_dir=tmp_path)(None, target)
     assert_browser_ready(target, frames=93, fps=7, audio=True)
+
+
+def test_the_soundtrack_is_encoded_beside_the_pictures_by_default(
+    tmp_path: Path, timing_ffmpeg: Path
+) -> None:
+    """Two ffmpeg processes at once: the AAC encoder starts before the pictures are piped."""
+    timeline = stills(30, 10, soundtrack={"tone": 440})
+    MoviePyRenderer(timeline=timeline)(None, tmp_path / "v.mp4")
+    runs = ffmpeg_runs(timing_ffmpeg)
+    assert runs["soundtrack"][0] < runs["pictures"][0] < runs["soundtrack"][1]
+    assert max(runs["soundtrack"][1], runs["pictures"][1]) <= runs["join"][0]
+    assert_browser_ready(tmp_path / "v.mp4", frames=400, fps=10, audio=True)
+
+
+def test_one_thread_runs_one_ffmpeg_at_a_time(tmp_path: Path, timing_ffmpeg: Path) -> None:
+    """threads=1 (one render per core): the soundtrack is encoded before the pictures are."""
+    timeline = stills(30, 10, soundtrack={"tone": 440})
+    MoviePyRenderer(timeline=timeline, threads=1)(None, tmp_path / "v.mp4")
+    runs = ffmpeg_runs(timing_ffmpeg)
+    assert runs["soundtrack"][1] <= runs["pictures"][0]
+    assert runs["pictures"][1] <= runs["join"][0]
+    assert_browser_ready(tmp_path / "v.mp4", frames=400, fps=10, audio=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "v.mp4"]
 
 
 def test_scenes_with_a_picture_are_not_repeated(tmp_path: Path, counting_ffmpeg: Path) -> None:

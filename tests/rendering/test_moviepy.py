@@ -468,7 +468,7 @@ def test_size_and_rate_precedence_without_rendering() -> None:
 
 
 def test_renderer_options_are_checked_up_front() -> None:
-    """Conflicting sources, odd sizes and out-of-range crf are refused at construction."""
+    """Conflicting sources, odd sizes, out-of-range crf and threads are refused up front."""
     with pytest.raises(ValueError, match="at most one"):
         MoviePyRenderer(timeline=small_timeline(), timeline_file="t.json")
     with pytest.raises(TimelineError):
@@ -477,6 +477,9 @@ def test_renderer_options_are_checked_up_front() -> None:
         MoviePyRenderer(crf=60)
     with pytest.raises(ValueError, match="preset"):
         MoviePyRenderer(preset="quick")
+    for threads in (0, -2, 1.5, "4", True):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            MoviePyRenderer(threads=threads)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"\.mp4"):
         MoviePyRenderer(timeline=small_timeline())(None, Path("video.webm"), no_progress)
 

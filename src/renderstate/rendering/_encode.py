@@ -452,6 +452,7 @@ def encode_timeline(
             rate=rate,
             target=target,
             audio=audio,
+            audio_beside=threads != 1,
             pipe=lambda command: _pipe(
                 command, timeline=timeline, size=size, fps=fps, schedule=schedule, tracker=tracker
             ),
@@ -477,12 +478,14 @@ def _encode_pieces(
     rate: Fraction,
     target: Path,
     audio: str | None,
+    audio_beside: bool,
     pipe: Callable[[list[str]], int],
 ) -> int:
     """Encode the pieces with ``command`` fed by ``pipe``, then join them into ``target``.
 
-    The soundtrack is encoded to AAC by a second ffmpeg at the same time: in the same
-    process, ffmpeg would keep it in step with the (much shorter) video of the pieces and
+    The soundtrack is encoded to AAC by a second ffmpeg, at the same time as the pieces if
+    ``audio_beside`` (a render then keeps more than one core busy), else before them. In the
+    pieces' own process, ffmpeg would keep it in step with their (much shorter) video and
     encode most of it after the video. Returns the pictures piped.
     """
     # Short names of plain characters: the list of pieces can name them on its lines, and
@@ -523,6 +526,8 @@ def _encode_pieces(
                     ]
                 )
             )
+            if not audio_beside:
+                running[0].finish()
         piped = pipe(command)
         if running:
             running[0].finish()

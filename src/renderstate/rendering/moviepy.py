@@ -149,7 +149,11 @@ class MoviePyRenderer:
             (a few KB), so the file is larger. ``False`` encodes every frame, for the
             smallest file.
         threads: ffmpeg encoder threads (``None``: ffmpeg decides). Frame generation itself
-            is single-threaded Python.
+            is single-threaded Python. With ``1``, a render also encodes a timeline's
+            soundtrack after its video rather than beside it, so it keeps about one core
+            busy: the setting for one render per core, such as Celery workers started with
+            ``--concurrency`` equal to the cores (a render is then a little slower alone,
+            but renders side by side do not compete for the cores).
         audio_fps: The audio sample rate.
         font: A TrueType/OpenType file for the titles of timelines that name no ``font``
             of their own (default: the bundled DejaVu Sans, which covers Latin, Greek and
@@ -189,6 +193,14 @@ class MoviePyRenderer:
             raise ValueError(msg)
         if not 0 <= crf <= 51:
             msg = f"crf must be an integer from 0 to 51, got {crf!r}."
+            raise ValueError(msg)
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            msg = (
+                f"threads must be a positive integer (1 for one core per render) or None to "
+                f"let ffmpeg decide, got {threads!r}."
+            )
             raise ValueError(msg)
         self.limits = limits
         """The bounds every render is checked against before it starts."""
