@@ -194,9 +194,7 @@ class MoviePyRenderer:
         if not 0 <= crf <= 51:
             msg = f"crf must be an integer from 0 to 51, got {crf!r}."
             raise ValueError(msg)
-        if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-        ):
+        if threads is not None and (type(threads) is not int or threads < 1):  # bool too
             msg = (
                 f"threads must be a positive integer (1 for one core per render) or None to "
                 f"let ffmpeg decide, got {threads!r}."
