@@ -94,14 +94,25 @@ def counting_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 TIMING_FFMPEG = f"""#!{sys.executable}
 # Stands in for ffmpeg: runs the real one, and appends to <script>.runs what it ran (the
-# pictures piped in, the soundtrack alone, or the join of pieces) and when it started and ended.
-import subprocess, sys, time
+# pictures piped in, the soundtrack alone, or the join of pieces) and when it started and
+# ended. With <script>.wait present, the soundtrack waits (up to 60 s) for the pictures'
+# encoder to start before it runs, and says in .runs whether it did: it can only see that
+# start if the two run at the same time.
+import os, subprocess, sys, time
 args = sys.argv[1:]
 kind = "pictures" if "pipe:0" in args else "join" if "concat" in args else "soundtrack"
+if kind == "pictures":
+    open(sys.argv[0] + ".pictures", "w").close()
+met = "-"
+if kind == "soundtrack" and os.path.exists(sys.argv[0] + ".wait"):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(sys.argv[0] + ".pictures") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    met = "met" if os.path.exists(sys.argv[0] + ".pictures") else "alone"
 began = time.monotonic()
 status = subprocess.run([{imageio_ffmpeg.get_ffmpeg_exe()!r}, *args]).returncode
 with open(sys.argv[0] + ".runs", "a") as out:
-    out.write(f"{{kind}} {{began}} {{time.monotonic()}}\\n")
+    out.write(f"{{kind}} {{began}} {{time.monotonic()}} {{met}}\\n")
 sys.exit(status)
 """
 
@@ -117,10 +128,10 @@ def timing_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return script
 
 
-def ffmpeg_runs(script: Path) -> dict[str, tuple[float, float]]:
+def ffmpeg_runs(script: Path) -> dict[str, tuple[float, float, str]]:
     runs = [line.split() for line in Path(f"{script}.runs").read_text().splitlines()]
-    assert sorted(kind for kind, _, _ in runs) == ["join", "pictures", "soundtrack"]
-    return {kind: (float(began), float(ended)) for kind, began, ended in runs}
+    assert sorted(run[0] for run in runs) == ["join", "pictures", "soundtrack"]
+    return {kind: (float(began), float(ended), met) for kind, began, ended, met in runs}
 
 
 def pictures_piped(script: Path) -> list[float]:
@@ -377,11 +388,12 @@ def test_the_soundtrack_ends_with_the_last_whole_frame(tmp_path: Path, soundtrac
 def test_the_soundtrack_is_encoded_beside_the_pictures_by_default(
     tmp_path: Path, timing_ffmpeg: Path
 ) -> None:
-    """Two ffmpeg processes at once: the AAC encoder starts before the pictures are piped."""
+    """Two ffmpeg processes at once: the AAC encoder sees the pictures' encoder start."""
+    Path(f"{timing_ffmpeg}.wait").touch()
     timeline = stills(30, 10, soundtrack={"tone": 440})
     MoviePyRenderer(timeline=timeline)(None, tmp_path / "v.mp4")
     runs = ffmpeg_runs(timing_ffmpeg)
-    assert runs["soundtrack"][0] < runs["pictures"][0] < runs["soundtrack"][1]
+    assert runs["soundtrack"][2] == "met"
     assert max(runs["soundtrack"][1], runs["pictures"][1]) <= runs["join"][0]
     assert_browser_ready(tmp_path / "v.mp4", frames=400, fps=10, audio=True)
 
