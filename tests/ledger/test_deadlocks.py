@@ -196,3 +196,76 @@ def test_a_victim_inside_the_callers_transaction_is_not_run_again(
         caller.close()
     finally:
         table.drop(engine)
+
+
+@pytest.mark.mariadb
+def test_a_django_victim_inside_a_manual_transaction_is_not_run_again(
+    db_targets: dict[str, Target | Exception], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``transaction.set_autocommit(False)`` opens the caller's transaction without an
+    ``atomic()`` block. InnoDB rolled all of it back when the store's statement was the
+    victim; running the statement again committed it on its own, the caller's earlier
+    writes lost. The store raises at once, as inside ``atomic()``."""
+    from django.db import connections, transaction  # noqa: PLC0415
+
+    from adapters.contract import elsewhere  # noqa: PLC0415
+    from adapters.test_django import use_database  # noqa: PLC0415
+    from renderstate.ledger.django import DjangoAttemptStore  # noqa: PLC0415
+
+    target = target_for(db_targets, "mariadb")
+    engine = create_engine(target.sqlalchemy_url())
+    try:
+        alias = use_database(target)
+        store = DjangoAttemptStore(using=alias)
+        mine, theirs = (
+            elsewhere(
+                lambda k=k: store.insert(
+                    Attempt(id=0, scope="s", project_key=k, state=AttemptState.QUEUED)
+                )
+            )
+            for k in (uuid.uuid4().hex, uuid.uuid4().hex)
+        )
+        probe = Table(
+            f"deadlock_{uuid.uuid4().hex[:8]}", MetaData(), Column("id", Integer, primary_key=True)
+        )
+        probe.create(engine)
+        heavy = engine.connect()
+        heavy.execute(insert(probe), [{"id": i} for i in range(10, 400)])
+        heavy.execute(
+            text("UPDATE renderstate_attempt SET phase='held' WHERE id=:i"), {"i": theirs.id}
+        )
+
+        def caller() -> None:
+            connection = connections[alias]
+            transaction.set_autocommit(False, using=alias)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET SESSION innodb_lock_wait_timeout = 2")
+                assert store.update(mine.id, {"phase": "mine"}, states={AttemptState.QUEUED})
+                blocked = threading.Thread(
+                    target=lambda: heavy.execute(
+                        text("UPDATE renderstate_attempt SET phase='theirs' WHERE id=:i"),
+                        {"i": mine.id},
+                    )
+                )
+                blocked.start()
+                time.sleep(0.3)
+                with pytest.raises(Exception) as raised:  # noqa: PT011 - the driver's error
+                    store.update(theirs.id, {"phase": "mine"}, states={AttemptState.QUEUED})
+                assert is_deadlock(raised.value)
+                transaction.rollback(using=alias)
+                blocked.join(30)
+            finally:
+                transaction.set_autocommit(True, using=alias)
+                connection.close()
+
+        caplog.set_level(logging.INFO, logger="renderstate.ledger")
+        try:
+            elsewhere(caller)
+        finally:
+            heavy.rollback()
+            heavy.close()
+            probe.drop(engine)
+        assert "running it again" not in caplog.text
+    finally:
+        engine.dispose()

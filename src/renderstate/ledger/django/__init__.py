@@ -152,8 +152,11 @@ class DjangoAttemptStore:
         return _label(type(project))
 
     def _in_outer_transaction(self) -> bool:
-        """Whether a statement now would run inside the caller's ``atomic()`` block."""
-        return bool(transaction.get_connection(self.alias()).in_atomic_block)
+        """Whether a statement now would run inside the caller's transaction: an
+        ``atomic()`` block, or one opened by ``transaction.set_autocommit(False)``.
+        """
+        connection = transaction.get_connection(self.alias())
+        return bool(connection.in_atomic_block) or not connection.get_autocommit()
 
     @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
