@@ -152,8 +152,9 @@ class DjangoAttemptStore:
         return _label(type(project))
 
     def _in_outer_transaction(self) -> bool:
-        """Whether a statement now would run inside the caller's transaction: an
-        ``atomic()`` block, or one opened by ``transaction.set_autocommit(False)``.
+        """Whether a statement now would run inside the caller's transaction.
+
+        An ``atomic()`` block, or one opened by ``transaction.set_autocommit(False)``.
         """
         connection = transaction.get_connection(self.alias())
         return bool(connection.in_atomic_block) or not connection.get_autocommit()
