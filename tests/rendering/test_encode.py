@@ -81,15 +81,20 @@ sys.exit(status)
 """
 
 
-@pytest.fixture
-def counting_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Render through a stand-in ffmpeg that counts the bytes piped into it."""
+def stand_in_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> Path:
+    """Install ``source`` as the executable ffmpeg the renderer runs; return its path."""
     script = tmp_path / "bin" / "ffmpeg"
     script.parent.mkdir()
-    script.write_text(COUNTING_FFMPEG)
+    script.write_text(source)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setattr(moviepy_module, "FFMPEG_BINARY", str(script))
     return script
+
+
+@pytest.fixture
+def counting_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Render through a stand-in ffmpeg that counts the bytes piped into it."""
+    return stand_in_ffmpeg(tmp_path, monkeypatch, COUNTING_FFMPEG)
 
 
 TIMING_FFMPEG = f"""#!{sys.executable}
@@ -120,12 +125,7 @@ sys.exit(status)
 @pytest.fixture
 def timing_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Render through a stand-in ffmpeg that records when each of its runs began and ended."""
-    script = tmp_path / "bin" / "ffmpeg"
-    script.parent.mkdir()
-    script.write_text(TIMING_FFMPEG)
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setattr(moviepy_module, "FFMPEG_BINARY", str(script))
-    return script
+    return stand_in_ffmpeg(tmp_path, monkeypatch, TIMING_FFMPEG)
 
 
 def ffmpeg_runs(script: Path) -> dict[str, tuple[float, float, str]]:
