@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final, NoReturn
 
+from renderstate._attempts import WIDTHS
 from renderstate._lifecycle import validate_output_path
 
 __all__ = ["SPEC_VERSION", "JobSpec"]
@@ -20,6 +21,8 @@ SPEC_VERSION: Final = 1
 """The version of :meth:`JobSpec.to_dict`'s format, stored under ``"version"``."""
 
 _FIELDS: Final = ("project_key", "output_path", "scope", "attempt_id", "actor")
+MAX_ATTEMPT_ID: Final = 2**63 - 1
+"""The largest attempt id every ledger store holds (a signed 64-bit ``BIGINT``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,8 @@ class JobSpec:
             _refuse("project_key", key, "a non-empty string (the key as text)")
         if not isinstance(path, str):
             _refuse("output_path", path, "a string")
+        _check_width("project_key", key)
+        _check_width("output_path", path)
         try:
             validate_output_path(path)
         except ValueError as exc:
@@ -65,10 +70,13 @@ class JobSpec:
             raise ValueError(msg) from exc
         if scope is not None and (not isinstance(scope, str) or not scope):
             _refuse("scope", scope, "a non-empty string or None")
+        _check_width("scope", scope)
         if attempt_id is not None and (
-            isinstance(attempt_id, bool) or not isinstance(attempt_id, int) or attempt_id < 1
+            isinstance(attempt_id, bool)
+            or not isinstance(attempt_id, int)
+            or not 1 <= attempt_id <= MAX_ATTEMPT_ID
         ):
-            _refuse("attempt_id", attempt_id, "a positive integer or None")
+            _refuse("attempt_id", attempt_id, f"a positive integer up to {MAX_ATTEMPT_ID} or None")
         if (scope is None) != (attempt_id is None):
             msg = (
                 "JobSpec needs scope and attempt_id together (a job recorded in a ledger) "
@@ -77,6 +85,7 @@ class JobSpec:
             raise ValueError(msg)
         if actor is not None and not isinstance(actor, str):
             _refuse("actor", actor, "a string or None")
+        _check_width("actor", actor)
 
     def to_dict(self) -> dict[str, str | int | None]:
         """Return the spec as a ``dict`` of JSON types, with a ``"version"`` entry."""
@@ -97,7 +106,7 @@ class JobSpec:
         if not isinstance(given, Mapping):
             msg = f"JobSpec.from_dict() needs a mapping, got {type(data).__name__}"
             raise TypeError(msg)
-        version = data.get("version", SPEC_VERSION)
+        version = data.get("version", SPEC_VERSION)  # a missing one is named below
         if version != SPEC_VERSION:
             msg = (
                 f"this job spec has version {version!r}; this renderstate reads version "
@@ -108,14 +117,37 @@ class JobSpec:
         if unknown:
             msg = f"JobSpec.from_dict() got unknown fields {unknown}; it reads {list(_FIELDS)}"
             raise ValueError(msg)
-        missing = [name for name in ("project_key", "output_path") if name not in data]
+        # Every field to_dict() writes, None included: a spec that lacks one was not made
+        # by to_dict(), and a default would silently stand in for what the sender meant.
+        missing = [name for name in ("version", *_FIELDS) if name not in data]
         if missing:
-            msg = f"JobSpec.from_dict() is missing the fields {missing}"
+            msg = (
+                f"JobSpec.from_dict() is missing the fields {missing}; it needs every field "
+                f"JobSpec.to_dict() writes, None included: {['version', *_FIELDS]}"
+            )
             raise ValueError(msg)
-        values = {name: data[name] for name in _FIELDS if name in data}
+        values = {name: data[name] for name in _FIELDS}
         return cls(**values)  # type: ignore[arg-type]  # __post_init__ checks each type
 
 
 def _refuse(field: str, value: object, expected: str) -> NoReturn:
     msg = f"JobSpec.{field} must be {expected}, got {value!r}"
     raise ValueError(msg)
+
+
+def _check_width(field: str, value: object) -> None:
+    # The ledger stores these in columns of fixed widths, and no database stores NUL in
+    # text: a spec that no store could hold is refused here, not by a driver's DataError
+    # in the worker.
+    if not isinstance(value, str):
+        return
+    width = WIDTHS[field]
+    if len(value) > width:
+        msg = (
+            f"JobSpec.{field} is {len(value)} characters; the ledger stores at most {width}: "
+            "shorten it"
+        )
+        raise ValueError(msg)
+    if "\x00" in value:
+        msg = f"JobSpec.{field} contains a NUL character, which databases do not store in text"
+        raise ValueError(msg)

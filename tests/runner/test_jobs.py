@@ -109,30 +109,98 @@ def test_job_spec_round_trips_through_json() -> None:
         spec.attempt_id = 8  # type: ignore[misc]
 
 
+def spec_data(**changes: object) -> dict[str, object]:
+    """A spec as to_dict() writes it (with a ledger), with ``changes`` applied."""
+    data: dict[str, object] = {
+        "version": 1,
+        "project_key": "1",
+        "output_path": "a.mp4",
+        "scope": "P",
+        "attempt_id": 3,
+        "actor": None,
+    }
+    data.update(changes)
+    return data
+
+
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        ({"output_path": "a.mp4"}, r"missing the fields \['project_key'\]"),
-        ({"project_key": "", "output_path": "a.mp4"}, "project_key must be a non-empty"),
-        ({"project_key": 42, "output_path": "a.mp4"}, "project_key must be"),
-        ({"project_key": "1", "output_path": "/etc/passwd"}, "output_path is unusable"),
-        ({"project_key": "1", "output_path": "a.mp4", "attempt_id": 3}, "scope and attempt_id"),
-        (
-            {"project_key": "1", "output_path": "a.mp4", "scope": "P", "attempt_id": True},
-            "attempt_id must be a positive integer",
-        ),
-        (
-            {"project_key": "1", "output_path": "a.mp4", "scope": "P", "attempt_id": 0},
-            "attempt_id must be a positive integer",
-        ),
-        ({"project_key": "1", "output_path": "a.mp4", "colour": "red"}, r"unknown fields"),
-        ({"project_key": "1", "output_path": "a.mp4", "version": 2}, "version 2"),
+        ({"output_path": "a.mp4"}, r"missing the fields \['version', 'project_key'"),
+        (spec_data(project_key=""), "project_key must be a non-empty"),
+        (spec_data(project_key=42), "project_key must be"),
+        (spec_data(output_path="/etc/passwd"), "output_path is unusable"),
+        (spec_data(scope=None), "scope and attempt_id"),
+        (spec_data(attempt_id=True), "attempt_id must be a positive integer"),
+        (spec_data(attempt_id=0), "attempt_id must be a positive integer"),
+        (spec_data(colour="red"), r"unknown fields"),
+        (spec_data(version=2), "version 2"),
     ],
 )
 def test_job_spec_refuses_bad_data(data: dict[str, object], match: str) -> None:
     """A spec from the wire is checked field by field; the message names the field."""
     with pytest.raises(ValueError, match=match):
         JobSpec.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "field", ["version", "project_key", "output_path", "scope", "attempt_id", "actor"]
+)
+def test_job_spec_from_dict_needs_every_field_to_dict_writes(field: str) -> None:
+    """A spec that lacks a field to_dict() writes (even one that may be None, like actor) is
+    refused with a message naming it: a default must not stand in for what the sender meant."""
+    data = spec_data()
+    del data[field]
+    with pytest.raises(ValueError, match=rf"missing the fields \['{field}'\]"):
+        JobSpec.from_dict(data)
+    assert JobSpec.from_dict(spec_data()).actor is None  # None given is fine
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"attempt_id": 2**63}, r"attempt_id must be a positive integer up to 9223372036854775807"),
+        ({"attempt_id": 2**70}, "attempt_id must be a positive integer up to"),
+        (
+            {"project_key": "k" * 256},
+            "project_key is 256 characters; the ledger stores at most 255",
+        ),
+        ({"scope": "s" * 101}, "scope is 101 characters; the ledger stores at most 100"),
+        ({"actor": "a" * 256}, "actor is 256 characters; the ledger stores at most 255"),
+        (
+            {"output_path": "projects/" + "p" * 482 + "/final.mp4"},
+            "output_path is 501 characters; the ledger stores at most 500",
+        ),
+        ({"project_key": "4\x002"}, "project_key contains a NUL character"),
+        ({"scope": "P\x00"}, "scope contains a NUL character"),
+        ({"actor": "ann\x00"}, "actor contains a NUL character"),
+    ],
+)
+def test_job_spec_refuses_values_no_ledger_store_holds(
+    changes: dict[str, object], match: str
+) -> None:
+    """An attempt id beyond a signed 64-bit BIGINT, a text wider than its ledger column or
+    holding a NUL is refused when the spec is built (here or from the wire), naming the
+    field, not by a driver's DataError in the worker."""
+    with pytest.raises(ValueError, match=match):
+        JobSpec.from_dict(spec_data(**changes))
+    with pytest.raises(ValueError, match=match):
+        JobSpec(**{k: v for k, v in spec_data(**changes).items() if k != "version"})  # type: ignore[arg-type]
+
+
+def test_job_spec_accepts_the_widest_values_every_store_holds() -> None:
+    """The bounds are inclusive: the largest id and the full column widths are a spec."""
+    spec = JobSpec.from_dict(
+        spec_data(
+            attempt_id=2**63 - 1,
+            project_key="k" * 255,
+            scope="s" * 100,
+            actor="a" * 255,
+            output_path="projects/" + "p" * 481 + "/final.mp4",
+        )
+    )
+    assert spec.attempt_id == 2**63 - 1
+    assert len(spec.output_path) == 500
 
 
 def test_job_spec_from_something_else_than_a_mapping() -> None:
