@@ -275,6 +275,47 @@ class LedgerContract:
             ledger.heartbeat(attempt, progress)
         assert ledger.get(attempt.id) == before
 
+    @pytest.mark.parametrize(
+        ("progress", "match"),
+        [
+            ({"done": 10**30}, "done must be a count from 0 to 2147483647"),
+            ({"total": 2**63}, "total must be a count from 0 to 2147483647"),
+            ({"done": 2**31}, "done must be a count from 0 to 2147483647"),
+            ({"phase": "render\x00ing"}, "phase contains a NUL character"),
+        ],
+        ids=["done-10**30", "total-2**63", "done-2**31", "nul-phase"],
+    )
+    def test_progress_no_store_holds_is_refused_and_writes_nothing(
+        self, harness: LedgerHarness, progress: dict[str, object], match: str
+    ) -> None:
+        """A count beyond a 32-bit INTEGER column or a NUL in the phase (PostgreSQL refuses
+        it in text) is the documented ValueError naming the field, on every store, not a
+        driver's DataError; nothing is written, not even the lease."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        ledger.begin(attempt)
+        assert ledger.heartbeat(attempt, {"phase": "rendering", "done": 3, "total": 10})
+        before = ledger.get(attempt.id)
+        clock.now += 1
+        with pytest.raises(ValueError, match=match):
+            ledger.heartbeat(attempt, {"phase": "rendering", **progress})
+        assert ledger.get(attempt.id) == before
+
+    def test_the_largest_counts_every_store_holds_are_recorded(
+        self, harness: LedgerHarness
+    ) -> None:
+        """The bound is the column's: 2**31 - 1 frames done and in all are stored as such."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        ledger.begin(attempt)
+        assert ledger.heartbeat(attempt, {"done": 2**31 - 1, "total": 2**31 - 1})
+        seen = ledger.get(attempt.id)
+        assert seen is not None
+        assert (seen.done, seen.total) == (2**31 - 1, 2**31 - 1)
+
     def test_attempt_ids_increase_per_project(self, harness: LedgerHarness) -> None:
         """Each new attempt of a project gets a larger id than the one before."""
         ledger = ledger_for(harness)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 import socket
 import time
@@ -12,9 +10,8 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, NamedTuple
 
-from renderstate._attempts import ACTIVE_STATES, WIDTHS, Attempt, AttemptState, encode_key
+from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, encode_key
 from renderstate._lifecycle import ProjectLifecycle
-from renderstate._lifecycle import _describe as describe_error
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
@@ -24,6 +21,10 @@ from renderstate.exceptions import (
     ProjectNotFoundError,
     RenderInterruptedError,
 )
+from renderstate.ledger._checks import check_progress as _check_progress
+from renderstate.ledger._checks import check_text as _check_text
+from renderstate.ledger._checks import describe as _describe
+from renderstate.ledger._checks import is_real
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
 __all__ = [
@@ -52,8 +53,6 @@ _SUPERSEDED: Final = "superseded by attempt {id}"
 _LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
 _FIRST_WAIT: Final = 0.01
 _MAX_WAIT: Final = 0.5
-MAX_ERROR: Final = 8000
-"""The most characters of an error's text an attempt keeps (a MySQL ``TEXT`` holds 64 KiB)."""
 
 
 def this_worker() -> str:
@@ -114,18 +113,19 @@ class Ledger:
         queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not 0 < lease <= MAX_LEASE:
+        # is_real first: a bool is an int to Python, a string does not compare.
+        if not is_real(lease) or not 0 < lease <= MAX_LEASE:
             msg = f"lease must be a number of seconds in (0, {MAX_LEASE:g}], got {lease!r}"
             raise ValueError(msg)
         if progress_interval is None:
             progress_interval = min(DEFAULT_PROGRESS_INTERVAL, lease / 3)
-        if not 0 <= progress_interval < lease:
+        if not is_real(progress_interval) or not 0 <= progress_interval < lease:
             msg = (
                 f"progress_interval must be at least 0 and shorter than the lease "
                 f"({lease:g} s), got {progress_interval!r}"
             )
             raise ValueError(msg)
-        if not lease <= queue_timeout <= MAX_QUEUE_TIMEOUT:
+        if not is_real(queue_timeout) or not lease <= queue_timeout <= MAX_QUEUE_TIMEOUT:
             msg = (
                 f"queue_timeout must be a number of seconds from the lease ({lease:g}) to "
                 f"{MAX_QUEUE_TIMEOUT:g} (a week), got {queue_timeout!r}"
@@ -626,61 +626,3 @@ def _clean_up(cleanup: Callable[[Attempt], None] | None, attempt: Attempt) -> No
 
 def _text(key: object) -> str:
     return key if isinstance(key, str) else encode_key(key)
-
-
-def _describe(error: BaseException | str | None) -> str | None:
-    text = describe_error(error)
-    if text is None:
-        return None
-    # Any text an exception carries must fit the column, or the failure could not be saved
-    # and the project would stay PROCESSING: PostgreSQL refuses NUL in text, MySQL's TEXT
-    # holds 64 KiB.
-    text = text.replace("\x00", "\\x00")
-    if len(text) > MAX_ERROR:
-        cut = len(text) - MAX_ERROR
-        text = f"{text[:MAX_ERROR]}... ({cut} more characters cut)"
-    return text
-
-
-def _check_text(field: str, value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        msg = f"{field} must be a string or None, got {type(value).__name__}"
-        raise TypeError(msg)
-    width = WIDTHS[field]
-    if len(value) > width:
-        msg = f"{field} is {len(value)} characters; the ledger stores at most {width}: shorten it"
-        raise ValueError(msg)
-    if "\x00" in value:
-        msg = f"{field} contains a NUL character, which databases do not store in text: {value!r}"
-        raise ValueError(msg)
-
-
-def _check_progress(progress: Mapping[str, object]) -> None:
-    for name, value in progress.items():
-        if name == "phase":
-            if not isinstance(value, str) or not 0 < len(value) <= WIDTHS["phase"]:
-                msg = (
-                    f"heartbeat progress phase must be a string of 1 to {WIDTHS['phase']} "
-                    f"characters, got {value!r}"
-                )
-                raise ValueError(msg)
-        elif name in ("done", "total"):
-            if not _real(value) or value < 0:  # type: ignore[operator]
-                msg = f"heartbeat progress {name} must be a count >= 0, got {value!r}"
-                raise ValueError(msg)
-        elif name == "fraction":
-            if not _real(value) or not 0.0 <= value <= 1.0:  # type: ignore[operator]
-                msg = f"heartbeat progress fraction must be a number from 0 to 1, got {value!r}"
-                raise ValueError(msg)
-        elif value is not None and (not _real(value) or value < 0):  # type: ignore[operator]
-            msg = f"heartbeat progress eta_seconds must be None or seconds >= 0, got {value!r}"
-            raise ValueError(msg)
-
-
-def _real(value: object) -> bool:
-    # numbers.Real: a renderer's numpy counts are fine; bool is not a count.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return False
-    return math.isfinite(value)

@@ -32,7 +32,7 @@ def progress_fields(progress: Progress) -> dict[str, object]:
 
 
 class _Beat:
-    __slots__ = ("attempt", "last_write", "lost", "on_lost", "read", "written")
+    __slots__ = ("attempt", "last_write", "lost", "on_lost", "read", "refused", "written")
 
     def __init__(
         self, attempt: Attempt, read: Callable[[], Progress], on_lost: Callable[[], None]
@@ -43,6 +43,7 @@ class _Beat:
         self.written: Progress | None = None
         self.last_write = time.monotonic()
         self.lost = False
+        self.refused = False
 
 
 class Heartbeat:
@@ -118,7 +119,27 @@ class Heartbeat:
         else:
             return
         try:
-            alive = self._ledger.heartbeat(beat.attempt, fields)
+            try:
+                alive = self._ledger.heartbeat(beat.attempt, fields)
+            except ValueError:
+                if fields is None:
+                    raise
+                # The ledger refused the progress before writing anything (a count no
+                # column holds): that write can never succeed, and retrying it every tick
+                # would let the lease run out under a live render. Drop this progress
+                # value (it counts as written) and renew the lease alone.
+                if not beat.refused:
+                    beat.refused = True
+                    logger.warning(
+                        "attempt %s: the ledger cannot record its progress %s; its lease is "
+                        "renewed without it",
+                        beat.attempt.id,
+                        fields,
+                        exc_info=True,
+                    )
+                fields = None
+                beat.written = progress
+                alive = self._ledger.heartbeat(beat.attempt, None)
         except Exception:
             # A database hiccup: the lease has margin (three renewals per lease); retry on
             # the next tick.

@@ -1,0 +1,113 @@
+"""The ledger's checks of its inputs: values every store holds, refused before anything is written.
+
+Every store (memory, SQLAlchemy on SQLite, PostgreSQL and MariaDB, Django, Peewee) must
+hold what the ledger accepts. A value that one database refuses would surface as that
+driver's ``DataError`` in the middle of a transaction (or, in a heartbeat, on every tick
+until the lease runs out); these checks make it the documented ``ValueError`` naming the
+field, before the first write.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Final
+
+from renderstate._attempts import WIDTHS
+from renderstate._lifecycle import _describe as describe_error
+
+__all__ = [
+    "MAX_COUNT",
+    "MAX_ERROR",
+    "check_progress",
+    "check_text",
+    "describe",
+    "is_real",
+]
+
+MAX_ERROR: Final = 8000
+"""The most characters of an error's text an attempt keeps (a MySQL ``TEXT`` holds 64 KiB)."""
+MAX_COUNT: Final = 2**31 - 1
+"""The largest ``done``/``total`` every store holds: an ``INTEGER`` on PostgreSQL and MariaDB
+is 32-bit signed."""
+
+
+def describe(error: BaseException | str | None) -> str | None:
+    """Return the text an attempt stores for ``error``: no NUL, at most :data:`MAX_ERROR`."""
+    text = describe_error(error)
+    if text is None:
+        return None
+    # Any text an exception carries must fit the column, or the failure could not be saved
+    # and the project would stay PROCESSING: PostgreSQL refuses NUL in text, MySQL's TEXT
+    # holds 64 KiB.
+    text = text.replace("\x00", "\\x00")
+    if len(text) > MAX_ERROR:
+        cut = len(text) - MAX_ERROR
+        text = f"{text[:MAX_ERROR]}... ({cut} more characters cut)"
+    return text
+
+
+def check_text(field: str, value: object) -> None:
+    """Refuse a text wider than its ledger column or holding a NUL character.
+
+    Raises:
+        TypeError: ``value`` is neither a string nor ``None``.
+        ValueError: ``value`` is too long for its column, or contains a NUL character.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str):
+        msg = f"{field} must be a string or None, got {type(value).__name__}"
+        raise TypeError(msg)
+    width = WIDTHS[field]
+    if len(value) > width:
+        msg = f"{field} is {len(value)} characters; the ledger stores at most {width}: shorten it"
+        raise ValueError(msg)
+    if "\x00" in value:
+        msg = f"{field} contains a NUL character, which databases do not store in text: {value!r}"
+        raise ValueError(msg)
+
+
+def check_progress(progress: Mapping[str, object]) -> None:
+    """Refuse heartbeat progress values out of range or wider than their columns.
+
+    Raises:
+        ValueError: a value out of range, naming its field.
+    """
+    for name, value in progress.items():
+        if name == "phase":
+            if not isinstance(value, str) or not 0 < len(value) <= WIDTHS["phase"]:
+                msg = (
+                    f"heartbeat progress phase must be a string of 1 to {WIDTHS['phase']} "
+                    f"characters, got {value!r}"
+                )
+                raise ValueError(msg)
+            if "\x00" in value:
+                msg = (
+                    "heartbeat progress phase contains a NUL character, which databases do "
+                    f"not store in text: {value!r}"
+                )
+                raise ValueError(msg)
+        elif name in ("done", "total"):
+            if not is_real(value) or not 0 <= value <= MAX_COUNT:  # type: ignore[operator]
+                msg = (
+                    f"heartbeat progress {name} must be a count from 0 to {MAX_COUNT} "
+                    f"(a 32-bit column), got {value!r}"
+                )
+                raise ValueError(msg)
+        elif name == "fraction":
+            if not is_real(value) or not 0.0 <= value <= 1.0:  # type: ignore[operator]
+                msg = f"heartbeat progress fraction must be a number from 0 to 1, got {value!r}"
+                raise ValueError(msg)
+        elif value is not None and (not is_real(value) or value < 0):  # type: ignore[operator]
+            msg = f"heartbeat progress eta_seconds must be None or seconds >= 0, got {value!r}"
+            raise ValueError(msg)
+
+
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a finite real number and not a bool."""
+    # numbers.Real: a renderer's numpy counts are fine; bool is not a count.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value)
