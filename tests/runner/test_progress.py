@@ -73,24 +73,28 @@ def test_a_new_attempt_starts_at_zero_in_queued(tmp_path: Path) -> None:
     def renderer(p: MemoryProject, target: Path, progress: ProgressSink) -> None:
         if p is blocker:
             started.set()
-            release.wait()
+            assert release.wait(30)
         FakeRenderer(frames=4)(p, target, progress)
 
     with RenderRunner(MemoryAdapter(), renderer, media_root=tmp_path, max_workers=1) as runner:
-        assert runner.submit(project).wait() is Status.COMPLETED
-        last = runner.progress(project)
-        assert last is not None
-        assert (last.phase, last.fraction) == (Phase.DONE, 1.0)
-        runner.submit(blocker)
-        started.wait()  # the only worker is busy: the next attempt must queue
-        job = runner.submit(project)
-        fresh = runner.progress(project)
-        assert fresh is not None
-        assert fresh.phase is Phase.QUEUED
-        assert (fresh.fraction, fresh.frames_done, fresh.frames_total) == (0.0, 0, 0)
-        assert fresh.eta is None
-        release.set()
-        assert job.wait() is Status.COMPLETED
+        # Whatever an assertion finds, the blocker is released: the runner's shutdown
+        # waits for its worker, and a failure must fail now, not at pytest's timeout.
+        try:
+            assert runner.submit(project).wait(30) is Status.COMPLETED
+            last = runner.progress(project)
+            assert last is not None
+            assert (last.phase, last.fraction) == (Phase.DONE, 1.0)
+            runner.submit(blocker)
+            assert started.wait(30)  # the only worker is busy: the next attempt must queue
+            job = runner.submit(project)
+            fresh = runner.progress(project)
+            assert fresh is not None
+            assert fresh.phase is Phase.QUEUED
+            assert (fresh.fraction, fresh.frames_done, fresh.frames_total) == (0.0, 0, 0)
+            assert fresh.eta is None
+        finally:
+            release.set()
+        assert job.wait(30) is Status.COMPLETED
 
 
 def test_a_retry_after_a_failure_starts_from_zero(tmp_path: Path) -> None:
