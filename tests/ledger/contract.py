@@ -105,6 +105,26 @@ def recover_and_restart_in_child(
     harness.release()
 
 
+class RacingListing:
+    """A store whose expired() also lists some live attempts, whatever their lease.
+
+    What a listing sees when those workers renew their leases right after it read them:
+    the attempts are listed, yet alive by the time recovery writes.
+    """
+
+    def __init__(self, inner: AttemptStore, live: list[int]) -> None:
+        self.inner = inner
+        self.live_ids = live
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+        listed = self.inner.expired(now, scope=scope)
+        extra = [a for a in map(self.inner.get, self.live_ids) if a is not None]
+        return listed + [a for a in extra if a.id not in {b.id for b in listed}]
+
+
 class LedgerContract:
     """Behaviour every attempt store must show, through :class:`Ledger`."""
 
@@ -750,6 +770,77 @@ class LedgerContract:
         assert still.state is AttemptState.RENDERING
         again = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
         assert not {dead.id, live.id} & {r.attempt.id for r in again}
+
+    def test_expired_lists_only_attempts_whose_lease_ran_out(self, harness: LedgerHarness) -> None:
+        """expired() lists a live attempt once its lease is over, never one whose lease
+        still runs; a lease that ends exactly now is not over yet (``lease < now``), the
+        same boundary on every store."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        old_key, new_key = harness.insert(), harness.insert()
+        _, old = ledger.start(harness.lifecycle(harness.load(old_key)))
+        ledger.begin(old)
+        clock.now += 5
+        _, new = ledger.start(harness.lifecycle(harness.load(new_key)))
+        ledger.begin(new)
+        clock.now += 5  # old's lease ends exactly now; new's in 5 s
+
+        def listed() -> set[int]:
+            return {a.id for a in ledger.expired()} & {old.id, new.id}
+
+        assert listed() == set()
+        clock.now += 0.5
+        assert listed() == {old.id}
+        assert old.id in {a.id for a in ledger.expired(scope=old.scope)}
+        assert old.id not in {a.id for a in ledger.expired(scope=old.scope + "-other")}
+        clock.now += 5
+        assert listed() == {old.id, new.id}
+        assert ledger.heartbeat(new)
+        assert listed() == {old.id}
+
+    def test_a_lease_that_ends_exactly_now_is_still_held(self, harness: LedgerHarness) -> None:
+        """At the instant its lease ends an attempt is still its worker's: another begin is
+        refused, as expired() does not list it; a moment later it can be taken over."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        ledger.begin(attempt, worker="first:1")
+        clock.now += 10
+        with pytest.raises(AttemptOwnedError):
+            ledger.begin(attempt, worker="second:2")
+        clock.now += 0.5
+        assert ledger.begin(attempt, worker="second:2").worker == "second:2"
+
+    def test_recover_re_checks_the_lease_of_what_it_listed(self, harness: LedgerHarness) -> None:
+        """A worker that renews its lease between recovery's listing and its write is
+        spared: the write re-checks the lease. Here the listing itself names live
+        attempts (of a project, and of a deleted project), as a listing that raced with
+        their renewal would; recovery leaves both alone."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key, gone_key = harness.insert(), harness.insert()
+        _, live = ledger.start(harness.lifecycle(harness.load(key)))
+        _, orphan = ledger.start(harness.lifecycle(harness.load(gone_key)))
+        ledger.begin(live)
+        ledger.begin(orphan)
+        harness.delete(gone_key)
+        clock.now += 5  # both leases run 5 s more
+        racing = Ledger(
+            RacingListing(ledger.store, [live.id, orphan.id]),
+            lease=10.0,
+            progress_interval=1.0,
+            queue_timeout=100.0,
+            clock=clock,
+        )
+        recovered = racing.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert not {live.id, orphan.id} & {r.attempt.id for r in recovered}
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+        for attempt in (live, orphan):
+            still = ledger.get(attempt.id)
+            assert still is not None
+            assert still.state is AttemptState.RENDERING
+            assert still.error is None
 
     def test_history_in_order_with_errors(self, harness: LedgerHarness) -> None:
         """Render, fail, retry, re-render: four records, newest first, with their outcomes."""
