@@ -17,9 +17,10 @@ import pytest
 import renderstate
 import renderstate.cli
 from adapters import databases
-from renderstate import RenderJob, Status, to_dot, to_mermaid
+from renderstate import ProjectLifecycle, RenderJob, Status, to_dot, to_mermaid
 from renderstate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _commands, build_parser, main
 from renderstate.cli._store import Project, Store
+from renderstate.ledger import AttemptState, Ledger
 from renderstate.rendering.timeline import parse_timeline, sample_timeline
 from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer
@@ -233,6 +234,42 @@ def test_bad_arguments_exit_2_with_usage(
         main(args)
     assert info.value.code == EXIT_USAGE
     assert "usage: renderstate" in capsys.readouterr().err
+
+
+def test_recover_spares_a_render_live_in_another_worker(tmp_path: Path) -> None:
+    """`renderstate recover` fails only a project whose attempt's lease expired: a render
+    another worker is running (its lease live) stays PROCESSING with its attempt untouched."""
+    store = Store(db_url(tmp_path))
+    try:
+        live, dead = store.create("live", {}), store.create("dead", {})
+        _, live_attempt = store.ledger.start(ProjectLifecycle(live, store.adapter))
+        begun = store.ledger.begin(live_attempt, worker="other-host:4242")
+        an_hour_ago = Ledger(store.ledger.store, clock=lambda: time.time() - 3600)
+        _, dead_attempt = an_hour_ago.start(ProjectLifecycle(dead, store.adapter))
+        an_hour_ago.begin(dead_attempt, worker="other-host:4343")
+    finally:
+        store.close()
+    done = run_cli(*cli(tmp_path, "recover"), cwd=tmp_path)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert f"{dead.id}: PROCESSING -> FAILED" in done.stdout
+    assert live.id not in done.stdout
+    store = Store(db_url(tmp_path))
+    try:
+        assert store.get(live.id).status == "PROCESSING"
+        assert store.get(dead.id).status == "FAILED"
+        still = store.ledger.get(live_attempt.id)
+        assert still is not None
+        assert (still.state, still.worker, still.error) == (
+            AttemptState.RENDERING,
+            "other-host:4242",
+            None,
+        )
+        assert still.lease_expires_at == begun.lease_expires_at
+        ended = store.ledger.get(dead_attempt.id)
+        assert ended is not None
+        assert ended.state is AttemptState.INTERRUPTED
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("command", ["demo", "render", "status", "recover", "diagram", None])
