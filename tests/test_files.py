@@ -23,14 +23,20 @@ from renderstate import (
     Status,
 )
 from renderstate.files import (
+    backup,
+    backup_path,
+    backups,
     create_temporary,
     discard,
     make_durable,
     publish,
     publishing,
     remove_temporary_files,
+    restore,
     scratch_path,
+    settle_backups,
 )
+from renderstate.recovery import fail_interrupted
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
 
 CHILD = Path(__file__).with_name("publish_child.py")
@@ -417,4 +423,191 @@ def test_runner_recovery_cleans_up_after_a_writer_killed_inside_publishing(
     assert [r.target for r in records] == [Status.FAILED]
     assert project.output_path == "projects/42/final.mp4"
     assert digest(final) == before
+    assert listing(final.parent) == ["final.mp4"]
+
+
+# ------------------------------------------------------------------ the journal
+
+
+def renew(final: Path, data: bytes) -> None:
+    """Replace ``final`` by a new file, as a publish does (writing in place would change its
+    backup too: a backup is a second name of the same file)."""
+    new = final.with_name("new.tmp")
+    new.write_bytes(data)
+    new.replace(final)
+
+
+def test_a_backup_is_a_durable_link_that_no_clean_up_removes(final: Path) -> None:
+    """backup() keeps the previous file under its tag, a name no temporary-file clean-up takes."""
+    path = backup(final, 17)
+    assert path == final.with_name(".final-17.backup.mp4")
+    assert path.samefile(final)
+    assert backups(final) == {"17": path}
+    temporary = create_temporary(final)
+    discard(temporary)
+    assert remove_temporary_files(final) == []
+    assert path.read_bytes() == OLD
+    # A second backup of the same tag keeps the first: it holds the older version.
+    renew(final, b"newer")
+    assert backup(final, "17") == path
+    assert path.read_bytes() == OLD
+
+
+def test_restore_puts_the_previous_file_back_whatever_point_the_publish_reached(
+    final: Path,
+) -> None:
+    """Before the rename (the backup is the final file) and after it, restore() gives OLD."""
+    backup(final, 5)
+    assert restore(final, 5)
+    assert final.read_bytes() == OLD
+    assert listing(final.parent) == ["final.mp4"]
+    backup(final, 6)
+    temporary = create_temporary(final)
+    temporary.write_bytes(b"new")
+    temporary.replace(final)
+    assert restore(final, 6)
+    assert final.read_bytes() == OLD
+    assert not restore(final, 6)  # nothing left to restore
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_a_first_version_is_backed_up_as_its_absence(tmp_path: Path) -> None:
+    """No final yet: the backup says so, and restoring it removes the new file."""
+    final = tmp_path / "final.mp4"
+    path = backup(final, "abc")
+    assert path.stat().st_size == 0
+    renew(final, b"new")
+    assert restore(final, "abc")
+    assert listing(tmp_path) == []
+
+
+def test_settle_restores_the_uncommitted_and_drops_the_committed(final: Path) -> None:
+    """The oldest uncommitted backup wins; committed ones are removed."""
+    backup(final, 3)  # committed leftover (an older version)
+    renew(final, b"v3")
+    backup(final, 4)  # holds v3: attempt 4 never committed
+    renew(final, b"v4")
+    backup(final, 5)  # holds v4: attempt 5 never committed either
+    renew(final, b"v5")
+    settled = settle_backups(final, lambda tag: tag == "3")
+    assert settled.restored == ["5", "4"]
+    assert settled.dropped == ["3"]
+    assert final.read_bytes() == b"v3"
+    assert listing(final.parent) == ["final.mp4"]
+
+
+@pytest.mark.parametrize("tag", ["", "A", "a-b", "1" * 21, -1, True, "x/y"])
+def test_a_tag_that_is_not_a_short_plain_name_is_refused(final: Path, tag: object) -> None:
+    """Tags are 1 to 20 lower-case letters and digits, or an id >= 0."""
+    with pytest.raises(ValueError, match="backup tag"):
+        backup_path(final, tag)  # type: ignore[arg-type]
+
+
+def test_a_backup_name_fits_the_file_system_for_the_longest_final_name(tmp_path: Path) -> None:
+    """A 255-byte final name: its backup's name is cut to fit, and still found by its tag."""
+    final = tmp_path / ("é" * 125 + "x.mp4")
+    assert len(os.fsencode(final.name)) == 256 - 1
+    final.write_bytes(OLD)
+    path = backup(final, "1" * 20)
+    assert len(os.fsencode(path.name)) <= 255
+    assert backups(final) == {"1" * 20: path}
+    assert restore(final, "1" * 20)
+    assert final.read_bytes() == OLD
+
+
+def test_backups_of_another_final_are_not_its_own(tmp_path: Path) -> None:
+    """intro.mp4's backups are not intro-v2.mp4's, nor the reverse."""
+    intro, v2 = tmp_path / "intro.mp4", tmp_path / "intro-v2.mp4"
+    intro.write_bytes(b"a")
+    v2.write_bytes(b"b")
+    backup(v2, 1)
+    assert backups(intro) == {}
+    backup(intro, 2)
+    assert set(backups(v2)) == {"1"}
+
+
+def test_publishing_with_commit_drops_the_backup_once_committed(final: Path) -> None:
+    """The commit runs after the rename; then the backup is gone."""
+    seen: list[bytes] = []
+    with publishing(final, commit=lambda: seen.append(final.read_bytes())) as target:
+        target.write_bytes(b"new")
+        scratch_path(target, "sound.wav").write_bytes(b"scratch")
+    assert seen == [b"new"]
+    assert final.read_bytes() == b"new"
+    assert listing(final.parent) == ["final.mp4"]
+
+
+@pytest.mark.parametrize("raised", [RuntimeError("the save was refused"), KeyboardInterrupt()])
+def test_publishing_puts_the_previous_file_back_when_the_commit_raises(
+    final: Path, raised: BaseException
+) -> None:
+    """A commit that raises: final.mp4 is the previous video again, nothing left beside it."""
+
+    def commit() -> None:
+        raise raised
+
+    with pytest.raises(type(raised)), publishing(final, commit=commit) as target:
+        target.write_bytes(b"new")
+    assert final.read_bytes() == OLD
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_publishing_a_first_version_removes_it_when_the_commit_raises(tmp_path: Path) -> None:
+    """No previous file: a refused commit leaves none."""
+    final = tmp_path / "p" / "final.mp4"
+
+    def commit() -> None:
+        raise RuntimeError
+
+    with pytest.raises(RuntimeError), publishing(final, commit=commit) as target:
+        target.write_bytes(b"new")
+    assert listing(final.parent) == []
+
+
+def test_publishing_settles_what_an_earlier_committed_publish_left(final: Path) -> None:
+    """A backup left by a process killed after its commit is removed on entry."""
+    backup(final, "0123456789abcdef")
+    with publishing(final, commit=lambda: None) as target:
+        assert listing(final.parent) == sorted(["final.mp4", target.name])
+        target.write_bytes(b"new")
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_publish_with_commit_gives_the_source_back_when_the_commit_raises(
+    final: Path, tmp_path: Path
+) -> None:
+    """publish(commit=...) refused: the source is where it was, final.mp4 the previous video."""
+    source = tmp_path / "render.mp4"
+    source.write_bytes(b"new")
+
+    def commit() -> None:
+        raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        publish(source, final, commit=commit, tag=9)
+    assert source.read_bytes() == b"new"
+    assert final.read_bytes() == OLD
+    assert listing(final.parent) == ["final.mp4"]
+    publish(source, final, commit=lambda: None, tag=9)
+    assert final.read_bytes() == b"new"
+    assert not source.exists()
+    assert listing(final.parent) == ["final.mp4"]
+
+
+def test_recovery_restores_before_failing_and_drops_after_a_commit(final: Path) -> None:
+    """fail_interrupted: PROCESSING -> backup restored, FAILED; COMPLETED -> backup dropped."""
+    project = MemoryProject(status="PROCESSING", output_path="projects/42/final.mp4")
+    lifecycle = ProjectLifecycle(project, MemoryAdapter())
+    backup(final, "aa")
+    renew(final, b"never committed")
+    assert fail_interrupted(lifecycle, final_file=final) is not None
+    assert lifecycle.status is Status.FAILED
+    assert final.read_bytes() == OLD
+    assert listing(final.parent) == ["final.mp4"]
+
+    done = MemoryProject(status="COMPLETED", output_path="projects/42/final.mp4")
+    backup(final, "bb")
+    renew(final, b"committed")
+    assert fail_interrupted(ProjectLifecycle(done, MemoryAdapter()), final_file=final) is None
+    assert final.read_bytes() == b"committed"
     assert listing(final.parent) == ["final.mp4"]

@@ -25,6 +25,28 @@ with :class:`~renderstate.ProjectLifecycle` (the runner itself uses these functi
 - :func:`output_path_of` turns a file below the media root into the URL-relative path to
   store with ``complete()``, refusing files outside the root (``..``, symbolic links).
 
+The rename and the database's record of it cannot be one atomic step: a process killed
+after the rename and before its ``complete()`` commits leaves the new file in place for a
+render that never completed. Publishing is therefore journaled. Given ``commit`` (the save
+of the completion), :func:`publishing` and :func:`publish` keep the previous file under a
+backup name, tied to a *tag*, from before the rename until ``commit`` has returned::
+
+    with publishing(final, commit=lambda: lifecycle.complete("projects/42/final.mp4")) as target:
+        render(project, target)
+
+- :func:`backup` hard-links the current final file to its backup name and fsyncs the
+  directory (a first version, with no final file yet, needs none);
+- :func:`restore` puts the backup back over the final file (the tag's attempt did not
+  commit); :func:`drop_backup` removes it (it did);
+- :func:`backups` lists a final file's backups by tag, and :func:`settle_backups` restores
+  or drops each one as a predicate (say, the attempt ledger) says whether its tag's attempt
+  committed. Recovery (:mod:`renderstate.recovery`, the runner's) calls these.
+
+After a crash at any system call of a journaled publish, the previous file can always be
+put back until the commit is known. A backup is named ``.final-<tag>.backup.mp4`` for
+``final.mp4``: never one of the names :func:`remove_temporary_files` removes, so a recovery
+that cleans up first still finds it.
+
 A temporary file is named after its final file, ``.final-<16 hex digits>.partial.mp4`` for
 ``final.mp4``: hidden, private (mode 0600 until published), and it keeps the suffix, so an
 encoder that picks its format from the extension still does. A program's scratch files
@@ -45,22 +67,30 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from renderstate._lifecycle import validate_output_path
 from renderstate.exceptions import InvalidOutputPathError, RenderOutputError
 
 __all__ = [
+    "Settled",
+    "backup",
+    "backup_path",
+    "backups",
     "create_temporary",
     "discard",
+    "drop_backup",
     "make_durable",
+    "new_tag",
     "output_path_of",
     "publish",
     "publishing",
     "remove_temporary_files",
+    "restore",
     "scratch_path",
+    "settle_backups",
     "sync_directory",
 ]
 
@@ -77,6 +107,14 @@ _MOVIEPY: Final = "TEMP_MPY_"
 _SCRATCH: Final = ".renderstate-"
 _SCRATCH_DIGITS: Final = 16
 _LABEL: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_BACKUP: Final = ".backup"
+# A tag: an attempt id (up to a 64-bit integer's 20 digits) or new_tag()'s hex digits.
+_TAG: Final = re.compile(r"[0-9a-z]{1,20}")
+_TAG_MAX: Final = 20
+# link() is not supported there: the backup is a copy instead.
+_NO_LINK: Final = frozenset(
+    {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+)
 
 
 def scratch_path(target: str | os.PathLike[str], label: str) -> Path:
@@ -136,7 +174,12 @@ def create_temporary(final: str | os.PathLike[str]) -> Path:
 
 def _temporary_stem(final: Path) -> str:
     """``final``'s stem as its temporary files' names carry it: cut to fit in NAME_MAX."""
-    rest = len(os.fsencode(f".-{'0' * 2 * _TOKEN_BYTES}{_PARTIAL}{final.suffix}"))
+    return _fitted_stem(final, f".-{'0' * 2 * _TOKEN_BYTES}{_PARTIAL}{final.suffix}")
+
+
+def _fitted_stem(final: Path, around: str) -> str:
+    """``final``'s stem, cut so that it fits in NAME_MAX beside the characters ``around`` it."""
+    rest = len(os.fsencode(around))
     if len(os.fsencode(final.stem)) + rest <= _NAME_MAX:
         return final.stem
     # A name of 230 bytes or more (up to the file system's 255) is still a final file's
@@ -156,7 +199,10 @@ def discard(temporary: str | os.PathLike[str]) -> None:
     :func:`scratch_path`. Files already gone and files that cannot be removed are skipped:
     this runs on the way out of a failure.
     """
-    temporary = Path(temporary)
+    _discard(Path(temporary), itself=True)
+
+
+def _discard(temporary: Path, *, itself: bool) -> None:
     patterns = (
         f"{_scratch_stem(temporary.name)}.*",
         f"{glob.escape(temporary.name)}*",
@@ -164,8 +210,9 @@ def discard(temporary: str | os.PathLike[str]) -> None:
     )
     for pattern in patterns:
         for leftover in temporary.parent.glob(pattern):
-            with contextlib.suppress(OSError):
-                _remove(leftover)
+            if itself or leftover != temporary:
+                with contextlib.suppress(OSError):
+                    _remove(leftover)
 
 
 def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
@@ -248,6 +295,206 @@ def sync_directory(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+# ------------------------------------------------------------------ the journal
+
+
+class Settled(NamedTuple):
+    """What :func:`settle_backups` did with a final file's backups, by tag."""
+
+    restored: list[str]
+    """The tags whose backup was put back over the final file (their attempt did not commit)."""
+    dropped: list[str]
+    """The tags whose backup was removed (their attempt committed)."""
+
+
+def new_tag() -> str:
+    """Return a fresh tag for a journaled publish that has no attempt id: 16 hex digits."""
+    return secrets.token_hex(_TOKEN_BYTES)
+
+
+def _check_tag(tag: object) -> str:
+    text = str(tag) if isinstance(tag, int) and not isinstance(tag, bool) and tag >= 0 else tag
+    if not isinstance(text, str) or _TAG.fullmatch(text) is None:
+        msg = (
+            f"a backup tag is 1 to {_TAG_MAX} lower-case ASCII letters and digits (an attempt "
+            f"id, or new_tag()); got {tag!r}"
+        )
+        raise ValueError(msg)
+    return text
+
+
+def _backup_stem(final: Path) -> str:
+    return _fitted_stem(final, f".-{'0' * _TAG_MAX}{_BACKUP}{final.suffix}")
+
+
+def backup_path(final: str | os.PathLike[str], tag: str | int) -> Path:
+    """Return the path of ``final``'s backup tagged ``tag``: ``.final-<tag>.backup.mp4``.
+
+    It fits in 255 bytes whatever ``final``'s name (cut like a temporary file's name), and
+    never matches what :func:`remove_temporary_files` or :func:`discard` remove.
+
+    Raises:
+        ValueError: ``tag`` is not 1 to 20 lower-case ASCII letters and digits (or an int
+            >= 0, such as an attempt id).
+    """
+    final = Path(final)
+    return final.with_name(f".{_backup_stem(final)}-{_check_tag(tag)}{_BACKUP}{final.suffix}")
+
+
+def backups(final: str | os.PathLike[str]) -> dict[str, Path]:
+    """Return ``final``'s backups, by tag (none if the directory does not exist).
+
+    Only the backups of ``final`` itself: those of ``final-v2.mp4`` are not among them.
+    """
+    final = Path(final)
+    stem = _backup_stem(final)
+    pattern = f".{glob.escape(stem)}-*{glob.escape(_BACKUP + final.suffix)}"
+    found: dict[str, Path] = {}
+    for path in final.parent.glob(pattern):
+        tag = path.name[len(stem) + 2 : len(path.name) - len(_BACKUP + final.suffix)]
+        if _TAG.fullmatch(tag) is not None:
+            found[tag] = path
+    return found
+
+
+def backup(final: str | os.PathLike[str], tag: str | int) -> Path:
+    """Keep the current ``final`` under its backup name for ``tag``, durably; before a rename.
+
+    A hard link (the same file under a second name: no copy, and the file's bytes are
+    exactly the previous ones), then the directory is fsynced, so that the backup is on
+    disk before the rename that replaces ``final`` can be. Where hard links are not
+    supported, a copy is written beside ``final`` under a temporary name, fsynced and
+    renamed to the backup name. When there is no ``final`` yet (a first version), the
+    backup is an empty file, which says so: restoring it removes ``final``. If the tag's
+    backup already exists, it is kept as it is: it holds an older version (a publish of
+    the same attempt that was retried after a crash) that the new one must not replace.
+
+    Returns:
+        The backup's path.
+
+    Raises:
+        OSError: the backup could not be made; ``final`` is untouched.
+    """
+    final = Path(final)
+    path = backup_path(final, tag)
+    try:
+        os.link(final, path)
+    except FileExistsError:
+        return path
+    except FileNotFoundError:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return path
+    except OSError as exc:
+        if exc.errno not in _NO_LINK or not final.is_file():
+            raise
+        _copy_backup(final, path)
+    sync_directory(final.parent)
+    return path
+
+
+def _copy_backup(final: Path, path: Path) -> None:
+    # A partial copy under the backup name would be restored as the previous file: copy to
+    # a temporary file (which recovery removes), then rename it into place.
+    temporary = create_temporary(final)
+    try:
+        shutil.copyfile(final, temporary)
+        shutil.copymode(final, temporary)
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temporary.replace(path)
+    except BaseException:
+        discard(temporary)
+        raise
+
+
+def restore(final: str | os.PathLike[str], tag: str | int) -> bool:
+    """Put the backup tagged ``tag`` back over ``final``: its attempt did not commit.
+
+    One ``os.replace`` (readers see the new file or the previous one, never a mix), then
+    the directory is fsynced. When the backup is ``final`` itself (the process stopped
+    between :func:`backup` and the rename), the backup name is only removed; when it says
+    that there was no ``final`` (an empty backup), ``final`` is removed. A crash at any
+    point leaves either the backup or the restored ``final``: calling it again finishes
+    the job.
+
+    Returns:
+        Whether there was a backup to restore.
+    """
+    final = Path(final)
+    path = backup_path(final, tag)
+    try:
+        size = path.lstat().st_size
+    except FileNotFoundError:
+        return False
+    if size == 0:  # there was no final file before this attempt
+        with contextlib.suppress(FileNotFoundError):
+            final.unlink()
+        path.unlink()
+    elif _same_file(path, final):
+        # rename() between two links of one file does nothing: remove the second name.
+        path.unlink()
+    else:
+        path.replace(final)
+    sync_directory(final.parent)
+    logger.info("restored %s from its backup %s", final, path.name)
+    return True
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except FileNotFoundError:
+        return False
+
+
+def drop_backup(final: str | os.PathLike[str], tag: str | int) -> bool:
+    """Remove the backup tagged ``tag`` of ``final``: its attempt committed; fsync the directory.
+
+    Returns:
+        Whether there was a backup to remove.
+    """
+    final = Path(final)
+    try:
+        backup_path(final, tag).unlink()
+    except FileNotFoundError:
+        return False
+    sync_directory(final.parent)
+    return True
+
+
+def settle_backups(
+    final: str | os.PathLike[str], committed: Callable[[str], bool] | bool
+) -> Settled:
+    """Restore or drop every backup of ``final``, as the commit of its tag's attempt says.
+
+    For recovery, and for the start of a new attempt (whose publish would otherwise find a
+    backup it cannot tell from its own). ``committed(tag)`` says whether the attempt the
+    tag names committed its end (with an attempt ledger: is that attempt COMPLETED?);
+    ``True`` or ``False`` says it of every tag. The backups of attempts that did not
+    commit are restored newest first (integer tags in decreasing order), so that ``final``
+    ends up as the oldest one: the file before all of them. Those of attempts that
+    committed are dropped. Call it only when no publish of ``final`` is under way.
+    """
+    found = backups(final)
+
+    def order(tag: str) -> tuple[int, int, str]:
+        return (0, int(tag), tag) if tag.isdigit() else (1, 0, tag)
+
+    settled = Settled([], [])
+    for tag in sorted(found, key=order, reverse=True):
+        if committed if isinstance(committed, bool) else committed(tag):
+            if drop_backup(final, tag):
+                settled.dropped.append(tag)
+        elif restore(final, tag):
+            settled.restored.append(tag)
+    return settled
+
+
 def _sync_after_rename(directory: Path) -> None:
     try:
         sync_directory(directory)
@@ -258,7 +505,14 @@ def _sync_after_rename(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def publishing(final: str | os.PathLike[str], *, project_key: object = None) -> Iterator[Path]:
+def publishing(
+    final: str | os.PathLike[str],
+    *,
+    project_key: object = None,
+    commit: Callable[[], object] | None = None,
+    tag: str | int | None = None,
+    committed: Callable[[str], bool] | bool = True,
+) -> Iterator[Path]:
     """Hand out a temporary path beside ``final``; replace ``final`` with it if the block succeeds.
 
     The directory of ``final`` is created if needed. Write the whole new file to the path
@@ -269,32 +523,129 @@ def publishing(final: str | os.PathLike[str], *, project_key: object = None) -> 
     or the rename fails, the temporary file and its scratch files are removed, ``final`` is
     left exactly as it was, and the exception propagates.
 
-    A process killed inside the block cannot clean up: :func:`remove_temporary_files`
-    (called by recovery) removes what it left. ``final`` is untouched in that case too.
+    With ``commit``, the publish is journaled: ``commit`` is the save that records the new
+    file (``lambda: lifecycle.complete(output_path)``), called after the rename::
+
+        def commit() -> None:
+            lifecycle.complete("projects/42/final.mp4")
+
+        with claim_render(lifecycle), publishing(final, commit=commit) as target:
+            render(project, target)
+
+    Before the rename, ``final`` is kept under a backup name tied to ``tag``
+    (:func:`backup`); after ``commit`` returns, the backup is removed; if ``commit``
+    raises, the backup is put back (``final`` is byte for byte what it was, or absent if
+    there was none) and the error propagates. ``commit`` must raise only when nothing was
+    saved. A process killed anywhere in between leaves the backup:
+    :func:`renderstate.recovery.recover_interrupted` (given ``final_file``) puts it back if
+    the project is still PROCESSING and removes it if the project is COMPLETED.
+
+    On entry, with ``commit``, the backups earlier publishes of ``final`` left (a process
+    killed after its commit and before the backup's removal) are settled with
+    :func:`settle_backups` and ``committed``: by default they are removed, which is right
+    when this publish runs inside a render that has just started (the project was not
+    PROCESSING, so every earlier publish either committed or was put back before its
+    project was failed). With an attempt ledger, pass the attempt id as ``tag`` and
+    ``committed=lambda tag: <attempt tag is COMPLETED>``.
+
+    Without ``commit`` (as before), there is no backup: a process killed after the rename
+    and before the caller's own save leaves the new file in place for a render the
+    database never completed; a killed process leaves at most a temporary file for
+    :func:`remove_temporary_files` (called by recovery). ``final`` is never a mix.
 
     Args:
         final: Where the file is published.
         project_key: Only words the error messages.
+        commit: The save of the new file's record; journals the publish.
+        tag: The backup's tag (with ``commit``; by default :func:`new_tag`).
+        committed: How the backups found on entry are settled (with ``commit``).
 
     Raises:
         RenderOutputError: the block wrote no file, or an empty one; ``final`` is untouched.
+        ValueError: ``tag`` is not a valid tag.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    if commit is not None:
+        tag = new_tag() if tag is None else _check_tag(tag)
+        settle_backups(final, committed)
     temporary = create_temporary(final)
     try:
         yield temporary
         make_durable(temporary, project_key=project_key)
-        temporary.replace(final)  # atomic: readers see the old file or the new one
+        # The scratch files go while the temporary file's name still leads to them: once
+        # it is renamed, a process killed before the clean-up would leave them for ever.
+        _discard(temporary, itself=False)
+        if commit is None:
+            temporary.replace(final)  # atomic: readers see the old file or the new one
     except BaseException:
         discard(temporary)
         raise
-    discard(temporary)  # the scratch files; the temporary file itself is now `final`
+    if commit is None:
+        discard(temporary)  # the scratch files; the temporary file itself is now `final`
+        _sync_after_rename(final.parent)
+        return
+    assert tag is not None
+    try:
+        _replace_journaled(temporary, final, tag, commit)
+    finally:
+        discard(temporary)  # the temporary file unless it was moved, and scratch files
+
+
+def _replace_journaled(
+    new: Path,
+    final: Path,
+    tag: str | int,
+    commit: Callable[[], object],
+    *,
+    give_back: Path | None = None,
+) -> bool:
+    """Back ``final`` up, move ``new`` over it, ``commit``, drop the backup (or restore it).
+
+    Returns:
+        ``False`` if ``new`` is on another file system (nothing was changed), else ``True``.
+    """
+    backup(final, tag)
+    try:
+        new.replace(final)  # atomic: readers see the old file or the new one
+    except BaseException as exc:
+        _put_back(final, tag)
+        if isinstance(exc, OSError) and exc.errno == errno.EXDEV and give_back is not None:
+            return False
+        raise
     _sync_after_rename(final.parent)
+    try:
+        commit()
+    except BaseException:
+        if give_back is not None:
+            with contextlib.suppress(OSError):
+                final.replace(give_back)
+        _put_back(final, tag)
+        raise
+    try:
+        drop_backup(final, tag)
+    except OSError:
+        # Committed: the backup is only a leftover now, which the next settle removes.
+        logger.warning("published %s but could not remove its backup", final, exc_info=True)
+    return True
+
+
+def _put_back(final: Path, tag: str | int) -> None:
+    try:
+        restore(final, tag)
+    except OSError:
+        # The error being raised matters more; recovery restores the backup later.
+        logger.exception("could not restore %s from its backup %s", final, tag)
 
 
 def publish(
-    source: str | os.PathLike[str], final: str | os.PathLike[str], *, project_key: object = None
+    source: str | os.PathLike[str],
+    final: str | os.PathLike[str],
+    *,
+    project_key: object = None,
+    commit: Callable[[], object] | None = None,
+    tag: str | int | None = None,
+    committed: Callable[[str], bool] | bool = True,
 ) -> Path:
     """Move a finished file written elsewhere over ``final``, with :func:`publishing`'s care.
 
@@ -306,6 +657,10 @@ def publish(
     not at all: on any failure it is left exactly as it was, no temporary file remains,
     and ``source`` is where it was.
 
+    ``commit``, ``tag`` and ``committed`` journal the publish as for :func:`publishing`:
+    ``final`` is backed up before the rename, ``commit`` runs after it, and if ``commit``
+    raises, ``source`` is moved back (on the same file system) and ``final`` restored.
+
     Returns:
         ``final``, as a :class:`~pathlib.Path`.
 
@@ -314,6 +669,7 @@ def publish(
             empty.
         InvalidOutputPathError: ``source`` is ``final`` itself: the render wrote over the
             published file, which nothing can make safe afterwards; write elsewhere.
+        ValueError: ``tag`` is not a valid tag.
     """
     source, final = Path(source), Path(final)
     if source.is_symlink():
@@ -321,6 +677,8 @@ def publish(
         raise RenderOutputError(
             project_key=project_key, reason=f"it returned a symbolic link ({source})"
         )
+    if commit is not None:
+        tag = new_tag() if tag is None else _check_tag(tag)
     make_durable(source, project_key=project_key)
     with contextlib.suppress(FileNotFoundError):
         if source.samefile(final):
@@ -332,16 +690,25 @@ def publish(
                 "temporary path beside the final file) and publish that",
             )
     final.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        source.replace(final)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
+    if commit is not None:
+        assert tag is not None
+        settle_backups(final, committed)
+        if _replace_journaled(source, final, tag, commit, give_back=source):
+            return final
+        committed = True  # settled just now
     else:
-        _sync_after_rename(final.parent)
-        return final
+        try:
+            source.replace(final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        else:
+            _sync_after_rename(final.parent)
+            return final
     # Another file system: a rename cannot cross it, so copy beside `final` first.
-    with publishing(final, project_key=project_key) as temporary:
+    with publishing(
+        final, project_key=project_key, commit=commit, tag=tag, committed=committed
+    ) as temporary:
         shutil.copyfile(source, temporary)
     try:
         source.unlink()

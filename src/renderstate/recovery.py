@@ -14,6 +14,13 @@ no :class:`~renderstate.RenderRunner` to call ``recover_interrupted()`` on::
 
 The runner's own recovery is this function (without a ledger) or
 :meth:`renderstate.ledger.Ledger.recover` (with one); both are reached from here too.
+
+Both finish what a journaled publish (:func:`renderstate.files.publishing` with
+``commit``, the runner) left: the backup of the previous video is put back when the
+attempt that made it never committed, before the project is failed, and removed when it
+did; then the temporary files go. Once recovery has run, ``final_file`` is either the new
+video of a COMPLETED project or the previous one, byte for byte, of a FAILED project, with
+no temporary or backup file beside it.
 """
 
 from __future__ import annotations
@@ -29,11 +36,11 @@ from renderstate._lifecycle import ProjectLifecycle, notify_observers
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import InvalidTransitionError, RenderInterruptedError, RenderStateError
-from renderstate.files import remove_temporary_files
+from renderstate.files import backups, remove_temporary_files, restore, settle_backups
 from renderstate.ledger import Ledger
 from renderstate.typing import Adapter, Observer, ProjectLoader, ProjectT
 
-__all__ = ["INTERRUPTED", "fail_interrupted", "recover_interrupted"]
+__all__ = ["INTERRUPTED", "clean_up_attempt", "fail_interrupted", "recover_interrupted"]
 
 logger = logging.getLogger("renderstate.recovery")
 
@@ -46,20 +53,58 @@ def fail_interrupted(
     *,
     final_file: str | os.PathLike[str] | None = None,
 ) -> TransitionRecord | None:
-    """Fail one project left PROCESSING by a dead process, and remove its temporary files.
+    """Fail one project left PROCESSING by a dead process, and clean up its files.
 
     The guarded ``fail()`` decides: a project that completed or failed meanwhile is left
-    alone (``None``). ``final_file`` is where its video is published on disk; the
-    temporary files of that file (and their scratch files) are removed. The final file
-    itself is never touched, and nothing is said about it: whether it is the previous
-    video depends on how it was written (only :func:`renderstate.files.publishing`, the
-    runner, and :func:`renderstate.files.publish` guarantee it).
+    alone (``None``). ``final_file`` is where its video is published on disk. Before the
+    project is failed, the backups a journaled publish left there are put back
+    (:func:`renderstate.files.settle_backups`): the project is PROCESSING, so the publish
+    that made them never committed, and a crash between the two leaves the project
+    PROCESSING for the next recovery. Then the temporary files of that file (and their
+    scratch files) are removed.
+
+    A project that is not PROCESSING (checked again from the database when there are
+    backups) is not failed, but the backups a process killed between its commit and their
+    removal left are settled: removed if it is COMPLETED (the commit landed), put back
+    otherwise. So recovery may be given any project, whatever its status.
+
+    Without ``final_file``, or for a final file written without the journal (a render
+    function that wrote it in place, ``publishing()`` without ``commit``), nothing is said
+    about the final file: whether it is the previous video depends on how it was written.
 
     Returns:
-        The record of the move to FAILED, or ``None`` if the project was not PROCESSING.
+        The record of the move to FAILED, or ``None`` if the project was not PROCESSING
+        (or its backup could not be put back: it stays PROCESSING, and the error is logged).
     """
-    if lifecycle.status is not Status.PROCESSING:
+    status = lifecycle.status
+    if final_file is not None and backups(final_file):
+        # Restoring over a video that was committed meanwhile would lose it: read the row.
+        with contextlib.suppress(RenderStateError):
+            status = lifecycle.refresh()
+    if status is not Status.PROCESSING:
+        if final_file is not None:
+            try:
+                settle_backups(final_file, status is Status.COMPLETED)
+            except OSError:
+                logger.exception("could not settle the backups of %s", final_file)
         return None
+    if final_file is not None:
+        try:
+            restored = settle_backups(final_file, committed=False).restored
+        except OSError:
+            logger.exception(
+                "could not put back the previous video of project %s at %s; it stays "
+                "PROCESSING until recovery succeeds",
+                lifecycle.project_key,
+                final_file,
+            )
+            return None
+        if restored:
+            logger.warning(
+                "project %s: put back the previous video, replaced by a render that never "
+                "completed",
+                lifecycle.project_key,
+            )
     error = RenderInterruptedError(project_key=lifecycle.project_key, reason=INTERRUPTED)
     try:
         record = lifecycle.fail(error)
@@ -71,6 +116,25 @@ def fail_interrupted(
             for leftover in remove_temporary_files(final_file):
                 logger.info("removed %s, left by the interrupted render", leftover)
     return record
+
+
+def clean_up_attempt(attempt: Attempt, final_file: str | os.PathLike[str]) -> None:
+    """Put back what the interrupted ``attempt`` replaced at ``final_file``; remove its files.
+
+    The clean-up of an attempt that never committed (with an attempt ledger: one that
+    recovery or a takeover found dead): its backup (tagged with its id) is restored, then
+    the temporary files of ``final_file`` are removed. Backups of other attempts are left
+    alone. ``Ledger.recover`` and ``Ledger.begin`` call it through their ``cleanup``.
+    """
+    if restore(final_file, attempt.id):
+        logger.warning(
+            "attempt %s of %s %s: put back the previous video",
+            attempt.id,
+            attempt.scope,
+            attempt.project_key,
+        )
+    for leftover in remove_temporary_files(final_file):
+        logger.info("removed %s, left by attempt %s", leftover, attempt.id)
 
 
 def recover_interrupted(
@@ -100,8 +164,9 @@ def recover_interrupted(
     Args:
         adapter: The projects' adapter.
         projects: The candidates (without a ledger).
-        final_file: Returns the path on disk of a project's final video, whose temporary
-            files are then removed. Without it, temporary files are not removed.
+        final_file: Returns the path on disk of a project's final video, whose backups
+            are then settled and temporary files removed (see :func:`fail_interrupted`;
+            with a ledger, :func:`clean_up_attempt`). Without it, files are not touched.
         ledger: The attempt ledger, if the app uses one.
         loader: Loads a project by the key text the ledger stores (with ``ledger``).
         status_field: As for :class:`~renderstate.ProjectLifecycle`.
@@ -133,7 +198,7 @@ def recover_interrupted(
                 project = loader(attempt.project_key)
                 final = None if project is None else file_of(project)
                 if final is not None:
-                    remove_temporary_files(final)
+                    clean_up_attempt(attempt, final)
 
         found = ledger.recover(adapter, loader, cleanup=cleanup, **options)  # type: ignore[arg-type]
         records = [r.record for r in found if r.record is not None]

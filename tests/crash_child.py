@@ -1,0 +1,99 @@
+"""Child process of the crash-point tests: a journaled re-render, and the recovery after it.
+
+Usage:
+    python crash_child.py publishing URL MEDIA KEY
+    python crash_child.py recover URL MEDIA KEY
+
+``publishing`` re-renders project KEY the way an app without a runner does: it starts the
+render (``claim_render``), writes a small new video (and scratch files) inside
+``renderstate.files.publishing(final, commit=...)`` whose commit is
+``lifecycle.complete()``, and prints ``done``. The crash-point tests kill it at every file
+and sync system call in turn.
+
+``recover`` is what the app runs after a crash, in a fresh process:
+``renderstate.recovery.recover_interrupted`` with the project (whatever its status) and its
+final file; then it prints the project's row and the final file's state as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from renderstate import ProjectLifecycle, claim_render
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.cli._store import Project
+from renderstate.files import publishing, scratch_path
+from renderstate.recovery import recover_interrupted
+
+NEW = b"the new video, " * 300  # a few KB, like a tiny render
+
+
+def final_file(media: str, key: str) -> Path:
+    return Path(media) / "projects" / key / "final.mp4"
+
+
+def output_path(key: str) -> str:
+    return f"projects/{key}/final.mp4"
+
+
+class Store:
+    """The command line's tables, opened without its start-up queries (fewer crash points)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.adapter = SQLAlchemyAdapter(self.sessions)
+
+    def get(self, key: str) -> Project:
+        with self.sessions() as session:
+            found = session.get(Project, key)
+        assert found is not None
+        return found
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def publish_alone(url: str, media: str, key: str) -> None:
+    store = Store(url)
+    lifecycle = ProjectLifecycle(store.get(key), store.adapter)
+
+    def commit() -> None:
+        lifecycle.complete(output_path(key))
+
+    with claim_render(lifecycle), publishing(final_file(media, key), commit=commit) as target:
+        target.write_bytes(NEW)
+        scratch_path(target, "soundtrack.wav").write_bytes(b"scratch")
+        target.with_name(target.name + ".pieces.txt").write_bytes(b"scratch")
+    store.close()
+    print("done", flush=True)
+
+
+def recover(url: str, media: str, key: str) -> None:
+    store = Store(url)
+    final = final_file(media, key)
+    recover_interrupted(store.adapter, [store.get(key)], final_file=lambda _: final)
+    print(json.dumps(state(store, final, key)), flush=True)
+    store.close()
+
+
+def state(store: Store, final: Path, key: str) -> dict[str, object]:
+    project = store.get(key)
+    return {
+        "status": project.status,
+        "updated_at": project.updated_at.isoformat(),
+        "output_path": project.output_path,
+        "final": hashlib.sha256(final.read_bytes()).hexdigest() if final.exists() else None,
+        "listing": sorted(p.name for p in final.parent.iterdir()) if final.parent.exists() else [],
+    }
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"publishing": publish_alone, "recover": recover}[command](*args)
