@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Final, NoReturn
 
 from renderstate._attempts import WIDTHS
-from renderstate._lifecycle import validate_output_path
+from renderstate._paths import validate_output_path
 
 __all__ = ["SPEC_VERSION", "JobSpec"]
 

@@ -1,31 +1,26 @@
-"""ProjectLifecycle: the typed facade over one shared ``transitions`` Machine."""
+"""ProjectLifecycle: the typed facade over one shared ``transitions`` Machine.
+
+Its methods read as a transition's flow: plan from the stored status (``_layout``, from the
+table through ``_machine``), apply through the adapter (sync, or awaited: ``_async``), re-read
+the store when the status moved, report the record (``_observers``). Paths: ``_paths``.
+"""
 
 from __future__ import annotations
 
-import inspect
-import logging
-import re
-import unicodedata
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
-from typing import Any, Final, Generic, NamedTuple, cast
+from typing import Any, Final, Generic, cast
 
-from transitions import Machine
-
+from renderstate._async import AWAITABLE, ThreadedAdapter, is_async_adapter
+from renderstate._layout import DEFAULT_LAYOUT, Plan, layout_for, trusted_change
+from renderstate._machine import MACHINE, can_start_render, decide
 from renderstate._memory import DEFAULT_ADAPTER
+from renderstate._observers import describe_error, notify_observers
+from renderstate._paths import validate_output_path
 from renderstate._records import Change, TransitionRecord
-from renderstate._status import (
-    INITIAL_STATUS,
-    RENDERABLE_STATUSES,
-    TRANSITIONS,
-    Status,
-    Transition,
-    Trigger,
-    sources_of,
-)
+from renderstate._status import RENDERABLE_STATUSES, Status, Trigger, sources_of
 from renderstate.exceptions import (
-    InvalidOutputPathError,
     InvalidTransitionError,
     ProjectNotFoundError,
     RenderConflictError,
@@ -42,7 +37,8 @@ __all__ = [
     "validate_output_path",
 ]
 
-logger = logging.getLogger("renderstate")
+# renderstate.ledger imports this name from here; fail() and afail() use it too.
+_describe: Final = describe_error
 
 _MISSING: Final = object()
 
@@ -52,309 +48,7 @@ _MISSING: Final = object()
 _MAX_ATTEMPTS: Final = 8
 _ATTEMPTS: Final = range(_MAX_ATTEMPTS)
 
-
-def _build_machine() -> Machine:
-    return Machine(
-        model=None,
-        states=[s.value for s in Status],
-        initial=INITIAL_STATUS.value,
-        transitions=[
-            {"trigger": t.trigger.value, "source": t.source.value, "dest": t.target.value}
-            for t in TRANSITIONS
-        ],
-        auto_transitions=False,
-        name="renderstate",
-    )
-
-
-MACHINE: Final = _build_machine()
-"""The one ``transitions.Machine`` of the process, built from :data:`TRANSITIONS`.
-
-It holds no model: lifecycles ask it which edge a trigger takes from a status, so
-wrapping a project costs no machine construction and never touches the user's class.
-"""
-
-_ADAPTER_METHODS: Final = ("apply", "refresh_status", "project_key", "empty_output")
-
-_ROWS: Final = {(t.trigger, t.source): t for t in TRANSITIONS}
-
-
-def decide(trigger: Trigger, source: Status) -> Transition | None:
-    """Return the table row ``trigger`` takes from ``source``, or ``None`` if there is none."""
-    # Trigger and Status are str enums: they hash and compare as the Machine's names.
-    event = MACHINE.events.get(trigger)
-    candidates = event.transitions.get(source) if event is not None else None
-    if not candidates:
-        return None
-    row = _ROWS[(trigger, source)]
-    if candidates[0].dest != row.target:  # pragma: no cover - guards the derivation
-        msg = f"machine and table disagree on {trigger} from {source}"
-        raise AssertionError(msg)
-    return row
-
-
-def can_start_render(status: object) -> bool:
-    """Tell whether a render may start from ``status`` (a :class:`Status` or its literal).
-
-    Raises:
-        UnknownStatusError: ``status`` is not one of the four literals.
-    """
-    try:
-        parsed = Status(status)
-    except (ValueError, TypeError):
-        raise UnknownStatusError(value=status, allowed=[s.value for s in Status]) from None
-    return parsed in RENDERABLE_STATUSES
-
-
-_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
-# Paths every rule below accepts: segments of ASCII letters, digits, '_', '-' and '.', each
-# starting with a letter, digit, '_' or '-' (so never '', '.' or '..'), no ':' (no scheme).
-# One match answers the common case; anything else goes through the rules and their reasons.
-_PLAIN_PATH: Final = re.compile(r"[\w\-][\w\-.]*(?:/[\w\-][\w\-.]*)*", re.ASCII)
-# Unicode categories refused anywhere in a path: controls (C0, DEL and C1 such as \x85 and
-# \x9b), format characters (bidi overrides, zero-width spaces), surrogates, private-use and
-# unassigned code points, and the line and paragraph separators.
-_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def _refused_character(path: str) -> str | None:
-    if path.isascii():
-        found = _CONTROL.search(path)
-        return None if found is None else found.group()
-    for char in path:
-        if unicodedata.category(char) in _REFUSED_CATEGORIES:
-            return char
-    return None
-
-
-def validate_output_path(path: object) -> str:
-    """Return ``path`` as a URL-relative POSIX string, or raise :class:`InvalidOutputPathError`."""
-    if type(path) is str and _PLAIN_PATH.fullmatch(path) is not None:
-        return path
-    if isinstance(path, PurePosixPath):
-        path = str(path)
-    if not isinstance(path, str):
-        raise InvalidOutputPathError(path=path, reason=f"it is a {type(path).__name__}, not a str")
-    reason = None
-    if not path.strip():
-        reason = "it is empty"
-    elif (char := _refused_character(path)) is not None:
-        name = "NUL" if char == "\0" else unicodedata.name(char, "")
-        reason = (
-            f"it contains the control or format character {char!r} (U+{ord(char):04X}"
-            f"{' ' + name if name else ''}); "
-            f"paths may not contain control, format, private-use or unassigned characters"
-        )
-    elif "\\" in path:
-        reason = "it contains a backslash; use '/' as the separator"
-    elif _SCHEME.match(path):
-        reason = "it has a URL scheme; store the path below the media root, not a URL"
-    elif path.startswith("/"):
-        reason = "it is absolute"
-    else:
-        segments = path.split("/")
-        if ".." in segments:
-            reason = "it contains a '..' segment"
-        elif "." in segments or "" in segments:
-            reason = "it is not normalised (empty or '.' segments)"
-    if reason is not None:
-        raise InvalidOutputPathError(path=path, reason=reason)
-    return path
-
-
-def _describe(error: BaseException | str | None) -> str | None:
-    if error is None or isinstance(error, str):
-        return error
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-class _Literals:
-    """The two-way map between statuses and the literals a model stores."""
-
-    __slots__ = ("from_stored", "to_stored")
-
-    def __init__(self, values: Mapping[Status, Hashable] | None) -> None:
-        to_stored: dict[Status, Hashable] = {s: s.value for s in Status}
-        for key, literal in (values or {}).items():
-            try:
-                status = Status(key)
-            except ValueError:
-                msg = (
-                    f"values has the key {key!r}, which is not a Status; "
-                    f"use Status.DRAFT, Status.PROCESSING, Status.COMPLETED or Status.FAILED"
-                )
-                raise ValueError(msg) from None
-            try:
-                hash(literal)
-            except TypeError:
-                msg = f"values[{status}] = {literal!r} is not hashable; use a str or an int"
-                raise TypeError(msg) from None
-            to_stored[status] = literal
-        from_stored = {literal: status for status, literal in to_stored.items()}
-        if len(from_stored) != len(to_stored):
-            literal, clash = next(
-                (literal, [str(s) for s in Status if to_stored[s] == literal])
-                for literal in from_stored
-                if sum(to_stored[s] == literal for s in Status) > 1
-            )
-            msg = (
-                f"values stores {' and '.join(clash)} as the same literal {literal!r}, so a "
-                f"stored {literal!r} could not be read back; give each status its own literal "
-                f"(a status left out of values stores its own name)"
-            )
-            raise ValueError(msg)
-        self.to_stored = to_stored
-        self.from_stored = from_stored
-
-    def same_kind(self, raw: object, status: Status) -> bool:
-        """Whether ``raw``, equal to ``status``'s literal, is also of the literal's type.
-
-        ``True == 1 == 1.0`` in Python: a stored ``True`` or ``1.0`` must not read as the
-        status stored as ``1``. Subclasses count (a Django ``TextChoices`` member is a
-        ``str``), but a bool never stands for a number.
-        """
-        literal = self.to_stored[status]
-        kind = type(literal)
-        if type(raw) is kind:
-            return True
-        return isinstance(raw, kind) and not (isinstance(raw, bool) and kind is not bool)
-
-
-_IDENTITY: Final = _Literals(None)
-
-
-class _Plan(NamedTuple):
-    """What one trigger does from one stored literal, computed once per field layout."""
-
-    row: Transition
-    source: Status
-    change: Change
-    """The change without payload: the status alone, expected to hold ``source``'s literal."""
-
-
-_new_object: Final = object.__new__
 _new_tuple: Final = tuple.__new__
-
-
-def _trusted_change(status_field: str, expected: frozenset[Hashable], values: Any) -> Change:
-    # Change validates its arguments in __post_init__; the lifecycle builds only valid ones
-    # (the status field is in a fresh read-only values proxy, expected is a one-literal
-    # frozenset), so it skips that work on the hot path. Filling the instance dict directly
-    # is what a frozen dataclass's own __init__ does, minus one call per field.
-    change: Change = _new_object(Change)
-    fields = change.__dict__
-    fields["status_field"] = status_field
-    fields["expected"] = expected
-    fields["values"] = values
-    return change
-
-
-class _Layout:
-    """A field layout (names and literals) with every plan of the machine precomputed.
-
-    Plans are keyed by the literal the object stores, so the hot path reads the status
-    attribute and makes one dictionary look-up, with no enum conversion.
-    """
-
-    __slots__ = ("literals", "output_field", "plans", "status_field")
-
-    def __init__(self, status_field: str, output_field: str, literals: _Literals) -> None:
-        self.status_field = status_field
-        self.output_field = output_field
-        self.literals = literals
-        to_stored = literals.to_stored
-        plans: dict[Trigger, dict[Hashable, _Plan]] = {trigger: {} for trigger in Trigger}
-        for trigger in Trigger:
-            for source in Status:
-                row = decide(trigger, source)
-                if row is None:
-                    continue
-                change = Change(
-                    status_field,
-                    frozenset((to_stored[source],)),
-                    MappingProxyType({status_field: to_stored[row.target]}),
-                )
-                plans[trigger][to_stored[source]] = _Plan(row, source, change)
-        self.plans = plans
-
-
-_DEFAULT_LAYOUT: Final = _Layout("status", "output_path", _IDENTITY)
-_LAYOUTS: dict[tuple[str, str], _Layout] = {("status", "output_path"): _DEFAULT_LAYOUT}
-_LAYOUTS_LIMIT: Final = 256
-
-
-def _layout(
-    status_field: str, output_field: str, values: Mapping[Status, Hashable] | None
-) -> _Layout:
-    if values is not None:
-        return _Layout(status_field, output_field, _Literals(values))
-    key = (status_field, output_field)
-    layout = _LAYOUTS.get(key)
-    if layout is None:
-        layout = _Layout(status_field, output_field, _IDENTITY)
-        if len(_LAYOUTS) < _LAYOUTS_LIMIT:
-            _LAYOUTS[key] = layout
-    return layout
-
-
-# Adapter classes already checked: class -> whether its ``apply`` is a coroutine function.
-# Deciding from the class keeps binding cheap; an instance that gets its methods from
-# elsewhere (attributes set on the instance) is checked on its own every time.
-_ADAPTER_KINDS: dict[type, bool] = {}
-
-
-def _is_async_adapter(adapter: object) -> bool:
-    cls = type(adapter)
-    kind = _ADAPTER_KINDS.get(cls)
-    if kind is not None:
-        return kind
-    missing = [m for m in _ADAPTER_METHODS if not hasattr(adapter, m)]
-    if missing:
-        msg = (
-            f"{cls.__name__} is not an adapter: it lacks {', '.join(missing)}; "
-            f"see renderstate.typing.Adapter and renderstate.typing.AsyncAdapter"
-        )
-        raise TypeError(msg)
-    kind = inspect.iscoroutinefunction(adapter.apply)  # type: ignore[attr-defined]
-    if all(hasattr(cls, m) for m in _ADAPTER_METHODS) and "apply" not in getattr(
-        adapter, "__dict__", ()
-    ):
-        _ADAPTER_KINDS[cls] = kind
-    return kind
-
-
-class _ThreadedAdapter:
-    """Presents a sync adapter as an async one: its store calls run in a worker thread."""
-
-    __slots__ = ("_adapter",)
-
-    def __init__(self, adapter: Adapter[Any]) -> None:
-        self._adapter = adapter
-
-    async def apply(self, project: object, change: Change) -> bool:
-        import asyncio  # noqa: PLC0415 - only async callers pay for importing asyncio
-
-        return await asyncio.to_thread(self._adapter.apply, project, change)
-
-    async def refresh_status(self, project: object, status_field: str) -> None:
-        import asyncio  # noqa: PLC0415 - only async callers pay for importing asyncio
-
-        await asyncio.to_thread(self._adapter.refresh_status, project, status_field)
-
-    def project_key(self, project: object) -> object:
-        return self._adapter.project_key(project)
-
-    def empty_output(self, project: object, field: str) -> str | None:
-        return self._adapter.empty_output(project, field)
-
-
-_AWAITABLE: Final = {
-    Trigger.START_RENDER: "astart_render()",
-    Trigger.COMPLETE: "acomplete(output_path)",
-    Trigger.FAIL: "afail(error)",
-}
 
 
 class ProjectLifecycle(Generic[ProjectT]):
@@ -413,13 +107,13 @@ class ProjectLifecycle(Generic[ProjectT]):
             self._adapter: Any = DEFAULT_ADAPTER
             self._async = False
         else:
-            self._async = _is_async_adapter(adapter)
+            self._async = is_async_adapter(adapter)
             self._adapter = adapter
         self._project = project
         self._layout = (
-            _DEFAULT_LAYOUT
+            DEFAULT_LAYOUT
             if values is None and status_field == "status" and output_field == "output_path"
-            else _layout(status_field, output_field, values)
+            else layout_for(status_field, output_field, values)
         )
         # No list for the common case of no observer: it would cost every binding 56 bytes.
         self._observers: list[Observer] | None = list(observers) if observers else None
@@ -610,7 +304,7 @@ class ProjectLifecycle(Generic[ProjectT]):
         if self._async:
             msg = (
                 f"{type(self._adapter).__name__} is an async adapter: "
-                f"use 'await lifecycle.{_AWAITABLE[trigger]}' instead of {trigger.value}()"
+                f"use 'await lifecycle.{AWAITABLE[trigger]}' instead of {trigger.value}()"
             )
             raise TypeError(msg)
         adapter = self._adapter
@@ -642,11 +336,11 @@ class ProjectLifecycle(Generic[ProjectT]):
 
     def _awaitable_adapter(self) -> AsyncAdapter[Any]:
         # A sync adapter's calls run in a worker thread, so the event loop never blocks.
-        return self._adapter if self._async else _ThreadedAdapter(self._adapter)
+        return self._adapter if self._async else ThreadedAdapter(self._adapter)
 
     def _plan(
         self, trigger: Trigger, refreshed: bool, output: str | None, clear_output: bool
-    ) -> tuple[_Plan, Change] | None:
+    ) -> tuple[Plan, Change] | None:
         """Decide from the status the object holds now: the change to apply, or None.
 
         ``None`` means "no edge from what the object holds, which may be stale: ask the
@@ -679,11 +373,11 @@ class ProjectLifecycle(Generic[ProjectT]):
                 output = self._adapter.empty_output(self._project, layout.output_field)
             status_field = layout.status_field
             values = {status_field: change.values[status_field], layout.output_field: output}
-            change = _trusted_change(status_field, change.expected, MappingProxyType(values))
+            change = trusted_change(status_field, change.expected, MappingProxyType(values))
         return plan, change
 
     def _finish(
-        self, trigger: Trigger, plan: _Plan, change: Change, error: str | None
+        self, trigger: Trigger, plan: Plan, change: Change, error: str | None
     ) -> TransitionRecord:
         row = plan.row
         record: TransitionRecord = _new_tuple(
@@ -714,19 +408,3 @@ class ProjectLifecycle(Generic[ProjectT]):
             allowed=[s.value for s in sources_of(trigger)],
             project_key=self.project_key,
         )
-
-
-def notify_observers(observers: Iterable[Observer], record: TransitionRecord) -> None:
-    """Tell each observer about ``record``; one that raises is logged and the rest still run."""
-    for observer in observers:
-        try:
-            observer(record)
-        except Exception:
-            # The transition is already persisted: an observer cannot undo it, and one
-            # broken observer must not hide the transition from the others.
-            logger.exception(
-                "renderstate observer %r failed on %s of project %r",
-                observer,
-                record.edge.value,
-                record.project_key,
-            )

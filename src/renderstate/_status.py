@@ -1,7 +1,7 @@
 """The four statuses and the five edges between them, as plain data.
 
 This module is the single source of the machine: the ``transitions`` Machine in
-:mod:`renderstate._lifecycle`, the guard sets, the diagrams and the documentation's
+:mod:`renderstate._machine`, the guard sets, the diagrams and the documentation's
 table are all derived from :data:`TRANSITIONS`.
 """
 

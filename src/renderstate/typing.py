@@ -20,14 +20,12 @@ import os
 from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from renderstate._attempts import Attempt, AttemptState
+from renderstate._jobs import JobSpec
 from renderstate._progress import Progress
 from renderstate._records import Change, TransitionRecord
-
-if TYPE_CHECKING:  # _jobs checks output paths with the lifecycle, which imports this module
-    from renderstate._jobs import JobSpec
 
 __all__ = [
     "Adapter",
