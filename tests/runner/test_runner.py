@@ -19,7 +19,7 @@ from renderstate import (
     TransitionRecord,
 )
 from renderstate.exceptions import InvalidOutputPathError, RenderInterruptedError
-from renderstate.runner import Phase, RenderJob, RenderOutputError, _runner
+from renderstate.runner import Phase, RenderJob, RenderOutputError, _owning
 from renderstate.testing import (
     FakeRenderer,
     InlineExecutor,
@@ -446,7 +446,7 @@ def test_a_long_lived_runner_forgets_old_finished_jobs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the most recent finished jobs are kept; the latest attempt is always there."""
-    monkeypatch.setattr(_runner, "KEEP_FINISHED_JOBS", 3)
+    monkeypatch.setattr(_owning, "KEEP_FINISHED_JOBS", 3)
     runner = inline_runner(FakeRenderer(frames=1), tmp_path)
     projects = [MemoryProject() for _ in range(5)]
     for project in projects:

@@ -1,0 +1,166 @@
+"""Owning a job: which job is each project's current one here, and running the one owned.
+
+The registry keeps each project's current job in this runner; an older job of the same
+project is superseded (it replaces no video and saves nothing). A worker runs a job once:
+it claims it, begins its attempt in the ledger (under a lease the heartbeat renews), and
+renders it within the adapter's job scope. A job handed off to another process is owned
+there, through the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Final, Generic
+
+from renderstate.exceptions import (
+    AttemptOwnedError,
+    AttemptSupersededError,
+    RenderInterruptedError,
+)
+from renderstate.runner._ending import end_failed, end_unsaved
+from renderstate.runner._job import RenderJob
+from renderstate.runner._publishing import clean_after, render
+from renderstate.runner._state import RunnerState
+from renderstate.typing import Adapter, ProjectT
+
+logger = logging.getLogger("renderstate.runner")
+
+KEEP_FINISHED_JOBS: Final = 1024
+"""How many finished jobs a runner remembers (for ``job()`` and ``progress()``)."""
+_SUPERSEDED: Final = "superseded by a newer render attempt"
+
+
+class Registry(Generic[ProjectT]):
+    """Each project's current job in one runner, and the most recent finished ones."""
+
+    def __init__(self) -> None:
+        # lock guards the registry (and the runner's closed flag) and is only ever held
+        # for dictionary work.
+        self.lock = threading.Lock()
+        self.jobs: dict[object, RenderJob[ProjectT]] = {}
+
+    def superseded(self, job: RenderJob[ProjectT]) -> bool:
+        """Whether a newer attempt of the job's project has started in this runner."""
+        with self.lock:
+            return self.jobs.get(job.project_key) is not job
+
+    def superseded_error(self, job: RenderJob[ProjectT]) -> RenderInterruptedError:
+        """The error a superseded job ends with."""
+        return RenderInterruptedError(project_key=job.project_key, reason=_SUPERSEDED)
+
+    def forget_old_jobs(self) -> None:
+        """Drop the oldest finished jobs beyond ``KEEP_FINISHED_JOBS``; the lock is held."""
+        # A long-lived runner sees many projects: keep every unfinished job, and only the
+        # most recent finished ones, so memory does not grow with every project ever seen.
+        excess = len(self.jobs) - KEEP_FINISHED_JOBS
+        if excess <= 0:
+            return
+        for key in [k for k, job in self.jobs.items() if job.done()][:excess]:
+            del self.jobs[key]
+
+
+def run(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
+    """Run ``job`` to its end in the calling thread (what :meth:`RenderJob.run` does)."""
+    if not job._claim():
+        return  # cancelled by shutdown(cancel_pending=True)
+    if state.registry.superseded(job):
+        # A newer attempt started while this one waited in the queue: rendering it
+        # would only hold a worker that the newer attempt is waiting for.
+        end_failed(state, job, state.registry.superseded_error(job))
+        return
+    with job_scope(state.adapter):
+        if not _begin(state, job):
+            return
+        render(state, job)
+
+
+def job_scope(adapter: Adapter[ProjectT]) -> contextlib.AbstractContextManager[object]:
+    """The adapter's scope around one job (its heartbeat's too)."""
+    # An adapter that keeps per-thread connections (Django) recycles them around each
+    # job, as its request cycle does; the others need nothing.
+    scope = getattr(adapter, "job_scope", None)
+    return contextlib.nullcontext() if scope is None else scope()
+
+
+def _begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
+    """Begin the job's attempt in the ledger; end the job if it may not render here."""
+    if state.ledger is None or job.attempt is None:
+        return True
+    try:
+        job.attempt = state.ledger.begin(
+            job.attempt, cleanup=lambda attempt: clean_after(state, attempt)
+        )
+    except AttemptOwnedError as exc:
+        # A duplicate delivery: a live worker renders this attempt.
+        logger.info("%s", exc)
+        end_unsaved(state, job, exc)
+        return False
+    except AttemptSupersededError as exc:
+        # Recovered or superseded in another process while it was queued here.
+        logger.warning("%s", exc)
+        end_unsaved(state, job, exc)
+        return False
+    except Exception as exc:  # noqa: BLE001 - a store error ends the job like a render error
+        end_failed(state, job, exc)
+        return False
+    assert state.heartbeat is not None
+    state.heartbeat.add(job.attempt, job._tracker.snapshot, job._lose)
+    return True
+
+
+def register_delivered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
+    """Make a job delivered from another process its project's current one here.
+
+    Returns:
+        ``False`` if a newer attempt of the project runs here: the job has then ended,
+        unsaved.
+    """
+    key = job.project_key
+    assert job.attempt is not None
+    registry = state.registry
+    with state.key_locks.hold(key), registry.lock:
+        state.check_open()
+        current = registry.jobs.get(key)
+        # A newer attempt of the project running here wins; anything else this
+        # runner holds for the project is older (or this very attempt, delivered
+        # again) and stops counting as current, as it does after a new submit.
+        newer = (
+            current is not None
+            and not current.done()
+            and (current.attempt_id or 0) > job.attempt.id
+        )
+        if not newer:
+            registry.jobs.pop(key, None)
+            registry.jobs[key] = job
+            registry.forget_old_jobs()
+    if newer:
+        end_unsaved(state, job, registry.superseded_error(job))
+        return False
+    return True
+
+
+def handed_off(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
+    """Let ``job`` run in another process (what :meth:`RenderJob.hand_off` does)."""
+    if state.ledger is None or job.attempt is None:
+        msg = (
+            "only a job recorded in a ledger can run in another process: create the "
+            "RenderRunner with ledger=Ledger(store) and loader=store.loader(Project)"
+        )
+        raise TypeError(msg)
+    if not job._claim():
+        msg = f"{job!r} already started or ended in this process; it cannot be handed off"
+        raise RuntimeError(msg)
+    assert state.heartbeat is not None
+    state.heartbeat.remove(job.attempt)
+    job._away = state.ledger
+    try:
+        state.ledger.hand_off(job.attempt)
+    except Exception:  # the spec is sent: a worker renders it regardless
+        logger.warning(
+            "could not give attempt %s its queue timeout; it keeps the lease until a "
+            "worker begins it",
+            job.attempt.id,
+            exc_info=True,
+        )
