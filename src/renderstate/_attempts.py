@@ -142,6 +142,13 @@ class Attempt:
     """When a worker began rendering it."""
     finished_at: float | None = None
     """When it ended (completed, failed, superseded or interrupted)."""
+    owner: str | None = None
+    """The owner token: a fresh random token recorded by each start and each begin.
+
+    Whoever holds the attempt under this token (the submitting job while it is queued,
+    then the job that began it) is the only one whose heartbeats, ends and cancels
+    apply; ``worker`` only tells people which process that is. ``None`` for attempts
+    recorded before the column existed."""
 
     @property
     def active(self) -> bool:
@@ -190,6 +197,7 @@ WIDTHS: Final = {
     "actor": 255,
     "worker": 255,
     "phase": 32,
+    "owner": 64,
 }
 """The most characters each text column of the ledger's table holds, in every store."""
 

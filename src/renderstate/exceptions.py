@@ -13,7 +13,8 @@
     ├── RenderInterruptedError        a render that never ran to its end (shutdown, dead process)
     │   └── RenderCancelledError      a render stopped by RenderRunner.cancel() / job.cancel()
     ├── AttemptSupersededError        a late worker of an attempt that is no longer current
-    └── AttemptOwnedError             a second begin of an attempt another live worker renders
+    ├── AttemptOwnedError             a second begin of an attempt another live worker renders
+    └── LedgerSchemaError             the ledger's table lacks a column this version needs
 
 Every error carries structured attributes and writes its own message, which says
 what happened and what to do about it. All of them pickle, so they cross process
@@ -30,6 +31,7 @@ __all__ = [
     "AttemptSupersededError",
     "InvalidOutputPathError",
     "InvalidTransitionError",
+    "LedgerSchemaError",
     "ProjectNotFoundError",
     "RenderCancelledError",
     "RenderConflictError",
@@ -364,3 +366,32 @@ class AttemptOwnedError(RenderStateError):
             "worker": self.worker,
             "retry_after": self.retry_after,
         }
+
+
+class LedgerSchemaError(RenderStateError):
+    """The attempt ledger's table in the database lacks what this renderstate needs.
+
+    Raised on the store's first use, before anything is written: a table created by an
+    earlier version (before the ``owner`` column, say) would otherwise fail in the middle
+    of a render. The message names the fix for the store in use.
+    """
+
+    def __init__(self, *, table: str, missing: Iterable[str], fix: str) -> None:
+        self.table = table
+        """The ledger's table."""
+        self.missing = tuple(missing)
+        """The columns it lacks (or ``("*",)`` when the table itself is missing)."""
+        self.fix = fix
+        """What to run to bring the table up to date."""
+        lacks = (
+            "does not exist"
+            if self.missing == ("*",)
+            else f"lacks the column{'s' if len(self.missing) > 1 else ''} {', '.join(self.missing)}"
+        )
+        super().__init__(
+            f"The attempt ledger's table {table} {lacks}, which this version of renderstate "
+            f"needs; nothing was written. {fix}"
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"table": self.table, "missing": self.missing, "fix": self.fix}

@@ -276,11 +276,13 @@ class AttemptStore(Protocol):
         states: Collection[AttemptState],
         lease_before: float | None = None,
         worker: str | None = None,
+        owner: str | None = None,
     ) -> bool:
         """Set ``values`` on the attempt if its state is in ``states``, in one statement.
 
         With ``lease_before``, only if its lease also expired before that time; with
-        ``worker``, only if that worker began it (the attempt's ``worker`` column).
+        ``worker``, only if that worker began it (the attempt's ``worker`` column); with
+        ``owner``, only if it is held under that owner token (the ``owner`` column).
 
         Returns:
             Whether the attempt matched (and was written).

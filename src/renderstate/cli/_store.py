@@ -94,9 +94,12 @@ class Store:
                 raise StoreError(msg)
             file.parent.mkdir(parents=True, exist_ok=True)
         parsed = _with_installed_driver(parsed)
+        attempts = SQLAlchemyAttemptStore(sessionmaker(), table=ATTEMPTS)
         try:
             self.engine = create_engine(parsed)
             _Base.metadata.create_all(self.engine)
+            # A database file of an earlier version gains the ledger's newer columns.
+            attempts.create_table(self.engine)
         except ImportError as exc:
             raise StoreError(_driver_hint(url, parsed.get_backend_name(), exc)) from exc
         except SQLAlchemyError as exc:
@@ -107,6 +110,7 @@ class Store:
         self.adapter = SQLAlchemyAdapter(self.sessions)
         """Shared by every thread: each transition runs in a fresh session."""
         attempts = SQLAlchemyAttemptStore(self.sessions, table=ATTEMPTS)
+        attempts._checked = True  # create_table() above brought the table up to date
         self.ledger = Ledger(attempts)
         """The attempt ledger, in the same database: every command records and fences
         attempts, so several `renderstate` processes can share one database."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -25,6 +25,14 @@ from renderstate.ledger._checks import check_progress as _check_progress
 from renderstate.ledger._checks import check_text as _check_text
 from renderstate.ledger._checks import describe as _describe
 from renderstate.ledger._checks import is_real
+from renderstate.ledger._owners import (
+    holding,
+    host_of,
+    new_owner,
+    owner_gone,
+    release,
+    this_worker,
+)
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
 __all__ = [
@@ -33,6 +41,7 @@ __all__ = [
     "DEFAULT_QUEUE_TIMEOUT",
     "Ledger",
     "Recovered",
+    "new_owner",
     "this_worker",
 ]
 
@@ -53,15 +62,6 @@ _SUPERSEDED: Final = "superseded by attempt {id}"
 _LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
 _FIRST_WAIT: Final = 0.01
 _MAX_WAIT: Final = 0.5
-
-
-def this_worker() -> str:
-    """Return ``host:pid``, how the ledger names the process that renders an attempt."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _host(worker: str | None) -> str | None:
-    return None if worker is None else worker.rsplit(":", 1)[0]
 
 
 class Recovered(NamedTuple):
@@ -173,12 +173,15 @@ class Ledger:
         *,
         output_path: str | None = None,
         actor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[TransitionRecord, Attempt]:
         """Start a render and record its attempt, as one transaction.
 
         The guarded ``start_render()`` decides; a refused start writes nothing. Any live
         attempt of the project (left by a transition made outside the ledger) is marked
-        superseded.
+        superseded. The new attempt is held under a fresh owner token (``owner``, or one
+        :func:`new_owner` makes): the caller that submitted it renews it under that token
+        while it waits for a worker, and :meth:`begin` gives it the worker's own.
 
         Returns:
             The transition's record and the new, queued attempt.
@@ -195,6 +198,8 @@ class Ledger:
         _check_text("project_key", key)
         _check_text("output_path", output_path)
         _check_text("actor", actor)
+        _check_text("owner", owner)
+        token = owner or new_owner()
         now = self._clock()
         with self._atomic(lifecycle):
             record = lifecycle.start_render()
@@ -208,6 +213,7 @@ class Ledger:
                     actor=actor,
                     lease_expires_at=now + self.lease,
                     created_at=now,
+                    owner=token,
                 )
             )
             for old in self.store.live(scope, key):
@@ -244,8 +250,9 @@ class Ledger:
         *,
         worker: str | None = None,
         cleanup: Callable[[Attempt], None] | None = None,
+        owner: str | None = None,
     ) -> Attempt:
-        """Make ``attempt`` this process's render, rendering with a fresh lease.
+        """Make ``attempt`` this caller's render, rendering with a fresh lease and owner token.
 
         One process renders an attempt at a time. ``begin`` takes a queued attempt, or a
         rendering one whose lease has expired (its worker died or stopped renewing it; a
@@ -262,9 +269,17 @@ class Ledger:
         Args:
             attempt: The attempt to render.
             worker: How the ledger names this process; by default :func:`this_worker`.
-            cleanup: Called with the dead worker's record when ``begin`` takes over an
-                attempt that ran on this machine, to remove the temporary files it left
-                before this render writes its own. Its errors are logged, never raised.
+                For people to read: what fences the attempt from here on is the owner
+                token of the attempt returned.
+            cleanup: Called with the previous owner's record when ``begin`` takes over an
+                attempt whose owner is really gone (a process of this machine that no
+                longer exists, or a job of this very process that no longer holds it), to
+                remove what it left before this render writes its own. An owner that may
+                still be alive (a stalled runner in this process, another machine) keeps
+                its files: its own end removes them. Its errors are logged, never raised.
+            owner: The owner token to record; by default a fresh :func:`new_owner`. Pass
+                one made beforehand to know it even when ``begin`` fails midway (a store
+                error after its ``UPDATE`` committed): see :meth:`give_up`.
 
         Raises:
             AttemptOwnedError: another worker renders the attempt and renewed its lease;
@@ -273,7 +288,9 @@ class Ledger:
                 committed within a lease).
         """
         _check_text("worker", worker)
+        _check_text("owner", owner)
         me = worker or this_worker()
+        token = owner or new_owner()
         deadline = time.monotonic() + self.lease
         delay = _FIRST_WAIT
         while True:
@@ -283,11 +300,14 @@ class Ledger:
                 "started_at": now,
                 "worker": me,
                 "lease_expires_at": now + self.lease,
+                "owner": token,
             }
+            holding(token)
             if self.store.update(attempt.id, values, states=_QUEUED):
-                return self._fetch(attempt)
+                return self._fetch(attempt, token)
             seen = self.store.get(attempt.id)
             if seen is not None and not seen.active:
+                release(token)
                 raise self._superseded(attempt)
             if seen is not None and seen.state is AttemptState.RENDERING:
                 if self.store.update(attempt.id, values, states=_RENDERING, lease_before=now):
@@ -300,21 +320,22 @@ class Ledger:
                         seen.worker,
                         me,
                     )
-                    local = _host(seen.worker) == socket.gethostname()
-                    _clean_up(cleanup if local else None, seen)
-                    return self._fetch(attempt)
-                owner = self.store.get(attempt.id)
-                if owner is None or not owner.active:
+                    _clean_up(cleanup if owner_gone(seen) else None, seen)
+                    return self._fetch(attempt, token)
+                release(token)
+                held = self.store.get(attempt.id)
+                if held is None or not held.active:
                     raise self._superseded(attempt)
                 raise AttemptOwnedError(
-                    project_key=owner.project_key,
-                    attempt_id=owner.id,
-                    worker=owner.worker,
-                    retry_after=(owner.lease_expires_at or now) - now,
+                    project_key=held.project_key,
+                    attempt_id=held.id,
+                    worker=held.worker,
+                    retry_after=(held.lease_expires_at or now) - now,
                 )
             # Not visible yet (its start has not committed), or it was queued and just
             # committed: try again, for up to a lease.
             if time.monotonic() + delay > deadline:
+                release(token)
                 raise self._superseded(attempt)
             time.sleep(delay)
             delay = min(delay * 2, _MAX_WAIT)
@@ -414,6 +435,49 @@ class Ledger:
             None,
         )
 
+    def give_up(
+        self,
+        lifecycle: ProjectLifecycle[ProjectT],
+        attempt: Attempt,
+        error: BaseException | str | None,
+        *,
+        owner: str,
+    ) -> TransitionRecord | None:
+        """Fail ``attempt`` after a :meth:`begin` under ``owner`` that did not complete.
+
+        A begin that raised (a store error, a lock wait timeout) may or may not have
+        taken the attempt. This fails it only where that changes nothing the caller does
+        not own: while it is held under ``owner`` (the begin did take it), or still
+        queued (nobody did). An attempt another worker holds, or one that has ended, is
+        left alone and ``None`` is returned: the caller saves nothing.
+
+        Returns:
+            The project's move to FAILED, or ``None`` if the attempt was not the caller's
+            to fail.
+
+        Raises:
+            InvalidTransitionError: the project is not PROCESSING.
+        """
+        values: dict[str, object] = {
+            "state": AttemptState.FAILED,
+            "finished_at": self._clock(),
+            "phase": "failed",
+            "error": _describe(error),
+        }
+        mine = dataclasses.replace(attempt, owner=owner)
+
+        def fence() -> bool:
+            return self._owned_update(mine, values) or self.store.update(
+                attempt.id, values, states=_QUEUED
+            )
+
+        try:
+            return self._finish(
+                lifecycle, mine, values, lambda: lifecycle.fail(error), None, fence=fence
+            )
+        except AttemptSupersededError:
+            return None
+
     def _finish(
         self,
         lifecycle: ProjectLifecycle[ProjectT],
@@ -421,16 +485,22 @@ class Ledger:
         values: Mapping[str, object],
         transition: Callable[[], TransitionRecord],
         publish: Callable[[], None] | None,
+        *,
+        fence: Callable[[], bool] | None = None,
     ) -> TransitionRecord:
         try:
             with self._atomic(lifecycle):
                 # The attempt's row first: a late attempt stops here, before it has taken
                 # the project's row lock or touched its object.
-                if not self._owned_update(attempt, values):
+                matched = self._owned_update(attempt, values) if fence is None else fence()
+                if not matched:
                     raise self._superseded(attempt)
                 record = transition()
                 if publish is not None:
                     publish()
+        except AttemptSupersededError:
+            release(attempt.owner)  # whoever holds it now, it is not this caller
+            raise
         except InvalidTransitionError:
             # The project left PROCESSING without the ledger (a plain lifecycle call):
             # this attempt cannot finish it, and must not stay live for recovery either.
@@ -442,7 +512,9 @@ class Ledger:
                     "error": _LEFT_OUTSIDE,
                 },
             )
+            release(attempt.owner)
             raise
+        release(attempt.owner)
         return record
 
     # ------------------------------------------------------------------ recovery
@@ -492,7 +564,7 @@ class Ledger:
             }
             project = loader(attempt.project_key)
             record: TransitionRecord | None = None
-            local = _host(attempt.worker) in (None, here)
+            local = host_of(attempt.worker) in (None, here)
             if project is None:
                 if not self.store.update(attempt.id, ended, states=ACTIVE_STATES, lease_before=now):
                     continue
@@ -584,23 +656,34 @@ class Ledger:
                 logger.debug("could not refresh %r after a rollback", lifecycle, exc_info=True)
             raise
 
-    def _fetch(self, attempt: Attempt) -> Attempt:
+    def _fetch(self, attempt: Attempt, owner: str) -> Attempt:
         fresh = self.store.get(attempt.id)
         if fresh is None:  # pragma: no cover - an attempt row is never deleted by us
             raise self._superseded(attempt)
+        if fresh.owner != owner:  # pragma: no cover - a store that ignores the owner column
+            msg = (
+                f"attempt {attempt.id} was begun under owner {owner!r} but the store reads "
+                f"back {fresh.owner!r}: the store does not keep the owner column"
+            )
+            raise RuntimeError(msg)
         return fresh
 
     def _owned_update(self, attempt: Attempt | int, values: Mapping[str, object]) -> bool:
-        """Write ``values`` while ``attempt`` is live and still its worker's.
+        """Write ``values`` while ``attempt`` is live and still held under its owner token.
 
-        An attempt given as :meth:`begin` returned it names its worker: once another
-        worker took it over (the lease expired while the first one stalled), the first
-        one's heartbeats, ``complete`` and ``fail`` match nothing. A queued attempt (or a
-        bare id) has no owner yet; a store is asked about the worker only when there is one.
+        An attempt as :meth:`start` or :meth:`begin` returned it carries its owner token:
+        once another owner took it over (a worker began the queued attempt, or the lease
+        expired while the first worker stalled and a second one began it), the first
+        owner's heartbeats, ``complete`` and ``fail`` match nothing, even in the same
+        process. A bare id is not fenced by owner (scripts that renew by id). An attempt
+        recorded before owner tokens existed is fenced by its worker name, as then.
         """
-        if isinstance(attempt, int) or attempt.worker is None:
-            attempt_id = attempt if isinstance(attempt, int) else attempt.id
-            return self.store.update(attempt_id, values, states=ACTIVE_STATES)
+        if isinstance(attempt, int):
+            return self.store.update(attempt, values, states=ACTIVE_STATES)
+        if attempt.owner is not None:
+            return self.store.update(attempt.id, values, states=ACTIVE_STATES, owner=attempt.owner)
+        if attempt.worker is None:
+            return self.store.update(attempt.id, values, states=ACTIVE_STATES)
         return self.store.update(attempt.id, values, states=ACTIVE_STATES, worker=attempt.worker)
 
     def _superseded(self, attempt: Attempt) -> AttemptSupersededError:

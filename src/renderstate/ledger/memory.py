@@ -88,13 +88,16 @@ class MemoryAttemptStore:
         states: Collection[AttemptState],
         lease_before: float | None = None,
         worker: str | None = None,
+        owner: str | None = None,
     ) -> bool:
-        """Set ``values`` if the attempt's state is in ``states`` (and lease, worker match)."""
+        """Set ``values`` if the state is in ``states`` (and the lease, worker, owner match)."""
         with self._lock:
             current = self._attempts.get(attempt_id)
             if current is None or current.state not in states:
                 return False
             if worker is not None and current.worker != worker:
+                return False
+            if owner is not None and current.owner != owner:
                 return False
             if lease_before is not None and not (
                 current.lease_expires_at is not None and current.lease_expires_at < lease_before

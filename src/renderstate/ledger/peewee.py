@@ -34,6 +34,7 @@ from renderstate._attempts import (
     key_values,
     stored_values,
 )
+from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
@@ -74,6 +75,7 @@ def _declare(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[p
         created_at = peewee.DoubleField()
         started_at = peewee.DoubleField(null=True)
         finished_at = peewee.DoubleField(null=True)
+        owner = peewee.CharField(max_length=64, null=True)
 
         class Meta:
             database = bound
@@ -106,10 +108,33 @@ def attempt_model(
 def create_ledger_table(
     database: peewee.Database | peewee.DatabaseProxy, *, table_name: str = TABLE_NAME
 ) -> type[peewee.Model]:
-    """Create the ledger's table and its indexes if they do not exist; return the model."""
+    """Create the ledger's table and its indexes if they do not exist; return the model.
+
+    A table created by an earlier version gains the columns added since (``owner``).
+    """
     model = attempt_model(database, table_name=table_name)
-    model.create_table(safe=True)
+    _create_or_upgrade(model)
     return model
+
+
+_ADDED: Final = ("owner",)
+"""Columns added to the ledger's table since its first version, in order."""
+
+
+def _create_or_upgrade(model: Any) -> None:
+    model.create_table(safe=True)
+    database = _target(model._meta.database)
+    name = model._meta.table_name
+    present = {column.name for column in database.get_columns(name)}
+    missing = [c for c in _ADDED if c not in present]
+    if missing:
+        from playhouse.migrate import (  # type: ignore[import-untyped]  # noqa: PLC0415
+            SchemaMigrator,
+            migrate,
+        )
+
+        migrator = SchemaMigrator.from_database(database)
+        migrate(*(migrator.add_column(name, c, model._meta.fields[c]) for c in missing))
 
 
 def _model_class(model: Any) -> Any:
@@ -155,13 +180,40 @@ class PeeweeAttemptStore:
         """The projects' database."""
         self.model: Any = attempt_model(database, table_name=table_name)
         """The ledger's model, bound to :attr:`database`."""
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"<PeeweeAttemptStore table={self.model._meta.table_name}>"
 
     def create_table(self) -> None:
-        """Create the ledger's table and indexes if they do not exist."""
-        self.model.create_table(safe=True)
+        """Create the ledger's table and indexes if they do not exist, or add missing columns.
+
+        A table created by an earlier version gains the columns added since (``owner``).
+        """
+        _create_or_upgrade(self.model)
+        self._checked = True
+
+    def _check_schema(self) -> None:
+        """Refuse, once per store, a table that lacks a column this version writes."""
+        if self._checked:
+            return
+        database = _target(self.database)
+        name = self.model._meta.table_name
+        if not database.table_exists(name):
+            missing: tuple[str, ...] = ("*",)
+        else:
+            present = {column.name for column in database.get_columns(name)}
+            missing = tuple(c for c in _ADDED if c not in present)
+        if missing:
+            raise LedgerSchemaError(
+                table=name,
+                missing=missing,
+                fix="Call renderstate.ledger.peewee.create_ledger_table(database) (or "
+                "PeeweeAttemptStore.create_table()), which creates the table or adds the "
+                "columns it lacks, or add them with your migrations (playhouse.migrate: "
+                "a nullable CharField(max_length=64) 'owner').",
+            )
+        self._checked = True
 
     # ------------------------------------------------------------------ transactions
 
@@ -190,6 +242,7 @@ class PeeweeAttemptStore:
             block = self.database.atomic("IMMEDIATE")
         else:
             block = self.database.atomic()
+        self._check_schema()
         with block:
             yield
 
@@ -210,6 +263,7 @@ class PeeweeAttemptStore:
     @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
         """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
+        self._check_schema()
         values = stored_values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
         new_id = self.model.insert(**values).execute()
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(new_id)})
@@ -223,14 +277,18 @@ class PeeweeAttemptStore:
         states: Collection[AttemptState],
         lease_before: float | None = None,
         worker: str | None = None,
+        owner: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
+        self._check_schema()
         model = self.model
         where = (model.id == attempt_id) & model.state.in_([AttemptState(s).value for s in states])
         if lease_before is not None:
             where &= model.lease_expires_at < lease_before
         if worker is not None:
             where &= model.worker == worker
+        if owner is not None:
+            where &= model.owner == owner
         if model.update(**stored_values(values)).where(where).execute() == 1:
             return True
         if not isinstance(_target(self.database), peewee.MySQLDatabase):
@@ -244,11 +302,13 @@ class PeeweeAttemptStore:
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
+        self._check_schema()
         rows = list(self.model.select().where(self.model.id == attempt_id).dicts())
         return attempt_from_row(rows[0]) if rows else None
 
     def history(self, scope: str, key: str, *, limit: int | None = None) -> list[Attempt]:
         """Return the project's attempts, newest first."""
+        self._check_schema()
         model = self.model
         query = (
             model.select()
@@ -261,6 +321,7 @@ class PeeweeAttemptStore:
 
     def live(self, scope: str, key: str) -> list[Attempt]:
         """Return the project's queued or rendering attempts."""
+        self._check_schema()
         model = self.model
         query = model.select().where(
             (model.scope == scope) & (model.project_key == key) & model.state.in_(_ACTIVE)
@@ -269,6 +330,7 @@ class PeeweeAttemptStore:
 
     def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
+        self._check_schema()
         model = self.model
         where = model.state.in_(_ACTIVE) & (model.lease_expires_at < now)
         if scope is not None:

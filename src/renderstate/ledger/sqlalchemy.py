@@ -34,6 +34,9 @@ try:
         select,
         update,
     )
+    from sqlalchemy import (
+        text as sql_text,
+    )
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.state import InstanceState
@@ -54,6 +57,7 @@ from renderstate._attempts import (
     stored_values,
 )
 from renderstate.adapters.sqlalchemy import _JOINED, joined
+from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
@@ -89,6 +93,7 @@ def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
         Column("created_at", Double(), nullable=False),
         Column("started_at", Double()),
         Column("finished_at", Double()),
+        Column("owner", String(64)),
         Index(f"{name}_project", "scope", "project_key", "id"),
         Index(f"{name}_lease", "state", "lease_expires_at"),
     )
@@ -119,24 +124,62 @@ class SQLAlchemyAttemptStore:
         """The ledger's table."""
         missing = [f for f in FIELDS if f not in self.table.c]
         if missing:
-            msg = f"table {self.table.name} lacks the ledger columns {missing}; use attempt_table()"
+            msg = (
+                f"table {self.table.name} lacks the ledger columns {missing}; declare it with "
+                "attempt_table() (and add the columns to the database table with your "
+                "migrations or create_table())"
+            )
             raise ValueError(msg)
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"<SQLAlchemyAttemptStore table={self.table.name}>"
 
     def create_table(self, bind: Engine | Connection | None = None) -> None:
-        """Create the ledger's table if it does not exist (for scripts and tests)."""
+        """Create the ledger's table if it does not exist, or add the columns it lacks.
+
+        For scripts and tests; an app with migrations (alembic) adds ``owner``
+        (``String(64)``, nullable) in a migration of its own instead. A table created by
+        an earlier version gains the columns added since, with one ``ALTER TABLE ... ADD
+        COLUMN`` each; nothing else is changed.
+        """
         if bind is None:
-            with self._transaction() as session:
-                self.table.create(session.connection(), checkfirst=True)
+            with self._transaction(checked=False) as session:
+                _create_or_upgrade(self.table, session.connection())
+        elif isinstance(bind, Engine):
+            with bind.begin() as connection:
+                _create_or_upgrade(self.table, connection)
         else:
-            self.table.create(bind, checkfirst=True)
+            _create_or_upgrade(self.table, bind)
+        self._checked = True
+
+    def _check_schema(self, connection: Connection) -> None:
+        """Refuse, once per store, a table that lacks a column this version writes."""
+        if self._checked:
+            return
+        present = _columns(self.table, connection)
+        missing = ("*",) if present is None else tuple(c for c in _ADDED if c not in present)
+        if missing:
+            raise LedgerSchemaError(
+                table=self.table.name,
+                missing=missing,
+                fix="Add it with your migrations (alembic: a nullable String(64) column "
+                "'owner'), or call SQLAlchemyAttemptStore.create_table(), which creates the "
+                "table or adds the columns it lacks.",
+            )
+        self._checked = True
 
     # ------------------------------------------------------------------ transactions
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
+    def _transaction(self, *, checked: bool = True) -> Iterator[Session]:
+        with self._session_in_transaction() as session:
+            if checked:
+                self._check_schema(session.connection())
+            yield session
+
+    @contextmanager
+    def _session_in_transaction(self) -> Iterator[Session]:
         current = _JOINED.get()
         if current is not None:
             yield current
@@ -156,14 +199,17 @@ class SQLAlchemyAttemptStore:
         """One transaction (a savepoint inside another) that the adapter joins."""
         current = _JOINED.get() or self._session
         if current is not None and current.in_transaction():
+            self._check_schema(current.connection())
             with current.begin_nested(), joined(current):
                 yield
         elif current is not None:
             with current.begin(), joined(current):
+                self._check_schema(current.connection())
                 yield
         else:
             assert self._factory is not None
             with self._factory() as session, session.begin(), joined(session):
+                self._check_schema(session.connection())
                 yield
 
     # ------------------------------------------------------------------ the store
@@ -200,6 +246,7 @@ class SQLAlchemyAttemptStore:
         states: Collection[AttemptState],
         lease_before: float | None = None,
         worker: str | None = None,
+        owner: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         c = self.table.c
@@ -208,6 +255,8 @@ class SQLAlchemyAttemptStore:
             where.append(c.lease_expires_at < lease_before)
         if worker is not None:
             where.append(c.worker == worker)
+        if owner is not None:
+            where.append(c.owner == owner)
         stmt = update(self.table).where(*where).values(stored_values(values))
         with self._transaction() as session:
             result = cast("CursorResult[Any]", session.execute(stmt))
@@ -289,6 +338,35 @@ class SQLAlchemyLoader(Generic[ProjectT]):
             if found is not None:
                 session.expunge(found)
             return found
+
+
+_ADDED: Final = ("owner",)
+"""Columns added to the ledger's table since its first version, in order."""
+
+
+def _columns(table: Table, connection: Connection) -> set[str] | None:
+    """The names of ``table``'s columns in the database, ``None`` if it does not exist."""
+    inspector = inspect(connection)
+    if not inspector.has_table(table.name, schema=table.schema):
+        return None
+    return {column["name"] for column in inspector.get_columns(table.name, schema=table.schema)}
+
+
+def _create_or_upgrade(table: Table, connection: Connection) -> None:
+    table.create(connection, checkfirst=True)
+    present = _columns(table, connection) or set()
+    preparer = connection.dialect.identifier_preparer
+    for name in _ADDED:
+        if name in present:
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=connection.dialect)
+        connection.execute(
+            sql_text(
+                f"ALTER TABLE {preparer.format_table(table)} "
+                f"ADD COLUMN {preparer.quote(name)} {kind}"
+            )
+        )
 
 
 def _convert(column: Column[Any], text: object) -> object:

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Final, Generic, cast
 try:
     from django.apps import apps as django_apps
     from django.core.exceptions import ImproperlyConfigured, ValidationError
+    from django.db import connections, router, transaction
     from django.db import models as django_models
-    from django.db import router, transaction
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
         "renderstate.ledger.django needs Django; install it with: pip install 'renderstate[django]'"
@@ -42,6 +42,7 @@ from renderstate._attempts import (
     attempt_from_row,
     stored_values,
 )
+from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
     from renderstate.ledger.django.models import RenderAttempt
 
 __all__ = ["APP", "DjangoAttemptStore", "DjangoLoader"]
+
+_ADDED: Final = ("owner",)
+"""Columns added to the ledger's table since its first version (migrations 0002...)."""
 
 APP: Final = "renderstate.ledger.django"
 """What to add to ``INSTALLED_APPS``; the app's label is ``renderstate``."""
@@ -94,11 +98,12 @@ class DjangoAttemptStore:
             written to: :meth:`atomic` refuses a project from another database.
     """
 
-    __slots__ = ("using",)
+    __slots__ = ("_checked", "using")
 
     def __init__(self, using: str | None = None) -> None:
         self.using = using
         """The alias, or ``None`` to follow the routers."""
+        self._checked: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<DjangoAttemptStore using={self.using!r}>"
@@ -114,7 +119,31 @@ class DjangoAttemptStore:
 
     def _rows(self) -> django_models.QuerySet[RenderAttempt]:
         manager: django_models.Manager[RenderAttempt] = _model()._base_manager
-        return manager.using(self.alias())
+        alias = self.alias()
+        self._check_schema(alias)
+        return manager.using(alias)
+
+    def _check_schema(self, alias: str) -> None:
+        """Refuse, once per alias, a table that lacks a column this version writes."""
+        if alias in self._checked:
+            return
+        model = _model()
+        table = model._meta.db_table
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            if table not in connection.introspection.table_names(cursor):
+                missing: tuple[str, ...] = ("*",)
+            else:
+                description = connection.introspection.get_table_description(cursor, table)
+                present = {column.name for column in description}
+                missing = tuple(c for c in _ADDED if c not in present)
+        if missing:
+            raise LedgerSchemaError(
+                table=table,
+                missing=missing,
+                fix=f"Run: python manage.py migrate renderstate (database {alias!r}).",
+            )
+        self._checked.add(alias)
 
     # ------------------------------------------------------------------ transactions
 
@@ -138,6 +167,7 @@ class DjangoAttemptStore:
                 f"DjangoAttemptStore(using={theirs!r}) or route the 'renderstate' app there"
             )
             raise ImproperlyConfigured(msg)
+        self._check_schema(alias)
         with transaction.atomic(using=alias):
             yield
 
@@ -175,6 +205,7 @@ class DjangoAttemptStore:
         states: Collection[AttemptState],
         lease_before: float | None = None,
         worker: str | None = None,
+        owner: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = %s AND state IN (...)``; see the store Protocol.
 
@@ -186,6 +217,8 @@ class DjangoAttemptStore:
             rows = rows.filter(lease_expires_at__lt=lease_before)
         if worker is not None:
             rows = rows.filter(worker=worker)
+        if owner is not None:
+            rows = rows.filter(owner=owner)
         matched: int = rows.update(**stored_values(values))
         return matched == 1
 

@@ -42,6 +42,7 @@ class RenderAttempt(models.Model):
     created_at: models.FloatField[float, float] = models.FloatField()
     started_at: models.FloatField[float | None, float | None] = models.FloatField(null=True)
     finished_at: models.FloatField[float | None, float | None] = models.FloatField(null=True)
+    owner: models.CharField[str | None, str | None] = models.CharField(max_length=64, null=True)
 
     class Meta:  # noqa: D106 - Django's options
         app_label = "renderstate"
