@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import socket
+import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -169,7 +171,7 @@ class LedgerContract:
         key = harness.insert()
         final = tmp_path / "final.mp4"
         _, dead = ledger.start(harness.lifecycle(harness.load(key)), output_path="x/final.mp4")
-        ledger.begin(dead)  # on this machine: recovery cleans up after it
+        dead = ledger.begin(dead)  # on this machine: recovery cleans up after it
         dead_file = create_temporary(final)
         clock.now += 11
         other = ledger_for(harness, clock)  # another process, racing the recovery
@@ -248,7 +250,7 @@ class LedgerContract:
         key = harness.insert()
         lifecycle = harness.lifecycle(harness.load(key))
         _, attempt = ledger.start(lifecycle)
-        ledger.begin(attempt)
+        attempt = ledger.begin(attempt)
         record = ledger.fail(lifecycle, attempt, RuntimeError(text))
         assert record.target is Status.FAILED
         assert harness.row(key)["status"] == harness.literal(Status.FAILED)
@@ -285,7 +287,7 @@ class LedgerContract:
         ledger = ledger_for(harness, clock)
         key = harness.insert()
         _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
-        ledger.begin(attempt)
+        attempt = ledger.begin(attempt)
         assert ledger.heartbeat(
             attempt, {"phase": "rendering", "done": 3, "total": 10, "fraction": 0.3}
         )
@@ -315,7 +317,7 @@ class LedgerContract:
         ledger = ledger_for(harness, clock)
         key = harness.insert()
         _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
-        ledger.begin(attempt)
+        attempt = ledger.begin(attempt)
         assert ledger.heartbeat(attempt, {"phase": "rendering", "done": 3, "total": 10})
         before = ledger.get(attempt.id)
         clock.now += 1
@@ -330,7 +332,7 @@ class LedgerContract:
         ledger = ledger_for(harness)
         key = harness.insert()
         _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
-        ledger.begin(attempt)
+        attempt = ledger.begin(attempt)
         assert ledger.heartbeat(attempt, {"done": 2**31 - 1, "total": 2**31 - 1})
         seen = ledger.get(attempt.id)
         assert seen is not None
@@ -344,7 +346,7 @@ class LedgerContract:
         for _ in range(3):
             lifecycle = harness.lifecycle(harness.load(key))
             _, attempt = ledger.start(lifecycle)
-            ledger.begin(attempt)
+            attempt = ledger.begin(attempt)
             ledger.fail(lifecycle, attempt, "boom")
             ids.append(attempt.id)
         assert ids == sorted(ids)
@@ -449,7 +451,8 @@ class LedgerContract:
         assert begun.started_at == clock.now
         clock.now += 3
         progress = {"phase": "rendering", "done": 12, "total": 48, "fraction": 0.25}
-        assert ledger.heartbeat(attempt, {**progress, "eta_seconds": 9.0})
+        assert ledger.heartbeat(begun, {**progress, "eta_seconds": 9.0})
+        assert not ledger.heartbeat(attempt), "the queued attempt's token no longer holds it"
         reader = ledger_for(harness)  # another ledger object: nothing shared in memory
         seen = reader.get(attempt.id)
         assert seen is not None
@@ -457,7 +460,7 @@ class LedgerContract:
         assert seen.eta_seconds == 9.0
         assert seen.lease_expires_at == clock.now + 10.0
         with pytest.raises(ValueError, match="unknown fields"):
-            ledger.heartbeat(attempt, {"frames": 3})
+            ledger.heartbeat(begun, {"frames": 3})
 
     def test_a_second_begin_of_a_live_attempt_is_refused_and_changes_nothing(
         self, harness: LedgerHarness
@@ -472,7 +475,7 @@ class LedgerContract:
         first = ledger.begin(attempt, worker="host-a:1")
         progress = {"phase": "rendering", "done": 40, "total": 50, "fraction": 0.8}
         clock.now += 4
-        assert ledger.heartbeat(attempt, progress)
+        assert ledger.heartbeat(first, progress)
         clock.now += 3
         before = ledger.get(attempt.id)
         with pytest.raises(AttemptOwnedError) as caught:
@@ -496,30 +499,45 @@ class LedgerContract:
     ) -> None:
         """The worker died (no renewal for a lease): a redelivery begins the attempt again,
         here, and the dead worker's files on this machine are cleaned up first; the
-        dead worker's ghost cannot begin it back while the new owner renews."""
+        dead worker's ghost cannot begin it back while the new owner renews. Only an
+        owner that is really gone loses its files: a live process of this machine, a job
+        of this very process that still holds its attempt, or another machine's worker
+        keeps them."""
         clock = Clock()
         ledger = ledger_for(harness, clock)
         here = socket.gethostname()
-        local_key, remote_key = harness.insert(), harness.insert()
-        _, local = ledger.start(harness.lifecycle(harness.load(local_key)))
-        _, remote = ledger.start(harness.lifecycle(harness.load(remote_key)))
-        ledger.begin(local, worker=f"{here}:1")
-        ledger.begin(remote, worker="elsewhere:1")
+        dead_pid = _a_dead_pid()
+        names = ["gone", "alive", "mine", "remote"]
+        keys = {name: harness.insert() for name in names}
+        workers = {
+            "gone": f"{here}:{dead_pid}",
+            "alive": f"{here}:{os.getppid()}",  # the test runner's parent: alive
+            "mine": None,  # this process, whose job still holds the attempt
+            "remote": "elsewhere:1",
+        }
+        begun = {}
+        for name in names:
+            _, queued = ledger.start(harness.lifecycle(harness.load(keys[name])))
+            begun[name] = ledger.begin(queued, worker=workers[name])
         clock.now += 10.5
         cleaned: list[Attempt] = []
-        taken = ledger.begin(local, worker=f"{here}:2", cleanup=cleaned.append)
-        assert (taken.state, taken.worker) == (AttemptState.RENDERING, f"{here}:2")
-        assert taken.started_at == clock.now
-        assert taken.lease_expires_at == clock.now + 10.0
-        assert [a.worker for a in cleaned] == [f"{here}:1"], "its files were on this machine"
-        other = ledger.begin(remote, worker=f"{here}:3", cleanup=cleaned.append)
-        assert other.worker == f"{here}:3"
-        assert len(cleaned) == 1, "another machine's files are not here to clean"
+        taken = {
+            name: ledger.begin(begun[name], worker=f"{here}:2", cleanup=cleaned.append)
+            for name in names
+        }
+        assert (taken["gone"].state, taken["gone"].worker) == (
+            AttemptState.RENDERING,
+            f"{here}:2",
+        )
+        assert taken["gone"].started_at == clock.now
+        assert taken["gone"].lease_expires_at == clock.now + 10.0
+        assert {t.owner for t in taken.values()}.isdisjoint({b.owner for b in begun.values()})
+        assert [a.worker for a in cleaned] == [workers["gone"]], "only a gone owner's files"
         with pytest.raises(AttemptOwnedError):
-            ledger.begin(local, worker=f"{here}:1")
+            ledger.begin(begun["gone"], worker=workers["gone"])
         again = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
-        assert not {local.id, remote.id} & {r.attempt.id for r in again}
-        assert harness.row(local_key)["status"] == harness.literal(Status.PROCESSING)
+        assert not {b.id for b in begun.values()} & {r.attempt.id for r in again}
+        assert harness.row(keys["gone"])["status"] == harness.literal(Status.PROCESSING)
 
     def test_a_worker_whose_attempt_was_taken_over_is_fenced(self, harness: LedgerHarness) -> None:
         """Worker A stalls past its lease (a long GC pause, a stopped VM) and B takes the
@@ -564,7 +582,7 @@ class LedgerContract:
         key = harness.insert()
         lifecycle = harness.lifecycle(harness.load(key))
         _, attempt = ledger.start(lifecycle)
-        ledger.begin(attempt)
+        attempt = ledger.begin(attempt)
         ledger.complete(lifecycle, attempt, "projects/a/final.mp4")
         row = harness.row(key)
         with pytest.raises(AttemptSupersededError) as caught:
@@ -589,7 +607,7 @@ class LedgerContract:
         assert seen is not None
         assert seen.state is AttemptState.QUEUED
         assert seen.lease_expires_at == clock.now + 100.0
-        ledger.begin(begun)
+        begun = ledger.begin(begun)
         assert not ledger.hand_off(begun), "a begun attempt keeps its lease"
         clock.now += 50  # longer than the lease, shorter than the queue timeout
         mine = {sent.id, held.id, begun.id}
@@ -640,7 +658,7 @@ class LedgerContract:
         key = harness.insert()
         lifecycle = harness.lifecycle(harness.load(key))
         _, attempt = ledger.start(lifecycle)
-        ledger.begin(attempt)
+        attempt = ledger.begin(attempt)
         published: list[str] = []
         record = ledger.complete(
             lifecycle, attempt, "projects/a/final.mp4", publish=lambda: published.append("x")
@@ -685,7 +703,7 @@ class LedgerContract:
         key = harness.insert()
         worker_a = harness.lifecycle(harness.load(key))
         _, a = ledger.start(worker_a)
-        ledger.begin(a)
+        a = ledger.begin(a)
         clock.now += 11  # A's lease expires: its worker hung
         recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
         assert a.id in {r.attempt.id for r in recovered}
@@ -716,7 +734,7 @@ class LedgerContract:
         key = harness.insert(Status.COMPLETED, output="projects/1/final.mp4")
         worker_a = harness.lifecycle(harness.load(key))
         _, a = ledger.start(worker_a)
-        ledger.begin(a)
+        a = ledger.begin(a)
         context = multiprocessing.get_context("spawn")
         results = context.Queue()
         child = context.Process(
@@ -742,8 +760,8 @@ class LedgerContract:
         live_key, dead_key = harness.insert(), harness.insert()
         _, live = ledger.start(harness.lifecycle(harness.load(live_key)))
         _, dead = ledger.start(harness.lifecycle(harness.load(dead_key)))
-        ledger.begin(live)
-        ledger.begin(dead)
+        live = ledger.begin(live)
+        dead = ledger.begin(dead)
         clock.now += 8
         assert ledger.heartbeat(live)
         clock.now += 8  # dead's lease (10 s) has expired, live's was renewed 8 s ago
@@ -779,10 +797,10 @@ class LedgerContract:
         ledger = ledger_for(harness, clock)
         old_key, new_key = harness.insert(), harness.insert()
         _, old = ledger.start(harness.lifecycle(harness.load(old_key)))
-        ledger.begin(old)
+        old = ledger.begin(old)
         clock.now += 5
         _, new = ledger.start(harness.lifecycle(harness.load(new_key)))
-        ledger.begin(new)
+        new = ledger.begin(new)
         clock.now += 5  # old's lease ends exactly now; new's in 5 s
 
         def listed() -> set[int]:
@@ -805,7 +823,7 @@ class LedgerContract:
         ledger = ledger_for(harness, clock)
         key = harness.insert()
         _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
-        ledger.begin(attempt, worker="first:1")
+        attempt = ledger.begin(attempt, worker="first:1")
         clock.now += 10
         with pytest.raises(AttemptOwnedError):
             ledger.begin(attempt, worker="second:2")
@@ -822,8 +840,8 @@ class LedgerContract:
         key, gone_key = harness.insert(), harness.insert()
         _, live = ledger.start(harness.lifecycle(harness.load(key)))
         _, orphan = ledger.start(harness.lifecycle(harness.load(gone_key)))
-        ledger.begin(live)
-        ledger.begin(orphan)
+        live = ledger.begin(live)
+        orphan = ledger.begin(orphan)
         harness.delete(gone_key)
         clock.now += 5  # both leases run 5 s more
         racing = Ledger(
@@ -852,7 +870,7 @@ class LedgerContract:
             lifecycle = harness.lifecycle(harness.load(key))
             _, attempt = ledger.start(lifecycle, actor=f"user{n}")
             clock.now += 1
-            ledger.begin(attempt)
+            attempt = ledger.begin(attempt)
             clock.now += 2
             if outcome == "complete":
                 ledger.complete(lifecycle, attempt, "projects/k/final.mp4")
@@ -921,3 +939,10 @@ class LedgerContract:
 def attempt_of(ledger: Ledger, lifecycle: ProjectLifecycle[Any]) -> Attempt | None:
     scope, key = ledger.key(lifecycle)
     return ledger.current(scope, key)
+
+
+def _a_dead_pid() -> int:
+    """The pid of a process of this machine that has exited (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

@@ -174,7 +174,7 @@ class TestDjangoLedger(LedgerContract):
         key = harness.insert()
         lifecycle = harness.lifecycle(harness.load(key))
         _, attempt = ledger.start(lifecycle)
-        ledger.begin(attempt)
+        attempt = ledger.begin(attempt)
         with harness.statements() as seen:
             ledger.complete(lifecycle, attempt, "projects/a/final.mp4")
         writes = [row for row in seen if row[0].split()[0] in {"UPDATE", "INSERT", "SELECT"}]

@@ -112,7 +112,7 @@ def test_a_text_key_that_looks_like_json_loads_its_own_project(tmp_path: Path) -
     _, dead = ledger.start(ProjectLifecycle(dead_project, adapter))
     clock.now += 11  # the first render's process died: its lease expires
     _, live = ledger.start(ProjectLifecycle(live_project, adapter))
-    ledger.begin(live)
+    live = ledger.begin(live)
     recovered = ledger.recover(adapter, loader)
     assert [(r.attempt.id, r.record is not None) for r in recovered] == [(dead.id, True)]
     with sessions() as session:

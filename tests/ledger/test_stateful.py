@@ -71,7 +71,7 @@ class Side:
             assert attempt_id is not None
             attempt = self.attempt(attempt_id)
             if op == "begin":
-                self.ledger.begin(attempt)
+                attempt = self.ledger.begin(attempt)
             elif op == "heartbeat":
                 return ("ok", self.ledger.heartbeat(attempt, {"fraction": 0.5, "done": 1}))
             elif op == "complete":

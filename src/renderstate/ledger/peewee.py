@@ -242,7 +242,6 @@ class PeeweeAttemptStore:
             block = self.database.atomic("IMMEDIATE")
         else:
             block = self.database.atomic()
-        self._check_schema()
         with block:
             yield
 

@@ -199,17 +199,14 @@ class SQLAlchemyAttemptStore:
         """One transaction (a savepoint inside another) that the adapter joins."""
         current = _JOINED.get() or self._session
         if current is not None and current.in_transaction():
-            self._check_schema(current.connection())
             with current.begin_nested(), joined(current):
                 yield
         elif current is not None:
             with current.begin(), joined(current):
-                self._check_schema(current.connection())
                 yield
         else:
             assert self._factory is not None
             with self._factory() as session, session.begin(), joined(session):
-                self._check_schema(session.connection())
                 yield
 
     # ------------------------------------------------------------------ the store

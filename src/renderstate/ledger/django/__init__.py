@@ -167,7 +167,6 @@ class DjangoAttemptStore:
                 f"DjangoAttemptStore(using={theirs!r}) or route the 'renderstate' app there"
             )
             raise ImproperlyConfigured(msg)
-        self._check_schema(alias)
         with transaction.atomic(using=alias):
             yield
 
