@@ -32,11 +32,16 @@ def progress_fields(progress: Progress) -> dict[str, object]:
 
 
 class _Beat:
-    __slots__ = ("attempt", "last_write", "lost", "on_lost", "read", "refused", "written")
+    __slots__ = ("attempt", "key", "last_write", "lost", "on_lost", "read", "refused", "written")
 
     def __init__(
-        self, attempt: Attempt, read: Callable[[], Progress], on_lost: Callable[[], None]
+        self,
+        key: str,
+        attempt: Attempt,
+        read: Callable[[], Progress],
+        on_lost: Callable[[], None],
     ) -> None:
+        self.key = key
         self.attempt = attempt
         self.read = read
         self.on_lost = on_lost
@@ -53,14 +58,18 @@ class Heartbeat:
     fresh lease) if ``progress_interval`` has passed since its last write; one whose
     progress did not change gets a lease renewal about three times per lease. A render
     step that reports nothing (an encoder flush) therefore keeps its lease. A renewal
-    the ledger refuses means the attempt was recovered or superseded elsewhere:
-    ``on_lost`` is called once, so the render can stop.
+    the ledger refuses means the attempt was recovered, superseded or taken over by
+    another owner: ``on_lost`` is called once, so the render can stop.
+
+    Beats are keyed by their owner's token, never by attempt: two jobs of one attempt in
+    this process (a duplicate delivery, a takeover by a second runner) are two owners, and
+    one's end or loss never touches the other's renewals.
     """
 
     def __init__(self, ledger: Ledger, scope: Callable[[], AbstractContextManager[object]]) -> None:
         self._ledger = ledger
         self._scope = scope
-        self._beats: dict[int, _Beat] = {}
+        self._beats: dict[str, _Beat] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
@@ -69,23 +78,32 @@ class Heartbeat:
         self._tick = max(min(ledger.progress_interval or _MIN_TICK, self._renew_every), _MIN_TICK)
 
     def add(
-        self, attempt: Attempt, read: Callable[[], Progress], on_lost: Callable[[], None]
+        self,
+        key: str,
+        attempt: Attempt,
+        read: Callable[[], Progress],
+        on_lost: Callable[[], None],
     ) -> None:
-        """Keep ``attempt`` alive until :meth:`remove`; ``read`` gives its latest progress."""
+        """Keep ``attempt`` alive under ``key`` (its owner's token) until :meth:`remove`.
+
+        ``read`` gives its latest progress; ``on_lost`` is called once if the ledger
+        refuses a renewal. Adding under a key already kept replaces that beat: the same
+        owner, now holding the attempt as ``begin`` returned it.
+        """
         with self._lock:
             if self._stopped:
                 return
-            self._beats[attempt.id] = _Beat(attempt, read, on_lost)
+            self._beats[key] = _Beat(key, attempt, read, on_lost)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="renderstate-heartbeat", daemon=True
                 )
                 self._thread.start()
 
-    def remove(self, attempt: Attempt) -> None:
-        """Stop renewing ``attempt`` (it has ended)."""
+    def remove(self, key: str) -> None:
+        """Stop renewing what ``key`` (an owner's token) kept alive: its job has ended."""
         with self._lock:
-            self._beats.pop(attempt.id, None)
+            self._beats.pop(key, None)
 
     def stop(self) -> None:
         """Stop the thread; live attempts are no longer renewed."""
@@ -153,5 +171,6 @@ class Heartbeat:
         if not alive and not beat.lost:
             beat.lost = True
             with self._lock:
-                self._beats.pop(beat.attempt.id, None)
+                if self._beats.get(beat.key) is beat:
+                    del self._beats[beat.key]
             beat.on_lost()
