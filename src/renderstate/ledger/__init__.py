@@ -18,6 +18,7 @@ from renderstate.ledger._ledger import (
     DEFAULT_QUEUE_TIMEOUT,
     Ledger,
     Recovered,
+    new_owner,
     this_worker,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "AttemptSupersededError",
     "Ledger",
     "Recovered",
+    "new_owner",
     "this_worker",
 ]

@@ -21,6 +21,7 @@ from renderstate.exceptions import (
     RenderOutputError,
     RenderStateError,
 )
+from renderstate.runner._holding import let_go
 from renderstate.runner._job import RenderJob
 from renderstate.runner._state import RunnerState
 from renderstate.runner.progress import Phase
@@ -66,9 +67,18 @@ def end_completed(
 
 
 def end_failed(
-    state: RunnerState[ProjectT], job: RenderJob[ProjectT], error: BaseException
+    state: RunnerState[ProjectT],
+    job: RenderJob[ProjectT],
+    error: BaseException,
+    *,
+    gave_up: bool = False,
 ) -> None:
-    """Save the job's project FAILED with ``error``."""
+    """Save the job's project FAILED with ``error``.
+
+    With ``gave_up``, the job's begin raised: whether it took the attempt is unknown, so
+    the attempt is failed only while it is still queued or held under the job's token
+    (:meth:`~renderstate.ledger.Ledger.give_up`); otherwise nothing is saved.
+    """
     record: TransitionRecord | None = None
     if isinstance(error, (RenderInterruptedError, RenderOutputError)) and error.untouched is None:
         # Say that the previous video is untouched only once it was checked.
@@ -86,7 +96,21 @@ def end_failed(
         else:
             logger.error("the render of project %s failed", job.project_key, exc_info=error)
         ledger, attempt = state.ledger, job.attempt
-        if ledger is not None and attempt is not None:
+        if ledger is not None and attempt is not None and gave_up:
+
+            def save() -> TransitionRecord:
+                record = ledger.give_up(job._lifecycle, attempt, error, owner=job.owner)
+                if record is None:
+                    logger.warning(
+                        "attempt %s of project %s is not failed: its begin here raised, and "
+                        "it is neither queued nor held by this job (another owner renders "
+                        "it, or it ended); this delivery saves nothing",
+                        attempt.id,
+                        job.project_key,
+                    )
+                    raise AttemptSupersededError(project_key=job.project_key, attempt_id=attempt.id)
+                return record
+        elif ledger is not None and attempt is not None:
 
             def save() -> TransitionRecord:
                 return ledger.fail(job._lifecycle, attempt, error)
@@ -115,8 +139,7 @@ def _finish(
     status: Status,
     error: BaseException | None,
 ) -> None:
-    if state.heartbeat is not None and job.attempt is not None:
-        state.heartbeat.remove(job.attempt)
+    let_go(state, job)
     job._finish(status, error)
 
 

@@ -21,7 +21,7 @@ from renderstate.exceptions import (
     RenderInterruptedError,
     RenderStateError,
 )
-from renderstate.ledger import Ledger
+from renderstate.ledger import Ledger, new_owner
 from renderstate.runner.progress import Phase, Progress, ProgressTracker, progress_of
 from renderstate.typing import ProjectT
 
@@ -83,6 +83,14 @@ class RenderJob(Generic[ProjectT]):
         self._cancel_reason: str | None = None
         self._publishing = False
         self._abandoned = False  # stop_jobs()/shutdown(cancel_running): no save retries
+        # Ownership: the token this job holds its attempt under (the start's, then its
+        # begin's), the heartbeat keys it registered, whether it has begun, and whether it
+        # is its project's current job in the runner's registry.
+        self.owner: str = new_owner()
+        """The owner token this job holds (or will hold) its attempt under."""
+        self._beats: list[str] = []
+        self._begun = False
+        self._registered = False
         self._final = final
         self._before = None if final is None else _identity(final)
 

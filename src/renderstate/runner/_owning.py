@@ -19,7 +19,10 @@ from renderstate.exceptions import (
     AttemptSupersededError,
     RenderInterruptedError,
 )
+from renderstate.ledger import new_owner
+from renderstate.ledger._owners import release
 from renderstate.runner._ending import end_failed, end_unsaved
+from renderstate.runner._holding import keep_alive, let_go
 from renderstate.runner._job import RenderJob
 from renderstate.runner._publishing import clean_after, render
 from renderstate.runner._state import RunnerState
@@ -42,9 +45,31 @@ class Registry(Generic[ProjectT]):
         self.jobs: dict[object, RenderJob[ProjectT]] = {}
 
     def superseded(self, job: RenderJob[ProjectT]) -> bool:
-        """Whether a newer attempt of the job's project has started in this runner."""
+        """Whether a newer attempt of the job's project has started in this runner.
+
+        A job that was ever current here is superseded once another job took its place.
+        A delivered job that never became current (its begin was refused or failed) only
+        by a live job here of a newer attempt: the owner of its own attempt, running here,
+        is not newer.
+        """
         with self.lock:
-            return self.jobs.get(job.project_key) is not job
+            current = self.jobs.get(job.project_key)
+            if job._registered:
+                return current is not job
+            return (
+                current is not None
+                and not current.done()
+                and (current.attempt_id or 0) > (job.attempt_id or 0)
+            )
+
+    def make_current(self, job: RenderJob[ProjectT]) -> None:
+        """Make ``job`` its project's current job here; the lock is held."""
+        # Re-inserted at the end: the dict is ordered oldest attempt first. A job that
+        # was current once stays _registered: from now on it is superseded.
+        self.jobs.pop(job.project_key, None)
+        self.jobs[job.project_key] = job
+        job._registered = True
+        self.forget_old_jobs()
 
     def superseded_error(self, job: RenderJob[ProjectT]) -> RenderInterruptedError:
         """The error a superseded job ends with."""
@@ -71,7 +96,7 @@ def run(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
         end_failed(state, job, state.registry.superseded_error(job))
         return
     with job_scope(state.adapter):
-        if not _begin(state, job):
+        if not job._begun and not begin(state, job):
             return
         render(state, job)
 
@@ -84,13 +109,21 @@ def job_scope(adapter: Adapter[ProjectT]) -> contextlib.AbstractContextManager[o
     return contextlib.nullcontext() if scope is None else scope()
 
 
-def _begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
-    """Begin the job's attempt in the ledger; end the job if it may not render here."""
+def begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
+    """Begin the job's attempt in the ledger under a fresh owner token of the job's own.
+
+    A begin that is refused, or that fails, changes nothing this job does not own: not
+    the registry's current job, not another job's heartbeat, not the attempt of a live
+    owner. The job has then ended.
+    """
     if state.ledger is None or job.attempt is None:
+        job._begun = True
         return True
+    submitted = job.owner  # the start's token, kept alive until the begin took over
+    job.owner = new_owner()
     try:
         job.attempt = state.ledger.begin(
-            job.attempt, cleanup=lambda attempt: clean_after(state, attempt)
+            job.attempt, owner=job.owner, cleanup=lambda attempt: clean_after(state, attempt)
         )
     except AttemptOwnedError as exc:
         # A duplicate delivery: a live worker renders this attempt.
@@ -103,11 +136,33 @@ def _begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
         end_unsaved(state, job, exc)
         return False
     except Exception as exc:  # noqa: BLE001 - a store error ends the job like a render error
-        end_failed(state, job, exc)
+        # Whether the begin took the attempt is unknown: fail it only if it is still
+        # queued or held under this job's token (give_up), never a live owner's.
+        end_failed(state, job, exc, gave_up=True)
         return False
-    assert state.heartbeat is not None
-    state.heartbeat.add(job.attempt, job._tracker.snapshot, job._lose)
+    job._begun = True
+    keep_alive(state, job)
+    if submitted != job.owner and submitted in job._beats:
+        job._beats.remove(submitted)
+        assert state.heartbeat is not None
+        state.heartbeat.remove(submitted)
+    release(submitted)
     return True
+
+
+def begin_delivered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
+    """Begin a job delivered from another process, before it becomes current here.
+
+    Returns:
+        ``False`` if it may not render here (a newer attempt of the project runs here,
+        another owner holds the attempt, it ended, or the begin failed): the job has then
+        ended, and nothing of another job in this runner was touched.
+    """
+    if state.registry.superseded(job):
+        end_unsaved(state, job, state.registry.superseded_error(job))
+        return False
+    with job_scope(state.adapter):
+        return begin(state, job)
 
 
 def register_delivered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
@@ -124,17 +179,16 @@ def register_delivered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -
         state.check_open()
         current = registry.jobs.get(key)
         # A newer attempt of the project running here wins; anything else this
-        # runner holds for the project is older (or this very attempt, delivered
-        # again) and stops counting as current, as it does after a new submit.
+        # runner holds for the project is older, or an earlier owner of this very
+        # attempt (which this delivery took over: its begin succeeded), and stops
+        # counting as current, as it does after a new submit.
         newer = (
             current is not None
             and not current.done()
             and (current.attempt_id or 0) > job.attempt.id
         )
         if not newer:
-            registry.jobs.pop(key, None)
-            registry.jobs[key] = job
-            registry.forget_old_jobs()
+            registry.make_current(job)
     if newer:
         end_unsaved(state, job, registry.superseded_error(job))
         return False
@@ -152,8 +206,7 @@ def handed_off(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
     if not job._claim():
         msg = f"{job!r} already started or ended in this process; it cannot be handed off"
         raise RuntimeError(msg)
-    assert state.heartbeat is not None
-    state.heartbeat.remove(job.attempt)
+    let_go(state, job)  # its worker renews it (under its own token) once it has begun
     job._away = state.ledger
     try:
         state.ledger.hand_off(job.attempt)

@@ -290,10 +290,14 @@ class RenderRunner(Generic[ProjectT]):
         """
         self._state.check_open()
         job: RenderJob[ProjectT] = _starting.delivered(self._state, spec)
-        if job.done() or not _owning.register_delivered(self._state, job):
+        # Begun before it is registered: a duplicate delivery (refused) or a begin that
+        # failed never takes the place of the attempt's owner in this runner. The
+        # heartbeat starts once the attempt has begun here: renewing it before would keep
+        # alive the lease of a worker that died, which this delivery must take over.
+        if job.done() or not _owning.begin_delivered(self._state, job):
             return job
-        # The heartbeat starts once the attempt has begun here: renewing it before would
-        # keep alive the lease of a worker that died, which this delivery must take over.
+        if not _owning.register_delivered(self._state, job):
+            return job
         job.run()
         return job
 

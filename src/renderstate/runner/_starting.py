@@ -19,6 +19,7 @@ from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import AttemptSupersededError, ProjectNotFoundError
 from renderstate.runner._ending import end_failed, end_unsaved
+from renderstate.runner._holding import keep_alive
 from renderstate.runner._job import RenderJob
 from renderstate.runner._owning import handed_off, run
 from renderstate.runner._state import RunnerState
@@ -70,11 +71,13 @@ def registered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> Iterat
         register_first = previous is None or previous.done()
         if register_first:
             registry.jobs[key] = job
+            job._registered = True
     try:
         yield
     except BaseException:
         if register_first:
             with registry.lock:
+                job._registered = False
                 if previous is None:
                     del registry.jobs[key]
                 else:
@@ -84,9 +87,7 @@ def registered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> Iterat
         # From here on an unfinished previous job is superseded: it replaces no
         # video and saves nothing. Re-insert at the end: the dict is ordered
         # oldest attempt first.
-        registry.jobs.pop(key, None)
-        registry.jobs[key] = job
-        registry.forget_old_jobs()
+        registry.make_current(job)
 
 
 def start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> TransitionRecord:
@@ -94,10 +95,9 @@ def start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> TransitionR
     if state.ledger is None:
         return job._lifecycle.start_render()
     started, job.attempt = state.ledger.start(
-        job._lifecycle, output_path=job.output_path, actor=job.actor
+        job._lifecycle, output_path=job.output_path, actor=job.actor, owner=job.owner
     )
-    assert state.heartbeat is not None
-    state.heartbeat.add(job.attempt, job._tracker.snapshot, job._lose)
+    keep_alive(state, job)
     return started
 
 
