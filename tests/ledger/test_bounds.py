@@ -108,3 +108,12 @@ def test_progress_the_ledger_refuses_does_not_stop_the_lease(
     finally:
         runner.shutdown()
         store.close()
+
+
+@pytest.mark.parametrize("attempt_id", [0, -1, 2**63, 2**70])
+def test_a_bare_attempt_id_no_store_holds_is_refused(attempt_id: int) -> None:
+    """heartbeat() by a bare id outside a signed 64-bit id is a ValueError, not the
+    store's DataError (or an OverflowError from the driver)."""
+    ledger = Ledger(MemoryAttemptStore())
+    with pytest.raises(ValueError, match="positive 64-bit integer"):
+        ledger.heartbeat(attempt_id)

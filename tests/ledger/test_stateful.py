@@ -4,6 +4,11 @@ Starts, begins, heartbeats, completions, failures, recoveries and late workers a
 at random by this process or by a child process working on the same database (each with its
 own connections and objects, each loading the project afresh), with a shared clock sent with
 every command. After every step the database must hold exactly what the model predicts.
+
+Each start and each begin makes its side an *owner* of the attempt, holding it as the
+ledger returned it (with its owner token). Any owner, current or long since replaced, may
+act again: only the attempt's current owner renews or ends it; an earlier one, in either
+process, is refused and changes nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class Side:
         self.store = Store(url)
         self.now = 0.0
         self.ledger = Ledger(self.store.ledger.store, lease=LEASE, clock=lambda: self.now)
+        self.held: dict[str, Any] = {}
+        """The attempts as this side's starts and begins returned them, by owner token."""
 
     def lifecycle(self, key: str) -> ProjectLifecycle[Project]:
         return ProjectLifecycle(self.store.get(key), self.store.adapter)
@@ -58,23 +65,32 @@ class Side:
     def attempt(self, attempt_id: int) -> Any:
         return self.store.ledger.get(attempt_id)
 
-    def do(self, op: str, key: str, now: float, attempt_id: int | None) -> object:
-        """Run one command; return what happened as plain data."""
+    def do(
+        self, op: str, key: str, now: float, attempt_id: int | None, owner: str | None = None
+    ) -> object:
+        """Run one command; return what happened as plain data.
+
+        With ``owner``, act as that owner (the attempt as its start or begin returned it);
+        without, as whoever holds the attempt now (read afresh).
+        """
         self.now = now
         try:
             if op == "start":
                 _, attempt = self.ledger.start(self.lifecycle(key))
-                return ("ok", attempt.id)
+                self.held[attempt.owner] = attempt
+                return ("ok", (attempt.id, attempt.owner))
             if op == "recover":
                 found = self.ledger.recover(self.store.adapter, self.store.loader)
                 return ("ok", sorted(r.attempt.id for r in found if r.attempt.project_key == key))
             assert attempt_id is not None
-            attempt = self.attempt(attempt_id)
+            attempt = self.attempt(attempt_id) if owner is None else self.held[owner]
             if op == "begin":
                 attempt = self.ledger.begin(attempt)
-            elif op == "heartbeat":
+                self.held[attempt.owner] = attempt
+                return ("ok", attempt.owner)
+            if op == "heartbeat":
                 return ("ok", self.ledger.heartbeat(attempt, {"fraction": 0.5, "done": 1}))
-            elif op == "complete":
+            if op == "complete":
                 self.ledger.complete(self.lifecycle(key), attempt, f"projects/{key}/final.mp4")
             elif op == "fail":
                 self.ledger.fail(self.lifecycle(key), attempt, "boom")
@@ -110,14 +126,20 @@ class LedgerModel(RuleBasedStateMachine):
         self.status = "DRAFT"
         self.states: dict[int, str] = {}
         self.leases: dict[int, float] = {}
+        self.owners: dict[int, str] = {}
+        """Each attempt's current owner token."""
+        self.holders: list[tuple[str, int, bool]] = []
+        """Every owner there has been: (token, attempt, whether the child holds it)."""
         self.key = ""
 
     @initialize()
     def create(self) -> None:
         self.key = self.local.store.create("stateful", {}).id
 
-    def run(self, remote: bool, op: str, attempt_id: int | None = None) -> tuple[str, Any]:
-        message = (op, self.key, self.now, attempt_id)
+    def run(
+        self, remote: bool, op: str, attempt_id: int | None = None, owner: str | None = None
+    ) -> tuple[str, Any]:
+        message = (op, self.key, self.now, attempt_id, owner)
         if remote:
             self.child.send(message)
             result = self.child.recv()
@@ -131,11 +153,14 @@ class LedgerModel(RuleBasedStateMachine):
 
     @rule(remote=st.booleans())
     def start(self, remote: bool) -> None:
-        outcome, new_id = self.run(remote, "start")
+        outcome, made = self.run(remote, "start")
         if self.status == "PROCESSING":
             assert outcome == "conflict"
             return
         assert outcome == "ok"
+        new_id, token = made
+        self.owners[new_id] = token
+        self.holders.append((token, new_id, remote))
         assert all(new_id > a for a in self.states)
         for a in self.live():
             self.states[a] = "superseded"
@@ -150,13 +175,17 @@ class LedgerModel(RuleBasedStateMachine):
     @rule(remote=st.booleans(), data=st.data())
     def begin(self, remote: bool, data: st.DataObject) -> None:
         attempt = self.pick(data)
-        outcome, _ = self.run(remote, "begin", attempt)
+        outcome, token = self.run(remote, "begin", attempt)
         if self.states[attempt] == "rendering" and self.leases[attempt] >= self.now:
             # One owner per attempt: a worker renders it and its lease is live.
             assert outcome == "owned"
         elif self.states[attempt] in LIVE:
-            # Queued, or rendering on a worker whose lease ran out: taken over.
+            # Queued, or rendering on a worker whose lease ran out: taken over, under a
+            # fresh owner token.
             assert outcome == "ok"
+            assert token not in {t for t, _, _ in self.holders}
+            self.owners[attempt] = token
+            self.holders.append((token, attempt, remote))
             self.states[attempt] = "rendering"
             self.leases[attempt] = self.now + LEASE
         else:
@@ -184,6 +213,27 @@ class LedgerModel(RuleBasedStateMachine):
             self.status = "COMPLETED" if succeed else "FAILED"
         else:
             assert outcome == "superseded"
+
+    @precondition(lambda self: self.holders)
+    @rule(data=st.data(), op=st.sampled_from(["heartbeat", "complete", "fail"]))
+    def an_owner_acts(self, data: st.DataObject, op: str) -> None:
+        """An owner, the current one or one replaced since, renews or ends its attempt as
+        its own start or begin returned it: only the current owner of a live attempt is
+        heard."""
+        token, attempt, remote = data.draw(st.sampled_from(self.holders))
+        outcome, alive = self.run(remote, op, attempt, token)
+        heard = self.owners[attempt] == token and self.states[attempt] in LIVE
+        if op == "heartbeat":
+            assert alive is heard
+            if heard:
+                self.leases[attempt] = self.now + LEASE
+            return
+        if not heard:
+            assert outcome == "superseded"
+            return
+        assert outcome == "ok"
+        self.states[attempt] = "completed" if op == "complete" else "failed"
+        self.status = "COMPLETED" if op == "complete" else "FAILED"
 
     @rule(seconds=st.sampled_from([0.5, 4.0, 11.0]))
     def wait(self, seconds: float) -> None:

@@ -20,6 +20,8 @@ from renderstate._lifecycle import _describe as describe_error
 __all__ = [
     "MAX_COUNT",
     "MAX_ERROR",
+    "MAX_ID",
+    "check_id",
     "check_progress",
     "check_text",
     "describe",
@@ -46,6 +48,20 @@ def describe(error: BaseException | str | None) -> str | None:
         cut = len(text) - MAX_ERROR
         text = f"{text[:MAX_ERROR]}... ({cut} more characters cut)"
     return text
+
+
+MAX_ID: Final = 2**63 - 1
+"""The largest attempt id every store holds (a signed 64-bit ``BIGINT``)."""
+
+
+def check_id(attempt_id: object) -> None:
+    """Refuse an attempt id no store holds: not a positive 64-bit integer."""
+    if isinstance(attempt_id, bool) or not isinstance(attempt_id, int):
+        msg = f"an attempt id must be an int, got {type(attempt_id).__name__}"
+        raise TypeError(msg)
+    if not 1 <= attempt_id <= MAX_ID:
+        msg = f"an attempt id is a positive 64-bit integer (1 to {MAX_ID}), got {attempt_id}"
+        raise ValueError(msg)
 
 
 def check_text(field: str, value: object) -> None:

@@ -21,10 +21,10 @@ from renderstate.exceptions import (
     ProjectNotFoundError,
     RenderInterruptedError,
 )
+from renderstate.ledger._checks import check_id, is_real
 from renderstate.ledger._checks import check_progress as _check_progress
 from renderstate.ledger._checks import check_text as _check_text
 from renderstate.ledger._checks import describe as _describe
-from renderstate.ledger._checks import is_real
 from renderstate.ledger._owners import (
     holding,
     host_of,
@@ -349,16 +349,20 @@ class Ledger:
         ``eta_seconds``. One ``UPDATE`` by primary key.
 
         Returns:
-            Whether the attempt is still live and, given as :meth:`begin` returned it,
-            still this worker's (``False``: stop, it was superseded, recovered or taken
-            over by another worker, and nothing was written).
+            Whether the attempt is still live and, given as :meth:`start` or
+            :meth:`begin` returned it, still held under its owner token (``False``: stop,
+            it was superseded, recovered or taken over by another owner, and nothing was
+            written). A bare id renews whoever holds the attempt.
 
         Raises:
-            ValueError: ``progress`` has an unknown field or a value out of range (a
-                ``fraction`` outside 0..1 or not finite, a negative ``done``/``total``,
-                an ``eta_seconds`` that is negative or not finite, a ``phase`` longer than
-                32 characters); nothing was written.
+            ValueError: ``progress`` has an unknown field or a value no store holds (a
+                ``fraction`` outside 0..1 or not finite, a ``done``/``total`` outside
+                0..2**31 - 1, an ``eta_seconds`` that is negative or not finite, a
+                ``phase`` empty, longer than 32 characters or holding a NUL), or the bare
+                id is not a positive 64-bit integer; nothing was written.
         """
+        if isinstance(attempt, int):
+            check_id(attempt)
         values: dict[str, object] = {"lease_expires_at": self._clock() + self.lease}
         if progress:
             unknown = set(progress) - _PROGRESS_FIELDS
