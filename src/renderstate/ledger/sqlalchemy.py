@@ -125,9 +125,9 @@ class SQLAlchemyAttemptStore:
         missing = [f for f in FIELDS if f not in self.table.c]
         if missing:
             msg = (
-                f"table {self.table.name} lacks the ledger columns {missing}; declare it with "
-                "attempt_table() (and add the columns to the database table with your "
-                "migrations or create_table())"
+                f"table {self.table.name} lacks the ledger columns {missing}; use "
+                "attempt_table() to declare it (and add the columns to the database table "
+                "with your migrations or create_table())"
             )
             raise ValueError(msg)
         self._checked = False

@@ -169,8 +169,11 @@ class Heartbeat:
         if not alive and self._ledger.get(beat.attempt.id) is None:
             return  # started inside a transaction that has not committed yet: not lost
         if not alive and not beat.lost:
-            beat.lost = True
             with self._lock:
-                if self._beats.get(beat.key) is beat:
-                    del self._beats[beat.key]
+                if self._beats.get(beat.key) is not beat:
+                    # Removed while this renewal was under way: its owner ended, or
+                    # replaced its token (a begin). The refusal is not a lost attempt.
+                    return
+                del self._beats[beat.key]
+            beat.lost = True
             beat.on_lost()

@@ -119,7 +119,14 @@ def begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
     if state.ledger is None or job.attempt is None:
         job._begun = True
         return True
-    submitted = job.owner  # the start's token, kept alive until the begin took over
+    # The start's token stops being renewed before the begin replaces it: a renewal under
+    # it would be refused once the begin committed, and must not count as a lost attempt.
+    submitted = job.owner
+    if submitted in job._beats:
+        job._beats.remove(submitted)
+        assert state.heartbeat is not None
+        state.heartbeat.remove(submitted)
+    release(submitted)
     job.owner = new_owner()
     try:
         job.attempt = state.ledger.begin(
@@ -142,11 +149,6 @@ def begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
         return False
     job._begun = True
     keep_alive(state, job)
-    if submitted != job.owner and submitted in job._beats:
-        job._beats.remove(submitted)
-        assert state.heartbeat is not None
-        state.heartbeat.remove(submitted)
-    release(submitted)
     return True
 
 
