@@ -4,35 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, encode_key
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
-    AttemptOwnedError,
     AttemptSupersededError,
-    InvalidTransitionError,
     ProjectNotFoundError,
-    RenderInterruptedError,
 )
 from renderstate.ledger._checks import check_id, is_real
 from renderstate.ledger._checks import check_progress as _check_progress
 from renderstate.ledger._checks import check_text as _check_text
 from renderstate.ledger._checks import describe as _describe
+from renderstate.ledger._fencing import finish, owned_update
 from renderstate.ledger._owners import (
-    holding,
-    host_of,
     new_owner,
-    owner_gone,
-    release,
     this_worker,
 )
+from renderstate.ledger._recovery import Recovered
+from renderstate.ledger._recovery import recover as recover_expired
+from renderstate.ledger._taking import begin as begin_attempt
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
 __all__ = [
@@ -56,24 +52,10 @@ DEFAULT_QUEUE_TIMEOUT: Final = 6 * 3600.0
 MAX_LEASE: Final = 3600.0
 MAX_QUEUE_TIMEOUT: Final = 7 * 24 * 3600.0
 _QUEUED: Final = frozenset({AttemptState.QUEUED})
-_RENDERING: Final = frozenset({AttemptState.RENDERING})
-_INTERRUPTED: Final = "its lease expired: the process rendering it died or stopped renewing it"
 _SUPERSEDED: Final = "superseded by attempt {id}"
-_LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
+_PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
 _FIRST_WAIT: Final = 0.01
 _MAX_WAIT: Final = 0.5
-
-
-class Recovered(NamedTuple):
-    """One attempt that :meth:`Ledger.recover` found dead, and what it did about it."""
-
-    attempt: Attempt
-    """The attempt as it was found (still live in the record, its lease expired)."""
-    record: TransitionRecord | None
-    """The project's move to FAILED; ``None`` if the project had already left PROCESSING
-    or no longer exists (the attempt is marked interrupted all the same)."""
-    local: bool
-    """Whether the attempt ran on this machine, so its temporary files could be removed."""
 
 
 class Ledger:
@@ -287,58 +269,7 @@ class Ledger:
             AttemptSupersededError: the attempt is no longer live (or its start never
                 committed within a lease).
         """
-        _check_text("worker", worker)
-        _check_text("owner", owner)
-        me = worker or this_worker()
-        token = owner or new_owner()
-        deadline = time.monotonic() + self.lease
-        delay = _FIRST_WAIT
-        while True:
-            now = self._clock()
-            values: dict[str, object] = {
-                "state": AttemptState.RENDERING,
-                "started_at": now,
-                "worker": me,
-                "lease_expires_at": now + self.lease,
-                "owner": token,
-            }
-            holding(token)
-            if self.store.update(attempt.id, values, states=_QUEUED):
-                return self._fetch(attempt, token)
-            seen = self.store.get(attempt.id)
-            if seen is not None and not seen.active:
-                release(token)
-                raise self._superseded(attempt)
-            if seen is not None and seen.state is AttemptState.RENDERING:
-                if self.store.update(attempt.id, values, states=_RENDERING, lease_before=now):
-                    logger.warning(
-                        "render attempt %s of %s %s: its worker %s stopped renewing its "
-                        "lease; %s takes it over",
-                        attempt.id,
-                        seen.scope,
-                        seen.project_key,
-                        seen.worker,
-                        me,
-                    )
-                    _clean_up(cleanup if owner_gone(seen) else None, seen)
-                    return self._fetch(attempt, token)
-                release(token)
-                held = self.store.get(attempt.id)
-                if held is None or not held.active:
-                    raise self._superseded(attempt)
-                raise AttemptOwnedError(
-                    project_key=held.project_key,
-                    attempt_id=held.id,
-                    worker=held.worker,
-                    retry_after=(held.lease_expires_at or now) - now,
-                )
-            # Not visible yet (its start has not committed), or it was queued and just
-            # committed: try again, for up to a lease.
-            if time.monotonic() + delay > deadline:
-                release(token)
-                raise self._superseded(attempt)
-            time.sleep(delay)
-            delay = min(delay * 2, _MAX_WAIT)
+        return begin_attempt(self, attempt, worker=worker, cleanup=cleanup, owner=owner)
 
     def heartbeat(
         self, attempt: Attempt | int, progress: Mapping[str, object] | None = None
@@ -407,8 +338,13 @@ class Ledger:
             "eta_seconds": 0.0,
             "output_path": output_path,
         }
-        return self._finish(
-            lifecycle, attempt, values, lambda: lifecycle.complete(output_path), publish
+        return finish(
+            self,
+            lifecycle,
+            attempt,
+            values,
+            transition=lambda: lifecycle.complete(output_path),
+            publish=publish,
         )
 
     def fail(
@@ -431,12 +367,13 @@ class Ledger:
             "phase": "failed",
             "error": _describe(error),
         }
-        return self._finish(
+        return finish(
+            self,
             lifecycle,
             attempt,
             values,
-            lambda: lifecycle.fail(error, clear_output=clear_output),
-            None,
+            transition=lambda: lifecycle.fail(error, clear_output=clear_output),
+            publish=None,
         )
 
     def give_up(
@@ -476,50 +413,17 @@ class Ledger:
             )
 
         try:
-            return self._finish(
-                lifecycle, mine, values, lambda: lifecycle.fail(error), None, fence=fence
+            return finish(
+                self,
+                lifecycle,
+                mine,
+                values,
+                transition=lambda: lifecycle.fail(error),
+                publish=None,
+                fence=fence,
             )
         except AttemptSupersededError:
             return None
-
-    def _finish(
-        self,
-        lifecycle: ProjectLifecycle[ProjectT],
-        attempt: Attempt,
-        values: Mapping[str, object],
-        transition: Callable[[], TransitionRecord],
-        publish: Callable[[], None] | None,
-        *,
-        fence: Callable[[], bool] | None = None,
-    ) -> TransitionRecord:
-        try:
-            with self._atomic(lifecycle):
-                # The attempt's row first: a late attempt stops here, before it has taken
-                # the project's row lock or touched its object.
-                matched = self._owned_update(attempt, values) if fence is None else fence()
-                if not matched:
-                    raise self._superseded(attempt)
-                record = transition()
-                if publish is not None:
-                    publish()
-        except AttemptSupersededError:
-            release(attempt.owner)  # whoever holds it now, it is not this caller
-            raise
-        except InvalidTransitionError:
-            # The project left PROCESSING without the ledger (a plain lifecycle call):
-            # this attempt cannot finish it, and must not stay live for recovery either.
-            self._owned_update(
-                attempt,
-                {
-                    "state": AttemptState.INTERRUPTED,
-                    "finished_at": self._clock(),
-                    "error": _LEFT_OUTSIDE,
-                },
-            )
-            release(attempt.owner)
-            raise
-        release(attempt.owner)
-        return record
 
     # ------------------------------------------------------------------ recovery
 
@@ -556,56 +460,15 @@ class Ledger:
             output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
             values: Passed to each :class:`~renderstate.ProjectLifecycle`.
         """
-        found: list[Recovered] = []
-        here = socket.gethostname()
-        for attempt in self.store.expired(self._clock(), scope=loader.scope):
-            now = self._clock()
-            ended = {
-                "state": AttemptState.INTERRUPTED,
-                "finished_at": now,
-                "phase": "failed",
-                "error": _INTERRUPTED,
-            }
-            project = loader(attempt.project_key)
-            record: TransitionRecord | None = None
-            local = host_of(attempt.worker) in (None, here)
-            if project is None:
-                if not self.store.update(attempt.id, ended, states=ACTIVE_STATES, lease_before=now):
-                    continue
-                _clean_up(cleanup if local else None, attempt)
-            else:
-                lifecycle = ProjectLifecycle(
-                    project,
-                    adapter,
-                    status_field=status_field,
-                    output_field=output_field,
-                    values=values,
-                )
-                error = RenderInterruptedError(
-                    project_key=lifecycle.project_key, reason=_INTERRUPTED
-                )
-                with self._atomic(lifecycle):
-                    if not self.store.update(
-                        attempt.id, ended, states=ACTIVE_STATES, lease_before=now
-                    ):
-                        continue  # renewed (or finished) since it was listed: alive
-                    try:
-                        record = lifecycle.fail(error)
-                    except InvalidTransitionError:
-                        record = None  # it left PROCESSING meanwhile: only the record ends
-                    # Before the commit, while the project is still PROCESSING and locked:
-                    # no new attempt can start and create its own temporary file, which
-                    # the clean-up (all of the final video's temporary files) would remove.
-                    _clean_up(cleanup if local else None, attempt)
-            logger.warning(
-                "render attempt %s of %s %s was interrupted (lease expired%s)",
-                attempt.id,
-                attempt.scope,
-                attempt.project_key,
-                f", worker {attempt.worker}" if attempt.worker else "",
-            )
-            found.append(Recovered(attempt, record, local))
-        return found
+        return recover_expired(
+            self,
+            adapter,
+            loader,
+            cleanup=cleanup,
+            status_field=status_field,
+            output_field=output_field,
+            values=values,
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -660,55 +523,8 @@ class Ledger:
                 logger.debug("could not refresh %r after a rollback", lifecycle, exc_info=True)
             raise
 
-    def _fetch(self, attempt: Attempt, owner: str) -> Attempt:
-        fresh = self.store.get(attempt.id)
-        if fresh is None:  # pragma: no cover - an attempt row is never deleted by us
-            raise self._superseded(attempt)
-        if fresh.owner != owner:  # pragma: no cover - a store that ignores the owner column
-            msg = (
-                f"attempt {attempt.id} was begun under owner {owner!r} but the store reads "
-                f"back {fresh.owner!r}: the store does not keep the owner column"
-            )
-            raise RuntimeError(msg)
-        return fresh
-
     def _owned_update(self, attempt: Attempt | int, values: Mapping[str, object]) -> bool:
-        """Write ``values`` while ``attempt`` is live and still held under its owner token.
-
-        An attempt as :meth:`start` or :meth:`begin` returned it carries its owner token:
-        once another owner took it over (a worker began the queued attempt, or the lease
-        expired while the first worker stalled and a second one began it), the first
-        owner's heartbeats, ``complete`` and ``fail`` match nothing, even in the same
-        process. A bare id is not fenced by owner (scripts that renew by id). An attempt
-        recorded before owner tokens existed is fenced by its worker name, as then.
-        """
-        if isinstance(attempt, int):
-            return self.store.update(attempt, values, states=ACTIVE_STATES)
-        if attempt.owner is not None:
-            return self.store.update(attempt.id, values, states=ACTIVE_STATES, owner=attempt.owner)
-        if attempt.worker is None:
-            return self.store.update(attempt.id, values, states=ACTIVE_STATES)
-        return self.store.update(attempt.id, values, states=ACTIVE_STATES, worker=attempt.worker)
-
-    def _superseded(self, attempt: Attempt) -> AttemptSupersededError:
-        now = self.store.get(attempt.id)
-        return AttemptSupersededError(
-            project_key=attempt.project_key,
-            attempt_id=attempt.id,
-            state=None if now is None else now.state.value,
-        )
-
-
-_PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
-
-
-def _clean_up(cleanup: Callable[[Attempt], None] | None, attempt: Attempt) -> None:
-    if cleanup is None:
-        return
-    try:
-        cleanup(attempt)
-    except Exception:
-        logger.exception("could not clean up after attempt %s", attempt.id)
+        return owned_update(self.store, attempt, values)
 
 
 def _text(key: object) -> str:
