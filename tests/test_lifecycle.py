@@ -470,6 +470,14 @@ def test_bad_value_maps_are_refused(values: Any, error: type[Exception], message
         ProjectLifecycle(MemoryProject(), values=values)
 
 
+def test_none_is_refused_as_a_missing_project() -> None:
+    """ProjectLifecycle(None) says the project is missing, not that a field name is wrong."""
+    with pytest.raises(TypeError, match="got None instead of a project") as raised:
+        ProjectLifecycle(None)
+    assert "status_field" not in str(raised.value)
+    assert "ProjectNotFoundError" in str(raised.value)
+
+
 def test_missing_fields_are_named() -> None:
     """An object without the status or output field gets an error naming the option to set."""
 

@@ -89,6 +89,14 @@ class ProjectLifecycle(Generic[ProjectT]):
         values: Mapping[Status, Hashable] | None = None,
         observers: Iterable[Observer] = (),
     ) -> None:
+        if project is None:
+            # A lookup that found nothing, not a model with other field names.
+            msg = (
+                "ProjectLifecycle() got None instead of a project: the lookup found no "
+                "project. Check for it first and raise "
+                "ProjectNotFoundError(project_key=...) (a 404 in the web helpers)."
+            )
+            raise TypeError(msg)
         if not hasattr(project, status_field) or not hasattr(project, output_field):
             option, name = (
                 ("status_field", status_field)

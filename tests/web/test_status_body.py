@@ -279,6 +279,17 @@ def test_an_unknown_stored_status_is_an_error(tmp_path: Path) -> None:
         status_body(project, runner)
 
 
+def test_none_instead_of_a_project_says_to_answer_404_first(tmp_path: Path) -> None:
+    """`status_body(None, runner)` (a lookup that found nothing) is a TypeError naming the fix."""
+    with runner_for(tmp_path, FakeRenderer()) as runner, pytest.raises(TypeError) as raised:
+        status_body(None, runner)  # type: ignore[type-var]
+    message = str(raised.value)
+    assert "got None instead of a project" in message
+    assert "ProjectNotFoundError(project_key=" in message
+    assert "404" in message
+    assert "status_field" not in message  # the field names are not the problem
+
+
 def test_key_can_be_given(tmp_path: Path) -> None:
     """key= replaces the id read from the object."""
     with runner_for(tmp_path, FakeRenderer()) as runner:

@@ -86,8 +86,19 @@ def status_body(
             four names (as for :class:`~renderstate.ProjectLifecycle`).
 
     Raises:
+        TypeError: ``project`` is ``None`` (a lookup that found nothing): answer 404 first.
         UnknownStatusError: the project holds a status value outside the map.
     """
+    if project is None:
+        # The usual cause is `session.get(Project, id)` or `.first()` finding nothing: the
+        # field names are right, the project is missing.
+        msg = (
+            "status_body() got None instead of a project: the lookup found no project. "
+            "Answer 404 before building the body: `if project is None: raise "
+            "ProjectNotFoundError(project_key=project_id)`, which renderstate's web helpers "
+            "answer with a 404 problem+json."
+        )
+        raise TypeError(msg)
     # Only reads the object: the lifecycle maps the literal (and raises on an unknown one).
     lifecycle = ProjectLifecycle(
         project, status_field=status_field, output_field=output_field, values=values
