@@ -5,7 +5,10 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +89,77 @@ def test_celery_django_section_installs_and_migrates_the_ledger_app() -> None:
     django_part = django_part.split("\n## ", 1)[0]
     assert f'INSTALLED_APPS += ["{LedgerConfig.name}"]' in django_part
     assert f"python manage.py migrate {LedgerConfig.label}" in django_part
+
+
+def _section(text: str, heading: str) -> str:
+    assert f"\n{heading}\n" in text, f"no {heading!r} section"
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _run_as_module(code: str, name: str) -> Any:
+    """Run a page's block as a module (SQLAlchemy resolves annotations in the class's module)."""
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+def test_adopting_page_lists_the_model_fields_for_each_orm() -> None:
+    """ "Your model": status defaulting to DRAFT, a nullable output path, per ORM, runnable."""
+    section = _section((DOCS / "adopting.md").read_text("utf-8"), "## Your model")
+    assert "timeline" in section
+    blocks = _python_blocks(section)
+    django, sqlalchemy, peewee = (
+        next(b for b in blocks if marker in b)
+        for marker in ("django.db", "sqlalchemy", "import peewee")
+    )
+    compile(django, "django", "exec")
+    assert 'default="DRAFT"' in django
+    assert "null=True" in django
+
+    pytest.importorskip("sqlalchemy")
+    columns = _run_as_module(sqlalchemy, "adopting_sqlalchemy").Project.__table__.c
+    assert columns.status.default.arg == "DRAFT"
+    assert not columns.status.nullable
+    assert columns.output_path.nullable
+
+    pytest.importorskip("peewee")
+    fields = _run_as_module(peewee, "adopting_peewee").Project._meta.fields
+    assert fields["status"].default == "DRAFT"
+    assert not fields["status"].null
+    assert fields["output_path"].null
+
+
+FRAMEWORK_PAGES = sorted((DOCS / "frameworks").glob("*.md"))
+
+
+@pytest.mark.parametrize("page", FRAMEWORK_PAGES, ids=lambda p: p.stem)
+def test_framework_page_shows_the_404_pattern(page: Path) -> None:
+    """An unknown id answered 404 problem+json, written on the page itself."""
+    code = "\n".join(_python_blocks(page.read_text("utf-8")))
+    assert "raise ProjectNotFoundError(project_key=" in code
+    assert "is None" in code or "DoesNotExist" in code
+
+
+@pytest.mark.parametrize("page", FRAMEWORK_PAGES, ids=lambda p: p.stem)
+def test_framework_page_says_how_the_runner_lives_and_ends(page: Path) -> None:
+    """One runner per process, created once and shut down when the process ends."""
+    text = page.read_text("utf-8")
+    assert "one `renderrunner`" in text.lower()
+    assert "process" in text
+    code = "\n".join(_python_blocks(text))  # written on the page, not only in an include
+    assert re.search(r"\.shutdown\b", code)
+
+
+@pytest.mark.parametrize("page", FRAMEWORK_PAGES, ids=lambda p: p.stem)
+def test_framework_page_reads_raw(page: Path) -> None:
+    """Each included file is also linked, so the page read raw says where the code is."""
+    text = page.read_text("utf-8")
+    included = re.findall(r'^--8<-- "([^"]+)"$', text, flags=re.MULTILINE)
+    assert included
+    prose = re.sub(r'^--8<-- "[^"]+"$', "", text, flags=re.MULTILINE)
+    unlinked = [path for path in included if f"/{path})" not in prose]
+    assert unlinked == []

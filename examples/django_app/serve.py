@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", args.threads)
             self.cfg.set("post_worker_init", post_worker_init)
+            self.cfg.set("worker_exit", worker_exit)
             # No runtime control socket: it lives at one fixed path per user.
             self.cfg.set("control_socket_disable", True)  # noqa: FBT003
 
@@ -74,6 +75,13 @@ def post_worker_init(worker: Any) -> None:
 
     for record in get_runner().recover_interrupted():
         worker.log.warning("project %s was left PROCESSING; it is FAILED now", record.project_key)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Shut the runner down as the worker exits: running renders finish and are recorded."""
+    from projects.rendering import get_runner  # noqa: PLC0415
+
+    get_runner().shutdown(wait=True, cancel_pending=True)
 
 
 if __name__ == "__main__":
