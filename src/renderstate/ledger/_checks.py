@@ -22,6 +22,7 @@ __all__ = [
     "MAX_ERROR",
     "MAX_ID",
     "check_id",
+    "check_owner",
     "check_progress",
     "check_text",
     "describe",
@@ -82,6 +83,25 @@ def check_text(field: str, value: object) -> None:
         raise ValueError(msg)
     if "\x00" in value:
         msg = f"{field} contains a NUL character, which databases do not store in text: {value!r}"
+        raise ValueError(msg)
+
+
+def check_owner(owner: object, *, required: bool = False) -> None:
+    """Refuse an owner token that fences nothing: empty, not text, or (if ``required``) none.
+
+    An empty token would be replaced by a fresh one the caller never learns; a missing one
+    where a fence is needed (``give_up``) would match whoever holds the attempt.
+
+    Raises:
+        TypeError: ``owner`` is not a string (nor ``None`` where that means "make one").
+        ValueError: ``owner`` is empty, too long for its column, or contains a NUL.
+    """
+    if owner is None and required:
+        msg = "owner must be the owner token the caller's begin was given, got None"
+        raise TypeError(msg)
+    check_text("owner", owner)
+    if owner == "":
+        msg = "owner must be a non-empty token (or None for a fresh one), got ''"
         raise ValueError(msg)
 
 

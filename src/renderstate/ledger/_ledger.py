@@ -17,7 +17,7 @@ from renderstate.exceptions import (
     AttemptSupersededError,
     ProjectNotFoundError,
 )
-from renderstate.ledger._checks import check_id, is_real
+from renderstate.ledger._checks import check_id, check_owner, is_real
 from renderstate.ledger._checks import check_progress as _check_progress
 from renderstate.ledger._checks import check_text as _check_text
 from renderstate.ledger._checks import describe as _describe
@@ -170,17 +170,18 @@ class Ledger:
 
         Raises:
             RenderConflictError: a render of the project is already running (HTTP 409).
-            ValueError: the project's key (as text), ``output_path`` or ``actor`` is
-                wider than its ledger column (255, 500 and 255 characters) or contains a
-                NUL character; nothing was written.
-            TypeError: ``output_path`` or ``actor`` is not a string.
+            ValueError: the project's key (as text), ``output_path``, ``actor`` or
+                ``owner`` is wider than its ledger column (255, 500, 255 and 64
+                characters) or contains a NUL character, or ``owner`` is empty; nothing
+                was written.
+            TypeError: ``output_path``, ``actor`` or ``owner`` is not a string.
         """
         scope, key = self.key(lifecycle)
         _check_text("scope", scope)
         _check_text("project_key", key)
         _check_text("output_path", output_path)
         _check_text("actor", actor)
-        _check_text("owner", owner)
+        check_owner(owner)
         token = owner or new_owner()
         now = self._clock()
         with self._atomic(lifecycle):
@@ -268,6 +269,7 @@ class Ledger:
                 nothing was written. Its ``retry_after`` says when that lease runs out.
             AttemptSupersededError: the attempt is no longer live (or its start never
                 committed within a lease).
+            ValueError: ``owner`` is empty, too long or holds a NUL; nothing was written.
         """
         return begin_attempt(self, attempt, worker=worker, cleanup=cleanup, owner=owner)
 
@@ -398,7 +400,11 @@ class Ledger:
 
         Raises:
             InvalidTransitionError: the project is not PROCESSING.
+            TypeError: ``owner`` is not a string (``None`` would fence nothing, and fail
+                whoever holds the attempt); nothing was written.
+            ValueError: ``owner`` is empty, too long or holds a NUL; nothing was written.
         """
+        check_owner(owner, required=True)
         values: dict[str, object] = {
             "state": AttemptState.FAILED,
             "finished_at": self._clock(),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from renderstate._attempts import Attempt, AttemptState
 from renderstate.exceptions import AttemptOwnedError
-from renderstate.ledger._checks import check_text
+from renderstate.ledger._checks import check_owner, check_text
 from renderstate.ledger._fencing import superseded
 from renderstate.ledger._owners import holding, new_owner, owner_gone, release, this_worker
 from renderstate.ledger._recovery import clean_up
@@ -44,7 +44,7 @@ def begin(
 ) -> Attempt:
     """Make ``attempt`` the caller's render under a fresh owner token; see :meth:`Ledger.begin`."""
     check_text("worker", worker)
-    check_text("owner", owner)
+    check_owner(owner)
     me = worker or this_worker()
     token = owner or new_owner()
     deadline = time.monotonic() + ledger.lease

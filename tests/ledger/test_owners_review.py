@@ -1,0 +1,72 @@
+"""Owner tokens under hostile input: a token that fences nothing is refused before anything is
+written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from renderstate import ProjectLifecycle
+from renderstate.cli._store import Project, Store
+from renderstate.ledger import Attempt, AttemptState, Ledger
+
+LEASE = 0.2
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    made = Store(f"sqlite:///{tmp_path / 'owners.db'}")
+    yield made
+    made.close()
+
+
+def _ledger(store: Store) -> Ledger:
+    return Ledger(store.ledger.store, lease=LEASE)
+
+
+def _started(store: Store, ledger: Ledger) -> tuple[ProjectLifecycle[Project], Project, Attempt]:
+    project = store.create("owned", {})
+    lifecycle = ProjectLifecycle(project, store.adapter)
+    _, queued = ledger.start(lifecycle)
+    return lifecycle, project, queued
+
+
+@pytest.mark.parametrize(("owner", "error"), [(None, TypeError), ("", ValueError), (7, TypeError)])
+def test_give_up_refuses_an_owner_that_fences_nothing(
+    store: Store, owner: Any, error: type[Exception]
+) -> None:
+    """give_up(owner=None) turned the owner fence off: a begin that failed, holding no
+    token, failed the live owner's attempt and its project. A missing, empty or non-text
+    owner is now refused, and the owner's attempt and project are untouched."""
+    ledger = _ledger(store)
+    lifecycle, project, queued = _started(store, ledger)
+    owned = ledger.begin(queued)
+    with pytest.raises(error, match="owner"):
+        ledger.give_up(lifecycle, queued, "a duplicate's begin failed", owner=owner)
+    assert store.get(project.id).status == "PROCESSING"
+    held = ledger.get(queued.id)
+    assert held is not None
+    assert (held.state, held.owner) == (AttemptState.RENDERING, owned.owner)
+
+
+@pytest.mark.parametrize("call", ["start", "begin"])
+def test_an_empty_owner_token_is_refused_not_replaced(store: Store, call: str) -> None:
+    """owner="" was silently replaced by a random token: a caller that passed it to know
+    its token (for give_up) holds a token it was never told. It is refused, writing
+    nothing."""
+    ledger = _ledger(store)
+    if call == "start":
+        project = store.create("owned", {})
+        with pytest.raises(ValueError, match="owner"):
+            ledger.start(ProjectLifecycle(project, store.adapter), owner="")
+        assert store.get(project.id).status == "DRAFT"
+        return
+    _, project, queued = _started(store, ledger)
+    with pytest.raises(ValueError, match="owner"):
+        ledger.begin(queued, owner="")
+    attempt = ledger.get(queued.id)
+    assert attempt is not None
+    assert (attempt.state, attempt.owner) == (AttemptState.QUEUED, queued.owner)
