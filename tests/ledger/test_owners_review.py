@@ -1,8 +1,10 @@
 """Owner tokens under hostile input: a token that fences nothing is refused before anything is
-written."""
+written, and an odd worker name never turns a takeover into an error after it committed."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,3 +72,21 @@ def test_an_empty_owner_token_is_refused_not_replaced(store: Store, call: str) -
     attempt = ledger.get(queued.id)
     assert attempt is not None
     assert (attempt.state, attempt.owner) == (AttemptState.QUEUED, queued.owner)
+
+
+@pytest.mark.parametrize("pid", ["99999999999999999999", "-4194000", "0"])
+def test_a_takeover_from_an_odd_worker_name_succeeds_and_keeps_its_files(
+    store: Store, pid: str
+) -> None:
+    """A worker name of this host whose pid is no process id (too large for the OS, zero,
+    negative: a process group) made owner_gone raise OverflowError, after the takeover's
+    UPDATE had committed, or call a process group gone: the takeover now succeeds, and an
+    owner that is not a process id is not known to be gone (its files are left)."""
+    ledger = _ledger(store)
+    _, _, queued = _started(store, ledger)
+    ledger.begin(queued, worker=f"{socket.gethostname()}:{pid}")
+    time.sleep(2 * LEASE)
+    cleaned: list[Attempt] = []
+    taken = ledger.begin(queued, cleanup=cleaned.append)
+    assert taken.state is AttemptState.RENDERING
+    assert cleaned == []

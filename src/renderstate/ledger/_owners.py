@@ -20,6 +20,7 @@ from renderstate._attempts import Attempt
 __all__ = ["holding", "new_owner", "owner_gone", "release", "this_worker"]
 
 _TOKEN_BYTES: Final = 16
+_MAX_PID: Final = 2**31 - 1  # pid_t is a C int
 
 _live: set[str] = set()
 _live_lock = threading.Lock()
@@ -65,9 +66,8 @@ def owner_gone(attempt: Attempt) -> bool:
     worker = attempt.worker
     if worker is None or host_of(worker) != socket.gethostname():
         return False
-    try:
-        pid = int(worker.rsplit(":", 1)[1])
-    except (IndexError, ValueError):
+    pid = _pid_of(worker)
+    if pid is None:
         return False
     if pid == os.getpid():
         with _live_lock:
@@ -79,3 +79,14 @@ def owner_gone(attempt: Attempt) -> bool:
     except OSError:  # PermissionError: it exists, under another user
         return False
     return False
+
+
+def _pid_of(worker: str) -> int | None:
+    """The pid of a ``host:pid`` worker name, ``None`` if it names no process."""
+    try:
+        pid = int(worker.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+    # 0 and negative numbers name process groups to os.kill, and a number beyond a C int
+    # overflows it: neither is a process that could be gone.
+    return pid if 0 < pid <= _MAX_PID else None
