@@ -142,10 +142,14 @@ def begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> bool:
         logger.warning("%s", exc)
         end_unsaved(state, job, exc)
         return False
-    except Exception as exc:  # noqa: BLE001 - a store error ends the job like a render error
-        # Whether the begin took the attempt is unknown: fail it only if it is still
-        # queued or held under this job's token (give_up), never a live owner's.
+    except BaseException as exc:
+        # A store error ends the job like a render error, and so does an interrupt
+        # (Ctrl-C in a begin that waits for its row), which then propagates. Whether the
+        # begin took the attempt is unknown: fail it only if it is still queued or held
+        # under this job's token (give_up), never a live owner's.
         end_failed(state, job, exc, gave_up=True)
+        if not isinstance(exc, Exception):
+            raise
         return False
     job._begun = True
     keep_alive(state, job)

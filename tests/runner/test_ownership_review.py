@@ -1,0 +1,111 @@
+"""One owner per attempt, attacked: an interrupt in the middle of a begin. Each job that
+took (or may have taken) an attempt ends it, lets go of its token and its heartbeat, and
+never leaves its project PROCESSING behind a render that is not running; on SQLite,
+PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
+from renderstate import RenderRunner, Status
+from renderstate.cli._store import Project, Store
+from renderstate.ledger import AttemptState, Ledger
+from renderstate.ledger._owners import _live
+from renderstate.testing import FakeRenderer, InlineExecutor
+
+from .ownership import Flaky, Worker
+
+__all__ = ["db_targets"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def url(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> str:
+    return target_for(db_targets, request.param).sqlalchemy_url()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    made = Store(url)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def workers(url: str, store: Store) -> Iterator[list[Worker]]:
+    made: list[Worker] = []
+    yield made
+    for worker in made:
+        worker.close()
+
+
+class AfterBegin(Flaky):
+    """A real store that runs ``at_read_back`` once, when the begin's read-back starts (its
+    ``UPDATE`` to rendering has committed): the moment a signal or a shutdown lands."""
+
+    def __init__(self, store: Any, at_read_back: Any) -> None:
+        super().__init__(store)
+        self._at_read_back = at_read_back
+        self._armed = False
+
+    def update(self, attempt_id: int, values: Mapping[str, object], **fences: Any) -> bool:
+        applied = super().update(attempt_id, values, **fences)
+        if applied and values.get("state") is AttemptState.RENDERING:
+            self._armed = True
+        return applied
+
+    def get(self, attempt_id: int) -> Any:
+        if self._armed:
+            self._armed = False
+            self._at_read_back()
+        return super().get(attempt_id)
+
+
+def test_an_interrupt_during_begin_ends_the_job_and_fails_its_attempt(
+    tmp_path: Path, store: Store, workers: list[Worker]
+) -> None:
+    """Ctrl-C (a real SIGINT) lands while a job's begin reads back the attempt it has just
+    taken, in a runner whose executor renders in the caller's thread. The interrupt
+    propagated out of the begin past everything: the job never ended (wait() and
+    stop_jobs() blocked for ever), its owner token stayed in the process's live set, and
+    the attempt stayed rendering under a token nobody renews. Like an interrupt during the
+    render, it now fails the attempt it holds (give_up), ends the job, lets go of its
+    token, and only then propagates."""
+    worker = Worker(store.url)
+    workers.append(worker)
+    interrupting = AfterBegin(worker.attempts, lambda: os.kill(os.getpid(), signal.SIGINT))
+    runner = RenderRunner(
+        worker.adapter,
+        FakeRenderer(),
+        media_root=tmp_path,
+        executor=InlineExecutor(),
+        ledger=Ledger(interrupting, lease=30.0),
+        loader=worker.loader,
+    )
+    project = store.create("interrupted", {})
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.submit(worker.loader(project.id) or project)
+        job = runner.job(store.get(project.id))
+        assert job is not None
+        assert job.done(), "the interrupted job has ended"
+        assert job.wait(5) is Status.FAILED
+        assert runner.stop_jobs(timeout=5) == 0
+        assert store.get(project.id).status == "FAILED"
+        attempt = store.ledger.get(job.attempt_id or 0)
+        assert attempt is not None
+        assert attempt.state is AttemptState.FAILED
+        assert job.owner not in _live, "the job let go of its token"
+    finally:
+        runner.shutdown()
+
+
+__all__ += ["Project"]
