@@ -1,12 +1,14 @@
-"""One owner per attempt, attacked: an interrupt in the middle of a begin. Each job that
-took (or may have taken) an attempt ends it, lets go of its token and its heartbeat, and
-never leaves its project PROCESSING behind a render that is not running; on SQLite,
-PostgreSQL and MariaDB."""
+"""One owner per attempt, attacked: an interrupt in the middle of a begin, and a shutdown
+racing a delivery. Each job that took (or may have taken) an attempt ends it, lets go of its
+token and its heartbeat, and never leaves its project PROCESSING behind a render that is not
+running; on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger._owners import _live
 from renderstate.testing import FakeRenderer, InlineExecutor
 
-from .ownership import Flaky, Worker
+from .ownership import Flaky, Held, Worker, in_thread
+from .test_ownership import LEASE, Scene
 
 __all__ = ["db_targets"]
 
@@ -106,6 +109,49 @@ def test_an_interrupt_during_begin_ends_the_job_and_fails_its_attempt(
         assert job.owner not in _live, "the job let go of its token"
     finally:
         runner.shutdown()
+
+
+def test_a_delivery_that_shutdown_refuses_after_its_begin_lets_the_attempt_go(
+    tmp_path: Path, store: Store, workers: list[Worker]
+) -> None:
+    """shutdown(wait=False) lands between a delivery's begin and its registration: the
+    delivery is refused (RuntimeError), but it had begun the attempt and kept it alive in
+    the heartbeat, which went on renewing it for as long as the process lived: the
+    project stayed PROCESSING, rendered by nobody, and recovery never could touch it. The
+    refused delivery now ends its attempt and lets go of its heartbeat and token."""
+    scene = Scene(store, tmp_path / "media")
+    worker = Worker(store.url)
+    workers.append(worker)
+    reached, go_on = threading.Event(), threading.Event()
+
+    def shut_down_here() -> None:
+        reached.set()
+        assert go_on.wait(30)
+
+    held = Held(b"never rendered")
+    store_here = AfterBegin(worker.attempts, shut_down_here)
+    runner = worker.runner(held, scene.media, lease=LEASE, store=store_here)
+    try:
+        thread, out = in_thread(lambda: runner.execute(scene.spec))
+        assert reached.wait(30)
+        runner.shutdown(wait=False)
+        go_on.set()
+        thread.join(30)
+        assert isinstance(out[0], RuntimeError), out
+        assert not held.started.is_set()
+        time.sleep(3 * LEASE)
+        attempt = scene.attempt()
+        assert not attempt.active or (attempt.lease_expires_at or 0) < time.time(), (
+            "nobody renews an attempt that nobody renders"
+        )
+        assert attempt.owner not in _live
+        assert scene.status() == "FAILED"
+        assert attempt.state is AttemptState.FAILED
+    finally:
+        held.release.set()
+        go_on.set()
+        runner.shutdown()
+        scene.close()
 
 
 __all__ += ["Project"]

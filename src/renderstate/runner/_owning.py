@@ -177,13 +177,17 @@ def register_delivered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -
     Returns:
         ``False`` if a newer attempt of the project runs here: the job has then ended,
         unsaved.
+
+    Raises:
+        RuntimeError: the runner was shut down since the job began: the job has then
+            ended, its attempt failed (nothing here renews or renders it any more).
     """
     key = job.project_key
     assert job.attempt is not None
     registry = state.registry
     with state.key_locks.hold(key), registry.lock:
-        state.check_open()
-        current = registry.jobs.get(key)
+        closed = state.closed
+        current = None if closed else registry.jobs.get(key)
         # A newer attempt of the project running here wins; anything else this
         # runner holds for the project is older, or an earlier owner of this very
         # attempt (which this delivery took over: its begin succeeded), and stops
@@ -193,8 +197,20 @@ def register_delivered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -
             and not current.done()
             and (current.attempt_id or 0) > job.attempt.id
         )
-        if not newer:
+        if not newer and not closed:
             registry.make_current(job)
+    if closed:
+        # It began the attempt (and keeps it alive) but will not render here: end it, or
+        # a heartbeat that outlives shutdown(wait=False) would renew it for ever.
+        reason = "the runner shut down before the render started"
+        end_failed(
+            state,
+            job,
+            RenderInterruptedError(
+                project_key=job.project_key, reason=reason, untouched=job._untouched()
+            ),
+        )
+        state.check_open()
     if newer:
         end_unsaved(state, job, registry.superseded_error(job))
         return False
