@@ -3,6 +3,7 @@ written, and an odd worker name never turns a takeover into an error after it co
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Iterator
@@ -11,9 +12,13 @@ from typing import Any
 
 import pytest
 
+from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import ProjectLifecycle
 from renderstate.cli._store import Project, Store
+from renderstate.exceptions import AttemptSupersededError
 from renderstate.ledger import Attempt, AttemptState, Ledger
+
+__all__ = ["db_targets"]
 
 LEASE = 0.2
 
@@ -21,6 +26,14 @@ LEASE = 0.2
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     made = Store(f"sqlite:///{tmp_path / 'owners.db'}")
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def any_store(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> Iterator[Store]:
+    """The command line's store on SQLite, PostgreSQL and MariaDB."""
+    made = Store(target_for(db_targets, request.param).sqlalchemy_url())  # type: ignore[arg-type]
     yield made
     made.close()
 
@@ -90,3 +103,51 @@ def test_a_takeover_from_an_odd_worker_name_succeeds_and_keeps_its_files(
     taken = ledger.begin(queued, cleanup=cleaned.append)
     assert taken.state is AttemptState.RENDERING
     assert cleaned == []
+
+
+@pytest.mark.parametrize("token", ["ABC", "abc ", "Worker-1"])
+@pytest.mark.parametrize("call", ["start", "begin", "give_up"])
+def test_an_owner_token_the_databases_compare_differently_is_refused(
+    store: Store, call: str, token: str
+) -> None:
+    """MariaDB compares text case-insensitively and ignores trailing spaces, so on it
+    the owner 'abc' was fenced as the same owner as 'ABC' or 'abc ' (a stale owner's
+    heartbeat and fail were accepted), where SQLite and PostgreSQL told them apart. A
+    token must be what new_owner() makes (lowercase hex), identical in every database;
+    any other is refused before anything is written."""
+    ledger = _ledger(store)
+    project = store.create("owned", {})
+    lifecycle = ProjectLifecycle(project, store.adapter)
+    if call == "start":
+        with pytest.raises(ValueError, match="owner"):
+            ledger.start(lifecycle, owner=token)
+        assert store.get(project.id).status == "DRAFT"
+        return
+    _, queued = ledger.start(lifecycle)
+    if call == "begin":
+        with pytest.raises(ValueError, match="owner"):
+            ledger.begin(queued, owner=token)
+    else:
+        with pytest.raises(ValueError, match="owner"):
+            ledger.give_up(lifecycle, queued, "failed", owner=token)
+    attempt = ledger.get(queued.id)
+    assert attempt is not None
+    assert (attempt.state, attempt.owner) == (AttemptState.QUEUED, queued.owner)
+    assert store.get(project.id).status == "PROCESSING"
+
+
+def test_a_heartbeat_under_a_variant_of_the_owner_token_is_refused(any_store: Store) -> None:
+    """An attempt carrying a token that differs from its owner's only in case or trailing
+    space (which MariaDB matched: its heartbeat and fail were accepted) renews and ends
+    nothing, in every database."""
+    store = any_store
+    ledger = _ledger(store)
+    lifecycle, project, queued = _started(store, ledger)
+    owned = ledger.begin(queued)
+    assert owned.owner is not None
+    for variant in (owned.owner.upper(), f"{owned.owner} "):
+        forged = dataclasses.replace(owned, owner=variant)
+        assert not ledger.heartbeat(forged)
+        with pytest.raises(AttemptSupersededError):
+            ledger.fail(lifecycle, forged, "not the owner")
+    assert store.get(project.id).status == "PROCESSING"

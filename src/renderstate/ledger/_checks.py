@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -27,6 +28,7 @@ __all__ = [
     "check_text",
     "describe",
     "is_real",
+    "is_token",
 ]
 
 MAX_ERROR: Final = 8000
@@ -87,22 +89,36 @@ def check_text(field: str, value: object) -> None:
 
 
 def check_owner(owner: object, *, required: bool = False) -> None:
-    """Refuse an owner token that fences nothing: empty, not text, or (if ``required``) none.
+    """Refuse an owner token that fences nothing, or not alike in every database.
 
     An empty token would be replaced by a fresh one the caller never learns; a missing one
-    where a fence is needed (``give_up``) would match whoever holds the attempt.
+    where a fence is needed (``give_up``) would match whoever holds the attempt; one with
+    capitals or spaces would match its variants on MariaDB only.
 
     Raises:
         TypeError: ``owner`` is not a string (nor ``None`` where that means "make one").
-        ValueError: ``owner`` is empty, too long for its column, or contains a NUL.
+        ValueError: ``owner`` is not 1 to 64 lowercase hexadecimal digits.
     """
     if owner is None and required:
         msg = "owner must be the owner token the caller's begin was given, got None"
         raise TypeError(msg)
     check_text("owner", owner)
-    if owner == "":
-        msg = "owner must be a non-empty token (or None for a fresh one), got ''"
+    if isinstance(owner, str) and not is_token(owner):
+        # MariaDB compares text case-insensitively and ignores trailing spaces: 'abc',
+        # 'ABC' and 'abc ' would be one owner there and three elsewhere.
+        msg = (
+            f"owner must be a token as new_owner() makes it (1 to {WIDTHS['owner']} "
+            f"lowercase hexadecimal digits), the same in every database, got {owner!r}"
+        )
         raise ValueError(msg)
+
+
+_TOKEN: Final = re.compile(r"[0-9a-f]+")
+
+
+def is_token(owner: str) -> bool:
+    """Whether ``owner`` is an owner token every database compares exactly (lowercase hex)."""
+    return len(owner) <= WIDTHS["owner"] and _TOKEN.fullmatch(owner) is not None
 
 
 def check_progress(progress: Mapping[str, object]) -> None:

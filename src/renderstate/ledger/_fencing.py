@@ -16,6 +16,7 @@ from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import AttemptSupersededError, InvalidTransitionError
+from renderstate.ledger._checks import is_token
 from renderstate.ledger._owners import release
 from renderstate.typing import AttemptStore, ProjectT
 
@@ -86,6 +87,8 @@ def owned_update(store: AttemptStore, attempt: Attempt | int, values: Mapping[st
     if isinstance(attempt, int):
         return store.update(attempt, values, states=ACTIVE_STATES)
     if attempt.owner is not None:
+        if not is_token(attempt.owner):
+            return False  # no owner holds it: a variant of a token would match on MariaDB
         return store.update(attempt.id, values, states=ACTIVE_STATES, owner=attempt.owner)
     if attempt.worker is None:
         return store.update(attempt.id, values, states=ACTIVE_STATES)
