@@ -8,6 +8,7 @@ concurrent exports -> one 202 and nineteen 409s; 404 for an unknown id; 4xx for 
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -318,3 +319,46 @@ def test_render_body_is_ignored_and_never_a_5xx(app_server: AppServer) -> None:
     response = app_server.post(f"/projects/{project_id}/render", "not JSON at all")
     assert response.status == 202
     poll_until_done(app_server, project_id)
+
+
+def ranged(server: AppServer, path: str, byte_range: str) -> Response:
+    """GET ``path`` with one ``Range`` header, as a video element seeking does."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Range": byte_range})
+        raw = conn.getresponse()
+        payload = raw.read()
+        return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, payload)
+    finally:
+        conn.close()
+
+
+def test_media_answers_range_requests(app_server: AppServer) -> None:
+    """A video can seek: one byte range is a 206 with Content-Range; past the end is a 416."""
+    data = bytes(range(256)) * 40  # 10240 bytes
+    (app_server.media_root / "uploads" / "ranged.bin").write_bytes(data)
+    path = "/media/uploads/ranged.bin"
+
+    whole = app_server.get(path)
+    assert whole.status == 200
+    assert whole.body == data
+    assert whole.headers.get("accept-ranges") == "bytes", whole.headers
+
+    first = ranged(app_server, path, "bytes=0-99")
+    assert first.status == 206, first.headers
+    assert first.body == data[:100]
+    assert first.headers["content-range"] == f"bytes 0-99/{len(data)}"
+    assert first.headers["content-length"] == "100"
+
+    middle = ranged(app_server, path, "bytes=1000-")
+    assert middle.status == 206
+    assert middle.body == data[1000:]
+
+    suffix = ranged(app_server, path, "bytes=-500")
+    assert suffix.status == 206
+    assert suffix.body == data[-500:]
+    assert suffix.headers["content-range"] == f"bytes {len(data) - 500}-{len(data) - 1}/{len(data)}"
+
+    beyond = ranged(app_server, path, f"bytes={len(data)}-")
+    assert beyond.status == 416, beyond.headers
+    assert beyond.headers["content-range"] == f"bytes */{len(data)}"
