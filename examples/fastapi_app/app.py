@@ -11,6 +11,7 @@ renderstate's own (``RenderConflictError`` 409, ``ProjectNotFoundError`` 404) th
 import asyncio
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from http import HTTPStatus
@@ -67,6 +68,18 @@ def timeline_problem(error: TimelineError) -> JSONResponse:
         pointer += "/" + error.field.replace(".", "/")
     body["pointer"] = pointer
     return JSONResponse(body, status_code=code, media_type=PROBLEM_CONTENT_TYPE)
+
+
+class MediaFiles(StaticFiles):
+    """``StaticFiles`` that never serves a hidden name (a segment starting with ``.``).
+
+    The runner writes a render's temporary files (``.renderstate-*``) beside the final video.
+    """
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if any(part.startswith(".") for part in Path(path).parts):
+            return "", None  # not found: 404
+        return super().lookup_path(path)
 
 
 def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: PLR0915
@@ -211,5 +224,5 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
             body = await current_body(project_id)
 
     # The uploads and the rendered videos (in production, let the web server do this).
-    app.mount("/media", StaticFiles(directory=media), name="media")
+    app.mount("/media", MediaFiles(directory=media), name="media")
     return app

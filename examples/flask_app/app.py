@@ -129,7 +129,13 @@ def project_status(pk: str) -> dict[str, Any]:
 
 @bp.get("/media/<path:path>")
 def media(path: str) -> flask.Response:
-    """The uploads and the rendered videos (in production, let the web server do this)."""
+    """The uploads and the rendered videos (in production, let the web server do this).
+
+    A hidden name (a segment starting with ``.``) is never served: the runner writes a
+    render's temporary files (``.renderstate-*``) beside the final video.
+    """
+    if any(part.startswith(".") for part in path.split("/")):
+        flask.abort(404)
     return flask.send_from_directory(flask.current_app.config["MEDIA_ROOT"], path)
 
 

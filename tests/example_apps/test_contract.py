@@ -362,3 +362,25 @@ def test_media_answers_range_requests(app_server: AppServer) -> None:
     beyond = ranged(app_server, path, f"bytes={len(data)}-")
     assert beyond.status == 416, beyond.headers
     assert beyond.headers["content-range"] == f"bytes */{len(data)}"
+
+
+def test_media_never_serves_hidden_files(app_server: AppServer) -> None:
+    """A render's temporary files (``.renderstate-*``) and any dot file are 404, not served."""
+    project = app_server.media_root / "projects" / "hidden-test"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / ".renderstate-0123abcd.soundtrack.wav").write_bytes(b"RIFF" + bytes(64))
+    (project / "visible.txt").write_text("shown")
+    (app_server.media_root / "uploads" / ".env").write_text("SECRET=1")
+    dot_dir = app_server.media_root / "uploads" / ".cache"
+    dot_dir.mkdir(exist_ok=True)
+    (dot_dir / "picture.png").write_bytes(b"not shown")
+
+    assert app_server.get("/media/projects/hidden-test/visible.txt").status == 200
+    for path in [
+        "/media/projects/hidden-test/.renderstate-0123abcd.soundtrack.wav",
+        "/media/uploads/.env",
+        "/media/uploads/.cache/picture.png",
+        "/media/uploads/%2Eenv",
+    ]:
+        response = app_server.get(path)
+        assert response.status == 404, (path, response.status, response.body[:80])

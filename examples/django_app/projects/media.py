@@ -25,10 +25,14 @@ RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def media_file(path: str) -> Path:
-    """The file ``path`` names under ``MEDIA_ROOT``; ``Http404`` for anything else."""
+    """The file ``path`` names under ``MEDIA_ROOT``; ``Http404`` for anything else.
+
+    A hidden name (a segment starting with ``.``) is never served: the runner writes a
+    render's temporary files (``.renderstate-*``) beside the final video.
+    """
     root = Path(settings.MEDIA_ROOT).resolve()
     parts = path.split("/")
-    if any(part in {"", ".", ".."} for part in parts):
+    if any(part == "" or part.startswith(".") for part in parts):
         raise Http404(path)
     target = root.joinpath(*parts)
     if not target.resolve().is_relative_to(root) or not target.is_file():
