@@ -41,6 +41,8 @@ SAMPLE_TIMELINE: dict[str, Any] = json.loads(
     resources.files("renderstate.rendering").joinpath("sample_timeline.json").read_text("utf-8")
 )
 """What a project created without a timeline renders: three titled scenes and a tone."""
+MAX_BODY = 1024 * 1024
+"""The largest request body read, in bytes: a larger one is answered 413 (problem+json)."""
 EVENT_INTERVAL = 0.1
 """Seconds between two looks at a project while its events are streamed."""
 
@@ -56,6 +58,23 @@ def invalid(field: str, detail: str, status: int = 422, **extra: Any) -> JSONRes
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE)
+
+
+async def read_body(request: Request) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``MAX_BODY``.
+
+    A declared Content-Length over the limit is refused before any of the body is read; a
+    chunked body is read up to the limit, and no further.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
 def timeline_problem(error: TimelineError) -> JSONResponse:
@@ -154,10 +173,14 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
         return [{**status_body(p, runner), "title": p.title} for p in projects]
 
     @app.post("/projects", status_code=201, response_model=None)
-    async def create_project(request: Request) -> dict[str, Any] | JSONResponse:
+    async def create_project(request: Request) -> dict[str, Any] | JSONResponse:  # noqa: PLR0911
         """``{"title": ..., "timeline": {...}}``: 201 with the new DRAFT project."""
+        raw = await read_body(request)
+        if raw is None:
+            detail = f"the request body is larger than {MAX_BODY} bytes"
+            return invalid("body", detail, status=413)
         try:
-            data = json.loads(await request.body())
+            data = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             return invalid("body", f"the request body is not JSON ({exc})", status=400)
         if not isinstance(data, dict):

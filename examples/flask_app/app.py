@@ -19,6 +19,7 @@ from typing import Any
 import flask
 import peewee
 from models import STATUS_PROCESSING, Project, database, now, open_database
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
 from renderstate.adapters.peewee import PeeweeAdapter
@@ -31,6 +32,9 @@ SAMPLE_TIMELINE: dict[str, Any] = json.loads(
     resources.files("renderstate.rendering").joinpath("sample_timeline.json").read_text("utf-8")
 )
 """What a project created without a timeline renders: three titled scenes and a tone."""
+
+MAX_BODY = 1024 * 1024
+"""The largest request body read, in bytes: a larger one is answered 413 (problem+json)."""
 
 bp = flask.Blueprint("projects", __name__)
 
@@ -63,6 +67,27 @@ def invalid(field: str, detail: str, status: int = 422, **extra: Any) -> flask.R
     return problem(body, status)
 
 
+def too_large(_error: RequestEntityTooLarge) -> flask.Response:
+    """413 for a body over ``MAX_CONTENT_LENGTH``, known from its Content-Length before it is
+    read, or once a chunked body passes the limit (werkzeug stops reading there)."""
+    limit = flask.current_app.config["MAX_CONTENT_LENGTH"]
+    return invalid("body", f"the request body is larger than {limit} bytes", status=413)
+
+
+def read_body() -> bytes:
+    """The request body; ``RequestEntityTooLarge`` (413) past ``MAX_CONTENT_LENGTH``.
+
+    werkzeug refuses a Content-Length over the limit before reading anything, but stops a
+    chunked body at the limit without saying whether more follows: one that reaches the
+    limit is refused.
+    """
+    body = flask.request.get_data()
+    limit: int = flask.current_app.config["MAX_CONTENT_LENGTH"]
+    if flask.request.content_length is None and len(body) >= limit:
+        raise RequestEntityTooLarge
+    return body
+
+
 def timeline_problem(error: TimelineError) -> flask.Response:
     """A 422 naming the timeline field at fault, as a JSON pointer into the request body."""
     code, body = problem_details(error)
@@ -87,7 +112,7 @@ def load(pk: str) -> Project:
 def create_project() -> flask.Response | tuple[dict[str, Any], int]:
     """``POST /projects`` ``{"title": ..., "timeline": {...}}``: 201 with the new project."""
     try:
-        data = json.loads(flask.request.get_data())
+        data = json.loads(read_body())
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         return invalid("body", f"the request body is not JSON ({exc})", status=400)
     if not isinstance(data, dict):
@@ -145,8 +170,10 @@ def create_app(database_url: str, media_root: str | Path) -> flask.Flask:
     (media / "uploads").mkdir(parents=True, exist_ok=True)
     app = flask.Flask(__name__)
     app.config["MEDIA_ROOT"] = str(media)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     open_database(database_url)
     init_app(app)  # renderstate's errors -> problem+json
+    app.register_error_handler(RequestEntityTooLarge, too_large)
     app.register_blueprint(bp)
     app.extensions["renderstate"] = RenderRunner(
         # Peewee has no auto_now: the adapter stamps updated_at on every transition.

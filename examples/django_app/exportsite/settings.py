@@ -74,6 +74,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MEDIA_ROOT = Path(os.environ.get("EXPORTSITE_MEDIA_ROOT", BASE_DIR / "media")).resolve()
 MEDIA_URL = "/media/"
 
+# The JSON API's bodies are small: a larger one is refused (413) before it is read, from its
+# Content-Length. Django's WSGI handler reads no body that comes without one (chunked).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
 USE_TZ = True
 TIME_ZONE = "UTC"
 

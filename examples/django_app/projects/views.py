@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -66,10 +67,15 @@ def load(pk: str) -> Project:
 
 @csrf_exempt
 @require_POST
-def create_project(request: HttpRequest) -> JsonResponse:
+def create_project(request: HttpRequest) -> JsonResponse:  # noqa: PLR0911 - one per bad body
     """``POST /projects`` ``{"title": ..., "timeline": {...}}``: 201 with the new project."""
     try:
-        data = json.loads(request.body)
+        raw = request.body
+    except RequestDataTooBig:  # DATA_UPLOAD_MAX_MEMORY_SIZE, checked before the body is read
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return invalid("body", f"the request body is larger than {limit} bytes", status=413)
+    try:
+        data = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         return invalid("body", f"the request body is not JSON ({exc})", status=400)
     if not isinstance(data, dict):
