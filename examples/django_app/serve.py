@@ -10,12 +10,39 @@ killed mid-render) are failed when the worker starts, so they can be rendered ag
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
+INSTALL = "pip install -r examples/django_app/requirements.txt"
+"""Installs this example and the driver of every database it takes (from the clone's root)."""
+DRIVERS = {"postgres": ("psycopg",), "postgresql": ("psycopg",), "mysql": ("pymysql",)}
+"""The modules a ``--database-url`` scheme needs."""
+
+
+def missing(error: ImportError) -> NoReturn:
+    """Say which line installs what is missing, and exit 2."""
+    print(
+        f"{type(error).__name__}: {error}\n"
+        f"This example needs packages that are not installed. From the clone's root, run:\n"
+        f"    {INSTALL}",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)
+
+
+def require_driver(database_url: str) -> None:
+    """Exit 2 with the install line when the driver of ``database_url`` is not installed."""
+    scheme = urlsplit(database_url).scheme.split("+", 1)[0]
+    for module in DRIVERS.get(scheme, ()):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            missing(error)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--database-url",
         default="sqlite:///example.sqlite3",
-        help="sqlite:///path or postgresql://user@host:port/name (default: %(default)s)",
+        help="sqlite:///path, postgresql://user@host/name or mysql://user@host/name",
     )
     parser.add_argument("--media-root", default="media", help="uploads and rendered videos")
     parser.add_argument("--threads", type=int, default=32, help="request threads")
@@ -34,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    require_driver(args.database_url)
     media_root = Path(args.media_root).resolve()
     (media_root / "uploads").mkdir(parents=True, exist_ok=True)
     os.environ["EXPORTSITE_DATABASE_URL"] = args.database_url
@@ -41,8 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exportsite.settings")
     sys.path.insert(0, str(HERE))
 
-    import django  # noqa: PLC0415 - configured by the environment set above
-    from django.core.management import call_command  # noqa: PLC0415
+    try:
+        import django  # noqa: PLC0415 - configured by the environment set above
+        import gunicorn  # noqa: F401, PLC0415
+        from django.core.management import call_command  # noqa: PLC0415
+    except ImportError as error:
+        missing(error)
 
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)

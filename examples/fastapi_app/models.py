@@ -1,8 +1,8 @@
 """The reference Project model written for SQLAlchemy 2.0, and the engines the app talks through.
 
-The endpoints use an ``AsyncEngine`` (aiosqlite, or psycopg 3 on PostgreSQL) so a request never
-blocks the event loop; the runner's render threads record the end of each render through a
-plain ``Engine`` on the same database.
+The endpoints use an ``AsyncEngine`` (aiosqlite, psycopg 3 on PostgreSQL, aiomysql on MySQL)
+so a request never blocks the event loop; the runner's render threads record the end of each
+render through a plain ``Engine`` on the same database.
 """
 
 from __future__ import annotations
@@ -50,14 +50,16 @@ class Project(Base):
 
 
 def _drivers(url: str) -> tuple[str, str]:
-    """The (sync, async) SQLAlchemy URLs for ``sqlite:///path`` or ``postgresql://...``."""
+    """The (sync, async) SQLAlchemy URLs for ``sqlite:///path``, ``postgresql://``, ``mysql://``."""
     scheme, rest = url.split(":", 1)
     base = scheme.split("+", 1)[0]
     if base == "sqlite":
         return f"sqlite:{rest}", f"sqlite+aiosqlite:{rest}"
     if base in {"postgres", "postgresql"}:
         return f"postgresql+psycopg:{rest}", f"postgresql+psycopg:{rest}"
-    msg = f"unsupported database URL {url!r}: use sqlite:///path or postgresql://..."
+    if base in {"mysql", "mariadb"}:
+        return f"mysql+pymysql:{rest}", f"mysql+aiomysql:{rest}"
+    msg = f"unsupported database URL {url!r}: use sqlite:///path, postgresql://... or mysql://..."
     raise ValueError(msg)
 
 

@@ -56,7 +56,7 @@ class Project(peewee.Model):
 
 
 def open_database(url: str) -> peewee.Database:
-    """Connect the models to ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
+    """Connect the models to ``url`` (``sqlite:///path``, ``postgresql://...`` or ``mysql://...``)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = unquote(parts.path.removeprefix("/"))
@@ -65,10 +65,10 @@ def open_database(url: str) -> peewee.Database:
         db: peewee.Database = peewee.SqliteDatabase(
             path, pragmas={"journal_mode": "wal", "busy_timeout": 20_000}
         )
-    elif parts.scheme in {"postgres", "postgresql"}:
+    elif parts.scheme in {"postgres", "postgresql", "mysql"}:
         db = connect(url)
     else:
-        msg = f"unsupported database URL {url!r}: use sqlite:///path or postgresql://..."
+        msg = f"unsupported database URL {url!r}: use sqlite:///path, postgresql:// or mysql://"
         raise ValueError(msg)
     database.initialize(db)
     with db.connection_context():

@@ -11,16 +11,48 @@ that renders, and it has not started any render yet.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
 from pathlib import Path
-
-from werkzeug.serving import make_server
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app import create_app
+INSTALL = "pip install -r examples/flask_app/requirements.txt"
+"""Installs this example and the driver of every database it takes (from the clone's root)."""
+DRIVERS = {"postgres": ("psycopg",), "postgresql": ("psycopg",), "mysql": ("pymysql",)}
+"""The modules a ``--database-url`` scheme needs."""
+
+
+def missing(error: ImportError) -> NoReturn:
+    """Say which line installs what is missing, and exit 2."""
+    print(
+        f"{type(error).__name__}: {error}\n"
+        f"This example needs packages that are not installed. From the clone's root, run:\n"
+        f"    {INSTALL}",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)
+
+
+def require_driver(database_url: str) -> None:
+    """Exit 2 with the install line when the driver of ``database_url`` is not installed."""
+    scheme = urlsplit(database_url).scheme.split("+", 1)[0]
+    for module in DRIVERS.get(scheme, ()):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            missing(error)
+
+
+try:
+    from app import create_app
+    from werkzeug.serving import make_server
+except ImportError as error:
+    missing(error)
 
 log = logging.getLogger("flask_app")
 
@@ -32,10 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--database-url",
         default="sqlite:///example.sqlite3",
-        help="sqlite:///path or postgresql://user@host:port/name (default: %(default)s)",
+        help="sqlite:///path, postgresql://user@host/name or mysql://user@host/name",
     )
     parser.add_argument("--media-root", default="media", help="uploads and rendered videos")
     args = parser.parse_args(argv)
+    require_driver(args.database_url)
     logging.basicConfig(level=logging.INFO)
 
     app = create_app(args.database_url, args.media_root)

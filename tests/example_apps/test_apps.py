@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,67 @@ def test_a_render_killed_with_its_server_is_failed_at_the_next_start(
         assert server.post(f"/projects/{project_id}/render").status == 202
         final, _ = poll_until_done(server, project_id)
         assert final["status"] == "COMPLETED", final
+
+
+FRAMEWORK = {"django_app": "django", "fastapi_app": "uvicorn", "flask_app": "werkzeug"}
+"""A module each app's server cannot start without."""
+
+
+def run_without(
+    app: str, module: str, database_url: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run the app's ``serve.py`` as if ``module`` were not installed."""
+    hidden = tmp_path / "hidden"
+    (hidden / module).mkdir(parents=True)
+    (hidden / module / "__init__.py").write_text(
+        f"raise ModuleNotFoundError({f'No module named {module!r}'!r}, name={module!r})\n"
+    )
+    pythonpath = os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])
+    serve_py = str(EXAMPLES / app / "serve.py")
+    media = str(tmp_path / "media")
+    return subprocess.run(
+        [sys.executable, serve_py, "--database-url", database_url, "--media-root", media],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize(
+    ("missing", "database_url"),
+    [
+        pytest.param("framework", "sqlite:///app.sqlite3", id="framework"),
+        pytest.param("psycopg", "postgresql://nobody@127.0.0.1:1/none", id="postgresql"),
+        pytest.param("pymysql", "mysql://nobody@127.0.0.1:1/none", id="mysql"),
+    ],
+)
+def test_serve_without_a_package_says_which_line_installs_it(
+    app: str, missing: str, database_url: str, tmp_path: Path
+) -> None:
+    """A missing framework or database driver: exit 2 with the app's install line, no traceback."""
+    module = FRAMEWORK[app] if missing == "framework" else missing
+    result = run_without(app, module, database_url, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"No module named '{module}'" in result.stderr
+    assert f"pip install -r examples/{app}/requirements.txt" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_app_has_one_install_line_that_brings_its_drivers(app: str) -> None:
+    """requirements.txt installs the clone with the app's extras, its server and every driver;
+    the README shows that one line."""
+    requirements = (EXAMPLES / app / "requirements.txt").read_text("utf-8")
+    lines = [line.split("#")[0].strip() for line in requirements.splitlines()]
+    lines = [line for line in lines if line]
+    assert lines[0].startswith("-e .["), lines
+    names = {re.split(r"[\[<>=]", line)[0] for line in lines[1:]}
+    assert {"psycopg", "pymysql"} <= names, names
+    assert {"django_app": "gunicorn", "fastapi_app": "uvicorn", "flask_app": "flask"}[app] in names
+    readme = (EXAMPLES / app / "README.md").read_text("utf-8")
+    assert f"pip install -r examples/{app}/requirements.txt" in readme
+    assert "pip install 'renderstate[" not in readme

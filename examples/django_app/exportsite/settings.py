@@ -1,7 +1,7 @@
 """Settings of the example site, read from the environment (``serve.py`` sets them).
 
-- ``EXPORTSITE_DATABASE_URL``: ``sqlite:///path/to/db.sqlite3`` or
-  ``postgresql://user:password@host:port/name``.
+- ``EXPORTSITE_DATABASE_URL``: ``sqlite:///path/to/db.sqlite3``,
+  ``postgresql://user:password@host:port/name`` or ``mysql://user:password@host:port/name``.
 - ``EXPORTSITE_MEDIA_ROOT``: where uploads (``uploads/``) and rendered videos
   (``projects/<id>/final.mp4``) live; served under ``/media/``.
 """
@@ -42,7 +42,26 @@ def database_from_url(url: str) -> dict[str, Any]:
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
         }
-    msg = f"unsupported database URL {url!r}: use sqlite:///path or postgresql://user@host/name"
+    if scheme in {"mysql", "mariadb"}:
+        try:
+            import MySQLdb  # noqa: F401, PLC0415 - mysqlclient, Django's own choice
+        except ImportError:
+            import pymysql  # noqa: PLC0415 - a pure-Python stand-in (requirements.txt)
+
+            pymysql.install_as_MySQLdb()
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "OPTIONS": {"charset": "utf8mb4"},
+        }
+    msg = (
+        f"unsupported database URL {url!r}: use sqlite:///path, postgresql://user@host/name "
+        "or mysql://user@host/name"
+    )
     raise ValueError(msg)
 
 
