@@ -192,14 +192,16 @@ def _fitted_stem(final: Path, around: str) -> str:
     return cut + mark
 
 
-def discard(temporary: str | os.PathLike[str]) -> None:
+def discard(temporary: str | os.PathLike[str], *, scratch_only: bool = False) -> None:
     """Remove ``temporary`` and every file beside it whose name starts with its name.
 
     Those are its scratch files (``<temporary name>.soundtrack.wav``), and those named by
     :func:`scratch_path`. Files already gone and files that cannot be removed are skipped:
-    this runs on the way out of a failure.
+    this runs on the way out of a failure. With ``scratch_only``, ``temporary`` itself is
+    kept: call it before the rename that publishes ``temporary``, while its name still
+    leads to its scratch files (a process killed after the rename would leave them).
     """
-    _discard(Path(temporary), itself=True)
+    _discard(Path(temporary), itself=not scratch_only)
 
 
 def _discard(temporary: Path, *, itself: bool) -> None:
@@ -575,7 +577,7 @@ def publishing(
         make_durable(temporary, project_key=project_key)
         # The scratch files go while the temporary file's name still leads to them: once
         # it is renamed, a process killed before the clean-up would leave them for ever.
-        _discard(temporary, itself=False)
+        discard(temporary, scratch_only=True)
         if commit is None:
             temporary.replace(final)  # atomic: readers see the old file or the new one
     except BaseException:
