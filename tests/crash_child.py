@@ -3,6 +3,14 @@
 Usage:
     python crash_child.py publishing URL MEDIA KEY
     python crash_child.py recover URL MEDIA KEY
+    python crash_child.py runner URL MEDIA KEY MODE
+    python crash_child.py runner-recover URL MEDIA KEY MODE
+
+``runner`` re-renders project KEY through a ``RenderRunner`` (inline executor), MODE
+``ledger`` (an attempt ledger), ``own-path`` (a ledger and an ``own_path`` renderer) or
+``plain`` (no ledger). ``runner-recover`` recovers in a fresh process through the public
+API alone: ``RenderRunner.recover_interrupted()`` (with a ledger, with a clock past every
+lease; without one, given the project whatever its status), and prints the state as JSON.
 
 ``publishing`` re-renders project KEY the way an app without a runner does: it starts the
 render (``claim_render``), writes a small new video (and scratch files) inside
@@ -20,16 +28,22 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from renderstate import ProjectLifecycle, claim_render
+from renderstate import ProjectLifecycle, RenderRunner, Status, claim_render
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
-from renderstate.cli._store import Project
+from renderstate.cli._store import ATTEMPTS, Project
 from renderstate.files import publishing, scratch_path
+from renderstate.ledger import Ledger
+from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.recovery import recover_interrupted
+from renderstate.runner import own_path
+from renderstate.testing import InlineExecutor
+from renderstate.typing import ProgressSink
 
 NEW = b"the new video, " * 300  # a few KB, like a tiny render
 
@@ -49,6 +63,8 @@ class Store:
         self.engine = create_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.adapter = SQLAlchemyAdapter(self.sessions)
+        self.attempts = SQLAlchemyAttemptStore(self.sessions, table=ATTEMPTS)
+        self.loader = self.attempts.loader(Project)
 
     def get(self, key: str) -> Project:
         with self.sessions() as session:
@@ -94,6 +110,67 @@ def state(store: Store, final: Path, key: str) -> dict[str, object]:
     }
 
 
+def write_new(project: object, target: Path, progress: ProgressSink) -> None:
+    progress("rendering", 0, 1)
+    target.write_bytes(NEW)
+    scratch_path(target, "soundtrack.wav").write_bytes(b"scratch")
+    progress("rendering", 1, 1)
+
+
+def runner_for(store: Store, media: str, mode: str, *, clock: float = 0.0) -> RenderRunner[Project]:
+    if mode == "plain":
+        return RenderRunner(store.adapter, write_new, media_root=media, executor=InlineExecutor())
+
+    def render_elsewhere(project: Project, on_progress: object) -> Path:
+        out = Path(media) / "renders" / f"{project.id}.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(NEW)
+        return out
+
+    renderer = own_path(render_elsewhere) if mode == "own-path" else write_new
+    # A long lease: the heartbeat thread stays idle during the render; recovery runs with
+    # a clock past it instead.
+    ledger = Ledger(store.attempts, lease=60, clock=lambda: time.time() + clock)
+    return RenderRunner(
+        store.adapter,
+        renderer,  # type: ignore[arg-type]
+        media_root=media,
+        ledger=ledger,
+        loader=store.loader,
+        executor=InlineExecutor(),
+    )
+
+
+def render(url: str, media: str, key: str, mode: str) -> None:
+    store = Store(url)
+    runner = runner_for(store, media, mode)
+    status = runner.submit(store.get(key)).wait(60)
+    runner.shutdown()
+    store.close()
+    print("done", status.value, flush=True)
+    assert status is Status.COMPLETED
+
+
+def runner_recover(url: str, media: str, key: str, mode: str) -> None:
+    store = Store(url)
+    final = final_file(media, key)
+    # With a ledger: a clock past every lease, as a recovery after the lease would run.
+    runner = runner_for(store, media, mode, clock=3600.0)
+    if mode == "plain":
+        runner.recover_interrupted([store.get(key)])  # whatever its status
+    else:
+        runner.recover_interrupted()
+    runner.shutdown()
+    print(json.dumps(state(store, final, key)), flush=True)
+    store.close()
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"publishing": publish_alone, "recover": recover}[command](*args)
+    commands = {
+        "publishing": publish_alone,
+        "recover": recover,
+        "runner": render,
+        "runner-recover": runner_recover,
+    }
+    commands[command](*args)

@@ -1,8 +1,11 @@
 """Publishing survives a crash at any system call: killed for real, at every one in turn.
 
-A re-render of a COMPLETED project (its previous video in final.mp4) is killed by strace at
-each of its file and sync system calls (link, rename, unlink, fsync, fdatasync, ftruncate;
-on PostgreSQL each statement sent too), then recovered in a fresh process. After every one,
+A re-render of a COMPLETED project (its previous video in final.mp4), by publishing() alone
+or by a RenderRunner (with a ledger, with an own_path renderer, without a ledger), is
+killed by strace at each of its file and sync system calls (link, rename, unlink, fsync,
+fdatasync, ftruncate; on PostgreSQL each statement sent too), then recovered in a fresh
+process through the public recovery alone (the runner's: recover_interrupted(), with a
+ledger once the lease has expired). After every one,
 exactly one of: COMPLETED with the new video whole, FAILED with the previous video byte for
 byte, or the row unchanged (the start never committed) with the previous video; and nothing
 but final.mp4 in its directory (no temporary, scratch or backup file).
@@ -20,11 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from adapters import databases
 from crashpoints import FILE_CALLS, NETWORK_CALLS, CrashPoint, child_env, strace_available, sweep
-from renderstate.cli._store import Project, Store
+from renderstate.cli._store import ATTEMPTS, Project, Store
 
 CHILD = Path(__file__).with_name("crash_child.py")
 OLD = b"the previous, good video; " * 200
@@ -67,9 +70,10 @@ def database(
 class Rerender:
     """A project COMPLETED with its previous video, reset before every run."""
 
-    def __init__(self, url: str, media: Path) -> None:
+    def __init__(self, url: str, media: Path, mode: str | None = None) -> None:
         self.url = url
         self.media = media
+        self.mode = mode
         self.store = Store(url)
         self.key = self.store.create("crash", {}).id
         self.final = media / "projects" / self.key / "final.mp4"
@@ -86,14 +90,17 @@ class Rerender:
                     updated_at=T0,
                 )
             )
+            session.execute(delete(ATTEMPTS))
         store.engine.dispose()  # no connection of ours open while the child runs
         shutil.rmtree(self.final.parent, ignore_errors=True)
         self.final.parent.mkdir(parents=True)
         self.final.write_bytes(OLD)
 
     def check(self, point: CrashPoint | None) -> str:
+        recover = ["recover"] if self.mode is None else ["runner-recover"]
+        args = [] if self.mode is None else [self.mode]
         run = subprocess.run(
-            [sys.executable, str(CHILD), "recover", self.url, str(self.media), self.key],
+            [sys.executable, str(CHILD), *recover, self.url, str(self.media), self.key, *args],
             capture_output=True,
             text=True,
             env=child_env(),
@@ -137,5 +144,27 @@ def test_publishing_alone_survives_a_crash_at_every_system_call(
         env=child_env(),
     )
     assert result.points >= 8  # at least the journal's own: link, renames, unlinks, fsyncs
+    assert result.outcomes["completed"]
+    assert result.outcomes["failed"]
+
+
+@pytest.mark.parametrize("mode", ["ledger", "own-path", "plain"])
+def test_the_runner_survives_a_crash_at_every_system_call(
+    strace: None, database: str, tmp_path: Path, mode: str
+) -> None:
+    """A RenderRunner re-render (ledger, own_path renderer, no ledger): every crash consistent."""
+    if mode == "plain" and not database.startswith("sqlite"):
+        pytest.skip("without a ledger: SQLite only")
+    project = Rerender(database, tmp_path / "media", mode)
+    calls = FILE_CALLS + (NETWORK_CALLS if database.startswith("postgresql") else ())
+    result = sweep(
+        f"runner ({mode}) on {database.split(':', maxsplit=1)[0]}",
+        [sys.executable, str(CHILD), "runner", database, str(project.media), project.key, mode],
+        calls,
+        prepare=project.prepare,
+        check=project.check,
+        env=child_env(),
+    )
+    assert result.points >= 8
     assert result.outcomes["completed"]
     assert result.outcomes["failed"]

@@ -38,9 +38,13 @@ def end_completed(
     state: RunnerState[ProjectT],
     job: RenderJob[ProjectT],
     publish: Callable[[], None] | None = None,
-    clean_up: Callable[[], None] | None = None,
+    clean_up: Callable[[TransitionRecord | None, BaseException | None], None] | None = None,
 ) -> None:
-    """Save the job's project COMPLETED (publishing its video inside the fenced save)."""
+    """Save the job's project COMPLETED (publishing its video inside the fenced save).
+
+    ``clean_up`` is told what the save came to (the record saved, or the problem it gave
+    up on) before the job counts as ended: the publish journal settles its backup by it.
+    """
     record: TransitionRecord | None = None
     problem: BaseException | None = None
     ledger, attempt = state.ledger, job.attempt
@@ -61,7 +65,8 @@ def end_completed(
     finally:
         try:
             if clean_up is not None:
-                clean_up()  # before the job counts as ended: wait() sees a clean disk
+                # Before the job counts as ended: wait() sees a clean disk.
+                clean_up(record, problem)
         finally:
             _finish(state, job, _status_of(job, record), problem)
 

@@ -16,6 +16,7 @@ from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderStateError
 from renderstate.recovery import fail_interrupted
 from renderstate.runner._job import RenderJob
+from renderstate.runner._journal import settle_ended
 from renderstate.runner._publishing import clean_after
 from renderstate.runner._state import RunnerState
 from renderstate.typing import ProjectT
@@ -86,6 +87,9 @@ def _recover_expired(
         cleanup=lambda attempt: clean_after(state, attempt),
         **state.options,
     )
+    # After the dead attempts' own backups went back (clean_after): those of attempts
+    # killed after their completion committed, which no lease brings here.
+    settle_ended(state)
     records = [r.record for r in found if r.record is not None]
     for record in records:
         state.notify(record)

@@ -21,6 +21,7 @@ from renderstate.exceptions import AttemptSupersededError, ProjectNotFoundError
 from renderstate.runner._ending import end_failed, end_unsaved
 from renderstate.runner._holding import keep_alive
 from renderstate.runner._job import RenderJob
+from renderstate.runner._journal import settle_before_start
 from renderstate.runner._owning import handed_off, run
 from renderstate.runner._state import RunnerState
 from renderstate.runner._stopping import cancel_job
@@ -93,6 +94,7 @@ def registered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> Iterat
 def start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> TransitionRecord:
     """The guarded start, through the sync adapter (and the ledger if there is one)."""
     if state.ledger is None:
+        settle_before_start(state, job)
         return job._lifecycle.start_render()
     started, job.attempt = state.ledger.start(
         job._lifecycle, output_path=job.output_path, actor=job.actor, owner=job.owner
@@ -162,6 +164,7 @@ async def _asubmit(
                 started = await asyncio.to_thread(start, state, job)
             else:
                 assert state.async_adapter is not None
+                await asyncio.to_thread(settle_before_start, state, job)
                 lifecycle = ProjectLifecycle(job.project, state.async_adapter, **state.options)
                 started = await lifecycle.astart_render()
     return await asyncio.to_thread(launch, state, job, started)
