@@ -611,3 +611,26 @@ def test_recovery_restores_before_failing_and_drops_after_a_commit(final: Path) 
     assert fail_interrupted(ProjectLifecycle(done, MemoryAdapter()), final_file=final) is None
     assert final.read_bytes() == b"committed"
     assert listing(final.parent) == ["final.mp4"]
+
+
+def test_temporary_files_named_by_a_token_are_removed_by_that_token_alone(
+    tmp_path: Path,
+) -> None:
+    """create_temporary(token=) names the file by its writer; remove_temporary_files(token=)
+    removes that writer's files and scratch files and leaves another's; a token that is not
+    16 lower-case hex digits is refused."""
+    final = tmp_path / "final.mp4"
+    one = create_temporary(final, token="0123456789abcdef")
+    assert one.name == ".final-0123456789abcdef.partial.mp4"
+    scratch_path(one, "soundtrack.wav").write_bytes(b"x")
+    other = create_temporary(final, token="fedcba9876543210")
+    with pytest.raises(FileExistsError):
+        create_temporary(final, token="0123456789abcdef")
+    for bad in ("0123456789ABCDEF", "0123", "*" * 16):
+        with pytest.raises(ValueError, match="16 lower-case hex digits"):
+            create_temporary(final, token=bad)
+        with pytest.raises(ValueError, match="16 lower-case hex digits"):
+            remove_temporary_files(final, token=bad)
+    removed = remove_temporary_files(final, token="0123456789abcdef")
+    assert len(removed) == 2
+    assert [p.name for p in tmp_path.iterdir()] == [other.name]

@@ -98,6 +98,7 @@ logger = logging.getLogger("renderstate.files")
 
 _PARTIAL: Final = ".partial"
 _TOKEN_BYTES: Final = 8
+_TOKEN: Final = re.compile(r"[0-9a-f]{16}")
 # The longest file name, in bytes, on Linux's and macOS's usual file systems (NAME_MAX).
 _NAME_MAX: Final = 255
 _PUBLISHED_MODE: Final = 0o644
@@ -151,25 +152,48 @@ def _scratch_stem(name: str) -> str:
     return f"{_SCRATCH}{digest}"
 
 
-def create_temporary(final: str | os.PathLike[str]) -> Path:
+def create_temporary(final: str | os.PathLike[str], *, token: str | None = None) -> Path:
     """Create an empty, private temporary file beside ``final``, named after it, and return it.
 
     The directory must exist. The file is ``.<stem>-<16 hex digits>.partial<suffix>``,
     created exclusively with mode 0600, so two writers never share one. When that name
     would be longer than 255 bytes, ``<stem>`` is cut short and ends in ``~`` and 16 hex
     digits of a hash of the whole stem.
+
+    Args:
+        final: The file the temporary file will replace.
+        token: The 16 hex digits, naming the writer (the runner passes the first 16 of
+            its owner token), so that :func:`remove_temporary_files` can remove that
+            writer's files alone; by default random.
+
+    Raises:
+        ValueError: ``token`` is not 16 lower-case hex digits.
+        FileExistsError: the temporary file of that ``token`` exists already.
     """
     final = Path(final)
     stem = _temporary_stem(final)
+    if token is not None:
+        return _create(final.with_name(f".{stem}-{_check_token(token)}{_PARTIAL}{final.suffix}"))
     while True:
-        token = secrets.token_hex(_TOKEN_BYTES)
-        temporary = final.with_name(f".{stem}-{token}{_PARTIAL}{final.suffix}")
+        temporary = final.with_name(
+            f".{stem}-{secrets.token_hex(_TOKEN_BYTES)}{_PARTIAL}{final.suffix}"
+        )
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            return _create(temporary)
         except FileExistsError:  # pragma: no cover - 64 random bits collided
             continue
-        os.close(fd)
-        return temporary
+
+
+def _create(temporary: Path) -> Path:
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return temporary
+
+
+def _check_token(token: object) -> str:
+    if not isinstance(token, str) or _TOKEN.fullmatch(token) is None:
+        msg = f"a temporary file's token is {2 * _TOKEN_BYTES} lower-case hex digits; got {token!r}"
+        raise ValueError(msg)
+    return token
 
 
 def _temporary_stem(final: Path) -> str:
@@ -217,7 +241,9 @@ def _discard(temporary: Path, *, itself: bool) -> None:
                     _remove(leftover)
 
 
-def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
+def remove_temporary_files(
+    final: str | os.PathLike[str], *, token: str | None = None
+) -> list[Path]:
     """Remove every temporary file of ``final`` and their scratch files; return what went.
 
     This is the clean-up after a process that was killed while it wrote a new version of
@@ -229,11 +255,18 @@ def remove_temporary_files(final: str | os.PathLike[str]) -> list[Path]:
     ``final`` is alive (recovery does, for projects whose render has ended). ``final``
     itself, other files of the directory, and the temporary files of other final files
     (``final-v2.mp4``'s, say) are never touched. A missing directory removes nothing.
+
+    With ``token`` (what :func:`create_temporary` was given), only the temporary files of
+    that writer go, with their scratch files: a takeover that knows which owner is gone
+    leaves a live writer's files alone.
+
+    Raises:
+        ValueError: ``token`` is not 16 lower-case hex digits.
     """
     final = Path(final)
     # The token's exact length keeps "intro" from matching "intro-v2"'s temporary files.
-    token = "[0-9a-f]" * (2 * _TOKEN_BYTES)
-    stem = f".{glob.escape(_temporary_stem(final))}-{token}{_PARTIAL}"
+    digits = "[0-9a-f]" * (2 * _TOKEN_BYTES) if token is None else _check_token(token)
+    stem = f".{glob.escape(_temporary_stem(final))}-{digits}{_PARTIAL}"
     patterns = (f"{stem}{glob.escape(final.suffix)}*", f"{stem}{_MOVIEPY}*")
     found = sorted({p for pattern in patterns for p in final.parent.glob(pattern)})
     # The scratch files scratch_path() named go first: only their temporary file's name,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Final
 
@@ -118,14 +119,24 @@ def fail_interrupted(
     return record
 
 
-def clean_up_attempt(attempt: Attempt, final_file: str | os.PathLike[str]) -> None:
+def clean_up_attempt(
+    attempt: Attempt, final_file: str | os.PathLike[str], *, by_owner: bool = False
+) -> None:
     """Put back what the interrupted ``attempt`` replaced at ``final_file``; remove its files.
 
     The clean-up of an attempt that never committed (with an attempt ledger: one that
     recovery or a takeover found dead): its backup (tagged with its id) is restored, then
     the temporary files of ``final_file`` are removed. Backups of other attempts are left
     alone. ``Ledger.recover`` and ``Ledger.begin`` call it through their ``cleanup``.
+
+    With ``by_owner`` (the runner's clean-up: it names each temporary file by the first 16
+    hex digits of its owner token, ``create_temporary(final, token=...)``), only the
+    temporary files of ``attempt.owner`` go, and those of another writer of the same file
+    stay; an attempt recorded without an owner token removes them all, as without it.
+    Without ``by_owner`` every temporary file of ``final_file`` goes: an app's own
+    ``publishing()`` names its temporary files at random.
     """
+    token = _temporary_token(attempt.owner) if by_owner else None
     if restore(final_file, attempt.id):
         logger.warning(
             "attempt %s of %s %s: put back the previous video",
@@ -133,8 +144,15 @@ def clean_up_attempt(attempt: Attempt, final_file: str | os.PathLike[str]) -> No
             attempt.scope,
             attempt.project_key,
         )
-    for leftover in remove_temporary_files(final_file):
+    for leftover in remove_temporary_files(final_file, token=token):
         logger.info("removed %s, left by attempt %s", leftover, attempt.id)
+
+
+def _temporary_token(owner: str | None) -> str | None:
+    """The token naming the temporary files of the owner token ``owner``, if it names any."""
+    if owner is None or re.fullmatch(r"[0-9a-f]{16}", owner[:16]) is None:
+        return None
+    return owner[:16]
 
 
 def recover_interrupted(

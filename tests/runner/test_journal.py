@@ -6,12 +6,14 @@ system call); here each leftover is laid down as that process would have left it
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from renderstate import RenderRunner, Status
-from renderstate.files import backup_path, backups
-from renderstate.ledger import AttemptState, Ledger
+from renderstate.files import backup_path, backups, create_temporary, scratch_path
+from renderstate.ledger import Attempt, AttemptState, Ledger, new_owner
 from renderstate.ledger.memory import MemoryAttemptStore
+from renderstate.recovery import clean_up_attempt
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
 
 OLD = b"the previous video"
@@ -155,3 +157,80 @@ def test_the_next_attempt_puts_back_a_superseded_attempt_s_backup_before_it_rend
     assert final.read_bytes() == OLD
     assert backups(final) == {}
     runner.shutdown()
+
+
+def test_a_cleanup_removes_only_the_temporary_files_of_the_owner_that_is_gone(
+    tmp_path: Path,
+) -> None:
+    """Two owners' temporary files beside one final file: the clean-up of one owner's
+    attempt (recovery, takeover) removes its files and scratch files, and leaves the
+    other's; an attempt recorded without an owner token removes them all, as before."""
+    gone, alive = new_owner(), new_owner()
+    final = tmp_path / "final.mp4"
+    final.write_bytes(OLD)
+    mine = create_temporary(final, token=gone[:16])
+    scratch_path(mine, "soundtrack.wav").write_bytes(b"scratch")
+    theirs = create_temporary(final, token=alive[:16])
+    scratch = scratch_path(theirs, "soundtrack.wav")
+    scratch.write_bytes(b"scratch")
+    attempt = Attempt(1, "MemoryProject", "p", AttemptState.INTERRUPTED, owner=gone)
+    clean_up_attempt(attempt, final, by_owner=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["final.mp4", theirs.name, scratch.name]
+    )
+    clean_up_attempt(dataclasses.replace(attempt, owner=None), final, by_owner=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["final.mp4"]
+
+
+def test_recovery_after_the_lease_leaves_a_live_owner_s_temporary_file(tmp_path: Path) -> None:
+    """The runner names its temporary file by its owner token; recovering a dead attempt
+    of the project removes the dead owner's and leaves one another writer is filling."""
+    clock, attempts, project = Clock(), MemoryAttemptStore(), MemoryProject()
+    dead = Ledger(attempts, clock=clock)
+    runner = RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(),
+        media_root=tmp_path,
+        ledger=Ledger(attempts, clock=clock),
+        loader=attempts.loader([project]),
+    )
+    _, attempt = dead.start(runner.lifecycle(project), output_path="projects/x/final.mp4")
+    attempt = dead.begin(attempt)
+    assert attempt.owner is not None
+    final = tmp_path / "projects" / "x" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    left = create_temporary(final, token=attempt.owner[:16])
+    writing = create_temporary(final, token=new_owner()[:16])
+    clock.now += 3600
+    assert [r.target for r in runner.recover_interrupted()] == [Status.FAILED]
+    assert not left.exists()
+    assert writing.exists()
+    runner.shutdown()
+
+
+def test_the_runner_names_its_temporary_file_by_its_owner(tmp_path: Path) -> None:
+    """The target a renderer is given carries the first 16 hex digits of the job's owner
+    token (the one that holds the attempt), with a ledger and without."""
+    seen: list[str] = []
+
+    def render(project: MemoryProject, target: Path, progress: object) -> None:
+        seen.append(target.name)
+        target.write_bytes(b"NEW")
+
+    for ledger in (Ledger(MemoryAttemptStore()), None):
+        runner = RenderRunner(
+            MemoryAdapter(),
+            render,  # type: ignore[arg-type]
+            media_root=tmp_path,
+            executor=InlineExecutor(),
+            ledger=ledger,
+        )
+        job = runner.submit(MemoryProject())
+        assert job.wait() is Status.COMPLETED
+        assert seen[-1] == f".final-{job.owner[:16]}.partial.mp4"
+        if ledger is not None:
+            assert job.attempt_id is not None
+            attempt = ledger.get(job.attempt_id)
+            assert attempt is not None
+            assert attempt.owner == job.owner
+        runner.shutdown()

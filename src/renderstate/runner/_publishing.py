@@ -28,7 +28,7 @@ from renderstate.files import (
     publish,
     sync_directory,
 )
-from renderstate.recovery import clean_up_attempt
+from renderstate.recovery import _temporary_token, clean_up_attempt
 from renderstate.runner._ending import end_completed, end_failed
 from renderstate.runner._job import RenderJob
 from renderstate.runner._journal import put_back, settle_at_begin, settle_publish
@@ -49,7 +49,8 @@ def render(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
         final = state.file_for(job.output_path)
         final.parent.mkdir(parents=True, exist_ok=True)
         settle_at_begin(state, job, final)
-        partial = create_temporary(final)
+        # Named by the job's owner: a takeover removes only the files of an owner gone.
+        partial = create_temporary(final, token=_temporary_token(job.owner))
         job._tracker.enter(Phase.RENDERING)
         job._check_cancelled()
         written = state.renderer(job.project, partial, job._report)
@@ -122,10 +123,11 @@ def clean_after(state: RunnerState[ProjectT], attempt: Attempt) -> None:
     """Clean up after an attempt found dead (recovery, takeover): it never committed.
 
     Its backup, if its publish got that far, goes back over the final file; then the
-    temporary files it left beside it are removed.
+    temporary files its owner left beside it are removed (another owner's, a live writer
+    of the same file, stay).
     """
     if attempt.output_path is not None:
-        clean_up_attempt(attempt, state.file_for(attempt.output_path))
+        clean_up_attempt(attempt, state.file_for(attempt.output_path), by_owner=True)
 
 
 def _publish(
