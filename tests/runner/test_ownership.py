@@ -6,6 +6,7 @@ published; only the owner token decides who may renew, end or clean up an attemp
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -15,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
-from renderstate import RenderRunner, Status
-from renderstate.cli._store import Project, Store
+from renderstate import ProjectLifecycle, RenderRunner, Status
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.cli._store import ATTEMPTS, Project, Store
 from renderstate.exceptions import AttemptOwnedError
-from renderstate.ledger import AttemptState
+from renderstate.ledger import AttemptState, Ledger
+from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.testing import FakeRenderer
 
 from .ownership import Flaky, Held, Sending, Worker, in_thread
@@ -253,67 +257,86 @@ def test_a_takeover_by_another_process_fences_the_stalled_runner(
         scene.close()
 
 
-class RowLock:
-    """Another transaction that holds the attempt's row (its whole database, on SQLite)."""
+class FailedBegin(logging.Handler):
+    """Set once the runner logs that a job failed (a begin that raised, here)."""
 
-    def __init__(self, url: str, attempt_id: int) -> None:
-        self.engine = create_engine(url)
-        self.connection = self.engine.connect()
-        if url.startswith("sqlite"):
-            self.connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            self.connection.begin()
-            self.connection.execute(
-                text("SELECT id FROM renderstate_attempt WHERE id = :id FOR UPDATE"),
-                {"id": attempt_id},
-            )
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
 
-    def release_after(self, seconds: float) -> threading.Thread:
-        def release() -> None:
-            time.sleep(seconds)
-            self.connection.rollback()
-            self.connection.close()
-            self.engine.dispose()
-
-        thread = threading.Thread(target=release, daemon=True)
-        thread.start()
-        return thread
+    def emit(self, record: logging.LogRecord) -> None:
+        if "failed" in record.getMessage():
+            self.seen.set()
 
 
 @pytest.mark.parametrize("where", ["thread", "process"])
 def test_a_begin_that_failed_changes_nothing_of_the_owner(
-    tmp_path: Path, store: Store, workers: list[Worker], where: str
+    tmp_path: Path, store: Store, where: str
 ) -> None:
-    """A redelivery whose begin hits a store error (a lock wait timeout while another
-    transaction holds the attempt's row) cannot know whether it took the attempt: it
-    fails only an attempt still queued or held under its own token. Here the owner holds
-    it, so the redelivery ends saving nothing and the owner's render completes."""
+    """A redelivery whose begin hits a store error cannot know whether it took the
+    attempt: it fails only an attempt still queued or held under its own token.
+
+    Real locks: the owner's begin runs inside a transaction of its own that stays open,
+    so the attempt's row (the whole database, on SQLite) is locked when the redelivery's
+    begin tries it, and the redelivery's statement gives up after its lock timeout. Once
+    the redelivery has failed, the owner's transaction commits: the attempt is the
+    owner's, rendering. The redelivery's attempt to save FAILED must then change nothing
+    (it used to fail the owner's attempt and the project, going by the attempt it had
+    read); the owner completes."""
     scene = Scene(store, tmp_path / "media")
-    worker = Worker(store.url)
-    workers.append(worker)
-    held = Held(b"the owner's video")
-    runner = worker.runner(held, scene.media, lease=30.0)
+    owner_engine = create_engine(store.url)
+    session = Session(owner_engine, expire_on_commit=False)
+    owner_ledger = Ledger(SQLAlchemyAttemptStore(session, table=ATTEMPTS), lease=30.0)
+    watch = FailedBegin()
+    logging.getLogger("renderstate.runner").addHandler(watch)
     try:
-        thread, out = in_thread(lambda: runner.execute(scene.spec))
-        assert held.started.wait(30)
-        lock = RowLock(store.url, scene.spec.attempt_id or 0)
-        unlocked = lock.release_after(2.5)
+        session.begin()
+        queued = owner_ledger.get(scene.spec.attempt_id or 0)
+        assert queued is not None
+        owned = owner_ledger.begin(queued)  # its UPDATE holds the row, uncommitted
         if where == "thread":
             redelivered = Worker(store.url, lock_timeout=1.0)
-            workers.append(redelivered)
-            late = redelivered.runner(FakeRenderer(), scene.media, lease=30.0, persist_timeout=5.0)
-            job = late.execute(scene.spec)
+            late = redelivered.runner(FakeRenderer(), scene.media, lease=30.0, persist_timeout=8.0)
+            thread, out = in_thread(lambda: late.execute(scene.spec))
+            assert watch.seen.wait(60), "the redelivery's begin never failed"
+            session.commit()
+            thread.join(60)
+            job = out[0]
             late.shutdown()
-            assert job.error is not None
-            outcome = {"status": job.status.value if job.status else None}
+            redelivered.close()
+            assert not isinstance(job, BaseException), job
+            outcome = {
+                "status": job.status.value if job.status else None,
+                "error": type(job.error).__name__ if job.error else None,
+            }
         else:
-            outcome = report(scene.child(lock_timeout=1.0))
-        unlocked.join(30)
+            child = scene.child(lock_timeout=1.0)
+            assert child.stderr is not None
+            for line in child.stderr:  # the child logs its failed begin
+                if "failed" in line:
+                    break
+            session.commit()
+            outcome = report(child)
+        assert outcome["error"] not in (None, "AttemptOwnedError"), outcome
         assert outcome["status"] == "PROCESSING", outcome
         assert scene.status() == "PROCESSING"
-        assert scene.attempt().state is AttemptState.RENDERING
-        owner_completes(scene, held, out, thread)
+        attempt = scene.attempt()
+        assert (attempt.state, attempt.owner) == (AttemptState.RENDERING, owned.owner)
+        project = session.get(Project, scene.project.id)
+        assert project is not None
+        record = owner_ledger.complete(
+            ProjectLifecycle(project, SQLAlchemyAdapter(sessionmaker(owner_engine))),
+            owned,
+            f"projects/{scene.project.id}/final.mp4",
+        )
+        session.commit()  # the session's own transaction (it read the project)
+        assert record.target is Status.COMPLETED
+        assert scene.status() == "COMPLETED"
+        assert scene.attempt().state is AttemptState.COMPLETED
     finally:
-        held.release.set()
-        runner.shutdown()
+        logging.getLogger("renderstate.runner").removeHandler(watch)
+        if session.in_transaction():
+            session.rollback()
+        session.close()
+        owner_engine.dispose()
         scene.close()
