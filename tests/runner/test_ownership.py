@@ -24,6 +24,7 @@ from renderstate import ProjectLifecycle, RenderRunner, Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.cli._store import ATTEMPTS, Project, Store
 from renderstate.exceptions import AttemptOwnedError
+from renderstate.files import publishing
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.testing import FakeRenderer
@@ -282,7 +283,7 @@ def test_a_begin_that_failed_changes_nothing_of_the_owner(
     the redelivery has failed, the owner's transaction commits: the attempt is the
     owner's, rendering. The redelivery's attempt to save FAILED must then change nothing
     (it used to fail the owner's attempt and the project, going by the attempt it had
-    read); the owner completes."""
+    read); the owner completes and its video is published."""
     scene = Scene(store, tmp_path / "media")
     owner_engine = create_engine(store.url)
     session = Session(owner_engine, expire_on_commit=False)
@@ -324,15 +325,21 @@ def test_a_begin_that_failed_changes_nothing_of_the_owner(
         assert (attempt.state, attempt.owner) == (AttemptState.RENDERING, owned.owner)
         project = session.get(Project, scene.project.id)
         assert project is not None
-        record = owner_ledger.complete(
-            ProjectLifecycle(project, SQLAlchemyAdapter(sessionmaker(owner_engine))),
-            owned,
-            f"projects/{scene.project.id}/final.mp4",
-        )
-        session.commit()  # the session's own transaction (it read the project)
-        assert record.target is Status.COMPLETED
+        lifecycle = ProjectLifecycle(project, SQLAlchemyAdapter(sessionmaker(owner_engine)))
+        path = f"projects/{scene.project.id}/final.mp4"
+        records = []
+
+        def commit() -> None:  # the owner's fenced completion, after its video's rename
+            records.append(owner_ledger.complete(lifecycle, owned, path))
+            session.commit()  # the session's own transaction (it read the project)
+
+        with publishing(scene.final, commit=commit, tag=owned.id) as target:
+            target.write_bytes(b"the owner's video")
+        assert records[0].target is Status.COMPLETED
         assert scene.status() == "COMPLETED"
         assert scene.attempt().state is AttemptState.COMPLETED
+        assert scene.final.read_bytes() == b"the owner's video"
+        assert sorted(p.name for p in scene.final.parent.iterdir()) == ["final.mp4"]
     finally:
         logging.getLogger("renderstate.runner").removeHandler(watch)
         if session.in_transaction():
