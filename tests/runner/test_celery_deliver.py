@@ -14,7 +14,7 @@ from celery import Celery
 
 from renderstate import AttemptOwnedError, RenderRunner, Status
 from renderstate.files import create_temporary
-from renderstate.ledger import ACTIVE_STATES, AttemptState, Ledger, this_worker
+from renderstate.ledger import ACTIVE_STATES, AttemptState, Ledger, new_owner, this_worker
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.runner import JobSpec, RenderJob
 from renderstate.runner.celery import CeleryExecutor, Delivery, deliver
@@ -75,14 +75,18 @@ class Setup:
         job = self.web.submit(self.project)
         return JobSpec.from_dict(job.spec.to_dict())
 
-    def owned_by(self, spec: JobSpec, worker: str) -> None:
+    def owned_by(self, spec: JobSpec, worker: str) -> str:
+        """Make ``worker`` the attempt's owner, under a fresh owner token; return the token."""
         assert spec.attempt_id is not None
+        owner = new_owner()
         values = {
             "state": AttemptState.RENDERING,
             "worker": worker,
+            "owner": owner,
             "lease_expires_at": self.clock.now + LEASE,
         }
         assert self.attempts.update(spec.attempt_id, values, states=ACTIVE_STATES)
+        return owner
 
 
 def test_a_queued_attempt_is_rendered_and_a_second_delivery_does_nothing(tmp_path: Path) -> None:
@@ -124,11 +128,11 @@ def test_a_dead_worker_s_attempt_is_taken_over_and_its_partial_file_removed(
 ) -> None:
     s = Setup(tmp_path)
     spec = s.submit()
-    s.owned_by(spec, f"{socket.gethostname()}:999999")
+    owner = s.owned_by(spec, f"{socket.gethostname()}:999999")
     final = s.worker.media_root / spec.output_path
     final.parent.mkdir(parents=True)
     final.write_bytes(b"previous video")
-    partial = create_temporary(final)
+    partial = create_temporary(final, token=owner[:16])  # named by its owner, as the runner does
     partial.write_bytes(b"half a video")
     s.clock.now += LEASE / 2
     owned, _ = deliver(s.worker, spec)
