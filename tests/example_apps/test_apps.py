@@ -60,6 +60,10 @@ def test_a_render_killed_with_its_server_is_failed_at_the_next_start(
     with serve(app, url, tmp_path) as server:
         body = server.get(f"/projects/{project_id}").json()
         assert body["status"] == "FAILED", (body, server.logs())
+        # The reason, for the client: the page shows it rather than "see the server's log".
+        assert body["error"] is not None, (body, server.logs())
+        assert "was not rendered to the end" in body["error"], body
+        assert "Start the render again" in body["error"], body
         leftovers = list((server.media_root / "projects" / project_id).glob(".*"))
         assert not leftovers, leftovers
         assert server.post(f"/projects/{project_id}/render").status == 202

@@ -14,6 +14,7 @@ import pytest
 from renderstate import (
     Change,
     Progress,
+    ProjectLifecycle,
     RenderJob,
     RenderRunner,
     Status,
@@ -21,7 +22,9 @@ from renderstate import (
     UnknownStatusError,
 )
 from renderstate.ledger import Ledger
+from renderstate.ledger._recovery import INTERRUPTED as LEDGER_INTERRUPTED
 from renderstate.ledger.memory import MemoryAttemptStore
+from renderstate.recovery import INTERRUPTED
 from renderstate.runner import Phase
 from renderstate.testing import FakeRenderer, MemoryAdapter, MemoryProject
 from renderstate.typing import ProgressSink, ProgressSource
@@ -427,3 +430,35 @@ def test_a_rerender_started_while_the_last_job_ends_never_shows_its_figures(
     [body] = during_start
     assert body["status"] == "PROCESSING"
     assert body["progress"] in (None, QUEUED_BODY), body
+
+
+@pytest.mark.parametrize("with_ledger", LEDGERS)
+def test_a_recovered_render_shows_why_it_failed(tmp_path: Path, with_ledger: bool) -> None:
+    """After a restart, the render a dead process left PROCESSING is FAILED with a reason."""
+    project = MemoryProject()
+    store = MemoryAttemptStore()
+    now = [1000.0]
+    if with_ledger:
+        # The dead server's start: its attempt is recorded, its lease is never renewed.
+        Ledger(store, clock=lambda: now[0]).start(ProjectLifecycle(project, MemoryAdapter()))
+        now[0] += 3600.0
+        options: dict[str, object] = {
+            "ledger": Ledger(store, clock=lambda: now[0]),
+            "loader": store.loader([project]),
+        }
+    else:
+        project.status = "PROCESSING"  # the row a killed server left behind
+        options = {"find_processing": lambda: [project]}
+    # The next server's runner: it never saw the render.
+    with runner_for(tmp_path, FakeRenderer(), **options) as runner:
+        [record] = runner.recover_interrupted()
+        assert record.target is Status.FAILED
+        body = status_body(project, runner)
+    if with_ledger:
+        reason = LEDGER_INTERRUPTED  # the ledger's record of the attempt says why
+    else:
+        reason = (
+            f"RenderInterruptedError: Project {project.id} was not rendered to the end: "
+            f"{INTERRUPTED}. Start the render again to retry."
+        )
+    assert body == finished_body(project, Status.FAILED, reason)

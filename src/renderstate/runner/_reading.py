@@ -41,6 +41,10 @@ def error(state: RunnerState[ProjectT], project: ProjectT) -> str | None:
             recorded = current.error if ended else None
             if job is None or job.attempt_id != current.id:
                 return recorded
+    if state.ledger is None:
+        replaced, reason = state.recovered.get(key, (None, None))
+        if reason is not None and replaced is job:
+            return reason  # recovery failed the project after that job (if any) ended
     if job is None:
         return None
     # A failing job is known as such from before its FAILED is saved, so a reader who

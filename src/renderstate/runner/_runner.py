@@ -322,6 +322,11 @@ class RenderRunner(Generic[ProjectT]):
         :meth:`progress`, the attempt is this runner's last one, or with a ledger the
         project's newest one in any process. With :meth:`progress` this makes the runner a
         :class:`~renderstate.typing.ProgressSource`.
+
+        A project that :meth:`recover_interrupted` failed has that reason too
+        (``"RenderInterruptedError: Project 42 was not rendered to the end: ..."``): with a
+        ledger it is the attempt's recorded one, in any process; without one this runner
+        remembers it until it renders the project again (a restart forgets it).
         """
         return _reading.error(self._state, project)
 

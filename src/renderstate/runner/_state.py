@@ -60,6 +60,9 @@ class RunnerState(Generic[ProjectT]):
     # (replacing the video, saving the end). It is held during database round trips,
     # so projects never queue behind each other's database work.
     key_locks: _KeyLocks = dataclasses.field(default_factory=_KeyLocks)
+    recovered: dict[object, tuple[object, str]] = dataclasses.field(default_factory=dict)
+    """Without a ledger: why recovery failed a project, with the job that was the project's
+    current one here when it did (``None``: none), so only a newer job hides the reason."""
     closed: bool = False
     sleep: Callable[[float], None] = time.sleep
 
