@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
-import math
-import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 try:
-    import numpy as np
     import proglog
-    from moviepy import AudioClip, AudioFileClip
     from moviepy.config import FFMPEG_BINARY
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     _msg = (
@@ -33,15 +28,17 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     raise ImportError(_msg) from exc
 
 from renderstate.files import scratch_path
+from renderstate.rendering._clips import close_clip, user_clip
 from renderstate.rendering._encode import CHUNK_FRAMES, encode_timeline
 from renderstate.rendering._fonts import verify_text
-from renderstate.rendering._frames import tone_function, verify_images
-from renderstate.rendering._media import check_audio_file, check_video
+from renderstate.rendering._frames import verify_images
+from renderstate.rendering._media import check_video
+from renderstate.rendering._soundtrack import check_audio_size, soundtrack_clip, write_wav
+from renderstate.rendering._stored import stored_timeline
 from renderstate.rendering.timeline import (
     DEFAULT_LIMITS,
     Limits,
     Timeline,
-    TimelineError,
     check_frames,
     check_output_format,
     frame_count,
@@ -82,9 +79,6 @@ PRESETS = (
     "veryslow",
 )
 """The x264 presets, fastest (largest files) first."""
-
-_AUDIO_CHUNK = 8192
-"""Audio samples computed per step; one ``writing audio`` progress unit."""
 
 
 def no_progress(phase: str, done: int, total: int) -> None:
@@ -254,24 +248,9 @@ class MoviePyRenderer:
             return self._timeline
         if self._timeline_file is not None:
             return load_timeline(self._timeline_file, limits=self.limits)
-        data = getattr(project, self.timeline_attribute, None)
-        if data is None:
-            raise TimelineError(
-                field=self.timeline_attribute,
-                problem=(
-                    f"the project has no {self.timeline_attribute!r} value; store a timeline "
-                    f"there, or configure MoviePyRenderer(timeline_attribute=..., "
-                    f"timeline_file=... or clip_factory=...)"
-                ),
-            )
-        if isinstance(data, str | bytes):
-            try:
-                data = json.loads(data)
-            except ValueError as exc:
-                raise TimelineError(
-                    field=self.timeline_attribute, problem=f"is not valid JSON ({exc})"
-                ) from exc
-        return parse_timeline(data, base_dir=self._base_dir, limits=self.limits)
+        return stored_timeline(
+            project, self.timeline_attribute, base_dir=self._base_dir, limits=self.limits
+        )
 
     def output_format(
         self, project: Any, timeline: Timeline | None = None
@@ -329,9 +308,9 @@ class MoviePyRenderer:
             bars = ProglogProgress(progress)
             audio_path: str | bool = False
             if audio is not None:
-                self._check_audio_size(audio)
+                check_audio_size(audio, self.audio_fps, self.limits)
                 audio_path = str(soundtrack)
-                _write_wav(audio, audio_path, self.audio_fps, bars)
+                write_wav(audio, audio_path, self.audio_fps, bars)
             if isinstance(clip, _TimelineClip):
                 # A timeline's still stretches are piped once each (see _encode).
                 encode_timeline(
@@ -381,31 +360,24 @@ class MoviePyRenderer:
                 soundtrack.unlink(missing_ok=True)
             for owned_clip in reversed(owned):
                 try:
-                    _close(owned_clip)
+                    close_clip(owned_clip)
                 except Exception:  # noqa: BLE001 - any close failure: log it, close the rest
                     # Keep closing the others, and keep the render's own outcome.
                     _log.exception("could not close %r after rendering", owned_clip)
-
-    def _check_audio_size(self, audio: Any) -> None:
-        """Refuse a soundtrack whose scratch WAV would exceed ``limits.max_audio_bytes``."""
-        size = math.ceil(float(audio.duration) * self.audio_fps) * int(audio.nchannels) * 2
-        if size > self.limits.max_audio_bytes:
-            raise TimelineError(
-                field="soundtrack",
-                problem=(
-                    f"its scratch file would take {size:,} bytes ({audio.duration:g} s at "
-                    f"{self.audio_fps} Hz, {audio.nchannels} channels), more than the "
-                    f"{self.limits.max_audio_bytes:,} byte limit; shorten the video, lower "
-                    f"audio_fps, or pass MoviePyRenderer(limits=Limits(max_audio_bytes=...))"
-                ),
-            )
 
     # ------------------------------------------------------------ building
 
     def _build(self, project: Any, owned: list[Any]) -> tuple[Any, Any, float]:
         """Return ``(video clip without audio or mask, audio clip or None, fps)``."""
         if self._clip_factory is not None:
-            return self._build_user_clip(project, owned)
+            return user_clip(
+                self._clip_factory,
+                project,
+                owned,
+                fps=self.fps,
+                fallback_fps=getattr(project, self.fps_attribute, None) or DEFAULT_FPS,
+                limits=self.limits,
+            )
         timeline = self.timeline_for(project)
         width, height, fps = self.output_format(project, timeline)
         check_frames(timeline.duration, fps)
@@ -422,80 +394,8 @@ class MoviePyRenderer:
         video = _TimelineClip(timeline, (width, height))
         # The video holds whole frames: the soundtrack is cut where its last frame ends.
         seconds = frame_count(timeline.duration, fps) / fps
-        audio = None
-        soundtrack = timeline.soundtrack
-        if soundtrack is not None and soundtrack.file is not None:
-            check_audio_file(soundtrack.file)
-            try:
-                source = AudioFileClip(str(soundtrack.file))
-            # moviepy raises KeyError ('audio_bitrate'), OSError, IndexError, ... for a file
-            # ffmpeg opened but cannot decode: any of them means the same to the user.
-            except Exception as exc:  # noqa: BLE001
-                raise TimelineError(
-                    field="soundtrack.file",
-                    problem=(
-                        f"{soundtrack.file.name!r} cannot be decoded as audio "
-                        f"({type(exc).__name__}: {exc}); use an undamaged audio file"
-                    ),
-                ) from None
-            owned.append(source)
-            audio = source
-            if source.duration > seconds:
-                audio = source.subclipped(0, seconds)
-            if soundtrack.volume != 1.0:
-                audio = audio.with_volume_scaled(soundtrack.volume)
-        elif soundtrack is not None and soundtrack.tone is not None:
-            audio = AudioClip(
-                tone_function(soundtrack.tone, soundtrack.volume),
-                duration=seconds,
-                fps=self.audio_fps,
-            )
-            owned.append(audio)
+        audio = soundtrack_clip(timeline, seconds, self.audio_fps, owned)
         return video, audio, fps
-
-    def _build_user_clip(self, project: Any, owned: list[Any]) -> tuple[Any, Any, float]:
-        assert self._clip_factory is not None
-        clip = self._clip_factory(project)
-        owned.append(clip)
-        if getattr(clip, "duration", None) is None:
-            raise TimelineError(
-                field="clip_factory",
-                problem="returned a clip without a duration; call .with_duration() on it",
-            )
-        width, height = clip.size
-        if width % 2 or height % 2:
-            raise TimelineError(
-                field="clip_factory",
-                problem=(
-                    f"returned a {width}x{height} clip; H.264 in yuv420p needs even sides, "
-                    f"resize it (clip.resized(...)) to even dimensions"
-                ),
-            )
-        fps = (
-            self.fps
-            or getattr(clip, "fps", None)
-            or getattr(project, self.fps_attribute, None)
-            or DEFAULT_FPS
-        )
-        _, _, rate = check_output_format(width, height, fps, limits=self.limits)
-        duration = float(clip.duration)
-        if duration > self.limits.max_duration:
-            raise TimelineError(
-                field="clip_factory",
-                problem=(
-                    f"returned a {duration:g} s clip, longer than the "
-                    f"{self.limits.max_duration:g} s limit; pass "
-                    f"MoviePyRenderer(limits=Limits(max_duration=...)) to allow it"
-                ),
-            )
-        check_frames(duration, rate)
-        audio = clip.audio
-        video = clip.without_audio()
-        if video.mask is not None:
-            # A mask would make moviepy feed ffmpeg RGBA; the picture over black is what
-            # a browser would show anyway.
-            video = video.without_mask()
-        return video, audio, rate
 
 
 class _TimelineClip:
@@ -504,43 +404,3 @@ class _TimelineClip:
     def __init__(self, timeline: Timeline, size: tuple[int, int]) -> None:
         self.timeline = timeline
         self.size = size
-
-
-def _close(clip: Any) -> None:
-    """Close ``clip`` and the ffmpeg pipes its file readers leave open.
-
-    moviepy 2.2.1's readers close their pipes only when ffmpeg is still running; after a
-    file has been read to its end they leave stdout and stderr open (a ResourceWarning and
-    two file descriptors per render).
-    """
-    procs = [
-        getattr(getattr(owner, "reader", None), "proc", None)
-        for owner in (clip, getattr(clip, "audio", None))
-    ]
-    clip.close()
-    for proc in procs:
-        if proc is None:
-            continue
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-        proc.wait()
-
-
-def _write_wav(audio: Any, path: str, fps: int, logger: ProglogProgress) -> None:
-    """Write ``audio`` as 16-bit PCM, reporting moviepy's ``chunk`` bar to ``logger``.
-
-    Done here rather than by ``write_videofile`` so the file lands beside the target under
-    the target's name and no ffmpeg process is involved: moviepy's audio writer is not closed when a
-    chunk raises, which would leave ffmpeg running.
-    """
-    channels = int(audio.nchannels)
-    with wave.open(path, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(fps)
-        for chunk in audio.iter_chunks(
-            chunksize=_AUDIO_CHUNK, quantize=True, nbytes=2, fps=fps, logger=logger
-        ):
-            samples = np.asarray(chunk, dtype=np.int16).reshape(-1, channels)
-            out.writeframes(samples.tobytes())
