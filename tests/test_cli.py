@@ -18,7 +18,7 @@ import renderstate
 import renderstate.cli
 from adapters import databases
 from renderstate import ProjectLifecycle, RenderJob, Status, to_dot, to_mermaid
-from renderstate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _commands, build_parser, main
+from renderstate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _progress, _render, build_parser, main
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.rendering.timeline import parse_timeline, sample_timeline
@@ -109,7 +109,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def failing_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
     """`--renderer fake` renders 4 frames and raises at frame 2."""
     monkeypatch.setattr(
-        _commands, "_renderer", lambda name: FakeRenderer(frames=4, fail_at_frame=2)
+        _render, "make_renderer", lambda name: FakeRenderer(frames=4, fail_at_frame=2)
     )
 
 
@@ -349,14 +349,14 @@ def test_ctrl_c_stops_the_render_and_fails_the_project(
 ) -> None:
     """Ctrl-C during render stops it at the next frame: exit 130, FAILED, no file left."""
     endless = FakeRenderer(frames=10**7, frame_delay=0.001)
-    monkeypatch.setattr(_commands, "_renderer", lambda name: endless)
+    monkeypatch.setattr(_render, "make_renderer", lambda name: endless)
 
     def interrupted(console: object, job: RenderJob[object], label: str) -> Status:
         while job.progress.phase is not Phase.RENDERING:
             time.sleep(0.01)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_commands, "_show_progress", interrupted)
+    monkeypatch.setattr(_progress, "show_progress", interrupted)
     assert render_fake(tmp_path, timeline) == 130
     captured = capsys.readouterr()
     assert "PROCESSING -> FAILED" in captured.out
@@ -577,7 +577,7 @@ def test_ctrl_c_before_the_render_starts_says_the_project_is_still_draft(
     def interrupted(name: str) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_commands, "_renderer", interrupted)
+    monkeypatch.setattr(_render, "make_renderer", interrupted)
     assert render_fake(tmp_path, timeline) == 130
     captured = capsys.readouterr()
     project = only_project(tmp_path)
@@ -597,8 +597,8 @@ def test_ctrl_c_while_the_command_loads_is_not_a_traceback(
             if name == "renderstate.cli._commands":
                 raise KeyboardInterrupt
 
-    monkeypatch.delattr(renderstate.cli, "_commands")
-    monkeypatch.delitem(sys.modules, "renderstate.cli._commands")
+    monkeypatch.delattr(renderstate.cli, "_commands", raising=False)
+    monkeypatch.delitem(sys.modules, "renderstate.cli._commands", raising=False)
     monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
     assert main(["status"]) == 130
     assert capsys.readouterr().err == (
