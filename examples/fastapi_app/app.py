@@ -33,7 +33,13 @@ from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
 from renderstate.adapters.sqlalchemy import AsyncSQLAlchemyAdapter, SQLAlchemyAdapter
 from renderstate.rendering.moviepy import MoviePyRenderer
 from renderstate.rendering.timeline import parse_timeline
-from renderstate.web import PROBLEM_CONTENT_TYPE, StatusBody, problem_details, status_body
+from renderstate.web import (
+    PROBLEM_CONTENT_TYPE,
+    REQUEST_ID_HEADER,
+    StatusBody,
+    problem_details,
+    status_body,
+)
 from renderstate.web.fastapi import add_exception_handlers
 
 HERE = Path(__file__).resolve().parent
@@ -77,16 +83,26 @@ async def read_body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def timeline_problem(error: TimelineError) -> JSONResponse:
-    """A 422 naming the timeline field at fault, as a JSON pointer into the request body."""
-    code, body = problem_details(error)
+def timeline_problem(request: Request, error: TimelineError) -> JSONResponse:
+    """A 422 naming the timeline field at fault, as a JSON pointer into the request body.
+
+    Its text is for the client: the full message (server paths, advice for the developer)
+    is logged by ``problem_details`` under the request's id, which the body and the
+    ``X-Request-ID`` header carry.
+    """
+    code, body = problem_details(error, request_id=request.headers.get(REQUEST_ID_HEADER))
     pointer = "/timeline"
     if error.scene is not None:
         pointer += f"/scenes/{error.scene}"
     if error.field != "timeline":
         pointer += "/" + error.field.replace(".", "/")
     body["pointer"] = pointer
-    return JSONResponse(body, status_code=code, media_type=PROBLEM_CONTENT_TYPE)
+    return JSONResponse(
+        body,
+        status_code=code,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers={REQUEST_ID_HEADER: body["request_id"]},
+    )
 
 
 class MediaFiles(StaticFiles):
@@ -203,7 +219,7 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
             # Checked now, so a mistake is a 422 here rather than a FAILED render later.
             parse_timeline(timeline, base_dir=uploads)
         except TimelineError as error:
-            return timeline_problem(error)
+            return timeline_problem(request, error)
         async with AsyncSessionMaker() as session, session.begin():
             project = Project(title=title, timeline=timeline)
             session.add(project)

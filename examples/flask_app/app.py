@@ -25,7 +25,7 @@ from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
 from renderstate.adapters.peewee import PeeweeAdapter
 from renderstate.rendering.moviepy import MoviePyRenderer
 from renderstate.rendering.timeline import parse_timeline
-from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details, status_body
+from renderstate.web import PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER, problem_details, status_body
 from renderstate.web.flask import init_app
 
 SAMPLE_TIMELINE: dict[str, Any] = json.loads(
@@ -89,15 +89,22 @@ def read_body() -> bytes:
 
 
 def timeline_problem(error: TimelineError) -> flask.Response:
-    """A 422 naming the timeline field at fault, as a JSON pointer into the request body."""
-    code, body = problem_details(error)
+    """A 422 naming the timeline field at fault, as a JSON pointer into the request body.
+
+    Its text is for the client: the full message (server paths, advice for the developer)
+    is logged by ``problem_details`` under the request's id, which the body and the
+    ``X-Request-ID`` header carry.
+    """
+    code, body = problem_details(error, request_id=flask.request.headers.get(REQUEST_ID_HEADER))
     pointer = "/timeline"
     if error.scene is not None:
         pointer += f"/scenes/{error.scene}"
     if error.field != "timeline":
         pointer += "/" + error.field.replace(".", "/")
     body["pointer"] = pointer
-    return problem(body, code)
+    response = problem(body, code)
+    response.headers[REQUEST_ID_HEADER] = body["request_id"]
+    return response
 
 
 def load(pk: str) -> Project:

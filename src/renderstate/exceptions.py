@@ -19,12 +19,18 @@
 Every error carries structured attributes and writes its own message, which says
 what happened and what to do about it. All of them pickle, so they cross process
 boundaries (Celery, multiprocessing) intact.
+
+Two messages: ``str(error)`` is for the developer and the server's log (absolute paths,
+the argument that would allow it); :attr:`RenderStateError.public_message` is what an HTTP
+client or an end user may read (no server path, no advice about the code). The web helpers
+(:mod:`renderstate.web`) answer with the public one and log the other.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 __all__ = [
     "AttemptOwnedError",
@@ -56,10 +62,60 @@ def _either(names: Iterable[object]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
+# What a message for an HTTP client leaves out; see _public_text().
+_ABSOLUTE: Final = r"(?:/|[A-Za-z]:[\\/])"
+_QUOTED_PATH: Final = re.compile(rf"""(['"]){_ABSOLUTE}[^'"]*?([^'"/\\]*)\1""")
+_BARE_PATH: Final = re.compile(r"""(?<![\w.'"/])/(?:[^\s/'"()]+/)+([^\s/'"(),;]+)""")
+_PATH_ASIDE: Final = re.compile(rf"""\s*\([^()]*?['"]?{_ABSOLUTE}[^()]*\)""")
+_BASE_DIR: Final = re.compile(r"\bbase_dir\b(\s*\([^()]*\))?")
+_FOR_DEVELOPERS: Final = re.compile(
+    r"\w\(|\w=\w|\bpip install\b|\brenderer\b|\btimeline file\b|\bbase_dir\b"
+)
+_CLAUSES: Final = re.compile(r";\s+|\.\s+(?=[A-Z])")
+
+
+def _public_text(text: str) -> str:
+    """Return ``text`` without what only the server's developer should read.
+
+    For a message written for developers, such as a :class:`TimelineError`'s ``problem``
+    raised without a ``public_problem``: the clauses (split at ``;`` and at sentences)
+    that give advice about the code (a call such as ``load_timeline()``, an argument such
+    as ``allow_outside_base_dir=True``, ``pip install``, the renderer, ``base_dir``) are
+    dropped; an aside in parentheses that quotes an absolute path is dropped; any other
+    absolute path is cut to ``…/<its last name>``; ``base_dir ('/srv/...')`` reads "the
+    allowed directory". What is left is what the client sent and what is wrong with it::
+
+        >>> _public_text("'/etc/passwd' is an absolute path; pass allow_outside_base_dir=True")
+        "'…/passwd' is an absolute path"
+    """
+    kept: list[str] = []
+    for clause in _CLAUSES.split(_BASE_DIR.sub("the allowed directory", text)):
+        if _FOR_DEVELOPERS.search(clause):
+            continue
+        shown = _PATH_ASIDE.sub("", clause)
+        shown = _QUOTED_PATH.sub(lambda m: f"{m[1]}…/{m[2]}{m[1]}", shown)
+        shown = _BARE_PATH.sub(lambda m: f"…/{m[1]}", shown).strip().rstrip(".")
+        if shown:
+            kept.append(shown)
+    return "; ".join(kept) or "this value cannot be used"
+
+
 class RenderStateError(Exception):
     """Base class of every error renderstate raises."""
 
     _args: tuple[Any, ...] = ()
+
+    @property
+    def public_message(self) -> str:
+        """The message for an HTTP client or an end user: no server path, no code advice.
+
+        ``str(error)`` is the full message, for the developer and the server's log. Most
+        errors' messages are fit for a client as they are (a 409's "already PROCESSING;
+        wait ... then try again"), and this is the same text; those that name server
+        details (:class:`TimelineError`'s files, :class:`AttemptOwnedError`'s worker,
+        :class:`ProjectNotFoundError`'s adapter detail) write a shorter one.
+        """
+        return str(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses take keyword-only structured arguments, so the default
@@ -196,9 +252,15 @@ class ProjectNotFoundError(RenderStateError, LookupError):
                 f"Project {project_key} does not exist (was it deleted?); "
                 f"load an existing project and try again."
             )
+        self._public = message
         if detail:
             message = f"{message} ({detail})"
         super().__init__(message)
+
+    @property
+    def public_message(self) -> str:
+        """The message without the adapter's ``detail`` (what it found is server-side)."""
+        return self._public
 
     def _kwargs(self) -> dict[str, Any]:
         return {"project_key": self.project_key, "detail": self.detail}
@@ -210,21 +272,49 @@ class TimelineError(RenderStateError, ValueError):
     status_code: ClassVar[int] = 422
     """The HTTP status a web endpoint should answer with (the request's timeline is bad)."""
 
-    def __init__(self, *, field: str, problem: str, scene: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        field: str,
+        problem: str,
+        scene: int | None = None,
+        public_problem: str | None = None,
+    ) -> None:
         self.scene = scene
         """The 0-based index of the scene at fault, or ``None`` for a timeline-wide field."""
         self.field = field
         """The offending key (``"duration"``, ``"background"``, ``"width"``, ...)."""
         self.problem = problem
-        """What is wrong with it and what would be accepted."""
-        where = "Timeline" if scene is None else f"Timeline scene {scene}"
+        """What is wrong with it and what would be accepted, for the developer: it may name
+        files on the server and the arguments that would allow them."""
+        self.public_problem = public_problem
+        """The same for an HTTP client, when the raiser wrote one; else :attr:`public_message`
+        uses ``problem`` without the clauses of advice about the code and with server
+        paths cut to their last name."""
         super().__init__(
-            f"{where}, field {field!r}: {problem}. Fix the timeline and render again; "
+            f"{self._where()}, field {field!r}: {problem}. Fix the timeline and render again; "
             f"nothing was rendered."
         )
 
+    def _where(self) -> str:
+        return "Timeline" if self.scene is None else f"Timeline scene {self.scene}"
+
+    @property
+    def public_message(self) -> str:
+        """The field at fault and what is wrong with it, without server paths or code advice."""
+        problem = self.public_problem or _public_text(self.problem)
+        return (
+            f"{self._where()}, field {self.field!r}: {problem}. Fix the timeline and try "
+            f"again; nothing was rendered."
+        )
+
     def _kwargs(self) -> dict[str, Any]:
-        return {"field": self.field, "problem": self.problem, "scene": self.scene}
+        return {
+            "field": self.field,
+            "problem": self.problem,
+            "scene": self.scene,
+            "public_problem": self.public_problem,
+        }
 
 
 class _RenderEndError(RenderStateError):
@@ -357,6 +447,14 @@ class AttemptOwnedError(RenderStateError):
             f"by {worker or 'another worker'}, which renewed its lease; nothing was changed. "
             f"This is a duplicate delivery: drop it, or try again in {self.retry_after:.1f} s "
             f"(if that worker died, its lease has run out by then and the attempt is taken over)."
+        )
+
+    @property
+    def public_message(self) -> str:
+        """The message without the worker's host and process id."""
+        return (
+            f"{_subject(self.project_key)} is being rendered; nothing was changed. Try again "
+            f"in {self.retry_after:.1f} s."
         )
 
     def _kwargs(self) -> dict[str, Any]:

@@ -68,6 +68,7 @@ class AppServer:
         *,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         """One request on a fresh connection (as concurrent clients would)."""
         if isinstance(body, dict):
@@ -75,7 +76,10 @@ class AppServer:
         data = body.encode() if isinstance(body, str) else body
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            headers = {} if data is None else {"Content-Type": content_type}
+            headers = {
+                **({} if data is None else {"Content-Type": content_type}),
+                **(headers or {}),
+            }
             conn.request(method, path, body=data, headers=headers)
             raw = conn.getresponse()
             payload = raw.read()

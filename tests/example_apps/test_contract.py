@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,49 @@ def test_bad_create_bodies_are_4xx_problems_naming_the_field(
     was a 500 on some app and database)."""
     problem = assert_problem(app_server.post("/projects", body), status)
     assert problem["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("image", "shown"),
+    [
+        pytest.param("../secret.png", "'../secret.png' contains a '..' segment", id="outside"),
+        pytest.param("/etc/passwd", "'…/passwd' is an absolute path", id="absolute"),
+        pytest.param("missing.png", "'missing.png' does not exist", id="missing"),
+    ],
+)
+def test_a_bad_timeline_is_answered_for_the_client_and_logged_for_the_developer(
+    app_server: AppServer, image: str, shown: str
+) -> None:
+    """The 422 names the client's value only (no server path, no advice about the code);
+    the server's log has the full message under the request id the answer carries."""
+    request_id = f"req-{uuid.uuid4().hex}"
+    timeline = {"scenes": [{"duration": 1, "image": image}]}
+    response = app_server.request(
+        "POST",
+        "/projects",
+        {"title": "t", "timeline": timeline},
+        headers={"X-Request-ID": request_id},
+    )
+    problem = assert_problem(response, 422)
+    assert shown in problem["detail"], problem
+    assert (problem["request_id"], response.headers["x-request-id"]) == (request_id, request_id)
+    text = json.dumps(problem, ensure_ascii=False)
+    for secret in (
+        str(app_server.media_root),
+        "allow_outside_base_dir",
+        "load_timeline",
+        "base_dir",
+    ):
+        assert secret not in text, problem
+    deadline = time.monotonic() + 10
+    while request_id not in app_server.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [line] = [line for line in app_server.logs().splitlines() if request_id in line]
+    assert "TimelineError" in line, line
+    if image != "missing.png":
+        assert "allow_outside_base_dir=True" in line, line
+    else:
+        assert str(app_server.media_root) in line, line
 
 
 def test_unknown_project_is_404_problem(app_server: AppServer) -> None:

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from renderstate import ProjectNotFoundError, TimelineError
 from renderstate.rendering.timeline import parse_timeline
-from renderstate.web import PROBLEM_CONTENT_TYPE, problem_details, status_body
+from renderstate.web import PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER, problem_details, status_body
 
 from .models import Project
 from .rendering import get_runner
@@ -45,16 +45,23 @@ def invalid(field: str, detail: str, status: int = 422, **extra: Any) -> JsonRes
     return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
-def timeline_problem(error: TimelineError) -> JsonResponse:
-    """A 422 naming the timeline field at fault, as a JSON pointer into the request body."""
-    code, body = problem_details(error)
+def timeline_problem(request: HttpRequest, error: TimelineError) -> JsonResponse:
+    """A 422 naming the timeline field at fault, as a JSON pointer into the request body.
+
+    Its text is for the client: the full message (server paths, advice for the developer)
+    is logged by ``problem_details`` under the request's id, which the body and the
+    ``X-Request-ID`` header carry.
+    """
+    code, body = problem_details(error, request_id=request.headers.get(REQUEST_ID_HEADER))
     pointer = "/timeline"
     if error.scene is not None:
         pointer += f"/scenes/{error.scene}"
     if error.field != "timeline":
         pointer += "/" + error.field.replace(".", "/")
     body["pointer"] = pointer
-    return JsonResponse(body, status=code, content_type=PROBLEM_CONTENT_TYPE)
+    response = JsonResponse(body, status=code, content_type=PROBLEM_CONTENT_TYPE)
+    response[REQUEST_ID_HEADER] = body["request_id"]
+    return response
 
 
 def load(pk: str) -> Project:
@@ -93,7 +100,7 @@ def create_project(request: HttpRequest) -> JsonResponse:  # noqa: PLR0911 - one
         # Checked now, so a mistake is a 422 here rather than a FAILED render later.
         parse_timeline(timeline, base_dir=settings.MEDIA_ROOT / "uploads")
     except TimelineError as error:
-        return timeline_problem(error)
+        return timeline_problem(request, error)
     project = Project.objects.create(title=title, timeline=timeline)
     body = {
         **status_body(project, get_runner()),

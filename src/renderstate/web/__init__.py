@@ -5,19 +5,30 @@
 - :mod:`renderstate.web.flask`: ``init_app(app)``
 
 All of them answer with an RFC 9457 ``application/problem+json`` body built by
-:func:`problem_details`, so clients see the same shape whatever the backend. A project's
-status endpoint answers :func:`status_body`, also the same everywhere.
+:func:`problem_details`, so clients see the same shape whatever the backend. The body's
+text is for the client (no server path, no advice about the code) and carries a
+``request_id``, also sent as the ``X-Request-ID`` header (a request's own ``X-Request-ID``
+is reused); the full message is logged on the ``renderstate.web`` logger with that id. A
+project's status endpoint answers :func:`status_body`, also the same everywhere.
 """
 
 from __future__ import annotations
 
-from renderstate.web._problem import PROBLEM_CONTENT_TYPE, problem_details, status_code_for
+from renderstate.web._problem import (
+    PROBLEM_CONTENT_TYPE,
+    REQUEST_ID_HEADER,
+    new_request_id,
+    problem_details,
+    status_code_for,
+)
 from renderstate.web._status import ProgressBody, StatusBody, status_body
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "REQUEST_ID_HEADER",
     "ProgressBody",
     "StatusBody",
+    "new_request_id",
     "problem_details",
     "status_body",
     "status_code_for",

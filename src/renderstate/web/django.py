@@ -21,15 +21,22 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 from collections.abc import Callable
 
 from renderstate.exceptions import RenderStateError
-from renderstate.web._problem import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web._problem import PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER, problem_details
 
 __all__ = ["RenderStateMiddleware", "problem_response"]
 
 
-def problem_response(error: RenderStateError) -> JsonResponse:
-    """Return the problem+json response for ``error``."""
-    code, body = problem_details(error)
-    return JsonResponse(body, status=code, content_type=PROBLEM_CONTENT_TYPE)
+def problem_response(error: RenderStateError, request: HttpRequest | None = None) -> JsonResponse:
+    """Return the problem+json response for ``error``; its full message is logged.
+
+    The request's ``X-Request-ID`` header names the request in the body, the log and the
+    response's own ``X-Request-ID`` header (a new id without one).
+    """
+    given = None if request is None else request.headers.get(REQUEST_ID_HEADER)
+    code, body = problem_details(error, request_id=given)
+    response = JsonResponse(body, status=code, content_type=PROBLEM_CONTENT_TYPE)
+    response[REQUEST_ID_HEADER] = body["request_id"]
+    return response
 
 
 class RenderStateMiddleware:
@@ -49,5 +56,5 @@ class RenderStateMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Answer renderstate errors; return ``None`` for anything else."""
         if isinstance(exception, RenderStateError):
-            return problem_response(exception)
+            return problem_response(exception, request)
         return None

@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 from typing import Any
 
 from renderstate.exceptions import RenderStateError
-from renderstate.web._problem import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web._problem import PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER, problem_details
 
 __all__ = ["ProblemResponse", "exception_handler", "problem_response"]
 
@@ -51,10 +51,16 @@ class ProblemResponse(Response):
         return content
 
 
-def problem_response(error: RenderStateError) -> ProblemResponse:
-    """Return the DRF problem response for ``error``."""
-    code, body = problem_details(error)
-    return ProblemResponse(body, status=code)
+def problem_response(error: RenderStateError, request: Any = None) -> ProblemResponse:
+    """Return the DRF problem response for ``error``; its full message is logged.
+
+    The request's ``X-Request-ID`` header names the request in the body, the log and the
+    response's own ``X-Request-ID`` header (a new id without one).
+    """
+    headers = getattr(request, "headers", None)
+    given = None if headers is None else headers.get(REQUEST_ID_HEADER)
+    code, body = problem_details(error, request_id=given)
+    return ProblemResponse(body, status=code, headers={REQUEST_ID_HEADER: body["request_id"]})
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -66,5 +72,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """
     if isinstance(exc, RenderStateError):
         set_rollback()
-        return problem_response(exc)
+        return problem_response(exc, context.get("request"))
     return drf_exception_handler(exc, context)

@@ -21,21 +21,31 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 from typing import Any
 
 from renderstate.exceptions import RenderStateError
-from renderstate.web._problem import PROBLEM_CONTENT_TYPE, problem_details
+from renderstate.web._problem import PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER, problem_details
 
 __all__ = ["add_exception_handlers", "problem_response"]
 
 
-def problem_response(error: RenderStateError) -> JSONResponse:
-    """Return the problem+json response for ``error``."""
-    code, body = problem_details(error)
-    return JSONResponse(body, status_code=code, media_type=PROBLEM_CONTENT_TYPE)
+def problem_response(error: RenderStateError, request: Request | None = None) -> JSONResponse:
+    """Return the problem+json response for ``error``; its full message is logged.
+
+    The request's ``X-Request-ID`` header names the request in the body, the log and the
+    response's own ``X-Request-ID`` header (a new id without one).
+    """
+    given = None if request is None else request.headers.get(REQUEST_ID_HEADER)
+    code, body = problem_details(error, request_id=given)
+    return JSONResponse(
+        body,
+        status_code=code,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers={REQUEST_ID_HEADER: body["request_id"]},
+    )
 
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
     if not isinstance(error, RenderStateError):  # pragma: no cover - registered for it only
         raise error
-    return problem_response(error)
+    return problem_response(error, request)
 
 
 def add_exception_handlers(app: Any) -> None:
