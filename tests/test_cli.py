@@ -362,8 +362,11 @@ def test_ctrl_c_stops_the_render_and_fails_the_project(
     assert "PROCESSING -> FAILED" in captured.out
     assert "interrupted" in captured.err
     assert [p for p in (tmp_path / "m").rglob("*") if p.is_file()] == []
-    assert main(cli(tmp_path, "status")) == EXIT_OK
-    assert "FAILED" in capsys.readouterr().out
+    assert main(cli(tmp_path, "status", only_project(tmp_path).id)) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "FAILED" in out
+    assert "error        RenderCancelledError: " in out, out
+    assert "cancelled: cancelled with Ctrl-C." in out, out
 
 
 @pytest.mark.parametrize("command", ["status", "recover"])

@@ -20,7 +20,9 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
+from renderstate.cli._progress import CTRL_C
 from renderstate.cli._store import Project, Store
+from renderstate.exceptions import RenderCancelledError
 from renderstate.rendering.timeline import Timeline
 from renderstate.testing import FakeRenderer
 from renderstate.typing import ProgressSink, Renderer
@@ -82,13 +84,19 @@ def sample_data() -> dict[str, Any]:
 
 
 class ReportedByTheCommand(logging.Filter):
-    """Drops the runner's one-line "render failed" log: the command prints that error itself.
+    """Drops the runner's logs of what the command prints itself.
 
-    Only without ``--verbose``, which asks for the traceback the log record carries.
+    The one-line "render failed" (only without ``--verbose``, which asks for the
+    traceback the log record carries), and the warning of a render cancelled by Ctrl-C.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and record.msg == "the render of project %s failed")
+        if record.exc_info and record.msg == "the render of project %s failed":
+            return False
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(
+            isinstance(arg, RenderCancelledError) and arg.reason == CTRL_C for arg in args
+        )
 
 
 def whole_fps(timeline: Timeline) -> int | None:

@@ -48,7 +48,6 @@ class _DemoRenderer:
 
     def __init__(self, inner: Cancellable) -> None:
         self.inner = inner
-        self.cancel = inner.cancel
         self.gate: threading.Event | None = None
         self.crash = False
 
@@ -134,7 +133,7 @@ class _Demo:
         self.checks: list[tuple[str, bool]] = []
 
     def watch(self, job: RenderJob[Project], label: str) -> Status:
-        return watch(self.console, job, label, self.renderer.cancel)
+        return watch(self.console, job, label, self.renderer.inner)
 
     def first_render(self) -> None:
         self.console.rule("1. First render: DRAFT -> PROCESSING -> COMPLETED")

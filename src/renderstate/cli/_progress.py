@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
@@ -16,46 +16,54 @@ from renderstate.cli._store import Project, Store
 from renderstate.runner import RenderJob, RenderRunner
 from renderstate.typing import ProgressSink, Renderer
 
+CTRL_C: Final = "cancelled with Ctrl-C"
+"""The reason stored for a render Ctrl-C stopped (in its ``RenderCancelledError``)."""
 
-class _CancelledError(Exception):
-    """Raised into a render at its next progress report after Ctrl-C."""
+GRACE: Final = 1.0
+"""Seconds a failed render waits to learn whether Ctrl-C caused the failure."""
 
 
 class Cancellable:
-    """Wraps a renderer so that setting :attr:`cancel` stops it at its next progress report.
+    """Wraps a renderer so that a render Ctrl-C stops ends as cancelled, whatever it raised.
 
-    The runner then does what it does for any failure: removes the temporary file, keeps
-    the previous video and marks the project FAILED.
+    :func:`watch` cancels the job on Ctrl-C (``job.cancel(CTRL_C)``): the render stops at
+    its next progress report with a :class:`~renderstate.RenderCancelledError`, and the
+    runner removes the temporary file, keeps the previous video and marks the project
+    FAILED. But a terminal's Ctrl-C reaches the whole process group, ffmpeg too, and an
+    ffmpeg killed by it fails the render (``exit status 255``) before the main thread has
+    even seen the interrupt. So a failed render first waits a moment for that interrupt;
+    if it came, the render reports progress once more, which the cancelled job answers with
+    its :class:`~renderstate.RenderCancelledError` (the ffmpeg failure is its context).
     """
 
     def __init__(self, inner: Renderer[Any]) -> None:
         self.inner = inner
-        self.cancel = threading.Event()
+        self.interrupted = threading.Event()
+        """Set by :func:`watch` once Ctrl-C has cancelled the job."""
 
     def __call__(self, project: Any, target: Path, progress: ProgressSink) -> None:
-        def sink(phase: str, done: int, total: int) -> None:
-            if self.cancel.is_set():
-                msg = "cancelled with Ctrl-C"
-                raise _CancelledError(msg)
-            progress(phase, done, total)
-
-        sink("rendering", 0, 0)  # a render cancelled while queued stops here
-        self.inner(project, target, sink)
+        try:
+            self.inner(project, target, progress)
+        except Exception:
+            if self.interrupted.wait(GRACE):
+                progress("rendering", 0, 0)  # raises the job's RenderCancelledError
+            raise
 
 
 def watch(
-    console: Console, job: RenderJob[Any], label: str, cancel: threading.Event | None = None
+    console: Console, job: RenderJob[Any], label: str, cancellable: Cancellable | None = None
 ) -> Status:
     """Show a live progress bar until ``job`` ends; return its final status.
 
-    On Ctrl-C, set ``cancel`` (the render stops at its next frame and is FAILED), wait for the
-    job to end, then let the interrupt go on.
+    On Ctrl-C, cancel the job (the render stops at its next progress report and is
+    FAILED, its reason :data:`CTRL_C`), wait for it to end, then let the interrupt go on.
     """
     try:
         return show_progress(console, job, label)
     except KeyboardInterrupt:
-        if cancel is not None:
-            cancel.set()
+        if cancellable is not None:
+            if job.cancel(CTRL_C):
+                cancellable.interrupted.set()
             console.print("  cancelling: the render stops at its next frame ...")
             job.wait()
         raise

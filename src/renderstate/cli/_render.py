@@ -111,7 +111,7 @@ def render_command(args: argparse.Namespace) -> int:
                     height=timeline.height,
                     fps=whole_fps(timeline),
                 )
-            status = watch(console, started, "render", cancellable.cancel)
+            status = watch(console, started, "render", cancellable)
             final = runner.file_path(project)
     except KeyboardInterrupt:
         _report_interrupt(project, job, store)
@@ -138,13 +138,17 @@ def _report_interrupt(project: Project | None, job: RenderJob[Any] | None, store
     except StoreError:
         status = "unknown"
     if job is None:
-        what = "before its render started"
+        what = f"before its render started: project {project.id} is {status}"
     elif status == Status.FAILED.value:
-        what = "the render was stopped and the previous video, if any, kept"
+        what = (
+            f"and the render cancelled: project {project.id} is {status}, its previous "
+            f"video (if any) kept"
+        )
     else:
-        what = "after the render had ended" if job.done() else "while the render was starting"
+        when = "after the render had ended" if job.done() else "while the render was starting"
+        what = f"{when}: project {project.id} is {status}"
     err.print(
-        f"[red]renderstate: interrupted[/] {what}: project {project.id} is {status}. "
+        f"[red]renderstate: interrupted[/] {what}. "
         f"Render it with `renderstate render TIMELINE --project {project.id}`."
     )
 
