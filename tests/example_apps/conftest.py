@@ -1,4 +1,5 @@
-"""Fixtures: each example app served for real, on SQLite and on a fresh PostgreSQL database."""
+"""Fixtures: each example app served for real, on SQLite and on fresh PostgreSQL and MariaDB
+databases (one per test run and xdist worker, dropped afterwards)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from adapters.databases import Target, create, drop
 from .servers import AppServer, serve
 
 APPS = ("django_app", "fastapi_app", "flask_app")
-DATABASES = ("sqlite", "postgres")
+DATABASES = ("sqlite", "postgres", "mariadb")
+MARKS = {"sqlite": [], "postgres": [pytest.mark.postgres], "mariadb": [pytest.mark.mariadb]}
 
 
 def database_url(target: Target) -> str:
     if target.backend == "sqlite":
         return f"sqlite:///{target.name}"
+    if target.backend == "mariadb":
+        return f"mysql://{target.user}@127.0.0.1:3306/{target.name}"
     return f"postgresql://{target.user}@127.0.0.1:5432/{target.name}"
 
 
@@ -28,7 +32,7 @@ def database_url(target: Target) -> str:
         pytest.param(
             (app, db),
             id=f"{app}-{db}",
-            marks=[pytest.mark.slow, *([pytest.mark.postgres] if db == "postgres" else [])],
+            marks=[pytest.mark.slow, *MARKS[db]],
         )
         for app in APPS
         for db in DATABASES
