@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from .servers import EXAMPLES, serve
 from .test_contract import BUSY, create, poll_until_done
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 REPO = EXAMPLES.parent
 APPS = ("django_app", "fastapi_app", "flask_app")
@@ -133,3 +141,58 @@ def test_each_app_has_one_install_line_that_brings_its_drivers(app: str) -> None
     readme = (EXAMPLES / app / "README.md").read_text("utf-8")
     assert f"pip install -r examples/{app}/requirements.txt" in readme
     assert "pip install 'renderstate[" not in readme
+
+
+def pip_lines(text: str) -> list[list[str]]:
+    """The arguments of every ``pip install`` command in ``text``, comments left out."""
+    found = []
+    for line in text.splitlines():
+        command = line.split("#", 1)[0]
+        if "pip install" in command:
+            found.append(shlex.split(command.split("pip install", 1)[1]))
+    return found
+
+
+def check_installable(args: list[str], *, origin: str, seen: set[Path]) -> None:
+    """Fail unless every argument names a local extra, an existing file or a known package."""
+    extras = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"][
+            "optional-dependencies"
+        ]
+    )
+    words = iter(args)
+    for word in words:
+        if word in {"-r", "--requirement"}:
+            path = REPO / next(words)
+            assert path.is_file(), f"{origin}: {path} does not exist"
+            if path not in seen:
+                seen.add(path)
+                for line in path.read_text("utf-8").splitlines():
+                    check_installable(
+                        shlex.split(line.split("#", 1)[0]), origin=str(path), seen=seen
+                    )
+        elif word in {"-e", "--editable", "-U", "--upgrade"}:
+            continue
+        elif word.startswith((".", "/")):  # the clone itself, with its extras
+            match = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", word)
+            assert match, f"{origin}: {word!r} is not the clone's root"
+            asked = set(filter(None, (match[1] or "").split(",")))
+            assert asked <= extras, f"{origin}: no extra {sorted(asked - extras)}"
+        else:
+            requirement = Requirement(word)
+            # renderstate is on no index: it is installed from the clone (".[...]").
+            assert requirement.name != "renderstate", f"{origin}: {word!r} is on no index"
+            try:
+                importlib.metadata.distribution(requirement.name)
+            except importlib.metadata.PackageNotFoundError:
+                pytest.fail(f"{origin}: {requirement.name!r} is not a package we know")
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_readmes_install_lines_name_only_installable_things(app: str) -> None:
+    """Each README's pip lines name local extras, existing files and real packages only."""
+    readme = EXAMPLES / app / "README.md"
+    lines = pip_lines(readme.read_text("utf-8"))
+    assert lines, f"{readme} has no install line"
+    for args in lines:
+        check_installable(args, origin=str(readme), seen=set())
