@@ -461,13 +461,61 @@ def test_partial_map_keeps_the_other_literals(via: Via) -> None:
             "stores DRAFT and FAILED as the same literal 'FAILED'.*status left out of values",
         ),
         ({"ARCHIVED": "A"}, ValueError, "not a Status"),
-        ({Status.DRAFT: ["unhashable"]}, TypeError, "not hashable"),
+        ({Status.DRAFT: {"unhashable": 1}}, TypeError, r"values\[DRAFT\] = .* not hashable"),
+        ({Status.DRAFT: ["new", {}]}, TypeError, r"values\[DRAFT\]\[1\] = \{\} is not hashable"),
+        ({Status.DRAFT: [["nested"]]}, TypeError, r"values\[DRAFT\]\[0\] .* is a collection"),
+        ({Status.PROCESSING: []}, ValueError, "empty list.*the first being the one written"),
+        ({Status.PROCESSING: ("Q", "P", "Q")}, ValueError, "lists 'Q' twice"),
+        (
+            {Status.PROCESSING: ["QUEUED", "PROCESS"], Status.FAILED: ["ERROR", "QUEUED"]},
+            ValueError,
+            "stores PROCESSING and FAILED as the same literal 'QUEUED'",
+        ),
+        (
+            {Status.DRAFT: [0, 1], Status.COMPLETED: True},
+            ValueError,
+            "stores DRAFT and COMPLETED as the same literal True",
+        ),
     ],
 )
 def test_bad_value_maps_are_refused(values: Any, error: type[Exception], message: str) -> None:
     """A map that is not one-to-one, or names no Status, is an error saying what to change."""
     with pytest.raises(error, match=message):
         ProjectLifecycle(MemoryProject(), values=values)
+
+
+def test_several_literals_of_one_status(via: Via) -> None:
+    """Each listed literal reads as its status; a transition writes the first."""
+    values = {Status.PROCESSING: ["QUEUED", "PROCESS"], Status.COMPLETED: ("DONE",)}
+    for stored in ("QUEUED", "PROCESS"):
+        project = MemoryProject(status=stored)
+        lifecycle = via.bind(project, values=values)
+        assert lifecycle.status is Status.PROCESSING
+        with pytest.raises(RenderConflictError):
+            lifecycle.start_render()
+        assert project.status == stored
+        lifecycle.complete("projects/1/final.mp4")
+        assert project.status == "DONE"
+    project = MemoryProject(status="DONE")
+    via.bind(project, values=values).start_render()
+    assert project.status == "QUEUED"
+
+
+def test_an_unknown_literal_lists_every_literal_and_how_to_map_several() -> None:
+    """The error for a stored literal outside the map lists all literals and the list form."""
+    values = {Status.PROCESSING: ["QUEUED", "PROCESS"]}
+    lifecycle = ProjectLifecycle(MemoryProject(status="ARCHIVED"), values=values)
+    with pytest.raises(UnknownStatusError) as raised:
+        _ = lifecycle.status
+    assert raised.value.allowed == ("DRAFT", "QUEUED", "PROCESS", "COMPLETED", "FAILED")
+    assert "values={Status.PROCESSING: ['QUEUED', 'PROCESS']}" in str(raised.value)
+
+
+def test_a_bool_is_not_the_number_it_equals_in_any_position() -> None:
+    """True == 1, but a stored True reads as no status mapped to [0, 1]."""
+    lifecycle = ProjectLifecycle(MemoryProject(status=True), values={Status.DRAFT: [0, 1]})
+    with pytest.raises(UnknownStatusError):
+        lifecycle.start_render()
 
 
 def test_none_is_refused_as_a_missing_project() -> None:

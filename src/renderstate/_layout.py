@@ -9,25 +9,70 @@ look-up. Layouts without a custom literal map are shared (:func:`layout_for`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from renderstate._machine import decide
 from renderstate._records import Change
 from renderstate._status import Status, Transition, Trigger
 
-__all__ = ["DEFAULT_LAYOUT", "Layout", "Literals", "Plan", "layout_for", "trusted_change"]
+__all__ = [
+    "DEFAULT_LAYOUT",
+    "Layout",
+    "Literals",
+    "Plan",
+    "StatusValues",
+    "layout_for",
+    "trusted_change",
+]
+
+
+StatusValues: TypeAlias = Mapping[Status, Hashable | Sequence[Hashable]]
+"""What ``values=`` takes: each :class:`~renderstate.Status` to the literal the model stores,
+or to a list or tuple of literals that all read as that status (the first is the one
+written), e.g. ``{Status.PROCESSING: ("QUEUED", "PROCESS")}``."""
+
+
+def _literals_of(status: Status, given: object) -> tuple[Hashable, ...]:
+    """The literals ``given`` names for ``status``, checked: one, or a non-empty sequence."""
+    many = isinstance(given, (list, tuple))
+    literals: tuple[Hashable, ...] = tuple(given) if many else (given,)  # type: ignore[arg-type]
+    if not literals:
+        msg = (
+            f"values[{status}] is an empty {type(given).__name__}; give the literal the "
+            f"model stores for {status}, or a list of them, the first being the one written"
+        )
+        raise ValueError(msg)
+    for position, literal in enumerate(literals):
+        where = f"values[{status}][{position}]" if many else f"values[{status}]"
+        if isinstance(literal, (list, tuple, set, frozenset)):
+            msg = f"{where} = {literal!r} is a collection; a stored literal is a str or an int"
+            raise TypeError(msg)
+        try:
+            hash(literal)
+        except TypeError:
+            msg = f"{where} = {literal!r} is not hashable; use a str or an int"
+            raise TypeError(msg) from None
+        if literal in literals[:position]:
+            msg = f"values[{status}] lists {literal!r} twice; list each literal once"
+            raise ValueError(msg)
+    return literals
 
 
 class Literals:
-    """The two-way map between statuses and the literals a model stores."""
+    """The two-way map between statuses and the literals a model stores.
 
-    __slots__ = ("from_stored", "to_stored")
+    A status may be stored as several literals (an app's ``QUEUED`` and ``PROCESS`` both
+    PROCESSING): every one of them reads as that status and is matched by the guarded
+    ``UPDATE``; the first is the one a transition writes (:attr:`to_stored`).
+    """
 
-    def __init__(self, values: Mapping[Status, Hashable] | None) -> None:
-        to_stored: dict[Status, Hashable] = {s: s.value for s in Status}
-        for key, literal in (values or {}).items():
+    __slots__ = ("all_stored", "from_stored", "to_stored")
+
+    def __init__(self, values: StatusValues | None) -> None:
+        all_stored: dict[Status, tuple[Hashable, ...]] = {s: (s.value,) for s in Status}
+        for key, given in (values or {}).items():
             try:
                 status = Status(key)
             except ValueError:
@@ -36,40 +81,47 @@ class Literals:
                     f"use Status.DRAFT, Status.PROCESSING, Status.COMPLETED or Status.FAILED"
                 )
                 raise ValueError(msg) from None
-            try:
-                hash(literal)
-            except TypeError:
-                msg = f"values[{status}] = {literal!r} is not hashable; use a str or an int"
-                raise TypeError(msg) from None
-            to_stored[status] = literal
-        from_stored = {literal: status for status, literal in to_stored.items()}
-        if len(from_stored) != len(to_stored):
-            literal, clash = next(
-                (literal, [str(s) for s in Status if to_stored[s] == literal])
-                for literal in from_stored
-                if sum(to_stored[s] == literal for s in Status) > 1
-            )
-            msg = (
-                f"values stores {' and '.join(clash)} as the same literal {literal!r}, so a "
-                f"stored {literal!r} could not be read back; give each status its own literal "
-                f"(a status left out of values stores its own name)"
-            )
-            raise ValueError(msg)
-        self.to_stored = to_stored
-        self.from_stored = from_stored
+            all_stored[status] = _literals_of(status, given)
+        owners: list[tuple[Hashable, Status]] = []
+        for status in Status:
+            for literal in all_stored[status]:
+                clash = next((s for lit, s in owners if lit == literal), None)
+                if clash is not None:
+                    msg = (
+                        f"values stores {clash} and {status} as the same literal {literal!r}, "
+                        f"so a stored {literal!r} could not be read back; give each status "
+                        f"its own literals (a status left out of values stores its own name)"
+                    )
+                    raise ValueError(msg)
+                owners.append((literal, status))
+        self.all_stored = all_stored
+        """Every literal of each status, the written one first."""
+        self.to_stored = {status: literals[0] for status, literals in all_stored.items()}
+        """The literal a transition writes for each status."""
+        self.from_stored: dict[Hashable, Status] = dict(owners)
+        """The status each stored literal reads as."""
+
+    @property
+    def allowed(self) -> list[Hashable]:
+        """Every literal the status field may hold, in the order of the statuses."""
+        return [literal for status in Status for literal in self.all_stored[status]]
 
     def same_kind(self, raw: object, status: Status) -> bool:
-        """Whether ``raw``, equal to ``status``'s literal, is also of the literal's type.
+        """Whether ``raw``, equal to one of ``status``'s literals, is also of its type.
 
         ``True == 1 == 1.0`` in Python: a stored ``True`` or ``1.0`` must not read as the
         status stored as ``1``. Subclasses count (a Django ``TextChoices`` member is a
         ``str``), but a bool never stands for a number.
         """
-        literal = self.to_stored[status]
-        kind = type(literal)
-        if type(raw) is kind:
-            return True
-        return isinstance(raw, kind) and not (isinstance(raw, bool) and kind is not bool)
+        for literal in self.all_stored[status]:
+            if literal != raw:
+                continue
+            kind = type(literal)
+            if type(raw) is kind:
+                return True
+            if isinstance(raw, kind) and not (isinstance(raw, bool) and kind is not bool):
+                return True
+        return False
 
 
 _IDENTITY: Final = Literals(None)
@@ -90,9 +142,9 @@ _new_object: Final = object.__new__
 def trusted_change(status_field: str, expected: frozenset[Hashable], values: Any) -> Change:
     """Build a :class:`Change` the lifecycle knows to be valid, without validating it."""
     # Change validates its arguments in __post_init__; the lifecycle builds only valid ones
-    # (the status field is in a fresh read-only values proxy, expected is a one-literal
-    # frozenset), so it skips that work on the hot path. Filling the instance dict directly
-    # is what a frozen dataclass's own __init__ does, minus one call per field.
+    # (the status field is in a fresh read-only values proxy, expected is a frozenset of
+    # the source's literals), so it skips that work on the hot path. Filling the instance
+    # dict directly is what a frozen dataclass's own __init__ does, minus one call per field.
     change: Change = _new_object(Change)
     fields = change.__dict__
     fields["status_field"] = status_field
@@ -121,12 +173,16 @@ class Layout:
                 row = decide(trigger, source)
                 if row is None:
                     continue
+                # Any literal of the source reads as it, and the guarded UPDATE matches
+                # them all: another writer may have stored any one of them meanwhile.
                 change = Change(
                     status_field,
-                    frozenset((to_stored[source],)),
+                    frozenset(literals.all_stored[source]),
                     MappingProxyType({status_field: to_stored[row.target]}),
                 )
-                plans[trigger][to_stored[source]] = Plan(row, source, change)
+                plan = Plan(row, source, change)
+                for literal in literals.all_stored[source]:
+                    plans[trigger][literal] = plan
         self.plans = plans
 
 
@@ -135,9 +191,7 @@ _LAYOUTS: dict[tuple[str, str], Layout] = {("status", "output_path"): DEFAULT_LA
 _LAYOUTS_LIMIT: Final = 256
 
 
-def layout_for(
-    status_field: str, output_field: str, values: Mapping[Status, Hashable] | None
-) -> Layout:
+def layout_for(status_field: str, output_field: str, values: StatusValues | None) -> Layout:
     """Return the layout for these fields and literals; the shared one when ``values`` is None."""
     if values is not None:
         return Layout(status_field, output_field, Literals(values))

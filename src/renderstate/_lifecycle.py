@@ -7,13 +7,13 @@ the store when the status moved, report the record (``_observers``). Paths: ``_p
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any, Final, Generic, cast
 
 from renderstate._async import AWAITABLE, ThreadedAdapter, is_async_adapter
-from renderstate._layout import DEFAULT_LAYOUT, Plan, layout_for, trusted_change
+from renderstate._layout import DEFAULT_LAYOUT, Plan, StatusValues, layout_for, trusted_change
 from renderstate._machine import MACHINE, can_start_render, decide
 from renderstate._memory import DEFAULT_ADAPTER
 from renderstate._observers import describe_error, notify_observers
@@ -68,12 +68,16 @@ class ProjectLifecycle(Generic[ProjectT]):
         status_field: The attribute holding the status.
         output_field: The attribute holding the URL-relative path of the last video.
         values: Maps each :class:`Status` to the literal the model stores, for models
-            spelled differently; statuses left out store their own name.
+            spelled differently; statuses left out store their own name. A status the
+            model stores as several literals maps to a list of them, the first being the
+            one written: ``{Status.PROCESSING: ["QUEUED", "PROCESS"]}`` reads both as
+            PROCESSING, and every guarded ``UPDATE`` matches both.
         observers: Callables told about each transition after it has been persisted.
 
     Raises:
         AttributeError: ``project`` has no ``status_field`` or ``output_field`` attribute.
-        ValueError: ``values`` is not a one-to-one map of statuses to literals.
+        ValueError: ``values`` gives two statuses one literal, a status no literal, or
+            has a key that is not a status.
         TypeError: ``adapter`` lacks a method of the adapter contract.
     """
 
@@ -86,7 +90,7 @@ class ProjectLifecycle(Generic[ProjectT]):
         *,
         status_field: str = "status",
         output_field: str = "output_path",
-        values: Mapping[Status, Hashable] | None = None,
+        values: StatusValues | None = None,
         observers: Iterable[Observer] = (),
     ) -> None:
         if project is None:
@@ -174,7 +178,7 @@ class ProjectLifecycle(Generic[ProjectT]):
             )
         raise UnknownStatusError(
             value=raw,
-            allowed=list(layout.literals.to_stored.values()),
+            allowed=layout.literals.allowed,
             field=layout.status_field,
             project_key=key,
         )

@@ -203,7 +203,9 @@ class UnknownStatusError(RenderStateError, ValueError):
         super().__init__(
             f"{_subject(project_key)} has {field}={value!r}, which is not a known status; "
             f"expected one of {allowed_text}. If your model stores other literals, map them "
-            f"with ProjectLifecycle(..., values={{Status.DRAFT: ..., ...}})."
+            f"with ProjectLifecycle(..., values={{Status.DRAFT: ..., ...}}), several for one "
+            f"status as a list whose first is the one written, e.g. "
+            f"values={{Status.PROCESSING: ['QUEUED', 'PROCESS']}}."
         )
 
     def _kwargs(self) -> dict[str, Any]:

@@ -29,10 +29,11 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from renderstate._attempts import Attempt
+from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle, notify_observers
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
@@ -164,7 +165,7 @@ def recover_interrupted(
     loader: ProjectLoader[ProjectT] | None = None,
     status_field: str = "status",
     output_field: str = "output_path",
-    values: Mapping[Status, Hashable] | None = None,
+    values: StatusValues | None = None,
     observers: Iterable[Observer] = (),
 ) -> list[TransitionRecord]:
     """Fail the projects a killed process left PROCESSING and remove its temporary files.

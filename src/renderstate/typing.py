@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from renderstate._attempts import Attempt, AttemptState
 from renderstate._jobs import JobSpec
+from renderstate._layout import StatusValues
 from renderstate._progress import Progress
 from renderstate._records import Change, TransitionRecord
 
@@ -40,6 +41,7 @@ __all__ = [
     "ProjectT",
     "ProjectT_contra",
     "Renderer",
+    "StatusValues",
 ]
 
 ProjectT = TypeVar("ProjectT")

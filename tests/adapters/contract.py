@@ -43,7 +43,7 @@ from renderstate.exceptions import (
     UnknownStatusError,
 )
 from renderstate.testing import MemoryProject
-from renderstate.typing import Adapter
+from renderstate.typing import Adapter, StatusValues
 
 from .databases import Target
 
@@ -195,6 +195,8 @@ class Harness:
     def __init__(self, target: Target, *, variant: bool) -> None:
         self.target = target
         self.variant = variant
+        self.values: StatusValues | None = None
+        """Literals that replace the model's own map in :attr:`options`, when set."""
 
     @property
     def backend(self) -> str:
@@ -216,9 +218,26 @@ class Harness:
     @property
     def options(self) -> dict[str, Any]:
         """The ProjectLifecycle options for the model under test."""
+        options: dict[str, Any] = (
+            {"status_field": "state", "output_field": "video", "values": INTEGER_LITERALS}
+            if self.variant
+            else {}
+        )
+        if self.values is not None:
+            options["values"] = self.values
+        return options
+
+    @property
+    def five_statuses(self) -> StatusValues:
+        """A five-status map of the model's column: two literals read as PROCESSING."""
         if self.variant:
-            return {"status_field": "state", "output_field": "video", "values": INTEGER_LITERALS}
-        return {}
+            return {**INTEGER_LITERALS, Status.PROCESSING: [20, 25]}
+        return {
+            Status.DRAFT: "CREATED",
+            Status.PROCESSING: ["QUEUED", "PROCESS"],
+            Status.COMPLETED: "DONE",
+            Status.FAILED: "ERROR",
+        }
 
     @property
     def no_output(self) -> str | None:
@@ -741,6 +760,34 @@ class AdapterContract:
         with pytest.raises(ProjectNotFoundError) as info:
             lifecycle.start_render()
         assert info.value.project_key is not None
+
+    def test_several_literals_read_as_one_status(self, harness: Harness) -> None:
+        """An app's five statuses: QUEUED and PROCESS both PROCESSING, QUEUED written.
+
+        The guarded UPDATE matches every literal of the source: the app's own worker moved
+        the row from QUEUED to PROCESS behind the lifecycle's back, and the completion of
+        the object that still holds QUEUED is written, while a second start is refused.
+        """
+        harness.values = five = harness.five_statuses
+        queued, process = five[Status.PROCESSING]  # type: ignore[misc]
+        key = harness.insert()
+        harness.edit(key, status=five[Status.DRAFT])
+        lifecycle = harness.lifecycle(harness.load(key))
+        assert lifecycle.status is Status.DRAFT
+        lifecycle.start_render()
+        assert harness.row(key)["status"] == queued, "the first literal is the one written"
+        harness.edit(key, status=process)
+        other = harness.lifecycle(harness.load(key))
+        assert other.status is Status.PROCESSING
+        with pytest.raises(RenderConflictError):
+            other.start_render()
+        assert harness.row(key)["status"] == process, "a refused start writes nothing"
+        lifecycle.complete("projects/1/final.mp4")
+        assert harness.row(key)["status"] == five[Status.COMPLETED]
+        assert harness.row(key)["output"] == "projects/1/final.mp4"
+        harness.edit(key, status=process)
+        record = harness.lifecycle(harness.load(key)).fail(RuntimeError("boom"))
+        assert record.changes == {harness.columns["status"]: five[Status.FAILED]}
 
     def test_unknown_stored_literal(self, harness: Harness) -> None:
         """A row holding a value outside the map raises UnknownStatusError and is not written."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, encode_key
+from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
-from renderstate._status import Status
 from renderstate.exceptions import (
     AttemptSupersededError,
     ProjectNotFoundError,
@@ -445,7 +445,7 @@ class Ledger:
         cleanup: Callable[[Attempt], None] | None = None,
         status_field: str = "status",
         output_field: str = "output_path",
-        values: Mapping[Status, Hashable] | None = None,
+        values: StatusValues | None = None,
     ) -> list[Recovered]:
         """Fail exactly the projects whose live attempt's lease has expired.
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
+from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
-from renderstate._status import Status
 from renderstate.exceptions import InvalidTransitionError, RenderInterruptedError
 from renderstate.ledger._owners import host_of
 from renderstate.typing import Adapter, ProjectLoader, ProjectT
@@ -51,7 +51,7 @@ def recover(
     cleanup: Callable[[Attempt], None] | None,
     status_field: str,
     output_field: str,
-    values: Mapping[Status, Hashable] | None,
+    values: StatusValues | None,
 ) -> list[Recovered]:
     """Fail the projects whose live attempt's lease expired; see :meth:`Ledger.recover`."""
     found: list[Recovered] = []

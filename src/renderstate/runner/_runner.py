@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Generic
 
 from renderstate._jobs import JobSpec
+from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
-from renderstate._status import Status
 from renderstate.exceptions import RenderInterruptedError, RenderOutputError
 from renderstate.ledger import Ledger
 from renderstate.runner import _owning, _reading, _recovering, _starting, _stopping
@@ -117,7 +117,7 @@ class RenderRunner(Generic[ProjectT]):
         executor: Executor | None = None,
         status_field: str = "status",
         output_field: str = "output_path",
-        values: Mapping[Status, Hashable] | None = None,
+        values: StatusValues | None = None,
         observers: Iterable[Observer] = (),
         output_path_for: Callable[[ProjectT], str] | None = None,
         find_processing: Callable[[], Iterable[ProjectT]] | None = None,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable, Mapping
 from typing import Any, Final, TypedDict
 
+from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._status import Status
 from renderstate.typing import ProgressSource, ProjectT
@@ -47,7 +47,7 @@ def status_body(
     key: object = _MISSING,
     status_field: str = "status",
     output_field: str = "output_path",
-    values: Mapping[Status, Hashable] | None = None,
+    values: StatusValues | None = None,
 ) -> StatusBody:
     """Build the JSON-ready status body of ``project``, the same in every framework.
 
