@@ -71,10 +71,10 @@ _BASE_DIR: Final = re.compile(r"\bbase_dir\b(\s*\([^()]*\))?")
 _FOR_DEVELOPERS: Final = re.compile(
     r"\w\(|\w=\w|\bpip install\b|\brenderer\b|\btimeline file\b|\bbase_dir\b"
 )
-_CLAUSES: Final = re.compile(r";\s+|\.\s+(?=[A-Z])")
+_CLAUSES: Final = re.compile(r"(;\s+|\.\s+(?=[A-Z]))")
 
 
-def _public_text(text: str) -> str:
+def _public_text(text: str, fallback: str = "this value cannot be used") -> str:
     """Return ``text`` without what only the server's developer should read.
 
     For a message written for developers, such as a :class:`TimelineError`'s ``problem``
@@ -83,21 +83,27 @@ def _public_text(text: str) -> str:
     as ``allow_outside_base_dir=True``, ``pip install``, the renderer, ``base_dir``) are
     dropped; an aside in parentheses that quotes an absolute path is dropped; any other
     absolute path is cut to ``…/<its last name>``; ``base_dir ('/srv/...')`` reads "the
-    allowed directory". What is left is what the client sent and what is wrong with it::
+    allowed directory". What is left is what the client sent and what is wrong with it,
+    or ``fallback`` when nothing is::
 
         >>> _public_text("'/etc/passwd' is an absolute path; pass allow_outside_base_dir=True")
         "'…/passwd' is an absolute path"
     """
-    kept: list[str] = []
-    for clause in _CLAUSES.split(_BASE_DIR.sub("the allowed directory", text)):
+    parts = _CLAUSES.split(_BASE_DIR.sub("the allowed directory", text))
+    shown = ""
+    for clause, separator in zip(parts[::2], [*parts[1::2], ""], strict=True):
         if _FOR_DEVELOPERS.search(clause):
             continue
-        shown = _PATH_ASIDE.sub("", clause)
-        shown = _QUOTED_PATH.sub(lambda m: f"{m[1]}…/{m[2]}{m[1]}", shown)
-        shown = _BARE_PATH.sub(lambda m: f"…/{m[1]}", shown).strip().rstrip(".")
-        if shown:
-            kept.append(shown)
-    return "; ".join(kept) or "this value cannot be used"
+        kept = _PATH_ASIDE.sub("", clause)
+        kept = _QUOTED_PATH.sub(lambda m: f"{m[1]}…/{m[2]}{m[1]}", kept)
+        kept = _BARE_PATH.sub(lambda m: f"…/{m[1]}", kept).strip()
+        if kept:
+            shown += kept + separator
+    # The separator after the last clause kept ends the text only if the text ended so.
+    shown = shown.rstrip().rstrip(";")
+    if not text.rstrip().endswith("."):
+        shown = shown.rstrip(".")
+    return shown or fallback
 
 
 class RenderStateError(Exception):

@@ -314,6 +314,8 @@ def test_failed_render_then_retry(app_server: AppServer) -> None:
     assert failed["status"] == "FAILED", failed
     assert failed["output_path"] is None
     assert "not a readable picture" in failed["error"]
+    assert picture.name in failed["error"], failed
+    assert str(app_server.media_root) not in failed["error"], failed  # a path on the server
     assert failed["progress"] is None
     assert not list((app_server.media_root / "projects" / project_id).glob("*")), "leftovers"
 

@@ -462,3 +462,17 @@ def test_a_recovered_render_shows_why_it_failed(tmp_path: Path, with_ledger: boo
             f"{INTERRUPTED}. Start the render again to retry."
         )
     assert body == finished_body(project, Status.FAILED, reason)
+
+
+def test_a_failure_naming_server_paths_is_shown_without_them(tmp_path: Path) -> None:
+    """The body's error cuts absolute paths to their last name; the runner keeps them all."""
+    project = MemoryProject()
+    secret = tmp_path / "media" / "projects" / "scratch.wav"
+    renderer = FakeRenderer(
+        frames=5, fail_at_frame=1, exception=OSError(28, "No space left on device", str(secret))
+    )
+    with runner_for(tmp_path, renderer) as runner:
+        assert runner.submit(project).wait(30) is Status.FAILED
+        body = status_body(project, runner)
+        assert str(secret) in (runner.error(project) or "")
+    assert body["error"] == "OSError: [Errno 28] No space left on device: '…/scratch.wav'"

@@ -8,11 +8,13 @@ from typing import Any, Final, TypedDict
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._status import Status
+from renderstate.exceptions import _public_text
 from renderstate.typing import ProgressSource, ProjectT
 
 __all__ = ["ProgressBody", "StatusBody", "status_body"]
 
 _MISSING: Final = object()
+_UNSHOWN: Final = "The render failed; the server's log says why."
 
 
 class ProgressBody(TypedDict):
@@ -66,8 +68,11 @@ def status_body(
     finished attempt's figures are never shown, so the first polls of a re-render never
     show the previous attempt's 100 %. ``error`` is the
     reason the last attempt failed, only while the project is FAILED (and the source
-    knows it). ``output_path`` is ``null`` while there is no video (``None`` or ``""``
-    stored), and is kept while a re-render runs: the previous video stays playable.
+    knows it), as a client may read it: absolute server paths are cut to their last name
+    and clauses of advice about the code are left out (the runner logged the whole
+    reason, and ``source.error(project)`` still has it). ``output_path`` is ``null`` while
+    there is no video (``None`` or ``""`` stored), and is kept while a re-render runs: the
+    previous video stays playable.
 
     The project is not read from the database here: pass the object your view just
     loaded. No I/O is done here; a :class:`~renderstate.RenderRunner` without a ledger
@@ -118,12 +123,14 @@ def status_body(
             "total": progress.frames_total,
             "eta_seconds": progress.eta,
         }
+    error = source.error(project) if status is Status.FAILED else None
     return {
         "id": _json_key(lifecycle.project_key if key is _MISSING else key),
         "status": status.value,
         "output_path": output or None,
         "progress": shown,
-        "error": source.error(project) if status is Status.FAILED else None,
+        # For the client: the runner logged the whole reason when the render failed.
+        "error": None if error is None else _public_text(error, _UNSHOWN),
     }
 
 
