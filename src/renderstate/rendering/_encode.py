@@ -7,19 +7,27 @@ would encode each copy again. Here:
 - each picture is piped once, stamped with the frame it starts at; ffmpeg converts it to
   ``yuv420p`` once and its ``fps`` filter repeats the converted picture (crossfade frames
   are computed and piped one by one);
-- a long still stretch is encoded once as a short *piece* (:data:`CHUNK_FRAMES` frames,
-  starting with a keyframe, same preset and crf), and the stretch is that piece repeated
-  by stream copy, plus a piece for the frames left over. One ffmpeg encodes every piece
-  (and the soundtrack to AAC, in parallel), a second joins them with the concat demuxer,
-  each entry given its exact duration, and writes the MP4 with ``+faststart``. x264 sees
-  a few dozen frames per scene however long the scene lasts;
+- a long still stretch is encoded once as a short *head* (:data:`HEAD_FRAMES` frames from
+  a keyframe, encoded the ordinary way) and a *block* of 16 frames (32 at ``veryslow``)
+  that x264 is told to encode at the coarsest quantiser, so every block frame is an exact
+  copy of the head's last picture (a P-frame of skipped macroblocks, about 40 bytes at
+  720p). The stretch plays as units of about :data:`KEYFRAME_INTERVAL` frames, each the
+  head (its keyframe) followed by the block repeated by stream copy, and ends with the
+  few frames that followed the block in the encode. B-frames are off, so pictures are
+  numbered in decoding order (``pic_order_cnt_type`` 2) and the block is a whole cycle
+  of ``frame_num``: the joined stream numbers its frames without a gap, as if x264 had
+  encoded every frame. One ffmpeg encodes every piece (and the soundtrack to AAC, in
+  parallel), a second joins them with the concat demuxer, each entry given its exact
+  duration, and writes the MP4 with ``+faststart``. x264 sees a few dozen frames per
+  scene however long the scene lasts;
 - a timeline with nothing to repeat (short scenes) is encoded in one pass, straight into
   the target.
 
 Every frame of the output shows the picture the frame function gives for its time, at the
-same quality: only the position of keyframes changes (one per repeated piece), which makes
-the file somewhat larger. Memory does not grow with the duration: one picture is in flight
-at a time and the scene cache keeps two.
+same quality, and the file is about the size of the one-pass encode's: keyframes come
+about as often (once per unit instead of x264's ``keyint`` of 250), and a repeated frame
+costs what x264 spends on a still frame anyway. Memory does not grow with the duration:
+one picture is in flight at a time and the scene cache keeps two.
 """
 
 from __future__ import annotations
@@ -36,8 +44,10 @@ from renderstate.files import scratch_path
 from renderstate.rendering._ffmpeg import Background, FrameProgress, pipe
 from renderstate.rendering._frames import frame_runs
 from renderstate.rendering._pieces import (
-    CHUNK_FRAMES,
+    HEAD_FRAMES,
+    KEYFRAME_INTERVAL,
     Plan,
+    frame_number_period,
     frames_done,
     pieces_list,
     plan_pieces,
@@ -47,7 +57,7 @@ from renderstate.rendering._pieces import (
 from renderstate.rendering.timeline import Timeline, frame_count
 from renderstate.typing import ProgressSink
 
-__all__ = ["CHUNK_FRAMES", "Encoded", "encode_timeline", "plan_pieces"]
+__all__ = ["HEAD_FRAMES", "KEYFRAME_INTERVAL", "Encoded", "encode_timeline", "plan_pieces"]
 
 _log = logging.getLogger("renderstate.rendering.moviepy")
 
@@ -66,6 +76,13 @@ class Encoded(NamedTuple):
     """Pictures piped to ffmpeg."""
     pieces: int
     """Pieces joined into the video (1: encoded in one pass)."""
+
+
+_COPY_ANALYSIS = "subme=0,me=dia,trellis=0,analyse=none,8x8dct=0,psy=0"
+"""x264's settings for a block's frames: a still copy needs no search for better modes.
+
+They make a block's frames about a third cheaper to encode; the frames are the same
+(every macroblock skipped), so the output is too."""
 
 
 def _input(ffmpeg: str, size: tuple[int, int], rate: Fraction) -> list[str]:
@@ -108,9 +125,11 @@ def encode_timeline(
     crf: int,
     threads: int | None,
     progress: ProgressSink,
-    chunk: int = CHUNK_FRAMES,
+    repeat: bool = True,
 ) -> Encoded:
     """Write ``timeline`` as H.264 ``yuv420p`` (+ AAC from ``audio``) with ``+faststart``.
+
+    ``repeat=False`` encodes every frame in one pass.
 
     Scratch files (the pieces, their list, the AAC soundtrack) sit beside ``target``,
     named by :func:`renderstate.files.scratch_path` after it (short, whatever ``target``'s
@@ -124,7 +143,8 @@ def encode_timeline(
     # A scene's keyframe costs a few KB when it is a colour and text, but can cost 100 KB
     # and more with a photograph: only the first are repeated, each repetition adding one.
     repeatable = [scene.image is None for scene in timeline.scenes]
-    plan = plan_pieces(frame_runs(timeline, fps, count), chunk, repeatable)
+    period = frame_number_period(preset) if repeat else 0
+    plan = plan_pieces(frame_runs(timeline, fps, count), period, repeatable)
     lengths = [sum(run.end - run.start for run in piece) for piece in plan.pieces]
     schedule = schedule_pictures(plan.pieces)
     tracker = FrameProgress(progress, count, frames_done(plan))
@@ -189,20 +209,35 @@ def _encode_pieces(
     files = [scratch_path(target, f"piece{i:06d}.mp4") for i in range(len(lengths))]
     listing = scratch_path(target, "pieces.txt")
     sound = scratch_path(target, "audio.m4a")
-    starts = list(accumulate(lengths))[:-1]  # where each piece after the first begins
-    if starts:
-        # Each piece starts with a keyframe (an IDR frame: x264's GOPs are closed) and the
-        # segment muxer cuts there, so every piece decodes on its own. Its file name is a
-        # %d pattern: a "%" of the directory's is doubled.
-        keys = ",".join(f"{float((start - Fraction(1, 2)) / rate):.6f}" for start in starts)
-        command = [
-            *command,
-            *("-force_key_frames", keys, "-f", "segment", "-segment_format", "mp4"),
-            *("-segment_frames", ",".join(map(str, starts)), "-reset_timestamps", "1"),
+    starts = [0, *accumulate(lengths)]  # where each piece begins, and where the last ends
+    # Each head starts with a keyframe (an IDR frame: x264's GOPs are closed); each block
+    # is coarsely quantised, so x264 skips every macroblock and its frames copy the
+    # frame before them, which is the same picture however often the block is played.
+    # x264 counts its zones' frames from 0 and includes their last frame; in a zone it also
+    # analyses the frames the cheapest way, since there is nothing to find.
+    keys = ",".join(
+        f"{float((starts[index] - Fraction(1, 2)) / rate):.6f}" for index in sorted(plan.keyframes)
+    )
+    zones = "/".join(
+        f"{starts[index]},{starts[index + 1] - 1},q=51,{_COPY_ANALYSIS}"
+        for index in sorted(plan.copies)
+    )
+    command = [*command, "-bf", "0"]
+    if keys:
+        command += ["-force_key_frames", keys]
+    if zones:
+        command += ["-x264-params", f"zones={zones}"]
+    if len(lengths) > 1:
+        # The segment muxer cuts at each piece's first frame, a keyframe or not (a block
+        # decodes after its head, never on its own). Its file name is a %d pattern: a "%"
+        # of the directory's is doubled.
+        command += [
+            *("-f", "segment", "-segment_format", "mp4", "-break_non_keyframes", "1"),
+            *("-segment_frames", ",".join(map(str, starts[1:-1])), "-reset_timestamps", "1"),
             f"file:{str(scratch_path(target, 'piece')).replace('%', '%%')}%06d.mp4",
         ]
     else:
-        command = [*command, "-f", "mp4", f"file:{files[0]}"]
+        command += ["-f", "mp4", f"file:{files[0]}"]
     # The join runs in the target's directory (see concat_entry): it names files only.
     join = [
         *(ffmpeg, "-y", "-loglevel", "error", "-nostdin"),

@@ -1,8 +1,9 @@
 """Planning the pieces: which frames x264 encodes, in which order, and how they are joined.
 
-A long still stretch of a scene is encoded once as a short *piece* and repeated by stream
-copy (see :mod:`renderstate.rendering._encode`). This module decides the pieces from the
-video's runs of frames, the pictures to pipe for them and when each is shown, how encoded
+A long still stretch of a scene is encoded once as a short head and block, and the block
+repeated by stream copy (see :mod:`renderstate.rendering._encode`). This module decides the
+pieces from the video's runs of frames, the pictures to pipe for them and when each is
+shown, how encoded
 frames translate into video frames for progress, and the concat list that joins the pieces
 with exact durations. Plain Python: no process is started here.
 """
@@ -18,25 +19,44 @@ from typing import NamedTuple
 from renderstate.rendering._frames import Run
 
 __all__ = [
-    "CHUNK_FRAMES",
+    "HEAD_FRAMES",
+    "KEYFRAME_INTERVAL",
+    "Layout",
     "Plan",
     "concat_entry",
+    "frame_number_period",
     "frames_done",
-    "piece_length",
     "pieces_list",
     "plan_pieces",
     "schedule_pictures",
+    "still_layout",
     "timestamps",
 ]
 
-CHUNK_FRAMES = 16
-"""About how many frames a repeated still piece has (8 to 24, see :func:`_piece_length`).
+HEAD_FRAMES = 4
+"""Frames of a repeated still run encoded the ordinary way, from its keyframe on.
 
-Each repetition starts with a keyframe (about 5 KB for a titled 720p picture at crf 23),
-so shorter pieces make larger files, and give x264 less room to spend bits on the
-keyframe that the frames after it copy; longer pieces cost x264 more frames per scene
-(about 10 ms of CPU each at 720p, preset medium). A still stretch shorter than twice this
-is encoded whole."""
+x264 spends the first frames after a keyframe refining the picture (a titled 720p picture
+at crf 23: about 7 KB for the keyframe, then 341 and 53 bytes, then about 40 bytes of
+skipped macroblocks per frame); the *block* repeated after them only copies the picture
+the head ends with. Each head frame costs x264 about 5 ms at 720p, preset medium."""
+
+KEYFRAME_INTERVAL = 250
+"""About how many frames a repeated still run has between keyframes (x264's own ``keyint``).
+
+Each unit of a long still run (its head, then its block repeated) starts with the head's
+keyframe, so a player seeks in a still run as it would in the one-pass encode."""
+
+
+def frame_number_period(preset: str) -> int:
+    """How many reference frames x264's ``frame_num`` counts before it wraps, at ``preset``.
+
+    A repeated block must be a whole number of these long, so that the frame numbers of the
+    joined video still run on without a gap. x264 (with B-frames off) writes
+    ``log2_max_frame_num`` = 4 unless the preset keeps more than 14 reference frames
+    (``veryslow``: 16), where it writes 5.
+    """
+    return 32 if preset in ("veryslow", "placebo") else 16
 
 
 class Plan(NamedTuple):
@@ -46,30 +66,66 @@ class Plan(NamedTuple):
     """Each piece's frames, as they first appear in the video."""
     playlist: list[int]
     """The piece shown at each position of the video, in order."""
+    keyframes: frozenset[int] = frozenset()
+    """The pieces whose first frame must be a keyframe (an IDR frame)."""
+    copies: frozenset[int] = frozenset()
+    """The block pieces: their frames must be exact copies of the frame before them."""
 
 
-def piece_length(length: int, chunk: int) -> int:
-    """The length of the piece repeated over a still run of ``length`` frames.
+class Layout(NamedTuple):
+    """How a long still run is played (see :func:`still_layout`)."""
 
-    Between half and one and a half ``chunk``, the one that leaves the fewest frames to
-    encode: the piece plus what is left over after its last whole repetition.
+    units: list[int]
+    """For each unit (the head, then the block repeated), how many times the block is played."""
+    rest: int
+    """The frames after the last whole block: a tail encoded once, or the block's first few."""
+
+
+def still_layout(
+    length: int, period: int, *, head: int = HEAD_FRAMES, unit: int = KEYFRAME_INTERVAL
+) -> Layout | None:
+    """How a still run of ``length`` frames is played, or ``None`` if it is too short to repeat.
+
+    The run is units of about ``unit`` frames, each its ``head`` then a block of ``period``
+    frames repeated; ``rest`` (fewer than ``period``) frames end the last unit. ``None``:
+    fewer than two blocks in all, or fewer blocks than units.
     """
-    sizes = range(max(1, chunk // 2), chunk + chunk // 2 + 1)
-    return min(sizes, key=lambda size: (size + length % size, length // size))
+    units = -(-length // unit)
+    rest = (length - units * head) % period
+    blocks = (length - units * head - rest) // period
+    if blocks < max(2, units):
+        return None
+    base, extra = divmod(blocks, units)
+    return Layout([base + 1] * extra + [base] * (units - extra), rest)
 
 
-def plan_pieces(runs: list[Run], chunk: int, repeatable: Sequence[bool]) -> Plan:
+def plan_pieces(
+    runs: list[Run],
+    period: int,
+    repeatable: Sequence[bool],
+    *,
+    head: int = HEAD_FRAMES,
+    unit: int = KEYFRAME_INTERVAL,
+) -> Plan:
     """Split the video's ``runs`` into pieces: repeated still pieces and pieces used once.
 
-    A still run of at least ``2 * chunk`` frames of a scene whose ``repeatable`` flag is
-    set becomes a piece of about ``chunk`` frames (see :func:`piece_length`) used as many
-    times as it fits, the frames left over going to the next piece used once. Runs used
-    once (crossfades, short stills, left-overs, other scenes) share a piece until the next
-    repeated one. ``chunk == 0`` repeats nothing: one piece.
+    A long still run of a scene whose ``repeatable`` flag is set becomes a *head* of
+    ``head`` frames starting with a keyframe and a *block* of ``period`` frames that only
+    copies the head's last picture; the run plays as units (the head, then the block
+    repeated, see :func:`still_layout`). Its last few frames are the block's first few when
+    a keyframe follows the run (the next scene starts without a crossfade, or the video
+    ends): the block is then two pieces, played in turn. Before a crossfade they are a
+    *tail* encoded after the block, in the next piece used once. Either way every frame
+    follows, in the video, the frames it was encoded after (or identical copies of them).
+    Runs used once (crossfades, short stills, tails, other scenes) share a piece until the
+    next repeated one. ``period == 0`` repeats nothing: one piece.
     """
     pieces: list[list[Run]] = []
     playlist: list[int] = []
+    keyframes: set[int] = set()
+    copies: set[int] = set()
     growing = False  # whether the last piece is used once and may take more runs
+    after_cut = False  # whether the next run must start with a keyframe
 
     def once(run: Run) -> None:
         nonlocal growing
@@ -80,44 +136,65 @@ def plan_pieces(runs: list[Run], chunk: int, repeatable: Sequence[bool]) -> Plan
             playlist.append(len(pieces) - 1)
             growing = True
 
-    for run in runs:
-        length = run.end - run.start
-        if run.moving or not chunk or length < 2 * chunk or not repeatable[run.scene]:
+    def piece(run: Run) -> int:
+        pieces.append([run])
+        return len(pieces) - 1
+
+    for index, run in enumerate(runs):
+        layout = None
+        if period and not run.moving and repeatable[run.scene]:
+            layout = still_layout(run.end - run.start, period, head=head, unit=unit)
+        if layout is None:
+            if after_cut:
+                keyframes.add(len(pieces))
+                after_cut = False
             once(run)
             continue
-        size = piece_length(length, chunk)
-        repeats, rest = divmod(length, size)
-        pieces.append([Run(run.start, run.start + size, run.scene, moving=False)])
-        playlist += [len(pieces) - 1] * repeats
+        cut = index + 1 == len(runs) or not runs[index + 1].moving
+        first = run.start + head
+        keyframes.add(piece(Run(run.start, first, run.scene, moving=False)))
+        split = layout.rest if cut else 0
+        if split:
+            block = [
+                piece(Run(first, first + split, run.scene, moving=False)),
+                piece(Run(first + split, first + period, run.scene, moving=False)),
+            ]
+        else:
+            block = [piece(Run(first, first + period, run.scene, moving=False))]
+        copies.update(block)
+        for blocks in layout.units:
+            playlist += [block[0] - 1] + block * blocks
         growing = False
-        if rest:
-            once(Run(run.end - rest, run.end, run.scene, moving=False))
-    return Plan(pieces, playlist)
+        after_cut = cut
+        if split:
+            playlist.append(block[0])
+        elif layout.rest:
+            once(Run(run.end - layout.rest, run.end, run.scene, moving=False))
+    return Plan(pieces, playlist, frozenset(keyframes), frozenset(copies))
 
 
 def schedule_pictures(pieces: list[list[Run]]) -> list[tuple[int, int, int]]:
     """Return ``(encoded frame, scene, first moving frame or -1)`` per picture to pipe.
 
     The pieces are encoded one after the other. A still run is one entry (its scene's
-    picture, at the run's first frame); a crossfade run is one entry per frame, computed
-    at its output frame. The list grows with the scenes and the crossfade frames, never
-    with the length of still stretches.
+    picture, at the run's first frame), and still runs of one scene that follow each other
+    (a head, its block, its tail) share it; a crossfade run is one entry per frame,
+    computed at its output frame. The list grows with the scenes and the crossfade frames,
+    never with the length of still stretches.
     """
     schedule: list[tuple[int, int, int]] = []
     position = 0
-    last: Run | None = None
     for run in (run for piece in pieces for run in piece):
         length = run.end - run.start
         if run.moving:
             schedule += [(position + i, run.scene, run.start + i) for i in range(length)]
-        else:
+        elif not schedule or schedule[-1][1:] != (run.scene, -1):
             schedule.append((position, run.scene, -1))
         position += length
-        last = run
-    if last is not None and not last.moving and last.end - 1 > last.start:
+    if schedule and schedule[-1][2] < 0 and schedule[-1][0] < position - 1:
         # The fps filter repeats a picture until the next one arrives: a closing copy
         # makes the last still run last to the final frame.
-        schedule.append((position - 1, last.scene, -1))
+        schedule.append((position - 1, schedule[-1][1], -1))
     return schedule
 
 

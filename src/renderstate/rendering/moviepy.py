@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 from renderstate.files import scratch_path
 from renderstate.rendering._clips import close_clip, user_clip
-from renderstate.rendering._encode import CHUNK_FRAMES, encode_timeline
+from renderstate.rendering._encode import encode_timeline
 from renderstate.rendering._fonts import verify_text
 from renderstate.rendering._frames import verify_images
 from renderstate.rendering._media import check_video
@@ -138,10 +138,10 @@ class MoviePyRenderer:
             Constrained Baseline profile and makes much larger files.
         crf: x264 constant rate factor, 0-51; lower is better quality and larger.
         repeat_stills: Encode a long still stretch of a timeline scene without a picture
-            once, as a short piece that is repeated by stream copy: several times faster,
-            the same frames at the same quality, but each repetition starts with a keyframe
-            (a few KB), so the file is larger. ``False`` encodes every frame, for the
-            smallest file.
+            once, as a short piece whose frames are repeated by stream copy: several
+            times faster, the same frames at the same quality, and about the size of
+            encoding every frame (a keyframe about every 250 frames, as x264 places
+            them). ``False`` encodes every frame in one pass.
         threads: ffmpeg encoder threads (``None``: ffmpeg decides). Frame generation itself
             is single-threaded Python. With ``1``, a render also encodes a timeline's
             soundtrack after its video rather than beside it, so it keeps about one core
@@ -324,7 +324,7 @@ class MoviePyRenderer:
                     crf=self.crf,
                     threads=self.threads,
                     progress=progress,
-                    chunk=CHUNK_FRAMES if self.repeat_stills else 0,
+                    repeat=self.repeat_stills,
                 )
                 duration = clip.timeline.duration
             else:
