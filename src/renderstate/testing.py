@@ -9,11 +9,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from renderstate._memory import MemoryAdapter
 from renderstate._records import TransitionRecord
 from renderstate.adapters.memory import AsyncMemoryAdapter
+from renderstate.runner._immediate import RUNNERS, forced
 from renderstate.typing import Job, ProgressSink
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "MemoryAdapter",
     "MemoryProject",
     "RecordingObserver",
+    "RenderJobsMixin",
+    "immediate_renders",
+    "stop_all_jobs",
     "stopping_jobs",
 ]
 
@@ -87,6 +91,75 @@ def stopping_jobs(runner: _StopsJobs, *, timeout: float | None = 60.0) -> Iterat
         yield
     finally:
         runner.stop_jobs(reason="the test ended", timeout=timeout)
+
+
+@contextlib.contextmanager
+def immediate_renders(enabled: bool = True) -> Iterator[None]:
+    """Within the block, every runner of this process renders in the submitting thread.
+
+    ``submit()`` returns once the render has ended, with no executor, broker or
+    heartbeat thread involved, whatever executor the app built its runner with
+    (``enabled=False``: never, even where the settings ask for it). The innermost open
+    block decides; it beats a runner's ``immediate=`` and ``RENDERSTATE_IMMEDIATE``.
+    """
+    with forced(enabled):
+        yield
+
+
+def stop_all_jobs(*, timeout: float | None = 60.0, reason: str = "the test ended") -> int:
+    """Cancel every unfinished job of every runner in this process, and wait for them.
+
+    What an app's test suite runs after each test (:class:`RenderJobsMixin` and the
+    ``render_jobs`` pytest fixture do), so that no job reaches the database after the
+    test, or its database, is gone. A runner shut down without waiting has its last
+    jobs stopped too.
+
+    Returns:
+        How many jobs were cancelled.
+
+    Raises:
+        TimeoutError: a job had not ended ``timeout`` seconds after it was cancelled.
+    """
+    stopped = 0
+    for runner in list(RUNNERS):
+        stopped += runner.stop_jobs(reason=reason, timeout=timeout)
+    return stopped
+
+
+class RenderJobsMixin:
+    """Mix into a ``unittest.TestCase`` (a Django ``TestCase`` too): no job outlives a test.
+
+    After each test (before Django rolls its transaction back or destroys the test
+    database), every unfinished render job of every runner in the process is cancelled
+    and waited for (:func:`stop_all_jobs`). With ``render_immediately = True`` each test
+    runs in immediate mode (:func:`immediate_renders`): ``submit()`` renders before it
+    returns, inside the test's transaction::
+
+        class ExportTests(RenderJobsMixin, TestCase):
+            render_immediately = True
+
+            def test_export(self):
+                response = self.client.post(f"/projects/{self.project.pk}/render/")
+                self.project.refresh_from_db()
+                self.assertEqual(self.project.status, "COMPLETED")
+
+    Put it before the ``TestCase`` class, and call ``super().setUp()`` in ``setUp``.
+    """
+
+    render_immediately: bool = False
+    """Whether each test renders in the submitting thread (:func:`immediate_renders`)."""
+    render_jobs_timeout: float | None = 60.0
+    """Seconds to wait for the cancelled jobs after each test."""
+
+    def setUp(self) -> None:
+        """Stop the jobs after the test; render immediately during it if asked."""
+        super().setUp()  # type: ignore[misc]
+        case: Any = self
+        case.addCleanup(stop_all_jobs, timeout=self.render_jobs_timeout)
+        if self.render_immediately:
+            stack = contextlib.ExitStack()
+            stack.enter_context(immediate_renders())
+            case.addCleanup(stack.close)
 
 
 class InlineExecutor:

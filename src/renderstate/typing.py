@@ -209,7 +209,12 @@ class Job(Protocol):
 
 
 class Executor(Protocol):
-    """Runs the render runner's jobs somewhere: worker threads, a task queue, inline."""
+    """Runs the render runner's jobs somewhere: worker threads, a task queue, inline.
+
+    An executor that, for now, runs each job in the caller's thread (a task queue's
+    eager mode) says so with a true ``runs_in_caller`` attribute: the runner then
+    renders immediately, without a heartbeat thread (see ``RenderRunner(immediate=)``).
+    """
 
     def schedule(self, job: Job, /) -> None:
         """Arrange for ``job`` to run once, soon; return without waiting for it.

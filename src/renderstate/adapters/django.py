@@ -21,7 +21,7 @@ from typing import Any, Final
 
 try:
     from asgiref.sync import sync_to_async
-    from django.db import close_old_connections, connections, models, router
+    from django.db import connections, models, router
     from django.db.models import CharField, F, Func
     from django.db.models.lookups import In
     from django.db.models.signals import post_save, pre_save
@@ -170,12 +170,16 @@ class DjangoAdapter:
         heartbeat tick): like Django's request cycle, it closes the connections that are
         broken or older than ``CONN_MAX_AGE`` before and after, so a long-lived worker
         thread never reuses a dead connection or keeps one open forever.
+
+        A connection inside a transaction is left alone: a job rendered in the caller's
+        thread (immediate mode, Celery's ``task_always_eager``, a test's ``TestCase``) runs
+        in the caller's transaction, which recycling would break.
         """
-        close_old_connections()
+        _recycle_connections()
         try:
             yield
         finally:
-            close_old_connections()
+            _recycle_connections()
 
     def project_key(self, project: Any) -> object:
         """Return ``project.pk``, or ``None`` while the instance was never saved."""
@@ -186,6 +190,13 @@ class DjangoAdapter:
         """Return ``None`` for a ``null=True`` field, else ``""``."""
         _check_model(project)
         return None if project._meta.get_field(field).null else ""
+
+
+def _recycle_connections() -> None:
+    """``close_old_connections()``, sparing the connections inside a transaction."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
 
 class _Binary(Func):

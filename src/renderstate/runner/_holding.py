@@ -16,7 +16,13 @@ __all__ = ["keep_alive", "let_go"]
 
 
 def keep_alive(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
-    """Renew the job's attempt under the job's owner token until the job ends."""
+    """Renew the job's attempt under the job's owner token until the job ends.
+
+    Not for a job rendered immediately: it ends before its caller goes on, and a heartbeat
+    thread would write beside the caller's transaction (a test's, which it cannot see).
+    """
+    if job._immediate:
+        return
     assert state.heartbeat is not None
     assert job.attempt is not None
     state.heartbeat.add(job.owner, job.attempt, job._tracker.snapshot, job._lose)

@@ -89,6 +89,7 @@ class RenderJob(Generic[ProjectT]):
         self.owner: str = new_owner()
         """The owner token this job holds (or will hold) its attempt under."""
         self._beats: list[str] = []
+        self._immediate = False  # rendered in the submitting thread: no heartbeat
         self._begun = False
         self._registered = False
         self._final = final

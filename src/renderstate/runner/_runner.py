@@ -39,6 +39,7 @@ from renderstate.exceptions import RenderInterruptedError, RenderOutputError
 from renderstate.ledger import Ledger
 from renderstate.runner import _owning, _reading, _recovering, _starting, _stopping
 from renderstate.runner._heartbeat import Heartbeat
+from renderstate.runner._immediate import RUNNERS
 from renderstate.runner._job import RenderJob
 from renderstate.runner._state import RunnerState
 from renderstate.runner.executors import ThreadExecutor
@@ -102,6 +103,13 @@ class RenderRunner(Generic[ProjectT]):
             (:class:`~renderstate.adapters.sqlalchemy.AsyncSQLAlchemyAdapter`,
             :class:`~renderstate.adapters.django.AsyncDjangoAdapter`), over the same
             database as ``adapter``, which still records the end of each render.
+        immediate: Whether each render runs in the caller's thread, before
+            :meth:`submit` returns (no executor, no background thread, no heartbeat): for
+            an app's test suite, say ``immediate=settings.RENDERSTATE_IMMEDIATE``. By
+            default the environment variable ``RENDERSTATE_IMMEDIATE`` decides (``1`` or
+            ``0``), and an executor that runs jobs in the caller (Celery with
+            ``task_always_eager``) turns it on; :func:`renderstate.testing.immediate_renders`
+            overrides all of these. See "Tests of an app".
 
     Raises:
         TypeError: ``async_adapter`` is not an async adapter.
@@ -126,6 +134,7 @@ class RenderRunner(Generic[ProjectT]):
         ledger: Ledger | None = None,
         loader: ProjectLoader[ProjectT] | None = None,
         async_adapter: AsyncAdapter[ProjectT] | None = None,
+        immediate: bool | None = None,
     ) -> None:
         if async_adapter is not None and not inspect.iscoroutinefunction(
             getattr(async_adapter, "apply", None)
@@ -155,7 +164,9 @@ class RenderRunner(Generic[ProjectT]):
             persist_timeout=persist_timeout,
             progress_interval=progress_interval,
             registry=_owning.Registry(),
+            immediate=immediate,
         )
+        RUNNERS.add(self)
 
     def __repr__(self) -> str:
         state = self._state

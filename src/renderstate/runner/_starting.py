@@ -20,6 +20,7 @@ from renderstate._records import TransitionRecord
 from renderstate.exceptions import AttemptSupersededError, ProjectNotFoundError
 from renderstate.runner._ending import end_failed, end_unsaved
 from renderstate.runner._holding import keep_alive
+from renderstate.runner._immediate import is_immediate
 from renderstate.runner._job import RenderJob
 from renderstate.runner._journal import settle_before_start
 from renderstate.runner._owning import handed_off, run
@@ -37,8 +38,15 @@ logger = logging.getLogger("renderstate.runner")
 def new_job(
     state: RunnerState[ProjectT], project: ProjectT, actor: str | None
 ) -> RenderJob[ProjectT]:
-    """A job for a new render of ``project``, before its start."""
-    return _job(state, project, state.output_path(project), actor)
+    """A job for a new render of ``project``, before its start.
+
+    Raises:
+        ValueError: ``RENDERSTATE_IMMEDIATE`` is neither a yes nor a no (nothing written).
+    """
+    immediate = is_immediate(state.immediate, state.executor)
+    job = _job(state, project, state.output_path(project), actor)
+    job._immediate = immediate
+    return job
 
 
 def _job(
@@ -108,6 +116,9 @@ def launch(
 ) -> RenderJob[ProjectT]:
     """Tell the observers and hand the started job to the executor."""
     state.notify(started)
+    if job._immediate:
+        job.run()  # handles its own errors; an interrupt propagates after the FAILED save
+        return job
     try:
         state.executor.schedule(job)
     except BaseException as exc:

@@ -54,6 +54,8 @@ class RunnerState(Generic[ProjectT]):
     persist_timeout: float
     progress_interval: float
     registry: Registry[ProjectT]
+    immediate: bool | None
+    """The runner's ``immediate=``; see ``_immediate`` for what else decides."""
     """Each project's current job here, under the registry's lock (see ``_owning``)."""
     # Each project's key lock orders what must not interleave for that one project: a
     # submit's start and registration, a job's supersession check and what it guards

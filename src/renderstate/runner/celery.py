@@ -82,6 +82,10 @@ class CeleryExecutor:
     Sending is synchronous: if the broker is down or the spec cannot be serialised,
     :meth:`schedule` raises and the runner fails the attempt and the project with that
     reason before re-raising to the caller, so no claim is left orphaned.
+
+    With Celery's ``task_always_eager`` (an app's test settings), nothing is sent: each
+    job runs in the caller's thread, by the submitting runner, before ``submit()``
+    returns, as Celery runs an eager task (see "Tests of an app").
     """
 
     def __init__(
@@ -105,8 +109,15 @@ class CeleryExecutor:
             f"<CeleryExecutor app={self.app.main!r} task={self.task_name!r} queue={self.queue!r}>"
         )
 
+    @property
+    def runs_in_caller(self) -> bool:
+        """Whether jobs run in the caller's thread: the app's ``task_always_eager``."""
+        return bool(self.app.conf.task_always_eager)
+
     def schedule(self, job: Job, /) -> None:
         """Send ``job.spec`` to the render task; return once the broker has accepted it.
+
+        With ``task_always_eager``, run the job here instead, before returning.
 
         Then the job is handed off (:meth:`RenderJob.hand_off`): this process follows its
         attempt in the ledger.
@@ -119,6 +130,9 @@ class CeleryExecutor:
         if not isinstance(job, RenderJob):
             msg = f"CeleryExecutor schedules the RenderJobs of a RenderRunner, got {job!r}"
             raise TypeError(msg)
+        if self.runs_in_caller:
+            job.run()
+            return
         options = dict(self._options)
         # The outcome is in the ledger and the project's row: by default nothing waits on a
         # Celery result (no result-backend subscription per render in the web process).

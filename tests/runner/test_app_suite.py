@@ -1,0 +1,195 @@
+"""An app's own Django test suite on renderstate: ``manage.py test`` in a child process.
+
+The app builds one runner at import time, with the Django ledger and a thread executor, as
+the origin app does. Its tests submit renders: one inside a ``TestCase`` (the test's
+transaction) in immediate mode, one that leaves a slow job behind in a
+``TransactionTestCase``. With ``RenderJobsMixin`` the suite passes, renders in the test's
+transaction, leaves no job running past its test and logs no "database table is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+
+SUITE = """
+import threading
+
+from django.test import TestCase, TransactionTestCase
+
+from djangoapp.models import Project
+from renderstate import RenderRunner
+from renderstate.adapters.django import DjangoAdapter
+from renderstate.ledger import AttemptState, Ledger
+from renderstate.ledger.django import DjangoAttemptStore
+from renderstate.testing import FakeRenderer, RenderJobsMixin
+
+store = DjangoAttemptStore()
+ledger = Ledger(store)
+
+
+def make_runner(renderer):
+    return RenderRunner(
+        DjangoAdapter(), renderer, media_root=MEDIA, ledger=ledger, loader=store.loader(Project)
+    )
+
+
+runner = make_runner(FakeRenderer(frames=3))
+slow_runner = make_runner(FakeRenderer(frames=100_000, frame_delay=0.01))
+LEFT = []
+
+
+class ExportTests(RenderJobsMixin, TestCase):
+    render_immediately = True
+
+    def test_export_renders_inside_the_test_transaction(self):
+        project = Project.objects.create(title="clip")
+        job = runner.submit(project, actor="tester")
+        assert job.done(), "immediate: ended before submit returned"
+        project.refresh_from_db()
+        assert project.status == "COMPLETED", project.status
+        (attempt,) = ledger.history(store.scope(project), project.pk)
+        assert attempt.state is AttemptState.COMPLETED
+        names = {t.name for t in threading.enumerate()}
+        assert "renderstate-heartbeat" not in names, names
+
+    def test_a_second_export_in_the_same_test_is_a_re_render(self):
+        project = Project.objects.create(title="clip")
+        runner.submit(project)
+        job = runner.submit(project)
+        assert job.status.value == "COMPLETED"
+        assert len(ledger.history(store.scope(project), project.pk)) == 2
+
+
+class LeftRunningTests(RenderJobsMixin, TransactionTestCase):
+    def test_leaves_a_slow_render_behind(self):
+        LEFT.append(slow_runner.submit(Project.objects.create(title="slow")))
+        assert not LEFT[0].done()
+
+    @classmethod
+    def tearDownClass(cls):
+        # The mixin's clean-up ran after the test, before the table was flushed.
+        assert LEFT and LEFT[0].done(), "a render job outlived its test"
+        assert LEFT[0].status.value == "FAILED"
+        super().tearDownClass()
+"""
+
+
+def test_an_app_suite_with_the_mixin_passes_quietly(tmp_path: Path) -> None:
+    app = tmp_path / "apptests"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    media = tmp_path / "media"
+    (app / "tests.py").write_text(f"MEDIA = {str(media)!r}\n" + SUITE)
+    (tmp_path / "appsettings.py").write_text(
+        textwrap.dedent(
+            f"""
+            SECRET_KEY = "renderstate-tests"
+            DATABASES = {{"default": {{
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": {str(tmp_path / "app.sqlite3")!r},
+                "TEST": {{"NAME": {str(tmp_path / "test.sqlite3")!r}}},
+                "OPTIONS": {{"timeout": 20}},
+            }}}}
+            INSTALLED_APPS = ["djangoapp.apps.DjangoAppConfig", "renderstate.ledger.django",
+                              "apptests"]
+            USE_TZ = True
+            DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+            LOGGING = {{"version": 1, "disable_existing_loggers": False,
+                        "handlers": {{"err": {{"class": "logging.StreamHandler"}}}},
+                        "root": {{"handlers": ["err"], "level": "INFO"}}}}
+            """
+        )
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "appsettings",
+        "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path), str(TESTS), *sys.path[1:], os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    env.pop("RENDERSTATE_IMMEDIATE", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "django", "test", "apptests", "-v", "2", "--noinput"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "Ran 3 tests" in output, output
+    assert "database table is locked" not in output, output
+    assert "Traceback" not in output, output
+
+
+PYTEST_SUITE = """
+from renderstate import RenderRunner, Status
+from renderstate.testing import FakeRenderer, MemoryAdapter, MemoryProject
+
+slow = RenderRunner(MemoryAdapter(), FakeRenderer(frames=100_000, frame_delay=0.01),
+                    media_root=MEDIA)
+quick = RenderRunner(MemoryAdapter(), FakeRenderer(frames=2), media_root=MEDIA)
+LEFT = []
+
+
+def test_1_leaves_a_slow_render_behind():
+    LEFT.append(slow.submit(MemoryProject()))
+    assert not LEFT[0].done()
+
+
+def test_2_the_plugin_stopped_it_after_the_test():
+    assert LEFT[0].done(), "a render job outlived its test"
+    assert LEFT[0].status is Status.FAILED
+
+
+def test_3_immediate_renders_fixture(immediate_renders):
+    job = quick.submit(MemoryProject())
+    assert job.done() and job.status is Status.COMPLETED
+
+
+def test_4_without_the_fixture_renders_run_in_the_background():
+    job = quick.submit(MemoryProject())
+    job.wait(30)
+    assert job.status is Status.COMPLETED
+"""
+
+
+def test_the_pytest_plugin_stops_jobs_and_offers_immediate_renders(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["renderstate.pytest_plugin"]\n')
+    (tmp_path / "test_app.py").write_text(f"MEDIA = {str(tmp_path / 'media')!r}\n" + PYTEST_SUITE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*sys.path[1:]])}
+    env.pop("RENDERSTATE_IMMEDIATE", None)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "4 passed" in output, output
