@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import json
 import pickle
 import re
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from renderstate.exceptions import RenderStateError
 from renderstate.rendering.timeline import (
@@ -26,6 +29,7 @@ from renderstate.rendering.timeline import (
     parse_color,
     parse_timeline,
     sample_timeline,
+    timeline_json_schema,
 )
 
 from .cases import BAD_TIMELINES
@@ -387,3 +391,219 @@ def test_frame_count_is_exact_for_durations_written_in_decimal(
     """Whole frames of a duration as written (4.6 * 25 is 114.99999999999999 in floats)."""
     assert frame_count(duration, fps) == frames
     check_frames(duration, fps)
+
+
+# ---------------------------------------------------------------- several faults at once
+
+
+@pytest.mark.parametrize(
+    ("data", "scene", "field"),
+    [
+        # A timeline-wide key is read before the scenes, a missing file included.
+        ({"font": "absent.ttf", "scenes": [{"duration": -1}]}, None, "font"),
+        # Within a scene: duration, crossfade, font, background, image, title, subtitle.
+        ({"scenes": [{"duration": 1, "image": "absent.png", "title": 5}]}, 0, "image"),
+        (
+            {"scenes": [{"duration": 1, "image": "absent.png", "background": "red"}]},
+            0,
+            "background",
+        ),
+        # Scene 0's missing picture before scene 1's bad value.
+        ({"scenes": [{"duration": 1, "image": "absent.png"}, {"duration": 0}]}, 0, "image"),
+        # An unknown key before the values, the width/height pair before the frame rate.
+        ({"fps": 0, "scenes": [{"duration": 1}], "titel": "x"}, None, "titel"),
+        ({"width": 160, "fps": 0, "scenes": [{"duration": 1}]}, None, "height"),
+        # The soundtrack needs one of file and tone before its volume is read.
+        ({"scenes": [{"duration": 1}], "soundtrack": {"volume": -1}}, None, "soundtrack"),
+        (
+            {"scenes": [{"duration": 1}], "soundtrack": {"volume": -1, "tone": 0}},
+            None,
+            "soundtrack.volume",
+        ),
+    ],
+)
+def test_several_faults_report_the_first_in_reading_order(
+    data: Any, scene: int | None, field: str, tmp_path: Path
+) -> None:
+    """With several faults, the one reported is the first in the order the timeline is read."""
+    with pytest.raises(TimelineError) as caught:
+        parse_timeline(data, base_dir=tmp_path)
+    assert (caught.value.scene, caught.value.field) == (scene, field)
+
+
+def test_odd_sequences_are_refused_not_crashed_on() -> None:
+    """A set is no colour (it has no order); an array of three channels is one."""
+    with pytest.raises(TimelineError, match="is not a colour"):
+        parse_color({1, 2, 3}, field="background")
+    assert parse_color(array.array("i", [1, 2, 3]), field="background") == (1, 2, 3)
+    with pytest.raises(TimelineError, match="non-empty list of scenes"):
+        parse_timeline({"scenes": iter([{"duration": 1}])})
+
+
+# ---------------------------------------------------------------- JSON Schema
+
+# Faults a JSON Schema cannot see: files, crossfades against their neighbours, the video's
+# total length against the limit and the frame rate, values JSON cannot carry, and 160.0 as
+# a width (to JSON Schema an integer; parse_timeline wants the integer written as one).
+SCHEMA_BLIND = {
+    "float width",
+    "missing image",
+    "image name too long",
+    "missing audio file",
+    "soundtrack name too long",
+    "first scene crossfade",
+    "crossfade longer than the previous scene",
+    "crossfades that overlap each other",
+    "one-day scene",
+    "1e12 s scene",
+    "scenes adding up to more than an hour",
+    "shorter than a frame",
+    "infinite duration",
+    "huge integer duration",
+    "huge integer crossfade",
+    "lone surrogate in a subtitle",
+}
+
+
+def _docs_json_timeline() -> Any:
+    text = (Path(__file__).parents[2] / "docs" / "timeline.md").read_text(encoding="utf-8")
+    return json.loads(dict(re.findall(r"```(json|toml)\n(.*?)```", text, re.DOTALL))["json"])
+
+
+def _real_timelines() -> list[Any]:
+    sample = Path(__file__).parents[2] / "src/renderstate/rendering/sample_timeline.json"
+    return [
+        json.loads(sample.read_text(encoding="utf-8")),
+        _docs_json_timeline(),
+        _tomllib().loads(TOML_TIMELINE),
+        {"scenes": [{"duration": 2}]},
+        {
+            "width": None,
+            "height": None,
+            "fps": None,
+            "font": None,
+            "background": [16, 32, 48],
+            "text_color": " #ABC ",
+            "scenes": [
+                {"duration": 0.5, "image": None, "font": None, "title": "Été 中"},
+                {"duration": 3.2, "crossfade": 0.4, "text_color": [0, 0, 255], "subtitle": ""},
+            ],
+            "soundtrack": {"file": None, "tone": 19999.5, "volume": 0},
+        },
+        {"scenes": [{"duration": 1}], "soundtrack": {"file": "music/theme.mp3", "tone": None}},
+    ]
+
+
+def _tomllib() -> Any:
+    return pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+
+def test_json_schema_is_valid_draft_2020_12() -> None:
+    """timeline_json_schema() is a valid 2020-12 JSON Schema that survives JSON encoding."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = timeline_json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert json.loads(json.dumps(schema)) == schema
+    assert schema["required"] == ["scenes"]
+    assert schema["additionalProperties"] is False
+
+
+def test_json_schema_accepts_real_timelines(tmp_path: Path) -> None:
+    """The sample, the documented example and timelines using every key pass the schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(timeline_json_schema())
+    for relative in ("pictures/beach.jpg", "music/theme.mp3", "pictures/one.png"):
+        (tmp_path / relative).parent.mkdir(exist_ok=True)
+        (tmp_path / relative).write_bytes(b"")
+    for data in _real_timelines():
+        parse_timeline(data, base_dir=tmp_path)
+        assert not list(validator.iter_errors(data)), data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [pytest.param(data, id=name) for name, data, _, _ in BAD_TIMELINES if name not in SCHEMA_BLIND],
+)
+def test_json_schema_refuses_what_parse_timeline_refuses(data: Any) -> None:
+    """Every bad timeline whose fault a schema can see is refused by the schema too."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(timeline_json_schema())
+    assert list(validator.iter_errors(data))
+
+
+def test_json_schema_carries_the_limits() -> None:
+    """The frame rates of the given Limits are the schema's fps bounds."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = timeline_json_schema(limits=Limits(min_fps=0.5, max_fps=30))
+    rate = schema["properties"]["fps"]["anyOf"][0]
+    assert (rate["minimum"], rate["maximum"]) == (0.5, 30)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"fps": 0.5, "scenes": [{"duration": 2}]})
+    assert not validator.is_valid({"fps": 60, "scenes": [{"duration": 2}]})
+
+
+_JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 8000),
+    st.floats(-1, 30000, allow_nan=False),
+    st.sampled_from(["", " ", "#fff", "#12_345", " #00aaFF ", "red", "a\x00b", "Hi"]),
+    st.lists(st.integers(-1, 256), max_size=4),
+)
+
+
+def _maybe(keys: list[str], values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.dictionaries(st.sampled_from(keys), values, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    top=_maybe(["width", "height", "fps", "background", "text_color", "sceens"], _JSON_VALUES),
+    scenes=st.lists(
+        st.fixed_dictionaries(
+            {"duration": st.one_of(st.floats(0.5, 3), _JSON_VALUES)},
+            optional=dict.fromkeys(
+                ("background", "title", "subtitle", "text_color", "crossfade", "titel"),
+                _JSON_VALUES,
+            ),
+        ),
+        max_size=3,
+    ),
+    soundtrack=st.one_of(st.none(), _maybe(["tone", "volume", "loop"], _JSON_VALUES)),
+)
+def test_json_schema_never_refuses_a_timeline_parse_timeline_accepts(
+    top: dict[str, Any], scenes: list[dict[str, Any]], soundtrack: Any
+) -> None:
+    """A JSON timeline parse_timeline accepts is valid against the schema, and one the schema
+    refuses is refused by parse_timeline (the schema is parse_timeline's, not a copy)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(timeline_json_schema())
+    data = {**top, "scenes": scenes, "soundtrack": soundtrack}
+    try:
+        parse_timeline(data)
+    except TimelineError:
+        return
+    assert validator.is_valid(data), list(validator.iter_errors(data))
+
+
+def test_validation_without_pydantic_says_how_to_install_it() -> None:
+    """Without pydantic the timeline's classes still import; validating names the extra."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pydantic', 'pydantic_core'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from renderstate.rendering.timeline import Scene, Timeline, parse_timeline\n"
+        "Timeline(scenes=(Scene(duration=1.0),))\n"
+        "try:\n"
+        "    parse_timeline({'scenes': [{'duration': 1}]})\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "pip install 'renderstate[render]'" in run.stdout

@@ -1,7 +1,7 @@
 """Rendering: the declarative timeline and the moviepy renderer that draws it.
 
 - :mod:`renderstate.rendering.timeline`: the timeline format, parsed and validated without
-  moviepy (cheap enough for a web process).
+  moviepy (cheap enough for a web process; validating uses pydantic), and its JSON Schema.
 - :mod:`renderstate.rendering.moviepy`: :class:`~renderstate.rendering.moviepy.MoviePyRenderer`,
   the default renderer; needs ``pip install 'renderstate[render]'``.
 

@@ -1,22 +1,26 @@
 """The declarative timeline the moviepy renderer draws: scenes, backgrounds, titles, a soundtrack.
 
-This module is pure Python (no moviepy, numpy or Pillow), so a web process can validate a
-timeline cheaply before it queues a render. :func:`parse_timeline` turns a mapping (the
-model's JSON ``timeline`` field, or a decoded TOML/JSON file) into a frozen
-:class:`Timeline`, refusing anything it cannot render with a :class:`TimelineError` that names
-the scene and the field. See ``docs/timeline.md`` for the format.
+No moviepy, numpy or Pillow here, so a web process can validate a timeline cheaply before it
+queues a render. :func:`parse_timeline` turns a mapping (the model's JSON ``timeline`` field,
+or a decoded TOML/JSON file) into a frozen :class:`Timeline`, refusing anything it cannot
+render with a :class:`TimelineError` that names the scene and the field. See
+``docs/timeline.md`` for the format.
+
+This module is the data model and the public functions. The validation lives beside it and
+imports pydantic on first use: ``_timeline_schema`` declares the format (and derives
+:func:`timeline_json_schema` from it), ``_timeline_errors`` words pydantic's errors, and
+``_timeline_checks`` checks what a schema cannot (files, crossfades, limits) and builds the
+:class:`Timeline`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import sys
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 from renderstate.exceptions import TimelineError
@@ -36,6 +40,7 @@ __all__ = [
     "parse_color",
     "parse_timeline",
     "sample_timeline",
+    "timeline_json_schema",
 ]
 
 RGB = tuple[int, int, int]
@@ -78,16 +83,6 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 """The limits used when none are given: one hour, 1-240 fps, a 1 GiB soundtrack scratch file."""
-
-_TIMELINE_KEYS = frozenset(
-    {"scenes", "width", "height", "fps", "background", "text_color", "font", "soundtrack"}
-)
-_SCENE_KEYS = frozenset(
-    {"duration", "background", "image", "title", "subtitle", "text_color", "font", "crossfade"}
-)
-_SOUNDTRACK_KEYS = frozenset({"file", "tone", "volume"})
-# int(..., 16) also takes a sign, underscores and spaces: only the hex digits themselves.
-_HEX_COLOUR = re.compile(r"#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -162,24 +157,14 @@ def parse_color(value: object, *, field: str, scene: int | None = None) -> RGB:
     Raises:
         TimelineError: ``value`` is none of these.
     """
-    problem = (
-        f"{value!r} is not a colour; write it as '#rrggbb' (for example '#1e3a5f'), "
-        f"'#rgb' or a list [r, g, b] of integers 0-255"
-    )
-    if isinstance(value, str):
-        match = _HEX_COLOUR.fullmatch(value.strip())
-        if match:
-            digits = match.group(1)
-            if len(digits) == 3:
-                digits = "".join(c * 2 for c in digits)
-            number = int(digits, 16)
-            return ((number >> 16) & 255, (number >> 8) & 255, number & 255)
-    elif isinstance(value, Sequence) and len(value) == 3:
-        parts = list(value)
-        channels = [_as_int(p) for p in parts]
-        if all(c is not None and 0 <= c <= 255 for c in channels):
-            return (int(parts[0]), int(parts[1]), int(parts[2]))
-    raise TimelineError(scene=scene, field=field, problem=problem)
+    from renderstate.rendering import _timeline_errors as errors  # noqa: PLC0415 - pydantic
+    from renderstate.rendering._timeline_checks import rgb  # noqa: PLC0415 - pydantic
+
+    if not errors.is_colour(value):
+        raise TimelineError(
+            scene=scene, field=field, problem=errors.COLOUR_PROBLEM.format(value=value)
+        )
+    return rgb(value)
 
 
 def parse_timeline(
@@ -190,6 +175,9 @@ def parse_timeline(
     limits: Limits = DEFAULT_LIMITS,
 ) -> Timeline:
     """Validate ``data`` (a mapping, e.g. a decoded JSON or TOML timeline) into a :class:`Timeline`.
+
+    The keys, their types and ranges are those of :func:`timeline_json_schema`; the files
+    named, the crossfades and ``limits`` are checked too.
 
     Args:
         data: The timeline, with the keys described in ``docs/timeline.md``.
@@ -204,53 +192,30 @@ def parse_timeline(
 
     Raises:
         TimelineError: the first problem found, naming the scene and the field.
+        ImportError: pydantic is not installed (``pip install 'renderstate[render]'``).
     """
-    base = Path.cwd() if base_dir is None else Path(base_dir)
-    files = _Files(base, confined=not allow_outside_base_dir)
-    if not isinstance(data, Mapping):
-        raise TimelineError(
-            field="timeline",
-            problem=f"expected a mapping with a 'scenes' list, got {type(data).__name__}",
-        )
-    _check_keys(data, _TIMELINE_KEYS, scene=None, what="timeline")
-    width = _optional_size(data, "width")
-    height = _optional_size(data, "height")
-    if (width is None) != (height is None):
-        raise TimelineError(
-            field="height" if height is None else "width",
-            problem="is missing; give both width and height, or neither to use the project's",
-        )
-    fps = None
-    if data.get("fps") is not None:
-        fps = _frame_rate(data["fps"], limits)
-    default_background = parse_color(data.get("background", "#000000"), field="background")
-    default_text = parse_color(data.get("text_color", "#ffffff"), field="text_color")
-    default_font = None
-    if data.get("font") is not None:
-        default_font = files.existing(data["font"], field="font", scene=None)
+    # pydantic is imported on first use: reading a Timeline's fields never pays for it.
+    from renderstate.rendering._timeline_checks import Files, build_timeline  # noqa: PLC0415
 
-    raw_scenes = data.get("scenes")
-    if not isinstance(raw_scenes, Sequence) or isinstance(raw_scenes, str) or not raw_scenes:
-        raise TimelineError(
-            field="scenes",
-            problem=(
-                f"expected a non-empty list of scenes, got {raw_scenes!r}; "
-                f"add at least one scene such as {{'duration': 2, 'title': 'Hello'}}"
-            ),
-        )
-    scenes = tuple(
-        _parse_scene(raw, index, files, default_background, default_text, font=default_font)
-        for index, raw in enumerate(raw_scenes)
-    )
-    _check_crossfades(scenes)
-    _check_duration(scenes, limits)
-    soundtrack = None
-    if data.get("soundtrack") is not None:
-        soundtrack = _parse_soundtrack(data["soundtrack"], files)
-    timeline = Timeline(scenes=scenes, width=width, height=height, fps=fps, soundtrack=soundtrack)
-    if fps is not None:
-        check_frames(timeline.duration, fps)
-    return timeline
+    base = Path.cwd() if base_dir is None else Path(base_dir)
+    return build_timeline(data, Files(base, confined=not allow_outside_base_dir), limits)
+
+
+def timeline_json_schema(*, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) of a timeline mapping, for web forms and OpenAPI.
+
+    It is derived from the declarations :func:`parse_timeline` validates with, and carries
+    ``limits``' frame rates. A timeline it accepts may still be refused by
+    :func:`parse_timeline` for what a schema cannot know: a file that does not exist or lies
+    outside ``base_dir``, crossfades longer than their room, a video longer than
+    ``limits.max_duration`` or shorter than one frame.
+
+    Raises:
+        ImportError: pydantic is not installed (``pip install 'renderstate[render]'``).
+    """
+    from renderstate.rendering import _timeline_schema as schema  # noqa: PLC0415 - pydantic
+
+    return schema.json_schema(limits.min_fps, limits.max_fps, limits.max_duration)
 
 
 def load_timeline(path: Path | str, *, limits: Limits = DEFAULT_LIMITS) -> Timeline:
@@ -313,9 +278,11 @@ def check_output_format(
         TimelineError: a side is not an even integer in 2..7680, or ``fps`` is outside
             ``limits.min_fps`` .. ``limits.max_fps``.
     """
-    w = _size(width, "width")
-    h = _size(height, "height")
-    rate = _frame_rate(fps, limits)
+    from renderstate.rendering import _timeline_errors as errors  # noqa: PLC0415 - pydantic
+
+    w = errors.check_side(width, "width")
+    h = errors.check_side(height, "height")
+    rate = errors.check_fps(fps, limits.min_fps, limits.max_fps)
     return w, h, rate
 
 
@@ -368,303 +335,3 @@ def _toml_module() -> Any:
             ),
         ) from exc
     return tomli  # pragma: no cover
-
-
-def _as_int(value: object) -> int | None:
-    # bool is an int subclass; `true` is never a size or a colour channel.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _as_number(value: object) -> float | None:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    number = _as_int(value)
-    if number is None:
-        return None
-    try:
-        return float(number)
-    except OverflowError:  # a JSON integer of 309+ digits: no float holds it
-        return None
-
-
-def _check_keys(
-    data: Mapping[Any, Any], allowed: frozenset[str], *, scene: int | None, what: str
-) -> None:
-    for key in data:
-        if key not in allowed:
-            raise TimelineError(
-                scene=scene,
-                field=str(key),
-                problem=(
-                    f"is not a {what} key; the {what} keys are {', '.join(sorted(allowed))} "
-                    f"(check the spelling)"
-                ),
-            )
-
-
-def _positive_number(value: object, *, field: str, scene: int | None, unit: str) -> float:
-    number = _as_number(value)
-    if number is None or number <= 0:
-        raise TimelineError(
-            scene=scene,
-            field=field,
-            problem=f"must be a number of {unit} greater than 0, got {_short(value)}",
-        )
-    return number
-
-
-def _frame_rate(value: object, limits: Limits) -> float:
-    rate = _as_number(value)
-    if rate is None or not limits.min_fps <= rate <= limits.max_fps:
-        raise TimelineError(
-            field="fps",
-            problem=(
-                f"must be a number of frames per second from {limits.min_fps:g} to "
-                f"{limits.max_fps:g}, got {_short(value)}"
-            ),
-        )
-    return rate
-
-
-def _short(value: object) -> str:
-    """``repr(value)``, cut short: a 400-digit number makes an unreadable message."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
-
-
-def _check_duration(scenes: tuple[Scene, ...], limits: Limits) -> None:
-    total = 0.0
-    for index, scene in enumerate(scenes):
-        total += scene.duration - scene.crossfade
-        if total > limits.max_duration:
-            raise TimelineError(
-                scene=index,
-                field="duration",
-                problem=(
-                    f"takes the video to {total:g} s, longer than the {limits.max_duration:g} s "
-                    f"limit; shorten the scenes, or pass a larger Limits(max_duration=...) "
-                    f"for a timeline you trust"
-                ),
-            )
-
-
-def _size(value: object, field: str) -> int:
-    side = _as_int(value)
-    if side is None or not 2 <= side <= MAX_SIDE:
-        raise TimelineError(
-            field=field,
-            problem=f"must be an integer number of pixels from 2 to {MAX_SIDE}, got {value!r}",
-        )
-    if side % 2:
-        raise TimelineError(
-            field=field,
-            problem=(
-                f"{side} is odd; H.264 in yuv420p (what browsers play) needs even sides, "
-                f"use {side - 1} or {side + 1}"
-            ),
-        )
-    return side
-
-
-def _optional_size(data: Mapping[str, Any], field: str) -> int | None:
-    value = data.get(field)
-    return None if value is None else _size(value, field)
-
-
-def _text(value: object, *, field: str, scene: int) -> str:
-    if not isinstance(value, str):
-        raise TimelineError(
-            scene=scene, field=field, problem=f"must be a string, got {type(value).__name__}"
-        )
-    # A timeline is stored with its project: PostgreSQL refuses NUL in text and JSON, and a
-    # lone surrogate (JSON "\ud800") can be neither stored as UTF-8 nor drawn.
-    if "\x00" in value:
-        raise TimelineError(
-            scene=scene, field=field, problem="contains a NUL character (\\u0000); remove it"
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise TimelineError(
-            scene=scene,
-            field=field,
-            problem=(
-                f"contains an unpaired surrogate ({value[exc.start]!r}), which is not text; "
-                f"send the character itself or its UTF-16 pair"
-            ),
-        ) from exc
-    return value
-
-
-class _Files:
-    """Finds the media files a timeline names, confined to ``base`` unless it is trusted."""
-
-    def __init__(self, base: Path, *, confined: bool) -> None:
-        self.base = base
-        self.confined = confined
-
-    def existing(self, value: object, *, field: str, scene: int | None) -> Path:
-        if not isinstance(value, str) or not value.strip():
-            raise TimelineError(
-                scene=scene, field=field, problem=f"must be a file path string, got {value!r}"
-            )
-        path = self.base / value
-        if self.confined:
-            self._check_inside(value, path, field=field, scene=scene)
-        try:
-            found = path.is_file()
-        except (OSError, ValueError):  # a name too long for the file system, say
-            found = False
-        if not found:
-            raise TimelineError(
-                scene=scene,
-                field=field,
-                problem=(
-                    f"{value!r} does not exist (looked for {str(path)!r}); relative paths are "
-                    f"resolved against the timeline file's directory or the renderer's base_dir"
-                ),
-            )
-        return path
-
-    def _resolves_inside(self, path: Path) -> bool:
-        try:
-            return path.resolve().is_relative_to(self.base.resolve())
-        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
-            return False
-
-    def _check_inside(self, value: str, path: Path, *, field: str, scene: int | None) -> None:
-        # A stored timeline is user input: without this, any file the server can read
-        # (/etc/passwd as audio, another user's picture) could end up in their video.
-        pure = PurePosixPath(value.replace("\\", "/"))
-        if pure.is_absolute() or PureWindowsPath(value).drive or Path(value).is_absolute():
-            reason = "is an absolute path"
-        elif ".." in pure.parts:
-            reason = "contains a '..' segment"
-        elif not self._resolves_inside(path):
-            reason = "leads out of base_dir through a symbolic link (or cannot be resolved)"
-        else:
-            return
-        raise TimelineError(
-            scene=scene,
-            field=field,
-            problem=(
-                f"{value!r} {reason}; a timeline from project data may only name files "
-                f"inside base_dir ({str(self.base)!r}), so give a path relative to it without "
-                f"'..'. To allow other files in a timeline you trust, pass "
-                f"parse_timeline(..., allow_outside_base_dir=True) or load it from a file "
-                f"with load_timeline()"
-            ),
-        )
-
-
-def _parse_scene(
-    raw: object,
-    index: int,
-    files: _Files,
-    background: RGB,
-    text_color: RGB,
-    *,
-    font: Path | None,
-) -> Scene:
-    if not isinstance(raw, Mapping):
-        raise TimelineError(
-            scene=index,
-            field="scene",
-            problem=f"expected a mapping such as {{'duration': 2}}, got {type(raw).__name__}",
-        )
-    _check_keys(raw, _SCENE_KEYS, scene=index, what="scene")
-    if "duration" not in raw:
-        raise TimelineError(
-            scene=index, field="duration", problem="is missing; give every scene a duration"
-        )
-    duration = _positive_number(raw["duration"], field="duration", scene=index, unit="seconds")
-    crossfade = _as_number(raw.get("crossfade", 0))
-    if crossfade is None or crossfade < 0:
-        raise TimelineError(
-            scene=index,
-            field="crossfade",
-            problem=f"must be a number of seconds, 0 or more, got {_short(raw['crossfade'])}",
-        )
-    image = raw.get("image")
-    if raw.get("font") is not None:
-        font = files.existing(raw["font"], field="font", scene=index)
-    return Scene(
-        duration=duration,
-        background=parse_color(raw["background"], field="background", scene=index)
-        if "background" in raw
-        else background,
-        image=None if image is None else files.existing(image, field="image", scene=index),
-        title=_text(raw.get("title", ""), field="title", scene=index),
-        subtitle=_text(raw.get("subtitle", ""), field="subtitle", scene=index),
-        text_color=parse_color(raw["text_color"], field="text_color", scene=index)
-        if "text_color" in raw
-        else text_color,
-        crossfade=crossfade,
-        font=font,
-    )
-
-
-_ROUNDING = 1e-9
-"""Seconds by which a crossfade may exceed its room: float rounding, far below a frame."""
-
-
-def _check_crossfades(scenes: tuple[Scene, ...]) -> None:
-    if scenes[0].crossfade:
-        raise TimelineError(
-            scene=0,
-            field="crossfade",
-            problem="the first scene has nothing to fade from; remove its crossfade",
-        )
-    for index in range(1, len(scenes)):
-        fade = scenes[index].crossfade
-        previous = scenes[index - 1]
-        room = min(previous.duration - previous.crossfade, scenes[index].duration)
-        # Durations are decimal numbers held in floats: 0.5 - 0.4 is 0.09999999999999998,
-        # and a 0.1 s crossfade written to fill that room exactly must fit.
-        if fade > room + _ROUNDING:
-            raise TimelineError(
-                scene=index,
-                field="crossfade",
-                problem=(
-                    f"{fade:g} s is longer than the {room:g} s it can overlap (this scene's "
-                    f"duration and the previous scene's time after its own crossfade); "
-                    f"shorten the crossfade or lengthen the scenes"
-                ),
-            )
-
-
-def _parse_soundtrack(raw: object, files: _Files) -> Soundtrack:
-    if not isinstance(raw, Mapping):
-        raise TimelineError(
-            field="soundtrack",
-            problem=(
-                f"expected a mapping such as {{'tone': 440}} or {{'file': 'music.mp3'}}, "
-                f"got {type(raw).__name__}"
-            ),
-        )
-    _check_keys(raw, _SOUNDTRACK_KEYS, scene=None, what="soundtrack")
-    has_file, has_tone = raw.get("file") is not None, raw.get("tone") is not None
-    if has_file == has_tone:
-        raise TimelineError(
-            field="soundtrack",
-            problem="give exactly one of 'file' (an audio file path) or 'tone' (a frequency)",
-        )
-    volume = _as_number(raw.get("volume", 1.0))
-    if volume is None or not 0 <= volume <= 10:
-        raise TimelineError(
-            field="soundtrack.volume",
-            problem=(
-                f"must be a number from 0 to 10 (1.0 keeps the level), got {_short(raw['volume'])}"
-            ),
-        )
-    if has_file:
-        return Soundtrack(
-            file=files.existing(raw["file"], field="soundtrack.file", scene=None),
-            volume=volume,
-        )
-    tone = _positive_number(raw["tone"], field="soundtrack.tone", scene=None, unit="hertz")
-    if tone >= 20_000:
-        raise TimelineError(
-            field="soundtrack.tone", problem=f"{tone:g} Hz is inaudible; use 20 to 20000 Hz"
-        )
-    return Soundtrack(tone=tone, volume=volume)
