@@ -50,11 +50,22 @@ def require_driver(database_url: str) -> None:
 
 try:
     from app import create_app
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
 except ImportError as error:
     missing(error)
 
 log = logging.getLogger("flask_app")
+
+
+class PlainLogHandler(WSGIRequestHandler):
+    """werkzeug's request handler, logging each request without terminal colour codes.
+
+    werkzeug colours its request lines with ANSI codes whatever the log goes to; this
+    example's log is read in files and by process managers, where they show as noise.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log("info", '"%s" %s %s', self.requestline, code, size)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     runner = app.extensions["renderstate"]
     for record in runner.recover_interrupted():
         log.warning("project %s was left PROCESSING; it is FAILED now", record.project_key)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=PlainLogHandler)
     # SIGTERM (a process manager stopping the app) shuts down as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     log.info("serving on http://%s:%d", args.host, server.server_port)

@@ -196,3 +196,14 @@ def test_the_readmes_install_lines_name_only_installable_things(app: str) -> Non
     assert lines, f"{readme} has no install line"
     for args in lines:
         check_installable(args, origin=str(readme), seen=set())
+
+
+def test_the_flask_log_has_no_terminal_colour_codes(tmp_path: Path) -> None:
+    """werkzeug colours its request lines for a terminal; the example's log is plain text."""
+    with serve("flask_app", f"sqlite:///{tmp_path / 'app.sqlite3'}", tmp_path) as server:
+        assert server.post("/projects", {"title": "t"}).status == 201
+        assert server.get("/projects/not-an-id").status == 404
+        log = server.logs()
+    assert '"POST /projects HTTP/1.1" 201' in log, log
+    assert '"GET /projects/not-an-id HTTP/1.1" 404' in log, log
+    assert "\x1b[" not in log, log

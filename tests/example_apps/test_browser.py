@@ -153,6 +153,8 @@ def test_clicking_export_twice_shows_the_conflict(browser: Any, fastapi_server: 
     message = card.locator(".message")
     sync_api.expect(message).to_contain_text("is already PROCESSING", timeout=30_000)
     sync_api.expect(card.locator(".status")).to_have_text("COMPLETED", timeout=90_000)
+    # Once the render has completed, the refusal is no longer news: the card drops it.
+    sync_api.expect(message).to_have_text("")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "fastapi-conflict.png"), full_page=True)
     page.close()
@@ -172,4 +174,23 @@ def test_without_event_source_the_page_polls(browser: Any, fastapi_server: AppSe
     polls = [url for url in requests if url.endswith(f"/projects/{project_id}")]
     assert len(polls) >= 2, requests
     assert_video_plays(page, project_id)
+    page.close()
+
+
+def test_the_page_loads_without_a_failed_request(browser: Any, fastapi_server: AppServer) -> None:
+    """No 404 in the console: the page asks for nothing the app does not serve. A browser
+    asks for /favicon.ico unless the page names its icon (headless Chromium never does)."""
+    page = browser.new_page()
+    failed: list[str] = []
+    errors: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(fastapi_server.url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_load_state("networkidle")
+    assert failed == [], failed
+    assert errors == [], errors
+    icon = page.evaluate("() => document.querySelector('link[rel=icon]')?.href")
+    assert icon is not None, "the page names no icon: a browser asks for /favicon.ico (404)"
+    assert icon.startswith("data:"), icon
     page.close()
