@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,6 +55,28 @@ def _timeline_source(args: argparse.Namespace) -> tuple[object, Path, str]:
     return _read_timeline_file(path), path.parent, path.stem
 
 
+def check_media(timeline: Timeline) -> None:
+    """Check what the moviepy renderer checks before it starts ffmpeg, here and now.
+
+    Pictures that are not pictures, text the font cannot draw and a soundtrack ffmpeg
+    cannot read are refused like any other timeline error: before a project is created or
+    a render started, so they leave nothing behind (the renderer would fail the project).
+
+    Raises:
+        TimelineError: the first problem found, naming the scene and field.
+        ImportError: the ``render`` extra is missing (its message says how to install it).
+    """
+    import renderstate.rendering.moviepy  # noqa: F401, PLC0415 - says which extra is missing
+    from renderstate.rendering._fonts import verify_text  # noqa: PLC0415
+    from renderstate.rendering._frames import verify_images  # noqa: PLC0415
+    from renderstate.rendering._media import check_audio_file  # noqa: PLC0415
+
+    verify_images(timeline)
+    verify_text(timeline)
+    if timeline.soundtrack is not None and timeline.soundtrack.file is not None:
+        check_audio_file(timeline.soundtrack.file)
+
+
 def render_command(args: argparse.Namespace) -> int:
     console = new_console()
     if args.project and args.title is not None:
@@ -65,6 +88,8 @@ def render_command(args: argparse.Namespace) -> int:
     data, base, default_title = _timeline_source(args)
     # The file is the operator's own: its media paths may lead anywhere (docs/timeline.md).
     timeline = parse_timeline(data, base_dir=base, allow_outside_base_dir=True)
+    if args.renderer == "moviepy" and not (args.broker and find_spec("moviepy") is None):
+        check_media(timeline)
     data = dict(cast("Mapping[str, Any]", data))  # a Mapping, or parse_timeline refused it
     store = open_store(args)
     project: Project | None = None
