@@ -536,25 +536,6 @@ def test_status_piped_keeps_each_project_on_one_greppable_line(
     assert [rows[k][1] for k in keys] == ["FAILED", "COMPLETED"]
 
 
-def test_status_on_an_80_column_terminal_keeps_ids_whole(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On a terminal 80 columns wide, every id stays whole on one line."""
-    monkeypatch.setenv("FORCE_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "80")
-    keys = [with_status(tmp_path, "FAILED") for _ in range(2)]
-    store = Store(db_url(tmp_path))
-    with store.sessions.begin() as session:
-        for key in keys:
-            session.get(Project, key).output_path = f"projects/{key}/final.mp4"  # type: ignore[union-attr]
-    store.close()
-    assert main(cli(tmp_path, "status")) == EXIT_OK
-    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
-    assert max(len(line) for line in out.splitlines()) <= 80
-    for key in keys:
-        assert any(key in line for line in out.splitlines()), out
-
-
 @pytest.mark.usefixtures("failing_renderer")
 def test_status_of_a_failed_project_says_why_and_the_error_is_printed_once(
     tmp_path: Path, timeline: Path, capsys: pytest.CaptureFixture[str]

@@ -124,3 +124,8 @@ def status_text(project: Project) -> str:
 def refuse_to_render(project: Any, target: Path, progress: ProgressSink) -> None:
     msg = "recover renders nothing"
     raise RuntimeError(msg)
+
+
+def attempt_label(number: int | None, attempt_id: int) -> str:
+    """``3 (ledger #41)``: the project's own count first, then the ledger's id for it."""
+    return f"#{attempt_id}" if number is None else f"{number} (ledger #{attempt_id})"

@@ -9,6 +9,7 @@ from renderstate._status import Status
 from renderstate.cli import EXIT_OK
 from renderstate.cli._common import (
     UsageError,
+    attempt_label,
     make_renderer,
     new_console,
     open_store,
@@ -52,7 +53,7 @@ def recover_command(args: argparse.Namespace) -> int:
             with RenderRunner(store.adapter, refuse_to_render, media_root=args.media) as plain:
                 records += plain.recover_interrupted(orphans)
         alive = [
-            (p, a)
+            (p, a, store.attempt_number(p, a.id))
             for p in store.with_status(Status.PROCESSING)
             if (a := store.current_attempt(p)) is not None and a.active
         ]
@@ -60,9 +61,10 @@ def recover_command(args: argparse.Namespace) -> int:
         store.close()
     if not records:
         if alive:
-            for project, attempt in alive:
+            for project, attempt, number in alive:
                 console.print(
-                    f"  {project.id}: attempt #{attempt.id} {attempt.state} on "
+                    f"  {project.id}: attempt {attempt_label(number, attempt.id)} "
+                    f"{attempt.state} on "
                     f"{attempt.worker or 'a queue'}, lease until "
                     f"{attempt.lease_expires_at and _clock(attempt.lease_expires_at)}"
                 )

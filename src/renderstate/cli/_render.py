@@ -17,6 +17,7 @@ from renderstate.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from renderstate.cli._common import (
     ReportedByTheCommand,
     UsageError,
+    attempt_label,
     file_summary,
     make_renderer,
     new_console,
@@ -206,7 +207,12 @@ def _send(
         loader=store.loader,
     ) as runner:
         job = runner.submit(project)
-        console.print(f"Sent attempt {job.attempt_id} to the workers on queue {args.queue!r}")
+        sent = job.attempt_id
+        number = None if sent is None else store.attempt_number(project, sent)
+        console.print(
+            f"Sent attempt {attempt_label(number, sent or 0)} to the workers on queue "
+            f"{args.queue!r}"
+        )
         status = follow(console, runner, store, project)
         final = runner.file_path(project)
     attempt = store.current_attempt(project)

@@ -192,6 +192,15 @@ class Store:
         """The project's newest render attempt, if it has one."""
         return self.ledger.current(Project.__tablename__, encode_key(project.id))
 
+    def attempt_number(self, project: Project, attempt_id: int) -> int:
+        """The attempt's number among the project's own (1 for its first render).
+
+        The ledger numbers attempts across every project; its history of one project
+        (ids ascending) gives the order a user counts in.
+        """
+        history = self.ledger.history(Project.__tablename__, encode_key(project.id))
+        return sum(1 for attempt in history if attempt.id <= attempt_id)
+
     def with_status(self, status: Status) -> list[Project]:
         """The projects whose stored status is ``status``."""
         with self.sessions() as session:
