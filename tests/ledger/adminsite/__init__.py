@@ -1,0 +1,1 @@
+"""A Django site whose admin shows the ledger's attempts and starts renders (child process)."""
