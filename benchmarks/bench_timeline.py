@@ -13,7 +13,8 @@ Compare with another source tree (e.g. the commit before the pydantic schema), w
 same script under both trees and prints after/before ratios:
   git archive <commit> src | tar -x -C /tmp/before
   .venv/bin/python benchmarks/bench_timeline.py --before /tmp/before/src
-Target: no case slower than 1.25x the hand-written validation it replaced.
+Target: no case slower than 1.25x the hand-written validation it replaced, but "cold" (the
+first validation imports pydantic once per process). Figures in docs/benchmarks.md.
 """
 
 from __future__ import annotations
