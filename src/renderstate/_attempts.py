@@ -16,6 +16,7 @@ __all__ = [
     "ACTIVE_STATES",
     "Attempt",
     "AttemptState",
+    "DatabaseTime",
     "attempt_from_row",
     "decode_key",
     "encode_key",
@@ -184,6 +185,29 @@ class Attempt:
         if self.started_at is None or self.finished_at is None:
             return None
         return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseTime:
+    """The database's current time plus ``seconds``, read by the statement that uses it.
+
+    The ledger writes and compares lease expiries (and its other times) with this, so
+    every process sharing a database reads one clock, the database server's, whatever
+    its own machine's clock says. A store puts the database's own expression in the
+    statement (``statement_timestamp()`` on PostgreSQL, ``UTC_TIMESTAMP(6)`` on
+    MySQL/MariaDB, ``julianday('now')`` on SQLite) as UNIX seconds; the memory store
+    reads its process's clock.
+    """
+
+    seconds: float = 0.0
+    """Seconds after the database's current time."""
+
+    def __add__(self, seconds: float) -> DatabaseTime:
+        return DatabaseTime(self.seconds + seconds)
+
+    def at(self, now: float) -> float:
+        """Return this time as UNIX seconds, given the clock's current time ``now``."""
+        return now + self.seconds
 
 
 FIELDS: Final = tuple(f.name for f in dataclasses.fields(Attempt))

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from renderstate._attempts import Attempt, AttemptState
+from renderstate._attempts import Attempt, AttemptState, DatabaseTime
 from renderstate._jobs import JobSpec
 from renderstate._layout import StatusValues
 from renderstate._progress import Progress
@@ -269,7 +269,10 @@ class AttemptStore(Protocol):
         ...
 
     def insert(self, attempt: Attempt) -> Attempt:
-        """Store ``attempt`` (its ``id`` is ignored) and return it with its new id.
+        """Store ``attempt`` (its ``id`` is ignored) and return it as stored, with its new id.
+
+        Its times may be :class:`~renderstate.ledger.DatabaseTime`: the attempt returned
+        holds the times the database wrote.
 
         Ids are unique in the store and increase: a later insert gets a larger id.
         """
@@ -281,13 +284,16 @@ class AttemptStore(Protocol):
         values: Mapping[str, object],
         *,
         states: Collection[AttemptState],
-        lease_before: float | None = None,
+        lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
     ) -> bool:
         """Set ``values`` on the attempt if its state is in ``states``, in one statement.
 
-        With ``lease_before``, only if its lease also expired before that time; with
+        A value (or ``lease_before``) that is a :class:`~renderstate.ledger.DatabaseTime`
+        is the database's current time plus its ``seconds``, read in that statement (the
+        memory store reads its process's clock). With ``lease_before``, only if its lease
+        also expired before that time; with
         ``worker``, only if that worker began it (the attempt's ``worker`` column); with
         ``owner``, only if it is held under that owner token (the ``owner`` column).
 
@@ -308,8 +314,11 @@ class AttemptStore(Protocol):
         """Return the project's queued or rendering attempts."""
         ...
 
-    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
-        """Return the live attempts whose lease expired before ``now``, oldest first."""
+    def expired(self, now: float | DatabaseTime, *, scope: str | None = None) -> list[Attempt]:
+        """Return the live attempts whose lease expired before ``now``, oldest first.
+
+        ``now`` as a :class:`~renderstate.ledger.DatabaseTime` is the database's time.
+        """
 
 
 class ProgressSource(Protocol[ProjectT_contra]):

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
+from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, DatabaseTime
 from renderstate.exceptions import AttemptOwnedError, AttemptSupersededError
 from renderstate.ledger._ledger import (
     DEFAULT_LEASE,
@@ -31,6 +31,7 @@ __all__ = [
     "AttemptOwnedError",
     "AttemptState",
     "AttemptSupersededError",
+    "DatabaseTime",
     "Ledger",
     "Recovered",
     "new_owner",

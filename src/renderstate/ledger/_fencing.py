@@ -64,7 +64,7 @@ def finish(
             attempt,
             {
                 "state": AttemptState.INTERRUPTED,
-                "finished_at": ledger._clock(),
+                "finished_at": ledger._time(),
                 "error": LEFT_OUTSIDE,
             },
         )

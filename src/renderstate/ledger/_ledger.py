@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, encode_key
+from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, DatabaseTime, encode_key
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
@@ -79,8 +79,13 @@ class Ledger:
             hours, at least ``lease``, at most a week). Nobody renews a queued attempt
             that sits in a broker, so its lease is this long; once a worker begins it,
             the usual ``lease`` applies.
-        clock: Returns the current UNIX time; every process sharing a ledger must agree on
-            it to well within ``lease`` (NTP-synchronised machines do).
+        clock: Returns the current UNIX time, to use instead of the database's clock. By
+            default (``None``) leases and the other times are written and compared with
+            the database server's own clock, in the statements that write and compare
+            them, so processes whose clocks differ share one time (the memory store reads
+            its process's clock). Give a clock only for tests, or a database whose clock
+            the stores cannot read: every process must then agree on it to well within
+            ``lease``.
 
     Raises:
         ValueError: ``lease``, ``progress_interval`` or ``queue_timeout`` is out of range.
@@ -93,7 +98,7 @@ class Ledger:
         lease: float = DEFAULT_LEASE,
         progress_interval: float | None = None,
         queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         # is_real first: a bool is an int to Python, a string does not compare.
         if not is_real(lease) or not 0 < lease <= MAX_LEASE:
@@ -127,8 +132,16 @@ class Ledger:
         return f"<Ledger store={self.store!r} lease={self.lease:g}s>"
 
     def now(self) -> float:
-        """Return the ledger clock's current UNIX time."""
-        return self._clock()
+        """Return the ledger clock's current UNIX time (this process's, without ``clock``).
+
+        For display (elapsed times); the leases are compared by the store, on the
+        database's clock unless the ledger was given one.
+        """
+        return time.time() if self._clock is None else self._clock()
+
+    def _time(self) -> float | DatabaseTime:
+        """Return "now" as the ledger writes it: the clock's time, else the database's."""
+        return DatabaseTime() if self._clock is None else self._clock()
 
     # ------------------------------------------------------------------ identities
 
@@ -183,7 +196,7 @@ class Ledger:
         _check_text("actor", actor)
         check_owner(owner)
         token = owner or new_owner()
-        now = self._clock()
+        now = self._time()
         with self._atomic(lifecycle):
             record = lifecycle.start_render()
             attempt = self.store.insert(
@@ -194,8 +207,8 @@ class Ledger:
                     state=AttemptState.QUEUED,
                     output_path=output_path,
                     actor=actor,
-                    lease_expires_at=now + self.lease,
-                    created_at=now,
+                    lease_expires_at=_written(now + self.lease),
+                    created_at=_written(now),
                     owner=token,
                 )
             )
@@ -224,7 +237,7 @@ class Ledger:
             or it ended; nothing was written).
         """
         attempt_id = attempt if isinstance(attempt, int) else attempt.id
-        values = {"lease_expires_at": self._clock() + self.queue_timeout}
+        values = {"lease_expires_at": self._time() + self.queue_timeout}
         return self.store.update(attempt_id, values, states=_QUEUED)
 
     def begin(
@@ -296,7 +309,7 @@ class Ledger:
         """
         if isinstance(attempt, int):
             check_id(attempt)
-        values: dict[str, object] = {"lease_expires_at": self._clock() + self.lease}
+        values: dict[str, object] = {"lease_expires_at": self._time() + self.lease}
         if progress:
             unknown = set(progress) - _PROGRESS_FIELDS
             if unknown:
@@ -331,7 +344,7 @@ class Ledger:
             InvalidTransitionError: the project is not PROCESSING (it was moved outside
                 the ledger); the attempt is then marked interrupted.
         """
-        now = self._clock()
+        now = self._time()
         values: dict[str, object] = {
             "state": AttemptState.COMPLETED,
             "finished_at": now,
@@ -365,7 +378,7 @@ class Ledger:
         """
         values: dict[str, object] = {
             "state": AttemptState.FAILED,
-            "finished_at": self._clock(),
+            "finished_at": self._time(),
             "phase": "failed",
             "error": _describe(error),
         }
@@ -407,7 +420,7 @@ class Ledger:
         check_owner(owner, required=True)
         values: dict[str, object] = {
             "state": AttemptState.FAILED,
-            "finished_at": self._clock(),
+            "finished_at": self._time(),
             "phase": "failed",
             "error": _describe(error),
         }
@@ -435,7 +448,7 @@ class Ledger:
 
     def expired(self, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease has expired, oldest first."""
-        return self.store.expired(self._clock(), scope=scope)
+        return self.store.expired(self._time(), scope=scope)
 
     def recover(
         self,
@@ -531,6 +544,12 @@ class Ledger:
 
     def _owned_update(self, attempt: Attempt | int, values: Mapping[str, object]) -> bool:
         return owned_update(self.store, attempt, values)
+
+
+def _written(value: float | DatabaseTime) -> float:
+    # An Attempt handed to insert() may hold DatabaseTime in its times: the store writes
+    # the database's expression there and returns the attempt as stored.
+    return cast("float", value)
 
 
 def _text(key: object) -> str:

@@ -56,8 +56,8 @@ def recover(
     """Fail the projects whose live attempt's lease expired; see :meth:`Ledger.recover`."""
     found: list[Recovered] = []
     here = socket.gethostname()
-    for attempt in ledger.store.expired(ledger._clock(), scope=loader.scope):
-        now = ledger._clock()
+    for attempt in ledger.store.expired(ledger._time(), scope=loader.scope):
+        now = ledger._time()
         ended = {
             "state": AttemptState.INTERRUPTED,
             "finished_at": now,

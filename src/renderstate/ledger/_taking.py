@@ -50,7 +50,7 @@ def begin(
     deadline = time.monotonic() + ledger.lease
     delay = _FIRST_WAIT
     while True:
-        now = ledger._clock()
+        now = ledger._time()
         values: dict[str, object] = {
             "state": AttemptState.RENDERING,
             "started_at": now,
@@ -86,7 +86,7 @@ def begin(
                 project_key=held.project_key,
                 attempt_id=held.id,
                 worker=held.worker,
-                retry_after=(held.lease_expires_at or now) - now,
+                retry_after=_remaining(ledger, held),
             )
         # Not visible yet (its start has not committed), or it was queued and just
         # committed: try again, for up to a lease.
@@ -95,6 +95,16 @@ def begin(
             raise superseded(ledger.store, attempt)
         time.sleep(delay)
         delay = min(delay * 2, _MAX_WAIT)
+
+
+def _remaining(ledger: Ledger, held: Attempt) -> float:
+    """Seconds until ``held``'s lease runs out, as far as this process's clock can tell.
+
+    Advice only: the lease is on the database's clock, which this one may differ from,
+    so the answer is kept within 0 and one lease.
+    """
+    clock = ledger.now()
+    return min(ledger.lease, max(0.0, (held.lease_expires_at or clock) - clock))
 
 
 def _fetch(ledger: Ledger, attempt: Attempt, owner: str) -> Attempt:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Generic
 
-from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, encode_key
+from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, DatabaseTime, encode_key
 from renderstate.typing import ProjectT
 
 __all__ = ["MemoryAttemptStore", "MemoryLoader"]
@@ -24,9 +25,18 @@ class MemoryAttemptStore:
 
     Args:
         scope: Returns the scope of a project; by default its class name.
+        clock: The process's clock, which stands for the database's
+            (:class:`~renderstate.ledger.DatabaseTime`): one clock per process, as the
+            store is.
     """
 
-    def __init__(self, *, scope: Callable[[object], str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        scope: Callable[[object], str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._attempts: dict[int, Attempt] = {}
@@ -75,7 +85,8 @@ class MemoryAttemptStore:
     def insert(self, attempt: Attempt) -> Attempt:
         """Store ``attempt`` under the next id."""
         with self._lock:
-            stored = dataclasses.replace(attempt, id=next(self._ids))
+            times = self._resolved({f: getattr(attempt, f) for f in _TIMES})
+            stored = dataclasses.replace(attempt, id=next(self._ids), **times)
             self._remember(stored.id)
             self._attempts[stored.id] = stored
             return stored
@@ -86,7 +97,7 @@ class MemoryAttemptStore:
         values: Mapping[str, object],
         *,
         states: Collection[AttemptState],
-        lease_before: float | None = None,
+        lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
     ) -> bool:
@@ -99,16 +110,28 @@ class MemoryAttemptStore:
                 return False
             if owner is not None and current.owner != owner:
                 return False
+            if isinstance(lease_before, DatabaseTime):
+                lease_before = lease_before.at(self._clock())
             if lease_before is not None and not (
                 current.lease_expires_at is not None and current.lease_expires_at < lease_before
             ):
                 return False
-            changes = dict(values)
+            changes = self._resolved(values)
             if "state" in changes:
                 changes["state"] = AttemptState(changes["state"])
             self._remember(attempt_id)
-            self._attempts[attempt_id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+            self._attempts[attempt_id] = dataclasses.replace(current, **changes)
             return True
+
+    def _resolved(self, values: Mapping[str, object]) -> dict[str, Any]:
+        now: float | None = None
+        resolved: dict[str, Any] = {}
+        for name, value in values.items():
+            if isinstance(value, DatabaseTime):
+                now = self._clock() if now is None else now
+                value = value.at(now)  # noqa: PLW2901 - the value as written
+            resolved[name] = value
+        return resolved
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
@@ -129,8 +152,10 @@ class MemoryAttemptStore:
         with self._lock:
             return [a for a in self._of(scope, key) if a.state in ACTIVE_STATES]
 
-    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+    def expired(self, now: float | DatabaseTime, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
+        if isinstance(now, DatabaseTime):
+            now = now.at(self._clock())
         with self._lock:
             return sorted(
                 (
@@ -147,6 +172,9 @@ class MemoryAttemptStore:
     def loader(self, projects: Iterable[ProjectT], *, key: str = "id") -> MemoryLoader[ProjectT]:
         """Return a loader that finds a project among ``projects`` by attribute ``key``."""
         return MemoryLoader(projects, key=key, scope=self.scope)
+
+
+_TIMES = ("lease_expires_at", "created_at", "started_at", "finished_at")
 
 
 class MemoryLoader(Generic[ProjectT]):

@@ -12,8 +12,9 @@ Install with ``pip install 'renderstate[peewee]'``. Create the table once (or ad
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Generic, cast
 
@@ -30,11 +31,12 @@ from renderstate._attempts import (
     FIELDS,
     Attempt,
     AttemptState,
+    DatabaseTime,
     attempt_from_row,
     key_values,
-    stored_values,
 )
 from renderstate.exceptions import LedgerSchemaError
+from renderstate.ledger._clock import now_sql, written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
@@ -261,11 +263,24 @@ class PeeweeAttemptStore:
 
     @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
-        """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
+        """Insert ``attempt`` (one ``INSERT``) and return it as stored, with its new id.
+
+        ``INSERT ... RETURNING`` on PostgreSQL and SQLite; on MySQL/MariaDB, times the
+        database chose (DatabaseTime) are read back with one ``SELECT``.
+        """
         self._check_schema()
-        values = stored_values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
-        new_id = self.model.insert(**values).execute()
-        return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(new_id)})
+        values = {name: getattr(attempt, name) for name in FIELDS if name != "id"}
+        model = self.model
+        query = model.insert(**written(values, _database_time(self.database)))
+        if _returns(_target(self.database)):
+            (row,) = query.returning(*model._meta.sorted_fields).dicts().execute()
+            return attempt_from_row(row)
+        new_id = int(query.execute())
+        if any(isinstance(v, DatabaseTime) for v in values.values()):
+            stored = self.get(new_id)
+            assert stored is not None
+            return stored
+        return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": new_id})
 
     @retries_deadlocks
     def update(
@@ -274,21 +289,22 @@ class PeeweeAttemptStore:
         values: Mapping[str, object],
         *,
         states: Collection[AttemptState],
-        lease_before: float | None = None,
+        lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         self._check_schema()
         model = self.model
+        at = _database_time(self.database)
         where = (model.id == attempt_id) & model.state.in_([AttemptState(s).value for s in states])
         if lease_before is not None:
-            where &= model.lease_expires_at < lease_before
+            where &= model.lease_expires_at < _compared(lease_before, at)
         if worker is not None:
             where &= model.worker == worker
         if owner is not None:
             where &= model.owner == owner
-        if model.update(**stored_values(values)).where(where).execute() == 1:
+        if model.update(**written(values, at)).where(where).execute() == 1:
             return True
         if not isinstance(_target(self.database), peewee.MySQLDatabase):
             return False
@@ -327,11 +343,12 @@ class PeeweeAttemptStore:
         )
         return [attempt_from_row(row) for row in query.order_by(model.id).dicts()]
 
-    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+    def expired(self, now: float | DatabaseTime, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
         self._check_schema()
         model = self.model
-        where = model.state.in_(_ACTIVE) & (model.lease_expires_at < now)
+        before = _compared(now, _database_time(self.database))
+        where = model.state.in_(_ACTIVE) & (model.lease_expires_at < before)
         if scope is not None:
             where &= model.scope == scope
         query = model.select().where(where).order_by(model.id)
@@ -392,3 +409,33 @@ def _convert(field: Any, text: object) -> object:
 
 
 _ACTIVE: Final = [s.value for s in ACTIVE_STATES]
+
+
+def _database_time(database: Any) -> Callable[[float], Any]:
+    """What stands for DatabaseTime(seconds) in a statement on ``database``."""
+    target = _target(database)
+    if isinstance(target, peewee.PostgresqlDatabase):
+        vendor = "postgresql"
+    elif isinstance(target, peewee.MySQLDatabase):
+        vendor = "mysql"
+    elif isinstance(target, peewee.SqliteDatabase):
+        vendor = "sqlite"
+    else:
+        vendor = type(target).__name__
+
+    def at(seconds: float) -> Any:
+        now = peewee.SQL(now_sql(vendor))
+        return now + seconds if seconds else now
+
+    return at
+
+
+def _compared(value: float | DatabaseTime, at: Callable[[float], Any]) -> Any:
+    return at(value.seconds) if isinstance(value, DatabaseTime) else value
+
+
+def _returns(database: Any) -> bool:
+    """Whether an ``INSERT`` on ``database`` can return its row (``RETURNING``)."""
+    if isinstance(database, peewee.SqliteDatabase):
+        return sqlite3.sqlite_version_info >= (3, 35)
+    return bool(database.returning_clause)

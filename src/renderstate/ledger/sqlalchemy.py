@@ -12,7 +12,7 @@ your migrations create it) or create it with :meth:`SQLAlchemyAttemptStore.creat
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Generic, cast
 
@@ -31,6 +31,7 @@ try:
         Text,
         insert,
         inspect,
+        literal_column,
         select,
         update,
     )
@@ -40,6 +41,7 @@ try:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.state import InstanceState
+    from sqlalchemy.sql.elements import ColumnElement
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
         "renderstate.ledger.sqlalchemy needs SQLAlchemy; "
@@ -52,12 +54,13 @@ from renderstate._attempts import (
     FIELDS,
     Attempt,
     AttemptState,
+    DatabaseTime,
     attempt_from_row,
     key_values,
-    stored_values,
 )
 from renderstate.adapters.sqlalchemy import _JOINED, joined
 from renderstate.exceptions import LedgerSchemaError
+from renderstate.ledger._clock import now_sql, written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
@@ -224,15 +227,27 @@ class SQLAlchemyAttemptStore:
 
     @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
-        """Insert ``attempt`` and return it with the id the database gave it."""
-        values = _row_values(attempt)
+        """Insert ``attempt`` and return it as stored, with the id the database gave it.
+
+        One ``INSERT ... RETURNING`` where the database has it (PostgreSQL, SQLite 3.35+,
+        MariaDB 10.5+); elsewhere the row is read back if the database chose its times.
+        """
+        values = _attempt_kwargs(attempt)
         del values["id"]
+        chosen = any(isinstance(v, DatabaseTime) for v in values.values())
         with self._transaction() as session:
-            result = cast("CursorResult[Any]", session.execute(insert(self.table).values(values)))
+            stmt = insert(self.table).values(written(values, _database_time(session)))
+            if session.connection().dialect.insert_returning:
+                row = session.execute(stmt.returning(*self.table.c)).one()
+                return attempt_from_row(row._mapping)
+            result = cast("CursorResult[Any]", session.execute(stmt))
             inserted = result.inserted_primary_key
             assert inserted is not None
-            new_id = inserted[0]
-        return Attempt(**{**_attempt_kwargs(attempt), "id": int(new_id)})
+            new_id = int(inserted[0])
+            if chosen:
+                row = session.execute(select(self.table).where(self.table.c.id == new_id)).one()
+                return attempt_from_row(row._mapping)
+        return Attempt(**{**_attempt_kwargs(attempt), "id": new_id})
 
     @retries_deadlocks
     def update(
@@ -241,21 +256,22 @@ class SQLAlchemyAttemptStore:
         values: Mapping[str, object],
         *,
         states: Collection[AttemptState],
-        lease_before: float | None = None,
+        lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         c = self.table.c
-        where = [c.id == attempt_id, c.state.in_([AttemptState(s).value for s in states])]
-        if lease_before is not None:
-            where.append(c.lease_expires_at < lease_before)
-        if worker is not None:
-            where.append(c.worker == worker)
-        if owner is not None:
-            where.append(c.owner == owner)
-        stmt = update(self.table).where(*where).values(stored_values(values))
         with self._transaction() as session:
+            at = _database_time(session)
+            where = [c.id == attempt_id, c.state.in_([AttemptState(s).value for s in states])]
+            if lease_before is not None:
+                where.append(c.lease_expires_at < _compared(lease_before, at))
+            if worker is not None:
+                where.append(c.worker == worker)
+            if owner is not None:
+                where.append(c.owner == owner)
+            stmt = update(self.table).where(*where).values(written(values, at))
             result = cast("CursorResult[Any]", session.execute(stmt))
             return result.rowcount == 1
 
@@ -286,15 +302,16 @@ class SQLAlchemyAttemptStore:
         with self._transaction() as session:
             return [attempt_from_row(row._mapping) for row in session.execute(query)]
 
-    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+    def expired(self, now: float | DatabaseTime, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
         c = self.table.c
-        query = select(self.table).where(
-            c.state.in_([s.value for s in ACTIVE_STATES]), c.lease_expires_at < now
-        )
-        if scope is not None:
-            query = query.where(c.scope == scope)
         with self._transaction() as session:
+            query = select(self.table).where(
+                c.state.in_([s.value for s in ACTIVE_STATES]),
+                c.lease_expires_at < _compared(now, _database_time(session)),
+            )
+            if scope is not None:
+                query = query.where(c.scope == scope)
             return [attempt_from_row(row._mapping) for row in session.execute(query.order_by(c.id))]
 
     def loader(self, model: type[ProjectT]) -> SQLAlchemyLoader[ProjectT]:
@@ -366,6 +383,23 @@ def _create_or_upgrade(table: Table, connection: Connection) -> None:
         )
 
 
+def _database_time(session: Session) -> Callable[[float], ColumnElement[float]]:
+    """What stands for DatabaseTime(seconds) in a statement on ``session``'s database."""
+    name = session.connection().dialect.name
+
+    def at(seconds: float) -> ColumnElement[float]:
+        now: ColumnElement[float] = literal_column(now_sql(name), Double())
+        return now + seconds if seconds else now
+
+    return at
+
+
+def _compared(
+    value: float | DatabaseTime, at: Callable[[float], ColumnElement[float]]
+) -> float | ColumnElement[float]:
+    return at(value.seconds) if isinstance(value, DatabaseTime) else value
+
+
 def _convert(column: Column[Any], text: object) -> object:
     try:
         python_type = column.type.python_type
@@ -378,7 +412,3 @@ def _convert(column: Column[Any], text: object) -> object:
 
 def _attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
     return {name: getattr(attempt, name) for name in FIELDS}
-
-
-def _row_values(attempt: Attempt) -> dict[str, object]:
-    return stored_values(_attempt_kwargs(attempt))

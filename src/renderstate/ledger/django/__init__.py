@@ -19,7 +19,7 @@ This module imports no model at import time, so it is safe to import from settin
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Generic, cast
 
@@ -28,6 +28,7 @@ try:
     from django.core.exceptions import ImproperlyConfigured, ValidationError
     from django.db import connections, router, transaction
     from django.db import models as django_models
+    from django.db.models.expressions import Combinable, RawSQL, Value
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
         "renderstate.ledger.django needs Django; install it with: pip install 'renderstate[django]'"
@@ -39,10 +40,11 @@ from renderstate._attempts import (
     FIELDS,
     Attempt,
     AttemptState,
+    DatabaseTime,
     attempt_from_row,
-    stored_values,
 )
 from renderstate.exceptions import LedgerSchemaError
+from renderstate.ledger._clock import now_sql, written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.typing import ProjectT
 
@@ -190,10 +192,28 @@ class DjangoAttemptStore:
 
     @retries_deadlocks
     def insert(self, attempt: Attempt) -> Attempt:
-        """Insert ``attempt`` (one ``INSERT``) and return it with the id the database gave."""
-        values = stored_values({name: getattr(attempt, name) for name in FIELDS if name != "id"})
-        row = self._rows().create(**values)
+        """Insert ``attempt`` (one ``INSERT``) and return it as stored, with its new id.
+
+        Times the database chose (DatabaseTime) are read back with one ``SELECT``.
+        """
+        values = {name: getattr(attempt, name) for name in FIELDS if name != "id"}
+        row = self._rows().create(**written(values, self._database_time()))
+        if any(isinstance(v, DatabaseTime) for v in values.values()):
+            stored = self.get(int(row.pk))
+            assert stored is not None
+            return stored
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(row.pk)})
+
+    def _database_time(self) -> Callable[[float], Combinable]:
+        """What stands for DatabaseTime(seconds) in a statement on the ledger's database."""
+        vendor = connections[self.alias()].vendor
+
+        def at(seconds: float) -> Combinable:
+            # A constant of _clock, no input in it.
+            now = RawSQL(now_sql(vendor), (), output_field=django_models.FloatField())  # noqa: S611
+            return now + Value(seconds) if seconds else now
+
+        return at
 
     @retries_deadlocks
     def update(
@@ -202,7 +222,7 @@ class DjangoAttemptStore:
         values: Mapping[str, object],
         *,
         states: Collection[AttemptState],
-        lease_before: float | None = None,
+        lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
     ) -> bool:
@@ -212,13 +232,14 @@ class DjangoAttemptStore:
         that changes nothing still reports its match there too.
         """
         rows = self._rows().filter(id=attempt_id, state__in=[AttemptState(s).value for s in states])
+        at = self._database_time()
         if lease_before is not None:
-            rows = rows.filter(lease_expires_at__lt=lease_before)
+            rows = rows.filter(lease_expires_at__lt=_compared(lease_before, at))
         if worker is not None:
             rows = rows.filter(worker=worker)
         if owner is not None:
             rows = rows.filter(owner=owner)
-        matched: int = rows.update(**stored_values(values))
+        matched: int = rows.update(**written(values, at))
         return matched == 1
 
     def get(self, attempt_id: int) -> Attempt | None:
@@ -238,9 +259,10 @@ class DjangoAttemptStore:
         rows = self._rows().filter(scope=scope, project_key=key, state__in=_ACTIVE)
         return [attempt_from_row(row) for row in rows.order_by("id").values(*FIELDS)]
 
-    def expired(self, now: float, *, scope: str | None = None) -> list[Attempt]:
+    def expired(self, now: float | DatabaseTime, *, scope: str | None = None) -> list[Attempt]:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
-        rows = self._rows().filter(state__in=_ACTIVE, lease_expires_at__lt=now)
+        before = _compared(now, self._database_time())
+        rows = self._rows().filter(state__in=_ACTIVE, lease_expires_at__lt=before)
         if scope is not None:
             rows = rows.filter(scope=scope)
         return [attempt_from_row(row) for row in rows.order_by("id").values(*FIELDS)]
@@ -309,3 +331,7 @@ class DjangoLoader(Generic[ProjectT]):
 
 
 _ACTIVE: Final = [s.value for s in ACTIVE_STATES]
+
+
+def _compared(value: float | DatabaseTime, at: Callable[[float], Combinable]) -> object:
+    return at(value.seconds) if isinstance(value, DatabaseTime) else value

@@ -1,0 +1,44 @@
+"""A render in a process whose clock is off: the body of ``test_clocks``' child processes.
+
+Only the standard library is imported at the top: the child offsets its time source
+(``time.time``, what ``faketime`` offsets for a whole process) before anything imports
+renderstate, as a machine whose clock runs ahead or behind would.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from typing import Any
+
+
+def render_with_skewed_clock(
+    pickled: bytes, key: object, offset: float, lease: float, alive: float, results: Any
+) -> None:
+    """Start and begin the project's render, renew its lease for ``alive`` s, then die.
+
+    Puts ``("began", key, attempt id)`` on ``results``, then ``("stopped", key, every
+    heartbeat matched, monotonic time of the last one)``; any error as ``("error", key,
+    repr)``. The attempt is left rendering, as a killed worker leaves it.
+    """
+    real = time.time
+    time.time = lambda: real() + offset  # before renderstate is imported, like faketime
+    try:
+        from renderstate.ledger import Ledger  # noqa: PLC0415 - after the clock is off
+
+        harness = pickle.loads(pickled)  # noqa: S301 - the parent test pickled it
+        harness.prepare()
+        ledger = Ledger(harness.store(), lease=lease, progress_interval=lease / 10)
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)))
+        attempt = ledger.begin(attempt)
+        results.put(("began", key, attempt.id))
+        renewed = []
+        deadline = time.monotonic() + alive
+        while time.monotonic() < deadline:
+            time.sleep(lease / 8)
+            renewed.append(ledger.heartbeat(attempt, {"phase": "rendering"}))
+        last = time.monotonic()
+        results.put(("stopped", key, all(renewed), last))
+        harness.release()
+    except Exception as exc:  # reported to the parent, which fails the test
+        results.put(("error", key, repr(exc)))

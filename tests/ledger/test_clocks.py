@@ -1,0 +1,106 @@
+"""Leases on the database's clock: processes whose clocks differ share one time.
+
+Two real child processes render, one with its clock a few leases behind, one a few leases
+ahead; this process (its clock right) runs recovery the whole time. Their live renders must
+not be failed by it, and once they die their attempts must be recovered one lease after
+their last heartbeat, not sooner and not a skew later. Run on every store and database.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import queue
+import time
+from typing import Any
+
+import pytest
+
+from adapters.conftest import BACKEND_PARAMS, target_for
+from adapters.databases import Target
+from renderstate import Status
+from renderstate.ledger import Ledger
+
+from .clock_child import render_with_skewed_clock
+from .contract import LedgerHarness
+from .test_django import DjangoLedgerHarness
+from .test_peewee import PeeweeLedgerHarness
+from .test_sqlalchemy import SQLAlchemyLedgerHarness
+
+LEASE = 3.0
+SKEW = 2.5 * LEASE
+"""How far the children's clocks are off: more than two leases."""
+ALIVE = 1.5 * LEASE
+"""How long the children renew their leases before they die."""
+LATE = 2.0
+"""How much later than one lease after the last heartbeat recovery may come (it polls
+every 0.1 s on a shared, loaded machine)."""
+
+HARNESSES: dict[str, type[LedgerHarness]] = {
+    "sqlalchemy": SQLAlchemyLedgerHarness,
+    "django": DjangoLedgerHarness,
+    "peewee": PeeweeLedgerHarness,
+}
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.mark.parametrize("store", sorted(HARNESSES))
+def test_processes_with_different_clocks_share_the_databases(
+    store: str, backend: str, db_targets: dict[str, Target | Exception]
+) -> None:
+    """A worker whose clock is 2.5 leases behind, and one 2.5 leases ahead, render while a
+    process with the right clock recovers: neither live render is failed, and each dead
+    one is recovered one lease after its last heartbeat (within 2 s)."""
+    harness = HARNESSES[store](target_for(db_targets, backend), variant=False)
+    harness.prepare()
+    ledger = Ledger(harness.store(), lease=LEASE)
+    keys = {-SKEW: harness.insert(Status.COMPLETED), SKEW: harness.insert(Status.COMPLETED)}
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    pickled = pickle.dumps(harness)
+    children = [
+        context.Process(
+            target=render_with_skewed_clock,
+            args=(pickled, key, offset, LEASE, ALIVE, results),
+        )
+        for offset, key in keys.items()
+    ]
+    for child in children:
+        child.start()
+    began: dict[object, int] = {}
+    stopped: dict[object, tuple[bool, float]] = {}
+    recovered: dict[int, float] = {}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(recovered) < len(keys):
+        for found in ledger.recover(harness.adapter(), harness.loader(), **harness.options):
+            recovered[found.attempt.id] = time.monotonic()
+        try:
+            while True:
+                message = results.get_nowait()
+                assert message[0] != "error", message
+                if message[0] == "began":
+                    began[message[1]] = message[2]
+                else:
+                    stopped[message[1]] = (message[2], message[3])
+        except queue.Empty:
+            time.sleep(0.1)
+    for child in children:
+        child.join(timeout=30)
+    harness.release()
+    outcome: dict[str, Any] = {}
+    for offset, key in keys.items():
+        name = "behind" if offset < 0 else "ahead"
+        assert key in stopped, (name, began, stopped, recovered)
+        alive, last_beat = stopped[key]
+        after = recovered.get(began[key], float("inf")) - last_beat
+        outcome[name] = (alive, round(after, 2))
+        assert harness.row(key)["status"] == harness.literal(Status.FAILED)
+    # Every heartbeat of both live renders matched (none was failed by the recovery),
+    # and each was recovered a lease after its last one, not a skew sooner or later.
+    assert all(alive for alive, _ in outcome.values()), outcome
+    assert all(LEASE - 0.2 <= after <= LEASE + LATE for _, after in outcome.values()), outcome
