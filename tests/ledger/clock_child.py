@@ -13,20 +13,24 @@ from typing import Any
 
 
 def render_with_skewed_clock(
-    pickled: bytes, key: object, offset: float, lease: float, alive: float, results: Any
+    pickled: bytes, key: object, timing: tuple[float, float, float], results: Any
 ) -> None:
     """Start and begin the project's render, renew its lease for ``alive`` s, then die.
+
+    ``timing`` is ``(offset, lease, alive)``: how far this process's clock is off, the
+    lease, and how long the render stays alive.
 
     Puts ``("began", key, attempt id)`` on ``results``, then ``("stopped", key, every
     heartbeat matched, monotonic time of the last one)``; any error as ``("error", key,
     repr)``. The attempt is left rendering, as a killed worker leaves it.
     """
+    offset, lease, alive = timing
     real = time.time
     time.time = lambda: real() + offset  # before renderstate is imported, like faketime
     try:
         from renderstate.ledger import Ledger  # noqa: PLC0415 - after the clock is off
 
-        harness = pickle.loads(pickled)  # noqa: S301 - the parent test pickled it
+        harness = pickle.loads(pickled)
         harness.prepare()
         ledger = Ledger(harness.store(), lease=lease, progress_interval=lease / 10)
         _, attempt = ledger.start(harness.lifecycle(harness.load(key)))

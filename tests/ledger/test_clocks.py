@@ -66,7 +66,7 @@ def test_processes_with_different_clocks_share_the_databases(
     children = [
         context.Process(
             target=render_with_skewed_clock,
-            args=(pickled, key, offset, LEASE, ALIVE, results),
+            args=(pickled, key, (offset, LEASE, ALIVE), results),
         )
         for offset, key in keys.items()
     ]
