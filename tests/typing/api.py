@@ -18,7 +18,13 @@ from renderstate import (
 from renderstate.adapters.memory import AsyncMemoryAdapter, MemoryAdapter
 from renderstate.testing import FakeRenderer
 from renderstate.typing import Adapter, AsyncAdapter
-from renderstate.web import StatusBody, status_body
+from renderstate.web import (
+    REQUEST_ID_HEADER,
+    StatusBody,
+    new_request_id,
+    problem_details,
+    status_body,
+)
 
 
 @dataclasses.dataclass
@@ -34,7 +40,10 @@ def export(project: Project) -> int:
     try:
         record: TransitionRecord = lifecycle.start_render()
     except RenderConflictError as exc:
-        return exc.status_code
+        shown: str = exc.public_message
+        code, body = problem_details(exc, request_id=new_request_id(REQUEST_ID_HEADER))
+        detail: object = body["detail"]
+        return exc.status_code if (shown, code) == (detail, exc.status_code) else 500
     edge: Edge = record.edge
     status: Status = lifecycle.status
     allowed: bool = can_start_render(status) and lifecycle.can_start_render
