@@ -13,6 +13,7 @@ pytest.importorskip("moviepy", reason="needs the render extra")
 
 import imageio_ffmpeg
 import numpy as np
+from PIL import Image
 
 from renderstate.rendering._frames import SceneFrames, frame_function, frame_runs
 from renderstate.rendering._pieces import frame_number_period, plan_pieces
@@ -46,11 +47,13 @@ def timeline(*durations: float, crossfade: float = 0.0, **extra: Any) -> dict[st
     }
 
 
-def assert_every_frame_is_drawn(path: Path, data: dict[str, Any], preset: str = "medium") -> None:
+def assert_every_frame_is_drawn(
+    path: Path, data: dict[str, Any], preset: str = "medium", base_dir: Path | None = None
+) -> None:
     """Decode every frame: each is the drawn picture (or crossfade) for its time, within
     H.264's loss, and every frame of every repetition of a block is, bit for bit, the
     frame shown just before that repetition (a repeated block copies, it never drifts)."""
-    parsed = parse_timeline(data)
+    parsed = parse_timeline(data, base_dir=base_dir)
     assert parsed.fps is not None
     count = frame_count(parsed.duration, parsed.fps)
     frame = frame_function(parsed, SceneFrames(parsed, WIDTH, HEIGHT))
@@ -59,14 +62,14 @@ def assert_every_frame_is_drawn(path: Path, data: dict[str, Any], preset: str = 
     for index, got in enumerate(frames):
         want = frame(index / parsed.fps)
         error = np.abs(got.astype(int) - want.astype(int))
-        assert error.mean() < 3, index
+        assert error.mean() < 5, index
         # PSNR against the drawn picture: x264 at crf 23 keeps it above 30 dB.
         mse = float((error.astype(float) ** 2).mean())
         assert mse == 0 or 10 * np.log10(255**2 / mse) > 30, index
     plan = plan_pieces(
         frame_runs(parsed, parsed.fps, count),
         frame_number_period(preset),
-        [scene.image is None for scene in parsed.scenes],
+        [True] * len(parsed.scenes),
     )
     position = copies = 0
     for index in plan.playlist:
@@ -168,3 +171,42 @@ def test_keyframes_come_about_as_often_as_in_the_one_pass_encode(tmp_path: Path)
     assert keys[0] == 0
     assert max(b - a for a, b in zip(keys, [*keys[1:], len(slices)], strict=True)) <= 266
     assert len(keys) <= len(slices) // 200 + 1
+
+
+def photograph(path: Path, seed: int) -> str:
+    """A seeded photograph-like JPEG (smooth shapes, texture, grain) at ``path``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    channels = [
+        np.sin(x / (9 + 5 * c) + rng.uniform(0, 6)) * 50
+        + np.cos(y / (7 + 3 * seed) + rng.uniform(0, 6)) * 40
+        + 120
+        + rng.normal(0, 6, (HEIGHT, WIDTH))
+        for c in range(3)
+    ]
+    picture = np.clip(np.dstack(channels), 0, 255).astype(np.uint8)
+    Image.fromarray(picture).save(path, quality=90)
+    return path.name
+
+
+@pytest.mark.parametrize("preset", ["veryfast", "medium"])
+def test_pictures_are_stills_as_small_as_the_one_pass_encode(tmp_path: Path, preset: str) -> None:
+    """Two photographs with titles, a crossfade between them: the picture scenes take the
+    still path (their blocks are exact copies), every decoded frame is the drawn picture,
+    the frame count and timestamps are exact, and the file is at most 1.10x the one-pass
+    encode's."""
+    data = timeline(16.0, 15.0, crossfade=0.8, soundtrack={"tone": 440})
+    for index, scene in enumerate(data["scenes"]):
+        scene["image"] = photograph(tmp_path / f"photo{index}.jpg", index)
+    stills = tmp_path / "stills.mp4"
+    renderer = MoviePyRenderer(timeline=data, base_dir=tmp_path, preset=preset)
+    renderer(None, stills)
+    MoviePyRenderer(timeline=data, base_dir=tmp_path, preset=preset, repeat_stills=False)(
+        None, tmp_path / "whole.mp4"
+    )
+    assert stills.stat().st_size <= 1.10 * (tmp_path / "whole.mp4").stat().st_size
+    frames = frame_count(parse_timeline(data, base_dir=tmp_path).duration, FPS)
+    assert_browser_ready(stills, frames=frames, fps=FPS, audio=True)
+    _, slices = frame_numbers(stills)
+    assert len([idr for idr, _ in slices if idr]) <= 4  # not a keyframe per repetition
+    assert_every_frame_is_drawn(stills, data, preset, base_dir=tmp_path)

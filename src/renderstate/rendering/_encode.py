@@ -140,9 +140,9 @@ def encode_timeline(
     """
     count = frame_count(timeline.duration, fps)
     rate = Fraction(fps).limit_denominator(1_000_000)
-    # A scene's keyframe costs a few KB when it is a colour and text, but can cost 100 KB
-    # and more with a photograph: only the first are repeated, each repetition adding one.
-    repeatable = [scene.image is None for scene in timeline.scenes]
+    # Every scene is a still picture (a colour or a photograph, and text) between its
+    # crossfades: a repetition adds a keyframe only once per unit, whatever the picture.
+    repeatable = [True] * len(timeline.scenes)
     period = frame_number_period(preset) if repeat else 0
     plan = plan_pieces(frame_runs(timeline, fps, count), period, repeatable)
     lengths = [sum(run.end - run.start for run in piece) for piece in plan.pieces]

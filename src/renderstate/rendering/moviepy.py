@@ -137,7 +137,7 @@ class MoviePyRenderer:
         preset: The x264 preset: ``ultrafast`` ... ``veryslow``. ``ultrafast`` drops to the
             Constrained Baseline profile and makes much larger files.
         crf: x264 constant rate factor, 0-51; lower is better quality and larger.
-        repeat_stills: Encode a long still stretch of a timeline scene without a picture
+        repeat_stills: Encode a long still stretch of a timeline scene (a colour or a picture)
             once, as a short piece whose frames are repeated by stream copy: several
             times faster, the same frames at the same quality, and about the size of
             encoding every frame (a keyframe about every 250 frames, as x264 places
