@@ -189,8 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Mark every project that a killed or crashed process left PROCESSING as FAILED "
             "(guarded: a project that completed meanwhile is untouched) and remove the "
-            "temporary files its render left. Run it only while no other process renders "
-            "with this database: their projects are PROCESSING too."
+            "temporary files its render left. Every command records its renders in the "
+            "database's attempt ledger, and a render renews its lease while it runs: "
+            "recover fails only renders whose lease expired (about 30 s after their "
+            "process died) and lists those still live, so it is safe to run while other "
+            "processes and workers render with this database. A project PROCESSING with "
+            "no attempt recorded (started before the ledger, or by an app without one) "
+            "is failed at once."
         ),
     )
     _add_store_options(recover)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
+import shlex
+import shutil
+import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -129,3 +133,24 @@ def refuse_to_render(project: Any, target: Path, progress: ProgressSink) -> None
 def attempt_label(number: int | None, attempt_id: int) -> str:
     """``3 (ledger #41)``: the project's own count first, then the ledger's id for it."""
     return f"#{attempt_id}" if number is None else f"{number} (ledger #{attempt_id})"
+
+
+def own_command() -> str:
+    """How to run ``renderstate`` again the way it was run now, venv activated or not.
+
+    ``renderstate`` when that name on the PATH is this very script; otherwise the path
+    it was run by (``.venv/bin/renderstate``); for ``python -m renderstate``, that
+    interpreter (by its path unless ``python`` on the PATH is it).
+    """
+    argv0 = sys.argv[0] if sys.argv else ""
+    if not argv0 or Path(argv0).name == "__main__.py":
+        python = shutil.which("python")
+        # absolute(), not resolve(): a venv's python is a symlink to one outside the venv
+        if python is not None and Path(python).absolute() == Path(sys.executable).absolute():
+            return "python -m renderstate"
+        return f"{shlex.quote(sys.executable)} -m renderstate"
+    found = shutil.which("renderstate")
+    with contextlib.suppress(OSError):
+        if found is not None and Path(found).samefile(argv0):
+            return "renderstate"
+    return shlex.quote(argv0)

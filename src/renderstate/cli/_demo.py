@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import shlex
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from renderstate.cli._common import (
     file_summary,
     make_renderer,
     new_console,
+    own_command,
     sample_data,
     transition_printer,
     whole_fps,
@@ -108,8 +110,10 @@ def demo_command(args: argparse.Namespace) -> int:
     playable = "playable MP4" if args.renderer == "moviepy" else "fake video (--renderer fake)"
     console.print(f"\nThe {playable} is at [bold]{demo.final.resolve()}[/]")
     console.print(f"stored as output_path = {project.output_path!r} on project {project.id}")
-    hint = "" if args.dir == DEFAULT_HOME else f" --db {store.url} --media {media}"
-    console.print(f"[dim]See all projects with: renderstate status{hint}[/]")
+    hint = f"{own_command()} status"
+    if args.dir != DEFAULT_HOME:
+        hint += f" --db {shlex.quote(store.url)} --media {shlex.quote(str(media))}"
+    console.print(f"[dim]See all projects with: {escape(hint)}[/]")
     return EXIT_OK if all(ok for _, ok in demo.checks) else EXIT_FAILED
 
 
