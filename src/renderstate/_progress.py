@@ -62,6 +62,15 @@ class Progress:
     """Units of :attr:`step` done, in the renderer's own units (frames, files, sentences)."""
     step_total: int = 0
     """Units of :attr:`step` in all; 0 while unknown."""
+    live: bool = True
+    """Whether these figures are being kept up to date: the attempt runs in this process, or
+    (read from the ledger) its worker's lease is current. ``False`` for an ended attempt
+    and for one whose worker stopped renewing its lease (it died or hangs): its last
+    figures, shown until recovery or a takeover ends the attempt, are stale."""
+    age: float = 0.0
+    """Seconds since the worker last wrote these figures, for a live or stale attempt read
+    from the ledger (as of the reader's clock and lease); 0.0 for the runner's own job,
+    whose figures are its latest, and for an ended attempt."""
 
     @property
     def finished(self) -> bool:

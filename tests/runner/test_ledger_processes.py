@@ -146,3 +146,53 @@ def test_readers_in_four_processes_see_one_attempt_at_a_time(
         assert by_attempt[second][0] == 0.0, by_attempt[second][:5]
         assert by_attempt[second][-1] == 1.0, by_attempt[second][-5:]
     assert store.get(project.id).status == Status.COMPLETED.value
+
+
+def test_a_killed_render_s_last_progress_reads_as_stale_once_its_lease_runs_out(
+    tmp_path: Path, url: str, store: Store
+) -> None:
+    """A restarted server reading a SIGKILLed render's attempt: its last figures are live
+    while the lease it renewed lasts, then ``live`` is false with their age growing, in
+    ``Progress`` and in the status body, until recovery fails it."""
+    from renderstate.web import status_body  # noqa: PLC0415 - the web layer, here only
+
+    media = tmp_path / "media"
+    project = store.create("stale", {})
+    lease = 1.5
+    killed = child("render", url, media, project.id, lease, 0.2, 100_000, 0.01)
+    assert killed.stdout is not None
+    line = killed.stdout.readline()
+    assert line.startswith("rendering"), line + (killed.stderr.read() if killed.stderr else "")
+    time.sleep(0.5)  # a few heartbeats' worth of progress
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.communicate(timeout=30)
+
+    ledger = Ledger(store.ledger.store, lease=lease, progress_interval=0.2)
+    runner = RenderRunner(
+        store.adapter, FakeRenderer(), media_root=media, ledger=ledger, loader=store.loader
+    )
+    try:
+        dead = store.current_attempt(store.get(project.id))
+        assert dead is not None
+        assert dead.lease_expires_at is not None
+        row = store.get(project.id)
+        if time.time() < dead.lease_expires_at - 0.3:
+            fresh = runner.progress(row)
+            assert fresh is not None
+            assert fresh.live
+            assert 0.0 <= fresh.age <= lease
+        while time.time() <= dead.lease_expires_at + 0.5:
+            time.sleep(0.05)
+        stale = runner.progress(row)
+        assert stale is not None
+        assert not stale.live
+        assert stale.age >= lease + 0.5
+        assert stale.fraction > 0.0, "the dead render's last figure is still shown"
+        body = status_body(row, runner)
+        assert body["progress"] is not None
+        assert body["progress"]["live"] is False
+        assert body["progress"]["age_seconds"] >= lease + 0.5
+        assert [r.project_key for r in runner.recover_interrupted()] == [project.id]
+        assert status_body(store.get(project.id), runner)["progress"] is None
+    finally:
+        runner.shutdown()

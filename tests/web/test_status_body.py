@@ -84,7 +84,15 @@ def finished_body(project: MemoryProject, status: Status, error: str | None = No
 
 
 LEDGERS = [pytest.param(False, id="no-ledger"), pytest.param(True, id="ledger")]
-QUEUED_BODY = {"phase": "queued", "fraction": 0.0, "done": 0, "total": 0, "eta_seconds": None}
+QUEUED_BODY = {
+    "phase": "queued",
+    "fraction": 0.0,
+    "done": 0,
+    "total": 0,
+    "eta_seconds": None,
+    "live": True,
+    "age_seconds": 0.0,
+}
 
 
 def test_a_draft_project_has_no_progress(tmp_path: Path) -> None:
@@ -135,13 +143,7 @@ def test_a_queued_render_shows_queued_at_zero(tmp_path: Path) -> None:
         renderer.release.set()
         first.wait(30)
     assert body["status"] == "PROCESSING"
-    assert body["progress"] == {
-        "phase": "queued",
-        "fraction": 0.0,
-        "done": 0,
-        "total": 0,
-        "eta_seconds": None,
-    }
+    assert body["progress"] == QUEUED_BODY
 
 
 @pytest.mark.parametrize("with_ledger", LEDGERS)

@@ -108,7 +108,7 @@ class RenderJob(Generic[ProjectT]):
         if away is not None and not self._finished.is_set():
             attempt = self._follow(away)
             if attempt is not None:
-                return progress_of(attempt, away.now())
+                return progress_of(attempt, away.now(), away.lease)
         return self._tracker.latest
 
     @property

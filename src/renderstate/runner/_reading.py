@@ -26,7 +26,7 @@ def progress(state: RunnerState[ProjectT], project: ProjectT) -> Progress | None
         return None if job is None else job.progress
     if job is not None and job.attempt_id == current.id:
         return job.progress
-    return progress_of(current, state.ledger.now())
+    return progress_of(current, state.ledger.now(), state.ledger.lease)
 
 
 def error(state: RunnerState[ProjectT], project: ProjectT) -> str | None:

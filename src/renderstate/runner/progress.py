@@ -179,6 +179,7 @@ class ProgressTracker:
             step=self._step,
             step_done=self._step_done,
             step_total=self._step_total,
+            live=self._phase not in _FINAL,
         )
         self._last_publish = now
 
@@ -196,8 +197,12 @@ _FRAME_STEPS: Final = frozenset(
 )
 
 
-def progress_of(attempt: Attempt, now: float) -> Progress:
+def progress_of(attempt: Attempt, now: float, lease: float | None = None) -> Progress:
     """Return the progress a ledger record shows, as of the UNIX time ``now``.
+
+    A live attempt whose lease has run out reads as stale (:attr:`Progress.live` false);
+    with ``lease`` (the ledger's), :attr:`Progress.age` is how long ago its worker last
+    renewed it, which is when it last wrote these figures.
 
     A renderer's own phase names (anything the runner does not know) read as phase
     ``rendering`` with that name as :attr:`Progress.step`; an ended attempt reads as
@@ -209,6 +214,11 @@ def progress_of(attempt: Attempt, now: float) -> Progress:
     counts_frames = attempt.phase in _FRAME_STEPS
     fraction = min(max(attempt.fraction, 0.0), 1.0)
     until = attempt.finished_at if attempt.finished_at is not None else now
+    expires = attempt.lease_expires_at
+    live = attempt.active and (expires is None or expires > now)
+    age = 0.0
+    if attempt.active and expires is not None and lease is not None:
+        age = max(now - (expires - lease), 0.0)
     return Progress(
         phase=phase,
         fraction=1.0 if phase is Phase.DONE else fraction,
@@ -219,4 +229,6 @@ def progress_of(attempt: Attempt, now: float) -> Progress:
         step=phase.value if phase in _FINAL else attempt.phase,
         step_done=attempt.done,
         step_total=attempt.total,
+        live=live,
+        age=age,
     )

@@ -30,6 +30,11 @@ class ProgressBody(TypedDict):
     """Video frames this attempt renders; 0 until the renderer has said."""
     eta_seconds: float | None
     """Estimated seconds until the frames are rendered; ``None`` before the first frame."""
+    live: bool
+    """``false`` when the worker rendering it stopped renewing its lease (it died or
+    hangs): the figures are its last, not current; recovery or a takeover ends it."""
+    age_seconds: float
+    """Seconds since the worker last wrote the figures (0 for this process's own job)."""
 
 
 class StatusBody(TypedDict):
@@ -57,7 +62,7 @@ def status_body(
 
         {"id": 42, "status": "PROCESSING", "output_path": "projects/42/final.mp4",
          "progress": {"phase": "rendering", "fraction": 0.5, "done": 120,
-                      "total": 240, "eta_seconds": 3.2},
+                      "total": 240, "eta_seconds": 3.2, "live": true, "age_seconds": 0.4},
          "error": null}
 
     ``progress`` is the current attempt's, read from ``source`` (a
@@ -122,6 +127,8 @@ def status_body(
             "done": progress.frames_done,
             "total": progress.frames_total,
             "eta_seconds": progress.eta,
+            "live": progress.live,
+            "age_seconds": round(progress.age, 3),
         }
     error = source.error(project) if status is Status.FAILED else None
     return {
