@@ -63,9 +63,14 @@ def listing(directory: Path) -> list[str]:
 
 
 def test_publishing_replaces_the_final_file_on_success(final: Path) -> None:
-    """The block writes a temporary file beside final.mp4; leaving it replaces final.mp4."""
+    """The block writes a temporary file in a private directory beside final.mp4, named
+    like it; leaving the block replaces final.mp4 and removes the directory."""
     with publishing(final) as target:
-        assert target.parent == final.parent
+        private = target.resolve().parent  # the path leads there through a descriptor
+        assert private.parent == final.parent
+        assert private.name == target.name
+        assert private.stat().st_uid == os.geteuid()
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700  # nobody else renames in it
         assert target.name.startswith(".final-")
         assert target.name.endswith(".partial.mp4")
         assert stat.S_IMODE(target.stat().st_mode) == 0o600  # private while it is written
@@ -394,7 +399,9 @@ def test_a_writer_sigkilled_inside_publishing_leaves_the_final_file_byte_identic
     temporary = start_killed_writer(final)
     assert digest(final) == before  # not a fragment, not deleted
     leftovers = set(listing(final.parent)) - {"final.mp4"}
-    assert leftovers == {temporary.name, temporary.name + ".soundtrack.wav"}
+    assert leftovers == {temporary.name}  # the render's private directory, named like it
+    private = final.parent / temporary.name
+    assert listing(private) == sorted([temporary.name, temporary.name + ".soundtrack.wav"])
     assert sorted(p.name for p in remove_temporary_files(final)) == sorted(leftovers)
     assert listing(final.parent) == ["final.mp4"]
     assert digest(final) == before

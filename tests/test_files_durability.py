@@ -67,6 +67,8 @@ class Call:
 # fd argument is shown as `3</dir>`).
 _LINE = re.compile(r"^(?:\d+\s+)?(?P<name>\w+)\((?P<args>.*)\)\s+=\s+(?P<result>-?\d+)")
 _PATH = re.compile(r'<([^<>]*)>|"([^"]*)"')
+# One side of renameat: `4</media/projects/1>, "final.mp4"` or `AT_FDCWD</cwd>, "/a/b"`.
+_AT = re.compile(r'(?:\d+|AT_FDCWD)<([^<>]*)>, "([^"]*)"')
 
 
 def traced_calls(tmp_path: Path, scenario: str, final: Path) -> tuple[list[Call], str]:
@@ -99,7 +101,15 @@ def traced_calls(tmp_path: Path, scenario: str, final: Path) -> tuple[list[Call]
         match = _LINE.match(line)
         if match is None or match["result"] != "0":
             continue
-        paths = tuple(a or b for a, b in _PATH.findall(match["args"]))
+        args = match["args"]
+        if match["name"] in ("renameat", "renameat2"):
+            # Relative to directory descriptors: each side is the directory joined with the name.
+            paths = tuple(
+                str(Path(directory) / name) if directory else name
+                for directory, name in _AT.findall(args)
+            )
+        else:
+            paths = tuple(a or b for a, b in _PATH.findall(args))
         calls.append(Call(match["name"], paths))
     return calls, done.stdout
 

@@ -36,6 +36,7 @@ from renderstate.exceptions import (
     RenderStateError,
     TimelineError,
     UnknownStatusError,
+    UnsafePathError,
 )
 from renderstate.runner import Progress, RenderJob, RenderRunner
 
@@ -71,6 +72,7 @@ __all__ = [
     "TransitionRecord",
     "Trigger",
     "UnknownStatusError",
+    "UnsafePathError",
     "__version__",
     "aclaim_render",
     "afail_on_error",

@@ -7,6 +7,7 @@
     │   └── RenderConflictError       start_render while PROCESSING (status_code 409)
     ├── UnknownStatusError            a stored value outside the four (mapped) statuses
     ├── InvalidOutputPathError        complete() got a path that is not URL-relative
+    ├── UnsafePathError               a link or a swapped file where the library writes
     ├── ProjectNotFoundError          unsaved or deleted project (status_code 404)
     ├── TimelineError                 a timeline the renderer refuses before rendering
     ├── RenderOutputError             the renderer returned without writing a video
@@ -46,6 +47,7 @@ __all__ = [
     "RenderStateError",
     "TimelineError",
     "UnknownStatusError",
+    "UnsafePathError",
 ]
 
 
@@ -237,6 +239,30 @@ class InvalidOutputPathError(RenderStateError, ValueError):
             "Pass a relative POSIX path below the media root, such as 'projects/42/final.mp4'"
         )
         super().__init__(f"Output path {path!r} is invalid: {reason}. {advice}.")
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "hint": self.hint}
+
+
+class UnsafePathError(RenderStateError):
+    """A path the library writes below the media root leads elsewhere, or was swapped.
+
+    A symbolic link (or a file) where a directory should be, or a file replaced between
+    its check and its use: someone who can write the media folder tried to turn a write
+    against a file outside it. Nothing was written there and nothing was published.
+    """
+
+    def __init__(self, *, path: str, reason: str, hint: str) -> None:
+        self.path = path
+        """The path that was refused."""
+        self.reason = reason
+        """What was found there."""
+        self.hint = hint
+        """What to do about it."""
+        super().__init__(
+            f"Refused to write through {path!r}: {reason}. Nothing outside the media root was "
+            f"written. {hint}."
+        )
 
     def _kwargs(self) -> dict[str, Any]:
         return {"path": self.path, "reason": self.reason, "hint": self.hint}

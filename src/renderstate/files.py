@@ -12,11 +12,13 @@
 This is the file half of what :class:`~renderstate.RenderRunner` does, usable on its own
 with :class:`~renderstate.ProjectLifecycle` (the runner itself uses these functions).
 
-- :func:`publishing` hands out a temporary path beside the final file; when the block
-  succeeds it checks the file (present, not empty), fsyncs it, replaces the final
-  file with one ``os.replace`` (a reader sees the old file or the new one, never a mix) and
-  fsyncs the directory. When the block raises, it removes the temporary file and
-  its scratch files and re-raises: the final file was never opened.
+- :func:`publishing` hands out a temporary path in a private directory (mode 0700) beside
+  the final file; when the block succeeds it checks the file (present, not empty), fsyncs
+  it, replaces the final file with one ``os.replace`` (a reader sees the old file or the
+  new one, never a mix) and fsyncs the directory, all by descriptor. When the block
+  raises, it removes the private directory with the temporary file and its scratch files
+  and re-raises: the final file was never opened. Given ``media_root``, every directory
+  below it is opened without following a symbolic link (see the Security page).
 - :func:`publish` does the same for a file already written elsewhere (a render function
   that picks its own output path): a rename on the same file system, a copy beside the
   final file and then a rename across file systems.
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import glob
 import hashlib
 import logging
@@ -67,10 +70,12 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from renderstate._confined import Workspace, entries, folder, remove_entry, same
 from renderstate._lifecycle import validate_output_path
 from renderstate.exceptions import InvalidOutputPathError, RenderOutputError
 
@@ -152,7 +157,12 @@ def _scratch_stem(name: str) -> str:
     return f"{_SCRATCH}{digest}"
 
 
-def create_temporary(final: str | os.PathLike[str], *, token: str | None = None) -> Path:
+def create_temporary(
+    final: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    media_root: str | os.PathLike[str] | None = None,
+) -> Path:
     """Create an empty, private temporary file beside ``final``, named after it, and return it.
 
     The directory must exist. The file is ``.<stem>-<16 hex digits>.partial<suffix>``,
@@ -165,28 +175,36 @@ def create_temporary(final: str | os.PathLike[str], *, token: str | None = None)
         token: The 16 hex digits, naming the writer (the runner passes the first 16 of
             its owner token), so that :func:`remove_temporary_files` can remove that
             writer's files alone; by default random.
+        media_root: When given, the directories below it are opened without following a
+            symbolic link (see :func:`publishing`).
 
     Raises:
         ValueError: ``token`` is not 16 lower-case hex digits.
         FileExistsError: the temporary file of that ``token`` exists already.
+        UnsafePathError: a directory below ``media_root`` is a symbolic link.
     """
     final = Path(final)
-    stem = _temporary_stem(final)
-    if token is not None:
-        return _create(final.with_name(f".{stem}-{_check_token(token)}{_PARTIAL}{final.suffix}"))
-    while True:
-        temporary = final.with_name(
-            f".{stem}-{secrets.token_hex(_TOKEN_BYTES)}{_PARTIAL}{final.suffix}"
-        )
-        try:
-            return _create(temporary)
-        except FileExistsError:  # pragma: no cover - 64 random bits collided
-            continue
+    with folder(final.parent, media_root=media_root, create=False) as fd:
+        while True:
+            name = temporary_name(final, token)
+            try:
+                _create(fd, name)
+            except FileExistsError:
+                if token is not None:
+                    raise
+                continue  # pragma: no cover - 64 random bits collided
+            return final.with_name(name)
 
 
-def _create(temporary: Path) -> Path:
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    return temporary
+def temporary_name(final: Path, token: str | None) -> str:
+    """The name of ``final``'s temporary file for ``token`` (random by default)."""
+    digits = secrets.token_hex(_TOKEN_BYTES) if token is None else _check_token(token)
+    return f".{_temporary_stem(final)}-{digits}{_PARTIAL}{final.suffix}"
+
+
+def _create(fd: int, name: str) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    os.close(os.open(name, flags, 0o600, dir_fd=fd))
 
 
 def _check_token(token: object) -> str:
@@ -241,8 +259,19 @@ def _discard(temporary: Path, *, itself: bool) -> None:
                     _remove(leftover)
 
 
+def _remove(path: Path) -> None:
+    # A program may have made a directory of its scratch name; a symlink is only unlinked.
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def remove_temporary_files(
-    final: str | os.PathLike[str], *, token: str | None = None
+    final: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    media_root: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Remove every temporary file of ``final`` and their scratch files; return what went.
 
@@ -258,36 +287,42 @@ def remove_temporary_files(
 
     With ``token`` (what :func:`create_temporary` was given), only the temporary files of
     that writer go, with their scratch files: a takeover that knows which owner is gone
-    leaves a live writer's files alone.
+    leaves a live writer's files alone. A render's private directory (:func:`publishing`)
+    bears its temporary file's name and goes with everything in it. Everything is removed
+    relative to the directory's descriptor, a symbolic link as the link itself.
+
+    Args:
+        final: The final file.
+        token: Only this writer's temporary files.
+        media_root: When given, the directories below it are opened without following a
+            symbolic link.
 
     Raises:
         ValueError: ``token`` is not 16 lower-case hex digits.
+        UnsafePathError: a directory below ``media_root`` is a symbolic link.
     """
     final = Path(final)
     # The token's exact length keeps "intro" from matching "intro-v2"'s temporary files.
     digits = "[0-9a-f]" * (2 * _TOKEN_BYTES) if token is None else _check_token(token)
     stem = f".{glob.escape(_temporary_stem(final))}-{digits}{_PARTIAL}"
     patterns = (f"{stem}{glob.escape(final.suffix)}*", f"{stem}{_MOVIEPY}*")
-    found = sorted({p for pattern in patterns for p in final.parent.glob(pattern)})
-    # The scratch files scratch_path() named go first: only their temporary file's name,
-    # found here, leads to them.
-    scratch = sorted(
-        {p for leftover in found for p in final.parent.glob(f"{_scratch_stem(leftover.name)}.*")}
-    )
-    removed: list[Path] = []
-    for leftover in (*scratch, *found):
-        with contextlib.suppress(FileNotFoundError):
-            _remove(leftover)
-            removed.append(leftover)
-    return removed
-
-
-def _remove(path: Path) -> None:
-    # A program may have made a directory of its scratch name; a symlink is only unlinked.
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+    try:
+        with folder(final.parent, media_root=media_root, create=False) as fd:
+            names = entries(fd)
+            found = sorted({n for pattern in patterns for n in fnmatch.filter(names, pattern)})
+            # The scratch files scratch_path() named go first: only their temporary file's
+            # name, found here, leads to them.
+            scratch = sorted(
+                {n for f in found for n in fnmatch.filter(names, f"{_scratch_stem(f)}.*")}
+            )
+            removed: list[Path] = []
+            for leftover in (*scratch, *found):
+                with contextlib.suppress(FileNotFoundError):
+                    remove_entry(fd, leftover)
+                    removed.append(final.with_name(leftover))
+            return removed
+    except FileNotFoundError:
+        return []
 
 
 def make_durable(path: str | os.PathLike[str], *, project_key: object = None) -> None:
@@ -376,23 +411,36 @@ def backup_path(final: str | os.PathLike[str], tag: str | int) -> Path:
     return final.with_name(f".{_backup_stem(final)}-{_check_tag(tag)}{_BACKUP}{final.suffix}")
 
 
-def backups(final: str | os.PathLike[str]) -> dict[str, Path]:
+_Root = str | os.PathLike[str] | None
+
+
+def backups(final: str | os.PathLike[str], *, media_root: _Root = None) -> dict[str, Path]:
     """Return ``final``'s backups, by tag (none if the directory does not exist).
 
     Only the backups of ``final`` itself: those of ``final-v2.mp4`` are not among them.
+    ``media_root``, here and in every journal function, confines the directory as for
+    :func:`publishing`.
     """
     final = Path(final)
+    try:
+        with folder(final.parent, media_root=media_root, create=False) as fd:
+            return {tag: final.with_name(name) for tag, name in _backups_at(fd, final).items()}
+    except FileNotFoundError:
+        return {}
+
+
+def _backups_at(fd: int, final: Path) -> dict[str, str]:
     stem = _backup_stem(final)
     pattern = f".{glob.escape(stem)}-*{glob.escape(_BACKUP + final.suffix)}"
-    found: dict[str, Path] = {}
-    for path in final.parent.glob(pattern):
-        tag = path.name[len(stem) + 2 : len(path.name) - len(_BACKUP + final.suffix)]
+    found: dict[str, str] = {}
+    for name in fnmatch.filter(entries(fd), pattern):
+        tag = name[len(stem) + 2 : len(name) - len(_BACKUP + final.suffix)]
         if _TAG.fullmatch(tag) is not None:
-            found[tag] = path
+            found[tag] = name
     return found
 
 
-def backup(final: str | os.PathLike[str], tag: str | int) -> Path:
+def backup(final: str | os.PathLike[str], tag: str | int, *, media_root: _Root = None) -> Path:
     """Keep the current ``final`` under its backup name for ``tag``, durably; before a rename.
 
     A hard link (the same file under a second name: no copy, and the file's bytes are
@@ -403,6 +451,7 @@ def backup(final: str | os.PathLike[str], tag: str | int) -> Path:
     backup is an empty file, which says so: restoring it removes ``final``. If the tag's
     backup already exists, it is kept as it is: it holds an older version (a publish of
     the same attempt that was retried after a crash) that the new one must not replace.
+    A ``final`` that is a symbolic link is backed up as the link, never followed.
 
     Returns:
         The backup's path.
@@ -411,43 +460,61 @@ def backup(final: str | os.PathLike[str], tag: str | int) -> Path:
         OSError: the backup could not be made; ``final`` is untouched.
     """
     final = Path(final)
-    path = backup_path(final, tag)
+    with folder(final.parent, media_root=media_root, create=False) as fd:
+        _backup_at(fd, final, tag)
+    return backup_path(final, tag)
+
+
+def _backup_at(fd: int, final: Path, tag: str | int) -> None:
+    name = backup_path(final, tag).name
     try:
-        os.link(final, path)
+        os.link(final.name, name, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
     except FileExistsError:
-        return path
+        return
     except FileNotFoundError:
         try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            _create(fd, name)
         except FileExistsError:
-            return path
+            return
     except OSError as exc:
-        if exc.errno not in _NO_LINK or not final.is_file():
+        if exc.errno not in _NO_LINK or not _is_file_at(fd, final.name):
             raise
-        _copy_backup(final, path)
-    sync_directory(final.parent)
-    return path
+        _copy_backup(fd, final, name)
+    os.fsync(fd)
 
 
-def _copy_backup(final: Path, path: Path) -> None:
+def _is_file_at(fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _copy_backup(fd: int, final: Path, name: str) -> None:
     # A partial copy under the backup name would be restored as the previous file: copy to
     # a temporary file (which recovery removes), then rename it into place.
-    temporary = create_temporary(final)
+    temporary = temporary_name(final, None)
+    _create(fd, temporary)
     try:
-        shutil.copyfile(final, temporary)
-        shutil.copymode(final, temporary)
-        fd = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        temporary.replace(path)
+        source = os.open(final.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        with (
+            os.fdopen(source, "rb") as reader,
+            os.fdopen(
+                os.open(temporary, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd), "wb"
+            ) as writer,
+        ):
+            shutil.copyfileobj(reader, writer)
+            writer.flush()
+            os.fchmod(writer.fileno(), stat.S_IMODE(os.fstat(reader.fileno()).st_mode))
+            os.fsync(writer.fileno())
+        os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
     except BaseException:
-        discard(temporary)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=fd)
         raise
 
 
-def restore(final: str | os.PathLike[str], tag: str | int) -> bool:
+def restore(final: str | os.PathLike[str], tag: str | int, *, media_root: _Root = None) -> bool:
     """Put the backup tagged ``tag`` back over ``final``: its attempt did not commit.
 
     One ``os.replace`` (readers see the new file or the previous one, never a mix), then
@@ -461,33 +528,41 @@ def restore(final: str | os.PathLike[str], tag: str | int) -> bool:
         Whether there was a backup to restore.
     """
     final = Path(final)
-    path = backup_path(final, tag)
     try:
-        size = path.lstat().st_size
+        with folder(final.parent, media_root=media_root, create=False) as fd:
+            return _restore_at(fd, final, tag)
     except FileNotFoundError:
         return False
-    if size == 0:  # there was no final file before this attempt
+
+
+def _restore_at(fd: int, final: Path, tag: str | int) -> bool:
+    name = backup_path(final, tag).name
+    try:
+        kept = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if kept.st_size == 0:  # there was no final file before this attempt
         with contextlib.suppress(FileNotFoundError):
-            final.unlink()
-        path.unlink()
-    elif _same_file(path, final):
+            os.unlink(final.name, dir_fd=fd)
+        os.unlink(name, dir_fd=fd)
+    elif _same_at(fd, kept, final.name):
         # rename() between two links of one file does nothing: remove the second name.
-        path.unlink()
+        os.unlink(name, dir_fd=fd)
     else:
-        path.replace(final)
-    sync_directory(final.parent)
-    logger.info("restored %s from its backup %s", final, path.name)
+        os.replace(name, final.name, src_dir_fd=fd, dst_dir_fd=fd)
+    os.fsync(fd)
+    logger.info("restored %s from its backup %s", final, name)
     return True
 
 
-def _same_file(one: Path, other: Path) -> bool:
+def _same_at(fd: int, kept: os.stat_result, name: str) -> bool:
     try:
-        return one.samefile(other)
+        return same(kept, os.stat(name, dir_fd=fd, follow_symlinks=False))
     except FileNotFoundError:
         return False
 
 
-def drop_backup(final: str | os.PathLike[str], tag: str | int) -> bool:
+def drop_backup(final: str | os.PathLike[str], tag: str | int, *, media_root: _Root = None) -> bool:
     """Remove the backup tagged ``tag`` of ``final``: its attempt committed; fsync the directory.
 
     Returns:
@@ -495,15 +570,26 @@ def drop_backup(final: str | os.PathLike[str], tag: str | int) -> bool:
     """
     final = Path(final)
     try:
-        backup_path(final, tag).unlink()
+        with folder(final.parent, media_root=media_root, create=False) as fd:
+            return _drop_at(fd, final, tag)
     except FileNotFoundError:
         return False
-    sync_directory(final.parent)
+
+
+def _drop_at(fd: int, final: Path, tag: str | int) -> bool:
+    try:
+        os.unlink(backup_path(final, tag).name, dir_fd=fd)
+    except FileNotFoundError:
+        return False
+    os.fsync(fd)
     return True
 
 
 def settle_backups(
-    final: str | os.PathLike[str], committed: Callable[[str], bool] | bool
+    final: str | os.PathLike[str],
+    committed: Callable[[str], bool] | bool,
+    *,
+    media_root: _Root = None,
 ) -> Settled:
     """Restore or drop every backup of ``final``, as the commit of its tag's attempt says.
 
@@ -515,24 +601,31 @@ def settle_backups(
     ends up as the oldest one: the file before all of them. Those of attempts that
     committed are dropped. Call it only when no publish of ``final`` is under way.
     """
-    found = backups(final)
+    final = Path(final)
+    try:
+        with folder(final.parent, media_root=media_root, create=False) as fd:
+            return _settle_at(fd, final, committed)
+    except FileNotFoundError:
+        return Settled([], [])
 
+
+def _settle_at(fd: int, final: Path, committed: Callable[[str], bool] | bool) -> Settled:
     def order(tag: str) -> tuple[int, int, str]:
         return (0, int(tag), tag) if tag.isdigit() else (1, 0, tag)
 
     settled = Settled([], [])
-    for tag in sorted(found, key=order, reverse=True):
+    for tag in sorted(_backups_at(fd, final), key=order, reverse=True):
         if committed if isinstance(committed, bool) else committed(tag):
-            if drop_backup(final, tag):
+            if _drop_at(fd, final, tag):
                 settled.dropped.append(tag)
-        elif restore(final, tag):
+        elif _restore_at(fd, final, tag):
             settled.restored.append(tag)
     return settled
 
 
-def _sync_after_rename(directory: Path) -> None:
+def _sync_after_rename(fd: int, directory: Path) -> None:
     try:
-        sync_directory(directory)
+        os.fsync(fd)
     except OSError:
         # The new file is already in place; reporting a failure now would make the caller
         # record a failed write whose file replaced the old one. Say so and carry on.
@@ -547,16 +640,24 @@ def publishing(
     commit: Callable[[], object] | None = None,
     tag: str | int | None = None,
     committed: Callable[[str], bool] | bool = True,
+    media_root: _Root = None,
 ) -> Iterator[Path]:
-    """Hand out a temporary path beside ``final``; replace ``final`` with it if the block succeeds.
+    """Hand out a private temporary path; replace ``final`` with it if the block succeeds.
 
-    The directory of ``final`` is created if needed. Write the whole new file to the path
-    the ``with`` statement gives (keep scratch files beside it, named after it). When the
-    block ends normally, the file is checked and flushed (:func:`make_durable`), moved over
-    ``final`` with one ``os.replace``, and the directory is fsynced. When the block
-    raises, ``BaseException`` included (``KeyboardInterrupt``, ``SystemExit``), or the check
-    or the rename fails, the temporary file and its scratch files are removed, ``final`` is
-    left exactly as it was, and the exception propagates.
+    The directory of ``final`` is created if needed. The temporary file sits in a private
+    directory (mode 0700) made beside ``final`` under the temporary file's name: nobody
+    else can rename anything in it, so a media folder writable by a group cannot turn the
+    write against another file. The path handed out leads there through the directory's
+    descriptor (``/proc/<pid>/fd/<n>/.final-<hex>.partial.mp4`` where ``/proc`` is
+    mounted), so a program that opens it by name (ffmpeg) writes there too. Write the
+    whole new file to that path (keep scratch files beside it). When the block ends
+    normally, the file is opened without following a link, checked (a regular, non-empty
+    file), made 0644 and fsynced by that descriptor, its identity checked against its
+    name once more, moved over ``final`` with one ``os.replace`` relative to the two
+    directories' descriptors, and the directory is fsynced. When the block raises,
+    ``BaseException`` included (``KeyboardInterrupt``, ``SystemExit``), or the check or
+    the rename fails, the private directory and everything in it are removed, ``final``
+    is left exactly as it was, and the exception propagates.
 
     With ``commit``, the publish is journaled: ``commit`` is the save that records the new
     file (``lambda: lifecycle.complete(output_path)``), called after the rename::
@@ -594,80 +695,84 @@ def publishing(
         commit: The save of the new file's record; journals the publish.
         tag: The backup's tag (with ``commit``; by default :func:`new_tag`).
         committed: How the backups found on entry are settled (with ``commit``).
+        media_root: The media root ``final`` is below: every directory below it is then
+            opened without following a symbolic link (a link there is refused), so nothing
+            outside the root is written however the folder's names are changed meanwhile.
 
     Raises:
         RenderOutputError: the block wrote no file, or an empty one; ``final`` is untouched.
+        UnsafePathError: a directory below ``media_root`` is a symbolic link, or the
+            finished file was swapped; nothing was published.
         ValueError: ``tag`` is not a valid tag.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if commit is not None:
-        tag = new_tag() if tag is None else _check_tag(tag)
-        settle_backups(final, committed)
-    temporary = create_temporary(final)
-    try:
-        yield temporary
-        make_durable(temporary, project_key=project_key)
-        # The scratch files go while the temporary file's name still leads to them: once
-        # it is renamed, a process killed before the clean-up would leave them for ever.
-        discard(temporary, scratch_only=True)
-        if commit is None:
-            temporary.replace(final)  # atomic: readers see the old file or the new one
-    except BaseException:
-        discard(temporary)
-        raise
-    if commit is None:
-        discard(temporary)  # the scratch files; the temporary file itself is now `final`
-        _sync_after_rename(final.parent)
-        return
-    assert tag is not None
-    try:
-        _replace_journaled(temporary, final, tag, commit)
-    finally:
-        discard(temporary)  # the temporary file unless it was moved, and scratch files
+    with folder(final.parent, media_root=media_root, create=True) as fd:
+        if commit is not None:
+            tag = new_tag() if tag is None else _check_tag(tag)
+            _settle_at(fd, final, committed)
+        root = None if media_root is None else Path(media_root)
+        workspace = Workspace(fd, temporary_name(final, None), final.parent, root)
+        try:
+            yield workspace.target
+            workspace.seal(project_key)
+            # The scratch files go first: a process killed after the rename would leave
+            # them until the next recovery.
+            workspace.clear_scratch()
+            if commit is None:
+                workspace.replace(final.name)  # atomic: readers see the old or the new file
+                _sync_after_rename(fd, final.parent)
+            else:
+                assert tag is not None
+                _replace_journaled(
+                    fd, final, tag, commit, move=lambda: workspace.replace(final.name)
+                )
+        finally:
+            workspace.remove()
 
 
 def _replace_journaled(
-    new: Path,
+    fd: int,
     final: Path,
     tag: str | int,
     commit: Callable[[], object],
     *,
-    give_back: Path | None = None,
+    move: Callable[[], object],
+    give_back: Callable[[], object] | None = None,
 ) -> bool:
-    """Back ``final`` up, move ``new`` over it, ``commit``, drop the backup (or restore it).
+    """Back ``final`` up, ``move`` the new file over it, ``commit``, drop the backup (or restore).
 
     Returns:
-        ``False`` if ``new`` is on another file system (nothing was changed), else ``True``.
+        ``False`` if the new file is on another file system (nothing was changed), else
+        ``True``.
     """
-    backup(final, tag)
+    _backup_at(fd, final, tag)
     try:
-        new.replace(final)  # atomic: readers see the old file or the new one
+        move()  # atomic: readers see the old file or the new one
     except BaseException as exc:
-        _put_back(final, tag)
+        _put_back(fd, final, tag)
         if isinstance(exc, OSError) and exc.errno == errno.EXDEV and give_back is not None:
             return False
         raise
-    _sync_after_rename(final.parent)
+    _sync_after_rename(fd, final.parent)
     try:
         commit()
     except BaseException:
         if give_back is not None:
             with contextlib.suppress(OSError):
-                final.replace(give_back)
-        _put_back(final, tag)
+                give_back()
+        _put_back(fd, final, tag)
         raise
     try:
-        drop_backup(final, tag)
+        _drop_at(fd, final, tag)
     except OSError:
         # Committed: the backup is only a leftover now, which the next settle removes.
         logger.warning("published %s but could not remove its backup", final, exc_info=True)
     return True
 
 
-def _put_back(final: Path, tag: str | int) -> None:
+def _put_back(fd: int, final: Path, tag: str | int) -> None:
     try:
-        restore(final, tag)
+        _restore_at(fd, final, tag)
     except OSError:
         # The error being raised matters more; recovery restores the backup later.
         logger.exception("could not restore %s from its backup %s", final, tag)
@@ -681,6 +786,7 @@ def publish(
     commit: Callable[[], object] | None = None,
     tag: str | int | None = None,
     committed: Callable[[str], bool] | bool = True,
+    media_root: _Root = None,
 ) -> Path:
     """Move a finished file written elsewhere over ``final``, with :func:`publishing`'s care.
 
@@ -695,6 +801,7 @@ def publish(
     ``commit``, ``tag`` and ``committed`` journal the publish as for :func:`publishing`:
     ``final`` is backed up before the rename, ``commit`` runs after it, and if ``commit``
     raises, ``source`` is moved back (on the same file system) and ``final`` restored.
+    ``media_root`` confines ``final``'s directory as for :func:`publishing`.
 
     Returns:
         ``final``, as a :class:`~pathlib.Path`.
@@ -715,8 +822,8 @@ def publish(
     if commit is not None:
         tag = new_tag() if tag is None else _check_tag(tag)
     make_durable(source, project_key=project_key)
-    with contextlib.suppress(FileNotFoundError):
-        if source.samefile(final):
+    with folder(final.parent, media_root=media_root, create=True) as fd:
+        if _same_at(fd, source.stat(), final.name):
             raise InvalidOutputPathError(
                 path=str(source),
                 reason="it is the file being published itself, so the previous version was "
@@ -724,25 +831,37 @@ def publish(
                 hint="Write the new file elsewhere (renderstate.files.publishing hands out a "
                 "temporary path beside the final file) and publish that",
             )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if commit is not None:
-        assert tag is not None
-        settle_backups(final, committed)
-        if _replace_journaled(source, final, tag, commit, give_back=source):
-            return final
-        committed = True  # settled just now
-    else:
-        try:
-            source.replace(final)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
+
+        def move() -> None:
+            os.replace(source, final.name, dst_dir_fd=fd)
+
+        if commit is not None:
+            assert tag is not None
+            _settle_at(fd, final, committed)
+
+            def give_back() -> None:
+                os.replace(final.name, source, src_dir_fd=fd)
+
+            if _replace_journaled(fd, final, tag, commit, move=move, give_back=give_back):
+                return final
+            committed = True  # settled just now
         else:
-            _sync_after_rename(final.parent)
-            return final
+            try:
+                move()
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+            else:
+                _sync_after_rename(fd, final.parent)
+                return final
     # Another file system: a rename cannot cross it, so copy beside `final` first.
     with publishing(
-        final, project_key=project_key, commit=commit, tag=tag, committed=committed
+        final,
+        project_key=project_key,
+        commit=commit,
+        tag=tag,
+        committed=committed,
+        media_root=media_root,
     ) as temporary:
         shutil.copyfile(source, temporary)
     try:

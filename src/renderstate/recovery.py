@@ -37,7 +37,12 @@ from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle, notify_observers
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
-from renderstate.exceptions import InvalidTransitionError, RenderInterruptedError, RenderStateError
+from renderstate.exceptions import (
+    InvalidTransitionError,
+    RenderInterruptedError,
+    RenderStateError,
+    UnsafePathError,
+)
 from renderstate.files import backups, remove_temporary_files, restore, settle_backups
 from renderstate.ledger import Ledger
 from renderstate.typing import Adapter, Observer, ProjectLoader, ProjectT
@@ -54,6 +59,7 @@ def fail_interrupted(
     lifecycle: ProjectLifecycle[ProjectT],
     *,
     final_file: str | os.PathLike[str] | None = None,
+    media_root: str | os.PathLike[str] | None = None,
 ) -> TransitionRecord | None:
     """Fail one project left PROCESSING by a dead process, and clean up its files.
 
@@ -73,27 +79,31 @@ def fail_interrupted(
     Without ``final_file``, or for a final file written without the journal (a render
     function that wrote it in place, ``publishing()`` without ``commit``), nothing is said
     about the final file: whether it is the previous video depends on how it was written.
+    With ``media_root``, every directory below it is opened without following a symbolic
+    link (see :func:`renderstate.files.publishing`); a link there is logged and nothing
+    behind it is touched.
 
     Returns:
         The record of the move to FAILED, or ``None`` if the project was not PROCESSING
         (or its backup could not be put back: it stays PROCESSING, and the error is logged).
     """
     status = lifecycle.status
-    if final_file is not None and backups(final_file):
+    root = media_root
+    if final_file is not None and _backups(final_file, root):
         # Restoring over a video that was committed meanwhile would lose it: read the row.
         with contextlib.suppress(RenderStateError):
             status = lifecycle.refresh()
     if status is not Status.PROCESSING:
         if final_file is not None:
             try:
-                settle_backups(final_file, status is Status.COMPLETED)
-            except OSError:
+                settle_backups(final_file, status is Status.COMPLETED, media_root=root)
+            except (OSError, UnsafePathError):
                 logger.exception("could not settle the backups of %s", final_file)
         return None
     if final_file is not None:
         try:
-            restored = settle_backups(final_file, committed=False).restored
-        except OSError:
+            restored = settle_backups(final_file, committed=False, media_root=root).restored
+        except (OSError, UnsafePathError):
             logger.exception(
                 "could not put back the previous video of project %s at %s; it stays "
                 "PROCESSING until recovery succeeds",
@@ -114,14 +124,18 @@ def fail_interrupted(
         return None  # it completed or failed meanwhile: nothing to recover
     logger.warning("project %s was left PROCESSING; marked FAILED", lifecycle.project_key)
     if final_file is not None:
-        with contextlib.suppress(OSError):
-            for leftover in remove_temporary_files(final_file):
+        with contextlib.suppress(OSError, UnsafePathError):
+            for leftover in remove_temporary_files(final_file, media_root=root):
                 logger.info("removed %s, left by the interrupted render", leftover)
     return record
 
 
 def clean_up_attempt(
-    attempt: Attempt, final_file: str | os.PathLike[str], *, by_owner: bool = False
+    attempt: Attempt,
+    final_file: str | os.PathLike[str],
+    *,
+    by_owner: bool = False,
+    media_root: str | os.PathLike[str] | None = None,
 ) -> None:
     """Put back what the interrupted ``attempt`` replaced at ``final_file``; remove its files.
 
@@ -135,18 +149,27 @@ def clean_up_attempt(
     temporary files of ``attempt.owner`` go, and those of another writer of the same file
     stay; an attempt recorded without an owner token removes them all, as without it.
     Without ``by_owner`` every temporary file of ``final_file`` goes: an app's own
-    ``publishing()`` names its temporary files at random.
+    ``publishing()`` names its temporary files at random. ``media_root`` confines the
+    final file's directory as for :func:`fail_interrupted`.
     """
     token = _temporary_token(attempt.owner) if by_owner else None
-    if restore(final_file, attempt.id):
+    if restore(final_file, attempt.id, media_root=media_root):
         logger.warning(
             "attempt %s of %s %s: put back the previous video",
             attempt.id,
             attempt.scope,
             attempt.project_key,
         )
-    for leftover in remove_temporary_files(final_file, token=token):
+    for leftover in remove_temporary_files(final_file, token=token, media_root=media_root):
         logger.info("removed %s, left by attempt %s", leftover, attempt.id)
+
+
+def _backups(final_file: str | os.PathLike[str], media_root: str | os.PathLike[str] | None) -> bool:
+    try:
+        return bool(backups(final_file, media_root=media_root))
+    except (OSError, UnsafePathError):
+        logger.exception("could not list the backups of %s", final_file)
+        return False
 
 
 def _temporary_token(owner: str | None) -> str | None:
@@ -167,6 +190,7 @@ def recover_interrupted(
     output_field: str = "output_path",
     values: StatusValues | None = None,
     observers: Iterable[Observer] = (),
+    media_root: str | os.PathLike[str] | None = None,
 ) -> list[TransitionRecord]:
     """Fail the projects a killed process left PROCESSING and remove its temporary files.
 
@@ -192,6 +216,8 @@ def recover_interrupted(
         output_field: As for :class:`~renderstate.ProjectLifecycle`.
         values: As for :class:`~renderstate.ProjectLifecycle`.
         observers: Told about each project moved to FAILED.
+        media_root: The media root the final files are below: every directory below it
+            is then opened without following a symbolic link.
 
     Returns:
         The records of the projects moved to FAILED.
@@ -217,7 +243,7 @@ def recover_interrupted(
                 project = loader(attempt.project_key)
                 final = None if project is None else file_of(project)
                 if final is not None:
-                    clean_up_attempt(attempt, final)
+                    clean_up_attempt(attempt, final, media_root=media_root)
 
         found = ledger.recover(adapter, loader, cleanup=cleanup, **options)  # type: ignore[arg-type]
         records = [r.record for r in found if r.record is not None]
@@ -235,7 +261,7 @@ def recover_interrupted(
                 final = None if final_file is None else final_file(project)
             except RenderStateError:
                 final = None
-            record = fail_interrupted(lifecycle, final_file=final)
+            record = fail_interrupted(lifecycle, final_file=final, media_root=media_root)
             if record is not None:
                 records.append(record)
     for record in records:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -60,16 +61,26 @@ def test_a_successful_render_stores_the_video_and_completes(tmp_path: Path) -> N
 
 
 def test_the_renderer_gets_a_temporary_mp4_beside_the_final_file(tmp_path: Path) -> None:
-    """target is a fresh .mp4 in the final file's directory, never final.mp4 itself."""
-    renderer = FakeRenderer(frames=1)
+    """target is a fresh .mp4 in a private directory in the final file's directory (named
+    like it), never final.mp4 itself; the directory is gone afterwards."""
+    fake = FakeRenderer(frames=1)
+    private: list[Path] = []
+
+    def renderer(project: object, target: Path, progress: ProgressSink) -> None:
+        private.append(target.resolve().parent)  # the path leads there through a descriptor
+        assert stat.S_IMODE(private[0].stat().st_mode) == 0o700
+        fake(project, target, progress)
+
     project = MemoryProject()
     with inline_runner(renderer, tmp_path) as runner:
         runner.submit(project).wait()
-    (target,) = renderer.targets
+    (target,) = fake.targets
     assert target.suffix == ".mp4"
     assert target.name != "final.mp4"
-    assert target.parent == tmp_path / "projects" / str(project.id)
+    folder = tmp_path / "projects" / str(project.id)
+    assert private == [folder / target.name]
     assert not target.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["final.mp4"]
 
 
 def test_the_final_video_is_readable_by_others(tmp_path: Path) -> None:

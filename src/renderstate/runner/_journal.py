@@ -49,7 +49,11 @@ def settle_before_start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) 
     try:
         status = job._lifecycle.status
         if status is not Status.PROCESSING:
-            settle_backups(state.file_for(job.output_path), status is Status.COMPLETED)
+            settle_backups(
+                state.file_for(job.output_path),
+                status is Status.COMPLETED,
+                media_root=state.media_root,
+            )
     except (OSError, RenderStateError):
         logger.exception("could not settle the backups of project %s", job.project_key)
 
@@ -65,12 +69,13 @@ def settle_at_begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT], fina
     ledger, attempt = state.ledger, job.attempt
     if ledger is None or attempt is None:
         return
-    found = backups(final)
+    found = backups(final, media_root=state.media_root)
     if not found:
         return  # the usual case: one directory listing, no query
     history = ledger.history(attempt.scope, attempt.project_key)
     mine = attempt.id
-    _settle(final, found, history, spare=lambda a: a.active and a.id != mine)
+    root = state.media_root
+    _settle(final, found, history, spare=lambda a: a.active and a.id != mine, media_root=root)
 
 
 def settle_ended(state: RunnerState[ProjectT]) -> None:
@@ -109,7 +114,13 @@ def _settle_found(
         return  # the live attempt settles them at its begin, or its own end does
     # Between the check above and the settle, a new attempt may start: its begin settles
     # these same backups the same way before it renders, so either one finishes the job.
-    _settle(final, backups(final), history, spare=lambda _: False)
+    _settle(
+        final,
+        backups(final, media_root=state.media_root),
+        history,
+        spare=lambda _: False,
+        media_root=state.media_root,
+    )
 
 
 def _settle(
@@ -118,6 +129,7 @@ def _settle(
     history: list[Attempt],
     *,
     spare: Callable[[Attempt], bool],
+    media_root: Path,
 ) -> None:
     """Drop or put back ``final``'s backups ``found``, by the attempts ``history`` lists.
 
@@ -136,9 +148,9 @@ def _settle(
 
     for tag in sorted(judged, key=int, reverse=True):
         if committed(tag):
-            drop_backup(final, tag)
+            drop_backup(final, tag, media_root=media_root)
         else:
-            restore(final, tag)
+            restore(final, tag, media_root=media_root)
 
 
 def settle_publish(
@@ -146,6 +158,7 @@ def settle_publish(
     tag: str | int,
     record: TransitionRecord | None,
     problem: BaseException | None,
+    media_root: Path,
 ) -> None:
     """After the save of a journaled publish: drop the backup, put it back, or leave it.
 
@@ -157,23 +170,23 @@ def settle_publish(
     """
     try:
         if record is not None and record.target is Status.COMPLETED:
-            drop_backup(final, tag)
+            drop_backup(final, tag, media_root=media_root)
         elif problem is None or isinstance(problem, RenderStateError):
-            restore(final, tag)
+            restore(final, tag, media_root=media_root)
         else:
             logger.warning(
                 "the save of %s's completion may not have committed; its backup stays for "
                 "recover_interrupted()",
                 final,
             )
-    except OSError:
+    except (OSError, RenderStateError):
         logger.exception("could not settle the backup of %s", final)
 
 
-def put_back(final: Path, tag: str | int) -> None:
+def put_back(final: Path, tag: str | int, media_root: Path) -> None:
     """Restore ``final`` from its backup ``tag`` after a rename that did not happen."""
     try:
-        restore(final, tag)
-    except OSError:
+        restore(final, tag, media_root=media_root)
+    except (OSError, RenderStateError):
         # The error being raised matters more; recovery restores the backup later.
         logger.exception("could not put back %s from its backup", final)

@@ -1,11 +1,14 @@
 """Publishing: the file half of a render, from a temporary file to the published video.
 
-The renderer writes a temporary ``.mp4`` beside the final file (or returns a file of its
-own, adopted into that place); it is made durable, then moved over the final video in one
-atomic rename: directly without a ledger, inside the fenced completion with one, journaled
-either way (:mod:`._journal`). Whatever else happens the temporary file and its scratch
-files are removed and the previous video is left as it was, or put back. Ending (saving
-COMPLETED or FAILED) is :mod:`._ending`'s.
+The renderer writes a temporary ``.mp4`` in a private directory beside the final file (or
+returns a file of its own, adopted into that place); it is checked and made durable by
+descriptor, then moved over the final video in one atomic rename relative to the
+directories' descriptors: directly without a ledger, inside the fenced completion with
+one, journaled either way (:mod:`._journal`). Every directory below the media root is
+opened without following a link (:mod:`renderstate._confined`), so a media folder that a
+group can write cannot send a write outside it. Whatever else happens the private
+directory and its scratch files are removed and the previous video is left as it was, or
+put back. Ending (saving COMPLETED or FAILED) is :mod:`._ending`'s.
 """
 
 from __future__ import annotations
@@ -17,17 +20,10 @@ import os
 from pathlib import Path
 
 from renderstate._attempts import Attempt
+from renderstate._confined import Workspace, folder
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderOutputError
-from renderstate.files import (
-    backup,
-    create_temporary,
-    discard,
-    make_durable,
-    new_tag,
-    publish,
-    sync_directory,
-)
+from renderstate.files import backup, new_tag, publish, temporary_name
 from renderstate.recovery import _temporary_token, clean_up_attempt
 from renderstate.runner._ending import end_completed, end_failed
 from renderstate.runner._job import RenderJob
@@ -42,15 +38,18 @@ logger = logging.getLogger("renderstate.runner")
 def render(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
     """Render the job's video into a temporary file and publish it; end the job either way."""
     final: Path | None = None
-    partial: Path | None = None
+    workspace: Workspace | None = None
     tag: str | None = None
+    root = state.media_root
     try:
         # The path recorded at submit, so the file written is the one complete() saves.
         final = state.file_for(job.output_path)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        settle_at_begin(state, job, final)
-        # Named by the job's owner: a takeover removes only the files of an owner gone.
-        partial = create_temporary(final, token=_temporary_token(job.owner))
+        with folder(final.parent, media_root=root, create=True) as directory:
+            settle_at_begin(state, job, final)
+            # Named by the job's owner: a takeover removes only the files of an owner gone.
+            name = temporary_name(final, _temporary_token(job.owner))
+            workspace = Workspace(directory, name, final.parent, root)
+        partial = workspace.target
         job._tracker.enter(Phase.RENDERING)
         job._check_cancelled()
         written = state.renderer(job.project, partial, job._report)
@@ -58,38 +57,41 @@ def render(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
         job._tracker.enter(Phase.FINALIZING)
         if written is not None:
             _adopt(written, partial, final, project_key=job.project_key)
-        make_durable(partial, project_key=job.project_key)
-        # While the partial's name still leads to its scratch files: once it is renamed,
-        # a process killed before the clean-up would leave them for ever.
-        discard(partial, scratch_only=True)
+        workspace.seal(job.project_key)
+        # The scratch files go before the rename: a process killed after it would leave
+        # them until the next recovery.
+        workspace.clear_scratch()
         job._begin_publishing()
         if state.ledger is None:
             tag = new_tag()
-            backup(final, tag)  # journaled: put back unless complete() saves
-            _publish(state, job, partial, final)
-            discard(partial)
-            partial = None
+            backup(final, tag, media_root=root)  # journaled: put back unless complete() saves
+            _publish(state, job, workspace, final)
+            workspace.remove(keep_open=True)
+            _sync_after_rename(workspace, final)
+            workspace.close()
+            workspace = None
     except BaseException as exc:
-        if partial is not None:
-            discard(partial)  # the partial video itself and its scratch files
+        if workspace is not None:
+            workspace.remove()  # the partial video itself and its scratch files
             if tag is not None and final is not None:
-                put_back(final, tag)  # the rename never happened
+                put_back(final, tag, root)  # the rename never happened
         end_failed(state, job, exc)
         if not isinstance(exc, Exception):
             # KeyboardInterrupt, SystemExit: the project is FAILED and the file cleaned
             # up; let the interrupt keep its meaning for whoever runs this job.
             raise
         return
-    if partial is None:
+    if workspace is None:
         assert tag is not None
-        _sync_after_rename(final)
-        end_completed(state, job, clean_up=functools.partial(settle_publish, final, tag))
+        end_completed(
+            state, job, clean_up=functools.partial(settle_publish, final, tag, media_root=root)
+        )
         return
-    _complete_fenced(state, job, partial, final)
+    _complete_fenced(state, job, workspace, final)
 
 
 def _complete_fenced(
-    state: RunnerState[ProjectT], job: RenderJob[ProjectT], partial: Path, final: Path
+    state: RunnerState[ProjectT], job: RenderJob[ProjectT], workspace: Workspace, final: Path
 ) -> None:
     """Publish inside the ledger's fenced completion, journaled under the attempt's id.
 
@@ -102,19 +104,21 @@ def _complete_fenced(
 
     def publish() -> None:
         if not moved:  # a retried save after a failed commit: the file is in place
-            backup(final, attempt_id)
+            backup(final, attempt_id, media_root=state.media_root)
             try:
-                _publish(state, job, partial, final)
+                _publish(state, job, workspace, final)
             except BaseException:
-                put_back(final, attempt_id)
+                put_back(final, attempt_id, state.media_root)
                 raise
             moved.append(final)
 
     def clean_up(record: TransitionRecord | None, problem: BaseException | None) -> None:
-        discard(partial)  # the partial if it was never moved, and scratch files
+        workspace.remove(keep_open=True)  # the partial if it was never moved, scratch files
         if moved:
-            _sync_after_rename(final)
-            settle_publish(final, attempt_id, record, problem)
+            _sync_after_rename(workspace, final)
+        workspace.close()
+        if moved:
+            settle_publish(final, attempt_id, record, problem, media_root=state.media_root)
 
     end_completed(state, job, publish, clean_up)
 
@@ -127,11 +131,16 @@ def clean_after(state: RunnerState[ProjectT], attempt: Attempt) -> None:
     of the same file, stay).
     """
     if attempt.output_path is not None:
-        clean_up_attempt(attempt, state.file_for(attempt.output_path), by_owner=True)
+        clean_up_attempt(
+            attempt,
+            state.file_for(attempt.output_path),
+            by_owner=True,
+            media_root=state.media_root,
+        )
 
 
 def _publish(
-    state: RunnerState[ProjectT], job: RenderJob[ProjectT], partial: Path, final: Path
+    state: RunnerState[ProjectT], job: RenderJob[ProjectT], workspace: Workspace, final: Path
 ) -> None:
     """Move the finished file over the final video, unless a newer attempt has started."""
     with state.key_locks.hold(job.project_key):
@@ -139,7 +148,7 @@ def _publish(
         # rename: a superseded job never replaces the newer attempt's video.
         if state.registry.superseded(job):
             raise state.registry.superseded_error(job)
-        partial.replace(final)  # atomic: readers see the old or the new video
+        workspace.replace(final.name)  # atomic: readers see the old or the new video
 
 
 def _adopt(
@@ -172,9 +181,9 @@ def _adopt(
     publish(source, partial, project_key=project_key)
 
 
-def _sync_after_rename(final: Path) -> None:
+def _sync_after_rename(workspace: Workspace, final: Path) -> None:
     try:
-        sync_directory(final.parent)
+        workspace.sync_folder()
     except OSError:
         # The new video is already in place; failing the project now would record a
         # FAILED render whose video replaced the old one. Say so and carry on.

@@ -118,7 +118,7 @@ def _recover(
         final: Path | None = state.file_for(state.output_path(project))
     except RenderStateError:
         final = None
-    record = fail_interrupted(lifecycle, final_file=final)
+    record = fail_interrupted(lifecycle, final_file=final, media_root=state.media_root)
     if record is not None and record.error is not None:
         # No ledger keeps the reason: this runner's error() answers it from memory, until
         # a newer job of the project replaces the one current here now.
