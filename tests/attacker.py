@@ -9,10 +9,21 @@ inotify (through ctypes: no dependency) and acts on each new name the moment it 
 the way a real attacker would. Nothing in the library is patched: the renders are real,
 and the child only does what that uid may do.
 
-Each move is a function of the name that appeared (:data:`MOVES`), so a test for another
-finding (a scratch file name, an input swapped after its check) adds a move here and races
-it the same way. Each move writes one line per action to the child's report, which the
-test reads back (``Attacker.actions``) to show the race was really run.
+Each move is a function of the name an event named, so a test for another finding adds a
+move here and races it the same way. Each move writes one line per action to the child's
+report, which the test reads back (``Attacker.actions``) to show the race was really run.
+
+For the findings not fixed yet (issue 24):
+
+- finding 1, a renderer called directly with a target in a shared folder: call
+  ``MoviePyRenderer()(project, shared.media / "x" / ".t.partial.mp4")`` inside
+  ``Attacker(shared, that_folder, plant_scratch)`` (the move keys on :data:`TEMPORARY`;
+  pass a name matching it, or widen it) and assert ``shared.untouched()``;
+- finding 4, an input swapped between its check and its decoding: put the soundtrack (or a
+  picture) in a group-writable base directory, a second WAV in ``shared.private``, and race
+  ``Attacker(shared, base_dir, swap_input("tone.wav"), mask=IN_OPEN | IN_CLOSE_NOWRITE)``,
+  a move that renames a link to the private WAV over the input on its first open or close;
+  the published video's audio must then be the original's (or the render must fail).
 
 Not root: the child cannot take another uid, and a user namespace maps only one; the
 tests say so and skip (CI runs them as root, where a skip would fail the run).
@@ -42,8 +53,10 @@ ATTACKER_UID: Final = 65534  # nobody
 MEDIA_GID: Final = 65534  # nogroup: the media folder's group, the attacker's only one
 SECRET: Final = b"the render user's private bytes, never to be overwritten\n"
 
-IN_CREATE: Final = 0x100
+IN_CLOSE_NOWRITE: Final = 0x10
+IN_OPEN: Final = 0x20
 IN_MOVED_TO: Final = 0x80
+IN_CREATE: Final = 0x100
 _EVENT: Final = struct.Struct("iIII")
 TEMPORARY: Final = re.compile(r"\.final-[0-9a-f]{16}\.partial\.mp4")
 # What the renderer names its scratch files after the temporary file (renderstate.files).
@@ -185,11 +198,12 @@ def both(*moves: Move) -> Move:
 
 
 class Attacker:
-    """A forked child under :data:`ATTACKER_UID` that applies ``move`` to each new name.
+    """A forked child under :data:`ATTACKER_UID` that applies ``move`` to each name seen.
 
-    Use as a context manager: on entry the child has dropped its privileges and its
-    inotify watch on ``directory`` is in place; on exit it is killed (by its pid) and
-    :attr:`actions` holds what it did.
+    Use as a context manager: on entry the child has dropped its privileges, run
+    ``prelude`` (a first move, once) and put its inotify watch (``mask``: new names by
+    default) on ``directory``; on exit it is killed (by its pid) and :attr:`actions` holds
+    what it did.
     """
 
     def __init__(
@@ -199,11 +213,13 @@ class Attacker:
         move: Move,
         *,
         prelude: Callable[[SharedMedia], list[str]] | None = None,
+        mask: int = IN_CREATE | IN_MOVED_TO,
     ) -> None:
         self.shared = shared
         self.directory = directory
         self.move = move
         self.prelude = prelude
+        self.mask = mask
         self.actions: list[str] = []
         self._pid = 0
         self._report = -1
@@ -263,7 +279,7 @@ class Attacker:
         for line in self.prelude(self.shared) if self.prelude is not None else []:
             os.write(report, f"{line}\n".encode())
         notify = self._libc.inotify_init1(0)
-        mask = IN_CREATE | IN_MOVED_TO
+        mask = self.mask
         if (
             notify < 0
             or self._libc.inotify_add_watch(notify, os.fsencode(self.directory), mask) < 0

@@ -366,6 +366,19 @@ def test_make_durable_opens_the_file_to_the_web_server(tmp_path: Path) -> None:
     assert stat.S_IMODE(temporary.stat().st_mode) == 0o644
 
 
+def test_make_durable_never_chmods_or_syncs_through_a_link(tmp_path: Path) -> None:
+    """A temporary name swapped for a link to a private file: refused, the file's mode kept."""
+    private = tmp_path / "private.mp4"
+    private.write_bytes(b"someone's own file")
+    private.chmod(0o600)
+    temporary = create_temporary(tmp_path / "v.mp4")
+    temporary.unlink()
+    temporary.symlink_to(private)
+    with pytest.raises(RenderOutputError, match="symbolic link"):
+        make_durable(temporary)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
 # ------------------------------------------------------------------ a killed writer
 
 

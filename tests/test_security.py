@@ -18,6 +18,7 @@ from attacker import (
     Attacker,
     SharedMedia,
     link_project,
+    plant_scratch,
     shared_media,
     swap_temporary,
     why_not,
@@ -120,6 +121,34 @@ def write_by_name_after_the_attack(final: Path, shared: SharedMedia) -> None:
         ):
             time.sleep(0.01)
         target.write_bytes(b"the new video, written by name")
+
+
+# ------------------------------------------------------------------ finding 1, through the runner
+
+
+def test_scratch_names_planted_as_links_are_never_followed_by_a_runner_render(
+    shared: SharedMedia,
+) -> None:
+    """Links at the predictable scratch names (pieces list, AAC soundtrack, first piece),
+    planted the moment the temporary name appears: the runner's real render makes its
+    scratch files in its private directory, writes nothing through them and completes."""
+    project = MemoryProject(status="COMPLETED")
+    folder = project_folder(shared, project)
+    timeline = {
+        **TIMELINE,
+        "scenes": [{"duration": 4, "background": "#ff0000"}],  # repeated pieces: a listing
+        "soundtrack": {"tone": 440},
+    }
+    moviepy = pytest.importorskip("renderstate.rendering.moviepy")
+    renderer = moviepy.MoviePyRenderer(timeline=timeline, preset="ultrafast")
+    with Attacker(shared, folder, plant_scratch) as attacker:
+        status, error = render(shared, renderer, project)
+    assert attacker.actions, "the attacker never saw the temporary name"
+    assert shared.untouched(), "the render wrote through a planted scratch link"
+    assert status is Status.COMPLETED, error
+    final = folder / "final.mp4"
+    assert not final.is_symlink()
+    assert final.read_bytes() != OLD
 
 
 # ------------------------------------------------------------------ finding 3

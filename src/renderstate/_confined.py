@@ -298,6 +298,10 @@ class Workspace:
                         hint=_HINT,
                     )
         os.replace(self.name, final_name, src_dir_fd=self._private, dst_dir_fd=self._folder)
+        # Empty now: gone before the commit that follows, so that a process killed after
+        # the commit leaves nothing behind (a recovery of a COMPLETED project removes no
+        # temporary files).
+        self._remove_directory()
 
     def sync_folder(self) -> None:
         """Fsync the final file's directory: make the rename durable."""
@@ -322,15 +326,18 @@ class Workspace:
                 for entry in entries(self._private):
                     with contextlib.suppress(OSError):
                         remove_entry(self._private, entry)
-            with contextlib.suppress(OSError):
-                here = os.stat(self.name, dir_fd=self._folder, follow_symlinks=False)
-                # Only our own directory: a look-alike renamed in its place stays.
-                if same(here, os.fstat(self._private)):
-                    os.rmdir(self.name, dir_fd=self._folder)
+            self._remove_directory()
             os.close(self._private)
             self._private = -1
         if not keep_open:
             self.close()
+
+    def _remove_directory(self) -> None:
+        with contextlib.suppress(OSError):
+            here = os.stat(self.name, dir_fd=self._folder, follow_symlinks=False)
+            # Only our own directory: a look-alike renamed in its place stays.
+            if same(here, os.fstat(self._private)):
+                os.rmdir(self.name, dir_fd=self._folder)
 
     def close(self) -> None:
         """Close the descriptors (the workspace stays on disk)."""

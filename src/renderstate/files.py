@@ -328,26 +328,30 @@ def remove_temporary_files(
 def make_durable(path: str | os.PathLike[str], *, project_key: object = None) -> None:
     """Check that ``path`` is a finished file and push it to disk before it is published.
 
-    It must be a regular, non-empty file. Its mode becomes 0644 (the temporary file was
-    created 0600; a published video must stay readable by the web server), then it is
-    fsynced.
+    It must be a regular, non-empty file, not a symbolic link. Its mode becomes 0644 (the
+    temporary file was created 0600; a published video must stay readable by the web
+    server), then it is fsynced: all through one descriptor, opened without following a
+    link, so nothing else is chmodded or synced if the name is swapped meanwhile.
 
     Raises:
-        RenderOutputError: the file is missing, not a regular file, or empty; ``project_key``
-            only words the message.
+        RenderOutputError: the file is missing, a symbolic link, not a regular file, or
+            empty; ``project_key`` only words the message.
     """
-    path = Path(path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        stat = path.stat()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise RenderOutputError(project_key=project_key, reason="the file is missing") from None
-    if not path.is_file():
-        raise RenderOutputError(project_key=project_key, reason="it is not a regular file")
-    if stat.st_size == 0:
-        raise RenderOutputError(project_key=project_key, reason="the file is empty")
-    path.chmod(_PUBLISHED_MODE)
-    fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else "it is not a regular file"
+        raise RenderOutputError(project_key=project_key, reason=reason) from exc
     try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise RenderOutputError(project_key=project_key, reason="it is not a regular file")
+        if found.st_size == 0:
+            raise RenderOutputError(project_key=project_key, reason="the file is empty")
+        os.fchmod(fd, _PUBLISHED_MODE)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -653,8 +653,9 @@ def test_pieces_of_a_render_killed_beside_a_long_final_name_are_removed_by_recov
     tmp_path: Path,
 ) -> None:
     """A 225-byte final name has 251-byte temporary files: the pieces of a render SIGKILLed
-    with its ffmpeg fit beside them, and remove_temporary_files (recovery's clean-up)
-    removes every one, leaving the previous video byte for byte."""
+    with its ffmpeg fit beside them (in the render's private directory, named like them),
+    and remove_temporary_files (recovery's clean-up) removes every one, leaving the previous
+    video byte for byte."""
     final = tmp_path / ("f" * 221 + ".mp4")
     final.write_bytes(b"the previous, good video")
     child = subprocess.Popen(
@@ -667,8 +668,8 @@ def test_pieces_of_a_render_killed_beside_a_long_final_name_are_removed_by_recov
         assert child.stdout is not None
         assert child.stdout.readline() == "rendering\n"
         deadline = time.monotonic() + 60
-        while not any(p.name.endswith(".piece000000.mp4") for p in tmp_path.iterdir()):
-            assert time.monotonic() < deadline, sorted(p.name for p in tmp_path.iterdir())
+        while not any(p.name.endswith(".piece000000.mp4") for p in tmp_path.glob("*/*")):
+            assert time.monotonic() < deadline, sorted(p.name for p in tmp_path.glob("*/*"))
             time.sleep(0.05)
     finally:
         os.killpg(child.pid, signal.SIGKILL)
@@ -676,7 +677,9 @@ def test_pieces_of_a_render_killed_beside_a_long_final_name_are_removed_by_recov
         if child.stdout is not None:
             child.stdout.close()
     left = {p.name for p in tmp_path.iterdir()} - {final.name}
-    assert {name.rsplit(".", 2)[-2] for name in left} >= {"partial", "soundtrack", "piece000000"}
+    (private,) = left
+    inside = {p.name for p in (tmp_path / private).iterdir()}
+    assert {n.rsplit(".", 2)[-2] for n in inside} >= {"partial", "soundtrack", "piece000000"}
     assert sorted(p.name for p in remove_temporary_files(final)) == sorted(left)
     assert [p.name for p in tmp_path.iterdir()] == [final.name]
     assert final.read_bytes() == b"the previous, good video"
