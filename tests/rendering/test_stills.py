@@ -173,6 +173,11 @@ def test_keyframes_come_about_as_often_as_in_the_one_pass_encode(tmp_path: Path)
     assert len(keys) <= len(slices) // 200 + 1
 
 
+def psnr(got: np.ndarray, want: np.ndarray) -> float:
+    mse = float(((got.astype(float) - want.astype(float)) ** 2).mean())
+    return 100.0 if mse == 0 else float(10 * np.log10(255**2 / mse))
+
+
 def photograph(path: Path, seed: int) -> str:
     """A seeded photograph-like JPEG (smooth shapes, texture, grain) at ``path``."""
     rng = np.random.default_rng(seed)
@@ -210,3 +215,12 @@ def test_pictures_are_stills_as_small_as_the_one_pass_encode(tmp_path: Path, pre
     _, slices = frame_numbers(stills)
     assert len([idr for idr, _ in slices if idr]) <= 4  # not a keyframe per repetition
     assert_every_frame_is_drawn(stills, data, preset, base_dir=tmp_path)
+    # The same quality as encoding every frame: the heads get the rate x264's macroblock
+    # tree gives a long still's keyframe.
+    drawn = parse_timeline(data, base_dir=tmp_path)
+    frame = frame_function(drawn, SceneFrames(drawn, WIDTH, HEIGHT))
+    quality = {
+        name: np.mean([psnr(got, frame(i / FPS)) for i, got in enumerate(decoded_frames(path))])
+        for name, path in (("stills", stills), ("whole", tmp_path / "whole.mp4"))
+    }
+    assert quality["stills"] >= quality["whole"] - 0.3, quality

@@ -57,7 +57,14 @@ from renderstate.rendering._pieces import (
 from renderstate.rendering.timeline import Timeline, frame_count
 from renderstate.typing import ProgressSink
 
-__all__ = ["HEAD_FRAMES", "KEYFRAME_INTERVAL", "Encoded", "encode_timeline", "plan_pieces"]
+__all__ = [
+    "HEAD_FRAMES",
+    "HEAD_RATE",
+    "KEYFRAME_INTERVAL",
+    "Encoded",
+    "encode_timeline",
+    "plan_pieces",
+]
 
 _log = logging.getLogger("renderstate.rendering.moviepy")
 
@@ -77,6 +84,17 @@ class Encoded(NamedTuple):
     pieces: int
     """Pieces joined into the video (1: encoded in one pass)."""
 
+
+HEAD_RATE = 1.8
+"""How much more rate (x264 zone ``b=``) a head gets than crf alone would give it.
+
+Encoding every frame, x264's macroblock tree sees the dozens of frames that copy a still's
+keyframe and lowers its quantiser; here the block after the head is coarse by design and
+the next scene comes soon after, so the keyframe would get less. Measured at preset
+medium, crf 23, 720p (PSNR of every seventh frame against the drawn pictures): the
+reference timeline with photographs behind its titles is 40.0 dB without this, 41.6 dB
+with it, and 41.5 dB encoding every frame (at 0.79x, 1.03x and 1x the size); with colours
+behind the titles, 43.5, 43.8 and 43.8 dB (0.99x, 1.02x, 1x)."""
 
 _COPY_ANALYSIS = "subme=0,me=dia,trellis=0,analyse=none,8x8dct=0,psy=0"
 """x264's settings for a block's frames: a still copy needs no search for better modes.
@@ -213,14 +231,18 @@ def _encode_pieces(
     # Each head starts with a keyframe (an IDR frame: x264's GOPs are closed); each block
     # is coarsely quantised, so x264 skips every macroblock and its frames copy the
     # frame before them, which is the same picture however often the block is played.
-    # x264 counts its zones' frames from 0 and includes their last frame; in a zone it also
-    # analyses the frames the cheapest way, since there is nothing to find.
+    # Each head is given the rate x264 gives a keyframe that a long still copies (see
+    # HEAD_RATE). x264 counts its zones' frames from 0 and includes their last frame; in a
+    # block's zone it also analyses the frames the cheapest way, there is nothing to find.
     keys = ",".join(
         f"{float((starts[index] - Fraction(1, 2)) / rate):.6f}" for index in sorted(plan.keyframes)
     )
     zones = "/".join(
-        f"{starts[index]},{starts[index + 1] - 1},q=51,{_COPY_ANALYSIS}"
-        for index in sorted(plan.copies)
+        f"{starts[index]},{starts[index + 1] - 1},{setting}"
+        for index, setting in sorted(
+            [(index, f"q=51,{_COPY_ANALYSIS}") for index in plan.copies]
+            + [(index, f"b={HEAD_RATE}") for index in plan.keyframes if index + 1 in plan.copies]
+        )
     )
     command = [*command, "-bf", "0"]
     if keys:
