@@ -303,6 +303,11 @@ def test_a_recovered_attempt_s_error_shows_while_its_hung_job_still_runs(
     assert body["progress"] is None
     assert body["error"] is not None
     assert "lease expired" in body["error"]
+    # One format, "<class>: <message>", whoever failed the attempt (a cancel reads
+    # "RenderCancelledError: ..."; a recovery used to read "its lease expired: ...").
+    reason = runner.error(failed)
+    assert reason is not None
+    assert reason.startswith("RenderInterruptedError: "), reason
     gate.release.set()
     job.wait(30)
     assert status_body(store.get(project.id), runner)["error"] is not None

@@ -62,6 +62,7 @@ from rest_framework.views import APIView
 from djangoapp.models import Project
 from renderstate import ProjectLifecycle, ProjectNotFoundError, claim_render, fail_on_error
 from renderstate.adapters.django import DjangoAdapter
+from renderstate.web.drf import error_sentence_handler
 
 
 class BrokerDownError(ConnectionError):
@@ -91,6 +92,13 @@ class ExportView(APIView):
         with claim_render(ProjectLifecycle(project, DjangoAdapter())):
             job = QUEUE.enqueue(str(project.pk))
         return Response({"status": project.status, "job": job}, status=202)
+
+
+class SentenceExportView(ExportView):
+    """The app's own answer shape, ``{"error": "<sentence>"}``: one view's handler."""
+
+    def get_exception_handler(self) -> Any:
+        return error_sentence_handler
 
 
 class AtomicView(APIView):
@@ -137,6 +145,7 @@ class ValidateView(APIView):
 urlpatterns = [
     path("projects/<uuid:pk>/export", ExportView.as_view()),
     path("projects/<uuid:pk>/atomic", AtomicView.as_view()),
+    path("projects/<uuid:pk>/export-sentence", SentenceExportView.as_view()),
     path("projects/<uuid:pk>/export-on-commit", OnCommitExportView.as_view()),
     path("gone", GoneView.as_view()),
     path("validate", ValidateView.as_view()),
@@ -166,6 +175,7 @@ def main() -> None:
     out["second_html"] = answer(
         client.post(f"/projects/{video.pk}/export", HTTP_ACCEPT="text/html")
     )
+    out["sentence"] = answer(client.post(f"/projects/{video.pk}/export-sentence", format="json"))
     out["gone"] = answer(client.get("/gone", format="json"))
     out["unknown_project"] = answer(
         client.post("/projects/00000000-0000-0000-0000-000000000000/export", format="json")

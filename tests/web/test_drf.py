@@ -58,6 +58,19 @@ def test_a_browser_gets_the_browsable_page_not_a_mislabelled_body(
     assert "already PROCESSING" in html["body"]
 
 
+def test_an_app_keeps_its_error_sentence_shape(answers: dict[str, Any]) -> None:
+    """With error_sentence_handler, a 409 reads {"error": "<sentence>"} as plain JSON."""
+    sentence = answers["sentence"]
+    assert sentence["status"] == 409
+    assert sentence["content_type"].startswith("application/json")
+    data = sentence["data"]
+    assert set(data) == {"error", "code", "request_id"}
+    assert data["code"] == "RenderConflictError"
+    assert data["error"] == answers["second"]["data"]["detail"]
+    assert "already PROCESSING" in data["error"]
+    assert " " in data["error"], "a sentence, not a class name"
+
+
 def test_a_missing_project_is_a_problem_404(answers: dict[str, Any]) -> None:
     """ProjectNotFoundError raised in a view: 404 with its project key."""
     gone = answers["gone"]

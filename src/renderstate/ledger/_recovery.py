@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
+from renderstate._observers import describe_error
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import InvalidTransitionError, RenderInterruptedError
 from renderstate.ledger._owners import host_of
@@ -58,13 +59,16 @@ def recover(
     here = socket.gethostname()
     for attempt in ledger.store.expired(ledger._time(), scope=loader.scope):
         now = ledger._time()
+        project = loader(attempt.project_key)
+        # The reason as every other failure's is recorded, "<class>: <message>", so that
+        # runner.error() reads one format whoever failed the attempt.
+        error = RenderInterruptedError(project_key=attempt.project_key, reason=INTERRUPTED)
         ended = {
             "state": AttemptState.INTERRUPTED,
             "finished_at": now,
             "phase": "failed",
-            "error": INTERRUPTED,
+            "error": describe_error(error),
         }
-        project = loader(attempt.project_key)
         record: TransitionRecord | None = None
         local = host_of(attempt.worker) in (None, here)
         if project is None:
@@ -79,7 +83,6 @@ def recover(
                 output_field=output_field,
                 values=values,
             )
-            error = RenderInterruptedError(project_key=lifecycle.project_key, reason=INTERRUPTED)
             with ledger._atomic(lifecycle):
                 if not ledger.store.update(
                     attempt.id, ended, states=ACTIVE_STATES, lease_before=now

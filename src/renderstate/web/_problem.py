@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from renderstate.exceptions import (
     InvalidOutputPathError,
@@ -25,6 +26,8 @@ from renderstate.exceptions import (
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "REQUEST_ID_HEADER",
+    "BodyShape",
+    "error_sentence_body",
     "new_request_id",
     "problem_details",
     "status_code_for",
@@ -148,3 +151,24 @@ def problem_details(
         extra={"request_id": rid},
     )
     return code, body
+
+
+BodyShape: TypeAlias = Callable[[int, Mapping[str, Any]], dict[str, Any]]
+"""Turns ``(status code, problem body)`` into the body an app answers with instead."""
+
+
+def error_sentence_body(code: int, problem: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``{"error": "<sentence>"}`` shape many apps (and their tests) already answer with.
+
+    ``error`` is the problem's ``detail`` (the client's sentence), ``code`` the error's class
+    name, ``request_id`` the id the log has the full message under; served as plain
+    ``application/json``::
+
+        {"error": "Project 42 is already PROCESSING; ... try again.",
+         "code": "RenderConflictError", "request_id": "3f2c..."}
+    """
+    return {
+        "error": problem["detail"],
+        "code": problem["error"],
+        "request_id": problem["request_id"],
+    }
