@@ -21,6 +21,7 @@ from renderstate import (
     RenderOutputError,
     RenderRunner,
     Status,
+    UnsafePathError,
 )
 from renderstate.files import (
     backup,
@@ -377,6 +378,28 @@ def test_make_durable_never_chmods_or_syncs_through_a_link(tmp_path: Path) -> No
     with pytest.raises(RenderOutputError, match="symbolic link"):
         make_durable(temporary)
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_publishing_with_a_media_root_refuses_a_linked_directory(tmp_path: Path) -> None:
+    """Below the media root, a directory that is a link is refused before anything is
+    written through it; the error names it."""
+    media, outside = tmp_path / "media", tmp_path / "outside"
+    outside.mkdir()
+    (media / "projects").mkdir(parents=True)
+    (media / "projects" / "42").symlink_to(outside)
+    final = media / "projects" / "42" / "final.mp4"
+    with pytest.raises(UnsafePathError, match=r"projects/42'.*symbolic link"):  # noqa: SIM117
+        with publishing(final, media_root=media) as target:
+            target.write_bytes(b"never")
+    with pytest.raises(UnsafePathError):
+        remove_temporary_files(final, media_root=media)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_path_outside_the_media_root_is_refused(tmp_path: Path) -> None:
+    """The journal's functions given a final file outside their media root refuse it."""
+    with pytest.raises(UnsafePathError, match="not below the media root"):
+        backup(tmp_path / "elsewhere" / "final.mp4", 1, media_root=tmp_path / "media")
 
 
 # ------------------------------------------------------------------ a killed writer
