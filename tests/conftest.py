@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Generator
 
 import pytest
@@ -19,6 +20,13 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
+
+# The Ctrl-C tests send real SIGINTs, to this process and to children. A run started in the
+# background by a non-interactive shell (`cmd &`, a CI runner's step) inherits SIGINT
+# ignored, and Python then installs no handler: no KeyboardInterrupt ever comes. Restore
+# Python's own handler; children then start with SIGINT at its default, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(wrapper=True)

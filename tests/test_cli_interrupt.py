@@ -68,7 +68,9 @@ def interrupted_in(tmp_path: Path, phase: str) -> tuple[subprocess.CompletedProc
         deadline = time.monotonic() + 120
         seen = None
         while seen != phase:
-            assert child.poll() is None, f"the render ended before {phase!r} (last {seen!r})"
+            if child.poll() is not None:
+                out, err = child.communicate()
+                pytest.fail(f"the render ended before {phase!r} (last {seen!r}): {out}{err}")
             assert time.monotonic() < deadline, f"no {phase!r} phase within 120 s"
             time.sleep(0.02)
             store = store or opened(url)
