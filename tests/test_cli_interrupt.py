@@ -41,6 +41,20 @@ def phase_of_the_render(store: Store) -> str | None:
     return None if attempt is None else attempt.phase
 
 
+def writing_audio(media: Path) -> bool:
+    """Whether the render is computing its soundtrack: its scratch WAV file is being written.
+
+    The file appears when the "writing audio" phase starts, and grows through it; the ledger
+    records phases at its heartbeat's pace, which can miss a phase of two seconds.
+    """
+    try:
+        return any(
+            p.name.endswith(".soundtrack.wav") and p.stat().st_size > 0 for p in media.rglob("*")
+        )
+    except OSError:  # a file came or went while listing
+        return False
+
+
 def opened(url: str) -> Store | None:
     """The render's database, once the render has created it."""
     try:
@@ -68,6 +82,8 @@ def interrupted_in(tmp_path: Path, phase: str) -> tuple[subprocess.CompletedProc
         deadline = time.monotonic() + 120
         seen = None
         while seen != phase:
+            if phase == "writing audio" and writing_audio(tmp_path / "m"):
+                break  # a phase of seconds: the ledger's heartbeat may never show it
             if child.poll() is not None:
                 out, err = child.communicate()
                 pytest.fail(f"the render ended before {phase!r} (last {seen!r}): {out}{err}")
