@@ -252,6 +252,12 @@ class AttemptStore(Protocol):
 
     A store never decides: the ledger tells it what to write and under which condition.
     Every method name is the same in every store (memory, SQLAlchemy, Django, Peewee).
+
+    A store may also offer ``insert_and_find_live(attempt) -> tuple[Attempt, bool]``:
+    :meth:`insert`, answering in the same statement whether the attempt's project has
+    another queued or rendering attempt (``INSERT ... RETURNING`` with a subquery). The
+    ledger's start then reads the live attempts only when there are some. The SQLAlchemy,
+    Django and Peewee stores offer it.
     """
 
     def atomic(self, project: Any) -> AbstractContextManager[None]:

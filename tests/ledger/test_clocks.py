@@ -14,18 +14,11 @@ import queue
 import time
 from typing import Any
 
-import pytest
-
-from adapters.conftest import BACKEND_PARAMS, target_for
-from adapters.databases import Target
 from renderstate import Status
 from renderstate.ledger import Ledger
 
 from .clock_child import render_with_skewed_clock
 from .contract import LedgerHarness
-from .test_django import DjangoLedgerHarness
-from .test_peewee import PeeweeLedgerHarness
-from .test_sqlalchemy import SQLAlchemyLedgerHarness
 
 LEASE = 3.0
 SKEW = 2.5 * LEASE
@@ -36,28 +29,12 @@ LATE = 2.0
 """How much later than one lease after the last heartbeat recovery may come (it polls
 every 0.1 s on a shared, loaded machine)."""
 
-HARNESSES: dict[str, type[LedgerHarness]] = {
-    "sqlalchemy": SQLAlchemyLedgerHarness,
-    "django": DjangoLedgerHarness,
-    "peewee": PeeweeLedgerHarness,
-}
 
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.mark.parametrize("store", sorted(HARNESSES))
-def test_processes_with_different_clocks_share_the_databases(
-    store: str, backend: str, db_targets: dict[str, Target | Exception]
-) -> None:
+def test_processes_with_different_clocks_share_the_databases(sql_harness: LedgerHarness) -> None:
     """A worker whose clock is 2.5 leases behind, and one 2.5 leases ahead, render while a
     process with the right clock recovers: neither live render is failed, and each dead
     one is recovered one lease after its last heartbeat (within 2 s)."""
-    harness = HARNESSES[store](target_for(db_targets, backend), variant=False)
-    harness.prepare()
+    harness = sql_harness
     ledger = Ledger(harness.store(), lease=LEASE)
     keys = {-SKEW: harness.insert(Status.COMPLETED), SKEW: harness.insert(Status.COMPLETED)}
     context = multiprocessing.get_context("spawn")

@@ -199,7 +199,7 @@ class Ledger:
         now = self._time()
         with self._atomic(lifecycle):
             record = lifecycle.start_render()
-            attempt = self.store.insert(
+            attempt, others = self._insert(
                 Attempt(
                     id=0,
                     scope=scope,
@@ -212,7 +212,7 @@ class Ledger:
                     owner=token,
                 )
             )
-            for old in self.store.live(scope, key):
+            for old in self.store.live(scope, key) if others else ():
                 if old.id != attempt.id:
                     self.store.update(
                         old.id,
@@ -541,6 +541,18 @@ class Ledger:
             except Exception:  # pragma: no cover - the original error matters more
                 logger.debug("could not refresh %r after a rollback", lifecycle, exc_info=True)
             raise
+
+    def _insert(self, attempt: Attempt) -> tuple[Attempt, bool]:
+        """Insert ``attempt``; return it as stored and whether its project has other live ones.
+
+        A store with ``insert_and_find_live`` answers both in one statement; any other is
+        asked with ``insert`` and then ``live``.
+        """
+        combined = getattr(self.store, "insert_and_find_live", None)
+        if combined is None:
+            return self.store.insert(attempt), True
+        stored, others = combined(attempt)
+        return cast("Attempt", stored), bool(others)
 
     def _owned_update(self, attempt: Attempt | int, values: Mapping[str, object]) -> bool:
         return owned_update(self.store, attempt, values)

@@ -283,6 +283,41 @@ class PeeweeAttemptStore:
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": new_id})
 
     @retries_deadlocks
+    def insert_and_find_live(self, attempt: Attempt) -> tuple[Attempt, bool]:
+        """Insert ``attempt``; return it as stored and whether its project has other live ones.
+
+        One ``INSERT ... RETURNING`` whose subquery looks for the project's other queued or
+        rendering attempts (PostgreSQL, SQLite 3.35+, MariaDB 10.5+); elsewhere
+        :meth:`insert`, then :meth:`live`.
+        """
+        self._check_schema()
+        database = _target(self.database)
+        if not _returns(database):
+            stored = self.insert(attempt)
+            return stored, any(
+                a.id != stored.id for a in self.live(stored.scope, stored.project_key)
+            )
+        model = self.model
+        other = model.alias("renderstate_other")
+        # The new row, named by its table (the INSERT's own row in RETURNING): on MariaDB
+        # and SQLite the subquery sees it too.
+        new_id = peewee.Entity(model._meta.table_name, "id")
+        others = peewee.fn.EXISTS(
+            other.select(other.id).where(
+                (other.scope == attempt.scope)
+                & (other.project_key == attempt.project_key)
+                & other.state.in_(_ACTIVE)
+                & (other.id != new_id)
+            )
+        )
+        values = {name: getattr(attempt, name) for name in FIELDS if name != "id"}
+        query = model.insert(**written(values, _database_time(self.database))).returning(
+            *model._meta.sorted_fields, others.alias("renderstate_others")
+        )
+        (row,) = query.dicts().execute()
+        return attempt_from_row(row), bool(row["renderstate_others"])
+
+    @retries_deadlocks
     def update(
         self,
         attempt_id: int,
@@ -438,4 +473,9 @@ def _returns(database: Any) -> bool:
     """Whether an ``INSERT`` on ``database`` can return its row (``RETURNING``)."""
     if isinstance(database, peewee.SqliteDatabase):
         return sqlite3.sqlite_version_info >= (3, 35)
+    if isinstance(database, peewee.MySQLDatabase):
+        # MariaDB 10.5+ (MySQL has no version 10 yet, nor INSERT ... RETURNING); the
+        # version is known once connected, as the store's transaction is.
+        version = database.server_version
+        return isinstance(version, tuple) and version >= (10, 5)
     return bool(database.returning_clause)

@@ -250,6 +250,48 @@ class SQLAlchemyAttemptStore:
         return Attempt(**{**_attempt_kwargs(attempt), "id": new_id})
 
     @retries_deadlocks
+    def insert_and_find_live(self, attempt: Attempt) -> tuple[Attempt, bool]:
+        """Insert ``attempt``; return it as stored and whether its project has other live ones.
+
+        One ``INSERT ... RETURNING`` whose subquery looks for the project's other queued or
+        rendering attempts, where the database returns rows from an ``INSERT``
+        (PostgreSQL, SQLite 3.35+, MariaDB 10.5+); elsewhere :meth:`insert`, then
+        :meth:`live`.
+        """
+        with self._transaction() as session:
+            dialect = session.connection().dialect
+            if not dialect.insert_returning:
+                stored = self.insert(attempt)
+                return stored, any(
+                    a.id != stored.id for a in self.live(stored.scope, stored.project_key)
+                )
+            values = _attempt_kwargs(attempt)
+            del values["id"]
+            t = self.table
+            other = t.alias("renderstate_other")
+            # The new row, named by its table (the INSERT's own row in RETURNING): on
+            # MariaDB and SQLite the subquery sees it too.
+            named = dialect.identifier_preparer.format_table(t)
+            new_id: ColumnElement[Any] = literal_column(f"{named}.id")
+            others = (
+                select(other.c.id)
+                .where(
+                    other.c.scope == attempt.scope,
+                    other.c.project_key == attempt.project_key,
+                    other.c.state.in_([s.value for s in ACTIVE_STATES]),
+                    other.c.id != new_id,
+                )
+                .exists()
+            )
+            stmt = (
+                insert(t)
+                .values(written(values, _database_time(session)))
+                .returning(*t.c, others.label("renderstate_others"))
+            )
+            row = session.execute(stmt).one()._mapping
+            return attempt_from_row(row), bool(row["renderstate_others"])
+
+    @retries_deadlocks
     def update(
         self,
         attempt_id: int,

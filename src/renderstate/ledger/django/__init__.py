@@ -42,6 +42,7 @@ from renderstate._attempts import (
     AttemptState,
     DatabaseTime,
     attempt_from_row,
+    stored_values,
 )
 from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._clock import now_sql, written
@@ -204,6 +205,28 @@ class DjangoAttemptStore:
             return stored
         return Attempt(**{**{name: getattr(attempt, name) for name in FIELDS}, "id": int(row.pk)})
 
+    @retries_deadlocks
+    def insert_and_find_live(self, attempt: Attempt) -> tuple[Attempt, bool]:
+        """Insert ``attempt``; return it as stored and whether its project has other live ones.
+
+        One ``INSERT ... RETURNING`` whose subquery looks for the project's other queued or
+        rendering attempts, where the database returns columns from an ``INSERT``
+        (PostgreSQL, SQLite 3.35+, MariaDB 10.5+); elsewhere :meth:`insert`, then
+        :meth:`live`.
+        """
+        self._rows()  # the schema check
+        connection = connections[self.alias()]
+        if not connection.features.can_return_columns_from_insert:
+            stored = self.insert(attempt)
+            return stored, any(
+                a.id != stored.id for a in self.live(stored.scope, stored.project_key)
+            )
+        sql, params = _insert_returning(attempt, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return attempt_from_row(dict(zip(FIELDS, row, strict=False))), bool(row[-1])
+
     def _database_time(self) -> Callable[[float], Combinable]:
         """What stands for DatabaseTime(seconds) in a statement on the ledger's database."""
         vendor = connections[self.alias()].vendor
@@ -331,6 +354,46 @@ class DjangoLoader(Generic[ProjectT]):
 
 
 _ACTIVE: Final = [s.value for s in ACTIVE_STATES]
+
+
+def _insert_returning(attempt: Attempt, connection: Any) -> tuple[str, list[object]]:
+    """The ``INSERT ... RETURNING`` of ``attempt``, with whether its project has other live ones.
+
+    Written by hand: a queryset inserts, or returns the key, but not a subquery's answer.
+    Every name is quoted by the backend; every value is a parameter.
+    """
+    meta = _model()._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    now = now_sql(connection.vendor)
+    column = {field.name: quote(field.column) for field in meta.concrete_fields}
+    columns: list[str] = []
+    slots: list[str] = []
+    params: list[object] = []
+    values = {name: getattr(attempt, name) for name in FIELDS if name != "id"}
+    for name, value in stored_values(values).items():
+        columns.append(column[name])
+        if isinstance(value, DatabaseTime):
+            slots.append(f"({now} + %s)")
+            params.append(value.seconds)
+        else:
+            slots.append("%s")
+            params.append(value)
+    returned = ", ".join(f"{table}.{column[name]}" for name in FIELDS)
+    other = quote("renderstate_other")
+    # The new row is named by its table (the INSERT's own row in RETURNING): on MariaDB
+    # and SQLite the subquery sees it too.
+    others = (
+        f"EXISTS (SELECT 1 FROM {table} {other} WHERE {other}.{quote('scope')} = %s "  # noqa: S608 - quoted names, values as parameters
+        f"AND {other}.{quote('project_key')} = %s AND {other}.{quote('state')} IN (%s, %s) "
+        f"AND {other}.{quote('id')} <> {table}.{quote('id')})"
+    )
+    params += [attempt.scope, attempt.project_key, *_ACTIVE]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(slots)}) "  # noqa: S608 - quoted names, values as parameters
+        f"RETURNING {returned}, {others}"
+    )
+    return sql, params
 
 
 def _compared(value: float | DatabaseTime, at: Callable[[float], Combinable]) -> object:

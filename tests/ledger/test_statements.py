@@ -1,0 +1,48 @@
+"""What the ledger sends the database: a start is the guarded UPDATE and one INSERT.
+
+Run on every SQL store and database (the memory store sends nothing).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from renderstate import Status
+from renderstate.ledger import Ledger
+
+from .contract import LedgerHarness, ledger_for
+
+DATA = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+
+def data_statements(statements: list[str]) -> list[str]:
+    """The first word of each data statement (not BEGIN, SAVEPOINT, PRAGMA ...)."""
+    words = [s.lstrip().split(None, 1)[0].upper() for s in statements]
+    return [w for w in words if w in DATA]
+
+
+def test_start_is_the_guarded_update_and_one_insert(sql_harness: LedgerHarness) -> None:
+    """A start whose project has no live attempt sends two statements: the project's guarded
+    UPDATE and one INSERT, which also answers whether another attempt is live (no SELECT)."""
+    harness = sql_harness
+    ledger = ledger_for(harness)
+    ledger.start(harness.lifecycle(harness.load(harness.insert())))  # the schema check, once
+    lifecycle = harness.lifecycle(harness.load(harness.insert(Status.COMPLETED)))
+    with harness.capture() as statements:
+        ledger.start(lifecycle)
+    assert data_statements(statements) == ["UPDATE", "INSERT"], statements
+
+
+def test_start_on_the_database_clock_returns_the_times_written(
+    sql_harness: LedgerHarness,
+) -> None:
+    """Without a clock, start returns the attempt with the times the database wrote: its
+    own time, plus the lease for the expiry."""
+    harness = sql_harness
+    ledger = Ledger(harness.store(), lease=10.0)
+    _, attempt = ledger.start(harness.lifecycle(harness.load(harness.insert())))
+    assert attempt == ledger.get(attempt.id)
+    assert attempt.lease_expires_at == pytest.approx(attempt.created_at + 10.0, abs=1e-3)
+    assert attempt.created_at == pytest.approx(time.time(), abs=60)
