@@ -13,7 +13,8 @@ Each part prints one Markdown table; without and with a ledger run in turn in ev
 store, its model): SQL statements sent per start and per complete, without and with a
 ledger (BEGIN and COMMIT are not statements the driver sees; the count is what
 ``before_cursor_execute`` sees), and the median latency of create + start + complete, as a
-ratio.
+ratio, with the spread of the per-round ratios (p10-p90; the two sides alternate which runs
+first) and the machine's load average before and after.
 
 ``stores``, per ORM's store and database, one render's database work side by side:
 
@@ -37,6 +38,7 @@ counting the ledger's UPDATEs: progress writes plus lease renewals, against the 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -44,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -142,10 +144,45 @@ def statements(store: Store, counter: Counter, ledger: Ledger | None) -> tuple[i
     return started[0], len(counter.take())
 
 
+def round_ratios(rounds: int, plain: Callable[[], float], fenced: Callable[[], float]) -> Ratios:
+    """Both contenders in turn in every round (the order alternating), each round's ratio."""
+    without: list[float] = []
+    with_: list[float] = []
+    for n in range(rounds):
+        if n % 2:
+            with_.append(fenced())
+            without.append(plain())
+        else:
+            without.append(plain())
+            with_.append(fenced())
+    ratios = sorted(w / p for p, w in zip(without, with_, strict=True))
+    return Ratios(
+        statistics.median(without) * 1e3,
+        statistics.median(with_) * 1e3,
+        statistics.median(with_) / statistics.median(without),
+        ratios[len(ratios) // 10],
+        ratios[len(ratios) * 9 // 10],
+    )
+
+
+class Ratios(NamedTuple):
+    """Medians of both sides (ms), the ratio of the medians and the per-round p10..p90."""
+
+    without_ms: float
+    with_ms: float
+    ratio: float
+    low: float
+    high: float
+
+
 def part_cycle(args: argparse.Namespace) -> None:
     print("Cycle: statements (start + complete) and median latency of a cycle")
-    print("| database | without ledger | with ledger | without | with | ratio |")
-    print("|---|---|---|---|---|---|")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        "| database | without ledger | with ledger | without | with | ratio "
+        "| per-round ratio p10-p90 |"
+    )
+    print("|---|---|---|---|---|---|---|")
     with databases(args.backends) as targets:
         for target in targets.values():
             store = Store(target.sqlalchemy_url())
@@ -154,7 +191,7 @@ def part_cycle(args: argparse.Namespace) -> None:
             plain_counts = statements(store, counter, None)
             ledger_counts = statements(store, counter, ledger)
             # Project creation is inside each timed cycle on both sides; it is the same INSERT.
-            p, w = medians_ms(
+            m = round_ratios(
                 args.rounds,
                 lambda store=store: timed(lambda: cycle(store, None)),
                 lambda store=store, ledger=ledger: timed(lambda: cycle(store, ledger)),
@@ -162,10 +199,11 @@ def part_cycle(args: argparse.Namespace) -> None:
             store.close()
             print(
                 f"| {target.backend} | {plain_counts[0]} + {plain_counts[1]} "
-                f"| {ledger_counts[0]} + {ledger_counts[1]} | {p:.2f} ms | {w:.2f} ms "
-                f"| {w / p:.2f}x |",
+                f"| {ledger_counts[0]} + {ledger_counts[1]} | {m.without_ms:.2f} ms "
+                f"| {m.with_ms:.2f} ms | {m.ratio:.2f}x | {m.low:.2f}x-{m.high:.2f}x |",
                 flush=True,
             )
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 # ---------------------------------------------------------------- stores
