@@ -13,8 +13,10 @@ Each part prints one Markdown table; without and with a ledger run in turn in ev
 store, its model): SQL statements sent per start and per complete, without and with a
 ledger (BEGIN and COMMIT are not statements the driver sees; the count is what
 ``before_cursor_execute`` sees), and the median latency of create + start + complete, as a
-ratio, with the spread of the per-round ratios (p10-p90; the two sides alternate which runs
-first) and the machine's load average before and after.
+ratio, with the spread of the per-round ratios (p10-p90; the sides rotate which runs first)
+and the machine's load average before and after. "Ledger before" is the same store with
+its one-statement insert hidden, so the ledger starts as it did before issue 22
+(``INSERT`` then a ``SELECT`` of the live attempts): before and after in one run.
 
 ``stores``, per ORM's store and database, one render's database work side by side:
 
@@ -46,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -144,66 +146,73 @@ def statements(store: Store, counter: Counter, ledger: Ledger | None) -> tuple[i
     return started[0], len(counter.take())
 
 
-def round_ratios(rounds: int, plain: Callable[[], float], fenced: Callable[[], float]) -> Ratios:
-    """Both contenders in turn in every round (the order alternating), each round's ratio."""
-    without: list[float] = []
-    with_: list[float] = []
+def rotated(rounds: int, *contenders: Callable[[], float]) -> list[list[float]]:
+    """Each contender's seconds per round; the order rotates, so none always runs first."""
+    samples: list[list[float]] = [[] for _ in contenders]
     for n in range(rounds):
-        if n % 2:
-            with_.append(fenced())
-            without.append(plain())
-        else:
-            without.append(plain())
-            with_.append(fenced())
-    ratios = sorted(w / p for p, w in zip(without, with_, strict=True))
-    return Ratios(
-        statistics.median(without) * 1e3,
-        statistics.median(with_) * 1e3,
-        statistics.median(with_) / statistics.median(without),
-        ratios[len(ratios) // 10],
-        ratios[len(ratios) * 9 // 10],
-    )
+        for i in range(len(contenders)):
+            k = (i + n) % len(contenders)
+            samples[k].append(contenders[k]())
+    return samples
 
 
-class Ratios(NamedTuple):
-    """Medians of both sides (ms), the ratio of the medians and the per-round p10..p90."""
+def ratio_of(base: list[float], other: list[float]) -> str:
+    """The ratio of the medians, and the per-round ratios' p10-p90."""
+    ratios = sorted(o / b for b, o in zip(base, other, strict=True))
+    median = statistics.median(other) / statistics.median(base)
+    return f"{median:.2f}x ({ratios[len(ratios) // 10]:.2f}-{ratios[len(ratios) * 9 // 10]:.2f})"
 
-    without_ms: float
-    with_ms: float
-    ratio: float
-    low: float
-    high: float
+
+class AsBefore:
+    """The store as the ledger used it before issue 22: ``insert``, then ``live`` (3 + 2)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "insert_and_find_live":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def part_cycle(args: argparse.Namespace) -> None:
-    print("Cycle: statements (start + complete) and median latency of a cycle")
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("Cycle: statements (start + complete) and median latency of a cycle; ratios to the")
+    print("cycle without a ledger, as medians and (per-round p10-p90)")
+    print(f"load average (1, 5, 15 min) before: {load()}")
     print(
-        "| database | without ledger | with ledger | without | with | ratio "
-        "| per-round ratio p10-p90 |"
+        "| database | statements: without | ledger before | ledger now "
+        "| without | ledger before | ledger now | ratio before | ratio now |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     with databases(args.backends) as targets:
         for target in targets.values():
             store = Store(target.sqlalchemy_url())
             ledger = store.ledger
+            before = Ledger(AsBefore(ledger.store))
             counter = Counter(store)
-            plain_counts = statements(store, counter, None)
-            ledger_counts = statements(store, counter, ledger)
-            # Project creation is inside each timed cycle on both sides; it is the same INSERT.
-            m = round_ratios(
+            counts = [
+                "{} + {}".format(*statements(store, counter, chosen))
+                for chosen in (None, before, ledger)
+            ]
+            # Project creation is inside each timed cycle on all sides; it is the same INSERT.
+            plain, old, new = rotated(
                 args.rounds,
                 lambda store=store: timed(lambda: cycle(store, None)),
+                lambda store=store, before=before: timed(lambda: cycle(store, before)),
                 lambda store=store, ledger=ledger: timed(lambda: cycle(store, ledger)),
             )
             store.close()
+            ms = [f"{statistics.median(x) * 1e3:.2f} ms" for x in (plain, old, new)]
             print(
-                f"| {target.backend} | {plain_counts[0]} + {plain_counts[1]} "
-                f"| {ledger_counts[0]} + {ledger_counts[1]} | {m.without_ms:.2f} ms "
-                f"| {m.with_ms:.2f} ms | {m.ratio:.2f}x | {m.low:.2f}x-{m.high:.2f}x |",
+                f"| {target.backend} | {' | '.join(counts)} | {' | '.join(ms)} "
+                f"| {ratio_of(plain, old)} | {ratio_of(plain, new)} |",
                 flush=True,
             )
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average (1, 5, 15 min) after: {load()}")
 
 
 # ---------------------------------------------------------------- stores
