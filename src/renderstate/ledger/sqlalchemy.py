@@ -12,7 +12,7 @@ your migrations create it) or create it with :meth:`SQLAlchemyAttemptStore.creat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Generic, cast
 
@@ -31,9 +31,7 @@ try:
         Text,
         insert,
         inspect,
-        literal_column,
         select,
-        update,
     )
     from sqlalchemy import (
         text as sql_text,
@@ -41,7 +39,7 @@ try:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.state import InstanceState
-    from sqlalchemy.sql.elements import ColumnElement
+    from sqlalchemy.sql.dml import Insert, Update
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
         "renderstate.ledger.sqlalchemy needs SQLAlchemy; "
@@ -57,11 +55,19 @@ from renderstate._attempts import (
     DatabaseTime,
     attempt_from_row,
     key_values,
+    stored_values,
 )
 from renderstate.adapters.sqlalchemy import _JOINED, joined
 from renderstate.exceptions import LedgerSchemaError
-from renderstate.ledger._clock import now_sql, written
+from renderstate.ledger._clock import written
 from renderstate.ledger._deadlocks import retries_deadlocks
+from renderstate.ledger._sa_statements import (
+    UpdateShape,
+    compared,
+    database_time,
+    insert_finding_live,
+    update_statement,
+)
 from renderstate.typing import ProjectT
 
 __all__ = ["SQLAlchemyAttemptStore", "SQLAlchemyLoader", "attempt_table"]
@@ -134,6 +140,8 @@ class SQLAlchemyAttemptStore:
             )
             raise ValueError(msg)
         self._checked = False
+        self._inserts: dict[tuple[str, frozenset[str]], Insert] = {}
+        self._updates: dict[tuple[str, UpdateShape], Update] = {}
 
     def __repr__(self) -> str:
         return f"<SQLAlchemyAttemptStore table={self.table.name}>"
@@ -236,7 +244,7 @@ class SQLAlchemyAttemptStore:
         del values["id"]
         chosen = any(isinstance(v, DatabaseTime) for v in values.values())
         with self._transaction() as session:
-            stmt = insert(self.table).values(written(values, _database_time(session)))
+            stmt = insert(self.table).values(written(values, database_time(session)))
             if session.connection().dialect.insert_returning:
                 row = session.execute(stmt.returning(*self.table.c)).one()
                 return attempt_from_row(row._mapping)
@@ -265,30 +273,20 @@ class SQLAlchemyAttemptStore:
                 return stored, any(
                     a.id != stored.id for a in self.live(stored.scope, stored.project_key)
                 )
-            values = _attempt_kwargs(attempt)
+            values = stored_values(_attempt_kwargs(attempt))
             del values["id"]
-            t = self.table
-            other = t.alias("renderstate_other")
-            # The new row, named by its table (the INSERT's own row in RETURNING): on
-            # MariaDB and SQLite the subquery sees it too.
-            named = dialect.identifier_preparer.format_table(t)
-            new_id: ColumnElement[Any] = literal_column(f"{named}.id")
-            others = (
-                select(other.c.id)
-                .where(
-                    other.c.scope == attempt.scope,
-                    other.c.project_key == attempt.project_key,
-                    other.c.state.in_([s.value for s in ACTIVE_STATES]),
-                    other.c.id != new_id,
-                )
-                .exists()
-            )
-            stmt = (
-                insert(t)
-                .values(written(values, _database_time(session)))
-                .returning(*t.c, others.label("renderstate_others"))
-            )
-            row = session.execute(stmt).one()._mapping
+            timed = frozenset(n for n, v in values.items() if isinstance(v, DatabaseTime))
+            params = {
+                name: value.seconds if isinstance(value, DatabaseTime) else value
+                for name, value in values.items()
+            }
+            params["renderstate_scope"] = attempt.scope
+            params["renderstate_key"] = attempt.project_key
+            stmt = self._inserts.get((dialect.name, timed))
+            if stmt is None:
+                stmt = insert_finding_live(self.table, dialect, timed)
+                self._inserts[dialect.name, timed] = stmt
+            row = session.execute(stmt, params).one()._mapping
             return attempt_from_row(row), bool(row["renderstate_others"])
 
     @retries_deadlocks
@@ -303,18 +301,30 @@ class SQLAlchemyAttemptStore:
         owner: str | None = None,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
-        c = self.table.c
+        stored = stored_values(values)
+        params: dict[str, object] = {
+            f"rs_{name}": value.seconds if isinstance(value, DatabaseTime) else value
+            for name, value in stored.items()
+        }
+        params["rs_id"] = attempt_id
+        fences = {"rs_lease": lease_before, "rs_worker": worker, "rs_owner": owner}
+        for name, fence in fences.items():
+            if fence is not None:
+                params[name] = fence.seconds if isinstance(fence, DatabaseTime) else fence
+        shape = UpdateShape(
+            tuple((n, isinstance(v, DatabaseTime)) for n, v in stored.items()),
+            tuple(sorted(AttemptState(s).value for s in states)),
+            None if lease_before is None else isinstance(lease_before, DatabaseTime),
+            worker is not None,
+            owner is not None,
+        )
         with self._transaction() as session:
-            at = _database_time(session)
-            where = [c.id == attempt_id, c.state.in_([AttemptState(s).value for s in states])]
-            if lease_before is not None:
-                where.append(c.lease_expires_at < _compared(lease_before, at))
-            if worker is not None:
-                where.append(c.worker == worker)
-            if owner is not None:
-                where.append(c.owner == owner)
-            stmt = update(self.table).where(*where).values(written(values, at))
-            result = cast("CursorResult[Any]", session.execute(stmt))
+            dialect = session.connection().dialect
+            stmt = self._updates.get((dialect.name, shape))
+            if stmt is None:
+                stmt = update_statement(self.table, dialect, shape)
+                self._updates[dialect.name, shape] = stmt
+            result = cast("CursorResult[Any]", session.execute(stmt, params))
             return result.rowcount == 1
 
     def get(self, attempt_id: int) -> Attempt | None:
@@ -350,7 +360,7 @@ class SQLAlchemyAttemptStore:
         with self._transaction() as session:
             query = select(self.table).where(
                 c.state.in_([s.value for s in ACTIVE_STATES]),
-                c.lease_expires_at < _compared(now, _database_time(session)),
+                c.lease_expires_at < compared(now, database_time(session)),
             )
             if scope is not None:
                 query = query.where(c.scope == scope)
@@ -423,23 +433,6 @@ def _create_or_upgrade(table: Table, connection: Connection) -> None:
                 f"ADD COLUMN {preparer.quote(name)} {kind}"
             )
         )
-
-
-def _database_time(session: Session) -> Callable[[float], ColumnElement[float]]:
-    """What stands for DatabaseTime(seconds) in a statement on ``session``'s database."""
-    name = session.connection().dialect.name
-
-    def at(seconds: float) -> ColumnElement[float]:
-        now: ColumnElement[float] = literal_column(now_sql(name), Double())
-        return now + seconds if seconds else now
-
-    return at
-
-
-def _compared(
-    value: float | DatabaseTime, at: Callable[[float], ColumnElement[float]]
-) -> float | ColumnElement[float]:
-    return at(value.seconds) if isinstance(value, DatabaseTime) else value
 
 
 def _convert(column: Column[Any], text: object) -> object:

@@ -1,0 +1,110 @@
+"""The SQLAlchemy store's statements: built once per shape, the database's clock inside.
+
+Every value is a bound parameter, so :class:`~renderstate.ledger.sqlalchemy.SQLAlchemyAttemptStore`
+keeps each statement it sends (per database and shape) and SQLAlchemy keys and compiles it
+once; a time the database chooses is its clock (:func:`~renderstate.ledger._clock.now_sql`)
+plus a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from sqlalchemy import Double, Table, bindparam, insert, literal_column, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import ColumnElement
+
+from renderstate._attempts import ACTIVE_STATES, FIELDS, DatabaseTime
+from renderstate.ledger._clock import now_sql
+
+__all__ = ["UpdateShape", "compared", "database_time", "insert_finding_live", "update_statement"]
+
+
+class UpdateShape(NamedTuple):
+    """What makes two of the store's ``UPDATE`` statements the same statement."""
+
+    values: tuple[tuple[str, bool], ...]
+    """The columns set, each with whether the database's clock sets it."""
+    states: tuple[str, ...]
+    lease: bool | None
+    """Whether a lease fence is the database's time (``None``: no lease fence)."""
+    worker: bool
+    owner: bool
+
+
+def insert_finding_live(table: Table, dialect: Dialect, timed: frozenset[str]) -> Insert:
+    """The ``INSERT ... RETURNING`` of ``insert_and_find_live``, every value a parameter.
+
+    A time the database chooses (those named in ``timed``) is its clock plus a parameter,
+    so the store builds, keys and compiles the statement once, not once per start.
+    """
+    t = table
+    other = t.alias("renderstate_other")
+    # The new row, named by its table (the INSERT's own row in RETURNING): on MariaDB
+    # and SQLite the subquery sees it too.
+    named = dialect.identifier_preparer.format_table(t)
+    new_id: ColumnElement[Any] = literal_column(f"{named}.id")
+    others = (
+        select(other.c.id)
+        .where(
+            other.c.scope == bindparam("renderstate_scope"),
+            other.c.project_key == bindparam("renderstate_key"),
+            other.c.state.in_([s.value for s in ACTIVE_STATES]),
+            other.c.id != new_id,
+        )
+        .exists()
+    )
+    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
+    values = {
+        name: now + bindparam(name, type_=Double())
+        if name in timed
+        else bindparam(name, type_=t.c[name].type)
+        for name in FIELDS
+        if name != "id"
+    }
+    return insert(t).values(values).returning(*t.c, others.label("renderstate_others"))
+
+
+def update_statement(table: Table, dialect: Dialect, shape: UpdateShape) -> Update:
+    """The store's ``UPDATE`` of that shape, every value a parameter.
+
+    The parameters are ``rs_<column>``, ``rs_id``, ``rs_lease``, ``rs_worker`` and
+    ``rs_owner``.
+    A heartbeat, a begin and an end each send the same few shapes again and again, so the
+    store builds, keys and compiles each once, not once per call.
+    """
+    c = table.c
+    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
+
+    def value(name: str, type_: Any, timed: bool) -> ColumnElement[Any]:
+        return now + bindparam(name, type_=Double()) if timed else bindparam(name, type_=type_)
+
+    where = [c.id == bindparam("rs_id", type_=c.id.type), c.state.in_(shape.states)]
+    if shape.lease is not None:
+        where.append(c.lease_expires_at < value("rs_lease", Double(), shape.lease))
+    if shape.worker:
+        where.append(c.worker == bindparam("rs_worker", type_=c.worker.type))
+    if shape.owner:
+        where.append(c.owner == bindparam("rs_owner", type_=c.owner.type))
+    sets = {name: value(f"rs_{name}", c[name].type, timed) for name, timed in shape.values}
+    return update(table).where(*where).values(sets)
+
+
+def database_time(session: Session) -> Callable[[float], ColumnElement[float]]:
+    """What stands for DatabaseTime(seconds) in a statement on ``session``'s database."""
+    name = session.connection().dialect.name
+
+    def at(seconds: float) -> ColumnElement[float]:
+        now: ColumnElement[float] = literal_column(now_sql(name), Double())
+        return now + seconds if seconds else now
+
+    return at
+
+
+def compared(
+    value: float | DatabaseTime, at: Callable[[float], ColumnElement[float]]
+) -> float | ColumnElement[float]:
+    return at(value.seconds) if isinstance(value, DatabaseTime) else value
