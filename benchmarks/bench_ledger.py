@@ -15,8 +15,10 @@ ledger (BEGIN and COMMIT are not statements the driver sees; the count is what
 ``before_cursor_execute`` sees), and the median latency of create + start + complete, as a
 ratio, with the spread of the per-round ratios (p10-p90; the sides rotate which runs first)
 and the machine's load average before and after. "Ledger before" is the same store with
-its one-statement insert hidden, so the ledger starts as it did before issue 22
-(``INSERT`` then a ``SELECT`` of the live attempts): before and after in one run.
+its one-statement insert hidden ("INSERT + SELECT"), so the ledger starts as it did before
+issue 22 (``INSERT`` then a ``SELECT`` of the live attempts): that step before and after in
+one run. To time the code of another commit, run this script with ``PYTHONPATH`` set to
+that commit's ``src``.
 
 ``stores``, per ORM's store and database, one render's database work side by side:
 
@@ -164,7 +166,8 @@ def ratio_of(base: list[float], other: list[float]) -> str:
 
 
 class AsBefore:
-    """The store as the ledger used it before issue 22: ``insert``, then ``live`` (3 + 2)."""
+    """The store with its one-statement insert hidden: the start as it was before issue 22,
+    ``insert`` then ``live`` (3 + 2 statements); the rest is today's store."""
 
     def __init__(self, store: Any) -> None:
         self._store = store
@@ -184,8 +187,8 @@ def part_cycle(args: argparse.Namespace) -> None:
     print("cycle without a ledger, as medians and (per-round p10-p90)")
     print(f"load average (1, 5, 15 min) before: {load()}")
     print(
-        "| database | statements: without | ledger before | ledger now "
-        "| without | ledger before | ledger now | ratio before | ratio now |"
+        "| database | statements: without | INSERT + SELECT | now "
+        "| without | INSERT + SELECT | now | ratio INSERT + SELECT | ratio now |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     with databases(args.backends) as targets:
