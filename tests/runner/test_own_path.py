@@ -194,3 +194,129 @@ def test_sigkill_during_a_re_render_through_own_path_keeps_the_previous_video(
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
     assert runner.submit(store.load("p1")).wait() is Status.COMPLETED
     assert final.read_bytes() == b"the new video"
+
+
+class OriginApp:
+    """The origin app's render function, unchanged: it takes the project's id, writes where
+    it is told, leaves moviepy's scratch audio beside its output while it works, reports
+    ``(current, total, description)`` and returns a dict."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.labels: list[str] = []
+
+    def __call__(self, project_id: int, on_progress: OnProgress, output_path: Path) -> dict:
+        scratch = output_path.with_name(f"{output_path.stem}TEMP_MPY_wvf_snd.mp4")
+        scratch.write_bytes(b"scratch audio")
+        on_progress("tts")
+        on_progress(0.25)
+        for frame in range(1, 5):
+            if frame == self.fail_at:
+                raise RuntimeError("the encoder crashed")
+            on_progress(frame, 4, "Rendering frames")
+            self.labels.append(on_progress.label or "")
+        output_path.write_bytes(b"NEW VIDEO " + str(project_id).encode())
+        scratch.unlink()  # moviepy removes it when the write succeeds, not when it fails
+        return {"video_path": str(output_path), "duration": 4.0}
+
+
+def origin_renderer(app: OriginApp) -> object:
+    return own_path(app, argument=lambda p: p.id, target="output_path", result_key="video_path")
+
+
+def project_with_video(media: Path, key: int) -> tuple[MemoryProject, Path]:
+    final = media / "projects" / str(key) / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"OLD VIDEO")
+    return MemoryProject(id=key), final  # type: ignore[arg-type]
+
+
+def test_the_origin_app_s_function_is_published_unchanged(tmp_path: Path) -> None:
+    """argument=, target=, result_key= and the (done, total, label) form: no shim."""
+    media = tmp_path / "media"
+    project, final = project_with_video(media, 11)
+    app = OriginApp()
+    job = inline(origin_renderer(app), media).submit(project)
+    assert job.wait() is Status.COMPLETED, job.error
+    assert final.read_bytes() == b"NEW VIDEO 11"
+    assert app.labels == ["Rendering frames"] * 4
+    assert job.progress.phase is Phase.DONE
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+@pytest.mark.parametrize("how", ["failure", "cancel"])
+def test_a_failed_or_cancelled_function_leaves_no_scratch_file(tmp_path: Path, how: str) -> None:
+    """With target=, the function's scratch files live in the render's private directory
+    and go with it: nothing is left beside the previous video, which is untouched."""
+    media = tmp_path / "media"
+    project, final = project_with_video(media, 12)
+    if how == "failure":
+        app = OriginApp(fail_at=3)
+        job = inline(origin_renderer(app), media).submit(project)
+    else:
+        app = OriginApp()
+        runner = inline(origin_renderer(app), media)
+        real = app.__call__
+
+        def cancelling(project_id: int, on_progress: OnProgress, output_path: Path) -> dict:
+            def report(*args: object) -> None:
+                if args == (2, 4, "Rendering frames"):
+                    assert runner.job(project) is not None
+                    runner.job(project).cancel("the user cancelled")  # type: ignore[union-attr]
+                on_progress(*args)  # type: ignore[call-overload]
+
+            report.label = None  # type: ignore[attr-defined]
+            return real(project_id, report, output_path)  # type: ignore[arg-type]
+
+        runner = RenderRunner(
+            MemoryAdapter(),
+            own_path(
+                cancelling, argument=lambda p: p.id, target="output_path", result_key="video_path"
+            ),
+            media_root=media,
+            executor=InlineExecutor(),
+        )
+        job = runner.submit(project)
+    assert job.wait() is Status.FAILED
+    assert final.read_bytes() == b"OLD VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_on_progress_understands_every_common_form() -> None:
+    seen: list[tuple[str, int, int]] = []
+    on_progress = OnProgress(lambda *a: seen.append(a), "rendering")
+    on_progress(3, 10)
+    on_progress("tts", 1, 2)
+    on_progress(4, 10, "Rendering frames")
+    on_progress(0.5)
+    on_progress("compose")
+    assert seen == [
+        ("rendering", 3, 10),
+        ("tts", 1, 2),
+        ("rendering", 4, 10),
+        ("rendering", 500, 1000),
+        ("compose", 0, 0),
+    ]
+    assert on_progress.label == "Rendering frames"
+    with pytest.raises(ValueError, match=r"from 0\.0 to 1\.0"):
+        on_progress(1.5)
+    for bad in [(True,), (1, 2, 3, 4), ("a", "b", "c"), (1.0, 2)]:
+        with pytest.raises(TypeError, match=r"on_progress takes \(done, total\)"):
+            on_progress(*bad)  # type: ignore[call-overload]
+    assert len(seen) == 5, "a refused call reports nothing"
+
+
+def test_a_dict_result_needs_its_key_named(tmp_path: Path) -> None:
+    def returns_dict(project: object, on_progress: OnProgress) -> dict:
+        out = tmp_path / "out.mp4"
+        out.write_bytes(b"V")
+        return {"video_path": str(out)}
+
+    job = inline(own_path(returns_dict), tmp_path / "m").submit(MemoryProject())
+    assert job.wait() is Status.FAILED
+    assert "own_path(..., result_key='...')" in str(job.error)
+    job = inline(own_path(returns_dict, result_key="path"), tmp_path / "n").submit(MemoryProject())
+    assert job.wait() is Status.FAILED
+    assert "without 'path'" in str(job.error)
+    with pytest.raises(ValueError, match="target='output_path'"):
+        own_path(returns_dict, target="output path")

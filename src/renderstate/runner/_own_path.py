@@ -1,31 +1,53 @@
-"""Fit a render function that picks its own output path, ``render(project, on_progress)``."""
+"""Fit an app's own render function, unchanged: its arguments, its progress, its result.
+
+``render(project, on_progress) -> path`` is the default shape; :func:`own_path`'s options
+adapt the common others: a function that takes the project's id (``argument=``), writes
+where it is told (``target=``), reports ``(done, total, label)`` or a fraction, and returns
+a dict naming its file (``result_key=``).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Generic, overload
+from typing import Any, Generic, overload
 
 from renderstate.typing import ProgressSink, ProjectT
 
 __all__ = ["OnProgress", "OwnPathRenderer", "own_path"]
 
+_FRACTION_UNITS = 1000
+"""A fraction reported alone counts as this many units of the default phase."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 class OnProgress:
     """The ``on_progress`` callback handed to a render function wrapped by :func:`own_path`.
 
-    Call it as ``on_progress(done, total)`` (units of the wrapper's default phase) or as
-    ``on_progress(phase, done, total)`` to name a phase of your own (``"tts"``,
-    ``"compose"``); see :class:`~renderstate.typing.ProgressSink`. A cancelled render stops
-    here: the call raises :class:`~renderstate.RenderCancelledError`; let it propagate.
+    Every common signature is understood:
+
+    - ``on_progress(done, total)``: units of the wrapper's default phase;
+    - ``on_progress(phase, done, total)``: a phase of your own (``"tts"``, ``"compose"``);
+    - ``on_progress(done, total, label)``: units of the default phase, ``label`` (a
+      description such as ``"Rendering frames"``) kept as :attr:`label`;
+    - ``on_progress(fraction)``: a float from 0.0 to 1.0 of the default phase;
+    - ``on_progress(phase)``: a phase of your own starts (its units unknown).
+
+    See :class:`~renderstate.typing.ProgressSink`. A cancelled render stops here: the call
+    raises :class:`~renderstate.RenderCancelledError`; let it propagate.
     """
 
-    __slots__ = ("_phase", "_sink")
+    __slots__ = ("_phase", "_sink", "label")
 
     def __init__(self, sink: ProgressSink, phase: str) -> None:
         self._sink = sink
         self._phase = phase
+        self.label: str | None = None
+        """The last label a ``(done, total, label)`` call gave."""
 
     @overload
     def __call__(self, done: int, total: int, /) -> None: ...
@@ -33,66 +55,136 @@ class OnProgress:
     @overload
     def __call__(self, phase: str, done: int, total: int, /) -> None: ...
 
+    @overload
+    def __call__(self, done: int, total: int, label: str, /) -> None: ...
+
+    @overload
+    def __call__(self, fraction: float, /) -> None: ...
+
+    @overload
+    def __call__(self, phase: str, /) -> None: ...
+
     def __call__(self, *args: object) -> None:
-        """Report ``done`` of ``total`` units, of the default phase or of the one named."""
-        if len(args) == 2:
+        """Report progress in any of the forms above."""
+        phase: object = self._phase
+        done: object = None
+        total: object = None
+        if len(args) == 1 and isinstance(args[0], str):
+            phase, done, total = args[0], 0, 0
+        elif len(args) == 1 and isinstance(args[0], float):
+            fraction = args[0]
+            if not 0.0 <= fraction <= 1.0:
+                msg = f"on_progress(fraction) takes a float from 0.0 to 1.0, got {fraction!r}"
+                raise ValueError(msg)
+            done, total = round(fraction * _FRACTION_UNITS), _FRACTION_UNITS
+        elif len(args) == 2:
             done, total = args
-            phase: object = self._phase
-        elif len(args) == 3:
+        elif len(args) == 3 and isinstance(args[0], str):
             phase, done, total = args
-        else:
-            msg = f"on_progress takes (done, total) or (phase, done, total), got {len(args)} values"
-            raise TypeError(msg)
-        if not isinstance(phase, str) or not isinstance(done, int) or not isinstance(total, int):
+        elif len(args) == 3 and isinstance(args[2], str):
+            done, total, label = args
+            self.label = str(label)
+        if not isinstance(phase, str) or not _is_int(done) or not _is_int(total):
             msg = (
-                f"on_progress takes (done: int, total: int) or (phase: str, done: int, "
-                f"total: int), got {args!r}"
+                f"on_progress takes (done, total), (phase, done, total), (done, total, label), "
+                f"(fraction) or (phase), with int counts, a float fraction and str names; "
+                f"got {args!r}"
             )
             raise TypeError(msg)
-        self._sink(phase, done, total)
+        self._sink(phase, done, total)  # type: ignore[arg-type]
 
 
 class OwnPathRenderer(Generic[ProjectT]):
-    """A :class:`~renderstate.typing.Renderer` around ``render(project, on_progress) -> path``.
+    """A :class:`~renderstate.typing.Renderer` around an app's own render function.
 
-    Made by :func:`own_path`. The runner's temporary ``target`` is not passed on: the
-    function writes wherever it likes and returns the path; the runner then checks that
-    file, fsyncs it and publishes it with the atomic replace (and the ledger's fence), as
-    it does a file written to ``target``.
+    Made by :func:`own_path`, which documents the options.
     """
 
     def __init__(
         self,
-        render: Callable[[ProjectT, OnProgress], str | os.PathLike[str]],
+        render: Callable[..., object],
         *,
         phase: str = "rendering",
+        argument: Callable[[ProjectT], object] | None = None,
+        target: str | None = None,
+        result_key: str | None = None,
     ) -> None:
+        if target is not None and not str(target).isidentifier():
+            msg = (
+                f"own_path(target={target!r}): name the keyword argument the function takes "
+                f"its output path as, such as target='output_path'"
+            )
+            raise ValueError(msg)
+        key: object = result_key
+        if key is not None and not isinstance(key, str):
+            msg = f"own_path(result_key={result_key!r}): name the dict key holding the path"
+            raise TypeError(msg)
         self.render = render
         """The wrapped function."""
         self.phase = phase
         """The phase ``on_progress(done, total)`` reports."""
+        self.argument = argument
+        """What the function gets instead of the project, if set."""
+        self.target = target
+        """The keyword the function gets the path to write under, if set."""
+        self.result_key = result_key
+        """The key of a returned dict that holds the path, if set."""
 
     def __repr__(self) -> str:
         return f"own_path({self.render!r})"
 
     def __call__(
         self, project: ProjectT, target: Path, progress: ProgressSink
-    ) -> str | os.PathLike[str]:
-        """Run the function and return the path it wrote."""
-        written: object = self.render(project, OnProgress(progress, self.phase))
+    ) -> str | os.PathLike[str] | None:
+        """Run the function; return the path it wrote (``None``: it wrote ``target``)."""
+        first = project if self.argument is None else self.argument(project)
+        on_progress = OnProgress(progress, self.phase)
+        if self.target is None:
+            result = self.render(first, on_progress)
+        else:
+            result = self.render(first, on_progress, **{self.target: target})
+        written: str | os.PathLike[str] | None = self._path_in(result)
         if written is None:
+            if self.target is not None:
+                return None  # it wrote where it was told
             msg = (
                 f"{self.render!r} returned None; a render function wrapped by own_path() "
-                "must return the path of the file it wrote"
+                "must return the path of the file it wrote (or be told where to write: "
+                "own_path(..., target='output_path'))"
             )
             raise TypeError(msg)
-        return written  # type: ignore[return-value]  # the runner checks what it gets
+        if self.target is not None and Path(written) == target:
+            return None
+        return written
+
+    def _path_in(self, result: Any) -> Any:
+        """The path a function's result names: the result itself, or a dict's entry."""
+        if isinstance(result, Mapping):
+            if self.result_key is None:
+                msg = (
+                    f"{self.render!r} returned a dict ({sorted(map(str, result))}); say which "
+                    f"entry is the video's path: own_path(..., result_key='...')"
+                )
+                raise TypeError(msg)
+            if self.result_key not in result:
+                msg = (
+                    f"{self.render!r} returned a dict without {self.result_key!r} (its keys: "
+                    f"{sorted(map(str, result))}); fix own_path(result_key=...)"
+                )
+                raise TypeError(msg)
+            result = result[self.result_key]
+        return result  # the runner refuses anything that is not a path, saying so
 
 
 def own_path(
-    render: Callable[[ProjectT, OnProgress], str | os.PathLike[str]], *, phase: str = "rendering"
-) -> OwnPathRenderer[ProjectT]:
-    """Make a renderer of a function that writes the video where it likes and returns the path.
+    render: Callable[..., object],
+    *,
+    phase: str = "rendering",
+    argument: Callable[[Any], object] | None = None,
+    target: str | None = None,
+    result_key: str | None = None,
+) -> OwnPathRenderer[Any]:
+    """Make a renderer of an app's own render function, unchanged.
 
     ::
 
@@ -103,15 +195,38 @@ def own_path(
 
         runner = RenderRunner(adapter, own_path(render_story), media_root=MEDIA)
 
-    The returned file is published like one written to the runner's target: checked
-    (regular, non-empty, not a link, not the final file itself), fsynced, moved over the
-    final file with one atomic rename (copied first if it is on another file system),
-    and only then is the project COMPLETED. If anything fails, the previous video stays.
+        # A function that takes the id, reports (current, total, description), writes
+        # where it is told and returns {"video_path": ..., "duration": ...}:
+        own_path(render_video, argument=lambda p: p.pk, target="output_path",
+                 result_key="video_path")
+
+    The file is published like one written to the runner's target: checked (regular,
+    non-empty, not a link, not the final file itself), fsynced, moved over the final file
+    with one atomic rename (copied first if it is on another file system), and only then
+    is the project COMPLETED. If anything fails, the previous video stays.
+
+    With ``target``, the function writes the runner's own temporary file, inside the
+    render's private directory: its scratch files (moviepy's ``...TEMP_MPY_...`` audio)
+    land there too and go with it on success, failure, cancel and recovery. Without it,
+    the function's own scratch files beside its own output are its business.
 
     Args:
-        render: Called as ``render(project, on_progress)``; returns a ``str`` or a
-            :class:`~pathlib.Path`. ``on_progress`` is an :class:`OnProgress`.
+        render: Called as ``render(project, on_progress)`` (or with ``argument``'s value
+            instead of the project, and ``target`` as a keyword); returns a ``str`` or a
+            :class:`~pathlib.Path`, a dict holding one under ``result_key``, or, with
+            ``target``, nothing. ``on_progress`` is an :class:`OnProgress`.
         phase: The phase that ``on_progress(done, total)`` reports (by default
             ``"rendering"``: video frames, which drive ``Progress.fraction``).
+        argument: What the function takes instead of the project, from the project
+            (``lambda p: p.pk`` for a function of the project's id).
+        target: The keyword argument the function takes its output path as; the path it
+            gets is the runner's temporary file.
+        result_key: The key of a returned dict that holds the written file's path.
+
+    Raises:
+        ValueError: ``target`` is not a keyword argument's name.
+        TypeError: ``result_key`` is not a str.
     """
-    return OwnPathRenderer(render, phase=phase)
+    return OwnPathRenderer(
+        render, phase=phase, argument=argument, target=target, result_key=result_key
+    )
