@@ -16,8 +16,13 @@ Parts (each a function taking the parsed arguments; add yours to PARTS):
   memory     (4) peak memory of renders of 1080p timelines of --minutes lengths (10 s scenes,
              1 s crossfades, a tone), each in a fresh process: the Python process's peak
              RSS and tracemalloc peak, and ffmpeg's peak RSS. Target: flat in the duration.
+  stills     (5) in one interleaved run: the reference timeline's time vs the PNG-loop
+             floor (target <= 0.20x), its size vs the one-pass encode (repeat_stills=False,
+             same preset and crf; target <= 1.10x), a minute of stills with a crossfade
+             likewise, and the reference timeline with a photograph behind each title
+             vs its own PNG-loop floor (target <= 0.25x); per-round ranges, load average.
 
-Run: .venv/bin/python benchmarks/bench_render.py [--parts rendering,rss,memory] [--repeats 3]
+Run: .venv/bin/python benchmarks/bench_render.py [--parts stills,rendering,rss,memory] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -151,22 +156,99 @@ _PNG_DIR = Path(tempfile.mkdtemp(prefix="bench-render-png-"))
 atexit.register(shutil.rmtree, _PNG_DIR, ignore_errors=True)
 
 
-def scene_pngs() -> list[Path]:
-    """The reference scenes' pictures as PNG files, drawn once (outside any timing)."""
+def scene_pngs(timeline: Timeline | None = None, name: str = "scene") -> list[Path]:
+    """The scenes' composed pictures as PNG files, drawn once (outside any timing)."""
     paths = []
-    for index, scene in enumerate(reference_timeline().scenes):
-        path = _PNG_DIR / f"scene{index}.png"
+    for index, scene in enumerate((timeline or reference_timeline()).scenes):
+        path = _PNG_DIR / f"{name}{index}.png"
         if not path.exists():
             Image.fromarray(draw_scene(scene, WIDTH, HEIGHT, index=index)).save(path)
         paths.append(path)
     return paths
 
 
+def photographs() -> list[Path]:
+    """Three 1280x720 JPEG "photographs" (seeded: smooth shapes, texture, grain)."""
+    paths = []
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    for index in range(3):
+        path = _PNG_DIR / f"photo{index}.jpg"
+        if not path.exists():
+            rng = np.random.default_rng(index)
+            channels = []
+            for channel in range(3):
+                phase = rng.uniform(0, 6.28, 4)
+                wave = (
+                    np.sin(x / (40 + 17 * channel) + phase[0]) * 50
+                    + np.cos(y / (31 + 11 * index) + phase[1]) * 40
+                    + np.sin((x + y) / 97 + phase[2]) * 30
+                )
+                channels.append(wave + 120 + rng.normal(0, 6, (HEIGHT, WIDTH)))
+            picture = np.clip(np.dstack(channels), 0, 255).astype(np.uint8)
+            Image.fromarray(picture).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def picture_timeline() -> Timeline:
+    """The reference timeline with a photograph behind each title instead of a colour."""
+    scenes = [
+        {**scene, "image": path.name} for scene, path in zip(SCENES, photographs(), strict=True)
+    ]
+    return parse_timeline({**REFERENCE, "scenes": scenes}, base_dir=_PNG_DIR)
+
+
+def render_pictures(target: Path) -> None:
+    """MoviePyRenderer on the picture timeline."""
+    MoviePyRenderer(timeline=picture_timeline(), preset=PRESET, crf=CRF)(None, target, no_progress)
+
+
+def render_pictures_one_pass(target: Path) -> None:
+    """MoviePyRenderer on the picture timeline, every frame encoded (repeat_stills=False)."""
+    MoviePyRenderer(timeline=picture_timeline(), preset=PRESET, crf=CRF, repeat_stills=False)(
+        None, target, no_progress
+    )
+
+
+def render_pictures_floor(target: Path) -> None:
+    """ffmpeg alone looping the picture timeline's composed frames (its PNG-loop floor)."""
+    png_loop(picture_timeline(), scene_pngs(picture_timeline(), "picture"), target)
+
+
+def render_one_pass(target: Path) -> None:
+    """MoviePyRenderer on the reference timeline, every frame encoded (repeat_stills=False)."""
+    MoviePyRenderer(timeline=reference_timeline(), preset=PRESET, crf=CRF, repeat_stills=False)(
+        None, target, no_progress
+    )
+
+
+def render_minute(target: Path) -> None:
+    """MoviePyRenderer on a minute of 720p stills with one crossfade."""
+    MoviePyRenderer(timeline=minute_timeline(), preset=PRESET, crf=CRF)(None, target, no_progress)
+
+
+def render_minute_one_pass(target: Path) -> None:
+    """The same minute, every frame encoded (repeat_stills=False)."""
+    MoviePyRenderer(timeline=minute_timeline(), preset=PRESET, crf=CRF, repeat_stills=False)(
+        None, target, no_progress
+    )
+
+
+def minute_timeline() -> Timeline:
+    """A minute of 720p titled stills, two scenes joined by a 1 s crossfade, and a tone."""
+    scenes = [{**SCENES[0], "duration": 30.0}, {**SCENES[1], "duration": 31.0, "crossfade": 1.0}]
+    return parse_timeline({**REFERENCE, "scenes": scenes})
+
+
 def render_png_loop_floor(target: Path) -> None:
     """ffmpeg alone: each scene's PNG looped for its duration, concatenated, and the tone."""
-    timeline = reference_timeline()
+    png_loop(reference_timeline(), scene_pngs(), target)
+
+
+def png_loop(timeline: Timeline, pngs: list[Path], target: Path) -> None:
+    """ffmpeg alone looping ``pngs`` (the scenes' composed frames) for their durations."""
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error"]
-    for path, scene in zip(scene_pngs(), timeline.scenes, strict=True):
+    for path, scene in zip(pngs, timeline.scenes, strict=True):
         command += ["-loop", "1", "-framerate", str(FPS), "-t", str(scene.duration)]
         command += ["-i", str(path)]
     inputs = "".join(f"[{i}:v]" for i in range(len(timeline.scenes)))
@@ -255,6 +337,79 @@ def part_rendering(args: argparse.Namespace) -> None:
         "file sizes (KB): "
         + ", ".join(f"{labels[name]} {size / 1000:.0f}" for name, size in sizes.items())
     )
+
+
+def _range(values: list[float]) -> str:
+    return f"{min(values):.3f}-{max(values):.3f}x"
+
+
+def part_stills(args: argparse.Namespace) -> None:
+    """(5) Speed vs the floor, size vs the one-pass encode, pictures vs their floor.
+
+    One interleaved run: each round renders, in turn, the reference timeline (and its
+    PNG-loop floor, and its one-pass encode), the picture timeline (and its floor and
+    one-pass encode), and a
+    minute of stills with a crossfade (and its one-pass encode); the order rotates every
+    round so no contender always follows the same one. Ratios are per round, so a load
+    change between rounds moves both sides of a ratio alike.
+    """
+    scene_pngs()
+    scene_pngs(picture_timeline(), "picture")
+    contenders = [
+        render_renderstate,
+        render_png_loop_floor,
+        render_one_pass,
+        render_pictures,
+        render_pictures_floor,
+        render_pictures_one_pass,
+        render_minute,
+        render_minute_one_pass,
+    ]
+    times: dict[str, list[float]] = {fn.__name__: [] for fn in contenders}
+    sizes: dict[str, list[int]] = {fn.__name__: [] for fn in contenders}
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(args.repeats):
+            shift = round_ % len(contenders)
+            for fn in contenders[shift:] + contenders[:shift]:
+                times[fn.__name__].append(timed(fn, Path(scratch)))
+                sizes[fn.__name__].append((Path(scratch) / f"{fn.__name__}.mp4").stat().st_size)
+            loads.append(os.getloadavg()[0])
+
+    def ratios(mine: str, base: str, table: dict[str, list[Any]]) -> list[float]:
+        return [a / b for a, b in zip(table[mine], table[base], strict=True)]
+
+    speed = ratios("render_renderstate", "render_png_loop_floor", times)
+    pictures = ratios("render_pictures", "render_pictures_floor", times)
+    pictures_size = ratios("render_pictures", "render_pictures_one_pass", sizes)
+    size = ratios("render_renderstate", "render_one_pass", sizes)
+    minute = ratios("render_minute", "render_minute_one_pass", sizes)
+    minute_speed = ratios("render_minute", "render_minute_one_pass", times)
+    print(
+        f"(5) still stretches, {args.repeats} interleaved rounds (rotating order), preset "
+        f"{PRESET}, crf {CRF}; load average (1 min) {min(loads):.1f}-{max(loads):.1f} "
+        f"(start {loads[0]:.1f}, end {loads[-1]:.1f})"
+    )
+    print("| measure | median | per round | target |")
+    print("|---|---:|---:|---:|")
+    rows = [
+        ("reference timeline, time / PNG-loop floor", speed, "<= 0.20x"),
+        ("reference timeline, size / one-pass encode", size, "<= 1.10x"),
+        ("minute of stills + crossfade, size / one-pass", minute, "<= 1.10x"),
+        ("minute of stills + crossfade, time / one-pass", minute_speed, ""),
+        ("picture timeline, time / its PNG-loop floor", pictures, "<= 0.25x"),
+        ("picture timeline, size / its one-pass encode", pictures_size, "<= 1.10x"),
+    ]
+    for label, values, target in rows:
+        print(f"| {label} | {statistics.median(values):.3f}x | {_range(values)} | {target} |")
+    print("\n| contender | median s | median KB |")
+    print("|---|---:|---:|")
+    for fn in contenders:
+        name = fn.__name__
+        print(
+            f"| {(fn.__doc__ or name).splitlines()[0]} | {statistics.median(times[name]):.2f} "
+            f"| {statistics.median(sizes[name]) / 1000:.0f} |"
+        )
 
 
 def part_runner_overhead(args: argparse.Namespace) -> None:
@@ -420,15 +575,18 @@ PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
     "runner": part_runner_overhead,
     "rss": part_rss,
     "memory": part_memory,
+    "stills": part_stills,
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--parts", default="rendering,runner,rss,memory", help=f"any of {', '.join(PARTS)}"
+        "--parts",
+        default="rendering,runner,rss,memory,stills",
+        help=f"any of {', '.join(PARTS)}",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="runs per contender in (1)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds in (1), (2) and (5)")
     parser.add_argument("--renders", type=int, default=20, help="renders in (3)")
     parser.add_argument(
         "--minutes", type=float, nargs="+", default=[1.0, 10.0], help="timelines in (4)"
