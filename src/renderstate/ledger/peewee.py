@@ -12,9 +12,8 @@ Install with ``pip install 'renderstate[peewee]'``. Create the table once (or ad
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Generic, cast
 
@@ -36,8 +35,14 @@ from renderstate._attempts import (
     key_values,
 )
 from renderstate.exceptions import LedgerSchemaError
-from renderstate.ledger._clock import now_sql, written
+from renderstate.ledger._clock import written
 from renderstate.ledger._deadlocks import retries_deadlocks
+from renderstate.ledger._peewee_statements import (
+    compared,
+    database_time,
+    insert_finding_live,
+    returns,
+)
 from renderstate.typing import ProjectT
 
 __all__ = [
@@ -271,8 +276,8 @@ class PeeweeAttemptStore:
         self._check_schema()
         values = {name: getattr(attempt, name) for name in FIELDS if name != "id"}
         model = self.model
-        query = model.insert(**written(values, _database_time(self.database)))
-        if _returns(_target(self.database)):
+        query = model.insert(**written(values, database_time(self.database)))
+        if returns(_target(self.database)):
             (row,) = query.returning(*model._meta.sorted_fields).dicts().execute()
             return attempt_from_row(row)
         new_id = int(query.execute())
@@ -292,28 +297,12 @@ class PeeweeAttemptStore:
         """
         self._check_schema()
         database = _target(self.database)
-        if not _returns(database):
+        if not returns(database):
             stored = self.insert(attempt)
             return stored, any(
                 a.id != stored.id for a in self.live(stored.scope, stored.project_key)
             )
-        model = self.model
-        other = model.alias("renderstate_other")
-        # The new row, named by its table (the INSERT's own row in RETURNING): on MariaDB
-        # and SQLite the subquery sees it too.
-        new_id = peewee.Entity(model._meta.table_name, "id")
-        others = peewee.fn.EXISTS(
-            other.select(other.id).where(
-                (other.scope == attempt.scope)
-                & (other.project_key == attempt.project_key)
-                & other.state.in_(_ACTIVE)
-                & (other.id != new_id)
-            )
-        )
-        values = {name: getattr(attempt, name) for name in FIELDS if name != "id"}
-        query = model.insert(**written(values, _database_time(self.database))).returning(
-            *model._meta.sorted_fields, others.alias("renderstate_others")
-        )
+        query = insert_finding_live(self.model, attempt, database_time(self.database))
         (row,) = query.dicts().execute()
         return attempt_from_row(row), bool(row["renderstate_others"])
 
@@ -331,10 +320,10 @@ class PeeweeAttemptStore:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         self._check_schema()
         model = self.model
-        at = _database_time(self.database)
+        at = database_time(self.database)
         where = (model.id == attempt_id) & model.state.in_([AttemptState(s).value for s in states])
         if lease_before is not None:
-            where &= model.lease_expires_at < _compared(lease_before, at)
+            where &= model.lease_expires_at < compared(lease_before, at)
         if worker is not None:
             where &= model.worker == worker
         if owner is not None:
@@ -382,7 +371,7 @@ class PeeweeAttemptStore:
         """Return the live attempts whose lease expired before ``now``, oldest first."""
         self._check_schema()
         model = self.model
-        before = _compared(now, _database_time(self.database))
+        before = compared(now, database_time(self.database))
         where = model.state.in_(_ACTIVE) & (model.lease_expires_at < before)
         if scope is not None:
             where &= model.scope == scope
@@ -444,38 +433,3 @@ def _convert(field: Any, text: object) -> object:
 
 
 _ACTIVE: Final = [s.value for s in ACTIVE_STATES]
-
-
-def _database_time(database: Any) -> Callable[[float], Any]:
-    """What stands for DatabaseTime(seconds) in a statement on ``database``."""
-    target = _target(database)
-    if isinstance(target, peewee.PostgresqlDatabase):
-        vendor = "postgresql"
-    elif isinstance(target, peewee.MySQLDatabase):
-        vendor = "mysql"
-    elif isinstance(target, peewee.SqliteDatabase):
-        vendor = "sqlite"
-    else:
-        vendor = type(target).__name__
-
-    def at(seconds: float) -> Any:
-        now = peewee.SQL(now_sql(vendor))
-        return now + seconds if seconds else now
-
-    return at
-
-
-def _compared(value: float | DatabaseTime, at: Callable[[float], Any]) -> Any:
-    return at(value.seconds) if isinstance(value, DatabaseTime) else value
-
-
-def _returns(database: Any) -> bool:
-    """Whether an ``INSERT`` on ``database`` can return its row (``RETURNING``)."""
-    if isinstance(database, peewee.SqliteDatabase):
-        return sqlite3.sqlite_version_info >= (3, 35)
-    if isinstance(database, peewee.MySQLDatabase):
-        # MariaDB 10.5+ (MySQL has no version 10 yet, nor INSERT ... RETURNING); the
-        # version is known once connected, as the store's transaction is.
-        version = database.server_version
-        return isinstance(version, tuple) and version >= (10, 5)
-    return bool(database.returning_clause)
