@@ -31,7 +31,9 @@ __all__ = [
 StatusValues: TypeAlias = Mapping[Status, Hashable | Sequence[Hashable]]
 """What ``values=`` takes: each :class:`~renderstate.Status` to the literal the model stores,
 or to a list or tuple of literals that all read as that status (the first is the one
-written), e.g. ``{Status.PROCESSING: ("QUEUED", "PROCESS")}``."""
+written), e.g. ``{Status.PROCESSING: ("QUEUED", "PROCESS")}``. Every literal is of one type,
+the column's (``str``, with Django ``TextChoices`` members, or ``int``): map all four statuses
+to integers, never ``None``."""
 
 
 def _literals_of(status: Status, given: object) -> tuple[Hashable, ...]:
@@ -44,8 +46,17 @@ def _literals_of(status: Status, given: object) -> tuple[Hashable, ...]:
             f"model stores for {status}, or a list of them, the first being the one written"
         )
         raise ValueError(msg)
+    seen: set[Hashable] = set()
     for position, literal in enumerate(literals):
         where = f"values[{status}][{position}]" if many else f"values[{status}]"
+        if literal is None:
+            # The guarded UPDATE matches with IN (...), and NULL IN (NULL) is never true
+            # in SQL: a status stored as NULL could never be moved on.
+            msg = (
+                f"{where} is None; a stored literal is a str or an int (SQL's IN never "
+                f"matches NULL): give the status column a default such as {status.value!r}"
+            )
+            raise TypeError(msg)
         if isinstance(literal, (list, tuple, set, frozenset)):
             msg = f"{where} = {literal!r} is a collection; a stored literal is a str or an int"
             raise TypeError(msg)
@@ -54,10 +65,41 @@ def _literals_of(status: Status, given: object) -> tuple[Hashable, ...]:
         except TypeError:
             msg = f"{where} = {literal!r} is not hashable; use a str or an int"
             raise TypeError(msg) from None
-        if literal in literals[:position]:
+        # A set, not a scan of the earlier literals: a long list stays linear.
+        if literal in seen:
             msg = f"values[{status}] lists {literal!r} twice; list each literal once"
             raise ValueError(msg)
+        seen.add(literal)
     return literals
+
+
+def _kind(literal: object) -> type:
+    """The column type a literal needs: str, int and bool apart, subclasses with their base."""
+    for kind in (bool, int, str, bytes):
+        if isinstance(literal, kind):
+            return kind
+    return type(literal)
+
+
+def _check_one_kind(all_stored: Mapping[Status, tuple[Hashable, ...]]) -> None:
+    """Refuse literals of different types: one status column holds one type.
+
+    A partial map such as ``{Status.DRAFT: 10, Status.PROCESSING: 20}`` leaves COMPLETED
+    stored as ``"COMPLETED"``: the render would start and its end would then be refused
+    by the integer column (PostgreSQL, MariaDB) after the video was made.
+    """
+    first_status, first = next(iter(all_stored.items()))
+    kind = _kind(first[0])
+    for status, literals in all_stored.items():
+        for literal in literals:
+            if _kind(literal) is not kind:
+                msg = (
+                    f"values stores {first_status} as {first[0]!r} ({kind.__name__}) but "
+                    f"{status} as {literal!r} ({_kind(literal).__name__}); a status column "
+                    f"holds one type: map every status to a {kind.__name__} (a status left "
+                    f"out of values stores its own name, a str)"
+                )
+                raise TypeError(msg)
 
 
 class Literals:
@@ -82,10 +124,10 @@ class Literals:
                 )
                 raise ValueError(msg) from None
             all_stored[status] = _literals_of(status, given)
-        owners: list[tuple[Hashable, Status]] = []
+        owners: dict[Hashable, Status] = {}
         for status in Status:
             for literal in all_stored[status]:
-                clash = next((s for lit, s in owners if lit == literal), None)
+                clash = owners.get(literal)
                 if clash is not None:
                     msg = (
                         f"values stores {clash} and {status} as the same literal {literal!r}, "
@@ -93,12 +135,13 @@ class Literals:
                         f"its own literals (a status left out of values stores its own name)"
                     )
                     raise ValueError(msg)
-                owners.append((literal, status))
+                owners[literal] = status
+        _check_one_kind(all_stored)
         self.all_stored = all_stored
         """Every literal of each status, the written one first."""
         self.to_stored = {status: literals[0] for status, literals in all_stored.items()}
         """The literal a transition writes for each status."""
-        self.from_stored: dict[Hashable, Status] = dict(owners)
+        self.from_stored: dict[Hashable, Status] = owners
         """The status each stored literal reads as."""
 
     @property
@@ -107,19 +150,15 @@ class Literals:
         return [literal for status in Status for literal in self.all_stored[status]]
 
     def same_kind(self, raw: object, status: Status) -> bool:
-        """Whether ``raw``, equal to one of ``status``'s literals, is also of its type.
+        """Whether ``raw``, equal to one of ``status``'s literals, is also of its kind.
 
         ``True == 1 == 1.0`` in Python: a stored ``True`` or ``1.0`` must not read as the
-        status stored as ``1``. Subclasses count (a Django ``TextChoices`` member is a
-        ``str``), but a bool never stands for a number.
+        status stored as ``1``. Subclasses count both ways: a Django ``TextChoices`` member
+        given in ``values`` reads the plain ``str`` the database hands back, and a member
+        set on the object reads as a plain ``str`` literal. A bool never stands for a number.
         """
         for literal in self.all_stored[status]:
-            if literal != raw:
-                continue
-            kind = type(literal)
-            if type(raw) is kind:
-                return True
-            if isinstance(raw, kind) and not (isinstance(raw, bool) and kind is not bool):
+            if literal == raw and _kind(raw) is _kind(literal):
                 return True
         return False
 

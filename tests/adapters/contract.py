@@ -789,6 +789,34 @@ class AdapterContract:
         record = harness.lifecycle(harness.load(key)).fail(RuntimeError("boom"))
         assert record.changes == {harness.columns["status"]: five[Status.FAILED]}
 
+    def test_literals_differing_only_by_case_stay_apart(self, harness: Harness) -> None:
+        """DRAFT stored as 'queued' and PROCESSING as 'QUEUED': a stale start is refused.
+
+        MariaDB's default collation says 'queued' = 'QUEUED': a guarded UPDATE comparing
+        text would let an object still holding DRAFT start the project another request
+        has just moved to PROCESSING, a second render. (The variant stores integers.)
+        """
+        harness.values = (
+            {**INTEGER_LITERALS, Status.DRAFT: 15}
+            if harness.variant
+            else {
+                Status.DRAFT: "queued",
+                Status.PROCESSING: ["QUEUED", "Queued"],
+                Status.COMPLETED: "done",
+                Status.FAILED: "DONE",
+            }
+        )
+        draft, processing = (15, 20) if harness.variant else ("queued", "QUEUED")
+        key = harness.insert()
+        harness.edit(key, status=draft)
+        stale = harness.lifecycle(harness.load(key))
+        assert stale.status is Status.DRAFT
+        harness.lifecycle(harness.load(key)).start_render()
+        assert harness.row(key)["status"] == processing
+        with pytest.raises(RenderConflictError):
+            stale.start_render()
+        assert harness.row(key)["status"] == processing
+
     def test_unknown_stored_literal(self, harness: Harness) -> None:
         """A row holding a value outside the map raises UnknownStatusError and is not written."""
         key = harness.insert()

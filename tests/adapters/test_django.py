@@ -18,7 +18,7 @@ import pymysql
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
@@ -192,6 +192,26 @@ class DjangoHarness(Harness):
         project.save(update_fields=fields)
 
 
+class FiveStatuses(models.TextChoices):
+    """An app's five statuses as Django choices: QUEUED and PROCESS are both PROCESSING."""
+
+    CREATED = "CREATED"
+    QUEUED = "QUEUED"
+    PROCESS = "PROCESS"
+    DONE = "DONE"
+    ERROR = "ERROR"
+
+
+class FiveIntegerStatuses(models.IntegerChoices):
+    """The variant model's integers as Django choices: 20 and 25 are both PROCESSING."""
+
+    CREATED = 10
+    QUEUED = 20
+    PROCESS = 25
+    DONE = 30
+    ERROR = 40
+
+
 class DjangoChecks:
     """What Django users rely on beyond the contract, checked on both Django adapters.
 
@@ -199,6 +219,37 @@ class DjangoChecks:
     ``TestAsyncDjangoAdapter`` (``test_django_async.py``) through ``AsyncDjangoAdapter``:
     each harness drives its own adapter, so each scenario is written once.
     """
+
+    def test_text_choices_literals_read_the_loaded_strings(self, harness: Harness) -> None:
+        """values= given as TextChoices (IntegerChoices) members reads a loaded row's literal.
+
+        Django hands back a plain ``str`` (``int``) for a field with choices, so a member
+        given in ``values`` must match it: the project below was read as an unknown
+        status, every load of every row, until members and strings counted as one kind.
+        """
+        choices: Any = FiveIntegerStatuses if harness.variant else FiveStatuses
+        harness.values = {
+            Status.DRAFT: choices.CREATED,
+            Status.PROCESSING: [choices.QUEUED, choices.PROCESS],
+            Status.COMPLETED: choices.DONE,
+            Status.FAILED: choices.ERROR,
+        }
+        plain = type(choices.CREATED.value)
+        key = harness.insert()
+        harness.edit(key, status=plain(choices.CREATED))
+        project = harness.load(key)
+        assert type(getattr(project, harness.columns["status"])) is plain
+        lifecycle = harness.lifecycle(project)
+        assert lifecycle.status is Status.DRAFT
+        lifecycle.start_render()
+        assert harness.row(key)["status"] == choices.QUEUED
+        harness.edit(key, status=plain(choices.PROCESS))
+        again = harness.lifecycle(harness.load(key))
+        assert again.status is Status.PROCESSING
+        with pytest.raises(RenderConflictError):
+            again.start_render()
+        again.complete("projects/1/final.mp4")
+        assert harness.row(key)["status"] == choices.DONE
 
     @pytest.mark.parametrize("receiver", ["sync", "async"])
     def test_signals_carry_update_fields(self, harness: Harness, receiver: str) -> None:

@@ -31,7 +31,7 @@ def start(project: object, adapter: Adapter[Any]) -> TransitionRecord:
         adapter,
         status_field="state",
         output_field="video",
-        values={Status.DRAFT: 10, Status.PROCESSING: 20},
+        values={Status.DRAFT: 10, Status.PROCESSING: 20, Status.COMPLETED: 30, Status.FAILED: 40},
     )
     return lifecycle.start_render()
 
