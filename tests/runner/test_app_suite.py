@@ -4,7 +4,8 @@ The app builds one runner at import time, with the Django ledger and a thread ex
 the origin app does. Its tests submit renders: one inside a ``TestCase`` (the test's
 transaction) in immediate mode, one that leaves a slow job behind in a
 ``TransactionTestCase``. With ``RenderJobsMixin`` the suite passes, renders in the test's
-transaction, leaves no job running past its test and logs no "database table is locked".
+transaction, leaves no job running past its test and logs no "database table is locked"; an
+immediate render inside the app's own ``transaction.atomic()`` (not the test's) is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ TESTS = Path(__file__).resolve().parents[1]
 
 SUITE = """
 import threading
+from pathlib import Path
 
+from django.db import transaction
 from django.test import TestCase, TransactionTestCase
 
 from djangoapp.models import Project
@@ -64,6 +67,35 @@ class ExportTests(RenderJobsMixin, TestCase):
         job = runner.submit(project)
         assert job.status.value == "COMPLETED"
         assert len(ledger.history(store.scope(project), project.pk)) == 2
+
+
+    def test_a_block_of_the_test_s_own_inside_its_transaction_still_renders(self):
+        project = Project.objects.create(title="clip")
+        with transaction.atomic():
+            job = runner.submit(project)
+        assert job.status.value == "COMPLETED", job.status
+
+
+class CallersTransactionTests(RenderJobsMixin, TransactionTestCase):
+    render_immediately = True
+
+    def test_an_immediate_render_inside_atomic_is_refused_and_changes_nothing(self):
+        # Rendered in the caller's transaction, the new video replaced final.mp4 and a
+        # rollback left the project COMPLETED on it, the previous video lost.
+        project = Project.objects.create(title="clip")
+        runner.submit(project)
+        project.refresh_from_db()
+        final = Path(MEDIA) / project.output_path
+        final.write_bytes(b"PREVIOUS VIDEO")
+        with self.assertRaisesRegex(RuntimeError, "Submit once the transaction"):
+            with transaction.atomic():
+                runner.submit(project)
+                raise AssertionError("rendered inside the caller's transaction")
+        project.refresh_from_db()
+        assert project.status == "COMPLETED", project.status
+        assert final.read_bytes() == b"PREVIOUS VIDEO"
+        assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+        assert len(ledger.history(store.scope(project), project.pk)) == 1
 
 
 class LeftRunningTests(RenderJobsMixin, TransactionTestCase):
@@ -125,7 +157,7 @@ def test_an_app_suite_with_the_mixin_passes_quietly(tmp_path: Path) -> None:
     )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
-    assert "Ran 3 tests" in output, output
+    assert "Ran 5 tests" in output, output
     assert "database table is locked" not in output, output
     assert "Traceback" not in output, output
 

@@ -181,6 +181,23 @@ class DjangoAdapter:
         finally:
             _recycle_connections()
 
+    def in_callers_transaction(self, project: Any) -> bool:
+        """Whether a write of ``project`` now would be inside the caller's own transaction.
+
+        The render runner asks before an immediate render, which it refuses there: the
+        video would be published before the transaction commits. A transaction a Django
+        ``TestCase`` opened around the test (and the blocks inside it) does not count: the
+        test's rollback is the test's.
+        """
+        _check_model(project)
+        model = type(project)
+        using = self.using or project._state.db or router.db_for_write(model, instance=project)
+        connection = connections[using]
+        if not connection.in_atomic_block and connection.get_autocommit():
+            return False
+        blocks = getattr(connection, "atomic_blocks", [])
+        return not (blocks and getattr(blocks[0], "_from_testcase", False))
+
     def project_key(self, project: Any) -> object:
         """Return ``project.pk``, or ``None`` while the instance was never saved."""
         _check_model(project)

@@ -44,9 +44,34 @@ def new_job(
         ValueError: ``RENDERSTATE_IMMEDIATE`` is neither a yes nor a no (nothing written).
     """
     immediate = is_immediate(state.immediate, state.executor)
+    if immediate:
+        _refuse_inside_a_transaction(state, project)
     job = _job(state, project, state.output_path(project), actor)
     job._immediate = immediate
     return job
+
+
+def _refuse_inside_a_transaction(state: RunnerState[ProjectT], project: ProjectT) -> None:
+    """Refuse an immediate render inside the caller's own transaction (not a test's).
+
+    The render would publish the new video over the final file before that transaction
+    commits; a rollback would then leave the row's previous state (COMPLETED, the same
+    URL) pointing at the new video, the previous one lost for good.
+    """
+    inside = getattr(state.adapter, "in_callers_transaction", None)
+    if inside is None or not inside(project):
+        return
+    msg = (
+        "submit() would render immediately (immediate mode, RENDERSTATE_IMMEDIATE or "
+        "Celery's task_always_eager) inside the caller's database transaction "
+        "(transaction.atomic(), ATOMIC_REQUESTS): the new video would replace the final "
+        "file before that transaction commits, and a rollback would leave the project's "
+        "previous state pointing at it, the previous video lost. Submit once the "
+        "transaction has committed, e.g. transaction.on_commit(lambda: "
+        "runner.submit(project)), or render in the executor (immediate=False). Inside a "
+        "Django TestCase immediate renders are allowed: its transaction is the test's."
+    )
+    raise RuntimeError(msg)
 
 
 def _job(
