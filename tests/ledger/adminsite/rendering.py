@@ -28,3 +28,6 @@ def _runner(renderer: FakeRenderer) -> RenderRunner[Project]:
 
 runner = _runner(FakeRenderer(frames=2))
 failing = _runner(FakeRenderer(frames=3, fail_at_frame=1, exception=RuntimeError("disk on fire")))
+hostile = _runner(
+    FakeRenderer(frames=3, fail_at_frame=1, exception=RuntimeError("<img src=x onerror=alert(2)>"))
+)

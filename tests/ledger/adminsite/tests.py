@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import TransactionTestCase
 
 from djangoapp.models import Project
 from ledger.adminsite.admin import ProjectAdmin
-from ledger.adminsite.rendering import failing, ledger, runner
+from ledger.adminsite.rendering import failing, hostile, ledger, runner
 from renderstate.ledger.django.models import RenderAttempt
 
 CHANGELIST = "/admin/renderstate/renderattempt/"
@@ -86,6 +86,22 @@ class AttemptAdminTests(TransactionTestCase):
         assert text.index(f"<td>{second}</td>") < text.index(f"<td>{first}</td>")
 
 
+    def test_html_in_an_actor_or_an_error_is_shown_as_text(self):
+        project = Project.objects.create(title="hostile")
+        hostile.submit(project, actor="<script>alert(1)</script>")
+        pages = [
+            self.client.get(CHANGELIST).content.decode(),
+            self.client.get(f"/admin/djangoapp/project/{project.pk}/change/").content.decode(),
+        ]
+        attempt = RenderAttempt.objects.get(project_key=str(project.pk))
+        pages.append(self.client.get(f"{CHANGELIST}{attempt.pk}/change/").content.decode())
+        for page in pages:
+            assert "<script>alert(1)" not in page
+            assert "<img src=x" not in page
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+            assert "&lt;img src=x onerror=alert(2)&gt;" in page
+
+
 class RenderActionTests(TransactionTestCase):
     def setUp(self):
         User.objects.create_superuser("support", "s@example.com", "pw")
@@ -117,6 +133,22 @@ class RenderActionTests(TransactionTestCase):
         assert busy.status == "PROCESSING"
         assert idle.status == "COMPLETED"
         assert not RenderAttempt.objects.filter(project_key=str(busy.pk)).exists()
+
+    def test_staff_who_may_only_view_projects_cannot_start_renders(self):
+        # A render changes the project (its status, its video): the action needs the
+        # change permission, as Django's own delete action needs the delete one.
+        viewer = User.objects.create_user("viewer", "v@example.com", "pw", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_project"))
+        self.client.logout()
+        self.client.login(username="viewer", password="pw")
+        project = Project.objects.create(title="clip")
+        page = self.client.get("/admin/djangoapp/project/").content.decode()
+        assert page.count("clip") >= 1
+        assert "start_render" not in page
+        self.act(project)
+        project.refresh_from_db()
+        assert project.status == "DRAFT"
+        assert not RenderAttempt.objects.filter(project_key=str(project.pk)).exists()
 
     def test_a_missing_runner_names_the_setting(self):
         class Bare(ProjectAdmin):

@@ -200,7 +200,8 @@ class RenderAdminMixin:
     first, on its change page. The ``start_render`` action (add it to ``actions``) submits
     a render of each selected project through :attr:`render_runner`, as the user who
     asked; a project already rendering is reported as the 409 it is, and nothing changes
-    for it.
+    for it. The action needs the change permission on the project model: staff who may
+    only view projects neither see it nor run it.
     """
 
     render_runner: Any = None
@@ -271,7 +272,9 @@ class RenderAdminMixin:
             rows,
         )
 
-    @admin.action(description="Render the selected projects")
+    # A render changes the project (its status, its video): only staff who may change
+    # projects see and run it, as Django's delete action needs the delete permission.
+    @admin.action(description="Render the selected projects", permissions=["change"])
     def start_render(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         """Submit a render of each selected project; report each outcome as a message."""
         runner = self.get_render_runner()
