@@ -85,7 +85,6 @@ class AttemptAdminTests(TransactionTestCase):
         )
         assert text.index(f"<td>{second}</td>") < text.index(f"<td>{first}</td>")
 
-
     def test_html_in_an_actor_or_an_error_is_shown_as_text(self):
         project = Project.objects.create(title="hostile")
         hostile.submit(project, actor="<script>alert(1)</script>")
