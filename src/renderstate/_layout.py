@@ -36,6 +36,11 @@ the column's (``str``, with Django ``TextChoices`` members, or ``int``): map all
 to integers, never ``None``."""
 
 
+MAX_LITERALS: Final = 500
+"""How many literals one status may have: every guarded ``UPDATE`` sends all of its source's
+literals as parameters, and databases cap those (PostgreSQL at 65 535, old SQLite at 999)."""
+
+
 def _literals_of(status: Status, given: object) -> tuple[Hashable, ...]:
     """The literals ``given`` names for ``status``, checked: one, or a non-empty sequence."""
     many = isinstance(given, (list, tuple))
@@ -44,6 +49,14 @@ def _literals_of(status: Status, given: object) -> tuple[Hashable, ...]:
         msg = (
             f"values[{status}] is an empty {type(given).__name__}; give the literal the "
             f"model stores for {status}, or a list of them, the first being the one written"
+        )
+        raise ValueError(msg)
+    if len(literals) > MAX_LITERALS:
+        # Refused here, not by the database at the end of a render: the start would
+        # commit and the completion's UPDATE fail, leaving the project PROCESSING.
+        msg = (
+            f"values[{status}] lists {len(literals)} literals; at most {MAX_LITERALS}: every "
+            f"guarded UPDATE sends them all as parameters, and databases cap those"
         )
         raise ValueError(msg)
     seen: set[Hashable] = set()
