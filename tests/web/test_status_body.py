@@ -456,13 +456,12 @@ def test_a_recovered_render_shows_why_it_failed(tmp_path: Path, with_ledger: boo
         [record] = runner.recover_interrupted()
         assert record.target is Status.FAILED
         body = status_body(project, runner)
-    if with_ledger:
-        reason = LEDGER_INTERRUPTED  # the ledger's record of the attempt says why
-    else:
-        reason = (
-            f"RenderInterruptedError: Project {project.id} was not rendered to the end: "
-            f"{INTERRUPTED}. Start the render again to retry."
-        )
+    # The same format either way; the ledger's record says the lease expired.
+    cause = LEDGER_INTERRUPTED if with_ledger else INTERRUPTED
+    reason = (
+        f"RenderInterruptedError: Project {project.id} was not rendered to the end: "
+        f"{cause}. Start the render again to retry."
+    )
     assert body == finished_body(project, Status.FAILED, reason)
 
 
