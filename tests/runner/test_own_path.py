@@ -320,3 +320,48 @@ def test_a_dict_result_needs_its_key_named(tmp_path: Path) -> None:
     assert "without 'path'" in str(job.error)
     with pytest.raises(ValueError, match="target='output_path'"):
         own_path(returns_dict, target="output path")
+
+
+def test_a_function_returning_its_target_as_a_relative_path_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function that wrote the target it was told and returns that path relative to the
+    working directory (os.path.relpath) wrote the target: it is published, not refused as
+    'the file being published itself'."""
+    media = tmp_path / "media"
+    project, final = project_with_video(media, 13)
+    monkeypatch.chdir(tmp_path)
+
+    def render(project_id: int, on_progress: OnProgress, output_path: Path) -> dict:
+        output_path.write_bytes(b"NEW VIDEO")
+        return {"video_path": os.path.relpath(output_path)}
+
+    renderer = own_path(
+        render, argument=lambda p: p.id, target="output_path", result_key="video_path"
+    )
+    job = inline(renderer, media).submit(project)
+    assert job.wait() is Status.COMPLETED, job.error
+    assert final.read_bytes() == b"NEW VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+@pytest.mark.parametrize("value", [42, b"out.mp4", ["out.mp4"]])
+def test_a_dict_entry_that_is_not_a_path_fails_clearly(tmp_path: Path, value: object) -> None:
+    """With target=, a result_key entry holding a non-path is the runner's clear
+    RenderOutputError naming its type, not pathlib's TypeError; the previous video stays."""
+    media = tmp_path / "media"
+    project, final = project_with_video(media, 14)
+
+    def render(project_id: int, on_progress: OnProgress, output_path: Path) -> dict:
+        output_path.write_bytes(b"NEW VIDEO")
+        return {"video_path": value}
+
+    renderer = own_path(
+        render, argument=lambda p: p.id, target="output_path", result_key="video_path"
+    )
+    job = inline(renderer, media).submit(project)
+    assert job.wait() is Status.FAILED
+    assert isinstance(job.error, RenderOutputError), job.error
+    assert f"returned {type(value).__name__}, not the path" in str(job.error)
+    assert final.read_bytes() == b"OLD VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]

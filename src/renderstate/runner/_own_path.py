@@ -143,7 +143,7 @@ class OwnPathRenderer(Generic[ProjectT]):
             result = self.render(first, on_progress)
         else:
             result = self.render(first, on_progress, **{self.target: target})
-        written: str | os.PathLike[str] | None = self._path_in(result)
+        written: object = self._path_in(result)  # anything: the function is the app's
         if written is None:
             if self.target is not None:
                 return None  # it wrote where it was told
@@ -153,9 +153,13 @@ class OwnPathRenderer(Generic[ProjectT]):
                 "own_path(..., target='output_path'))"
             )
             raise TypeError(msg)
-        if self.target is not None and Path(written) == target:
+        if (
+            self.target is not None
+            and isinstance(written, (str, os.PathLike))
+            and _same_spelling(written, target)
+        ):
             return None
-        return written
+        return written  # type: ignore[return-value]  # the runner refuses a non-path, saying so
 
     def _path_in(self, result: Any) -> Any:
         """The path a function's result names: the result itself, or a dict's entry."""
@@ -174,6 +178,11 @@ class OwnPathRenderer(Generic[ProjectT]):
                 raise TypeError(msg)
             result = result[self.result_key]
         return result  # the runner refuses anything that is not a path, saying so
+
+
+def _same_spelling(written: str | os.PathLike[str], target: Path) -> bool:
+    """Whether ``written`` names ``target``, relative (to the working directory) or not."""
+    return os.path.normpath(Path(written).absolute()) == os.path.normpath(target.absolute())
 
 
 def own_path(

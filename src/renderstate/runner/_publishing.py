@@ -165,7 +165,8 @@ def _adopt(
             f"it wrote (return None after writing the target, or a str or Path)",
         )
     source = Path(written)
-    if source.absolute() == partial.absolute():
+    # Lexically (no link followed): a relative path to the target is the target too.
+    if os.path.normpath(source.absolute()) == os.path.normpath(partial.absolute()):
         return  # it wrote the target it was given
     with contextlib.suppress(FileNotFoundError):
         if source.samefile(final):
