@@ -365,3 +365,24 @@ def test_a_dict_entry_that_is_not_a_path_fails_clearly(tmp_path: Path, value: ob
     assert f"returned {type(value).__name__}, not the path" in str(job.error)
     assert final.read_bytes() == b"OLD VIDEO"
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_a_function_returning_its_target_resolved_is_published(tmp_path: Path) -> None:
+    """A function that resolves the path it is told (Path(output_path).resolve(), common
+    before handing it to an encoder) and returns it wrote the target: it is published, not
+    refused as 'the file being published itself' with the previous version 'overwritten'."""
+    media = tmp_path / "media"
+    project, final = project_with_video(media, 15)
+
+    def render(project_id: int, on_progress: OnProgress, output_path: Path) -> dict:
+        out = Path(output_path).resolve()
+        out.write_bytes(b"NEW VIDEO")
+        return {"video_path": str(out)}
+
+    renderer = own_path(
+        render, argument=lambda p: p.id, target="output_path", result_key="video_path"
+    )
+    job = inline(renderer, media).submit(project)
+    assert job.wait() is Status.COMPLETED, job.error
+    assert final.read_bytes() == b"NEW VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import os
+import stat
 from pathlib import Path
 
 from renderstate._attempts import Attempt
@@ -168,6 +169,8 @@ def _adopt(
     # Lexically (no link followed): a relative path to the target is the target too.
     if os.path.normpath(source.absolute()) == os.path.normpath(partial.absolute()):
         return  # it wrote the target it was given
+    if _is_the_target(source, partial):
+        return  # the same, reached another way (resolved, from another working directory)
     with contextlib.suppress(FileNotFoundError):
         if source.samefile(final):
             raise RenderOutputError(
@@ -180,6 +183,19 @@ def _adopt(
     # temporary file (copied where a rename cannot cross file systems); it leaves
     # `source` where it was on failure.
     publish(source, partial, project_key=project_key)
+
+
+def _is_the_target(source: Path, partial: Path) -> bool:
+    """Whether ``source`` is ``partial``'s file itself: not a link, nor one of its names."""
+    try:
+        found, target = source.lstat(), partial.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(found.st_mode)
+        and found.st_nlink == 1
+        and (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+    )
 
 
 def _sync_after_rename(workspace: Workspace, final: Path) -> None:
