@@ -80,12 +80,35 @@ def own_render(media: str) -> Renderer[object]:
     return own_path(render_story)
 
 
+def own_target_render() -> Renderer[object]:
+    """The origin app's shape: told where to write, moviepy's scratch audio beside it."""
+
+    def render_video(project_id: object, on_progress: OnProgress, output_path: Path) -> dict:
+        scratch = output_path.with_name(f"{output_path.stem}TEMP_MPY_wvf_snd.mp4")
+        scratch.write_bytes(b"scratch audio")
+        with output_path.open("wb") as video:
+            for frame in range(100_000):
+                video.write(b"NEW FRAME\n" * 100)
+                video.flush()
+                on_progress(frame + 1, 100_000, "Rendering frames")
+                if frame == 3:
+                    print("rendering", output_path, flush=True)
+                time.sleep(0.01)
+        return {"video_path": str(output_path)}
+
+    return own_path(
+        render_video, argument=lambda p: p.id, target="output_path", result_key="video_path"
+    )
+
+
 def main() -> None:
     db, media, key, *kind = sys.argv[1:]
     if kind == ["moviepy"]:
         renderer = moviepy_renderer()
     elif kind == ["own"]:
         renderer = own_render(media)
+    elif kind == ["own-target"]:
+        renderer = own_target_render()
     else:
         renderer = fake
     store = SQLiteStore(Path(db))

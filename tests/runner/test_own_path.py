@@ -386,3 +386,54 @@ def test_a_function_returning_its_target_resolved_is_published(tmp_path: Path) -
     assert job.wait() is Status.COMPLETED, job.error
     assert final.read_bytes() == b"NEW VIDEO"
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_sigkill_during_a_function_told_its_target_leaves_nothing_after_recovery(
+    tmp_path: Path,
+) -> None:
+    """target=: the function writes the runner's temporary file and its scratch audio beside
+    it, in the render's private directory, and is SIGKILLed mid-way. final.mp4 stays
+    byte-identical and, after recovery, is the only thing in its folder."""
+    store = SQLiteStore(tmp_path / "projects.sqlite3")
+    media = tmp_path / "media"
+    store.insert(Row("p1", "story", "COMPLETED", "projects/p1/final.mp4"))
+    final = media / "projects" / "p1" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"the previous, good video" * 1000)
+    before = digest(final)
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(store.path), str(media), "p1", "own-target"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("rendering"), line
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    assert store.load("p1").status == "PROCESSING"
+    assert digest(final) == before
+    assert len(list(final.parent.iterdir())) > 1, "the killed render left its private files"
+
+    def quick(project_id: str, on_progress: OnProgress, output_path: Path) -> None:
+        output_path.write_bytes(b"the new video")
+
+    runner = RenderRunner(
+        store,
+        own_path(quick, argument=lambda p: p.id, target="output_path"),
+        media_root=media,
+        executor=InlineExecutor(),
+    )
+    records = runner.recover_interrupted(store.with_status("PROCESSING"))
+    assert [r.project_key for r in records] == ["p1"]
+    assert store.load("p1").status == "FAILED"
+    assert digest(final) == before
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert runner.submit(store.load("p1")).wait() is Status.COMPLETED
+    assert final.read_bytes() == b"the new video"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
