@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from renderstate import Progress, RenderRunner, Status
+from renderstate._attempts import Attempt, AttemptState
 from renderstate.runner import Phase, ProgressTracker, RenderJob
+from renderstate.runner.progress import progress_of
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
 from renderstate.typing import Job, ProgressSink
 
@@ -264,3 +266,35 @@ def test_progress_of_an_unknown_project_is_none(tmp_path: Path) -> None:
     )
     assert runner.progress(MemoryProject()) is None
     assert runner.job(MemoryProject()) is None
+
+
+LEASE = 30.0
+RENEWED = 1_000_000.0
+"""The database's time of the worker's last renewal (its lease runs to RENEWED + LEASE)."""
+
+
+@pytest.mark.parametrize("since", [0.0, LEASE / 3])
+@pytest.mark.parametrize("skew", [-3 * LEASE, 0.0, LEASE / 2, 2 * LEASE / 3 - 0.01, LEASE])
+def test_a_readers_skew_shifts_live_and_age_by_the_skew_and_no_more(
+    since: float, skew: float
+) -> None:
+    """The bound docs/several-processes.md states: a lease is on the database's clock, a
+    reader compares it with its own. ``since`` seconds after a renewal (the runner renews
+    every lease / 3, so at most that), a reader ``skew`` seconds ahead shows the live
+    render live while skew < lease - since (always below 2/3 of the lease, never from one
+    lease on), and an age of since + skew (never below 0)."""
+    attempt = Attempt(
+        id=1,
+        scope="s",
+        project_key="1",
+        state=AttemptState.RENDERING,
+        lease_expires_at=RENEWED + LEASE,
+        phase="rendering",
+    )
+    shown = progress_of(attempt, RENEWED + since + skew, LEASE)
+    assert shown.live is (skew < LEASE - since)
+    assert shown.age == pytest.approx(max(since + skew, 0.0))
+    if skew < 2 * LEASE / 3:
+        assert shown.live
+    if skew >= LEASE:
+        assert not shown.live
