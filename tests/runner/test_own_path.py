@@ -437,3 +437,27 @@ def test_sigkill_during_a_function_told_its_target_leaves_nothing_after_recovery
     assert runner.submit(store.load("p1")).wait() is Status.COMPLETED
     assert final.read_bytes() == b"the new video"
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_a_hard_link_of_the_target_returned_is_refused_clearly(tmp_path: Path) -> None:
+    """A function that wrote its target and returns a hard link of it elsewhere is refused
+    as that, not as 'the file being published itself ... the previous version was
+    overwritten' (it was not); the previous video stays and nothing is left beside it."""
+    media = tmp_path / "media"
+    project, final = project_with_video(media, 16)
+    link = tmp_path / "link.mp4"
+
+    def render(project_id: int, on_progress: OnProgress, output_path: Path) -> Path:
+        output_path.write_bytes(b"NEW VIDEO")
+        os.link(output_path, link)
+        return link
+
+    job = inline(own_path(render, argument=lambda p: p.id, target="output_path"), media).submit(
+        project
+    )
+    assert job.wait() is Status.FAILED
+    assert isinstance(job.error, RenderOutputError), job.error
+    assert "a second name (a hard link) of the target" in str(job.error)
+    assert "overwritten" not in str(job.error)
+    assert final.read_bytes() == b"OLD VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]

@@ -169,8 +169,16 @@ def _adopt(
     # Lexically (no link followed): a relative path to the target is the target too.
     if os.path.normpath(source.absolute()) == os.path.normpath(partial.absolute()):
         return  # it wrote the target it was given
-    if _is_the_target(source, partial):
+    names = _names_of_the_target(source, partial)
+    if names == 1:
         return  # the same, reached another way (resolved, from another working directory)
+    if names:
+        raise RenderOutputError(
+            project_key=project_key,
+            reason=f"the path it returned, {source}, is a second name (a hard link) of the "
+            f"target it was given: the published video would stay writable through it "
+            f"(return the target itself, or nothing, and remove the link)",
+        )
     with contextlib.suppress(FileNotFoundError):
         if source.samefile(final):
             raise RenderOutputError(
@@ -185,17 +193,18 @@ def _adopt(
     publish(source, partial, project_key=project_key)
 
 
-def _is_the_target(source: Path, partial: Path) -> bool:
-    """Whether ``source`` is ``partial``'s file itself: not a link, nor one of its names."""
+def _names_of_the_target(source: Path, partial: Path) -> int:
+    """How many names ``partial``'s file has if ``source`` is that file (not a link), else 0."""
     try:
         found, target = source.lstat(), partial.lstat()
     except OSError:
-        return False
-    return (
-        stat.S_ISREG(found.st_mode)
-        and found.st_nlink == 1
-        and (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
-    )
+        return 0
+    if stat.S_ISREG(found.st_mode) and (found.st_dev, found.st_ino) == (
+        target.st_dev,
+        target.st_ino,
+    ):
+        return found.st_nlink
+    return 0
 
 
 def _sync_after_rename(workspace: Workspace, final: Path) -> None:
