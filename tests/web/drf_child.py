@@ -60,7 +60,13 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from djangoapp.models import Project
-from renderstate import ProjectLifecycle, ProjectNotFoundError, claim_render, fail_on_error
+from renderstate import (
+    InvalidOutputPathError,
+    ProjectLifecycle,
+    ProjectNotFoundError,
+    claim_render,
+    fail_on_error,
+)
 from renderstate.adapters.django import DjangoAdapter
 from renderstate.web.drf import error_sentence_handler
 
@@ -111,6 +117,24 @@ class AtomicView(APIView):
         return Response({}, status=202)
 
 
+class SentenceAtomicView(AtomicView):
+    """AtomicView answered by error_sentence_handler: the row must not stay either."""
+
+    def get_exception_handler(self) -> Any:
+        return error_sentence_handler
+
+
+class SentenceServerErrorView(APIView):
+    """Writes a row, then a server-side renderstate error naming a server path: a 500."""
+
+    def get_exception_handler(self) -> Any:
+        return error_sentence_handler
+
+    def post(self, request: Request) -> Response:
+        Project.objects.using("atomic").create(title="written before the server error")
+        raise InvalidOutputPathError(path="/srv/secret/media/final.mp4", reason="a test")
+
+
 class OnCommitExportView(APIView):
     """The pattern of docs/adopting.md under ATOMIC_REQUESTS: hand off once the start commits."""
 
@@ -148,6 +172,8 @@ urlpatterns = [
     path("projects/<uuid:pk>/export-sentence", SentenceExportView.as_view()),
     path("projects/<uuid:pk>/export-on-commit", OnCommitExportView.as_view()),
     path("gone", GoneView.as_view()),
+    path("projects/<uuid:pk>/atomic-sentence", SentenceAtomicView.as_view()),
+    path("server-error-sentence", SentenceServerErrorView.as_view()),
     path("validate", ValidateView.as_view()),
 ]
 
@@ -183,6 +209,14 @@ def main() -> None:
     out["invalid"] = answer(client.post("/validate", {"title": "too long"}, format="json"))
     out["atomic"] = answer(client.post(f"/projects/{video.pk}/atomic", format="json"))
     out["atomic_rows"] = Project.objects.filter(title="written before the refusal").count()
+    out["sentence_atomic"] = answer(
+        client.post(f"/projects/{video.pk}/atomic-sentence", format="json")
+    )
+    out["sentence_atomic_rows"] = Project.objects.filter(title="written before the refusal").count()
+    out["sentence_500"] = answer(client.post("/server-error-sentence", format="json"))
+    out["sentence_500_rows"] = Project.objects.filter(
+        title="written before the server error"
+    ).count()
     QUEUE.down = True
     out["broker_down"] = answer(client.post(f"/projects/{other.pk}/export", format="json"))
     out["on_commit_down"] = answer(

@@ -113,3 +113,21 @@ def test_a_hand_off_on_commit_that_fails_fails_the_project(answers: dict[str, An
     assert answers["third_status"] == "FAILED"
     assert answers["on_commit_up"]["status"] == 202
     assert answers["third_status_after_retry"] == "PROCESSING"
+
+
+def test_the_sentence_shape_rolls_back_and_keeps_server_details(answers: dict[str, Any]) -> None:
+    """error_sentence_handler under ATOMIC_REQUESTS: a 409 and a 500 commit nothing, and the
+    500's sentence names neither the server path nor the reason, only the request id."""
+    conflict = answers["sentence_atomic"]
+    assert conflict["status"] == 409
+    assert set(conflict["data"]) == {"error", "code", "request_id"}
+    assert answers["sentence_atomic_rows"] == 0
+    server = answers["sentence_500"]
+    assert server["status"] == 500
+    assert server["content_type"].startswith("application/json")
+    data = server["data"]
+    assert set(data) == {"error", "code", "request_id"}
+    assert data["request_id"] in data["error"]
+    assert "/srv/secret" not in server["body"]
+    assert "a test" not in server["body"]
+    assert answers["sentence_500_rows"] == 0
