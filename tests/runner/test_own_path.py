@@ -461,3 +461,23 @@ def test_a_hard_link_of_the_target_returned_is_refused_clearly(tmp_path: Path) -
     assert "overwritten" not in str(job.error)
     assert final.read_bytes() == b"OLD VIDEO"
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_a_target_the_function_cannot_take_is_refused_when_wrapped() -> None:
+    """own_path(target=) naming no keyword of the function (a typo), or one of the two it
+    gets by position, is refused when the renderer is built, not by every render FAILING
+    with Python's 'unexpected keyword argument'."""
+
+    def render_video(project_id: int, on_progress: OnProgress, output_path: Path) -> None:
+        output_path.write_bytes(b"V")
+
+    with pytest.raises(ValueError, match=r"takes no keyword argument 'output'"):
+        own_path(render_video, target="output")
+    with pytest.raises(ValueError, match=r"takes no keyword argument 'on_progress'"):
+        own_path(render_video, target="on_progress")
+    assert own_path(render_video, target="output_path").target == "output_path"
+
+    def anything(project_id: int, on_progress: OnProgress, **options: object) -> None:
+        pass
+
+    assert own_path(anything, target="dest").target == "dest"

@@ -8,6 +8,7 @@ a dict naming its file (``result_key=``).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -115,6 +116,8 @@ class OwnPathRenderer(Generic[ProjectT]):
                 f"its output path as, such as target='output_path'"
             )
             raise ValueError(msg)
+        if target is not None:
+            _check_takes(render, target)
         key: object = result_key
         if key is not None and not isinstance(key, str):
             msg = f"own_path(result_key={result_key!r}): name the dict key holding the path"
@@ -180,6 +183,31 @@ class OwnPathRenderer(Generic[ProjectT]):
         return result  # the runner refuses anything that is not a path, saying so
 
 
+def _check_takes(render: Callable[..., object], target: str) -> None:
+    """Refuse a ``target`` keyword that ``render``'s signature cannot take (when it has one)."""
+    try:
+        parameters = list(inspect.signature(render).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (some builtins): trust the app
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    named = [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    fills = [p.name for p in parameters if p.kind in positional][:2]
+    takes = [
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    if target in fills or target not in takes:
+        msg = (
+            f"own_path(target={target!r}): {render!r} takes no keyword argument {target!r} "
+            f"besides its first two (its parameters: {named}); name the one it takes its "
+            f"output path as"
+        )
+        raise ValueError(msg)
+
+
 def _same_spelling(written: str | os.PathLike[str], target: Path) -> bool:
     """Whether ``written`` names ``target``, relative (to the working directory) or not."""
     return os.path.normpath(Path(written).absolute()) == os.path.normpath(target.absolute())
@@ -233,7 +261,8 @@ def own_path(
         result_key: The key of a returned dict that holds the written file's path.
 
     Raises:
-        ValueError: ``target`` is not a keyword argument's name.
+        ValueError: ``target`` is not a keyword argument's name, or names none that
+            ``render``'s signature takes besides its first two.
         TypeError: ``result_key`` is not a str.
     """
     return OwnPathRenderer(
