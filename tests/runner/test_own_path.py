@@ -481,3 +481,18 @@ def test_a_target_the_function_cannot_take_is_refused_when_wrapped() -> None:
         pass
 
     assert own_path(anything, target="dest").target == "dest"
+
+
+def test_on_progress_takes_numpy_counts() -> None:
+    """Counts an app computes with numpy (np.int64 frame indices) are integers too: they
+    report as ints, rather than failing the render with 'int counts'; numpy's bool is not."""
+    np = pytest.importorskip("numpy")
+    seen: list[tuple[str, int, int]] = []
+    on_progress = OnProgress(lambda *a: seen.append(a), "rendering")
+    on_progress(np.int64(3), np.int64(10))
+    on_progress("compose", np.int32(1), np.uint16(2))
+    on_progress(np.int64(4), np.int64(10), "Rendering frames")
+    assert seen == [("rendering", 3, 10), ("compose", 1, 2), ("rendering", 4, 10)]
+    assert all(type(n) is int for _, *counts in seen for n in counts)
+    with pytest.raises(TypeError, match=r"on_progress takes \(done, total\)"):
+        on_progress(np.bool_(1), 10)  # type: ignore[call-overload]

@@ -9,6 +9,7 @@ a dict naming its file (``result_key=``).
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,7 +24,8 @@ _FRACTION_UNITS = 1000
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer count: a Python int or any other Integral (numpy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class OnProgress:
@@ -92,7 +94,7 @@ class OnProgress:
                 f"got {args!r}"
             )
             raise TypeError(msg)
-        self._sink(phase, done, total)  # type: ignore[arg-type]
+        self._sink(phase, int(done), int(total))  # type: ignore[call-overload]
 
 
 class OwnPathRenderer(Generic[ProjectT]):
