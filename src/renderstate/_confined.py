@@ -27,6 +27,7 @@ descriptors.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -176,6 +177,42 @@ def _check_private(fd: int, where: Path) -> None:
         )
 
 
+def seal(
+    path: str | os.PathLike[str], *, project_key: object, dir_fd: int | None = None
+) -> os.stat_result:
+    """Check that ``path`` is a non-empty regular file, make it 0644 and fsync it.
+
+    All through one descriptor, opened without following a link (relative to ``dir_fd``
+    when given), so nothing else is chmodded or synced if the name is swapped meanwhile.
+
+    Returns:
+        The sealed file's identity, to compare with the name's before it is renamed.
+
+    Raises:
+        RenderOutputError: it is missing, a symbolic link, not a regular file, or empty;
+            ``project_key`` only words the message.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise RenderOutputError(project_key=project_key, reason="the file is missing") from None
+    except OSError as exc:
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else "it is not a regular file"
+        raise RenderOutputError(project_key=project_key, reason=reason) from exc
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise RenderOutputError(project_key=project_key, reason="it is not a regular file")
+        if found.st_size == 0:
+            raise RenderOutputError(project_key=project_key, reason="the file is empty")
+        os.fchmod(fd, _PUBLISHED_MODE)
+        os.fsync(fd)
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 class Workspace:
     """A render's private directory beside the final file, and the temporary file inside it.
 
@@ -234,31 +271,12 @@ class Workspace:
     def seal(self, project_key: object) -> None:
         """Check that the finished file is a non-empty regular file; make it 0644; fsync it.
 
-        All by one descriptor, opened without following a link.
+        All by one descriptor, opened without following a link (:func:`seal`).
 
         Raises:
-            RenderOutputError: it is missing, not a regular file, or empty.
+            RenderOutputError: it is missing, a symbolic link, not a regular file, or empty.
         """
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-        try:
-            fd = os.open(self.name, flags, dir_fd=self._private)
-        except FileNotFoundError:
-            raise RenderOutputError(project_key=project_key, reason="the file is missing") from None
-        except OSError as exc:
-            raise RenderOutputError(
-                project_key=project_key, reason="it is not a regular file"
-            ) from exc
-        try:
-            found = os.fstat(fd)
-            if not stat.S_ISREG(found.st_mode):
-                raise RenderOutputError(project_key=project_key, reason="it is not a regular file")
-            if found.st_size == 0:
-                raise RenderOutputError(project_key=project_key, reason="the file is empty")
-            os.fchmod(fd, _PUBLISHED_MODE)
-            os.fsync(fd)
-            self._sealed = os.fstat(fd)
-        finally:
-            os.close(fd)
+        self._sealed = seal(self.name, project_key=project_key, dir_fd=self._private)
 
     def replace(self, final_name: str) -> None:
         """Rename the sealed file over ``final_name`` in the final file's directory.

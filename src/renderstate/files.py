@@ -75,7 +75,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from renderstate._confined import Workspace, entries, folder, remove_entry, same
+from renderstate._confined import Workspace, entries, folder, remove_entry, same, seal
 from renderstate._lifecycle import validate_output_path
 from renderstate.exceptions import InvalidOutputPathError, RenderOutputError
 
@@ -106,7 +106,6 @@ _TOKEN_BYTES: Final = 8
 _TOKEN: Final = re.compile(r"[0-9a-f]{16}")
 # The longest file name, in bytes, on Linux's and macOS's usual file systems (NAME_MAX).
 _NAME_MAX: Final = 255
-_PUBLISHED_MODE: Final = 0o644
 # moviepy names its temporary soundtrack "<output name without extension>TEMP_MPY_wvf_snd.<ext>"
 # in temp_audiofile_path: given the temporary file's directory, that is a scratch file too.
 _MOVIEPY: Final = "TEMP_MPY_"
@@ -337,24 +336,7 @@ def make_durable(path: str | os.PathLike[str], *, project_key: object = None) ->
         RenderOutputError: the file is missing, a symbolic link, not a regular file, or
             empty; ``project_key`` only words the message.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise RenderOutputError(project_key=project_key, reason="the file is missing") from None
-    except OSError as exc:
-        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else "it is not a regular file"
-        raise RenderOutputError(project_key=project_key, reason=reason) from exc
-    try:
-        found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode):
-            raise RenderOutputError(project_key=project_key, reason="it is not a regular file")
-        if found.st_size == 0:
-            raise RenderOutputError(project_key=project_key, reason="the file is empty")
-        os.fchmod(fd, _PUBLISHED_MODE)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    seal(path, project_key=project_key)
 
 
 def sync_directory(directory: str | os.PathLike[str]) -> None:
