@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
+from child_suites import child_path, run_suite
 
 
 def test_the_admin_suite_passes(tmp_path: Path) -> None:
@@ -26,18 +24,13 @@ def test_the_admin_suite_passes(tmp_path: Path) -> None:
                 "media": str(tmp_path / "media"),
             }
         ),
-        "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path[1:]]),
+        "PYTHONPATH": child_path(),
     }
-    run = subprocess.run(
-        [sys.executable, "-m", "django", "test", "ledger.adminsite", "-v", "2", "--noinput"],
+    output = run_suite(
+        ["-m", "django", "test", "ledger.adminsite", "-v", "2", "--noinput"],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
     assert "Ran 11 tests" in output, output
     assert "\nOK\n" in output, output  # the failing renderer logs its tracebacks on purpose

@@ -11,12 +11,11 @@ immediate render inside the app's own ``transaction.atomic()`` (not the test's) 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
+from child_suites import child_path, run_suite
 
 SUITE = """
 import threading
@@ -141,22 +140,15 @@ def test_an_app_suite_with_the_mixin_passes_quietly(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "appsettings",
-        "PYTHONPATH": os.pathsep.join(
-            [str(tmp_path), str(TESTS), *sys.path[1:], os.environ.get("PYTHONPATH", "")]
-        ),
+        "PYTHONPATH": child_path(tmp_path),
     }
     env.pop("RENDERSTATE_IMMEDIATE", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "django", "test", "apptests", "-v", "2", "--noinput"],
+    output = run_suite(
+        ["-m", "django", "test", "apptests", "-v", "2", "--noinput"],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=240,
-        check=False,
     )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
     assert "Ran 5 tests" in output, output
     assert "database table is locked" not in output, output
     assert "Traceback" not in output, output
@@ -197,31 +189,13 @@ def test_4_without_the_fixture_renders_run_in_the_background():
 def test_the_pytest_plugin_stops_jobs_and_offers_immediate_renders(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["renderstate.pytest_plugin"]\n')
     (tmp_path / "test_app.py").write_text(f"MEDIA = {str(tmp_path / 'media')!r}\n" + PYTEST_SUITE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*sys.path[1:]])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path[1:])}
     env.pop("RENDERSTATE_IMMEDIATE", None)
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            "--rootdir",
-            str(tmp_path),
-            "-c",
-            os.devnull,
-            str(tmp_path),
-        ],
+    options = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-c", os.devnull]
+    output = run_suite(
+        ["-m", "pytest", *options, "--rootdir", str(tmp_path), str(tmp_path)],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=240,
-        check=False,
     )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
     assert "4 passed" in output, output
