@@ -56,9 +56,9 @@ def runner(tmp_path: Path, executor: Any, **options: Any) -> RenderRunner[Memory
     )
 
 
-def rendered_here(job: RenderJob[Any], executor: Counting) -> bool:
-    """Whether ``job`` had ended when submit returned, without the executor."""
-    return job.done() and job.status is Status.COMPLETED and executor.scheduled == 0
+def rendered_here(job: RenderJob[Any], executor: Counting, scheduled: int = 0) -> bool:
+    """Whether ``job`` had ended when submit returned, the executor still at ``scheduled``."""
+    return job.done() and job.status is Status.COMPLETED and executor.scheduled == scheduled
 
 
 @pytest.mark.parametrize("text", ["1", "true", "YES", " on "])
@@ -126,14 +126,9 @@ def test_immediate_renders_beats_the_runner_and_the_innermost_block_decides(
             with immediate_renders(enabled=False):
                 r.submit(MemoryProject()).wait(10)
                 assert executor.scheduled == 1
-            assert rendered_here_again(r, executor, scheduled=1)
+            assert rendered_here(r.submit(MemoryProject()), executor, scheduled=1)
         r.submit(MemoryProject()).wait(10)
         assert executor.scheduled == 2
-
-
-def rendered_here_again(r: RenderRunner[MemoryProject], executor: Counting, scheduled: int) -> bool:
-    job = r.submit(MemoryProject())
-    return job.done() and job.status is Status.COMPLETED and executor.scheduled == scheduled
 
 
 def test_with_a_ledger_no_heartbeat_thread_runs_and_the_attempt_completes(
