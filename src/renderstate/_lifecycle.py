@@ -183,6 +183,20 @@ class ProjectLifecycle(Generic[ProjectT]):
             project_key=key,
         )
 
+    def _rebound(self, adapter: Adapter[ProjectT]) -> ProjectLifecycle[ProjectT]:
+        """The same project, fields, literals and observers, persisted through ``adapter``.
+
+        The async ledger runs the sync ledger's code with the adapter of its own store,
+        which writes on the store's connection (in the same transaction as the ledger).
+        """
+        twin: ProjectLifecycle[ProjectT] = object.__new__(ProjectLifecycle)
+        twin._project = self._project
+        twin._adapter = adapter
+        twin._async = False
+        twin._layout = self._layout
+        twin._observers = self._observers
+        return twin
+
     @property
     def can_start_render(self) -> bool:
         """Whether :meth:`start_render` would be accepted from the current status."""

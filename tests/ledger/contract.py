@@ -59,15 +59,23 @@ class LedgerHarness(Harness):
         """How many attempt records the store holds, for every project."""
         raise NotImplementedError
 
+    def ledger(self, clock: Callable[[], float]) -> Ledger:
+        """The ledger under test; an async store's harness gives its ledger, awaited."""
+        return Ledger(
+            self.store(),
+            lease=LEASE,
+            progress_interval=1.0,
+            queue_timeout=QUEUE_TIMEOUT,
+            clock=clock,
+        )
+
+
+LEASE = 10.0
+QUEUE_TIMEOUT = 100.0
+
 
 def ledger_for(harness: LedgerHarness, clock: Callable[[], float] | None = None) -> Ledger:
-    return Ledger(
-        harness.store(),
-        lease=10.0,
-        progress_interval=1.0,
-        queue_timeout=100.0,
-        clock=clock or Clock(),
-    )
+    return harness.ledger(clock or Clock())
 
 
 def start_in_child(harness: LedgerHarness, key: object, barrier: Any, results: Any) -> None:

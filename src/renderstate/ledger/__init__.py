@@ -6,12 +6,16 @@
   :mod:`renderstate.ledger.django` and :mod:`renderstate.ledger.peewee` keep the records
   in the projects' own database (memory: in this process), in a table renderstate owns.
   The project's model is never modified.
+- :class:`AsyncLedger` awaits the same ledger from async code, through
+  :mod:`renderstate.ledger.sqlalchemy_async` (an ``AsyncSession``) or
+  :mod:`renderstate.ledger.django_async` (Django's ORM thread).
 """
 
 from __future__ import annotations
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, DatabaseTime
 from renderstate.exceptions import AttemptOwnedError, AttemptSupersededError
+from renderstate.ledger._async import AsyncAttemptStore, AsyncLedger
 from renderstate.ledger._ledger import (
     DEFAULT_LEASE,
     DEFAULT_PROGRESS_INTERVAL,
@@ -27,6 +31,8 @@ __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_PROGRESS_INTERVAL",
     "DEFAULT_QUEUE_TIMEOUT",
+    "AsyncAttemptStore",
+    "AsyncLedger",
     "Attempt",
     "AttemptOwnedError",
     "AttemptState",

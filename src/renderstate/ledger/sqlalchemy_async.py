@@ -1,0 +1,164 @@
+"""The SQLAlchemy attempt store for asyncio: the ledger on an ``AsyncSession``.
+
+Install with ``pip install 'renderstate[sqlalchemy-async]'`` (and your server's async
+driver: asyncpg or psycopg 3, asyncmy or aiomysql). One async engine serves both your app
+and the ledger::
+
+    from renderstate.ledger import AsyncLedger
+    from renderstate.ledger.sqlalchemy import attempt_table
+    from renderstate.ledger.sqlalchemy_async import AsyncSQLAlchemyAttemptStore
+
+    attempts = attempt_table(Base.metadata)
+    ledger = AsyncLedger(AsyncSQLAlchemyAttemptStore(async_sessionmaker(engine), table=attempts))
+    record, attempt = await ledger.start(ProjectLifecycle(project, async_adapter))
+
+Each call runs the synchronous :class:`~renderstate.ledger.sqlalchemy.SQLAlchemyAttemptStore`
+and :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter` unchanged, through
+SQLAlchemy's greenlet bridge (:meth:`~sqlalchemy.ext.asyncio.AsyncSession.run_sync`): their
+statements go out on the async driver, in the event loop's thread, and every wait for the
+database is an ``await`` of the loop. No thread, no second engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+try:
+    from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+    from sqlalchemy.orm import Session, sessionmaker
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    msg = (
+        "renderstate.ledger.sqlalchemy_async needs SQLAlchemy's asyncio support; "
+        "install it with: pip install 'renderstate[sqlalchemy-async]'"
+    )
+    raise ImportError(msg) from exc
+
+from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
+from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, SQLAlchemyLoader
+from renderstate.typing import ProjectT
+
+__all__ = ["AsyncSQLAlchemyAttemptStore"]
+
+T = TypeVar("T")
+
+
+class AsyncSQLAlchemyAttemptStore:
+    """Keeps the attempt ledger in a table, reached through an ``AsyncSession``.
+
+    Implements :class:`~renderstate.ledger.AsyncAttemptStore` for
+    :class:`~renderstate.ledger.AsyncLedger`.
+
+    Args:
+        session: An :class:`~sqlalchemy.ext.asyncio.async_sessionmaker` (each ledger call
+            runs in fresh sessions of it, committed at once, exactly as the synchronous
+            store with a ``sessionmaker``: share the store across the application), or an
+            :class:`~sqlalchemy.ext.asyncio.AsyncSession` used as it is (its transaction
+            is joined; a ledger transaction inside it is a savepoint). Never await two
+            calls on one ``AsyncSession`` at once.
+        table: The table from :func:`~renderstate.ledger.sqlalchemy.attempt_table`; by
+            default one declared on the store's own metadata (:meth:`create_table`).
+
+    Raises:
+        TypeError: ``session`` is a synchronous ``Session`` or ``sessionmaker``.
+        ValueError: ``table`` lacks ledger columns.
+    """
+
+    def __init__(
+        self,
+        session: AsyncSession | async_sessionmaker[AsyncSession],
+        *,
+        table: Table | None = None,
+    ) -> None:
+        if isinstance(session, AsyncSession):
+            self._session: AsyncSession | None = session
+            self._factory: async_sessionmaker[AsyncSession] | None = None
+            sync: Session | sessionmaker[Session] = session.sync_session
+        elif isinstance(session, async_sessionmaker):
+            self._session = None
+            self._factory = session
+            # A "sessionmaker" of the synchronous Sessions inside fresh AsyncSessions: the
+            # sync store and adapter use it exactly as a sessionmaker, inside run() only.
+            sync = cast("sessionmaker[Session]", _SyncSessions(session))
+        else:  # callers without a type checker do pass a Session or a sessionmaker
+            msg = (  # type: ignore[unreachable]
+                f"AsyncSQLAlchemyAttemptStore takes an AsyncSession or an async_sessionmaker, "
+                f"not {type(session).__name__}; for a Session or sessionmaker use "
+                f"SQLAlchemyAttemptStore"
+            )
+            raise TypeError(msg)
+        self._store = SQLAlchemyAttemptStore(sync, table=table)
+        self._adapter = SQLAlchemyAdapter(sync)
+        self._sync = sync
+
+    def __repr__(self) -> str:
+        return f"<AsyncSQLAlchemyAttemptStore table={self.table.name}>"
+
+    @property
+    def table(self) -> Table:
+        """The ledger's table."""
+        return self._store.table
+
+    @property
+    def store(self) -> SQLAlchemyAttemptStore:
+        """The synchronous store the ledger's code runs, through :meth:`run` only."""
+        return self._store
+
+    @property
+    def adapter(self) -> SQLAlchemyAdapter:
+        """The synchronous adapter that writes projects inside the ledger's transactions."""
+        return self._adapter
+
+    def scope(self, project: Any) -> str:
+        """Return the name of the table the project's class is mapped to."""
+        return self._store.scope(project)
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """Await ``call()``, run through SQLAlchemy's greenlet bridge on the event loop.
+
+        Every statement ``call`` sends through :attr:`store` and :attr:`adapter` goes out
+        on the async driver; its waits are awaits of the loop.
+        """
+        if self._session is not None:
+            return await self._session.run_sync(_call, call)
+        assert self._factory is not None
+        # A session of the factory only to enter the bridge: it never connects, the
+        # sync store opens sessions of its own as it would with a sessionmaker.
+        async with self._factory() as bridge:
+            return await bridge.run_sync(_call, call)
+
+    async def create_table(self, bind: AsyncEngine | None = None) -> None:
+        """Create the ledger's table, or add the columns it lacks; see the sync store's."""
+        if bind is None:
+            await self.run(self._store.create_table)
+            return
+        async with bind.begin() as connection:
+            await connection.run_sync(self._store.create_table)
+
+    def loader(self, model: type[ProjectT]) -> SQLAlchemyLoader[ProjectT]:
+        """Return a loader of ``model`` instances by key text, for :meth:`AsyncLedger.recover`.
+
+        It loads through the store's sessions, so it works where the ledger's code runs
+        (inside :meth:`run`).
+        """
+        return SQLAlchemyLoader(model, self._sync)
+
+
+class _SyncSessions:
+    """Makes the synchronous ``Session`` of a fresh ``AsyncSession``, as a sessionmaker would."""
+
+    __slots__ = ("_factory",)
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+
+    def __repr__(self) -> str:
+        return f"<sessions of {self._factory!r}>"
+
+    def __call__(self) -> Session:
+        return self._factory().sync_session
+
+
+def _call(_session: Session, call: Callable[[], T]) -> T:
+    return call()
