@@ -12,6 +12,7 @@ decisions, the same statements, the same transactions and the same fencing.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from renderstate.ledger._ledger import (
     Ledger,
     Recovered,
 )
+from renderstate.ledger._threads import ThreadAdapter, ThreadLedger
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
 __all__ = ["AsyncAttemptStore", "AsyncLedger"]
@@ -58,6 +60,13 @@ class AsyncAttemptStore(Protocol):
 
     async def run(self, call: Callable[[], T]) -> T:
         """Await ``call()``, run where :attr:`store` and :attr:`adapter` reach the database."""
+        ...
+
+    def submit(self, call: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run ``call()`` as :meth:`run` runs it, from a thread that is not a loop's.
+
+        For a runner's render and heartbeat threads, which wait for the future returned.
+        """
         ...
 
 
@@ -103,6 +112,12 @@ class AsyncLedger:
             clock=clock,
         )
         """The synchronous ledger whose calls this one awaits (over ``store.store``)."""
+        self.threads: Ledger = ThreadLedger(self)
+        """This ledger for threads (a runner's render and heartbeat threads): each call is
+        handed to the store, run where the store runs every call, and waited for."""
+        self.thread_adapter: Adapter[Any] = ThreadAdapter(self)
+        """The store's adapter for threads: the adapter of a runner whose render threads
+        have no synchronous database connection of their own (one async engine)."""
 
     def __repr__(self) -> str:
         return f"<AsyncLedger store={self.store!r} lease={self.ledger.lease:g}s>"

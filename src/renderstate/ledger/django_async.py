@@ -18,6 +18,7 @@ loop does not block, but the statements run in that thread, not on the loop.
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -77,6 +78,15 @@ class AsyncDjangoAttemptStore:
     async def run(self, call: Callable[[], T]) -> T:
         """Await ``call()``, run in Django's ORM thread (``sync_to_async``, thread-sensitive)."""
         return await sync_to_async(call, thread_sensitive=True)()
+
+    def submit(self, call: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run ``call()`` now, in this thread on its own connection, as a sync ledger does."""
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        try:
+            done.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiter, as a thread would
+            done.set_exception(exc)
+        return done
 
     def loader(self, model: type[ProjectT] | str) -> DjangoLoader[ProjectT]:
         """Return a loader of ``model`` instances by key text, for :meth:`AsyncLedger.recover`."""

@@ -21,6 +21,8 @@ database is an ``await`` of the loop. No thread, no second engine.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -91,6 +93,7 @@ class AsyncSQLAlchemyAttemptStore:
         self._store = SQLAlchemyAttemptStore(sync, table=table)
         self._adapter = SQLAlchemyAdapter(sync)
         self._sync = sync
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncSQLAlchemyAttemptStore table={self.table.name}>"
@@ -120,6 +123,7 @@ class AsyncSQLAlchemyAttemptStore:
         Every statement ``call`` sends through :attr:`store` and :attr:`adapter` goes out
         on the async driver; its waits are awaits of the loop.
         """
+        self._loop = asyncio.get_running_loop()
         if self._session is not None:
             return await self._session.run_sync(_call, call)
         assert self._factory is not None
@@ -127,6 +131,36 @@ class AsyncSQLAlchemyAttemptStore:
         # sync store opens sessions of its own as it would with a sessionmaker.
         async with self._factory() as bridge:
             return await bridge.run_sync(_call, call)
+
+    def submit(self, call: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run ``call()`` by :meth:`run` on the event loop, from another thread.
+
+        The async engine's connections belong to the loop the store last ran on, so the
+        call is run there (``run_coroutine_threadsafe``); wait for the future returned.
+
+        Raises:
+            RuntimeError: the store has not run on an event loop yet, that loop is closed,
+                or this thread is running it (the wait would never end).
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            msg = (
+                f"{self!r} has not run on a running event loop yet: threads reach the "
+                "database through the loop of the async engine, so await a call of its "
+                "ledger there first (an app does at start-up: await ledger.expired())"
+            )
+            raise RuntimeError(msg)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            msg = (
+                "a synchronous ledger call was made on the event loop that runs it, where "
+                "its wait would never end: await the AsyncLedger's method instead"
+            )
+            raise RuntimeError(msg)
+        return asyncio.run_coroutine_threadsafe(self.run(call), loop)
 
     async def create_table(self, bind: AsyncEngine | None = None) -> None:
         """Create the ledger's table, or add the columns it lacks; see the sync store's."""

@@ -36,7 +36,7 @@ from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderInterruptedError, RenderOutputError
-from renderstate.ledger import Ledger
+from renderstate.ledger import AsyncLedger, Ledger
 from renderstate.runner import _owning, _reading, _recovering, _starting, _stopping
 from renderstate.runner._heartbeat import Heartbeat
 from renderstate.runner._immediate import RUNNERS
@@ -95,7 +95,10 @@ class RenderRunner(Generic[ProjectT]):
             end (and the move of its video into place) is fenced by the attempt's id, a
             heartbeat thread renews the leases of this runner's live attempts and writes
             their progress, :meth:`progress` reads any process's attempt, and
-            :meth:`recover_interrupted` is safe at any time in any process.
+            :meth:`recover_interrupted` is safe at any time in any process. An
+            :class:`~renderstate.ledger.AsyncLedger` serves :meth:`asubmit` on the event
+            loop, and its threads' twin (:attr:`AsyncLedger.threads
+            <renderstate.ledger.AsyncLedger.threads>`) the render and heartbeat threads.
         loader: Loads a project by the key text the ledger stores (``store.loader(Model)``);
             needed by :meth:`recover_interrupted` with a ledger.
         async_adapter: The :class:`~renderstate.typing.AsyncAdapter` that :meth:`asubmit`
@@ -131,7 +134,7 @@ class RenderRunner(Generic[ProjectT]):
         find_processing: Callable[[], Iterable[ProjectT]] | None = None,
         persist_timeout: float = 30.0,
         progress_interval: float = DEFAULT_INTERVAL,
-        ledger: Ledger | None = None,
+        ledger: Ledger | AsyncLedger | None = None,
         loader: ProjectLoader[ProjectT] | None = None,
         async_adapter: AsyncAdapter[ProjectT] | None = None,
         immediate: bool | None = None,
@@ -145,6 +148,10 @@ class RenderRunner(Generic[ProjectT]):
                 "AsyncDjangoAdapter or AsyncMemoryAdapter"
             )
             raise TypeError(msg)
+        async_ledger = ledger if isinstance(ledger, AsyncLedger) else None
+        if async_ledger is not None:
+            ledger = async_ledger.threads
+        assert not isinstance(ledger, AsyncLedger)
         heartbeat = (
             None if ledger is None else Heartbeat(ledger, lambda: _owning.job_scope(adapter))
         )
@@ -152,6 +159,7 @@ class RenderRunner(Generic[ProjectT]):
             adapter=adapter,
             async_adapter=async_adapter,
             ledger=ledger,
+            async_ledger=async_ledger,
             loader=loader,
             heartbeat=heartbeat,
             renderer=renderer,
@@ -247,9 +255,10 @@ class RenderRunner(Generic[ProjectT]):
         interleave, and a start waiting for another one waits without blocking the loop.
 
         With a ledger, the start and the attempt's record are one transaction in the
-        ledger's store, which is synchronous: it runs in a worker thread (the
-        ``async_adapter`` is then not needed, nor used). Observers are told, and the
-        executor is handed the job, in a worker thread too.
+        ledger's store (the ``async_adapter`` is then not needed, nor used): with an
+        :class:`~renderstate.ledger.AsyncLedger` it is awaited on the event loop, with a
+        :class:`~renderstate.ledger.Ledger` it runs in a worker thread. Observers are
+        told, and the executor is handed the job, in a worker thread.
 
         Cancelling the caller does not abandon a start under way: once the start has been
         sent, it runs to its end, and a job that won is registered and scheduled, before

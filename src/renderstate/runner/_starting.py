@@ -32,6 +32,8 @@ from renderstate.typing import ProjectT
 if TYPE_CHECKING:
     import asyncio
 
+    from renderstate.ledger import AsyncLedger
+
 logger = logging.getLogger("renderstate.runner")
 
 
@@ -136,6 +138,17 @@ def start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> TransitionR
     return started
 
 
+async def astart(
+    state: RunnerState[ProjectT], job: RenderJob[ProjectT], ledger: AsyncLedger
+) -> TransitionRecord:
+    """The guarded start and its attempt, awaited on the event loop through the async ledger."""
+    started, job.attempt = await ledger.start(
+        job._lifecycle, output_path=job.output_path, actor=job.actor, owner=job.owner
+    )
+    keep_alive(state, job)
+    return started
+
+
 def launch(
     state: RunnerState[ProjectT], job: RenderJob[ProjectT], started: TransitionRecord
 ) -> RenderJob[ProjectT]:
@@ -196,7 +209,9 @@ async def _asubmit(
     async with state.key_locks.ahold(job.project_key):
         with registered(state, job):
             sent.set()
-            if state.ledger is not None:
+            if state.async_ledger is not None:
+                started = await astart(state, job, state.async_ledger)
+            elif state.ledger is not None:
                 started = await asyncio.to_thread(start, state, job)
             else:
                 assert state.async_adapter is not None

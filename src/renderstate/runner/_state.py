@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from renderstate._lifecycle import ProjectLifecycle, notify_observers, validate_output_path
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import ProjectNotFoundError
-from renderstate.ledger import Ledger
+from renderstate.ledger import AsyncLedger, Ledger
 from renderstate.runner._heartbeat import Heartbeat
 from renderstate.runner._locks import _KeyLocks
 from renderstate.typing import (
@@ -40,6 +40,8 @@ class RunnerState(Generic[ProjectT]):
     adapter: Adapter[ProjectT]
     async_adapter: AsyncAdapter[ProjectT] | None
     ledger: Ledger | None
+    async_ledger: AsyncLedger | None
+    """The runner's ledger when it was given an AsyncLedger (``ledger`` is then its threads')."""
     loader: ProjectLoader[ProjectT] | None
     heartbeat: Heartbeat | None
     renderer: Renderer[ProjectT]
