@@ -1,9 +1,10 @@
 """The FastAPI example: async endpoints, live progress over Server-Sent Events, and a page.
 
-``create_app()`` builds the app, its engines and its one :class:`~renderstate.RenderRunner`
-(kept on ``app.state`` for the life of the process). Errors are RFC 9457 problem+json bodies:
-renderstate's own (``RenderConflictError`` 409, ``ProjectNotFoundError`` 404) through
-``renderstate.web.fastapi.add_exception_handlers``, bad request bodies through :func:`invalid`.
+``create_app()`` builds the app, its one async engine, its attempt ledger and its one
+:class:`~renderstate.RenderRunner` (kept on ``app.state`` for the life of the process). Errors
+are RFC 9457 problem+json bodies: renderstate's own (``RenderConflictError`` 409,
+``ProjectNotFoundError`` 404) through ``renderstate.web.fastapi.add_exception_handlers``, bad
+request bodies through :func:`invalid`.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at
@@ -23,14 +24,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from models import STATUS_PROCESSING, Base, Project, create_engines
+from models import ATTEMPTS, STATUS_PROCESSING, Base, Project, create_engine
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from renderstate import ProjectNotFoundError, RenderRunner, TimelineError
-from renderstate.adapters.sqlalchemy import AsyncSQLAlchemyAdapter, SQLAlchemyAdapter
+from renderstate.ledger import DEFAULT_LEASE, AsyncLedger
+from renderstate.ledger.sqlalchemy_async import AsyncSQLAlchemyAttemptStore
 from renderstate.rendering.moviepy import MoviePyRenderer
 from renderstate.rendering.timeline import parse_timeline
 from renderstate.web import (
@@ -117,43 +118,55 @@ class MediaFiles(StaticFiles):
         return super().lookup_path(path)
 
 
-def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: PLR0915
-    """Build the app, its engines and its runner; the tables are created at start-up."""
+def create_app(  # noqa: PLR0915
+    database_url: str, media_root: str | Path, *, lease: float = DEFAULT_LEASE
+) -> FastAPI:
+    """Build the app, its engine, ledger and runner; the tables are created at start-up.
+
+    ``lease``: seconds a render's attempt stays alive after its last heartbeat; a render
+    whose process died is failed by the recovery that runs every ``lease`` seconds.
+    """
     media = Path(media_root).resolve()
     uploads = media / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    engine, async_engine = create_engines(database_url)
-    Session = sessionmaker(engine, expire_on_commit=False)  # noqa: N806
-    AsyncSessionMaker = async_sessionmaker(async_engine, expire_on_commit=False)  # noqa: N806
+    engine = create_engine(database_url)
+    AsyncSessionMaker = async_sessionmaker(engine, expire_on_commit=False)  # noqa: N806
 
-    def find_processing() -> list[Project]:
-        with Session() as session:
-            query = select(Project).where(Project.status == STATUS_PROCESSING)
-            return list(session.scalars(query))
-
+    # The attempt ledger on the same async engine: asubmit() awaits each start and its
+    # attempt on the event loop; the render and heartbeat threads hand their ledger calls
+    # (and, through ledger.thread_adapter, their project writes) to the loop.
+    store = AsyncSQLAlchemyAttemptStore(AsyncSessionMaker, table=ATTEMPTS)
+    ledger = AsyncLedger(store, lease=lease)
     # One runner per process: it owns the render threads and the progress of their renders.
-    # asubmit() awaits the guarded start through the async adapter, on the event loop; the
-    # render threads record each render's end through the sync one.
     runner: RenderRunner[Project] = RenderRunner(
-        SQLAlchemyAdapter(Session),
+        ledger.thread_adapter,
         MoviePyRenderer(base_dir=uploads),
-        async_adapter=AsyncSQLAlchemyAdapter(AsyncSessionMaker),
+        ledger=ledger,
+        loader=store.loader(Project),
         media_root=media,
         max_workers=2,
-        find_processing=find_processing,
     )
+
+    async def recover_every_lease() -> None:
+        # Safe at any time: only attempts whose lease expired (their process died) fail.
+        while True:
+            await run_in_threadpool(runner.recover_interrupted)
+            await asyncio.sleep(ledger.lease)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with async_engine.begin() as connection:
+        async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
-        # This process renders alone and has not started any render: whatever is still
-        # PROCESSING was left by a process that died mid-render.
-        await run_in_threadpool(runner.recover_interrupted)
+        # Adds the ledger's newer columns to an older table; and the render threads reach
+        # the database through this loop, which the store knows from here on.
+        await store.create_table()
+        recovery = asyncio.create_task(recover_every_lease())
         yield
+        recovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovery
         await run_in_threadpool(runner.shutdown, wait=True, cancel_pending=True)
-        await async_engine.dispose()
-        engine.dispose()
+        await engine.dispose()
 
     app = FastAPI(title="renderstate FastAPI example", lifespan=lifespan)
     app.state.runner = runner
@@ -171,9 +184,13 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
             raise ProjectNotFoundError(project_key=project_id)
         return project  # detached, every column loaded
 
+    async def body_of(project: Project) -> StatusBody:
+        """The project's status body; its progress is read from the ledger, in a thread."""
+        return await run_in_threadpool(status_body, project, runner)
+
     async def current_body(project_id: str) -> StatusBody:
         """The status body of the project as stored now."""
-        return status_body(await load(project_id), runner)
+        return await body_of(await load(project_id))
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
@@ -186,7 +203,7 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
         async with AsyncSessionMaker() as session:
             query = select(Project).order_by(Project.created_at.desc())
             projects = list(await session.scalars(query))
-        return [{**status_body(p, runner), "title": p.title} for p in projects]
+        return [{**await body_of(p), "title": p.title} for p in projects]
 
     @app.post("/projects", status_code=201, response_model=None)
     async def create_project(request: Request) -> dict[str, Any] | JSONResponse:  # noqa: PLR0911
@@ -223,7 +240,7 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
         async with AsyncSessionMaker() as session, session.begin():
             project = Project(title=title, timeline=timeline)
             session.add(project)
-        body = status_body(project, runner)
+        body = await body_of(project)
         return {**body, "title": project.title, "timeline": project.timeline}
 
     # response_model=None: StatusBody is a typing.TypedDict, which pydantic takes only from
@@ -232,10 +249,10 @@ def create_app(database_url: str, media_root: str | Path) -> FastAPI:  # noqa: P
     async def render_project(project_id: str) -> StatusBody:
         """202 and the render runs; 409 (problem+json) while one runs."""
         project = await load(project_id)
-        # The guarded start: one UPDATE, awaited. RenderConflictError becomes the 409
-        # through the exception handlers.
+        # The guarded start and its attempt, one transaction awaited on the loop.
+        # RenderConflictError becomes the 409 through the exception handlers.
         await runner.asubmit(project)
-        return status_body(project, runner)
+        return await body_of(project)
 
     @app.get("/projects/{project_id}", response_model=None)
     async def project_status(project_id: str) -> StatusBody:

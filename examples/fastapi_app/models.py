@@ -1,8 +1,8 @@
-"""The reference Project model written for SQLAlchemy 2.0, and the engines the app talks through.
+"""The reference Project model written for SQLAlchemy 2.0, the ledger's table, and the engine.
 
-The endpoints use an ``AsyncEngine`` (aiosqlite, psycopg 3 on PostgreSQL, aiomysql on MySQL)
-so a request never blocks the event loop; the runner's render threads record the end of each
-render through a plain ``Engine`` on the same database.
+One ``AsyncEngine`` (aiosqlite, psycopg 3 on PostgreSQL, aiomysql on MySQL) serves everything:
+the endpoints, the attempt ledger, and the runner's render threads, whose ledger calls are
+handed to the event loop. There is no synchronous engine.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import JSON, DateTime, Engine, String, Uuid, create_engine, event
+from sqlalchemy import JSON, DateTime, String, Uuid, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from renderstate.ledger.sqlalchemy import attempt_table
 
 STATUS_DRAFT = "DRAFT"
 STATUS_PROCESSING = "PROCESSING"
@@ -49,35 +51,36 @@ class Project(Base):
     timeline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-def _drivers(url: str) -> tuple[str, str]:
-    """The (sync, async) SQLAlchemy URLs for ``sqlite:///path``, ``postgresql://``, ``mysql://``."""
+ATTEMPTS = attempt_table(Base.metadata)
+"""The attempt ledger's table, created with the models."""
+
+
+def _async_url(url: str) -> str:
+    """The async SQLAlchemy URL for ``sqlite:///path``, ``postgresql://`` or ``mysql://``."""
     scheme, rest = url.split(":", 1)
     base = scheme.split("+", 1)[0]
     if base == "sqlite":
-        return f"sqlite:{rest}", f"sqlite+aiosqlite:{rest}"
+        return f"sqlite+aiosqlite:{rest}"
     if base in {"postgres", "postgresql"}:
-        return f"postgresql+psycopg:{rest}", f"postgresql+psycopg:{rest}"
+        return f"postgresql+psycopg:{rest}"
     if base in {"mysql", "mariadb"}:
-        return f"mysql+pymysql:{rest}", f"mysql+aiomysql:{rest}"
+        return f"mysql+aiomysql:{rest}"
     msg = f"unsupported database URL {url!r}: use sqlite:///path, postgresql://... or mysql://..."
     raise ValueError(msg)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers and the render threads' writes proceed together; writers wait for
-    # each other (busy_timeout) instead of failing with "database is locked".
+    # WAL lets readers and the ledger's writes proceed together; writers wait for each
+    # other (busy_timeout) instead of failing with "database is locked".
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=20000")
     cursor.close()
 
 
-def create_engines(url: str) -> tuple[Engine, AsyncEngine]:
-    """A sync engine (render threads) and an async engine (endpoints) on one database."""
-    sync_url, async_url = _drivers(url)
-    engine = create_engine(sync_url)
-    async_engine = create_async_engine(async_url)
+def create_engine(url: str) -> AsyncEngine:
+    """The app's one engine: async, for the endpoints, the ledger and the render threads."""
+    engine = create_async_engine(_async_url(url))
     if urlsplit(url).scheme.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(async_engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine, async_engine
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine

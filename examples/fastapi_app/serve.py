@@ -3,8 +3,9 @@
     python examples/fastapi_app/serve.py --port 8000 \
         --database-url sqlite:///example.sqlite3 --media-root media
 
-Then open http://127.0.0.1:8000/. The tables are created at start, and projects a previous
-run left PROCESSING (it was killed mid-render) are failed, so they can be rendered again.
+Then open http://127.0.0.1:8000/. The tables are created at start, and a render a previous
+run left PROCESSING (it was killed mid-render) is failed once its attempt's lease (``--lease``)
+has expired, so it can be rendered again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ INSTALL = "pip install -r examples/fastapi_app/requirements.txt"
 DRIVERS = {
     "postgres": ("psycopg",),
     "postgresql": ("psycopg",),
-    "mysql": ("pymysql", "aiomysql"),
+    "mysql": ("aiomysql",),
 }
 """The modules a ``--database-url`` scheme needs."""
 
@@ -66,9 +67,15 @@ def main(argv: list[str] | None = None) -> None:
         help="sqlite:///path, postgresql://user@host/name or mysql://user@host/name",
     )
     parser.add_argument("--media-root", default="media", help="uploads and rendered videos")
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        help="seconds a render's attempt stays alive without a heartbeat (recovery after that)",
+    )
     args = parser.parse_args(argv)
     require_driver(args.database_url)
-    app = create_app(args.database_url, args.media_root)
+    app = create_app(args.database_url, args.media_root, lease=args.lease)
     # One process: its runner renders, and sees the progress of every render. Open event
     # streams end with their render; do not wait for them longer than this at shutdown.
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=5)

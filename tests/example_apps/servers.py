@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,8 +110,11 @@ class AppServer:
 
 
 @contextlib.contextmanager
-def serve(name: str, database_url: str, workdir: Path) -> Iterator[AppServer]:
-    """Run ``examples/<name>/serve.py`` until the block ends; fail with its log if it dies."""
+def serve(
+    name: str, database_url: str, workdir: Path, options: Sequence[str] = ()
+) -> Iterator[AppServer]:
+    """Run ``examples/<name>/serve.py`` (with ``options``) until the block ends; fail with its
+    log if it dies."""
     media_root = workdir / "media"
     log = workdir / f"{name}.log"
     last_error: Exception | None = None
@@ -128,6 +131,7 @@ def serve(name: str, database_url: str, workdir: Path) -> Iterator[AppServer]:
                     database_url,
                     "--media-root",
                     str(media_root),
+                    *options,
                 ],
                 cwd=workdir,
                 stdout=out,

@@ -122,7 +122,7 @@ def test_a_thread_call_before_the_store_ran_on_a_loop_says_what_to_do(tmp_path: 
 
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     ledger = AsyncLedger(AsyncSQLAlchemyAttemptStore(async_sessionmaker(engine)))
-    with pytest.raises(RuntimeError, match="await a call of its ledger there first"):
+    with pytest.raises(RuntimeError, match="await one of its calls there first"):
         ledger.threads.history("project", 1)
 
 

@@ -146,8 +146,8 @@ class AsyncSQLAlchemyAttemptStore:
         if loop is None or loop.is_closed():
             msg = (
                 f"{self!r} has not run on a running event loop yet: threads reach the "
-                "database through the loop of the async engine, so await a call of its "
-                "ledger there first (an app does at start-up: await ledger.expired())"
+                "database through the loop of the async engine, so await one of its calls "
+                "there first (at an app's start-up: await store.create_table())"
             )
             raise RuntimeError(msg)
         try:
