@@ -11,8 +11,8 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.contract import run
@@ -20,6 +20,7 @@ from adapters.test_sqlalchemy_async import async_engine_for
 from renderstate import ProjectLifecycle, Status
 from renderstate.adapters.sqlalchemy import AsyncSQLAlchemyAdapter
 from renderstate.ledger import AsyncLedger, AttemptState
+from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.ledger.sqlalchemy_async import AsyncSQLAlchemyAttemptStore
 
 from .awaited import AwaitedHarness, sixteen_starts
@@ -134,9 +135,7 @@ def test_a_sync_session_is_refused_with_the_right_class_named(wrong: type) -> No
         AsyncSQLAlchemyAttemptStore(wrong())
 
 
-def test_an_async_session_store_reads_through_it() -> None:
-    """An AsyncSession store runs the ledger on that session's connection."""
-    store = AsyncSQLAlchemyAttemptStore(AsyncSession(), table=TABLE)
-    assert store.table is TABLE
-    assert "renderstate_attempt" in repr(store)
-    assert select(store.table).compile() is not None
+def test_a_sync_store_is_refused_by_the_async_ledger() -> None:
+    """AsyncLedger over a synchronous store is a TypeError naming the class to use."""
+    with pytest.raises(TypeError, match="for a synchronous store use Ledger"):
+        AsyncLedger(SQLAlchemyAttemptStore(sessionmaker(), table=TABLE))  # type: ignore[arg-type]

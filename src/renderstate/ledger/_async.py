@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -90,6 +91,7 @@ class AsyncLedger:
         clock: As for :class:`Ledger`.
 
     Raises:
+        TypeError: ``store`` is not an async store (a synchronous one needs a ``Ledger``).
         ValueError: ``lease``, ``progress_interval`` or ``queue_timeout`` is out of range.
     """
 
@@ -102,6 +104,13 @@ class AsyncLedger:
         queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if not inspect.iscoroutinefunction(getattr(store, "run", None)):
+            msg = (
+                f"AsyncLedger takes an async attempt store (AsyncSQLAlchemyAttemptStore, "
+                f"AsyncDjangoAttemptStore), not {type(store).__name__}; for a synchronous "
+                f"store use Ledger"
+            )
+            raise TypeError(msg)
         self.store = store
         """Where the records live, and how the ledger's calls reach them."""
         self.ledger = Ledger(
