@@ -65,11 +65,8 @@ def test_asubmit_starts_on_the_loop_and_the_threads_finish_through_it(
     from the runner's threads, go through the loop too: one async engine, no sync one."""
     harness = AsyncSQLAlchemyLedgerHarness(target_for(db_targets, backend), variant=False)
     harness.prepare()
-    ledger = AsyncLedger(
-        AsyncSQLAlchemyAttemptStore(harness.async_factory, table=TABLE),
-        lease=5.0,
-        progress_interval=0.05,
-    )
+    store = AsyncSQLAlchemyAttemptStore(harness.async_factory, table=TABLE)
+    ledger = AsyncLedger(store, lease=5.0, progress_interval=0.05)
     renderer = Held(frames=4)
     runner = RenderRunner(
         ledger.thread_adapter, renderer, media_root=tmp_path, ledger=ledger, max_workers=1
@@ -110,6 +107,10 @@ def test_asubmit_starts_on_the_loop_and_the_threads_finish_through_it(
         assert (tmp_path / "projects" / str(key) / "final.mp4").read_bytes() == b"VIDEO"
         project = run(load())
         assert ProjectLifecycle(project, adapter, **harness.options).status is Status.COMPLETED
+        # The store's loader works from a thread too (recovery's re-queue, a worker's job).
+        loaded = store.loader(harness.model)(str(key))
+        assert loaded is not None
+        assert loaded.id == key
     finally:
         renderer.release.set()
         runner.shutdown()

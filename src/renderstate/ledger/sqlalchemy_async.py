@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 try:
     from sqlalchemy import Table
@@ -41,7 +42,7 @@ from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, SQLAlchemyLoader
 from renderstate.typing import ProjectT
 
-__all__ = ["AsyncSQLAlchemyAttemptStore"]
+__all__ = ["AsyncSQLAlchemyAttemptStore", "AsyncSQLAlchemyLoader"]
 
 T = TypeVar("T")
 
@@ -170,13 +171,41 @@ class AsyncSQLAlchemyAttemptStore:
         async with bind.begin() as connection:
             await connection.run_sync(self._store.create_table)
 
-    def loader(self, model: type[ProjectT]) -> SQLAlchemyLoader[ProjectT]:
-        """Return a loader of ``model`` instances by key text, for :meth:`AsyncLedger.recover`.
+    def loader(self, model: type[ProjectT]) -> AsyncSQLAlchemyLoader[ProjectT]:
+        """Return a loader of ``model`` instances by key text (recovery, a runner's jobs).
 
-        It loads through the store's sessions, so it works where the ledger's code runs
-        (inside :meth:`run`).
+        It loads through the store's sessions: directly where the ledger's code runs
+        (inside :meth:`run`), and from another thread through :meth:`submit`.
         """
-        return SQLAlchemyLoader(model, self._sync)
+        return AsyncSQLAlchemyLoader(self, SQLAlchemyLoader(model, self._sync))
+
+    def _on_its_loop(self) -> bool:
+        """Whether this thread runs the loop the store runs on (so: inside :meth:`run`)."""
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+
+class AsyncSQLAlchemyLoader(Generic[ProjectT]):
+    """Loads instances of one mapped class by key text, on the async store's engine.
+
+    Called by the ledger's code inside the store's :meth:`~AsyncSQLAlchemyAttemptStore.run`
+    it loads at once; called from another thread (a runner re-queueing what recovery
+    failed), it hands the load to the store and waits.
+    """
+
+    def __init__(self, store: AsyncSQLAlchemyAttemptStore, inner: SQLAlchemyLoader[ProjectT]):
+        self._store = store
+        self._inner = inner
+        self.scope = inner.scope
+        """The table the model is mapped to."""
+
+    def __call__(self, key: str, /) -> ProjectT | None:
+        """Return the instance whose key text is ``key``, or ``None``."""
+        if self._store._on_its_loop():
+            return self._inner(key)
+        return self._store.submit(functools.partial(self._inner, key)).result()
 
 
 class _SyncSessions:
