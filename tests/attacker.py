@@ -13,17 +13,11 @@ Each move is a function of the name an event named, so a test for another findin
 move here and races it the same way. Each move writes one line per action to the child's
 report, which the test reads back (``Attacker.actions``) to show the race was really run.
 
-For the findings not fixed yet (issue 24):
-
-- finding 1, a renderer called directly with a target in a shared folder: call
-  ``MoviePyRenderer()(project, shared.media / "x" / ".t.partial.mp4")`` inside
-  ``Attacker(shared, that_folder, plant_scratch)`` (the move keys on :data:`TEMPORARY`;
-  pass a name matching it, or widen it) and assert ``shared.untouched()``;
-- finding 4, an input swapped between its check and its decoding: put the soundtrack (or a
-  picture) in a group-writable base directory, a second WAV in ``shared.private``, and race
-  ``Attacker(shared, base_dir, swap_input("tone.wav"), mask=IN_OPEN | IN_CLOSE_NOWRITE)``,
-  a move that renames a link to the private WAV over the input on its first open or close;
-  the published video's audio must then be the original's (or the render must fail).
+The moves: :func:`swap_temporary` (finding 2), :func:`plant_scratch` and
+:func:`swap_scratch_directory` (finding 1, through the runner and with the renderer called
+directly), :func:`link_project` (finding 3), :func:`swap_input` (finding 4: a link to a
+file only the render user may read, renamed over a timeline's input on its first open or
+close, watched with ``mask=IN_OPEN`` or ``IN_CLOSE_NOWRITE``).
 
 Not root: the child cannot take another uid, and a user namespace maps only one; the
 tests say so and skip (CI runs them as root, where a skip would fail the run).
@@ -59,6 +53,8 @@ IN_MOVED_TO: Final = 0x80
 IN_CREATE: Final = 0x100
 _EVENT: Final = struct.Struct("iIII")
 TEMPORARY: Final = re.compile(r"\.final-[0-9a-f]{16}\.partial\.mp4")
+# A render's own scratch directory, beside a target outside a private directory.
+SCRATCH_DIRECTORY: Final = re.compile(r"\.renderstate-[0-9a-f]{16}\.work-[0-9a-f]{16}")
 # What the renderer names its scratch files after the temporary file (renderstate.files).
 SCRATCH_LABELS: Final = ("pieces.txt", "audio.m4a", "piece000000.mp4", "soundtrack.wav")
 
@@ -92,6 +88,18 @@ class SharedMedia:
         path = self.media / "projects"
         if not path.exists():
             _group_dir(path)
+        return path
+
+    def shared_folder(self, name: str) -> Path:
+        """``media/<name>``, group-writable like the media root (an uploads folder, say)."""
+        path = self.media / name
+        _group_dir(path)
+        return path
+
+    def vault(self) -> Path:
+        """Another of the render user's own directories outside the media root (``0700``)."""
+        path = self.base / "vault"
+        path.mkdir(mode=0o700, exist_ok=True)
         return path
 
     def untouched(self) -> bool:
@@ -163,6 +171,40 @@ def plant_scratch(directory: Path, name: str, shared: SharedMedia) -> list[str]:
             scratch.symlink_to(shared.secret)
             done.append(f"linked {scratch.name} to {shared.secret}")
     return done
+
+
+def swap_scratch_directory(directory: Path, name: str, shared: SharedMedia) -> list[str]:
+    """Finding 1, one step further: the render's scratch directory, the moment it appears, is
+    moved away and its name linked to the private directory, so that a write by name into
+    it would land outside."""
+    if SCRATCH_DIRECTORY.fullmatch(name) is None:
+        return []
+    path = directory / name
+    path.rename(directory / f"{name}.moved")
+    path.symlink_to(shared.private)
+    return [f"moved the scratch directory {name} and linked its name to {shared.private}"]
+
+
+def swap_input(name: str, replacement: Path) -> Move:
+    """Finding 4: on the first event naming ``name``, rename a link to ``replacement`` over it.
+
+    Watched with ``mask=IN_OPEN`` (or ``IN_CLOSE_NOWRITE``), that is right after the first
+    reader opened (or closed) the input: what a check read, later readers of the same name
+    would not.
+    """
+    swapped = False
+
+    def move(directory: Path, event: str, shared: SharedMedia) -> list[str]:
+        nonlocal swapped
+        if event != name or swapped:
+            return []
+        swapped = True
+        link = directory / f".{name}.link"
+        link.symlink_to(replacement)
+        link.rename(directory / name)
+        return [f"renamed a link to {replacement} over {name}"]
+
+    return move
 
 
 def link_project(project: str) -> Move:

@@ -15,16 +15,18 @@ from typing import Any
 import pytest
 
 from attacker import (
+    SCRATCH_LABELS,
     Attacker,
     SharedMedia,
     link_project,
     plant_scratch,
     shared_media,
+    swap_scratch_directory,
     swap_temporary,
     why_not,
 )
 from renderstate import RenderRunner, Status, UnsafePathError
-from renderstate.files import publishing
+from renderstate.files import create_temporary, publishing, scratch_path
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
 
 pytestmark = pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
@@ -149,6 +151,80 @@ def test_scratch_names_planted_as_links_are_never_followed_by_a_runner_render(
     final = folder / "final.mp4"
     assert not final.is_symlink()
     assert final.read_bytes() != OLD
+
+
+# ------------------------------------------------------------------ finding 1, called directly
+
+PIECES_AND_SOUND = {
+    "width": 64,
+    "height": 36,
+    "fps": 10,
+    "scenes": [{"duration": 4, "background": "#ff0000"}],  # repeated pieces: a listing
+    "soundtrack": {"tone": 440},
+}
+
+
+def wait_for(condition: Any, what: str) -> None:
+    """Poll ``condition`` for up to 10 s (the attacker acts on inotify, in milliseconds)."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"the attacker did not act: {what}"
+        time.sleep(0.01)
+
+
+def assert_playable(target: Path) -> None:
+    """``target`` holds the 4 s video of PIECES_AND_SOUND (checked as the runner would)."""
+    media = pytest.importorskip("renderstate.rendering._media")
+    media.check_video(target, duration=4, fps=10)
+
+
+def test_scratch_names_planted_as_links_are_never_followed_by_a_direct_render(
+    shared: SharedMedia,
+) -> None:
+    """MoviePyRenderer called directly on a temporary file in a group-writable folder, links
+    planted at every scratch name derived from the temporary name before the render starts:
+    it writes nothing through them (its scratch files are in a private directory it made),
+    leaves them as they were, and writes a playable video."""
+    folder = shared.shared_folder("renders")
+    moviepy = pytest.importorskip("renderstate.rendering.moviepy")
+    renderer = moviepy.MoviePyRenderer(timeline=PIECES_AND_SOUND, preset="ultrafast")
+    with Attacker(shared, folder, plant_scratch) as attacker:
+        target = create_temporary(folder / "final.mp4")
+        planted = [scratch_path(target, label) for label in SCRATCH_LABELS]
+        wait_for(lambda: all(p.is_symlink() for p in planted), "links at the scratch names")
+        renderer(None, target)
+    assert attacker.actions
+    assert shared.untouched(), "the render wrote through a planted scratch link"
+    assert all(p.is_symlink() and p.readlink() == shared.secret for p in planted)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [target.name, *(p.name for p in planted)]
+    )
+    assert_playable(target)
+
+
+def test_a_direct_render_keeps_writing_into_its_scratch_directory_when_its_name_is_swapped(
+    shared: SharedMedia,
+) -> None:
+    """The render's scratch directory is moved away the moment it appears and its name linked
+    to a private directory outside: the render writes into the directory it made (by its
+    descriptor), never through the link, and removes its files; or, had the swap come
+    before it opened the directory, refuses to use it."""
+    folder = shared.shared_folder("renders")
+    moviepy = pytest.importorskip("renderstate.rendering.moviepy")
+    renderer = moviepy.MoviePyRenderer(timeline=PIECES_AND_SOUND, preset="ultrafast")
+    target = folder / "video.mp4"
+    with Attacker(shared, folder, swap_scratch_directory) as attacker:
+        try:
+            renderer(None, target)
+        except UnsafePathError as exc:
+            assert "scratch directory was replaced" in str(exc)  # noqa: PT017
+            assert not target.exists()
+        else:
+            assert_playable(target)
+    assert attacker.actions, "the attacker never saw the scratch directory"
+    assert shared.untouched(), "the render wrote through the swapped scratch directory"
+    (moved,) = folder.glob("*.moved")
+    assert list(moved.iterdir()) == []
 
 
 # ------------------------------------------------------------------ finding 3

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,11 +17,13 @@ import numpy as np
 from PIL import Image
 
 from renderstate.exceptions import RenderOutputError
-from renderstate.rendering._fonts import DEFAULT_FONT, missing_characters
+from renderstate.rendering._fonts import DEFAULT_FONT, load_font, missing_characters
 from renderstate.rendering._frames import draw_scene
+from renderstate.rendering._inputs import Inputs
 from renderstate.rendering._media import check_audio_file, check_video
+from renderstate.rendering._scratch import Scratch
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
-from renderstate.rendering.timeline import Scene, TimelineError, parse_timeline
+from renderstate.rendering.timeline import Scene, TimelineError, load_timeline, parse_timeline
 from renderstate.testing import MemoryProject
 
 from .media import probe
@@ -189,3 +194,139 @@ def test_audio_names_that_look_like_options_or_protocols_are_files(
     monkeypatch.chdir(tmp_path)
     ffmpeg("-f", "lavfi", "-i", "sine=f=330:d=1", f"file:{name}")
     check_audio_file(Path(name))
+
+
+# ------------------------------------------------------------------ read as opened
+
+
+def picture(path: Path, colour: tuple[int, int, int]) -> Path:
+    Image.new("RGB", (64, 36), colour).save(path)
+    return path
+
+
+@pytest.fixture
+def checked(tmp_path: Path) -> tuple[Path, Any]:
+    """``base`` with a red ``pictures/one.png``, and a timeline showing it, checked."""
+    base = tmp_path / "base"
+    (base / "pictures").mkdir(parents=True)
+    picture(base / "pictures" / "one.png", (255, 0, 0))
+    data = tiny(scenes=[{"duration": 0.5, "image": "pictures/one.png"}])
+    timeline = parse_timeline(data, base_dir=base)
+    assert timeline.base_dir == base
+    return base, timeline
+
+
+def refused(timeline: Any, target: Path) -> TimelineError:
+    with pytest.raises(TimelineError, match="changed after the timeline was checked") as caught:
+        MoviePyRenderer(timeline=timeline)(None, target, no_progress)
+    assert (caught.value.scene, caught.value.field) == (0, "image")
+    assert not target.exists()
+    return caught.value
+
+
+@pytest.mark.parametrize("swapped", ["pictures/one.png", "pictures"])
+def test_a_file_or_directory_linked_out_after_the_check_is_refused_unread(
+    checked: tuple[Path, Any], tmp_path: Path, swapped: str
+) -> None:
+    """A project's timeline checked, then its picture (or its directory) replaced by a link
+    out of base_dir: the render refuses it, reads nothing, writes nothing."""
+    base, timeline = checked
+    outside = tmp_path / "outside"
+    (outside / "pictures").mkdir(parents=True)
+    picture(outside / "pictures" / "one.png", (0, 255, 0))
+    shutil.rmtree(base / swapped) if swapped == "pictures" else (base / swapped).unlink()
+    (base / swapped).symlink_to(outside / swapped)
+    error = refused(timeline, tmp_path / "v.mp4")
+    assert "leads out of base_dir" in error.problem
+
+
+@pytest.mark.parametrize("swapped", ["pictures/one.png", "pictures"])
+def test_a_link_swapped_in_between_resolving_and_opening_is_refused(
+    checked: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swapped: str
+) -> None:
+    """The picture (or its directory) replaced by a link inside base_dir right after its path
+    was resolved (the attacker's narrowest window, hit by acting inside resolve()): the
+    open, without following links, refuses it."""
+    base, timeline = checked
+    (base / "elsewhere" / "pictures").mkdir(parents=True)
+    picture(base / "elsewhere" / "pictures" / "one.png", (0, 255, 0))
+    resolve = Path.resolve
+
+    def resolve_then_swap(path: Path, strict: bool = False) -> Path:
+        real = resolve(path, strict=strict)
+        if path.name == "one.png" and not (base / swapped).is_symlink():
+            shutil.rmtree(base / swapped) if swapped == "pictures" else (base / swapped).unlink()
+            (base / swapped).symlink_to(base / "elsewhere" / swapped)
+        return real
+
+    monkeypatch.setattr(Path, "resolve", resolve_then_swap)
+    error = refused(timeline, tmp_path / "v.mp4")
+    assert "it is a symbolic link" in error.problem
+
+
+def test_links_that_stay_inside_base_dir_are_still_followed(tmp_path: Path) -> None:
+    """A link inside base_dir to a file inside it (accepted when checked) renders that file."""
+    base = tmp_path / "base"
+    (base / "pictures").mkdir(parents=True)
+    picture(base / "pictures" / "one.png", (255, 0, 0))
+    (base / "alias.png").symlink_to(base / "pictures" / "one.png")
+    target = tmp_path / "v.mp4"
+    data = tiny(scenes=[{"duration": 0.5, "image": "alias.png"}])
+    MoviePyRenderer(base_dir=base)(MemoryProject(timeline=data), target, no_progress)
+    assert probe(target).width == 64
+
+
+def test_a_trusted_timeline_file_may_name_a_link(tmp_path: Path) -> None:
+    """A timeline file's files are trusted: a link out of its directory is followed, once."""
+    outside = picture(tmp_path / "one.png", (255, 0, 0))
+    folder = tmp_path / "timelines"
+    folder.mkdir()
+    (folder / "alias.png").symlink_to(outside)
+    (folder / "t.json").write_text(
+        json.dumps(tiny(scenes=[{"duration": 0.5, "image": "alias.png"}])), encoding="utf-8"
+    )
+    assert load_timeline(folder / "t.json").base_dir is None
+    target = tmp_path / "v.mp4"
+    MoviePyRenderer(timeline_file=folder / "t.json")(None, target, no_progress)
+    assert probe(target).width == 64
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["descriptor", "copy"])
+def test_inputs_are_read_from_the_file_opened_not_from_its_name(tmp_path: Path, copy: bool) -> None:
+    """What Inputs hands the readers is the file it opened (through its descriptor, or a copy
+    made from it): a file renamed over the name afterwards is not what they read; nothing
+    is left once the scratch directory is closed."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "a.wav").write_bytes(b"the checked bytes")
+    checked = parse_timeline(tiny(soundtrack={"file": "a.wav"}), base_dir=base)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o775)
+    scratch = Scratch(out / "v.mp4")
+    inputs = Inputs(scratch, copy=copy)
+    try:
+        opened = inputs.timeline(checked)
+        assert opened.soundtrack is not None
+        readable = opened.soundtrack.file
+        assert readable is not None
+        assert readable.name == "a.wav"
+        (base / "other.wav").write_bytes(b"someone else's bytes")
+        (base / "other.wav").rename(base / "a.wav")
+        assert readable.read_bytes() == b"the checked bytes"
+        assert readable.is_symlink() is not copy
+    finally:
+        inputs.close()
+        scratch.close()
+    assert list(out.iterdir()) == []
+
+
+def test_the_font_cache_knows_a_font_by_its_file_not_its_path(tmp_path: Path) -> None:
+    """Two different files at one path in turn (as descriptors' paths are reused) are two fonts."""
+    path = tmp_path / "font.ttf"
+    path.write_bytes(DEFAULT_FONT.read_bytes())
+    first = load_font(path, 32)
+    assert load_font(path, 32) is first
+    other = tmp_path / "other.ttf"
+    other.write_bytes(DEFAULT_FONT.read_bytes())
+    other.rename(path)
+    assert load_font(path, 32) is not first

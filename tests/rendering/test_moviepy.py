@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import tempfile
@@ -367,21 +368,30 @@ def test_failure_mid_render_leaves_nothing_behind(tmp_path: Path, private_tmp: P
 
 
 def test_a_raising_progress_sink_aborts_and_cleans_up(tmp_path: Path, private_tmp: Path) -> None:
-    """A sink that raises (how a caller cancels) stops the render in either phase, cleanly."""
+    """A sink that raises (how a caller cancels) stops the render in either phase, cleanly:
+    in a private folder, and in a shared one (the render's own scratch directory goes)."""
 
     class CancelledError(Exception):
         pass
 
-    for phase in ("writing audio", "rendering"):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o775)
+    pieces = small_timeline(scenes=[{"duration": 20}])
+    for phase, timeline, folder, expect in [
+        ("writing audio", small_timeline(), tmp_path, {"tmp", "shared"}),
+        ("rendering", small_timeline(), tmp_path, {"tmp", "shared"}),
+        ("writing audio", pieces, shared, set()),
+        ("rendering", pieces, shared, set()),
+    ]:
 
         def sink(current: str, done: int, total: int, phase: str = phase) -> None:
             if current == phase and done == 2:
                 raise CancelledError
 
-        target = tmp_path / "v.mp4"
+        target = folder / "v.mp4"
         with pytest.raises(CancelledError):
-            MoviePyRenderer(timeline=small_timeline())(None, target, sink)
-        assert_clean(private_tmp, tmp_path, expect={"tmp"})
+            MoviePyRenderer(timeline=timeline)(None, target, sink)
+        assert_clean(private_tmp, folder, expect=expect)
 
 
 def test_parallel_renders_in_two_threads_are_both_correct(tmp_path: Path) -> None:
@@ -499,25 +509,57 @@ def test_missing_render_extra_says_how_to_install() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_the_soundtrack_scratch_file_sits_beside_the_target_named_after_it(
+def test_scratch_files_go_into_a_private_directory_of_the_render_beside_the_target(
     tmp_path: Path, private_tmp: Path
 ) -> None:
-    """While frames encode, the WAV is the target's scratch_path("soundtrack.wav") beside it
-    (which recovery removes with the target); then gone."""
+    """In a folder others may write, the WAV and the pieces are made in a 0700 directory
+    the render makes beside the target, named after it with random digits (which recovery
+    removes with the target); then gone with it."""
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir(mode=0o775)
     target = out / ".final-x.partial.mp4"
-    during: list[tuple[set[str], list[Path]]] = []
+    during: list[tuple[dict[str, int], list[Path]]] = []
 
     def sink(phase: str, done: int, total: int) -> None:
         if phase == "rendering" and done == 1:
-            during.append(({p.name for p in out.iterdir()}, list(private_tmp.iterdir())))
+            found = {p.name: p.lstat().st_mode for p in out.iterdir() if p.name != target.name}
+            during.append((found, list(private_tmp.iterdir())))
+
+    renderer = MoviePyRenderer(timeline=small_timeline(scenes=[{"duration": 20}]))
+    for _ in range(2):
+        renderer(None, target, sink)
+    # The target itself may not exist yet: ffmpeg creates it when it first writes.
+    ((first, in_tmp), (second, _)) = during
+    stem = scratch_path(target, "work").name
+    for found in (first, second):
+        ((name, mode),) = found.items()
+        assert name.startswith(f"{stem}-")
+        assert len(name) == len(stem) + 17
+        assert stat.S_ISDIR(mode)
+        assert stat.S_IMODE(mode) == 0o700
+    # Each render makes another: its name is not known before the render makes it.
+    assert first.keys() != second.keys()
+    assert in_tmp == []
+    assert_clean(private_tmp, out, expect={target.name})
+
+
+def test_a_target_in_a_private_directory_keeps_its_scratch_files_beside_it(
+    tmp_path: Path, private_tmp: Path
+) -> None:
+    """In a directory only the render user can write (the runner's workspace), no second
+    directory: the WAV is the target's scratch_path("soundtrack.wav") beside it."""
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    target = out / ".final-x.partial.mp4"
+    during: list[set[str]] = []
+
+    def sink(phase: str, done: int, total: int) -> None:
+        if phase == "rendering" and done == 1:
+            during.append({p.name for p in out.iterdir()})
 
     MoviePyRenderer(timeline=small_timeline())(None, target, sink)
-    ((names, in_tmp),) = during
-    # The target itself may not exist yet: ffmpeg creates it when it first writes.
+    (names,) = during
     assert names - {target.name} == {scratch_path(target, "soundtrack.wav").name}
-    assert in_tmp == []
     assert_clean(private_tmp, out, expect={target.name})
 
 

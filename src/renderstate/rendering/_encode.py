@@ -32,7 +32,6 @@ one picture is in flight at a time and the scene cache keeps two.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from fractions import Fraction
@@ -40,7 +39,6 @@ from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
-from renderstate.files import scratch_path
 from renderstate.rendering._ffmpeg import Background, FrameProgress, pipe
 from renderstate.rendering._frames import frame_runs
 from renderstate.rendering._pieces import (
@@ -54,6 +52,7 @@ from renderstate.rendering._pieces import (
     schedule_pictures,
     timestamps,
 )
+from renderstate.rendering._scratch import Scratch
 from renderstate.rendering.timeline import Timeline, frame_count
 from renderstate.typing import ProgressSink
 
@@ -144,14 +143,16 @@ def encode_timeline(
     threads: int | None,
     progress: ProgressSink,
     repeat: bool = True,
+    scratch: Scratch | None = None,
 ) -> Encoded:
     """Write ``timeline`` as H.264 ``yuv420p`` (+ AAC from ``audio``) with ``+faststart``.
 
     ``repeat=False`` encodes every frame in one pass.
 
-    Scratch files (the pieces, their list, the AAC soundtrack) sit beside ``target``,
-    named by :func:`renderstate.files.scratch_path` after it (short, whatever ``target``'s
-    name), and are removed before this returns.
+    Scratch files (the pieces, their list, the AAC soundtrack) are made in ``scratch``
+    (by default a :class:`~renderstate.rendering._scratch.Scratch` of ``target`` of its
+    own: a private directory beside it, unless it is in one already) and removed before
+    this returns.
 
     Raises:
         RuntimeError: ffmpeg failed (its error output is in the message).
@@ -178,19 +179,31 @@ def encode_timeline(
             command, timeline=timeline, size=size, fps=fps, schedule=schedule, tracker=tracker
         )
     else:
-        piped = _encode_pieces(
-            ffmpeg,
-            command + _video(schedule, rate, preset, crf, threads),
-            plan=plan,
-            lengths=lengths,
-            rate=rate,
-            target=target,
-            audio=audio,
-            audio_beside=threads != 1,
-            feed=lambda command: pipe(
-                command, timeline=timeline, size=size, fps=fps, schedule=schedule, tracker=tracker
-            ),
-        )
+        own = scratch is None
+        scratch = Scratch(target) if scratch is None else scratch
+        try:
+            piped = _encode_pieces(
+                ffmpeg,
+                command + _video(schedule, rate, preset, crf, threads),
+                plan=plan,
+                lengths=lengths,
+                rate=rate,
+                target=target,
+                audio=audio,
+                audio_beside=threads != 1,
+                scratch=scratch,
+                feed=lambda command: pipe(
+                    command,
+                    timeline=timeline,
+                    size=size,
+                    fps=fps,
+                    schedule=schedule,
+                    tracker=tracker,
+                ),
+            )
+        finally:
+            if own:
+                scratch.close()
     tracker.report(final=True)
     _log.debug(
         "piped %d pictures, encoded %d frames in %d pieces for %d frames of %s",
@@ -213,6 +226,7 @@ def _encode_pieces(
     target: Path,
     audio: str | None,
     audio_beside: bool,
+    scratch: Scratch,
     feed: Callable[[list[str]], int],
 ) -> int:
     """Encode the pieces with ``command`` fed by ``feed``, then join them into ``target``.
@@ -223,10 +237,11 @@ def _encode_pieces(
     encode most of it after the video. Returns the pictures piped.
     """
     # Short names of plain characters: the list of pieces can name them on its lines, and
-    # they fit beside a target whose own name is as long as the file system allows.
-    files = [scratch_path(target, f"piece{i:06d}.mp4") for i in range(len(lengths))]
-    listing = scratch_path(target, "pieces.txt")
-    sound = scratch_path(target, "audio.m4a")
+    # they fit beside a target whose own name is as long as the file system allows. Each
+    # is created here, exclusively, in the private scratch directory: ffmpeg only
+    # overwrites the render's own files.
+    files = [scratch.path(f"piece{i:06d}.mp4") for i in range(len(lengths))]
+    sound = scratch.path("audio.m4a") if audio is not None else None
     starts = [0, *accumulate(lengths)]  # where each piece begins, and where the last ends
     # Each head starts with a keyframe (an IDR frame: x264's GOPs are closed); each block
     # is coarsely quantised, so x264 skips every macroblock and its frames copy the
@@ -256,21 +271,22 @@ def _encode_pieces(
         command += [
             *("-f", "segment", "-segment_format", "mp4", "-break_non_keyframes", "1"),
             *("-segment_frames", ",".join(map(str, starts[1:-1])), "-reset_timestamps", "1"),
-            f"file:{str(scratch_path(target, 'piece')).replace('%', '%%')}%06d.mp4",
+            f"file:{str(scratch.directory / scratch.name('piece')).replace('%', '%%')}%06d.mp4",
         ]
     else:
         command += ["-f", "mp4", f"file:{files[0]}"]
-    # The join runs in the target's directory (see concat_entry): it names files only.
+    # The join runs in the scratch directory (see concat_entry): it names files only.
+    listing = scratch.name("pieces.txt")
     join = [
         *(ffmpeg, "-y", "-loglevel", "error", "-nostdin"),
-        *("-f", "concat", "-safe", "0", "-i", f"file:{listing.name}"),
+        *("-f", "concat", "-safe", "0", "-i", f"file:{listing}"),
     ]
-    if audio is not None:
+    if sound is not None:
         join += ["-i", f"file:{sound.name}", "-map", "0:v", "-map", "1:a"]
-    join += ["-c", "copy", "-movflags", "+faststart", "-f", "mp4", f"file:{target.name}"]
+    join += ["-c", "copy", "-movflags", "+faststart", "-f", "mp4", f"file:{target.absolute()}"]
     running: list[Background] = []
     try:
-        if audio is not None:
+        if audio is not None and sound is not None:
             running.append(
                 Background(
                     [
@@ -284,16 +300,12 @@ def _encode_pieces(
         piped = feed(command)
         if running:
             running[0].finish()
-        listing.write_text(
-            "".join(f"{line}\n" for line in pieces_list(plan, files, lengths, rate)),
-            encoding="ascii",
-        )
-        running.append(Background(join, cwd=target.parent))
+        with scratch.open("pieces.txt") as out:
+            lines = pieces_list(plan, files, lengths, rate)
+            out.write("".join(f"{line}\n" for line in lines).encode("ascii"))
+        running.append(Background(join, cwd=scratch.directory))
         running[-1].finish()
     finally:
         for process in running:
             process.stop()
-        for path in (*files, listing, sound):
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
     return piped

@@ -8,6 +8,7 @@ or OpenType file.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -24,10 +25,34 @@ _NOT_A_CHARACTER = "\U0010ffff"
 """A code point no font maps: what it draws is the font's "missing glyph" box."""
 
 
-@functools.lru_cache(maxsize=32)
 def load_font(path: Path | None, size: int) -> ImageFont.FreeTypeFont:
-    """Open ``path`` (the bundled font when ``None``) at ``size`` pixels, cached."""
-    return ImageFont.truetype(str(path or DEFAULT_FONT), size)
+    """Open ``path`` (the bundled font when ``None``) at ``size`` pixels, cached.
+
+    The cache knows a font by its file (device, inode, size, modification time), not by
+    its path: a render reads its fonts through paths to files it holds open
+    (``/proc/<pid>/fd/<n>``), which a later render's different font can have too.
+    """
+    return _load(_FontFile.of(path), size)
+
+
+@dataclasses.dataclass(frozen=True)
+class _FontFile:
+    """A font file as a cache key: equal to another when it is the same file."""
+
+    path: Path | None = dataclasses.field(compare=False)
+    identity: tuple[int, int, int, int] | None
+
+    @classmethod
+    def of(cls, path: Path | None) -> _FontFile:
+        if path is None:
+            return cls(None, None)
+        found = path.stat()
+        return cls(path, (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _load(font: _FontFile, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(font.path or DEFAULT_FONT), size)
 
 
 def _drawn(font: ImageFont.FreeTypeFont, char: str) -> tuple[tuple[int, int], bytes]:
@@ -36,14 +61,15 @@ def _drawn(font: ImageFont.FreeTypeFont, char: str) -> tuple[tuple[int, int], by
 
 
 @functools.lru_cache(maxsize=4096)
-def _has_glyph(path: Path | None, char: str) -> bool:
-    font = load_font(path, 32)
+def _has_glyph(font_file: _FontFile, char: str) -> bool:
+    font = _load(font_file, 32)
     return _drawn(font, char) != _drawn(font, _NOT_A_CHARACTER)
 
 
 def missing_characters(path: Path | None, text: str) -> list[str]:
     """The characters of ``text`` that the font at ``path`` would draw as an empty box."""
-    return sorted({c for c in text if not c.isspace() and not _has_glyph(path, c)})
+    font_file = _FontFile.of(path)
+    return sorted({c for c in text if not c.isspace() and not _has_glyph(font_file, c)})
 
 
 def verify_text(timeline: Timeline) -> None:
@@ -60,8 +86,8 @@ def verify_text(timeline: Timeline) -> None:
                 scene=index,
                 field="font",
                 problem=(
-                    f"{str(scene.font)!r} is not a font file Pillow can open ({exc}); "
-                    f"use a TrueType (.ttf) or OpenType (.otf) font"
+                    f"{(scene.font or DEFAULT_FONT).name!r} is not a font file Pillow can "
+                    f"open ({exc}); use a TrueType (.ttf) or OpenType (.otf) font"
                 ),
             ) from exc
         for field in ("title", "subtitle"):

@@ -55,7 +55,7 @@ def draw_scene(scene: Scene, width: int, height: int, *, index: int) -> Frame:
             raise TimelineError(
                 scene=index,
                 field="image",
-                problem=f"{str(scene.image)!r} is not a readable picture ({exc}); use PNG or JPEG",
+                problem=f"{scene.image.name!r} is not a readable picture ({exc}); use PNG or JPEG",
             ) from exc
         picture.paste(cover)
     draw = ImageDraw.Draw(picture)
@@ -108,7 +108,7 @@ def verify_images(timeline: Timeline) -> None:
             raise TimelineError(
                 scene=index,
                 field="image",
-                problem=f"{str(scene.image)!r} is not a readable picture ({exc}); use PNG or JPEG",
+                problem=f"{scene.image.name!r} is not a readable picture ({exc}); use PNG or JPEG",
             ) from exc
 
 

@@ -1,15 +1,15 @@
 """The soundtrack: the timeline's audio as a moviepy clip, its size checked, written as WAV.
 
 A timeline's soundtrack (a file cut where the last whole frame ends, or a generated tone)
-is computed into a 16-bit PCM scratch file beside the target before the video is encoded;
-the encoder turns that file into AAC.
+is computed into a 16-bit PCM scratch file, in the render's private scratch directory,
+before the video is encoded; the encoder turns that file into AAC.
 """
 
 from __future__ import annotations
 
 import math
 import wave
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from moviepy import AudioClip, AudioFileClip
@@ -82,20 +82,21 @@ def check_audio_size(audio: Any, audio_fps: int, limits: Limits) -> None:
         )
 
 
-def write_wav(audio: Any, path: str, fps: int, logger: Any) -> None:
-    """Write ``audio`` as 16-bit PCM, reporting moviepy's ``chunk`` bar to ``logger``.
+def write_wav(audio: Any, out: BinaryIO, fps: int, logger: Any) -> None:
+    """Write ``audio`` as 16-bit PCM into ``out``, reporting moviepy's ``chunk`` bar to ``logger``.
 
-    Done here rather than by ``write_videofile`` so the file lands beside the target under
-    the target's name and no ffmpeg process is involved: moviepy's audio writer is not closed when a
+    Done here rather than by ``write_videofile`` so the file is the render's own scratch
+    file (created by :class:`~renderstate.rendering._scratch.Scratch`, never opened by
+    name) and no ffmpeg process is involved: moviepy's audio writer is not closed when a
     chunk raises, which would leave ffmpeg running.
     """
     channels = int(audio.nchannels)
-    with wave.open(path, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(fps)
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(fps)
         for chunk in audio.iter_chunks(
             chunksize=AUDIO_CHUNK, quantize=True, nbytes=2, fps=fps, logger=logger
         ):
             samples = np.asarray(chunk, dtype=np.int16).reshape(-1, channels)
-            out.writeframes(samples.tobytes())
+            wav.writeframes(samples.tobytes())

@@ -160,7 +160,14 @@ def build_timeline(data: object, files: Files, limits: Limits) -> Timeline:
     if data.get("soundtrack") is not None:
         soundtrack = _soundtrack(data["soundtrack"], files, order)
     order.reach(errors.END)
-    timeline = Timeline(scenes=scenes, width=width, height=height, fps=fps, soundtrack=soundtrack)
+    timeline = Timeline(
+        scenes=scenes,
+        width=width,
+        height=height,
+        fps=fps,
+        soundtrack=soundtrack,
+        base_dir=files.base if files.confined else None,
+    )
     if fps is not None:
         check_frames(timeline.duration, fps)
     return timeline

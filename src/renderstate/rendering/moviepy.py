@@ -27,12 +27,13 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     )
     raise ImportError(_msg) from exc
 
-from renderstate.files import scratch_path
 from renderstate.rendering._clips import close_clip, user_clip
 from renderstate.rendering._encode import encode_timeline
 from renderstate.rendering._fonts import verify_text
 from renderstate.rendering._frames import verify_images
+from renderstate.rendering._inputs import Inputs
 from renderstate.rendering._media import check_video
+from renderstate.rendering._scratch import Scratch
 from renderstate.rendering._soundtrack import check_audio_size, soundtrack_clip, write_wav
 from renderstate.rendering._stored import stored_timeline
 from renderstate.rendering.timeline import (
@@ -287,30 +288,34 @@ class MoviePyRenderer:
         no file. The written video is checked too (a video stream, one frame per ``1/fps``
         of the timeline, give or take one): if not, :class:`~renderstate.RenderOutputError`.
         On any failure the partial ``target`` is removed; no ffmpeg process and
-        no temporary audio file outlive the call. The soundtrack is computed into a scratch
-        file beside ``target`` (never the system temporary directory), named by
-        :func:`renderstate.files.scratch_path` (``.renderstate-<hash of the target's
-        name>.soundtrack.wav``), so if the process is killed mid-render the runner's
-        recovery, which removes every scratch file of a partial target, removes it too.
-        Any POSIX file name works: 255 bytes long, with a newline, or not UTF-8.
+        no scratch file outlive the call.
+
+        The timeline's files are each opened once, and every check and decoder reads the
+        open file, never its name again. Scratch files go into a private directory the
+        render makes beside ``target`` (the Rendering page says which), never the system
+        temporary directory. Any POSIX file name works: 255 bytes long, with a newline,
+        or not UTF-8.
         """
         target = Path(target)
         if target.suffix.lower() != ".mp4":
             msg = f"The target must end in .mp4, got {str(target)!r}."
             raise ValueError(msg)
-        # Scratch files live beside the target, named after it (the Renderer contract): a
-        # SIGKILL cannot run the finally below, and recovery finds them there. The name is
-        # short, so a target name as long as the file system allows leaves room for it.
-        soundtrack = scratch_path(target, "soundtrack.wav")
         owned: list[Any] = []
+        scratch: Scratch | None = None
+        inputs: Inputs | None = None
         try:
-            clip, audio, fps = self._build(project, owned)
+            # Beside the target (the Renderer contract): a SIGKILL cannot run the finally
+            # below, and recovery finds them there.
+            scratch = Scratch(target)
+            inputs = Inputs(scratch)
+            clip, audio, fps = self._build(project, owned, inputs)
             bars = ProglogProgress(progress)
-            audio_path: str | bool = False
+            audio_path: str | None = None
             if audio is not None:
                 check_audio_size(audio, self.audio_fps, self.limits)
-                audio_path = str(soundtrack)
-                write_wav(audio, audio_path, self.audio_fps, bars)
+                with scratch.open("soundtrack.wav") as wav:
+                    write_wav(audio, wav, self.audio_fps, bars)
+                audio_path = str(scratch.directory / scratch.name("soundtrack.wav"))
             if isinstance(clip, _TimelineClip):
                 # A timeline's still stretches are piped once each (see _encode).
                 encode_timeline(
@@ -319,12 +324,13 @@ class MoviePyRenderer:
                     size=clip.size,
                     fps=fps,
                     target=target,
-                    audio=str(soundtrack) if audio is not None else None,
+                    audio=audio_path,
                     preset=self.preset,
                     crf=self.crf,
                     threads=self.threads,
                     progress=progress,
                     repeat=self.repeat_stills,
+                    scratch=scratch,
                 )
                 duration = clip.timeline.duration
             else:
@@ -332,7 +338,7 @@ class MoviePyRenderer:
                     str(target),
                     fps=fps,
                     codec="libx264",
-                    audio=audio_path,
+                    audio=audio_path or False,
                     audio_codec="aac",
                     preset=self.preset,
                     threads=self.threads,
@@ -341,8 +347,8 @@ class MoviePyRenderer:
                     # which the tests verify on the output.
                     ffmpeg_params=["-crf", str(self.crf), "-movflags", "+faststart"],
                     # Unused (the audio is always a file already), but should moviepy ever
-                    # write its own, it too is named after the target.
-                    temp_audiofile=str(scratch_path(target, "moviepy-audio.m4a")),
+                    # write its own, it too is the render's scratch file.
+                    temp_audiofile=str(scratch.path("moviepy-audio.m4a")),
                     logger=bars,
                 )
                 duration = float(clip.duration)
@@ -356,19 +362,24 @@ class MoviePyRenderer:
                 target.unlink(missing_ok=True)
             raise
         finally:
-            with contextlib.suppress(OSError):
-                soundtrack.unlink(missing_ok=True)
             for owned_clip in reversed(owned):
                 try:
                     close_clip(owned_clip)
                 except Exception:  # noqa: BLE001 - any close failure: log it, close the rest
                     # Keep closing the others, and keep the render's own outcome.
                     _log.exception("could not close %r after rendering", owned_clip)
+            if inputs is not None:
+                inputs.close()
+            if scratch is not None:
+                scratch.close()
 
     # ------------------------------------------------------------ building
 
-    def _build(self, project: Any, owned: list[Any]) -> tuple[Any, Any, float]:
-        """Return ``(video clip without audio or mask, audio clip or None, fps)``."""
+    def _build(self, project: Any, owned: list[Any], inputs: Inputs) -> tuple[Any, Any, float]:
+        """Return ``(video clip without audio or mask, audio clip or None, fps)``.
+
+        The timeline returned names the files ``inputs`` opened, not the timeline's paths.
+        """
         if self._clip_factory is not None:
             return user_clip(
                 self._clip_factory,
@@ -381,11 +392,15 @@ class MoviePyRenderer:
         timeline = self.timeline_for(project)
         width, height, fps = self.output_format(project, timeline)
         check_frames(timeline.duration, fps)
+        # Opened once, before anything reads them: the checks below and the render read
+        # these very files.
+        timeline = inputs.timeline(timeline)
         if self.font is not None:
+            font = inputs.open(self.font, base=None, field="font", scene=None)
             timeline = dataclasses.replace(
                 timeline,
                 scenes=tuple(
-                    scene if scene.font else dataclasses.replace(scene, font=self.font)
+                    scene if scene.font else dataclasses.replace(scene, font=font)
                     for scene in timeline.scenes
                 ),
             )

@@ -15,6 +15,7 @@ imports pydantic on first use: ``_timeline_schema`` declares the format (and der
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -133,6 +134,14 @@ class Timeline:
     """Frames per second, or ``None`` to take it from the project or renderer."""
     soundtrack: Soundtrack | None = None
     """The audio, or ``None`` for a silent video."""
+    base_dir: Path | None = dataclasses.field(default=None, compare=False)
+    """The directory the timeline's files were confined to when it was parsed, or ``None``.
+
+    :func:`parse_timeline` sets it for a timeline from project data; the renderer then
+    opens each file below it without following a link, so a file replaced by a link
+    after the check is refused rather than read. ``None`` (a timeline file, one parsed
+    with ``allow_outside_base_dir=True``, one built by hand): the files are trusted and
+    opened by their names. Not part of the timeline's equality."""
 
     @property
     def starts(self) -> tuple[float, ...]:
