@@ -149,10 +149,10 @@ def encode_timeline(
 
     ``repeat=False`` encodes every frame in one pass.
 
-    Scratch files (the pieces, their list, the AAC soundtrack) are made in ``scratch``
-    (by default a :class:`~renderstate.rendering._scratch.Scratch` of ``target`` of its
-    own: a private directory beside it, unless it is in one already) and removed before
-    this returns.
+    Scratch files (the pieces, their list, the AAC soundtrack) are made in ``scratch``,
+    which removes them when it is closed; by default in a
+    :class:`~renderstate.rendering._scratch.Scratch` of ``target`` of its own (a private
+    directory beside it, unless it is in one already), closed before this returns.
 
     Raises:
         RuntimeError: ffmpeg failed (its error output is in the message).

@@ -63,11 +63,9 @@ class Scratch:
         try:
             if _private(os.fstat(self._parent)):
                 self._fd = os.dup(self._parent)
-                self._prefix = scratch_path(target, "x").name[:-1]
             else:
                 self._own = scratch_path(target, f"work-{secrets.token_hex(8)}").name
                 self._fd = self._make_own(self._own)
-                self._prefix = ""
         except BaseException:
             self.close()
             raise
@@ -105,7 +103,8 @@ class Scratch:
 
     def name(self, label: str) -> str:
         """The file name of scratch file ``label`` in :attr:`directory`."""
-        return f"{self._prefix}{label}"
+        # Beside the target, named after it (scratch_path); in a directory of our own, plain.
+        return scratch_path(self._target, label).name if self._own is None else label
 
     def path(self, label: str) -> Path:
         """Create scratch file ``label``, empty, and return its path (for ffmpeg's output)."""
