@@ -20,6 +20,7 @@ import numpy as np
 from moviepy import AudioClip, ColorClip, CompositeVideoClip, VideoClip
 from PIL import Image
 
+from renderstate import RenderRunner, Status
 from renderstate.files import scratch_path
 from renderstate.rendering._frames import SceneFrames, frame_function
 from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
@@ -29,7 +30,7 @@ from renderstate.rendering.timeline import (
     parse_timeline,
     sample_timeline,
 )
-from renderstate.testing import MemoryProject
+from renderstate.testing import InlineExecutor, MemoryAdapter, MemoryProject
 
 from .cases import BAD_TIMELINES
 from .media import (
@@ -561,6 +562,43 @@ def test_a_target_in_a_private_directory_keeps_its_scratch_files_beside_it(
     (names,) = during
     assert names - {target.name} == {scratch_path(target, "soundtrack.wav").name}
     assert_clean(private_tmp, out, expect={target.name})
+
+
+def test_under_the_runner_scratch_files_go_into_its_private_workspace_alone(
+    tmp_path: Path,
+) -> None:
+    """Through RenderRunner the target is in the runner's private workspace: the renderer makes
+    no second directory there, its WAV is the target's scratch_path beside it."""
+    seen: list[tuple[int, dict[str, bool]]] = []
+    renderer = MoviePyRenderer(timeline=small_timeline(scenes=[{"duration": 20}]))
+
+    def spying(project: Any, target: Path, progress: Any) -> None:
+        def spy(phase: str, done: int, total: int) -> None:
+            if phase == "rendering" and done == 1:
+                mode = stat.S_IMODE(target.parent.stat().st_mode)
+                found = {p.name: p.is_dir() for p in target.parent.iterdir()}
+                seen.append((mode, found))
+            progress(phase, done, total)
+
+        renderer(project, target, spy)
+        ((mode, found),) = seen
+        assert mode == 0o700
+        wav = scratch_path(target, "soundtrack.wav").name
+        assert wav in found
+        stem = wav.removesuffix("soundtrack.wav")
+        others = {name: is_dir for name, is_dir in found.items() if name != target.name}
+        assert all(name.startswith(stem) and not is_dir for name, is_dir in others.items())
+
+    project = MemoryProject()
+    runner = RenderRunner(
+        MemoryAdapter(), spying, media_root=tmp_path / "media", executor=InlineExecutor()
+    )
+    with runner:
+        job = runner.submit(project)
+        assert job.wait(120) is Status.COMPLETED, job.error
+    assert seen
+    (folder,) = (tmp_path / "media" / "projects").iterdir()
+    assert [p.name for p in folder.iterdir()] == ["final.mp4"]
 
 
 def test_limits_are_applied_by_the_renderer_before_any_work(
