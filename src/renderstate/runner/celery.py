@@ -25,10 +25,7 @@ effect is exactly once (the ledger's fence). See the "Celery workers" page.
 
 from __future__ import annotations
 
-import enum
 import logging
-import os
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -41,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 from renderstate.exceptions import AttemptOwnedError
 from renderstate.runner import JobSpec, RenderJob, RenderRunner
+from renderstate.runner._delivering import Delivery, RunnerPerProcess, deliver
 from renderstate.typing import Job
 
 __all__ = ["TASK_NAME", "TASK_OPTIONS", "CeleryExecutor", "Delivery", "deliver", "register"]
@@ -152,86 +150,6 @@ class CeleryExecutor:
 # ---------------------------------------------------------------------- the worker side
 
 
-class Delivery(str, enum.Enum):
-    """What one delivery of the render task did; its value is the task's result."""
-
-    RENDERED = "rendered"
-    """The attempt was rendered here (the project's status says how it ended)."""
-    NOT_LIVE = "not live"
-    """The attempt had already ended (completed, failed, superseded, recovered): nothing
-    was done."""
-    OWNED = "owned"
-    """Another live worker renders the attempt (a duplicate delivery): nothing was done.
-    The task retries such a delivery after that worker's lease (see :data:`TASK_OPTIONS`):
-    if the worker died meanwhile, the retry takes the attempt over and renders it."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-def deliver(runner: RenderRunner[Any], spec: JobSpec) -> tuple[Delivery, RenderJob[Any] | None]:
-    """Render one delivered spec in this process, unless it is not this delivery's to render.
-
-    What the render task does: :meth:`RenderRunner.execute` the spec, whose
-    :meth:`Ledger.begin <renderstate.ledger.Ledger.begin>` makes the attempt this
-    process's render: a queued attempt, or one whose worker died (its lease expired; the
-    temporary files it left on this machine are removed first). An attempt that ended
-    renders nothing (:attr:`Delivery.NOT_LIVE`); one that a live worker renders is a
-    duplicate delivery (:attr:`Delivery.OWNED`, the job's error an
-    :class:`~renderstate.AttemptOwnedError` saying when that worker's lease runs out).
-    Usable from any other task queue alike.
-
-    Returns:
-        What happened, and the ended job (``None`` when the attempt had already ended).
-
-    Raises:
-        TypeError: the runner has no ledger (a worker cannot fence without one).
-        ValueError: the spec names no attempt.
-    """
-    ledger = runner.ledger
-    if ledger is None:
-        msg = (
-            "a Celery worker's RenderRunner needs a ledger: create it with "
-            "ledger=Ledger(store) and loader=store.loader(Project)"
-        )
-        raise TypeError(msg)
-    if spec.attempt_id is None:
-        msg = f"this job spec names no attempt ({spec!r}): send it from a runner with a ledger"
-        raise ValueError(msg)
-    seen = ledger.get(spec.attempt_id)
-    if seen is not None and not seen.active:
-        return Delivery.NOT_LIVE, None
-    job = runner.execute(spec)
-    if isinstance(job.error, AttemptOwnedError):
-        return Delivery.OWNED, job
-    return Delivery.RENDERED, job
-
-
-class _RunnerPerProcess:
-    """The worker process's runner, built on first use: after the fork, never before."""
-
-    def __init__(self, factory: Callable[[], RenderRunner[Any]]) -> None:
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._runner: RenderRunner[Any] | None = None
-        self._pid = 0
-
-    def get(self) -> RenderRunner[Any]:
-        with self._lock:
-            if self._runner is None or self._pid != os.getpid():
-                # A forked child must not reuse its parent's connections or threads.
-                self._runner = self._factory()
-                self._pid = os.getpid()
-            return self._runner
-
-    def close(self, **_: object) -> None:
-        with self._lock:
-            runner, self._runner = self._runner, None
-            mine = self._pid == os.getpid()
-        if runner is not None and mine:
-            runner.shutdown(wait=True)
-
-
 def register(
     app: Celery,
     runner_factory: Callable[[], RenderRunner[Any]],
@@ -253,7 +171,7 @@ def register(
     Returns:
         The registered task. Its result is the :class:`Delivery` text.
     """
-    runners = _RunnerPerProcess(runner_factory)
+    runners = RunnerPerProcess(runner_factory)
     worker_process_shutdown.connect(runners.close, weak=False)
     worker_shutdown.connect(runners.close, weak=False)
 
