@@ -1,0 +1,69 @@
+"""The web side of the Django tasks tests, a process configured by the settings module alone.
+
+``submit KEY``: submit the project through :class:`DjangoTasksExecutor`, print the attempt
+(one JSON line), then follow the handed-off job to its end through the ledger and print its
+status and every progress fraction it saw. ``deliver SPEC``: enqueue one more delivery of a
+job spec and print what the task returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "runner.django_tasks_settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402 - after django.setup()
+
+from djangoapp.models import Project  # noqa: E402
+from renderstate.runner.django_tasks import DjangoTasksExecutor, render  # noqa: E402
+from runner.django_tasks_app import make_runner  # noqa: E402
+
+QUEUE = settings.RENDERSTATE_TEST["queue"]
+
+
+def emit(values: dict[str, Any]) -> None:
+    print(json.dumps(values), flush=True)
+
+
+def submit(key: str) -> None:
+    runner = make_runner(DjangoTasksExecutor(queue_name=QUEUE))
+    job = runner.submit(Project.objects.get(pk=key), actor="ann")
+    emit({"attempt": job.attempt_id, "spec": job.spec.to_dict(), "done": job.done()})
+    fractions: list[float] = []
+    while not job.done():
+        fractions.append(job.progress.fraction)
+        time.sleep(0.02)
+    error = job.error
+    emit(
+        {
+            "status": job.wait(0).value,
+            "fractions": fractions,
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+        }
+    )
+    runner.shutdown()
+
+
+def deliver(spec: dict[str, Any]) -> None:
+    result = render.using(queue_name=QUEUE).enqueue(spec)
+    while not result.is_finished:
+        time.sleep(0.05)
+        result.refresh()
+    if result.errors:
+        emit({"status": result.status, "error": result.errors[0].traceback})
+    else:
+        emit({"status": result.status, "returned": result.return_value})
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "submit":
+        submit(sys.argv[2])
+    else:
+        deliver(json.loads(sys.argv[2]))
