@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django_tasks_db import DatabaseBackend
 
 from renderstate import RenderRunner
 from renderstate.adapters.django import DjangoAdapter
@@ -14,6 +15,12 @@ from renderstate.ledger import Ledger
 from renderstate.ledger.django import DjangoAttemptStore
 from renderstate.testing import FakeRenderer
 from renderstate.typing import Executor, Renderer
+
+
+class NoDeferBackend(DatabaseBackend):
+    """A backend that cannot defer a task, as some queues cannot."""
+
+    supports_defer = False
 
 
 def _renderer() -> Renderer[Any]:

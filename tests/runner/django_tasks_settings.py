@@ -34,13 +34,16 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MEDIA_ROOT = _TEST["media"]
 
+_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend"
+    if django.VERSION >= (6,)
+    else "django_tasks.backends.immediate.ImmediateBackend",
+    "no defer": "runner.django_tasks_app.NoDeferBackend",
+}
 TASKS = {
     "default": {
-        "BACKEND": "django_tasks_db.DatabaseBackend"
-        if _TEST.get("backend", "database") == "database"
-        else "django.tasks.backends.immediate.ImmediateBackend"
-        if django.VERSION >= (6,)
-        else "django_tasks.backends.immediate.ImmediateBackend",
+        "BACKEND": _BACKENDS[_TEST.get("backend", "database")],
         # The queues a task may name: each test renders on a queue of its own.
         "QUEUES": ["default", _TEST["queue"]],
     }

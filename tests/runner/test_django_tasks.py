@@ -441,3 +441,17 @@ def test_a_db_worker_stopped_twice_mid_render_fails_it_and_keeps_the_previous_vi
     assert "SystemExit" in attempt.error, attempt.error
     assert digest(final) == previous
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+@pytest.mark.parametrize("site", BACKEND_PARAMS[:1], indirect=True)
+def test_a_backend_that_cannot_defer_is_refused_before_anything_starts(site: Site) -> None:
+    """The takeover of a dead worker's render needs ``run_after``: an executor on a backend
+    without it is refused where it is built, naming the backend and what to use instead."""
+    key = site.project()
+    web = site.web("submit", key, backend="no defer")
+    assert web.process.wait(timeout=60) == 1
+    error = web.output()
+    assert "ValueError: the tasks backend 'default' (NoDeferBackend) cannot defer a task" in error
+    assert "use django_tasks_db.DatabaseBackend" in error
+    assert site.status(key) == "DRAFT"
+    assert site.attempts(key) == []

@@ -95,6 +95,13 @@ class DjangoTasksExecutor:
             task's (``"default"``).
         priority: The tasks' priority (-100 to 100); by default the task's (0).
 
+    Raises:
+        ValueError: the backend cannot defer a task (``run_after``) and is not the
+            ``ImmediateBackend``.
+        django_tasks.exceptions.InvalidTaskError: a queue the backend does not list in
+            its ``QUEUES``, or a priority out of range (``django.tasks.exceptions`` on
+            Django 6).
+
     Enqueueing is synchronous: if the backend refuses (its database is down, a queue it
     does not know), :meth:`schedule` raises and the runner fails the attempt and the project
     with that reason before re-raising to the caller, so no claim is left orphaned. With
@@ -115,6 +122,15 @@ class DjangoTasksExecutor:
     ) -> None:
         self.task = render.using(backend=backend, queue_name=queue_name, priority=priority)
         """The task the specs are enqueued to, with this executor's backend and queue."""
+        chosen = task_backends[self.task.backend]
+        if not chosen.supports_defer and not isinstance(chosen, ImmediateBackend):
+            msg = (
+                f"the tasks backend {self.task.backend!r} ({type(chosen).__name__}) cannot "
+                f"defer a task (run_after), which DjangoTasksExecutor needs to take over the "
+                f"render of a worker that died: use django_tasks_db.DatabaseBackend, or "
+                f"another backend whose supports_defer is true"
+            )
+            raise ValueError(msg)
 
     def __repr__(self) -> str:
         task = self.task
@@ -138,8 +154,6 @@ class DjangoTasksExecutor:
         Raises:
             TypeError: ``job`` is not a :class:`~renderstate.RenderJob` of a runner with a
                 ledger.
-            django_tasks.exceptions.InvalidTaskError: the backend cannot defer a task
-                (``run_after``), which the takeover of a dead worker's render needs.
         """
         if not isinstance(job, RenderJob):
             msg = f"DjangoTasksExecutor schedules the RenderJobs of a RenderRunner, got {job!r}"
