@@ -382,9 +382,9 @@ def test_with_the_immediate_backend_the_render_runs_in_the_submitting_process(
 def test_a_worker_without_the_runner_setting_fails_the_task_naming_the_setting(
     site: Site,
 ) -> None:
-    """A `db_worker` whose settings lack ``RENDERSTATE_RUNNER`` fails each delivery with an
-    error that names the setting and what to put in it; the attempt is left to a worker
-    that has it (the look enqueued by the executor)."""
+    """A `db_worker` whose settings lack ``RENDERSTATE_RUNNER`` fails each delivery it
+    takes with an error that names the setting and what to put in it, and begins
+    nothing."""
     site.start(
         [
             *(sys.executable, "-m", "django", "db_worker", "--queue-name", str(site.test["queue"])),
