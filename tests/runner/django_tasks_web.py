@@ -2,8 +2,9 @@
 
 ``submit KEY``: submit the project through :class:`DjangoTasksExecutor`, print the attempt
 (one JSON line), then follow the handed-off job to its end through the ledger and print its
-status and every progress fraction it saw. ``deliver SPEC``: enqueue one more delivery of a
-job spec and print what the task returned.
+status and every progress fraction it saw. ``deliver SPEC N``: enqueue one more delivery of a
+job spec (the N-th of its chain) and print what the task returned and how many tasks the
+queue has had.
 """
 
 from __future__ import annotations
@@ -51,19 +52,23 @@ def submit(key: str) -> None:
     runner.shutdown()
 
 
-def deliver(spec: dict[str, Any]) -> None:
-    result = render.using(queue_name=QUEUE).enqueue(spec)
+def deliver(spec: dict[str, Any], delivery: int) -> None:
+    from django_tasks_db.models import DBTaskResult  # noqa: PLC0415 - after django.setup()
+
+    result = render.using(queue_name=QUEUE).enqueue(spec, delivery=delivery)
     while not result.is_finished:
         time.sleep(0.05)
         result.refresh()
+    # Every task the queue has had: the deliveries and the looks they queued, run or not.
+    tasks = DBTaskResult.objects.filter(queue_name=QUEUE).count()
     if result.errors:
-        emit({"status": result.status, "error": result.errors[0].traceback})
+        emit({"status": result.status, "error": result.errors[0].traceback, "tasks": tasks})
     else:
-        emit({"status": result.status, "returned": result.return_value})
+        emit({"status": result.status, "returned": result.return_value, "tasks": tasks})
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "submit":
         submit(sys.argv[2])
     else:
-        deliver(json.loads(sys.argv[2]))
+        deliver(json.loads(sys.argv[2]), int(sys.argv[3]))

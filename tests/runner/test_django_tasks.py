@@ -172,9 +172,9 @@ class Site:
         command = [sys.executable, "-m", "runner.django_tasks_web", *args]
         return self.start(command, f"web-{len(self.started)}.jsonl", **overrides)
 
-    def deliver(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def deliver(self, spec: dict[str, Any], delivery: int = 1) -> dict[str, Any]:
         """Enqueue one more delivery of ``spec`` from a web process; what the task returned."""
-        web = self.web("deliver", json.dumps(spec))
+        web = self.web("deliver", json.dumps(spec), str(delivery))
         answer = web.line()
         web.stop()
         return answer
@@ -348,7 +348,8 @@ def test_a_duplicate_delivery_is_refused_and_a_late_one_does_nothing(site: Site)
     wait_for(lambda: getattr(site.ledger.get(attempt_id), "done", 0) > 0, 30, "the render")
     owner = site.ledger.get(attempt_id)
     assert owner is not None
-    assert site.deliver(started["spec"]) == {"status": "SUCCESSFUL", "returned": "owned"}
+    duplicate = site.deliver(started["spec"])
+    assert duplicate == {**duplicate, "status": "SUCCESSFUL", "returned": "owned"}
     assert web.line()["status"] == "COMPLETED"
     (attempt,) = site.attempts(key)
     assert (attempt.worker, attempt.started_at, attempt.owner) == (
@@ -357,7 +358,8 @@ def test_a_duplicate_delivery_is_refused_and_a_late_one_does_nothing(site: Site)
         owner.owner,
     ), "the first worker rendered it alone, begun once"
     rendered = digest(site.final(key))
-    assert site.deliver(started["spec"]) == {"status": "SUCCESSFUL", "returned": "not live"}
+    late = site.deliver(started["spec"])
+    assert late == {**late, "status": "SUCCESSFUL", "returned": "not live"}
     assert site.attempts(key) == [attempt]
     assert digest(site.final(key)) == rendered
 
@@ -455,3 +457,29 @@ def test_a_backend_that_cannot_defer_is_refused_before_anything_starts(site: Sit
     assert "use django_tasks_db.DatabaseBackend" in error
     assert site.status(key) == "DRAFT"
     assert site.attempts(key) == []
+
+
+@pytest.mark.parametrize("site", BACKEND_PARAMS[:1], indirect=True)
+def test_a_look_at_an_attempt_that_never_committed_ends_its_chain(site: Site) -> None:
+    """The first delivery of a spec may arrive before its start committed, so it queues its
+    look; a later look that finds no such attempt queues nothing more, and fails naming
+    the attempt."""
+    site.test["lease"] = 0.5  # how long a delivery waits for the attempt to appear
+    site.worker("w1")
+    key = site.project()
+    spec = {
+        "version": 1,
+        "project_key": key,
+        "output_path": f"projects/{key}/final.mp4",
+        "scope": "djangoapp.project",
+        "attempt_id": 999999,
+        "actor": None,
+    }
+    first = site.deliver(spec, 1)
+    assert first["status"] == "FAILED"
+    assert "attempt 999999 is not an attempt of djangoapp.project" in first["error"]
+    assert first["tasks"] == 2, "the first delivery queued its look"
+    later = site.deliver(spec, 2)
+    assert later["status"] == "FAILED"
+    # That look (if it ran) and this delivery queued nothing: the chain has ended.
+    assert later["tasks"] == 3

@@ -228,11 +228,13 @@ def render(context: TaskContext[..., str], spec: dict[str, Any], delivery: int =
         seen = ledger.get(job_spec.attempt_id)
         if seen is not None and not seen.active:
             return str(Delivery.NOT_LIVE)
-        if delivery < MAX_DELIVERIES:
+        # An attempt not in the ledger yet: the first delivery may come before its start
+        # committed (deliver() waits for it), a later look never does, so the chain ends.
+        if (seen is not None or delivery == 1) and delivery < MAX_DELIVERIES:
             # Before the render: if this worker dies in it, the next look takes it over.
             task = context.task_result.task
             task.using(run_after=_after(ledger.lease)).enqueue(spec, delivery=delivery + 1)
-        else:
+        elif delivery >= MAX_DELIVERIES:
             logger.warning(
                 "attempt %s: %s looks taken, this one is the last of its chain",
                 job_spec.attempt_id,
