@@ -29,6 +29,7 @@ from renderstate._status import Status
 from renderstate.exceptions import RenderStateError
 from renderstate.files import backup_path, backups, drop_backup, restore, settle_backups
 from renderstate.ledger import Ledger
+from renderstate.runner._directory_output import settle_without_ledger
 from renderstate.runner._job import RenderJob
 from renderstate.runner._state import RunnerState
 from renderstate.typing import ProjectT
@@ -49,11 +50,10 @@ def settle_before_start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) 
     try:
         status = job._lifecycle.status
         if status is not Status.PROCESSING:
-            settle_backups(
-                state.file_for(job.output_path),
-                status is Status.COMPLETED,
-                media_root=state.media_root,
-            )
+            final = state.file_for(job.output_path)
+            settle_backups(final, status is Status.COMPLETED, media_root=state.media_root)
+            # A directory output's previous version, kept in its staging directory.
+            settle_without_ledger(final, status, state.media_root, leave_unmarked=True)
     except (OSError, RenderStateError):
         logger.exception("could not settle the backups of project %s", job.project_key)
 

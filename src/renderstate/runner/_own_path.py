@@ -111,7 +111,14 @@ class OwnPathRenderer(Generic[ProjectT]):
         argument: Callable[[ProjectT], object] | None = None,
         target: str | None = None,
         result_key: str | None = None,
+        output: str = "file",
     ) -> None:
+        if output not in ("file", "directory"):
+            msg = (
+                f"own_path(output={output!r}): the function's output is 'file' (a video) or "
+                f"'directory' (an HLS or DASH folder, an image sequence)"
+            )
+            raise ValueError(msg)
         if target is not None and not str(target).isidentifier():
             msg = (
                 f"own_path(target={target!r}): name the keyword argument the function takes "
@@ -134,6 +141,8 @@ class OwnPathRenderer(Generic[ProjectT]):
         """The keyword the function gets the path to write under, if set."""
         self.result_key = result_key
         """The key of a returned dict that holds the path, if set."""
+        self.output = output
+        """``"file"``, or ``"directory"``: the runner then publishes a whole directory."""
 
     def __repr__(self) -> str:
         return f"own_path({self.render!r})"
@@ -222,6 +231,7 @@ def own_path(
     argument: Callable[[Any], object] | None = None,
     target: str | None = None,
     result_key: str | None = None,
+    output: str = "file",
 ) -> OwnPathRenderer[Any]:
     """Make a renderer of an app's own render function, unchanged.
 
@@ -261,12 +271,23 @@ def own_path(
         target: The keyword argument the function takes its output path as; the path it
             gets is the runner's temporary file.
         result_key: The key of a returned dict that holds the written file's path.
+        output: ``"directory"`` for a function whose output is a directory (an HLS
+            playlist and its segments, DASH, an image sequence): ``target`` is then an
+            empty directory inside the render's private directory, and the whole directory
+            is swapped with the output directory in one atomic step once it is complete
+            (see "Directory outputs" in the runner's docs).
 
     Raises:
         ValueError: ``target`` is not a keyword argument's name, or names none that
-            ``render``'s signature takes besides its first two.
+            ``render``'s signature takes besides its first two; ``output`` is neither
+            ``"file"`` nor ``"directory"``.
         TypeError: ``result_key`` is not a str.
     """
     return OwnPathRenderer(
-        render, phase=phase, argument=argument, target=target, result_key=result_key
+        render,
+        phase=phase,
+        argument=argument,
+        target=target,
+        result_key=result_key,
+        output=output,
     )

@@ -26,6 +26,8 @@ from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderOutputError
 from renderstate.files import backup, new_tag, publish, temporary_name
 from renderstate.recovery import _temporary_token, clean_up_attempt
+from renderstate.runner._directory_output import clean_after as clean_directory_after
+from renderstate.runner._directory_output import render_directory
 from renderstate.runner._ending import end_completed, end_failed
 from renderstate.runner._job import RenderJob
 from renderstate.runner._journal import put_back, settle_at_begin, settle_publish
@@ -38,6 +40,9 @@ logger = logging.getLogger("renderstate.runner")
 
 def render(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
     """Render the job's video into a temporary file and publish it; end the job either way."""
+    if getattr(state.renderer, "output", "file") == "directory":
+        render_directory(state, job)  # an HLS playlist and its segments, an image sequence
+        return
     final: Path | None = None
     workspace: Workspace | None = None
     tag: str | None = None
@@ -132,6 +137,8 @@ def clean_after(state: RunnerState[ProjectT], attempt: Attempt) -> None:
     of the same file, stay).
     """
     if attempt.output_path is not None:
+        # A directory output's staging first: it may hold the previous directory.
+        clean_directory_after(state, attempt)
         clean_up_attempt(
             attempt,
             state.file_for(attempt.output_path),

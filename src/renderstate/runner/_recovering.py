@@ -15,6 +15,8 @@ from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderStateError
 from renderstate.recovery import fail_interrupted
+from renderstate.runner._directory_output import recover_without_ledger as recover_directory
+from renderstate.runner._directory_output import settle_ended as settle_ended_directories
 from renderstate.runner._job import RenderJob
 from renderstate.runner._journal import settle_ended
 from renderstate.runner._publishing import clean_after
@@ -90,6 +92,7 @@ def _recover_expired(
     # After the dead attempts' own backups went back (clean_after): those of attempts
     # killed after their completion committed, which no lease brings here.
     settle_ended(state)
+    settle_ended_directories(state)
     records = [r.record for r in found if r.record is not None]
     for record in records:
         state.notify(record)
@@ -118,6 +121,8 @@ def _recover(
         final: Path | None = state.file_for(state.output_path(project))
     except RenderStateError:
         final = None
+    if final is not None:
+        recover_directory(lifecycle, final, state.media_root)
     record = fail_interrupted(lifecycle, final_file=final, media_root=state.media_root)
     if record is not None and record.error is not None:
         # No ledger keeps the reason: this runner's error() answers it from memory, until
