@@ -1,0 +1,224 @@
+"""A directory output survives a crash at any system call: killed for real, at every one.
+
+A re-render of a COMPLETED project whose output is a directory (an HLS playlist and its
+segments) by a RenderRunner with ``own_path(..., output="directory")``, with an attempt
+ledger and without one, is killed by strace at each of its file and sync system calls
+(``renameat2`` of the swap, every ``fsync``, ``rename``, ``unlink``...; and where the
+system cannot exchange, the two renames that replace it), then recovered in a fresh
+process through the public recovery alone. After every one, exactly one of: COMPLETED
+with the new directory whole, FAILED with the previous directory file for file and byte
+for byte, or the row unchanged with the previous directory; and nothing but the output
+directory beside it (no staging directory, no scratch file, no previous version).
+
+A killed render taken over by a redelivered task (a fresh process, ``runner.execute``)
+finds the previous directory whole at the output path and writes only into its own
+staging directory, never into the live directory in place.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, update
+
+from adapters import databases
+from crashpoints import (
+    FILE_CALLS,
+    NETWORK_CALLS,
+    CrashPoint,
+    child_env,
+    run_killed,
+    strace_available,
+    sweep,
+    was_killed,
+)
+from directory_child import NEW, OLD, tree_digest
+from renderstate.cli._store import ATTEMPTS, Project, Store
+
+CHILD = Path(__file__).with_name("directory_child.py")
+T0 = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def strace() -> None:
+    why = strace_available()
+    if why is not None:
+        pytest.skip(why)
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], scope="module"
+)
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh database's SQLAlchemy URL."""
+    backend: str = request.param
+    try:
+        target = databases.create(backend, tmp_path_factory.mktemp("dir-crash-db"), "dircrash")
+    except Exception as exc:
+        pytest.skip(f"{backend} is not reachable: {exc}")
+    try:
+        yield target.sqlalchemy_url()
+    finally:
+        databases.drop(target)
+
+
+class Rerender:
+    """A project COMPLETED with its previous output directory, reset before every run."""
+
+    def __init__(self, url: str, media: Path, mode: str) -> None:
+        self.url = url
+        self.media = media
+        self.mode = mode
+        self.store = Store(url)
+        self.key = self.store.create("dircrash", {}).id
+        self.output = media / "projects" / self.key / "hls"
+
+    def prepare(self) -> None:
+        with self.store.sessions.begin() as session:
+            session.execute(
+                update(Project)
+                .where(Project.id == self.key)
+                .values(status="COMPLETED", output_path=f"projects/{self.key}/hls", updated_at=T0)
+            )
+            session.execute(delete(ATTEMPTS))
+        self.store.engine.dispose()  # no connection of ours open while the child runs
+        shutil.rmtree(self.output.parent, ignore_errors=True)
+        self.output.mkdir(parents=True)
+        for name, data in OLD.items():
+            (self.output / name).write_bytes(data)
+
+    def child(self, command: str, *extra: str) -> dict[str, object]:
+        """Run the child's ``command`` in a fresh process; return the JSON it prints last."""
+        run = subprocess.run(
+            [sys.executable, str(CHILD), command, self.url, str(self.media), self.key, *extra],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        found: dict[str, object] = json.loads(run.stdout.splitlines()[-1])
+        return found
+
+    def check(self, point: CrashPoint | None) -> str:
+        found = self.child("recover", self.mode)
+        assert found["listing"] == ["hls"], f"left beside the output: {found['listing']}"
+        updated = datetime.datetime.fromisoformat(str(found["updated_at"]))
+        unchanged = updated.replace(tzinfo=updated.tzinfo or datetime.timezone.utc) == T0
+        if found["status"] == "COMPLETED" and not unchanged:
+            assert found["tree"] == tree_digest(NEW), "COMPLETED without the new directory"
+            outcome = "completed"
+        elif found["status"] == "FAILED":
+            assert found["tree"] == tree_digest(OLD), "FAILED without the previous directory"
+            outcome = "failed"
+        else:
+            assert (found["status"], unchanged) == ("COMPLETED", True), found
+            assert found["tree"] == tree_digest(OLD), "unchanged without the previous directory"
+            outcome = "unchanged"
+        assert found["output_path"] == f"projects/{self.key}/hls"
+        if point is None:
+            assert outcome == "completed"
+        return outcome
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            str(CHILD),
+            "runner",
+            self.url,
+            str(self.media),
+            self.key,
+            self.mode,
+        ]
+
+
+@pytest.mark.parametrize(
+    ("database", "mode"),
+    [
+        ("sqlite", "ledger"),
+        pytest.param("postgres", "ledger", marks=pytest.mark.postgres),
+        ("sqlite", "plain"),
+        ("sqlite", "fallback"),
+    ],
+    indirect=["database"],
+)
+def test_a_directory_output_survives_a_crash_at_every_system_call(
+    strace: None, database: str, tmp_path: Path, mode: str
+) -> None:
+    """Killed at every file and sync call (the swap's renameat2 included), then recovered:
+    the new directory whole and COMPLETED, or the previous one whole; nothing beside it."""
+    project = Rerender(database, tmp_path / "media", mode)
+    calls = FILE_CALLS + (NETWORK_CALLS if database.startswith("postgresql") else ())
+    result = sweep(
+        f"directory output ({mode}) on {database.split(':', maxsplit=1)[0]}",
+        project.argv(),
+        calls,
+        prepare=project.prepare,
+        check=project.check,
+        env=child_env(),
+    )
+    # The swap itself was a crash point: the exchange, or the fallback's two renames.
+    assert result.counts["renameat2" if mode != "fallback" else "renameat"] >= 1
+    assert result.outcomes["completed"]
+    assert result.outcomes["failed"]
+
+
+@pytest.mark.parametrize("crash_at", ["renameat2", "after the swap"])
+def test_a_takeover_never_writes_into_the_live_directory(
+    strace: None, tmp_path: Path, crash_at: str
+) -> None:
+    """A worker killed at its swap (or just after it, before its commit) is taken over by a
+    redelivered task: the previous directory is back, whole, at the output path before the
+    new owner renders, which writes only into its own staging directory."""
+    url = f"sqlite:///{tmp_path / 'takeover.sqlite'}"
+    project = Rerender(url, tmp_path / "media", "ledger")
+    project.prepare()
+    # The swap's exchange is the first renameat2; the journal's fsync of the private
+    # directory after it is the one that follows it: count them on an uninterrupted run.
+    point = CrashPoint("renameat2", 1)
+    if crash_at == "after the swap":
+        point = CrashPoint("fsync", _fsyncs_through_the_swap(project) + 1)
+        project.prepare()
+    killed = run_killed(project.argv(), point, FILE_CALLS, env=child_env())
+    assert was_killed(killed), killed.stderr
+    found = project.child("takeover")
+    seen = found["seen"]
+    assert isinstance(seen, dict)
+    assert seen["at_begin"] == tree_digest(OLD)  # put back before the new owner rendered
+    assert seen["live_after_writing"] == tree_digest(OLD)  # not written in place
+    assert seen["target_is_live"] is False
+    assert found["job"] == "COMPLETED"
+    assert found["tree"] == tree_digest(NEW)
+    assert found["listing"] == ["hls"]
+
+
+def _fsyncs_through_the_swap(project: Rerender) -> int:
+    """How many fsyncs an uninterrupted run makes before its swap's renameat2 returns."""
+    import tempfile  # noqa: PLC0415 - only this helper needs it
+
+    from crashpoints import STRACE  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "trace"
+        subprocess.run(
+            [STRACE, "-f", "-qq", "-o", str(log), "-e", "trace=fsync,renameat2", *project.argv()],
+            capture_output=True,
+            env=child_env(),
+            timeout=120,
+            check=True,
+        )
+        lines = [line for line in log.read_text().splitlines() if "(" in line]
+    swap = next(i for i, line in enumerate(lines) if "renameat2(" in line)
+    return sum(1 for line in lines[:swap] if "fsync(" in line) + 1
