@@ -363,3 +363,23 @@ def test_where_directories_cannot_be_exchanged_two_renames_publish_it(
     assert output.stat().st_ino != inode
     assert (output / "playlist.m3u8").read_text().startswith("#EXTM3U")
     assert [p.name for p in output.parent.iterdir()] == ["hls"]
+
+
+def test_recovery_leaves_alone_a_staging_look_alike_that_is_not_private(
+    tmp_path: Path, previous: tuple[Path, MemoryProject, dict[str, str], int]
+) -> None:
+    """A directory named like a staging directory but open to others (someone else's, in a
+    group-writable folder), whose journal claims the output is an unpublished render:
+    recovery neither swaps the output out nor removes anything of it."""
+    output, project, before, inode = previous
+    fake = output.parent / ".hls-0123456789abcdef.staging"
+    fake.mkdir(mode=0o755)
+    fake.chmod(0o755)
+    found = output.stat()
+    (fake / ".journal").write_text(f"1 {found.st_dev} {found.st_ino}\n")
+    project.status = "PROCESSING"
+    runner = hls_runner(tmp_path)
+    assert [r.target for r in runner.recover_interrupted([project])] == [Status.FAILED]
+    assert tree(output) == before
+    assert output.stat().st_ino == inode
+    assert fake.is_dir()
