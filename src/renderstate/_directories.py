@@ -28,21 +28,19 @@ tag's attempt committed, leaves the new one (and removes the old) or puts the ol
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import hashlib
 import os
 import platform
 import re
-import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final, NamedTuple
 
 from renderstate._confined import entries, folder, refusal, remove_entry, same
-from renderstate.exceptions import InvalidOutputPathError, RenderOutputError, UnsafePathError
+from renderstate.exceptions import UnsafePathError
 
 _DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 _PROC_FD: Final = Path("/proc/self/fd")
@@ -53,7 +51,7 @@ _STAGING: Final = ".staging"
 # A private directory renamed so once nothing in it matters any more: anyone removes it.
 _DONE: Final = ".done"
 _JOURNAL: Final = ".journal"
-_PREVIOUS: Final = ".previous"
+PREVIOUS: Final = ".previous"
 _RETURNED: Final = ".returned"
 _NAME_MAX: Final = 255
 _TOKEN: Final = re.compile(r"[0-9a-f]{16}")
@@ -63,23 +61,6 @@ _HINT: Final = (
     "and keep the media folder writable only by the render user, or sticky (see the "
     "Security page)"
 )
-
-OUTPUT_KINDS: Final = ("file", "directory")
-"""What a renderer's output can be (its ``output`` attribute; ``"file"`` when it has none)."""
-
-
-def output_kind(renderer: object) -> str:
-    """The kind of output ``renderer`` writes: its ``output`` attribute, ``"file"`` by default.
-
-    Raises:
-        ValueError: the attribute is neither ``"file"`` nor ``"directory"``.
-    """
-    kind = getattr(renderer, "output", "file")
-    if kind not in OUTPUT_KINDS:
-        msg = f"a renderer's output is 'file' or 'directory'; {renderer!r} says {kind!r}"
-        raise ValueError(msg)
-    return str(kind)
-
 
 # ------------------------------------------------------------------ renameat2
 
@@ -222,7 +203,7 @@ def read_journal(private: int) -> Journal | None:
     return Journal(text[0], int(text[1]), int(text[2]))
 
 
-def _write_journal(private: int, journal: Journal) -> None:
+def write_journal(private: int, journal: Journal) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(_JOURNAL, flags, 0o600, dir_fd=private)
     try:
@@ -233,25 +214,25 @@ def _write_journal(private: int, journal: Journal) -> None:
     os.fsync(private)
 
 
-def _lstat(parent: int, name: str) -> os.stat_result | None:
+def lstat_at(parent: int, name: str) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
         return None
 
 
-def _put_back(folder_fd: int, private: int, output: str, journal: Journal) -> None:
+def put_back(folder_fd: int, private: int, output: str, journal: Journal) -> None:
     """Put the previous directory back at ``output`` (idempotent at every step)."""
-    here = _lstat(folder_fd, output)
+    here = lstat_at(folder_fd, output)
     previous = [
         name
         for name in entries(private)
         if name != _JOURNAL
-        and (found := _lstat(private, name)) is not None
+        and (found := lstat_at(private, name)) is not None
         and not journal.names(found)
     ]
     # The exchange leaves it under the output's name, the two renames under .previous.
-    previous.sort(key=lambda name: name != _PREVIOUS)
+    previous.sort(key=lambda name: name != PREVIOUS)
     if here is not None and journal.names(here):
         if previous:
             if not exchange(private, previous[0], folder_fd, output):
@@ -301,31 +282,31 @@ def settle(
             path=str(where / name), reason=f"it is {refused}, not a staging directory", hint=_HINT
         ) from exc
     try:
-        if not _private(os.fstat(private)):
+        if not is_private(os.fstat(private)):
             return None
         if name.endswith(_DONE):  # settled already: what is left is nobody's
-            _remove_private(folder_fd, name, private)
+            remove_private(folder_fd, name, private)
             return True
         journal = read_journal(private)
         verdict = committed(None if journal is None else journal.tag)
         if verdict is None:
             return None
         if verdict is False and journal is not None:
-            _put_back(folder_fd, private, output, journal)
-        _remove_private(folder_fd, name, private)
+            put_back(folder_fd, private, output, journal)
+        remove_private(folder_fd, name, private)
         return verdict
     finally:
         os.close(private)
 
 
-def _remove_private(folder_fd: int, name: str, private: int) -> None:
+def remove_private(folder_fd: int, name: str, private: int) -> None:
     """Remove the private directory ``name`` (open as ``private``) with what is in it.
 
     It is renamed ``....done`` first: a process killed while it empties it leaves a
     directory that says it is settled (its journal may be gone already), which whoever
     comes next removes.
     """
-    here = _lstat(folder_fd, name)
+    here = lstat_at(folder_fd, name)
     if here is None or not same(here, os.fstat(private)):
         return  # only our own directory: a look-alike renamed in its place stays
     if name.endswith(_STAGING):
@@ -363,241 +344,6 @@ def settle_output(
     return settled
 
 
-# ------------------------------------------------------------------ staging
-
-
-def check_output(folder_fd: int, output: str, where: Path) -> None:
-    """Refuse an output path that holds something other than a directory.
-
-    Raises:
-        InvalidOutputPathError: it is a file (or a link, or anything but a directory).
-    """
-    found = _lstat(folder_fd, output)
-    if found is None or stat.S_ISDIR(found.st_mode):
-        return
-    what = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "a file"
-    raise InvalidOutputPathError(
-        path=str(where / output),
-        reason=f"it is {what}, and the renderer writes a directory (its output is 'directory')",
-        hint="Move that file away, or give directory outputs a path of their own "
-        "(RenderRunner(output_path_for=...), such as 'projects/42/hls')",
-    )
-
-
-class Staging:
-    """A render's private directory beside a directory output, and the directory inside it.
-
-    :attr:`target` is the path to hand the renderer: an empty directory, writable by the
-    render user alone. :meth:`seal` checks and syncs what was written, :meth:`swap`
-    publishes it, :meth:`settle` keeps it or puts the previous one back,
-    :meth:`remove` removes everything (before a swap).
-    """
-
-    def __init__(
-        self, folder_fd: int, output: Path, token: str, media_root: Path | None = None
-    ) -> None:
-        self.output = output
-        """The output directory's path."""
-        self.name = staging_name(output, token)
-        """The private directory's name beside the output."""
-        self._media_root = media_root
-        self._folder = os.dup(folder_fd)
-        self._private = -1
-        self._sealed: os.stat_result | None = None
-        self.journal: Journal | None = None
-        """Written just before the swap."""
-        try:
-            os.mkdir(self.name, _PRIVATE_MODE, dir_fd=self._folder)
-            try:
-                self._private = os.open(self.name, _DIRECTORY, dir_fd=self._folder)
-            except OSError as exc:
-                refused = refusal(self._folder, self.name)
-                if refused is None:
-                    raise
-                raise UnsafePathError(
-                    path=str(output.parent / self.name),
-                    reason=f"the render's private directory was replaced by {refused}",
-                    hint=_HINT,
-                ) from exc
-            _check_private(self._private, output.parent / self.name)
-            os.mkdir(output.name, _FOLDER_MODE, dir_fd=self._private)
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def target(self) -> Path:
-        """The empty directory to write, through the private directory's descriptor."""
-        if _PROC_FD.is_dir():
-            return Path(f"/proc/{os.getpid()}/fd/{self._private}") / self.output.name
-        return self.output.parent / self.name / self.output.name  # pragma: no cover - no /proc
-
-    def adopt(self, written: Path, *, project_key: object) -> None:
-        """Move a directory the renderer wrote elsewhere into the staging directory.
-
-        Raises:
-            RenderOutputError: it is not a directory, or is the output itself.
-        """
-        try:
-            found = written.lstat()
-        except FileNotFoundError:
-            raise RenderOutputError(
-                project_key=project_key, reason=f"the directory it returned, {written}, is missing"
-            ) from None
-        if not stat.S_ISDIR(found.st_mode):
-            what = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "not a directory"
-            raise RenderOutputError(
-                project_key=project_key,
-                reason=f"the path it returned, {written}, is {what}, and its output is a "
-                f"directory (write into the directory it is given, or return one)",
-            )
-        here = _lstat(self._folder, self.output.name)
-        if here is not None and same(here, found):
-            raise RenderOutputError(
-                project_key=project_key,
-                reason=f"it returned the published directory {self.output} itself: it wrote "
-                f"into the previous output in place (write into the directory it is given)",
-            )
-        # On another file system the rename fails with EXDEV and the directory stays where
-        # it was: the render fails saying so.
-        try:
-            os.rename(written, self.output.name, dst_dir_fd=self._private)
-        except OSError as exc:
-            raise RenderOutputError(
-                project_key=project_key,
-                reason=f"the directory it returned, {written}, could not be moved beside the "
-                f"output ({exc.strerror}): write into the directory it is given, or on the "
-                f"media root's file system",
-            ) from exc
-
-    def seal(self, project_key: object) -> None:
-        """Check the written directory, make it readable, and fsync every file and directory.
-
-        Every entry is opened without following a link: files become ``0644`` and
-        directories ``0755``, each fsynced by its descriptor, the directories after their
-        contents.
-
-        Raises:
-            RenderOutputError: it holds no file, or a symbolic link or a special file.
-        """
-        fd = os.open(self.output.name, _DIRECTORY, dir_fd=self._private)
-        try:
-            if _seal_tree(fd, Path(self.output.name), project_key) == 0:
-                raise RenderOutputError(
-                    project_key=project_key, reason="it wrote no file into its output directory"
-                )
-            self._sealed = os.fstat(fd)
-        finally:
-            os.close(fd)
-
-    def clear_scratch(self) -> None:
-        """Remove everything in the private directory but the output (scratch files)."""
-        for entry in entries(self._private):
-            if entry != self.output.name:
-                with contextlib.suppress(OSError):
-                    remove_entry(self._private, entry)
-
-    def swap(self, tag: str) -> None:
-        """Publish the sealed directory at the output path: journal, then exchange, then sync.
-
-        Raises:
-            InvalidOutputPathError: the output path holds a file.
-            UnsafePathError: the sealed directory or the output's directory was replaced.
-        """
-        assert self._sealed is not None, "seal() first"
-        check_output(self._folder, self.output.name, self.output.parent)
-        now = _lstat(self._private, self.output.name)
-        if now is None or not same(now, self._sealed):  # pragma: no cover - private
-            raise UnsafePathError(
-                path=str(self.output.parent / self.name / self.output.name),
-                reason="the finished directory was replaced after it was checked",
-                hint="Nothing was published; render again",
-            )
-        if self._media_root is not None:
-            with folder(self.output.parent, media_root=self._media_root, create=False) as fd:
-                if not same(os.fstat(fd), os.fstat(self._folder)):
-                    raise UnsafePathError(
-                        path=str(self.output.parent),
-                        reason="the directory was moved and replaced while the output was rendered",
-                        hint=_HINT,
-                    )
-        self.journal = Journal(tag, self._sealed.st_dev, self._sealed.st_ino)
-        _write_journal(self._private, self.journal)
-        name = self.output.name
-        try:
-            swapped = exchange(self._private, name, self._folder, name)
-        except FileNotFoundError:  # a first version: nothing to swap with
-            os.rename(name, name, src_dir_fd=self._private, dst_dir_fd=self._folder)
-        else:
-            if not swapped:
-                with contextlib.suppress(FileNotFoundError):
-                    os.rename(name, _PREVIOUS, src_dir_fd=self._folder, dst_dir_fd=self._private)
-                os.rename(name, name, src_dir_fd=self._private, dst_dir_fd=self._folder)
-        os.fsync(self._folder)
-        os.fsync(self._private)
-
-    def settle(self, *, committed: bool) -> None:
-        """Keep the new output (``committed``) or put the previous one back; remove the rest."""
-        if not committed and self.journal is not None:
-            _put_back(self._folder, self._private, self.output.name, self.journal)
-        self.remove()
-
-    def remove(self) -> None:
-        """Remove the private directory with what is left in it; close the descriptors."""
-        if self._private >= 0:
-            with contextlib.suppress(OSError):
-                _remove_private(self._folder, self.name, self._private)
-        self.close()
-
-    def close(self) -> None:
-        """Close the descriptors (the private directory stays on disk)."""
-        for fd in (self._private, self._folder):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._private = self._folder = -1
-
-
-def _check_private(fd: int, where: Path) -> None:
-    if not _private(os.fstat(fd)):
-        raise UnsafePathError(
-            path=str(where),
-            reason="the render's private directory was replaced by someone else's",
-            hint=_HINT,
-        )
-
-
-def _private(found: os.stat_result) -> bool:
+def is_private(found: os.stat_result) -> bool:
     """Whether ``found`` is the render user's own, closed to everyone else."""
     return found.st_uid == os.geteuid() and not found.st_mode & 0o077
-
-
-def _seal_tree(fd: int, where: Path, project_key: object) -> int:
-    """Seal the directory open as ``fd`` and everything below it; return its files' count."""
-    files = 0
-    for name in entries(fd):
-        found = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        if stat.S_ISDIR(found.st_mode):
-            child = os.open(name, _DIRECTORY, dir_fd=fd)
-            try:
-                files += _seal_tree(child, where / name, project_key)
-            finally:
-                os.close(child)
-        elif stat.S_ISREG(found.st_mode):
-            child = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            try:
-                os.fchmod(child, _FILE_MODE)
-                os.fsync(child)
-            finally:
-                os.close(child)
-            files += 1
-        else:
-            what = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "not a regular file"
-            raise RenderOutputError(
-                project_key=project_key,
-                reason=f"{where / name} in its output directory is {what} (a published "
-                f"output holds regular files and directories only)",
-            )
-    os.fchmod(fd, _FOLDER_MODE)
-    os.fsync(fd)
-    return files

@@ -2,7 +2,7 @@
 
 A renderer whose ``output`` is ``"directory"`` (``own_path(..., output="directory")``)
 writes into an empty staging directory inside the render's private directory beside the
-output (:class:`renderstate._directories.Staging`). When it returns, every file and
+output (:class:`renderstate._staging.Staging`). When it returns, every file and
 directory in it is checked and fsynced, and it is swapped with the output directory in one
 ``renameat2(RENAME_EXCHANGE)``: without a ledger under the key lock, with one inside the
 fenced completion. The previous directory stays in the private directory until the save's
@@ -21,8 +21,6 @@ from pathlib import Path
 from renderstate._attempts import Attempt, AttemptState
 from renderstate._confined import entries, folder
 from renderstate._directories import (
-    Staging,
-    check_output,
     settle,
     settle_output,
     staging_names,
@@ -30,6 +28,7 @@ from renderstate._directories import (
 )
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
+from renderstate._staging import Staging, check_output
 from renderstate._status import Status
 from renderstate.exceptions import RenderOutputError, RenderStateError
 from renderstate.files import new_tag
