@@ -39,7 +39,7 @@ from crashpoints import (
     sweep,
     was_killed,
 )
-from directory_child import NEW, OLD, tree_digest
+from directory_child import NEW, OLD, read_tree, tree_digest
 from renderstate.cli._store import ATTEMPTS, Project, Store
 
 CHILD = Path(__file__).with_name("directory_child.py")
@@ -193,6 +193,10 @@ def test_a_takeover_never_writes_into_the_live_directory(
         project.prepare()
     killed = run_killed(project.argv(), point, FILE_CALLS, env=child_env())
     assert was_killed(killed), killed.stderr
+    # What the dead worker left at the output path: its swap done (the new directory,
+    # uncommitted) or not yet (the previous one).
+    left = NEW if crash_at == "after the swap" else OLD
+    assert read_tree(project.output) == tree_digest(left)
     found = project.child("takeover")
     seen = found["seen"]
     assert isinstance(seen, dict)
@@ -222,3 +226,27 @@ def _fsyncs_through_the_swap(project: Rerender) -> int:
         lines = [line for line in log.read_text().splitlines() if "(" in line]
     swap = next(i for i, line in enumerate(lines) if "renameat2(" in line)
     return sum(1 for line in lines[:swap] if "fsync(" in line) + 1
+
+
+@pytest.mark.parametrize("mode", ["ledger", "plain"])
+def test_the_next_render_settles_what_a_worker_killed_after_its_commit_left(
+    strace: None, tmp_path: Path, mode: str
+) -> None:
+    """Killed after its completion committed, as it began removing the previous directory
+    (its staging directory's rename to ``.done``): with no recovery run, the next render
+    of the project removes it at its start (with a ledger: its begin asks the ledger; without
+    one: the start reads the COMPLETED status), and nothing is left beside the output."""
+    url = f"sqlite:///{tmp_path / 'next.sqlite'}"
+    project = Rerender(url, tmp_path / "media", mode)
+    project.prepare()
+    killed = run_killed(project.argv(), CrashPoint("renameat", 1), FILE_CALLS, env=child_env())
+    assert was_killed(killed), killed.stderr
+    assert read_tree(project.output) == tree_digest(NEW)
+    listing = sorted(p.name for p in project.output.parent.iterdir())
+    assert len(listing) == 2, listing  # the output and the dead worker's staging directory
+    again = subprocess.run(
+        project.argv(), capture_output=True, text=True, env=child_env(), check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert read_tree(project.output) == tree_digest(NEW)
+    assert sorted(p.name for p in project.output.parent.iterdir()) == ["hls"]

@@ -290,7 +290,7 @@ def test_returning_the_live_directory_itself_is_refused(
 def test_an_unknown_output_kind_is_a_value_error() -> None:
     """own_path(output=...) takes 'file' or 'directory', and says so."""
     with pytest.raises(ValueError, match=r"'file' \(a video\) or 'directory'"):
-        own_path(render_hls, target="out_dir", output="folder")
+        own_path(render_hls, target="out_dir", output="folder")  # type: ignore[arg-type]
 
 
 def test_a_reader_in_another_process_never_sees_a_half_written_directory(
@@ -383,3 +383,25 @@ def test_recovery_leaves_alone_a_staging_look_alike_that_is_not_private(
     assert tree(output) == before
     assert output.stat().st_ino == inode
     assert fake.is_dir()
+
+
+class FramesRenderer:
+    """A renderer of an app's own (not own_path) whose output is an image sequence."""
+
+    output = "directory"
+
+    def __call__(self, project: MemoryProject, target: Path, progress: object) -> None:
+        for n in range(3):
+            (target / f"frame{n:04d}.png").write_bytes(b"png %d" % n)
+
+
+def test_a_renderer_of_your_own_declares_a_directory_output_by_attribute(
+    tmp_path: Path,
+) -> None:
+    """``output = "directory"`` on a renderer: its target is an empty directory, published
+    whole at the output path."""
+    project = MemoryProject(id=6)  # type: ignore[arg-type]
+    assert runner_for(FramesRenderer(), tmp_path).submit(project).wait() is Status.COMPLETED
+    output = tmp_path / "projects" / "6" / "hls"
+    assert sorted(p.name for p in output.iterdir()) == [f"frame{n:04d}.png" for n in range(3)]
+    assert [p.name for p in output.parent.iterdir()] == ["hls"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from renderstate import (
     Edge,
@@ -16,6 +17,7 @@ from renderstate import (
     to_mermaid,
 )
 from renderstate.adapters.memory import AsyncMemoryAdapter, MemoryAdapter
+from renderstate.runner import OnProgress, own_path
 from renderstate.testing import FakeRenderer
 from renderstate.typing import Adapter, AsyncAdapter
 from renderstate.web import (
@@ -89,3 +91,18 @@ async def export_with_runner(project: Project) -> int:
     body: StatusBody = status_body(job.project, runner)
     del body
     return 202
+
+
+def hls_runner() -> RenderRunner[Project]:
+    """A directory output (an HLS folder), as an app declares it: checked by mypy alone."""
+
+    def render_hls(project_id: int, on_progress: OnProgress, out_dir: Path) -> None:
+        (out_dir / "playlist.m3u8").write_text("#EXTM3U\n")
+
+    renderer = own_path(render_hls, argument=lambda p: p.id, target="out_dir", output="directory")
+    return RenderRunner(
+        MemoryAdapter(),
+        renderer,
+        media_root="media",
+        output_path_for=lambda p: f"projects/{p.id}/hls",
+    )

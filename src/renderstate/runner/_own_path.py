@@ -13,7 +13,7 @@ import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Generic, overload
+from typing import Any, Generic, Literal, overload
 
 from renderstate.typing import ProgressSink, ProjectT
 
@@ -111,7 +111,7 @@ class OwnPathRenderer(Generic[ProjectT]):
         argument: Callable[[ProjectT], object] | None = None,
         target: str | None = None,
         result_key: str | None = None,
-        output: str = "file",
+        output: Literal["file", "directory"] = "file",
     ) -> None:
         if output not in ("file", "directory"):
             msg = (
@@ -141,7 +141,7 @@ class OwnPathRenderer(Generic[ProjectT]):
         """The keyword the function gets the path to write under, if set."""
         self.result_key = result_key
         """The key of a returned dict that holds the path, if set."""
-        self.output = output
+        self.output: Literal["file", "directory"] = output
         """``"file"``, or ``"directory"``: the runner then publishes a whole directory."""
 
     def __repr__(self) -> str:
@@ -231,7 +231,7 @@ def own_path(
     argument: Callable[[Any], object] | None = None,
     target: str | None = None,
     result_key: str | None = None,
-    output: str = "file",
+    output: Literal["file", "directory"] = "file",
 ) -> OwnPathRenderer[Any]:
     """Make a renderer of an app's own render function, unchanged.
 
