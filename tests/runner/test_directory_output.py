@@ -405,3 +405,23 @@ def test_a_renderer_of_your_own_declares_a_directory_output_by_attribute(
     output = tmp_path / "projects" / "6" / "hls"
     assert sorted(p.name for p in output.iterdir()) == [f"frame{n:04d}.png" for n in range(3)]
     assert [p.name for p in output.parent.iterdir()] == ["hls"]
+
+
+def test_a_refused_completion_swaps_the_previous_directory_back(
+    tmp_path: Path, previous: tuple[Path, MemoryProject, dict[str, str], int]
+) -> None:
+    """The new directory was swapped in, then the save of COMPLETED was refused (the project
+    was failed meanwhile by someone else): the previous directory goes back, the same
+    directory file for file, and nothing is left beside it."""
+    output, project, before, inode = previous
+
+    def render_then_lose(project_id: object, on_progress: OnProgress, out_dir: Path) -> None:
+        (out_dir / "playlist.m3u8").write_text("#EXTM3U\n")
+        project.status = "FAILED"  # another process failed it: complete() will be refused
+
+    job = hls_runner(tmp_path, render_then_lose).submit(project)
+    job.wait()
+    assert job.status is Status.FAILED
+    assert tree(output) == before
+    assert output.stat().st_ino == inode
+    assert [p.name for p in output.parent.iterdir()] == ["hls"]
