@@ -150,6 +150,19 @@ class Attempt:
     then the job that began it) is the only one whose heartbeats, ends and cancels
     apply; ``worker`` only tells people which process that is. ``None`` for attempts
     recorded before the column existed."""
+    cancel_requested_at: float | None = None
+    """When someone asked the live attempt to stop (:meth:`Ledger.cancel
+    <renderstate.ledger.Ledger.cancel>`), from any process; ``None`` if nobody did.
+
+    Its owner sees it at its next heartbeat and ends FAILED as cancelled; its completion
+    is refused from this moment on."""
+    cancel_reason: str | None = None
+    """The reason given with the cancel request."""
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether someone asked this attempt to stop."""
+        return self.cancel_requested_at is not None
 
     @property
     def active(self) -> bool:

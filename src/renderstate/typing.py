@@ -293,6 +293,7 @@ class AttemptStore(Protocol):
         lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
+        uncancelled: bool = False,
     ) -> bool:
         """Set ``values`` on the attempt if its state is in ``states``, in one statement.
 
@@ -301,7 +302,9 @@ class AttemptStore(Protocol):
         memory store reads its process's clock). With ``lease_before``, only if its lease
         also expired before that time; with
         ``worker``, only if that worker began it (the attempt's ``worker`` column); with
-        ``owner``, only if it is held under that owner token (the ``owner`` column).
+        ``owner``, only if it is held under that owner token (the ``owner`` column);
+        with ``uncancelled``, only if nobody asked it to cancel (``cancel_requested_at``
+        is null).
 
         Returns:
             Whether the attempt matched (and was written).

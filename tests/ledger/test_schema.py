@@ -1,6 +1,6 @@
-"""A ledger table made before the owner column: refused with the fix before anything is
-written, and brought up to date by the store's own create_table(), the Django migration
-and the command line."""
+"""A ledger table made before the columns added since its first version (owner, the cancel
+request): refused with the fix before anything is written, and brought up to date by the
+store's own create_table(), the Django migrations and the command line."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import LedgerSchemaError, ProjectLifecycle, Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.ledger import Ledger
+from renderstate.ledger.sqlalchemy import _ADDED as ADDED
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
 
 __all__ = ["db_targets"]
@@ -36,12 +37,12 @@ class Clip(_Base):
 
 
 def old_attempt_table(metadata: MetaData) -> Table:
-    """The ledger's table as the first version declared it: no owner column."""
+    """The ledger's table as the first version declared it: none of the columns added since."""
     current = attempt_table(MetaData())
     columns = [
         Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
         for c in current.c
-        if c.name != "owner"
+        if c.name not in ADDED
     ]
     return Table(current.name, metadata, *columns)
 
@@ -67,9 +68,9 @@ def url(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> Iterat
 
 
 def test_sqlalchemy_refuses_an_old_table_then_upgrades_it(url: str) -> None:
-    """A start on a table without the owner column is refused with LedgerSchemaError
+    """A start on a table without the added columns is refused with LedgerSchemaError
     naming create_table() and the migration, and the project stays DRAFT;
-    create_table() adds the column (nothing else) and the start then records its
+    create_table() adds the columns (nothing else) and the start then records its
     owner."""
     engine = create_engine(url)
     sessions = sessionmaker(engine, expire_on_commit=False)
@@ -83,7 +84,7 @@ def test_sqlalchemy_refuses_an_old_table_then_upgrades_it(url: str) -> None:
     assert clip is not None
     with pytest.raises(LedgerSchemaError) as refused:
         ledger.start(ProjectLifecycle(clip, adapter))
-    assert refused.value.missing == ("owner",)
+    assert refused.value.missing == ("owner", "cancel_requested_at", "cancel_reason")
     assert "create_table()" in str(refused.value)
     assert "nothing was written" in str(refused.value)
     with sessions() as session:
@@ -91,7 +92,7 @@ def test_sqlalchemy_refuses_an_old_table_then_upgrades_it(url: str) -> None:
     before = {c["name"] for c in inspect(engine).get_columns("renderstate_attempt")}
     store.create_table()
     after = {c["name"] for c in inspect(engine).get_columns("renderstate_attempt")}
-    assert after - before == {"owner"}
+    assert after - before == set(ADDED)
     record, attempt = ledger.start(ProjectLifecycle(clip, adapter))
     assert record.target is Status.PROCESSING
     assert attempt.owner is not None
@@ -129,7 +130,7 @@ def test_peewee_refuses_an_old_table_then_upgrades_it(tmp_path: Path) -> None:
         ledger.start(ProjectLifecycle(video, PeeweeAdapter()))
     assert Video.get_by_id(video.id).status == "DRAFT"
     create_ledger_table(db)
-    assert "owner" in {c.name for c in db.get_columns("renderstate_attempt")}
+    assert set(ADDED) <= {c.name for c in db.get_columns("renderstate_attempt")}
     fresh = Ledger(PeeweeAttemptStore(db))
     _, attempt = fresh.start(ProjectLifecycle(Video.get_by_id(video.id), PeeweeAdapter()))
     assert attempt.owner is not None
@@ -137,8 +138,8 @@ def test_peewee_refuses_an_old_table_then_upgrades_it(tmp_path: Path) -> None:
 
 
 def test_django_refuses_an_unmigrated_table_then_migrate_adds_the_column(tmp_path: Path) -> None:
-    """A database migrated to 0001 only: the store names `manage.py migrate renderstate`;
-    after migrating, the ledger records owners."""
+    """A database migrated to 0001, then to 0002: the store names the columns each lacks
+    and `manage.py migrate renderstate`; after migrating, it reads the ledger."""
     child = textwrap.dedent(
         f"""
         import json
@@ -159,6 +160,11 @@ def test_django_refuses_an_unmigrated_table_then_migrate_adds_the_column(tmp_pat
             DjangoAttemptStore().get(1)
         except LedgerSchemaError as exc:
             out["refused"] = str(exc)
+        call_command("migrate", "renderstate", "0002", verbosity=0)
+        try:
+            DjangoAttemptStore().get(1)
+        except LedgerSchemaError as exc:
+            out["refused_0002"] = str(exc)
         call_command("migrate", "renderstate", verbosity=0)
         out["after"] = DjangoAttemptStore().get(1)
         print(json.dumps(out))
@@ -169,8 +175,9 @@ def test_django_refuses_an_unmigrated_table_then_migrate_adds_the_column(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert "lacks the column owner" in out["refused"]
+    assert "lacks the columns owner, cancel_requested_at, cancel_reason," in out["refused"]
     assert "python manage.py migrate renderstate" in out["refused"]
+    assert "lacks the columns cancel_requested_at, cancel_reason," in out["refused_0002"]
     assert out["after"] is None
 
 
@@ -216,7 +223,7 @@ def test_the_command_line_upgrades_its_own_database_file(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stdout + done.stderr
     engine = create_engine(f"sqlite:///{file}")
-    assert "owner" in {c["name"] for c in inspect(engine).get_columns("renderstate_attempt")}
+    assert set(ADDED) <= {c["name"] for c in inspect(engine).get_columns("renderstate_attempt")}
     with engine.connect() as connection:
         owners = connection.exec_driver_sql("SELECT owner FROM renderstate_attempt").all()
     engine.dispose()

@@ -9,13 +9,18 @@ transaction, so a late owner stops before it has touched the project.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
-from renderstate.exceptions import AttemptSupersededError, InvalidTransitionError
+from renderstate.exceptions import (
+    AttemptSupersededError,
+    InvalidTransitionError,
+    RenderCancelledError,
+)
 from renderstate.ledger._checks import is_token
 from renderstate.ledger._owners import release
 from renderstate.typing import AttemptStore, ProjectT
@@ -23,7 +28,7 @@ from renderstate.typing import AttemptStore, ProjectT
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
-__all__ = ["LEFT_OUTSIDE", "finish", "owned_update", "superseded"]
+__all__ = ["LEFT_OUTSIDE", "finish", "held", "owned_update", "refused", "superseded"]
 
 LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
 
@@ -37,25 +42,34 @@ def finish(
     transition: Callable[[], TransitionRecord],
     publish: Callable[[], None] | None,
     fence: Callable[[], bool] | None = None,
+    uncancelled: bool = False,
 ) -> TransitionRecord:
     """End ``attempt`` with ``values`` and its project with ``transition``, fenced.
 
     ``fence`` replaces the owner's conditional write of the attempt's row (see
-    :meth:`Ledger.give_up <renderstate.ledger.Ledger.give_up>`).
+    :meth:`Ledger.give_up <renderstate.ledger.Ledger.give_up>`). With ``uncancelled``
+    (a completion), the write matches only while nobody asked the attempt to cancel;
+    an owner whose attempt was asked gets :class:`~renderstate.RenderCancelledError`,
+    nothing written, the attempt still its own to fail.
     """
     try:
         with ledger._atomic(lifecycle):
             # The attempt's row first: a late attempt stops here, before it has taken
             # the project's row lock or touched its object.
-            matched = owned_update(ledger.store, attempt, values) if fence is None else fence()
+            if fence is None:
+                matched = owned_update(ledger.store, attempt, values, uncancelled=uncancelled)
+            else:
+                matched = fence()
             if not matched:
-                raise superseded(ledger.store, attempt)
+                raise refused(ledger.store, attempt, lifecycle.project_key)
             record = transition()
             if publish is not None:
                 publish()
     except AttemptSupersededError:
         release(attempt.owner)  # whoever holds it now, it is not this caller
         raise
+    except RenderCancelledError:
+        raise  # still this caller's attempt: it fails it next
     except InvalidTransitionError:
         # The project left PROCESSING without the ledger (a plain lifecycle call):
         # this attempt cannot finish it, and must not stay live for recovery either.
@@ -74,7 +88,13 @@ def finish(
     return record
 
 
-def owned_update(store: AttemptStore, attempt: Attempt | int, values: Mapping[str, object]) -> bool:
+def owned_update(
+    store: AttemptStore,
+    attempt: Attempt | int,
+    values: Mapping[str, object],
+    *,
+    uncancelled: bool = False,
+) -> bool:
     """Write ``values`` while ``attempt`` is live and still held under its owner token.
 
     An attempt as :meth:`start` or :meth:`begin` returned it carries its owner token:
@@ -82,17 +102,89 @@ def owned_update(store: AttemptStore, attempt: Attempt | int, values: Mapping[st
     expired while the first worker stalled and a second one began it), the first
     owner's heartbeats, ``complete`` and ``fail`` match nothing, even in the same
     process. A bare id is not fenced by owner (scripts that renew by id). An attempt
-    recorded before owner tokens existed is fenced by its worker name, as then.
+    recorded before owner tokens existed is fenced by its worker name, as then. With
+    ``uncancelled``, only while nobody asked the attempt to cancel.
     """
+    # Asked only when it matters: a store written before cancel requests (its update()
+    # takes no ``uncancelled``) keeps working, without them.
+    fences: dict[str, object] = (
+        {"uncancelled": True} if uncancelled and takes_cancel_requests(store) else {}
+    )
     if isinstance(attempt, int):
-        return store.update(attempt, values, states=ACTIVE_STATES)
+        return store.update(attempt, values, states=ACTIVE_STATES, **fences)  # type: ignore[arg-type]
     if attempt.owner is not None:
         if not is_token(attempt.owner):
             return False  # no owner holds it: a variant of a token would match on MariaDB
-        return store.update(attempt.id, values, states=ACTIVE_STATES, owner=attempt.owner)
+        return store.update(
+            attempt.id,
+            values,
+            states=ACTIVE_STATES,
+            owner=attempt.owner,
+            **fences,  # type: ignore[arg-type]
+        )
     if attempt.worker is None:
-        return store.update(attempt.id, values, states=ACTIVE_STATES)
-    return store.update(attempt.id, values, states=ACTIVE_STATES, worker=attempt.worker)
+        return store.update(attempt.id, values, states=ACTIVE_STATES, **fences)  # type: ignore[arg-type]
+    return store.update(
+        attempt.id,
+        values,
+        states=ACTIVE_STATES,
+        worker=attempt.worker,
+        **fences,  # type: ignore[arg-type]
+    )
+
+
+_TAKES: dict[type, bool] = {}
+
+
+def takes_cancel_requests(store: AttemptStore) -> bool:
+    """Whether ``store.update`` takes ``uncancelled`` (every store renderstate ships does).
+
+    A store written against an earlier version of the Protocol does not: its attempts
+    cannot be cancelled through the ledger, and everything else works as before.
+    """
+    kind = type(store)
+    known = _TAKES.get(kind)
+    if known is None:
+        try:
+            parameters = inspect.signature(store.update).parameters.values()
+        except (TypeError, ValueError):  # pragma: no cover - no signature to read
+            known = False
+        else:
+            known = any(
+                p.name == "uncancelled" or p.kind is inspect.Parameter.VAR_KEYWORD
+                for p in parameters
+            )
+        _TAKES[kind] = known
+    return known
+
+
+def held(now: Attempt, attempt: Attempt) -> bool:
+    """Whether ``now`` (the attempt as stored) is live and still held as ``attempt`` was."""
+    if not now.active:
+        return False
+    if attempt.owner is not None:
+        return now.owner == attempt.owner
+    return attempt.worker is None or now.worker == attempt.worker
+
+
+def refused(
+    store: AttemptStore, attempt: Attempt, project_key: object
+) -> AttemptSupersededError | RenderCancelledError:
+    """Why the owner's fenced write of ``attempt`` matched nothing.
+
+    A cancel request (the attempt still live and held by this caller), or the attempt is
+    no longer this caller's.
+    """
+    now = store.get(attempt.id)
+    if now is not None and now.cancel_requested and held(now, attempt):
+        return RenderCancelledError(
+            project_key=project_key, reason=now.cancel_reason or "cancelled"
+        )
+    return AttemptSupersededError(
+        project_key=attempt.project_key,
+        attempt_id=attempt.id,
+        state=None if now is None else now.state.value,
+    )
 
 
 def superseded(store: AttemptStore, attempt: Attempt) -> AttemptSupersededError:

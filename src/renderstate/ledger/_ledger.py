@@ -17,6 +17,7 @@ from renderstate.exceptions import (
     AttemptSupersededError,
     ProjectNotFoundError,
 )
+from renderstate.ledger._cancelling import cancel as cancel_attempt
 from renderstate.ledger._checks import check_id, check_owner, is_real
 from renderstate.ledger._checks import check_progress as _check_progress
 from renderstate.ledger._checks import check_text as _check_text
@@ -287,12 +288,22 @@ class Ledger:
         return begin_attempt(self, attempt, worker=worker, cleanup=cleanup, owner=owner)
 
     def heartbeat(
-        self, attempt: Attempt | int, progress: Mapping[str, object] | None = None
+        self,
+        attempt: Attempt | int,
+        progress: Mapping[str, object] | None = None,
+        *,
+        unless_cancelled: bool = False,
     ) -> bool:
         """Renew a live attempt's lease, and record its progress if given.
 
         ``progress`` holds any of ``phase``, ``done``, ``total``, ``fraction`` and
         ``eta_seconds``. One ``UPDATE`` by primary key.
+
+        With ``unless_cancelled``, the same ``UPDATE`` matches only while nobody asked
+        the attempt to cancel (:meth:`cancel`): ``False`` may then mean a cancel request,
+        which :meth:`get` tells (``cancel_requested``); renew without it to keep the
+        lease while the render stops. What the runner's heartbeat does: a render sees a
+        request from any process at its next heartbeat, at no cost to the others.
 
         Returns:
             Whether the attempt is still live and, given as :meth:`start` or
@@ -320,7 +331,7 @@ class Ledger:
                 raise ValueError(msg)
             _check_progress(progress)
             values.update(progress)
-        return self._owned_update(attempt, values)
+        return owned_update(self.store, attempt, values, uncancelled=unless_cancelled)
 
     def complete(
         self,
@@ -338,7 +349,13 @@ class Ledger:
         after both writes matched and before the commit: a late attempt never replaces
         the current attempt's video, and a failing ``publish`` undoes both writes.
 
+        Once someone asked the attempt to cancel (:meth:`cancel`, from any process), its
+        completion is refused: nothing is written and ``publish`` does not run.
+
         Raises:
+            RenderCancelledError: someone asked the attempt to cancel; nothing was
+                changed, and the attempt is still the caller's to :meth:`fail` (as
+                cancelled).
             AttemptSupersededError: the attempt is no longer live, or another worker took
                 it over from the one that began it; nothing was changed.
             InvalidTransitionError: the project is not PROCESSING (it was moved outside
@@ -360,6 +377,7 @@ class Ledger:
             values,
             transition=lambda: lifecycle.complete(output_path),
             publish=publish,
+            uncancelled=True,
         )
 
     def fail(
@@ -443,6 +461,33 @@ class Ledger:
             )
         except AttemptSupersededError:
             return None
+
+    def cancel(self, lifecycle: ProjectLifecycle[ProjectT], reason: str | None = None) -> bool:
+        """Ask the project's live attempt to stop, from any process.
+
+        A queued attempt (no worker has begun it, for example one waiting in a task
+        queue) is failed at once with its project, as a
+        :class:`~renderstate.RenderCancelledError`, by one conditional ``UPDATE`` that
+        matches only while it is still queued (a worker that receives it later renders
+        nothing). A rendering one gets the request recorded on its row
+        (``cancel_requested_at``, ``cancel_reason``): its owner, in whatever process,
+        sees it at its next heartbeat, stops at its next progress report and ends FAILED
+        as cancelled, its temporary files removed and the previous video untouched. Its
+        completion is refused from the moment the request is recorded, so a request
+        recorded is a render that ends cancelled.
+
+        Args:
+            lifecycle: The project's lifecycle (the queued case fails it).
+            reason: Kept in the error (default ``"cancelled"``).
+
+        Returns:
+            Whether a live attempt was asked to stop (``False``: the project has none).
+
+        Raises:
+            TypeError: ``reason`` is not a string, or the store's ``update`` takes no
+                ``uncancelled`` (a store written for an earlier version).
+        """
+        return cancel_attempt(self, lifecycle, reason)
 
     # ------------------------------------------------------------------ recovery
 

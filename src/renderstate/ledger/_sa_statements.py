@@ -33,6 +33,8 @@ class UpdateShape(NamedTuple):
     """Whether a lease fence is the database's time (``None``: no lease fence)."""
     worker: bool
     owner: bool
+    uncancelled: bool = False
+    """Whether it matches only an attempt nobody asked to cancel."""
 
 
 def insert_finding_live(table: Table, dialect: Dialect, timed: frozenset[str]) -> Insert:
@@ -89,6 +91,8 @@ def update_statement(table: Table, dialect: Dialect, shape: UpdateShape) -> Upda
         where.append(c.worker == bindparam("rs_worker", type_=c.worker.type))
     if shape.owner:
         where.append(c.owner == bindparam("rs_owner", type_=c.owner.type))
+    if shape.uncancelled:
+        where.append(c.cancel_requested_at.is_(None))
     sets = {name: value(f"rs_{name}", c[name].type, timed) for name, timed in shape.values}
     return update(table).where(*where).values(sets)
 

@@ -100,8 +100,12 @@ class MemoryAttemptStore:
         lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
+        uncancelled: bool = False,
     ) -> bool:
-        """Set ``values`` if the state is in ``states`` (and the lease, worker, owner match)."""
+        """Set ``values`` if the state is in ``states`` (and the lease, worker, owner match).
+
+        With ``uncancelled``, only if nobody asked the attempt to cancel.
+        """
         with self._lock:
             current = self._attempts.get(attempt_id)
             if current is None or current.state not in states:
@@ -109,6 +113,8 @@ class MemoryAttemptStore:
             if worker is not None and current.worker != worker:
                 return False
             if owner is not None and current.owner != owner:
+                return False
+            if uncancelled and current.cancel_requested_at is not None:
                 return False
             if isinstance(lease_before, DatabaseTime):
                 lease_before = lease_before.at(self._clock())
@@ -174,7 +180,7 @@ class MemoryAttemptStore:
         return MemoryLoader(projects, key=key, scope=self.scope)
 
 
-_TIMES = ("lease_expires_at", "created_at", "started_at", "finished_at")
+_TIMES = ("lease_expires_at", "created_at", "started_at", "finished_at", "cancel_requested_at")
 
 
 class MemoryLoader(Generic[ProjectT]):

@@ -83,6 +83,8 @@ def _declare(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[p
         started_at = peewee.DoubleField(null=True)
         finished_at = peewee.DoubleField(null=True)
         owner = peewee.CharField(max_length=64, null=True)
+        cancel_requested_at = peewee.DoubleField(null=True)
+        cancel_reason = peewee.TextField(null=True)
 
         class Meta:
             database = bound
@@ -117,14 +119,15 @@ def create_ledger_table(
 ) -> type[peewee.Model]:
     """Create the ledger's table and its indexes if they do not exist; return the model.
 
-    A table created by an earlier version gains the columns added since (``owner``).
+    A table created by an earlier version gains the columns added since (``owner``,
+    ``cancel_requested_at``, ``cancel_reason``).
     """
     model = attempt_model(database, table_name=table_name)
     _create_or_upgrade(model)
     return model
 
 
-_ADDED: Final = ("owner",)
+_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason")
 """Columns added to the ledger's table since its first version, in order."""
 
 
@@ -195,7 +198,8 @@ class PeeweeAttemptStore:
     def create_table(self) -> None:
         """Create the ledger's table and indexes if they do not exist, or add missing columns.
 
-        A table created by an earlier version gains the columns added since (``owner``).
+        A table created by an earlier version gains the columns added since (``owner``,
+        ``cancel_requested_at``, ``cancel_reason``).
         """
         _create_or_upgrade(self.model)
         self._checked = True
@@ -218,7 +222,8 @@ class PeeweeAttemptStore:
                 fix="Call renderstate.ledger.peewee.create_ledger_table(database) (or "
                 "PeeweeAttemptStore.create_table()), which creates the table or adds the "
                 "columns it lacks, or add them with your migrations (playhouse.migrate: "
-                "a nullable CharField(max_length=64) 'owner').",
+                "nullable fields 'owner' CharField(max_length=64), 'cancel_requested_at' "
+                "DoubleField, 'cancel_reason' TextField).",
             )
         self._checked = True
 
@@ -316,6 +321,7 @@ class PeeweeAttemptStore:
         lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
+        uncancelled: bool = False,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         self._check_schema()
@@ -328,6 +334,8 @@ class PeeweeAttemptStore:
             where &= model.worker == worker
         if owner is not None:
             where &= model.owner == owner
+        if uncancelled:
+            where &= model.cancel_requested_at.is_null()
         if model.update(**written(values, at)).where(where).execute() == 1:
             return True
         if not isinstance(_target(self.database), peewee.MySQLDatabase):

@@ -103,6 +103,8 @@ def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
         Column("started_at", Double()),
         Column("finished_at", Double()),
         Column("owner", String(64)),
+        Column("cancel_requested_at", Double()),
+        Column("cancel_reason", Text()),
         Index(f"{name}_project", "scope", "project_key", "id"),
         Index(f"{name}_lease", "state", "lease_expires_at"),
     )
@@ -149,8 +151,9 @@ class SQLAlchemyAttemptStore:
     def create_table(self, bind: Engine | Connection | None = None) -> None:
         """Create the ledger's table if it does not exist, or add the columns it lacks.
 
-        For scripts and tests; an app with migrations (alembic) adds ``owner``
-        (``String(64)``, nullable) in a migration of its own instead. A table created by
+        For scripts and tests; an app with migrations (alembic) adds the columns in a
+        migration of its own instead (all nullable: ``owner`` ``String(64)``,
+        ``cancel_requested_at`` ``Double``, ``cancel_reason`` ``Text``). A table created by
         an earlier version gains the columns added since, with one ``ALTER TABLE ... ADD
         COLUMN`` each; nothing else is changed.
         """
@@ -174,9 +177,10 @@ class SQLAlchemyAttemptStore:
             raise LedgerSchemaError(
                 table=self.table.name,
                 missing=missing,
-                fix="Add it with your migrations (alembic: a nullable String(64) column "
-                "'owner'), or call SQLAlchemyAttemptStore.create_table(), which creates the "
-                "table or adds the columns it lacks.",
+                fix="Add them with your migrations (alembic: nullable columns 'owner' "
+                "String(64), 'cancel_requested_at' Double, 'cancel_reason' Text), or call "
+                "SQLAlchemyAttemptStore.create_table(), which creates the table or adds the "
+                "columns it lacks.",
             )
         self._checked = True
 
@@ -299,6 +303,7 @@ class SQLAlchemyAttemptStore:
         lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
+        uncancelled: bool = False,
     ) -> bool:
         """One ``UPDATE ... WHERE id = ? AND state IN (...)``; see the store Protocol."""
         stored = stored_values(values)
@@ -317,6 +322,7 @@ class SQLAlchemyAttemptStore:
             None if lease_before is None else isinstance(lease_before, DatabaseTime),
             worker is not None,
             owner is not None,
+            uncancelled,
         )
         with self._transaction() as session:
             dialect = session.connection().dialect
@@ -406,7 +412,7 @@ class SQLAlchemyLoader(Generic[ProjectT]):
             return found
 
 
-_ADDED: Final = ("owner",)
+_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason")
 """Columns added to the ledger's table since its first version, in order."""
 
 

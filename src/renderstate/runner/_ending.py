@@ -17,6 +17,7 @@ from renderstate._status import Status
 from renderstate.exceptions import (
     AttemptSupersededError,
     InvalidTransitionError,
+    RenderCancelledError,
     RenderInterruptedError,
     RenderOutputError,
     RenderStateError,
@@ -44,6 +45,8 @@ def end_completed(
 
     ``clean_up`` is told what the save came to (the record saved, or the problem it gave
     up on) before the job counts as ended: the publish journal settles its backup by it.
+    A completion the ledger refused because someone asked the attempt to cancel (from
+    any process) ends the job FAILED as cancelled instead: nothing was published.
     """
     record: TransitionRecord | None = None
     problem: BaseException | None = None
@@ -68,7 +71,10 @@ def end_completed(
                 # Before the job counts as ended: wait() sees a clean disk.
                 clean_up(record, problem)
         finally:
-            _finish(state, job, _status_of(job, record), problem)
+            if record is None and isinstance(problem, RenderCancelledError):
+                end_failed(state, job, problem)
+            else:
+                _finish(state, job, _status_of(job, record), problem)
 
 
 def end_failed(
@@ -192,9 +198,10 @@ def _persist(
                 job._tracker.enter(
                     Phase.DONE if record.target is Status.COMPLETED else Phase.FAILED
                 )
-        except (InvalidTransitionError, AttemptSupersededError) as exc:
+        except (InvalidTransitionError, AttemptSupersededError, RenderCancelledError) as exc:
             # Not PROCESSING any more, or no longer the current attempt: recovered by
-            # someone else, superseded, or a late duplicate.
+            # someone else, superseded, or a late duplicate. Or asked to cancel (from any
+            # process) before its completion: nothing was written, end_completed fails it.
             logger.warning("project %s could not be saved as %s: %s", job.project_key, what, exc)
             return None, exc
         except RenderStateError as exc:

@@ -11,6 +11,7 @@ from typing import Final
 
 from renderstate._attempts import Attempt
 from renderstate.ledger import Ledger
+from renderstate.ledger._fencing import held
 from renderstate.runner.progress import Progress
 
 __all__ = ["Heartbeat", "progress_fields"]
@@ -32,7 +33,18 @@ def progress_fields(progress: Progress) -> dict[str, object]:
 
 
 class _Beat:
-    __slots__ = ("attempt", "key", "last_write", "lost", "on_lost", "read", "refused", "written")
+    __slots__ = (
+        "attempt",
+        "cancel_seen",
+        "key",
+        "last_write",
+        "lost",
+        "on_cancel",
+        "on_lost",
+        "read",
+        "refused",
+        "written",
+    )
 
     def __init__(
         self,
@@ -40,11 +52,14 @@ class _Beat:
         attempt: Attempt,
         read: Callable[[], Progress],
         on_lost: Callable[[], None],
+        on_cancel: Callable[[str], object] | None,
     ) -> None:
         self.key = key
         self.attempt = attempt
         self.read = read
         self.on_lost = on_lost
+        self.on_cancel = on_cancel
+        self.cancel_seen = on_cancel is None
         self.written: Progress | None = None
         self.last_write = time.monotonic()
         self.lost = False
@@ -59,7 +74,10 @@ class Heartbeat:
     progress did not change gets a lease renewal about three times per lease. A render
     step that reports nothing (an encoder flush) therefore keeps its lease. A renewal
     the ledger refuses means the attempt was recovered, superseded or taken over by
-    another owner: ``on_lost`` is called once, so the render can stop.
+    another owner: ``on_lost`` is called once, so the render can stop. A renewal refused
+    because someone asked the attempt to cancel (from any process, through the ledger)
+    calls ``on_cancel`` with the reason, once, and renews the lease without that
+    condition from then on, so the render keeps its lease while it stops.
 
     Beats are keyed by their owner's token, never by attempt: two jobs of one attempt in
     this process (a duplicate delivery, a takeover by a second runner) are two owners, and
@@ -83,17 +101,19 @@ class Heartbeat:
         attempt: Attempt,
         read: Callable[[], Progress],
         on_lost: Callable[[], None],
+        on_cancel: Callable[[str], object] | None = None,
     ) -> None:
         """Keep ``attempt`` alive under ``key`` (its owner's token) until :meth:`remove`.
 
         ``read`` gives its latest progress; ``on_lost`` is called once if the ledger
-        refuses a renewal. Adding under a key already kept replaces that beat: the same
+        refuses a renewal; ``on_cancel`` once, with the reason, when someone asked the
+        attempt to cancel. Adding under a key already kept replaces that beat: the same
         owner, now holding the attempt as ``begin`` returned it.
         """
         with self._lock:
             if self._stopped:
                 return
-            self._beats[key] = _Beat(key, attempt, read, on_lost)
+            self._beats[key] = _Beat(key, attempt, read, on_lost, on_cancel)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="renderstate-heartbeat", daemon=True
@@ -125,6 +145,10 @@ class Heartbeat:
                 for beat in beats:
                     self._beat(beat)
 
+    def _renew(self, beat: _Beat, fields: dict[str, object] | None) -> bool:
+        """One renewal, refused while a cancel request is unseen by the job."""
+        return self._ledger.heartbeat(beat.attempt, fields, unless_cancelled=not beat.cancel_seen)
+
     def _beat(self, beat: _Beat) -> None:
         now = time.monotonic()
         progress = beat.read()
@@ -138,7 +162,7 @@ class Heartbeat:
             return
         try:
             try:
-                alive = self._ledger.heartbeat(beat.attempt, fields)
+                alive = self._renew(beat, fields)
             except ValueError:
                 if fields is None:
                     raise
@@ -157,7 +181,7 @@ class Heartbeat:
                     )
                 fields = None
                 beat.written = progress
-                alive = self._ledger.heartbeat(beat.attempt, None)
+                alive = self._renew(beat, None)
         except Exception:
             # A database hiccup: the lease has margin (three renewals per lease); retry on
             # the next tick.
@@ -166,9 +190,31 @@ class Heartbeat:
         beat.last_write = now
         if fields is not None:
             beat.written = progress
-        if not alive and self._ledger.get(beat.attempt.id) is None:
+        if not alive:
+            self._refused(beat, fields)
+
+    def _refused(self, beat: _Beat, fields: dict[str, object] | None) -> None:
+        """A renewal matched nothing: a cancel request, a start not committed, or lost."""
+        try:
+            now_stored = self._ledger.get(beat.attempt.id)
+        except Exception:
+            logger.warning("could not read attempt %s", beat.attempt.id, exc_info=True)
+            return
+        if now_stored is None:
             return  # started inside a transaction that has not committed yet: not lost
-        if not alive and not beat.lost:
+        if not beat.cancel_seen and now_stored.cancel_requested and held(now_stored, beat.attempt):
+            # Someone asked it to stop, from this or another process: tell the job once,
+            # and keep its lease (without the condition) while it stops.
+            beat.cancel_seen = True
+            assert beat.on_cancel is not None
+            beat.on_cancel(now_stored.cancel_reason or "cancelled")
+            try:
+                if self._renew(beat, fields):
+                    return
+            except Exception:
+                logger.warning("could not renew attempt %s", beat.attempt.id, exc_info=True)
+                return
+        if not beat.lost:
             with self._lock:
                 if self._beats.get(beat.key) is not beat:
                     # Removed while this renewal was under way: its owner ended, or

@@ -25,7 +25,9 @@ def keep_alive(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
         return
     assert state.heartbeat is not None
     assert job.attempt is not None
-    state.heartbeat.add(job.owner, job.attempt, job._tracker.snapshot, job._lose)
+    state.heartbeat.add(
+        job.owner, job.attempt, job._tracker.snapshot, job._lose, job._request_cancel
+    )
     job._beats.append(job.owner)
 
 

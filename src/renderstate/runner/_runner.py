@@ -357,16 +357,21 @@ class RenderRunner(Generic[ProjectT]):
     # ------------------------------------------------------------------ around the flow
 
     def cancel(self, project: ProjectT, reason: str | None = None) -> bool:
-        """Cancel the project's render in this runner; see :meth:`RenderJob.cancel`.
+        """Cancel the project's render, wherever it runs; see :meth:`RenderJob.cancel`.
+
+        A render of this runner stops at its next progress report. With a ledger, a
+        render in another process (another web server, a Celery worker) is asked through
+        the ledger (:meth:`Ledger.cancel <renderstate.ledger.Ledger.cancel>`): one that
+        waits in a task queue is failed at once, a running one stops at its owner's next
+        heartbeat. Either way it ends FAILED as cancelled, its temporary files removed and
+        the previous video untouched, and the answer is the same in every process.
 
         Returns:
-            ``True`` if its current job will end FAILED as cancelled; ``False`` if there
-            is nothing to cancel here: no job of this project in this runner, or its job
-            has ended (or is publishing its video, or runs in another process).
+            ``True`` if the project's current render will end FAILED as cancelled;
+            ``False`` if there is nothing to cancel: no render of the project is running
+            (here, or with a ledger anywhere), or its video is already being published.
         """
-        state = self._state
-        job = state.registry.jobs.get(state.adapter.project_key(project))
-        return False if job is None else job.cancel(reason)
+        return _stopping.cancel_project(self._state, project, reason)
 
     def stop_jobs(
         self, *, reason: str = "the runner stopped its jobs", timeout: float | None = None

@@ -1,8 +1,10 @@
 """Stopping: cancelling one job, stopping all of them, shutting the runner down.
 
 A cancel is cooperative: a queued job ends at once, a running one at its next progress
-report, and once its video is being published it is refused. Jobs stopped this way give up
-retrying their save, so nothing of this runner touches the database after it has stopped.
+report, and once its video is being published it is refused. With a ledger, a project whose
+render runs in another process (or waits in a task queue) is cancelled through the ledger
+(:meth:`~renderstate.ledger.Ledger.cancel`). Jobs stopped this way give up retrying their
+save, so nothing of this runner touches the database after it has stopped.
 """
 
 from __future__ import annotations
@@ -10,10 +12,24 @@ from __future__ import annotations
 import time
 
 from renderstate.exceptions import RenderCancelledError, RenderInterruptedError
+from renderstate.ledger._fencing import takes_cancel_requests
 from renderstate.runner._ending import end_failed
 from renderstate.runner._job import RenderJob
 from renderstate.runner._state import RunnerState
 from renderstate.typing import ProjectT
+
+
+def cancel_project(state: RunnerState[ProjectT], project: ProjectT, reason: str | None) -> bool:
+    """Cancel the project's render, here or in any process; see the facade."""
+    text = reason or "cancelled"
+    job = state.registry.jobs.get(state.adapter.project_key(project))
+    if job is not None and not job.done() and job._away is None:
+        # Rendered (or queued) here: at once, without a round trip. Refused while its
+        # video is being published, as everywhere.
+        return job.cancel(text)
+    if state.ledger is None or not takes_cancel_requests(state.ledger.store):
+        return False  # a store that predates cancel requests: nothing to ask through it
+    return state.ledger.cancel(state.lifecycle(project), text)
 
 
 def cancel_job(state: RunnerState[ProjectT], job: RenderJob[ProjectT], reason: str) -> bool:

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["APP", "DjangoAttemptStore", "DjangoLoader"]
 
-_ADDED: Final = ("owner",)
+_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason")
 """Columns added to the ledger's table since its first version (migrations 0002...)."""
 
 APP: Final = "renderstate.ledger.django"
@@ -248,6 +248,7 @@ class DjangoAttemptStore:
         lease_before: float | DatabaseTime | None = None,
         worker: str | None = None,
         owner: str | None = None,
+        uncancelled: bool = False,
     ) -> bool:
         """One ``UPDATE ... WHERE id = %s AND state IN (...)``; see the store Protocol.
 
@@ -262,6 +263,8 @@ class DjangoAttemptStore:
             rows = rows.filter(worker=worker)
         if owner is not None:
             rows = rows.filter(owner=owner)
+        if uncancelled:
+            rows = rows.filter(cancel_requested_at__isnull=True)
         matched: int = rows.update(**written(values, at))
         return matched == 1
 

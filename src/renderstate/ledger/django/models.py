@@ -43,6 +43,10 @@ class RenderAttempt(models.Model):
     started_at: models.FloatField[float | None, float | None] = models.FloatField(null=True)
     finished_at: models.FloatField[float | None, float | None] = models.FloatField(null=True)
     owner: models.CharField[str | None, str | None] = models.CharField(max_length=64, null=True)
+    cancel_requested_at: models.FloatField[float | None, float | None] = models.FloatField(
+        null=True
+    )
+    cancel_reason: models.TextField[str | None, str | None] = models.TextField(null=True)
 
     class Meta:  # noqa: D106 - Django's options
         app_label = "renderstate"
