@@ -214,7 +214,7 @@ class Layout:
 
     __slots__ = ("literals", "output_field", "plans", "status_field")
 
-    def __init__(self, status_field: str, output_field: str, literals: Literals) -> None:
+    def __init__(self, status_field: str, output_field: str | None, literals: Literals) -> None:
         self.status_field = status_field
         self.output_field = output_field
         self.literals = literals
@@ -239,11 +239,11 @@ class Layout:
 
 
 DEFAULT_LAYOUT: Final = Layout("status", "output_path", _IDENTITY)
-_LAYOUTS: dict[tuple[str, str], Layout] = {("status", "output_path"): DEFAULT_LAYOUT}
+_LAYOUTS: dict[tuple[str, str | None], Layout] = {("status", "output_path"): DEFAULT_LAYOUT}
 _LAYOUTS_LIMIT: Final = 256
 
 
-def layout_for(status_field: str, output_field: str, values: StatusValues | None) -> Layout:
+def layout_for(status_field: str, output_field: str | None, values: StatusValues | None) -> Layout:
     """Return the layout for these fields and literals; the shared one when ``values`` is None."""
     if values is not None:
         return Layout(status_field, output_field, Literals(values))

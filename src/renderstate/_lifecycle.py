@@ -66,7 +66,11 @@ class ProjectLifecycle(Generic[ProjectT]):
         adapter: Persists each transition, sync or async; defaults to the shared
             in-memory :class:`~renderstate.adapters.memory.MemoryAdapter`.
         status_field: The attribute holding the status.
-        output_field: The attribute holding the URL-relative path of the last video.
+        output_field: The attribute holding the URL-relative path of the last video, or
+            ``None`` for a model with no such column: transitions then write the status
+            alone, and the attempt ledger keeps the path (each completed attempt's
+            ``output_path``; see :meth:`RenderRunner.video
+            <renderstate.RenderRunner.video>`).
         values: Maps each :class:`Status` to the literal the model stores, for models
             spelled differently; statuses left out store their own name. A status the
             model stores as several literals maps to a list of them, the first being the
@@ -89,7 +93,7 @@ class ProjectLifecycle(Generic[ProjectT]):
         adapter: Adapter[ProjectT] | AsyncAdapter[ProjectT] | None = None,
         *,
         status_field: str = "status",
-        output_field: str = "output_path",
+        output_field: str | None = "output_path",
         values: StatusValues | None = None,
         observers: Iterable[Observer] = (),
     ) -> None:
@@ -101,16 +105,23 @@ class ProjectLifecycle(Generic[ProjectT]):
                 "ProjectNotFoundError(project_key=...) (a 404 in the web helpers)."
             )
             raise TypeError(msg)
-        if not hasattr(project, status_field) or not hasattr(project, output_field):
+        if not hasattr(project, status_field) or (
+            output_field is not None and not hasattr(project, output_field)
+        ):
             option, name = (
                 ("status_field", status_field)
                 if not hasattr(project, status_field)
-                else ("output_field", output_field)
+                else ("output_field", str(output_field))
             )
             msg = (
                 f"{type(project).__name__} has no attribute {name!r}; pass "
                 f"{option}='...' naming the attribute that holds it"
             )
+            if option == "output_field":
+                msg += (
+                    ", or output_field=None if the model has no column for the video's "
+                    "path (a RenderRunner with a ledger keeps it in the attempts)"
+                )
             raise AttributeError(msg)
         if status_field == output_field:
             msg = f"status_field and output_field are both {status_field!r}; they must differ"
@@ -221,7 +232,8 @@ class ProjectLifecycle(Generic[ProjectT]):
             raise TypeError(msg)
         adapter = cast("Adapter[Any]", self._adapter)
         adapter.refresh_status(self._project, self._layout.status_field)
-        adapter.refresh_status(self._project, self._layout.output_field)
+        if self._layout.output_field is not None:
+            adapter.refresh_status(self._project, self._layout.output_field)
         return self.status
 
     async def arefresh(self) -> Status:
@@ -233,7 +245,8 @@ class ProjectLifecycle(Generic[ProjectT]):
         """
         adapter = self._awaitable_adapter()
         await adapter.refresh_status(self._project, self._layout.status_field)
-        await adapter.refresh_status(self._project, self._layout.output_field)
+        if self._layout.output_field is not None:
+            await adapter.refresh_status(self._project, self._layout.output_field)
         return self.status
 
     def add_observer(self, observer: Observer) -> None:
@@ -392,7 +405,7 @@ class ProjectLifecycle(Generic[ProjectT]):
                 raise self._refusal(trigger, source)
             return None
         change = plan.change
-        if output is not None or clear_output:
+        if layout.output_field is not None and (output is not None or clear_output):
             # The output is the transition's own payload: written even when the object
             # already holds that value, since the row may not (the object can be stale).
             if output is None:

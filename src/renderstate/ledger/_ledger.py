@@ -502,7 +502,7 @@ class Ledger:
         *,
         cleanup: Callable[[Attempt], None] | None = None,
         status_field: str = "status",
-        output_field: str = "output_path",
+        output_field: str | None = "output_path",
         values: StatusValues | None = None,
     ) -> list[Recovered]:
         """Fail exactly the projects whose live attempt's lease has expired.
@@ -565,6 +565,17 @@ class Ledger:
     def history(self, scope: str, key: object, *, limit: int | None = None) -> list[Attempt]:
         """Return the project's attempts, newest first: outcome, error, actor, timings."""
         return self.store.history(scope, _text(key), limit=limit)
+
+    def video(self, scope: str, key: object) -> str | None:
+        """Return the output path of the project's newest completed attempt, if any.
+
+        For a model with no column for it (``output_field=None``): the ledger is then
+        where the project's current video is known.
+        """
+        for attempt in self.store.history(scope, _text(key)):
+            if attempt.state is AttemptState.COMPLETED and attempt.output_path:
+                return attempt.output_path
+        return None
 
     def rendering_seconds(self, scope: str, key: object) -> float:
         """Return the total seconds the project's ended attempts spent rendering."""

@@ -51,7 +51,7 @@ def recover(
     *,
     cleanup: Callable[[Attempt], None] | None,
     status_field: str,
-    output_field: str,
+    output_field: str | None,
     values: StatusValues | None,
 ) -> list[Recovered]:
     """Fail the projects whose live attempt's lease expired; see :meth:`Ledger.recover`."""

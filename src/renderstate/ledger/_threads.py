@@ -95,10 +95,24 @@ class ThreadLedger(Ledger):
         return self._wait(inner.begin, attempt, worker=worker, cleanup=cleanup, owner=owner)
 
     def heartbeat(
-        self, attempt: Attempt | int, progress: Mapping[str, object] | None = None
+        self,
+        attempt: Attempt | int,
+        progress: Mapping[str, object] | None = None,
+        *,
+        unless_cancelled: bool = False,
     ) -> bool:
         """See :meth:`Ledger.heartbeat`."""
-        return self._wait(self._awaited.ledger.heartbeat, attempt, progress)
+        return self._wait(
+            self._awaited.ledger.heartbeat, attempt, progress, unless_cancelled=unless_cancelled
+        )
+
+    def cancel(self, lifecycle: ProjectLifecycle[ProjectT], reason: str | None = None) -> bool:
+        """See :meth:`Ledger.cancel`."""
+        return self._wait(self._awaited.ledger.cancel, self._rebound(lifecycle), reason)
+
+    def video(self, scope: str, key: object) -> str | None:
+        """See :meth:`Ledger.video`."""
+        return self._wait(self._awaited.ledger.video, scope, key)
 
     def complete(
         self,
@@ -178,7 +192,7 @@ class ThreadLedger(Ledger):
         *,
         cleanup: Callable[[Attempt], None] | None = None,
         status_field: str = "status",
-        output_field: str = "output_path",
+        output_field: str | None = "output_path",
         values: StatusValues | None = None,
     ) -> list[Recovered]:
         """See :meth:`Ledger.recover`; the projects are written through the store's adapter."""

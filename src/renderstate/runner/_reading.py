@@ -29,6 +29,18 @@ def progress(state: RunnerState[ProjectT], project: ProjectT) -> Progress | None
     return progress_of(current, state.ledger.now(), state.ledger.lease)
 
 
+def video(state: RunnerState[ProjectT], project: ProjectT) -> str | None:
+    """The URL-relative path of the project's current video; see the facade."""
+    field = state.options["output_field"]
+    if field is not None:
+        return getattr(project, field) or None
+    assert state.ledger is not None  # the runner refuses output_field=None without one
+    key = state.adapter.project_key(project)
+    if key is None:
+        return None
+    return state.ledger.video(state.ledger.scope(project), encode_key(key))
+
+
 def error(state: RunnerState[ProjectT], project: ProjectT) -> str | None:
     """Why the project's current attempt failed, as one line; see the facade."""
     key = state.adapter.project_key(project)

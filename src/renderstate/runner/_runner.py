@@ -78,7 +78,9 @@ class RenderRunner(Generic[ProjectT]):
         executor: Runs the jobs; defaults to a
             :class:`~renderstate.runner.executors.ThreadExecutor`.
         status_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
-        output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
+        output_field: Passed to each :class:`~renderstate.ProjectLifecycle`: the model's
+            column for the video's path, or ``None`` for a model without one; the
+            ledger's completed attempts then keep it (see :meth:`video`).
         values: Passed to each :class:`~renderstate.ProjectLifecycle`.
         observers: Passed to each :class:`~renderstate.ProjectLifecycle`.
         output_path_for: Returns a project's URL-relative video path; defaults to
@@ -116,6 +118,8 @@ class RenderRunner(Generic[ProjectT]):
 
     Raises:
         TypeError: ``async_adapter`` is not an async adapter.
+        ValueError: ``output_field=None`` without a ``ledger``: nothing would keep the
+            video's path.
     """
 
     def __init__(
@@ -127,7 +131,7 @@ class RenderRunner(Generic[ProjectT]):
         max_workers: int = 2,
         executor: Executor | None = None,
         status_field: str = "status",
-        output_field: str = "output_path",
+        output_field: str | None = "output_path",
         values: StatusValues | None = None,
         observers: Iterable[Observer] = (),
         output_path_for: Callable[[ProjectT], str] | None = None,
@@ -152,6 +156,14 @@ class RenderRunner(Generic[ProjectT]):
         if async_ledger is not None:
             ledger = async_ledger.threads
         assert not isinstance(ledger, AsyncLedger)
+        if output_field is None and ledger is None:
+            msg = (
+                "output_field=None says the model has no column for the video's path, and "
+                "without a ledger nothing else keeps it: pass ledger=Ledger(store) (with "
+                "loader=store.loader(Project)), whose completed attempts record it, or "
+                "output_field='...' naming the model's column"
+            )
+            raise ValueError(msg)
         heartbeat = (
             None if ledger is None else Heartbeat(ledger, lambda: _owning.job_scope(adapter))
         )
@@ -331,6 +343,18 @@ class RenderRunner(Generic[ProjectT]):
         is that attempt (fresher), else from the ledger (written about once a second).
         """
         return _reading.progress(self._state, project)
+
+    def video(self, project: ProjectT) -> str | None:
+        """Return the URL-relative path of the project's current video, if it has one.
+
+        The model's ``output_field`` as loaded; for a model without one
+        (``output_field=None``), the ``output_path`` of the project's newest completed
+        attempt in the ledger, from any process. ``None`` while no render has completed
+        (a re-render keeps the previous video until it completes). With
+        :meth:`progress` and :meth:`error`, what :func:`renderstate.web.status_body`
+        reads.
+        """
+        return _reading.video(self._state, project)
 
     def error(self, project: ProjectT) -> str | None:
         """Return why the project's current attempt failed, as one line, if it did.

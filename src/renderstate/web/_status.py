@@ -53,7 +53,7 @@ def status_body(
     *,
     key: object = _MISSING,
     status_field: str = "status",
-    output_field: str = "output_path",
+    output_field: str | None = "output_path",
     values: StatusValues | None = None,
 ) -> StatusBody:
     """Build the JSON-ready status body of ``project``, the same in every framework.
@@ -91,13 +91,17 @@ def status_body(
             (Django), else ``project.id``. A UUID is shown as its string.
         status_field: The name of the status attribute, as for
             :class:`~renderstate.ProjectLifecycle`.
-        output_field: The name of the output path attribute.
+        output_field: The name of the output path attribute, or ``None`` for a model
+            without one: the path is then ``source.video(project)`` (a
+            :class:`~renderstate.RenderRunner` with a ledger reads the project's newest
+            completed attempt).
         values: The stored literal of each status, for models that do not store the
             four names (as for :class:`~renderstate.ProjectLifecycle`).
 
     Raises:
         TypeError: ``project`` is ``None`` (a lookup that found nothing): answer 404 first.
         UnknownStatusError: the project holds a status value outside the map.
+        TypeError: ``output_field=None`` with a source that has no ``video()``.
     """
     if project is None:
         # The usual cause is `session.get(Project, id)` or `.first()` finding nothing: the
@@ -114,7 +118,18 @@ def status_body(
         project, status_field=status_field, output_field=output_field, values=values
     )
     status = lifecycle.status
-    output = getattr(project, output_field)
+    if output_field is not None:
+        output = getattr(project, output_field)
+    else:
+        video = getattr(source, "video", None)
+        if video is None:
+            msg = (
+                f"status_body(output_field=None) reads the video's path from the source, "
+                f"and {type(source).__name__} has no video(project): pass the RenderRunner "
+                "(with a ledger), or output_field naming the model's column"
+            )
+            raise TypeError(msg)
+        output = video(project)
     # Only a PROCESSING row has a render running: the row is written (COMPLETED, FAILED)
     # a moment before the job that wrote it has ended, and that job's last figures
     # ("finalizing" at 100 %) are not progress any more.
