@@ -21,6 +21,10 @@ SPEC_VERSION: Final = 1
 """The version of :meth:`JobSpec.to_dict`'s format, stored under ``"version"``."""
 
 _FIELDS: Final = ("project_key", "output_path", "scope", "attempt_id", "actor")
+# A W3C trace context is a traceparent of 55 characters and a tracestate of at most 512;
+# a propagator may add baggage (at most 8192). Anything much larger is not one.
+_TRACE_ENTRIES: Final = 8
+_TRACE_TEXT: Final = 8192 + 64
 MAX_ATTEMPT_ID: Final = 2**63 - 1
 """The largest attempt id every ledger store holds (a signed 64-bit ``BIGINT``)."""
 
@@ -51,6 +55,11 @@ class JobSpec:
     """The attempt's id in the ledger, its fencing token; ``None`` without a ledger."""
     actor: str | None = None
     """Who asked for the render, if the caller said."""
+    trace: Mapping[str, str] | None = dataclasses.field(default=None, compare=False)
+    """The trace context of the sender's span (W3C ``traceparent`` and ``tracestate``, as
+    OpenTelemetry's propagator writes them), so the worker continues its trace; ``None``
+    when no OpenTelemetry SDK is configured (see "Metrics and traces"). Not part of the
+    spec's identity: two specs of one attempt are equal whatever their traces."""
 
     def __post_init__(self) -> None:
         # The annotations are not checked at run time, and a spec comes from the wire.
@@ -86,11 +95,20 @@ class JobSpec:
         if actor is not None and not isinstance(actor, str):
             _refuse("actor", actor, "a string or None")
         _check_width("actor", actor)
+        _check_trace(self.trace)
+        if self.trace is not None:  # a copy: the caller's dict may change, the spec may not
+            object.__setattr__(self, "trace", dict(self.trace))
 
-    def to_dict(self) -> dict[str, str | int | None]:
-        """Return the spec as a ``dict`` of JSON types, with a ``"version"`` entry."""
-        data: dict[str, str | int | None] = {"version": SPEC_VERSION}
+    def to_dict(self) -> dict[str, str | int | dict[str, str] | None]:
+        """Return the spec as a ``dict`` of JSON types, with a ``"version"`` entry.
+
+        ``"trace"`` is there only when the spec has one: without OpenTelemetry the dict is
+        what earlier versions wrote.
+        """
+        data: dict[str, str | int | dict[str, str] | None] = {"version": SPEC_VERSION}
         data.update({name: getattr(self, name) for name in _FIELDS})
+        if self.trace is not None:
+            data["trace"] = dict(self.trace)
         return data
 
     @classmethod
@@ -113,7 +131,7 @@ class JobSpec:
                 f"{SPEC_VERSION}: run the same renderstate version in the sender and the worker"
             )
             raise ValueError(msg)
-        unknown = sorted(set(data) - {*_FIELDS, "version"})
+        unknown = sorted(set(data) - {*_FIELDS, "version", "trace"})
         if unknown:
             msg = f"JobSpec.from_dict() got unknown fields {unknown}; it reads {list(_FIELDS)}"
             raise ValueError(msg)
@@ -127,12 +145,29 @@ class JobSpec:
             )
             raise ValueError(msg)
         values = {name: data[name] for name in _FIELDS}
+        values["trace"] = data.get("trace")  # optional: only a traced sender writes it
         return cls(**values)  # type: ignore[arg-type]  # __post_init__ checks each type
 
 
 def _refuse(field: str, value: object, expected: str) -> NoReturn:
     msg = f"JobSpec.{field} must be {expected}, got {value!r}"
     raise ValueError(msg)
+
+
+def _check_trace(trace: object) -> None:
+    if trace is None:
+        return
+    if not isinstance(trace, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in trace.items()
+    ):
+        _refuse("trace", trace, "a mapping of strings to strings (a trace context) or None")
+    if len(trace) > _TRACE_ENTRIES or any(len(k) + len(v) > _TRACE_TEXT for k, v in trace.items()):
+        msg = (
+            f"JobSpec.trace has {len(trace)} entries, or one longer than {_TRACE_TEXT} "
+            f"characters; a trace context has at most {_TRACE_ENTRIES} short ones "
+            "(traceparent, tracestate, baggage)"
+        )
+        raise ValueError(msg)
 
 
 def _check_width(field: str, value: object) -> None:

@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from renderstate import telemetry
 from renderstate._attempts import Attempt
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle, notify_observers
@@ -123,6 +124,7 @@ def fail_interrupted(
     except InvalidTransitionError:
         return None  # it completed or failed meanwhile: nothing to recover
     logger.warning("project %s was left PROCESSING; marked FAILED", lifecycle.project_key)
+    telemetry.recovered(type(lifecycle.project).__name__)
     if final_file is not None:
         with contextlib.suppress(OSError, UnsafePathError):
             for leftover in remove_temporary_files(final_file, media_root=root):

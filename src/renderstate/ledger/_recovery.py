@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from renderstate import telemetry
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
@@ -103,6 +104,7 @@ def recover(
             attempt.project_key,
             f", worker {attempt.worker}" if attempt.worker else "",
         )
+        telemetry.recovered(attempt.scope)
         found.append(Recovered(attempt, record, local))
     return found
 

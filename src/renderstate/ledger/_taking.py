@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from renderstate import telemetry
 from renderstate._attempts import Attempt, AttemptState
 from renderstate.exceptions import AttemptOwnedError
 from renderstate.ledger._checks import check_owner, check_text
@@ -77,6 +78,7 @@ def begin(
                     me,
                 )
                 clean_up(cleanup if owner_gone(seen) else None, seen)
+                telemetry.taken_over(seen)
                 return _fetch(ledger, attempt, token)
             release(token)
             held = ledger.store.get(attempt.id)

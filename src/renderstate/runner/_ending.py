@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from renderstate import telemetry
 from renderstate._records import TransitionRecord
 from renderstate._status import Status
 from renderstate.exceptions import (
@@ -151,6 +152,7 @@ def _finish(
     error: BaseException | None,
 ) -> None:
     let_go(state, job)
+    telemetry.ended(job, error)
     job._finish(status, error)
 
 
@@ -241,5 +243,6 @@ def _persist(
             delay = min(delay * 2, _MAX_DELAY)
             attempt += 1
         else:
+            telemetry.saved(job, record)
             state.notify(record)
             return record, None

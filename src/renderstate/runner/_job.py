@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Generic
 
+from renderstate import telemetry
 from renderstate._attempts import Attempt, AttemptState, encode_key
 from renderstate._jobs import JobSpec
 from renderstate._lifecycle import ProjectLifecycle
@@ -94,6 +95,7 @@ class RenderJob(Generic[ProjectT]):
         self._registered = False
         self._final = final
         self._before = None if final is None else _identity(final)
+        self._trail: telemetry.Trail | None = None  # its span and counts (renderstate.telemetry)
 
     def __repr__(self) -> str:
         return f"<RenderJob project={self.project_key!r} {self.progress.phase}>"
@@ -223,6 +225,7 @@ class RenderJob(Generic[ProjectT]):
             scope=None if attempt is None else attempt.scope,
             attempt_id=None if attempt is None else attempt.id,
             actor=self.actor,
+            trace=telemetry.carrier(self),
         )
 
     def run(self) -> None:

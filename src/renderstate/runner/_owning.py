@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Final, Generic
 
+from renderstate import telemetry
 from renderstate.exceptions import (
     AttemptOwnedError,
     AttemptSupersededError,
@@ -98,7 +99,8 @@ def run(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
     with job_scope(state.adapter):
         if not job._begun and not begin(state, job):
             return
-        render(state, job)
+        with telemetry.rendering(job):
+            render(state, job)
 
 
 def job_scope(adapter: Adapter[ProjectT]) -> contextlib.AbstractContextManager[object]:
@@ -230,6 +232,7 @@ def handed_off(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
         raise RuntimeError(msg)
     let_go(state, job)  # its worker renews it (under its own token) once it has begun
     job._away = state.ledger
+    telemetry.handed_off(job)
     try:
         state.ledger.hand_off(job.attempt)
     except Exception:  # the spec is sent: a worker renders it regardless

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from renderstate import telemetry
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderStateError
@@ -105,6 +106,7 @@ def _recover_expired(
                 continue
             try:
                 submit(project, actor=recovered.attempt.actor)
+                telemetry.requeued(recovered.attempt.scope)
             except RenderStateError as exc:
                 logger.warning("could not re-queue project %s: %s", recovered.attempt, exc)
     return records

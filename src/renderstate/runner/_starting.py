@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from renderstate import telemetry
 from renderstate._jobs import JobSpec
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
@@ -109,8 +110,10 @@ def registered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> Iterat
             registry.jobs[key] = job
             job._registered = True
     try:
+        job._trail = telemetry.submitted(job)
         yield
-    except BaseException:
+    except BaseException as exc:
+        telemetry.refused(job, exc)
         if register_first:
             with registry.lock:
                 job._registered = False
@@ -153,6 +156,7 @@ def launch(
     state: RunnerState[ProjectT], job: RenderJob[ProjectT], started: TransitionRecord
 ) -> RenderJob[ProjectT]:
     """Tell the observers and hand the started job to the executor."""
+    telemetry.started(job)
     state.notify(started)
     if job._immediate:
         job.run()  # handles its own errors; an interrupt propagates after the FAILED save
@@ -263,6 +267,7 @@ def delivered(state: RunnerState[ProjectT], spec: JobSpec) -> RenderJob[ProjectT
         raise ProjectNotFoundError(project_key=spec.project_key)
     job = _job(state, project, attempt.output_path or spec.output_path, attempt.actor)
     job.attempt = attempt
+    job._trail = telemetry.delivered(job, spec)
     if not attempt.active:
         logger.info("attempt %s is already %s: nothing to render", attempt.id, attempt.state)
         stale = AttemptSupersededError(
