@@ -116,6 +116,22 @@ def test_a_completed_render_is_counted_and_traced_from_the_request_that_started_
     assert [event.name for event in span.events] == ["renderstate.begin"]
 
 
+def test_the_renderers_own_spans_nest_under_the_render_span(tmp_path: Path) -> None:
+    """While the renderer runs, in the executor's thread, the render's span is the current
+    one: a span the renderer starts (an asset fetch) is its child."""
+
+    def fetching(project: object, target: Path, progress: ProgressSink) -> None:
+        with trace.get_tracer("app").start_as_current_span("GET /assets/logo.png"):
+            target.write_bytes(b"A VIDEO")
+
+    with recording() as otel, RenderRunner(MemoryAdapter(), fetching, media_root=tmp_path) as r:
+        assert r.submit(MemoryProject()).wait(30) is Status.COMPLETED
+        [fetch] = otel.spans("GET /assets/logo.png")
+        [render] = otel.spans("renderstate.render")
+    assert fetch.parent is not None
+    assert fetch.parent.span_id == render.context.span_id
+
+
 def test_failures_are_counted_by_the_class_of_their_error(tmp_path: Path) -> None:
     """Each failed render counts under its error's class name (never its message); its span
     ends in error with the exception recorded."""
