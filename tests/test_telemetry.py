@@ -5,6 +5,7 @@ a job carries to another process; and with no SDK, or no OpenTelemetry at all, n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from otel_sdk import Recorded, recording, unset_providers
 from renderstate import RenderCancelledError, RenderConflictError, RenderJob, RenderRunner, Status
+from renderstate.adapters.memory import AsyncMemoryAdapter
 from renderstate.ledger import Ledger
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.runner import JobSpec
@@ -130,6 +132,32 @@ def test_the_renderers_own_spans_nest_under_the_render_span(tmp_path: Path) -> N
         [render] = otel.spans("renderstate.render")
     assert fetch.parent is not None
     assert fetch.parent.span_id == render.context.span_id
+
+
+def test_asubmit_traces_from_the_awaiting_tasks_span(tmp_path: Path) -> None:
+    """An async view's asubmit(): the render's span is the child of the span current in the
+    awaiting task, and the render is counted as a submit's is."""
+    runner = RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(frames=2),
+        media_root=tmp_path,
+        async_adapter=AsyncMemoryAdapter(),
+    )
+
+    async def view() -> tuple[RenderJob[MemoryProject], int]:
+        with trace.get_tracer("app").start_as_current_span("POST /export") as request:
+            job = await runner.asubmit(MemoryProject())
+        await asyncio.to_thread(job.wait, 30)
+        return job, request.get_span_context().span_id
+
+    with recording() as otel:
+        job, request_id = asyncio.run(view())
+        assert job.status is Status.COMPLETED
+        assert otel.value(COMPLETED) == 1
+        [span] = otel.spans("renderstate.render")
+    runner.shutdown()
+    assert span.parent is not None
+    assert span.parent.span_id == request_id
 
 
 def test_failures_are_counted_by_the_class_of_their_error(tmp_path: Path) -> None:
