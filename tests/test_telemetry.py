@@ -380,6 +380,7 @@ def test_a_spec_carries_its_trace_context_only_when_traced(tmp_path: Path) -> No
     traced = JobSpec(project_key="1", output_path="a.mp4", trace={"traceparent": "00-ab-cd-01"})
     assert JobSpec.from_dict(json.loads(json.dumps(traced.to_dict()))).trace == traced.trace
     assert traced == JobSpec(project_key="1", output_path="a.mp4"), "not part of its identity"
+    assert hash(traced) == hash(JobSpec(project_key="1", output_path="a.mp4"))
     with pytest.raises(ValueError, match=r"JobSpec.trace must be a mapping of strings"):
         JobSpec(project_key="1", output_path="a.mp4", trace={"traceparent": 7})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match=r"JobSpec.trace has 1 entries, or one longer than"):
