@@ -21,7 +21,16 @@ from renderstate.cli._store import Project
 from renderstate.runner.celery import register
 from renderstate.testing import FakeRenderer
 from renderstate.typing import ProgressSink
-from runner.celery_app import Settings, build_app, store_for
+
+# celery_app registers its own render task (a shared task, which every app finds under the
+# same name, the first one registered winning) when it sees its settings: hide them while
+# its helpers are imported, so this app's task is the one that runs.
+_hidden = os.environ.pop("RENDERSTATE_TEST_CELERY", None)
+try:
+    from runner.celery_app import Settings, build_app, store_for
+finally:
+    if _hidden is not None:
+        os.environ["RENDERSTATE_TEST_CELERY"] = _hidden
 
 OTEL = "RENDERSTATE_TEST_OTEL"
 
