@@ -21,6 +21,7 @@ from kombu import Connection
 from renderstate import RenderConflictError, RenderJob, RenderRunner, Status
 from renderstate.cli._store import Project
 from renderstate.ledger import AttemptState
+from renderstate.ledger._identity import parse_worker
 from renderstate.runner.celery import TASK_NAME, CeleryExecutor
 from runner.celery_app import Settings, build_app, store_for
 from runner.celery_workers import (
@@ -154,7 +155,7 @@ def test_a_worker_renders_a_submit_and_progress_is_readable_throughout(
         assert attempt.state is AttemptState.COMPLETED
         assert attempt.actor == "ann"
         assert attempt.worker is not None
-        assert attempt.worker.rsplit(":", 1)[1] != str(workers.started[0].pid), (
+        assert parse_worker(attempt.worker).pid != workers.started[0].pid, (
             "rendered in the pool's child process, not the parent"
         )
         # The worker removes its backup and private directory just after the commit that
@@ -227,20 +228,25 @@ class Watch:
         except BaseException as exc:  # reported by __exit__
             self.errors.append(exc)
 
-    def handover(self, dead_pid: int, taker_pid: int) -> float:
+    def handover(self, dead_pid: int, taker_pid: int, *, dead_at: float | None = None) -> float:
         """Check one owner at a time: the taker rendered only after the dead worker's last
-        lease ran out. Both must have been seen rendering; returns when the taker started."""
+        lease ran out (or, given ``dead_at``, after that time: the dead worker's process,
+        on this machine, was seen gone). Both must have been seen rendering; returns when
+        the taker started."""
         owners = [
             (t, live[0].worker, live[0].lease_expires_at)
             for t, _, live, _ in self.samples
             if live and live[0].worker is not None
         ]
-        dead = [o for o in owners if o[1].endswith(f":{dead_pid}")]
-        taken = [o for o in owners if o[1].endswith(f":{taker_pid}")]
+        dead = [o for o in owners if parse_worker(o[1]).pid == dead_pid]
+        taken = [o for o in owners if parse_worker(o[1]).pid == taker_pid]
         assert dead, "the first worker was seen rendering"
         assert taken, "the second worker was seen rendering"
         taken_at = min(t for t, _, _ in taken)
-        assert taken_at >= max(lease for _, _, lease in dead), "two owners at once"
+        if dead_at is not None:
+            assert taken_at >= dead_at, "two owners at once"
+        else:
+            assert taken_at >= max(lease for _, _, lease in dead), "two owners at once"
         return taken_at
 
 
@@ -280,7 +286,7 @@ def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at
         assert [a.state for a in attempts] == [AttemptState.COMPLETED, AttemptState.COMPLETED]
         redone = attempts[0]
         assert redone.id == job.attempt_id
-        assert redone.worker == f"{redone.worker.rsplit(':', 1)[0]}:{second.pid}"
+        assert parse_worker(redone.worker).pid == second.pid
         # Who renders the attempt at each sample (a queued attempt has no owner yet).
         assert watch.handover(first.pid, second.pid) >= killed_at
         assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
@@ -379,8 +385,8 @@ def test_recover_while_another_worker_renders_changes_only_the_stale_project(
             20,
             "both renders to start",
         )
-        victim = one if str(rendering_worker(stale)).endswith(f":{one.pid}") else two
-        assert not str(rendering_worker(alive)).endswith(f":{victim.pid}")
+        victim = one if parse_worker(str(rendering_worker(stale))).pid == one.pid else two
+        assert parse_worker(str(rendering_worker(alive))).pid != victim.pid
         victim.kill()
         time.sleep(settings.lease + 0.3)
         records = web.runner.recover_interrupted()
@@ -506,12 +512,13 @@ def test_rabbitmq_a_worker_renders_a_submit_and_progress_is_readable_throughout(
         assert job.wait(10) is Status.COMPLETED
 
 
-def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_at_once_and_waits_out_its_lease(
+def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_and_is_taken_over_at_once(
     tmp_path: Path, rabbit_settings: Settings
 ) -> None:
     """RabbitMQ requeues a dead consumer's message as soon as its connection drops, while
-    the dead worker's lease still runs: the new worker's begin is refused (no second
-    owner), the task retries after that lease, takes the attempt over and completes it."""
+    the dead worker's lease still runs: that worker ran on this machine and its process is
+    gone, so the new worker takes the attempt over at once (no retry, no lease to wait out,
+    never two owners) and completes it."""
     settings = replace(rabbit_settings, frames=300, frame_delay=0.03, lease=2.0)
     with workers_for(settings, tmp_path / "logs") as workers, web_for(settings) as web:
         first = workers.start("doomed")
@@ -523,13 +530,14 @@ def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_at_once_and_waits_out_its_
             # once, while the dead worker's lease still runs.
             second = workers.start("rescuer")
             assert web.frames_done(job) < 300, "the first worker is still rendering"
+            dead_at = web.ledger.now()  # killed from here on, so seen gone from here on
             first.kill()
             assert web.wait_ended(project, timeout=60) is Status.COMPLETED, web.attempts(project)
         (attempt,) = web.attempts(project)
         assert attempt.worker is not None
-        assert attempt.worker.endswith(f":{second.pid}")
-        assert "looking again in" in second.output(), "redelivered while the lease ran"
-        watch.handover(first.pid, second.pid)
+        assert parse_worker(attempt.worker).pid == second.pid
+        assert "looking again in" not in second.output(), "taken over without a retry"
+        watch.handover(first.pid, second.pid, dead_at=dead_at)
         final = web.runner.file_path(project)
         assert complete_fake_video(final, 300)
         assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]

@@ -16,6 +16,7 @@ import redis
 from renderstate import Status
 from renderstate.cli._store import Store
 from renderstate.ledger import AttemptState
+from renderstate.ledger._identity import parse_worker
 from runner.celery_workers import REDIS_URL, Workers, new_settings, redis_reachable
 
 pytestmark = [
@@ -76,7 +77,7 @@ def test_a_worker_started_from_the_command_line_renders_a_sent_timeline(
             assert attempt is not None
             assert attempt.state is AttemptState.COMPLETED
             assert attempt.worker is not None
-            assert attempt.worker.endswith(f":{worker.pid}")
+            assert parse_worker(attempt.worker).pid == worker.pid
             final = media / "projects" / project.id / "final.mp4"
             assert final.read_bytes().startswith(b"FAKE VIDEO")
         finally:

@@ -21,6 +21,7 @@ from adapters.test_django import database_settings, use_database
 from renderstate import RenderRunner, Status
 from renderstate.adapters.django import DjangoAdapter
 from renderstate.ledger import AttemptState, Ledger
+from renderstate.ledger._identity import parse_worker
 from renderstate.ledger.django import DjangoAttemptStore
 from renderstate.runner.celery import CeleryExecutor
 from runner.celery_workers import REDIS_URL, new_settings, redis_reachable, workers_for
@@ -124,5 +125,5 @@ def test_a_django_project_renders_on_a_worker_that_loads_it_by_its_model_label(
         assert attempt.state is AttemptState.COMPLETED
         assert attempt.actor == "ann"
         assert attempt.worker is not None
-        assert attempt.worker.rsplit(":", 1)[1] != str(worker.pid), "a pool child rendered it"
+        assert parse_worker(attempt.worker).pid != worker.pid, "a pool child rendered it"
     runner.shutdown()

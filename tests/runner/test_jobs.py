@@ -20,6 +20,7 @@ from renderstate import RenderRunner, Status
 from renderstate.cli._store import Project, Store
 from renderstate.exceptions import AttemptSupersededError, ProjectNotFoundError
 from renderstate.ledger import AttemptState, Ledger
+from renderstate.ledger._identity import parse_worker
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.runner import JobSpec, Phase, RenderJob
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
@@ -492,7 +493,7 @@ def test_execute_in_a_real_child_process(web: Store, url: str, tmp_path: Path) -
     attempt = web.ledger.get(job.attempt_id)  # type: ignore[arg-type]
     assert attempt is not None
     assert attempt.worker is not None
-    assert attempt.worker.endswith(f":{first['pid']}")
+    assert parse_worker(attempt.worker).pid == first["pid"]
     second = child()
     assert second["status"] == "COMPLETED"
     assert second["error"] == "AttemptSupersededError"

@@ -15,6 +15,7 @@ from renderstate.cli._common import (
     open_store,
     refuse_to_render,
 )
+from renderstate.ledger._owners import worker_label
 from renderstate.runner import RenderRunner
 
 
@@ -65,12 +66,13 @@ def recover_command(args: argparse.Namespace) -> int:
                 console.print(
                     f"  {project.id}: attempt {attempt_label(number, attempt.id)} "
                     f"{attempt.state} on "
-                    f"{attempt.worker or 'a queue'}, lease until "
+                    f"{worker_label(attempt.worker) if attempt.worker else 'a queue'}, lease until "
                     f"{attempt.lease_expires_at and _clock(attempt.lease_expires_at)}"
                 )
             console.print(
                 f"No project was recovered: {len(alive)} render(s) still hold a lease. A "
-                f"render whose process died is recovered once its lease expires."
+                f"render whose process died on this machine is recovered at once; on "
+                f"another machine, once its lease expires."
             )
             return EXIT_OK
         console.print("No project was left PROCESSING.")

@@ -29,6 +29,7 @@ from renderstate.cli._common import (
 )
 from renderstate.cli._progress import Cancellable, follow, watch
 from renderstate.cli._store import Project, Store, StoreError
+from renderstate.ledger._owners import worker_label
 from renderstate.rendering.timeline import Timeline, _read_timeline_file, parse_timeline
 from renderstate.runner import RenderJob, RenderRunner
 
@@ -217,7 +218,8 @@ def _send(
         final = runner.file_path(project)
     attempt = store.current_attempt(project)
     if status is Status.COMPLETED:
-        worker = "" if attempt is None else f" by {attempt.worker}"
+        by = None if attempt is None or attempt.worker is None else worker_label(attempt.worker)
+        worker = "" if by is None else f" by {by}"
         console.print(f"[green]COMPLETED[/]{worker}: {final.resolve()} ({file_summary(final)})")
         return EXIT_OK
     error = "" if attempt is None else f": {escape(str(attempt.error))}"

@@ -26,6 +26,7 @@ from renderstate.cli._common import (
 )
 from renderstate.cli._store import Project
 from renderstate.exceptions import UnknownStatusError
+from renderstate.ledger._owners import worker_label
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -161,7 +162,7 @@ def _attempt_text(attempt: Attempt, number: int | None) -> str:
     if attempt.active:
         text += f", {attempt.phase} {attempt.fraction:.0%}"
         if attempt.worker:
-            text += f" on {attempt.worker}"
+            text += f" on {worker_label(attempt.worker)}"
     elif attempt.rendering_seconds is not None:
         text += f" after {attempt.rendering_seconds:.1f} s"
     if attempt.actor:

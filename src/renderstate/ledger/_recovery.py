@@ -3,7 +3,9 @@
 :meth:`Ledger.recover <renderstate.ledger.Ledger.recover>` is this module's
 :func:`recover`: safe at any time, in any process, while others render, because each
 candidate is re-checked (state and lease) under its row lock in the transaction that fails
-its project.
+its project. An attempt whose owner is a process of this machine that is gone
+(:func:`~renderstate.ledger._owners.dead_owner`) is failed at once, its lease unexpired:
+it is re-checked under its owner token instead, which no live process holds.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from renderstate import telemetry
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState
@@ -20,17 +22,24 @@ from renderstate._lifecycle import ProjectLifecycle
 from renderstate._observers import describe_error
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import InvalidTransitionError, RenderInterruptedError
-from renderstate.ledger._owners import host_of
+from renderstate.ledger._owners import dead_owner, host_of
 from renderstate.typing import Adapter, ProjectLoader, ProjectT
 
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
-__all__ = ["INTERRUPTED", "Recovered", "clean_up", "recover"]
+__all__ = ["DIED", "INTERRUPTED", "Recovered", "clean_up", "recover"]
 
 logger = logging.getLogger("renderstate.ledger")
 
 INTERRUPTED: Final = "its lease expired: the process rendering it died or stopped renewing it"
+DIED: Final = "the process rendering it on this machine ({worker}) is gone: it died or was killed"
+"""The reason recorded for an attempt failed before its lease expired, its process gone."""
+
+_RENDERING: Final = frozenset({AttemptState.RENDERING})
+_EVERY_LEASE: Final = 10 * 365 * 86400.0
+"""Seconds ahead within which every live lease expires: listing the attempts whose lease
+expires before then lists them all, with the store's one query for expired leases."""
 
 
 class Recovered(NamedTuple):
@@ -58,12 +67,14 @@ def recover(
     """Fail the projects whose live attempt's lease expired; see :meth:`Ledger.recover`."""
     found: list[Recovered] = []
     here = socket.gethostname()
-    for attempt in ledger.store.expired(ledger._time(), scope=loader.scope):
+
+    def end(attempt: Attempt, fence: dict[str, Any], reason: str) -> None:
+        """Mark ``attempt`` interrupted if it still matches ``fence``; fail its project."""
         now = ledger._time()
         project = loader(attempt.project_key)
         # The reason as every other failure's is recorded, "<class>: <message>", so that
         # runner.error() reads one format whoever failed the attempt.
-        error = RenderInterruptedError(project_key=attempt.project_key, reason=INTERRUPTED)
+        error = RenderInterruptedError(project_key=attempt.project_key, reason=reason)
         ended = {
             "state": AttemptState.INTERRUPTED,
             "finished_at": now,
@@ -73,8 +84,8 @@ def recover(
         record: TransitionRecord | None = None
         local = host_of(attempt.worker) in (None, here)
         if project is None:
-            if not ledger.store.update(attempt.id, ended, states=ACTIVE_STATES, lease_before=now):
-                continue
+            if not ledger.store.update(attempt.id, ended, **fence):
+                return
             clean_up(cleanup if local else None, attempt)
         else:
             lifecycle = ProjectLifecycle(
@@ -85,10 +96,8 @@ def recover(
                 values=values,
             )
             with ledger._atomic(lifecycle):
-                if not ledger.store.update(
-                    attempt.id, ended, states=ACTIVE_STATES, lease_before=now
-                ):
-                    continue  # renewed (or finished) since it was listed: alive
+                if not ledger.store.update(attempt.id, ended, **fence):
+                    return  # renewed (or finished, or taken over) since it was listed
                 try:
                     record = lifecycle.fail(error)
                 except InvalidTransitionError:
@@ -98,14 +107,26 @@ def recover(
                 # the clean-up (all of the final video's temporary files) would remove.
                 clean_up(cleanup if local else None, attempt)
         logger.warning(
-            "render attempt %s of %s %s was interrupted (lease expired%s)",
+            "render attempt %s of %s %s was interrupted (%s%s)",
             attempt.id,
             attempt.scope,
             attempt.project_key,
+            "lease expired" if reason is INTERRUPTED else "its process is gone",
             f", worker {attempt.worker}" if attempt.worker else "",
         )
         telemetry.recovered(attempt.scope)
         found.append(Recovered(attempt, record, local))
+
+    expired = ledger.store.expired(ledger._time(), scope=loader.scope)
+    for attempt in expired:
+        end(attempt, {"states": ACTIVE_STATES, "lease_before": ledger._time()}, INTERRUPTED)
+    listed = {attempt.id for attempt in expired}
+    for attempt in ledger.store.expired(ledger._time() + _EVERY_LEASE, scope=loader.scope):
+        if attempt.id not in listed and dead_owner(attempt):
+            # Its lease still runs, but no process renews it: fenced by its owner token
+            # and worker, so a takeover since it was listed (another owner) is left alone.
+            fence = {"states": _RENDERING, "owner": attempt.owner, "worker": attempt.worker}
+            end(attempt, fence, DIED.format(worker=attempt.worker))
     return found
 
 

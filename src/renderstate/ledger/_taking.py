@@ -1,10 +1,11 @@
 """Beginning an attempt: one owner at a time, a fresh owner token, and takeovers.
 
 :meth:`Ledger.begin <renderstate.ledger.Ledger.begin>` is this module's :func:`begin`. It
-takes a queued attempt, or a rendering one whose lease expired (its owner died or stalled),
-each with one conditional ``UPDATE`` that records a fresh owner token; a live owner's
-attempt is refused. A takeover cleans up after the previous owner only when that owner is
-really gone (:func:`~renderstate.ledger._owners.owner_gone`).
+takes a queued attempt, or a rendering one whose lease expired (its owner died or stalled)
+or whose owner is a process of this machine that is gone, each with one conditional
+``UPDATE`` that records a fresh owner token; a live owner's attempt is refused. A
+takeover cleans up after the previous owner only when that owner is really gone
+(:func:`~renderstate.ledger._owners.owner_gone`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from renderstate._attempts import Attempt, AttemptState
 from renderstate.exceptions import AttemptOwnedError
 from renderstate.ledger._checks import check_owner, check_text
 from renderstate.ledger._fencing import superseded
-from renderstate.ledger._owners import holding, new_owner, owner_gone, release, this_worker
+from renderstate.ledger._owners import (
+    expire_dead_owner,
+    holding,
+    new_owner,
+    owner_gone,
+    release,
+    this_worker,
+)
 from renderstate.ledger._recovery import clean_up
 
 if TYPE_CHECKING:
@@ -67,10 +75,14 @@ def begin(
             release(token)
             raise superseded(ledger.store, attempt)
         if seen is not None and seen.state is AttemptState.RENDERING:
-            if ledger.store.update(attempt.id, values, states=_RENDERING, lease_before=now):
+            if ledger.store.update(attempt.id, values, states=_RENDERING, lease_before=now) or (
+                # Its process, on this machine, is gone: its lease ends now, not later.
+                expire_dead_owner(ledger.store, seen, now)
+                and ledger.store.update(attempt.id, values, states=_RENDERING, lease_before=now)
+            ):
                 logger.warning(
                     "render attempt %s of %s %s: its worker %s stopped renewing its "
-                    "lease; %s takes it over",
+                    "lease or died; %s takes it over",
                     attempt.id,
                     seen.scope,
                     seen.project_key,
