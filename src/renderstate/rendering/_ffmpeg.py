@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from renderstate._children import popen
 from renderstate.rendering._frames import SceneFrames, frame_function
 from renderstate.rendering.timeline import Timeline
 from renderstate.typing import ProgressSink
@@ -79,7 +80,7 @@ class Background:
 
     def __init__(self, command: list[str], *, cwd: Path | None = None) -> None:
         self._errors: deque[bytes] = deque(maxlen=50)
-        self._process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
+        self._process = popen(  # dies with this thread: see renderstate._children
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -136,7 +137,7 @@ def pipe(
     frames = SceneFrames(timeline, width, height)
     frame_at = frame_function(timeline, frames)
     errors: deque[bytes] = deque(maxlen=50)
-    process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
+    process = popen(  # dies with this thread: see renderstate._children
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert process.stdin is not None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from renderstate._children import run
 from renderstate.exceptions import RenderOutputError
 from renderstate.rendering.timeline import TimelineError
 
@@ -30,7 +31,7 @@ _FRAMES = re.compile(r"frame=\s*(\d+)")
 
 def _ffmpeg(*args: str) -> subprocess.CompletedProcess[str]:
     # The binary is moviepy's own (imageio-ffmpeg); the file is passed as one argument.
-    return subprocess.run(  # noqa: S603
+    return run(  # dies with this thread: see renderstate._children
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
         capture_output=True,
         text=True,

@@ -31,6 +31,7 @@ from renderstate.rendering._clips import close_clip, user_clip
 from renderstate.rendering._encode import encode_timeline
 from renderstate.rendering._fonts import verify_text
 from renderstate.rendering._frames import verify_images
+from renderstate.rendering._guarded import dying_with_this_thread
 from renderstate.rendering._inputs import Inputs
 from renderstate.rendering._media import check_video
 from renderstate.rendering._scratch import Scratch
@@ -280,6 +281,7 @@ class MoviePyRenderer:
             fps = getattr(project, self.fps_attribute, None) or DEFAULT_FPS
         return check_output_format(width, height, fps, limits=self.limits)
 
+    @dying_with_this_thread  # moviepy's ffmpeg processes die with the render
     def __call__(self, project: Any, target: Path, progress: ProgressSink = no_progress) -> None:
         """Render ``project`` into ``target`` (a path ending in ``.mp4``).
 

@@ -1,0 +1,132 @@
+"""Child processes die with the thread that started them (PR_SET_PDEATHSIG), and moviepy's
+own children do so only inside a render."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import types
+
+import pytest
+
+from renderstate import _children
+from renderstate._children import guard_modules, guarding, popen
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's"
+)
+
+SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def _started_in_a_thread(start: object) -> subprocess.Popen[bytes]:
+    """Start a child from a thread that then ends, without waiting for it."""
+    started: list[subprocess.Popen[bytes]] = []
+    thread = threading.Thread(target=lambda: started.append(start(SLEEP)))  # type: ignore[operator]
+    thread.start()
+    thread.join()
+    return started[0]
+
+
+def _ended_by_sigkill(child: subprocess.Popen[bytes]) -> bool:
+    try:
+        return child.wait(timeout=20) == -signal.SIGKILL
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        return False
+
+
+def test_a_child_dies_with_the_thread_that_started_it() -> None:
+    """popen()'s child is sent SIGKILL when the thread that started it ends: that is why
+    every caller waits for its child in the thread that started it."""
+    assert _ended_by_sigkill(_started_in_a_thread(popen))
+
+
+def test_a_plain_child_outlives_its_thread() -> None:
+    """Without the guard, the child outlives the thread (what the guard changes)."""
+    child = _started_in_a_thread(subprocess.Popen)
+    try:
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_child_whose_parent_already_changed_kills_itself() -> None:
+    """The parent may die between the fork and the prctl: the child then finds another
+    parent (getppid) and kills itself instead of running on unwatched."""
+    script = textwrap.dedent(
+        """
+        import os, signal
+        from renderstate._children import die_with_parent
+
+        preexec = die_with_parent()  # prepared for this process as the parent
+        assert preexec is not None
+        preexec_runs_in_the_right_child = os.fork()
+        if preexec_runs_in_the_right_child == 0:
+            preexec()
+            os._exit(0)
+        _, status = os.waitpid(preexec_runs_in_the_right_child, 0)
+        print("own child", os.waitstatus_to_exitcode(status))
+        middle = os.fork()
+        if middle == 0:
+            # A grandchild: its parent is not the one preexec was prepared for.
+            orphan = os.fork()
+            if orphan == 0:
+                preexec()
+                os._exit(0)
+            _, status = os.waitpid(orphan, 0)
+            os._exit(0 if os.waitstatus_to_exitcode(status) == -signal.SIGKILL else 1)
+        _, status = os.waitpid(middle, 0)
+        print("other parent", os.waitstatus_to_exitcode(status))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split("\n")[:2] == ["own child 0", "other parent 0"], done
+
+
+def test_moviepy_style_modules_guard_only_inside_a_render() -> None:
+    """guard_modules() rebinds a module's own ``sp``: inside guarding() (a render) its
+    children die with the thread; outside, they are started as before, and the
+    subprocess module itself is untouched."""
+    module = types.ModuleType("fake_moviepy_io")
+    module.sp = subprocess  # type: ignore[attr-defined]
+    guard_modules(module)
+    assert module.sp is not subprocess  # type: ignore[attr-defined]
+    assert module.sp.PIPE == subprocess.PIPE  # type: ignore[attr-defined]
+    assert subprocess.Popen is not module.sp.Popen  # type: ignore[attr-defined]
+
+    def inside(command: list[str]) -> subprocess.Popen[bytes]:
+        with guarding():
+            return module.sp.Popen(command)  # type: ignore[attr-defined,no-any-return]
+
+    assert _ended_by_sigkill(_started_in_a_thread(inside))
+    outside = _started_in_a_thread(module.sp.Popen)  # type: ignore[attr-defined]
+    try:
+        assert outside.poll() is None
+    finally:
+        outside.kill()
+        outside.wait()
+
+
+def test_the_moviepy_renderer_guards_moviepy_s_own_ffmpeg_modules() -> None:
+    """Importing the renderer gives moviepy's readers and writers the guarded Popen."""
+    pytest.importorskip("moviepy")
+    import moviepy.audio.io.readers  # noqa: PLC0415
+    import moviepy.video.io.ffmpeg_reader  # noqa: PLC0415
+    import moviepy.video.io.ffmpeg_writer  # noqa: PLC0415
+
+    import renderstate.rendering.moviepy  # noqa: F401, PLC0415
+
+    for module in (
+        moviepy.audio.io.readers,
+        moviepy.video.io.ffmpeg_reader,
+        moviepy.video.io.ffmpeg_writer,
+    ):
+        assert module.sp.Popen is _children._Popen, module
