@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import types
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,33 @@ def test_the_moviepy_renderer_guards_moviepy_s_own_ffmpeg_modules() -> None:
         moviepy.video.io.ffmpeg_writer,
     ):
         assert module.sp.Popen is _children._Popen, module
+
+
+def test_in_a_subinterpreter_children_start_unguarded(tmp_path: Path) -> None:
+    """A subinterpreter (mod_wsgi's default for each app) refuses any preexec_fn: the
+    renderer's ffmpeg would not start at all. There, children start as before."""
+    testcapi = pytest.importorskip("_testcapi")
+    out = tmp_path / "out.txt"
+    code = textwrap.dedent(
+        f"""
+        import subprocess, sys
+        sys.path[:0] = {sys.path!r}
+        try:
+            subprocess.run(["true"], preexec_fn=lambda: None)
+            plain = "allowed"
+        except RuntimeError:
+            plain = "refused"
+        from renderstate._children import guard_modules, guarding, popen, run
+        import types
+        module = types.ModuleType("fake_moviepy_io")
+        module.sp = subprocess
+        guard_modules(module)
+        with guarding():
+            moviepy_like = module.sp.Popen(["true"]).wait()
+        started = popen(["true"]).wait()
+        ran = run(["true"], check=True).returncode
+        open({str(out)!r}, "w").write(f"{{plain}} {{started}} {{ran}} {{moviepy_like}}")
+        """
+    )
+    assert testcapi.run_in_subinterp(code) == 0
+    assert out.read_text() == "refused 0 0 0"

@@ -80,14 +80,26 @@ def die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
+def _guarded(start: Callable[..., R], *args: Any, **options: Any) -> R:
+    """``start(*args, preexec_fn=..., **options)``, or without it where it is refused."""
+    try:
+        return start(*args, preexec_fn=die_with_parent(), **options)
+    except RuntimeError as exc:
+        # A subinterpreter (mod_wsgi's default) refuses any preexec_fn, before forking:
+        # start the child unguarded rather than not at all.
+        if "preexec_fn" not in str(exc):
+            raise
+        return start(*args, **options)
+
+
 def popen(command: list[str], **options: Any) -> subprocess.Popen[Any]:
     """``subprocess.Popen(command, **options)``, its child dying with this thread."""
-    return subprocess.Popen(command, preexec_fn=die_with_parent(), **options)  # noqa: PLW1509, S603 - see the module docstring; a fixed argument list, no shell
+    return _guarded(subprocess.Popen, command, **options)
 
 
 def run(command: list[str], **options: Any) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run(command, **options)``, its child dying with this thread."""
-    return subprocess.run(command, preexec_fn=die_with_parent(), **options)  # noqa: S603, PLW1510 - as popen; check= is the caller's
+    return _guarded(subprocess.run, command, **options)
 
 
 _inside = threading.local()
@@ -120,8 +132,9 @@ class _Popen(subprocess.Popen[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if getattr(_inside, "depth", 0) and kwargs.get("preexec_fn") is None:
-            kwargs["preexec_fn"] = die_with_parent()
-        super().__init__(*args, **kwargs)
+            _guarded(super().__init__, *args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
 
 
 def guard_modules(*modules: types.ModuleType) -> None:

@@ -204,7 +204,8 @@ def recover_interrupted(
 
     With a ledger, pass ``ledger`` and ``loader`` instead of ``projects``: it is
     :meth:`renderstate.ledger.Ledger.recover`, safe at any time in any process, failing
-    only projects whose attempt's lease expired.
+    only projects whose attempt's lease expired, or whose process on this machine is gone
+    (at once, see "A dead process on this machine is seen at once").
 
     Args:
         adapter: The projects' adapter.

@@ -70,6 +70,20 @@ def ffmpeg_children(parent: int) -> dict[int, list[str]]:
     return found
 
 
+_RENDERS: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_render_left() -> Iterator[None]:
+    """A render child still running when a test ends (it failed early) is killed."""
+    yield
+    while _RENDERS:
+        process = _RENDERS.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 class Render:
     """The child process rendering the project, stopped for good at a chosen moment."""
 
@@ -80,6 +94,7 @@ class Render:
             stderr=subprocess.PIPE,
             text=True,
         )
+        _RENDERS.append(self.process)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if line.strip() != "ready":
