@@ -4,7 +4,8 @@
 (one JSON line), then follow the handed-off job to its end through the ledger and print its
 status and every progress fraction it saw. ``deliver SPEC N``: enqueue one more delivery of a
 job spec (the N-th of its chain) and print what the task returned and how many tasks the
-queue has had.
+queue has had. ``cancel KEY REASON``: cancel the project's render from this process, which
+has no job of it, and print what ``runner.cancel()`` answered.
 """
 
 from __future__ import annotations
@@ -67,8 +68,16 @@ def deliver(spec: dict[str, Any], delivery: int) -> None:
         emit({"status": result.status, "returned": result.return_value, "tasks": tasks})
 
 
+def cancel(key: str, reason: str) -> None:
+    runner = make_runner(DjangoTasksExecutor(queue_name=QUEUE))
+    emit({"cancelled": runner.cancel(Project.objects.get(pk=key), reason)})
+    runner.shutdown()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "submit":
         submit(sys.argv[2])
+    elif sys.argv[1] == "cancel":
+        cancel(sys.argv[2], sys.argv[3])
     else:
         deliver(json.loads(sys.argv[2]), int(sys.argv[3]))

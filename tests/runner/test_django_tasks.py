@@ -455,6 +455,44 @@ def test_a_db_worker_stopped_twice_mid_render_fails_it_and_keeps_the_previous_vi
     only_final(final)
 
 
+def test_a_render_on_a_db_worker_is_cancelled_from_another_web_process(site: Site) -> None:
+    """A re-render runs on a `db_worker`; a web process with no job of it cancels it through
+    the ledger: the worker stops at its next heartbeat, the render ends FAILED as cancelled
+    with the reason given, the previous video byte-identical and nothing else beside it; a
+    second cancel finds nothing to cancel."""
+    first = site.worker("w1")
+    key = site.project()
+    web = site.web("submit", key)
+    web.line()
+    assert web.line()["status"] == "COMPLETED"
+    final = site.final(key)
+    previous = digest(final)
+    site.test["frames"] = 400  # 20 s: cancelled long before its end
+    site.worker("w2")  # renders with the new setting
+    first.stop()
+    rerender = site.web("submit", key)
+    attempt_id = rerender.line()["attempt"]
+    wait_for(
+        lambda: (site.ledger.get(attempt_id) or Attempt(0, "", "", AttemptState.QUEUED)).done > 5,
+        30,
+        "the render",
+    )
+    other = site.web("cancel", key, "the editor changed the timeline")
+    assert other.line() == {"cancelled": True}
+    ended = rerender.line()
+    assert ended["status"] == "FAILED", ended
+    attempt = site.ledger.get(attempt_id)
+    assert attempt is not None
+    assert attempt.state is AttemptState.FAILED
+    assert "cancelled: the editor changed the timeline" in (attempt.error or ""), attempt.error
+    assert attempt.done < 400
+    assert site.status(key) == "FAILED"
+    assert digest(final) == previous
+    only_final(final)
+    again = site.web("cancel", key, "twice")
+    assert again.line() == {"cancelled": False}
+
+
 @pytest.mark.parametrize("site", BACKEND_PARAMS[:1], indirect=True)
 def test_a_backend_that_cannot_defer_is_refused_before_anything_starts(site: Site) -> None:
     """The takeover of a dead worker's render needs ``run_after``: an executor on a backend
