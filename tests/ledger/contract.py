@@ -547,6 +547,31 @@ class LedgerContract:
         assert not {b.id for b in begun.values()} & {r.attempt.id for r in again}
         assert harness.row(keys["gone"])["status"] == harness.literal(Status.PROCESSING)
 
+    def test_an_update_fenced_by_a_column_it_also_sets_writes_the_new_value(
+        self, harness: LedgerHarness
+    ) -> None:
+        """A takeover is fenced by the old owner and worker and writes new ones in the same
+        UPDATE: the store writes the new values, matches only the old ones, and a second
+        update fenced by the old owner finds nothing."""
+        ledger = ledger_for(harness, Clock())
+        key = harness.insert()
+        _, queued = ledger.start(harness.lifecycle(harness.load(key)))
+        begun = ledger.begin(queued, worker="here:1")
+        assert begun.owner is not None
+        store = ledger.store
+        states = {AttemptState.RENDERING}
+        new = {"owner": "b" * 32, "worker": "here:2"}
+        assert store.update(begun.id, new, states=states, owner=begun.owner, worker="here:1")
+        stored = store.get(begun.id)
+        assert stored is not None
+        assert (stored.owner, stored.worker) == ("b" * 32, "here:2")
+        again = {"owner": "c" * 32, "worker": "here:3"}
+        assert not store.update(begun.id, again, states=states, owner=begun.owner)
+        assert not store.update(begun.id, again, states=states, worker="here:1")
+        stored = store.get(begun.id)
+        assert stored is not None
+        assert (stored.owner, stored.worker) == ("b" * 32, "here:2")
+
     def test_a_worker_whose_attempt_was_taken_over_is_fenced(self, harness: LedgerHarness) -> None:
         """Worker A stalls past its lease (a long GC pause, a stopped VM) and B takes the
         attempt over. When A wakes, it no longer owns the attempt: its heartbeat answers

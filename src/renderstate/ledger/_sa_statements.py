@@ -73,8 +73,10 @@ def insert_finding_live(table: Table, dialect: Dialect, timed: frozenset[str]) -
 def update_statement(table: Table, dialect: Dialect, shape: UpdateShape) -> Update:
     """The store's ``UPDATE`` of that shape, every value a parameter.
 
-    The parameters are ``rs_<column>``, ``rs_id``, ``rs_lease``, ``rs_worker`` and
-    ``rs_owner``.
+    The parameters are ``rs_<column>`` for the values set, and ``rs_id``, ``rs_if_lease``,
+    ``rs_if_worker`` and ``rs_if_owner`` for the fences: a fence on a column the same
+    statement also sets (a takeover fenced by the old owner that writes a new one) needs a
+    parameter of its own, or both would be bound to one value.
     A heartbeat, a begin and an end each send the same few shapes again and again, so the
     store builds, keys and compiles each once, not once per call.
     """
@@ -86,11 +88,11 @@ def update_statement(table: Table, dialect: Dialect, shape: UpdateShape) -> Upda
 
     where = [c.id == bindparam("rs_id", type_=c.id.type), c.state.in_(shape.states)]
     if shape.lease is not None:
-        where.append(c.lease_expires_at < value("rs_lease", Double(), shape.lease))
+        where.append(c.lease_expires_at < value("rs_if_lease", Double(), shape.lease))
     if shape.worker:
-        where.append(c.worker == bindparam("rs_worker", type_=c.worker.type))
+        where.append(c.worker == bindparam("rs_if_worker", type_=c.worker.type))
     if shape.owner:
-        where.append(c.owner == bindparam("rs_owner", type_=c.owner.type))
+        where.append(c.owner == bindparam("rs_if_owner", type_=c.owner.type))
     if shape.uncancelled:
         where.append(c.cancel_requested_at.is_(None))
     sets = {name: value(f"rs_{name}", c[name].type, timed) for name, timed in shape.values}

@@ -312,7 +312,7 @@ class SQLAlchemyAttemptStore:
             for name, value in stored.items()
         }
         params["rs_id"] = attempt_id
-        fences = {"rs_lease": lease_before, "rs_worker": worker, "rs_owner": owner}
+        fences = {"rs_if_lease": lease_before, "rs_if_worker": worker, "rs_if_owner": owner}
         for name, fence in fences.items():
             if fence is not None:
                 params[name] = fence.seconds if isinstance(fence, DatabaseTime) else fence
