@@ -27,6 +27,7 @@ from adapters.conftest import BACKEND_PARAMS
 from adapters.databases import Target, create, drop
 from adapters.test_django import database_settings, use_database
 from renderstate.ledger import Attempt, AttemptState, Ledger
+from renderstate.ledger._identity import parse_worker
 from renderstate.ledger.django import DjangoAttemptStore
 
 pytestmark = [pytest.mark.slow]
@@ -260,20 +261,21 @@ class Watch:
         finally:
             connections[self.site.alias].close()
 
-    def handover(self, dead_pid: int, taker_pid: int) -> float:
-        """Check one owner at a time: the taker began only after the dead worker's last
-        lease ran out. Both must have been seen rendering; returns when the taker began."""
+    def handover(self, dead_pid: int, taker_pid: int, *, dead_at: float) -> float:
+        """Check one owner at a time: the taker began only after the dead worker was killed
+        (a dead process of this machine is seen gone at once, without waiting out its
+        lease). Both must have been seen rendering; returns when the taker began."""
         owners = [
             (t, live[0].worker, live[0].lease_expires_at)
             for t, live, _ in self.samples
             if live and live[0].worker is not None
         ]
-        dead = [o for o in owners if o[1].endswith(f":{dead_pid}")]
-        taken = [o for o in owners if o[1].endswith(f":{taker_pid}")]
+        dead = [o for o in owners if parse_worker(o[1]).pid == dead_pid]
+        taken = [o for o in owners if parse_worker(o[1]).pid == taker_pid]
         assert dead, "the first worker was seen rendering"
         assert taken, "the second worker was seen rendering"
         taken_at = min(t for t, _, _ in taken)
-        assert taken_at >= max(lease for _, _, lease in dead), "two owners at once"
+        assert taken_at >= dead_at, "two owners at once"
         return taken_at
 
 
@@ -289,13 +291,16 @@ def only_final(final: Path) -> None:
 def pid_of(attempt: Attempt | None) -> int:
     assert attempt is not None
     assert attempt.worker is not None
-    return int(attempt.worker.rsplit(":", 1)[1])
+    pid = parse_worker(attempt.worker).pid
+    assert pid is not None, attempt.worker
+    return pid
 
 
 def test_db_workers_render_and_take_over_the_render_of_a_sigkilled_one(site: Site) -> None:
     """A submit renders on a `db_worker`, the web process following its progress; then a
-    re-render's worker is SIGKILLed: the other takes the attempt over once its lease ran
-    out and completes it, one completed attempt, the old video intact until replaced."""
+    re-render's worker is SIGKILLed: the other takes the attempt over (at once: the dead
+    process is on this machine) and completes it, one completed attempt, the old video
+    intact until replaced."""
     workers = [site.worker("w1"), site.worker("w2")]
     key = site.project()
 
@@ -325,8 +330,8 @@ def test_db_workers_render_and_take_over_the_render_of_a_sigkilled_one(site: Sit
         doomed_pid = pid_of(site.ledger.get(attempt_id))
         (doomed,) = [w for w in workers if w.pid == doomed_pid]
         (survivor,) = [w for w in workers if w is not doomed]
+        killed_at = site.ledger.now()  # before the kill: nobody may take over earlier
         doomed.kill()
-        killed_at = site.ledger.now()
         assert digest(final) == previous, "the previous video is intact after the kill"
         assert site.status(key) == "PROCESSING"
         ended = rerender.line()
@@ -339,7 +344,7 @@ def test_db_workers_render_and_take_over_the_render_of_a_sigkilled_one(site: Sit
     redone = attempts[0]
     assert redone.id == attempt_id
     assert pid_of(redone) == survivor.pid
-    assert watch.handover(doomed.pid, survivor.pid) >= killed_at
+    assert watch.handover(doomed.pid, survivor.pid, dead_at=killed_at) >= killed_at
     # The publish journal's backup of the previous video goes once the end has committed.
     only_final(final)
 
