@@ -3,6 +3,7 @@
 Usage:
     python directory_child.py runner URL MEDIA KEY MODE
     python directory_child.py recover URL MEDIA KEY MODE
+    python directory_child.py standalone URL MEDIA KEY MODE
     python directory_child.py takeover URL MEDIA KEY
     python directory_child.py reader MEDIA KEY STOP
 
@@ -16,6 +17,10 @@ every file and sync system call in turn.
 ``recover`` is what the app runs after a crash, in a fresh process, through the public
 API alone: ``RenderRunner.recover_interrupted()`` (with a ledger, with a clock past every
 lease; without one, given the project); it prints the row and the output as JSON.
+
+``standalone`` is the same for an app with no runner: ``renderstate.recovery.recover_interrupted``
+(with MODE ``ledger``: the ledger and its loader, with a clock past every lease; otherwise
+given the project), told where the output is by ``final_file``.
 
 ``takeover`` is a redelivered task (Celery's ``acks_late``) in a fresh process: with a
 clock past the lease, ``runner.execute(spec)`` of the dead attempt takes it over and
@@ -43,6 +48,7 @@ from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.cli._store import ATTEMPTS, Project
 from renderstate.ledger import Ledger
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
+from renderstate.recovery import recover_interrupted
 from renderstate.runner import JobSpec, OnProgress, own_path
 from renderstate.testing import InlineExecutor
 
@@ -184,6 +190,18 @@ def recover(url: str, media: str, key: str, mode: str) -> None:
     store.close()
 
 
+def standalone(url: str, media: str, key: str, mode: str) -> None:
+    store = Store(url)
+    where = {"final_file": lambda p: output_dir(media, p.id), "media_root": media}
+    if mode == "ledger":
+        ledger = Ledger(store.attempts, lease=60, clock=lambda: time.time() + 3600.0)
+        recover_interrupted(store.adapter, ledger=ledger, loader=store.loader, **where)  # type: ignore[arg-type]
+    else:
+        recover_interrupted(store.adapter, [store.get(key)], **where)  # type: ignore[arg-type]
+    print(json.dumps(state(store, media, key)), flush=True)
+    store.close()
+
+
 def takeover(url: str, media: str, key: str) -> None:
     store = Store(url)
     seen: dict[str, object] = {}
@@ -253,5 +271,11 @@ def reader(media: str, key: str, stop: str) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    commands = {"runner": render, "recover": recover, "takeover": takeover, "reader": reader}
+    commands = {
+        "runner": render,
+        "recover": recover,
+        "standalone": standalone,
+        "takeover": takeover,
+        "reader": reader,
+    }
     commands[command](*args)

@@ -250,3 +250,29 @@ def test_the_next_render_settles_what_a_worker_killed_after_its_commit_left(
     assert again.returncode == 0, again.stderr
     assert read_tree(project.output) == tree_digest(NEW)
     assert sorted(p.name for p in project.output.parent.iterdir()) == ["hls"]
+
+
+@pytest.mark.parametrize("mode", ["ledger", "plain"])
+@pytest.mark.parametrize("crash_at", ["renameat2", "after the swap"])
+def test_recover_interrupted_without_a_runner_puts_the_previous_directory_back(
+    strace: None, tmp_path: Path, mode: str, crash_at: str
+) -> None:
+    """A worker killed at its swap, or just after it before its commit, is recovered by
+    ``renderstate.recovery.recover_interrupted`` alone (an app with no runner): FAILED with
+    the previous directory whole, and no staging directory or scratch file beside it."""
+    url = f"sqlite:///{tmp_path / 'standalone.sqlite'}"
+    project = Rerender(url, tmp_path / "media", mode)
+    project.prepare()
+    point = CrashPoint("renameat2", 1)
+    if crash_at == "after the swap":
+        point = CrashPoint("fsync", _fsyncs_through_the_swap(project) + 1)
+        project.prepare()
+    killed = run_killed(project.argv(), point, FILE_CALLS, env=child_env())
+    assert was_killed(killed), killed.stderr
+    left = NEW if crash_at == "after the swap" else OLD
+    assert read_tree(project.output) == tree_digest(left)
+    assert len(list(project.output.parent.iterdir())) == 2  # the output and the staging
+    found = project.child("standalone", mode)
+    assert found["status"] == "FAILED"
+    assert found["tree"] == tree_digest(OLD)
+    assert found["listing"] == ["hls"]

@@ -30,10 +30,13 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Final
 
 from renderstate import telemetry
 from renderstate._attempts import Attempt
+from renderstate._confined import entries, folder
+from renderstate._directories import settle_output, staging_names
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle, notify_observers
 from renderstate._records import TransitionRecord
@@ -90,7 +93,7 @@ def fail_interrupted(
     """
     status = lifecycle.status
     root = media_root
-    if final_file is not None and _backups(final_file, root):
+    if final_file is not None and (_backups(final_file, root) or _stagings(final_file, root)):
         # Restoring over a video that was committed meanwhile would lose it: read the row.
         with contextlib.suppress(RenderStateError):
             status = lifecycle.refresh()
@@ -98,11 +101,14 @@ def fail_interrupted(
         if final_file is not None:
             try:
                 settle_backups(final_file, status is Status.COMPLETED, media_root=root)
+                _settle_directories(final_file, lambda _: status is Status.COMPLETED, root)
             except (OSError, UnsafePathError):
                 logger.exception("could not settle the backups of %s", final_file)
         return None
     if final_file is not None:
         try:
+            # A directory output's previous version waits in its staging directory.
+            _settle_directories(final_file, lambda _: False, root)
             restored = settle_backups(final_file, committed=False, media_root=root).restored
         except (OSError, UnsafePathError):
             logger.exception(
@@ -154,7 +160,17 @@ def clean_up_attempt(
     ``publishing()`` names its temporary files at random. ``media_root`` confines the
     final file's directory as for :func:`fail_interrupted`.
     """
-    token = _temporary_token(attempt.owner) if by_owner else None
+    owner = _temporary_token(attempt.owner)
+    token = owner if by_owner else None
+    # A directory output: the runner names its staging directory by the owner token, and
+    # journals its swap with the attempt's id; what another writer stages stays.
+    mine = str(attempt.id)
+    _settle_directories(
+        final_file,
+        (lambda _: False) if owner is not None else (lambda tag: False if tag == mine else None),
+        media_root,
+        token=owner,
+    )
     if restore(final_file, attempt.id, media_root=media_root):
         logger.warning(
             "attempt %s of %s %s: put back the previous video",
@@ -172,6 +188,40 @@ def _backups(final_file: str | os.PathLike[str], media_root: str | os.PathLike[s
     except (OSError, UnsafePathError):
         logger.exception("could not list the backups of %s", final_file)
         return False
+
+
+def _stagings(
+    final_file: str | os.PathLike[str], media_root: str | os.PathLike[str] | None
+) -> bool:
+    """Whether a directory output's staging directories are beside ``final_file``."""
+    final = Path(final_file)
+    try:
+        with folder(final.parent, media_root=_path(media_root), create=False) as fd:
+            return bool(staging_names(entries(fd), final))
+    except (OSError, UnsafePathError):
+        return False  # the file recovery that follows reports what is wrong with the folder
+
+
+def _settle_directories(
+    final_file: str | os.PathLike[str],
+    committed: Callable[[str | None], bool | None],
+    media_root: str | os.PathLike[str] | None,
+    *,
+    token: str | None = None,
+) -> None:
+    """Settle the staging directories a directory output left at ``final_file``.
+
+    ``committed(tag)`` says whether the swap journaled with ``tag`` committed (``None``
+    for a swap never prepared): the new directory stays, or the previous one goes back;
+    the staging directory goes either way (``None``: it stays, a live writer's).
+    """
+    final = Path(final_file)
+    for name in settle_output(final, committed, token=token, media_root=_path(media_root)):
+        logger.warning("settled %s, left beside %s by an interrupted render", name, final)
+
+
+def _path(media_root: str | os.PathLike[str] | None) -> Path | None:
+    return None if media_root is None else Path(media_root)
 
 
 def _temporary_token(owner: str | None) -> str | None:
