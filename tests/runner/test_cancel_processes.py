@@ -5,41 +5,24 @@ byte-identical; both processes answer the same."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import RenderRunner, Status
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.testing import FakeRenderer
 
-__all__ = ["db_targets"]
+from .cli_stores import db_targets, digest, store, url
+
+__all__ = ["db_targets", "digest", "store", "url"]
 
 CHILD = Path(__file__).with_name("ledger_child.py")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def url(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> str:
-    return target_for(db_targets, request.param).sqlalchemy_url()  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    made = Store(url)
-    yield made
-    made.close()
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_a_cancel_in_another_process_stops_the_render_there(

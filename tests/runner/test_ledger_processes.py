@@ -4,7 +4,6 @@ readers in other processes see one attempt's progress at a time."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -12,34 +11,22 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import RenderRunner, Status
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.testing import FakeRenderer
 
-__all__ = ["db_targets"]
+from .cli_stores import db_targets, digest, store, url
+
+__all__ = ["db_targets", "digest", "store", "url"]
 
 CHILD = Path(__file__).with_name("ledger_child.py")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def url(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> str:
-    return target_for(db_targets, request.param).sqlalchemy_url()  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    made = Store(url)
-    yield made
-    made.close()
 
 
 def child(*arguments: object) -> subprocess.Popen[str]:
@@ -49,10 +36,6 @@ def child(*arguments: object) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_recovery_loop_never_touches_a_live_render_and_recovers_a_killed_one(

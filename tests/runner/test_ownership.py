@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import ProjectLifecycle, RenderRunner, Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.cli._store import ATTEMPTS, Project, Store
@@ -29,26 +28,15 @@ from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.testing import FakeRenderer
 
+from .cli_stores import db_targets, store, url
 from .ownership import Flaky, Held, Sending, Worker, in_thread
 
-__all__ = ["db_targets"]
+__all__ = ["db_targets", "store", "url"]
 
 CHILD = Path(__file__).with_name("ownership.py")
 LEASE = 1.0
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def url(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> str:
-    return target_for(db_targets, request.param).sqlalchemy_url()  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    made = Store(url)
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -9,45 +9,25 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.conftest import BACKEND_PARAMS, db_targets, target_for
 from renderstate import RenderRunner, Status
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import AttemptState, Ledger
 from renderstate.ledger._owners import _live
 from renderstate.testing import FakeRenderer, InlineExecutor
 
+from .cli_stores import db_targets, store, url
 from .ownership import Flaky, Held, Worker, in_thread
-from .test_ownership import LEASE, Scene
+from .test_ownership import LEASE, Scene, workers
 
-__all__ = ["db_targets"]
+__all__ = ["db_targets", "store", "url", "workers"]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def url(request: pytest.FixtureRequest, db_targets: dict[str, object]) -> str:
-    return target_for(db_targets, request.param).sqlalchemy_url()  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    made = Store(url)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def workers(url: str, store: Store) -> Iterator[list[Worker]]:
-    made: list[Worker] = []
-    yield made
-    for worker in made:
-        worker.close()
 
 
 class AfterBegin(Flaky):
