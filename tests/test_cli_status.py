@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from renderstate import RenderRunner, Status
 from renderstate.cli import EXIT_OK, main
 from renderstate.cli._show import short_ids, when
 from renderstate.cli._store import Project, Store
+from renderstate.testing import FakeRenderer, InlineExecutor
 
 TITLE = "A rather long project title that an 80-column terminal has to wrap at its words"
 
@@ -144,3 +146,33 @@ def test_status_key_numbers_attempts_per_project(
     finally:
         updated.close()
     assert f"  updated      {row.updated_at:%Y-%m-%d %H:%M:%S} UTC (just now)" in out, out
+
+
+def test_a_row_without_output_path_shows_the_ledgers_video(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A project rendered by a runner with output_field=None (the status alone written):
+    `status` and `status KEY` show the video its completed attempt recorded in the ledger,
+    and the file behind it."""
+    store = Store(url(tmp_path))
+    project = store.create("no column", {})
+    with RenderRunner(
+        store.adapter,
+        FakeRenderer(frames=2),
+        media_root=tmp_path / "m",
+        executor=InlineExecutor(),
+        ledger=store.ledger,
+        loader=store.loader,
+        output_field=None,
+    ) as runner:
+        assert runner.submit(project).wait(30) is Status.COMPLETED
+    assert store.get(project.id).output_path is None
+    store.close()
+    assert run(tmp_path, "status", project.id) == EXIT_OK
+    shown = terminal_output(capsys)
+    path = f"projects/{project.id}/final.mp4"
+    assert f"  output_path  {path}" in shown
+    assert any(line.startswith("  file ") and "missing" not in line for line in shown), shown
+    assert run(tmp_path, "status") == EXIT_OK
+    (row,) = [line for line in terminal_output(capsys) if line.startswith(project.id)]
+    assert row.split("\t")[3] == path

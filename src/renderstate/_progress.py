@@ -71,6 +71,11 @@ class Progress:
     """Seconds since the worker last wrote these figures, for a live or stale attempt read
     from the ledger (as of the reader's clock and lease); 0.0 for the runner's own job,
     whose figures are its latest, and for an ended attempt."""
+    output_path: str | None = None
+    """The URL-relative path this attempt publishes its video (or output directory) at:
+    its job's, or the one the ledger recorded for it; ``None`` while it is not known. For
+    a model with no column for the path (``output_field=None``), a client that polls the
+    progress learns from it where the video is once the phase is ``done``."""
 
     @property
     def finished(self) -> bool:

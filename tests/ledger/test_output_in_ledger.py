@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.ledger import Ledger
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
+from renderstate.runner.progress import Phase
 from renderstate.testing import FakeRenderer, MemoryAdapter
+from renderstate.typing import ProgressSink
 from renderstate.web import status_body
 
 __all__ = ["db_targets"]
@@ -76,6 +79,40 @@ def test_plain_objects_read_the_video_from_the_ledger(tmp_path: Path) -> None:
         assert body["output_path"] == "projects/7/final.mp4"
     assert not hasattr(video, "output_path")
     assert (tmp_path / "projects" / "7" / "final.mp4").exists()
+
+
+def test_the_progress_names_where_its_attempt_publishes(tmp_path: Path) -> None:
+    """A client polling the progress of a model with no output column learns the video's
+    path from it: from the job in the process rendering it, queued to done, and from the
+    ledger in another (a second runner on the same store)."""
+    video = Video(9)
+    store = MemoryAttemptStore()
+    released = threading.Event()
+
+    def held(project: Video, target: Path, progress: ProgressSink) -> None:
+        released.wait(30)
+        FakeRenderer()(project, target, progress)
+
+    with RenderRunner(
+        MemoryAdapter(), held, media_root=tmp_path, ledger=Ledger(store), output_field=None
+    ) as runner:
+        job = runner.submit(video)
+        assert job.progress.output_path == "projects/9/final.mp4"
+        released.set()
+        assert job.wait(30) is Status.COMPLETED
+        done = runner.progress(video)
+        assert done is not None
+        assert (done.phase, done.output_path) == (Phase.DONE, "projects/9/final.mp4")
+    with RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(),
+        media_root=tmp_path,
+        ledger=Ledger(store),
+        output_field=None,
+    ) as elsewhere:
+        read = elsewhere.progress(video)
+        assert read is not None
+        assert (read.phase, read.output_path) == (Phase.DONE, "projects/9/final.mp4")
 
 
 def test_status_body_needs_a_source_that_knows_the_video() -> None:
@@ -170,6 +207,9 @@ def test_sqlalchemy_the_video_is_read_from_the_ledger_in_any_process(
         clip = session.get(model, 1)
         assert clip.status == "COMPLETED"
         assert second.video(clip) == "projects/1/final.mp4"
+        progress = second.progress(clip)
+        assert progress is not None
+        assert progress.output_path == "projects/1/final.mp4"
         body = status_body(clip, second, output_field=None)
         assert body["output_path"] == "projects/1/final.mp4"
     assert (tmp_path / "projects" / "1" / "final.mp4").exists()

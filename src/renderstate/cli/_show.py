@@ -38,10 +38,17 @@ def status_command(args: argparse.Namespace) -> int:
             attempt = store.current_attempt(project)
             number = None if attempt is None else store.attempt_number(project, attempt.id)
             _show_project(
-                console, project, Path(args.media), attempt=attempt, number=number, now=_now()
+                console,
+                project,
+                Path(args.media),
+                video=store.video(project),
+                attempt=attempt,
+                number=number,
+                now=_now(),
             )
             return EXIT_OK
         projects = store.all()
+        videos = {p.id: store.video(p) for p in projects}
     finally:
         store.close()
     if not projects:
@@ -49,7 +56,7 @@ def status_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     unknown = sum(known_status(p) is None for p in projects)
     if console.is_terminal:
-        console.print(_status_table(projects, _now()))
+        console.print(_status_table(projects, videos, _now()))
     else:
         # Piped or redirected: one line per project, tab-separated, nothing wrapped or
         # styled, so `renderstate status | grep FAILED | cut -f1` gives whole ids.
@@ -60,7 +67,7 @@ def status_command(args: argparse.Namespace) -> int:
                 p.id,
                 status,
                 p.title,
-                p.output_path or "",
+                videos[p.id] or "",
                 f"{p.updated_at:%Y-%m-%d %H:%M:%S}",
             )
             console.file.write("\t".join(_one_line(f) for f in fields) + "\n")
@@ -128,7 +135,9 @@ def when(moment: datetime.datetime, now: datetime.datetime) -> str:
     return f"{moment:%Y-%m-%d}"
 
 
-def _status_table(projects: list[Project], now: datetime.datetime) -> Table:
+def _status_table(
+    projects: list[Project], videos: dict[str, str | None], now: datetime.datetime
+) -> Table:
     """The terminal view, readable at 80 columns.
 
     Short ids (unique prefixes, usable as KEY) and statuses never wrap; titles wrap at words;
@@ -145,7 +154,7 @@ def _status_table(projects: list[Project], now: datetime.datetime) -> Table:
     table.add_column("updated", no_wrap=True)
     shortened = False
     for p in projects:
-        path, cut = _short_path(p.output_path, p.id)
+        path, cut = _short_path(videos[p.id], p.id)
         shortened = shortened or cut
         table.add_row(
             short[p.id], status_text(p), escape(p.title), escape(path), when(p.updated_at, now)
@@ -175,6 +184,7 @@ def _show_project(
     project: Project,
     media: Path,
     *,
+    video: str | None,
     attempt: Attempt | None,
     number: int | None,
     now: datetime.datetime,
@@ -182,9 +192,10 @@ def _show_project(
     """Print one project; raise :class:`UnknownStatusError` after it if its status is unknown."""
     console.print(f"[bold]{escape(project.title)}[/]  {project.id}")
     console.print(f"  status       {status_text(project)}")
-    console.print(f"  output_path  {project.output_path or '-'}")
-    if project.output_path:
-        file = media.joinpath(*project.output_path.split("/"))
+    # The row's path, or the ledger's for a row rendered with output_field=None.
+    console.print(f"  output_path  {video or '-'}")
+    if video:
+        file = media.joinpath(*video.split("/"))
         console.print(f"  file         {file} ({file_summary(file)})")
     updated = project.updated_at
     console.print(f"  updated      {updated:%Y-%m-%d %H:%M:%S} UTC ({when(updated, now)})")

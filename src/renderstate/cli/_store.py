@@ -192,6 +192,19 @@ class Store:
         """The project's newest render attempt, if it has one."""
         return self.ledger.current(Project.__tablename__, encode_key(project.id))
 
+    def video(self, project: Project) -> str | None:
+        """The URL-relative path of the project's current video, if it has one.
+
+        Its ``output_path``; for a row without one (rendered by a runner with
+        ``output_field=None``, which writes the status alone), the path of its newest
+        completed attempt in the ledger.
+        """
+        if project.output_path:
+            return project.output_path
+        if project.status == Status.DRAFT.value:
+            return None  # never rendered: no query
+        return self.ledger.video(Project.__tablename__, encode_key(project.id))
+
     def attempt_number(self, project: Project, attempt_id: int) -> int:
         """The attempt's number among the project's own (1 for its first render).
 

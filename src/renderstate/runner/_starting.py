@@ -84,7 +84,7 @@ def _job(
         project,
         state.quiet_lifecycle(project),
         output_path,
-        ProgressTracker(interval=state.progress_interval),
+        ProgressTracker(interval=state.progress_interval, output_path=output_path),
         runner=functools.partial(run, state),
         hand_off=functools.partial(handed_off, state),
         cancel=functools.partial(cancel_job, state),

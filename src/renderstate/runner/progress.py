@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 from renderstate._attempts import Attempt, AttemptState
@@ -34,6 +35,8 @@ class ProgressTracker:
     Args:
         interval: Minimum seconds between two published updates within one phase.
         clock: Monotonic clock, replaceable in tests.
+        output_path: Where the attempt publishes its video, shown as
+            :attr:`Progress.output_path`.
     """
 
     __slots__ = (
@@ -44,6 +47,7 @@ class ProgressTracker:
         "_last_publish",
         "_latest",
         "_lock",
+        "_output_path",
         "_phase",
         "_render_started",
         "_started",
@@ -54,9 +58,14 @@ class ProgressTracker:
     )
 
     def __init__(
-        self, *, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        output_path: str | None = None,
     ) -> None:
         self._clock = clock
+        self._output_path = output_path
         self._interval = interval
         self._started = clock()
         self._last_publish = self._started
@@ -69,7 +78,7 @@ class ProgressTracker:
         self._step = Phase.QUEUED.value
         self._step_done = 0
         self._step_total = 0
-        self._latest = QUEUED
+        self._latest = QUEUED if output_path is None else replace(QUEUED, output_path=output_path)
 
     @property
     def latest(self) -> Progress:
@@ -180,6 +189,7 @@ class ProgressTracker:
             step_done=self._step_done,
             step_total=self._step_total,
             live=self._phase not in _FINAL,
+            output_path=self._output_path,
         )
         self._last_publish = now
 
@@ -208,7 +218,7 @@ def progress_of(attempt: Attempt, now: float, lease: float | None = None) -> Pro
     ``rendering`` with that name as :attr:`Progress.step`; an ended attempt reads as
     ``done`` or ``failed``. The ledger keeps one ``done``/``total`` pair, the current
     step's: during a step of the renderer's own, ``frames_done``/``frames_total`` read 0
-    (``fraction`` is kept).
+    (``fraction`` is kept). :attr:`Progress.output_path` is the attempt's.
     """
     phase = _ENDED.get(attempt.state) or _PHASES.get(attempt.phase, Phase.RENDERING)
     counts_frames = attempt.phase in _FRAME_STEPS
@@ -231,4 +241,5 @@ def progress_of(attempt: Attempt, now: float, lease: float | None = None) -> Pro
         step_total=attempt.total,
         live=live,
         age=age,
+        output_path=attempt.output_path,
     )
