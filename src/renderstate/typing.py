@@ -258,6 +258,14 @@ class AttemptStore(Protocol):
     another queued or rendering attempt (``INSERT ... RETURNING`` with a subquery). The
     ledger's start then reads the live attempts only when there are some. The SQLAlchemy,
     Django and Peewee stores offer it.
+
+    And ``renew(rows, lease_expires_at) -> dict[int, Attempt]``: in one transaction, set
+    ``lease_expires_at`` and each row's ``progress`` on every row whose fences hold (as
+    :meth:`update`'s: live, ``owner``, ``worker``, ``uncancelled``), skipping rows another
+    transaction holds locked, and return the rows it read under its lock, by id (a row
+    skipped, or not there, is left out). :meth:`Ledger.renew
+    <renderstate.ledger.Ledger.renew>` then renews a worker's leases in one transaction;
+    without it, with one :meth:`update` each. Every store renderstate ships offers it.
     """
 
     def atomic(self, project: Any) -> AbstractContextManager[None]:

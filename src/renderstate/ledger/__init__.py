@@ -25,6 +25,7 @@ from renderstate.ledger._ledger import (
     new_owner,
     this_worker,
 )
+from renderstate.ledger._renewals import Renewal, RenewalOutcome, Renewed
 
 __all__ = [
     "ACTIVE_STATES",
@@ -40,6 +41,9 @@ __all__ = [
     "DatabaseTime",
     "Ledger",
     "Recovered",
+    "Renewal",
+    "RenewalOutcome",
+    "Renewed",
     "new_owner",
     "this_worker",
 ]

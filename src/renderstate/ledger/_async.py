@@ -16,7 +16,7 @@ import concurrent.futures
 import functools
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from renderstate._attempts import Attempt
@@ -30,6 +30,7 @@ from renderstate.ledger._ledger import (
     Ledger,
     Recovered,
 )
+from renderstate.ledger._renewals import Renewal, Renewed
 from renderstate.ledger._threads import ThreadAdapter, ThreadLedger
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
@@ -218,6 +219,10 @@ class AsyncLedger:
     ) -> bool:
         """Renew a live attempt's lease and record its progress; see :meth:`Ledger.heartbeat`."""
         return await self.store.run(functools.partial(self.ledger.heartbeat, attempt, progress))
+
+    async def renew(self, renewals: Sequence[Renewal]) -> list[Renewed]:
+        """Renew many leases and their progress in one transaction; see :meth:`Ledger.renew`."""
+        return await self.store.run(functools.partial(self.ledger.renew, renewals))
 
     async def complete(
         self,

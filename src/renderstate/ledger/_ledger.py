@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, cast
 
@@ -29,6 +29,8 @@ from renderstate.ledger._owners import (
 )
 from renderstate.ledger._recovery import Recovered
 from renderstate.ledger._recovery import recover as recover_expired
+from renderstate.ledger._renewals import Renewal, Renewed
+from renderstate.ledger._renewals import renew as renew_leases
 from renderstate.ledger._taking import begin as begin_attempt
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
@@ -332,6 +334,34 @@ class Ledger:
             _check_progress(progress)
             values.update(progress)
         return owned_update(self.store, attempt, values, uncancelled=unless_cancelled)
+
+    def renew(self, renewals: Sequence[Renewal]) -> list[Renewed]:
+        """Renew many live attempts' leases and record their progress, in one transaction.
+
+        What a worker's heartbeat sends once per tick for every render it holds: one
+        transaction, whatever the number of renders, with one set-based ``UPDATE`` that
+        renews each lease still held under its owner token (and nobody asked to cancel,
+        for a :class:`Renewal` with ``unless_cancelled``) and writes the progress given
+        with it. Each renewal is fenced exactly as :meth:`heartbeat` fences it. A row that
+        another transaction holds locked (a completion or a cancel under way) is skipped
+        rather than waited for, on PostgreSQL and MySQL/MariaDB (``SKIP LOCKED``): a
+        blocked row delays nothing but itself. SQLite locks the whole database, so there
+        the transaction waits as any write does.
+
+        Returns:
+            One :class:`Renewed` per renewal, in order: ``RENEWED``, ``CANCEL_REQUESTED``
+            (nothing written: renew it without ``unless_cancelled`` to keep the lease while
+            the render stops), ``LOST`` (stop: superseded, recovered or taken over) or
+            ``SKIPPED`` (nothing written, renew it again at the next tick), with the
+            attempt as stored then.
+
+        Raises:
+            ValueError: a renewal's progress has an unknown field or a value no store
+                holds (as :meth:`heartbeat` says), or a bare id is not a positive 64-bit
+                integer; the message names the renewal, and nothing was written.
+            TypeError: an item is not a :class:`Renewal`; nothing was written.
+        """
+        return renew_leases(self, renewals)
 
     def complete(
         self,

@@ -8,10 +8,22 @@ plus a parameter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Double, Table, bindparam, insert, literal_column, select, update
+from sqlalchemy import (
+    Double,
+    Table,
+    and_,
+    bindparam,
+    case,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
@@ -19,8 +31,16 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from renderstate._attempts import ACTIVE_STATES, FIELDS, DatabaseTime
 from renderstate.ledger._clock import now_sql
+from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal
 
-__all__ = ["UpdateShape", "compared", "database_time", "insert_finding_live", "update_statement"]
+__all__ = [
+    "UpdateShape",
+    "compared",
+    "database_time",
+    "insert_finding_live",
+    "renew_statement",
+    "update_statement",
+]
 
 
 class UpdateShape(NamedTuple):
@@ -114,3 +134,37 @@ def compared(
     value: float | DatabaseTime, at: Callable[[float], ColumnElement[float]]
 ) -> float | ColumnElement[float]:
     return at(value.seconds) if isinstance(value, DatabaseTime) else value
+
+
+def renew_statement(
+    table: Table, rows: Sequence[RowRenewal], lease: float | ColumnElement[float]
+) -> Update:
+    """The one ``UPDATE`` of a store's ``renew``: every lease, and each row's own progress.
+
+    Each row's fences (live, its owner or worker, not asked to cancel) are one term of the
+    ``WHERE``, and pick its progress out of a ``CASE`` per column, so two owners of one
+    attempt in one batch are told apart as two statements would.
+    """
+    c = table.c
+    fences: list[ColumnElement[bool]] = []
+    for row in rows:
+        terms = [c.id == literal(row.id, c.id.type)]
+        if row.owner is not None:
+            terms.append(c.owner == literal(row.owner, c.owner.type))
+        if row.worker is not None:
+            terms.append(c.worker == literal(row.worker, c.worker.type))
+        if row.uncancelled:
+            terms.append(c.cancel_requested_at.is_(None))
+        fences.append(and_(*terms))
+    sets: dict[str, Any] = {"lease_expires_at": lease}
+    for name in PROGRESS_FIELDS:
+        whens = [
+            (fence, literal(row.progress[name], c[name].type))
+            for fence, row in zip(fences, rows, strict=True)
+            if name in row.progress
+        ]
+        if whens:
+            sets[name] = case(*whens, else_=c[name])
+    live = [s.value for s in ACTIVE_STATES]
+    ids = sorted({row.id for row in rows})
+    return update(table).where(c.id.in_(ids), c.state.in_(live), or_(*fences)).values(sets)

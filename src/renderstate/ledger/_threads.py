@@ -17,7 +17,7 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from renderstate._attempts import Attempt
@@ -25,6 +25,7 @@ from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import Change, TransitionRecord
 from renderstate.ledger._ledger import Ledger, Recovered
+from renderstate.ledger._renewals import Renewal, Renewed
 from renderstate.typing import Adapter, ProjectLoader, ProjectT
 
 if TYPE_CHECKING:
@@ -105,6 +106,10 @@ class ThreadLedger(Ledger):
         return self._wait(
             self._awaited.ledger.heartbeat, attempt, progress, unless_cancelled=unless_cancelled
         )
+
+    def renew(self, renewals: Sequence[Renewal]) -> list[Renewed]:
+        """See :meth:`Ledger.renew`: the whole batch is one call, one transaction."""
+        return self._wait(self._awaited.ledger.renew, renewals)
 
     def cancel(self, lifecycle: ProjectLifecycle[ProjectT], reason: str | None = None) -> bool:
         """See :meth:`Ledger.cancel`."""

@@ -6,11 +6,12 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, DatabaseTime, encode_key
+from renderstate.ledger._renewals import RowRenewal, matches
 from renderstate.typing import ProjectT
 
 __all__ = ["MemoryAttemptStore", "MemoryLoader"]
@@ -128,6 +129,29 @@ class MemoryAttemptStore:
             self._remember(attempt_id)
             self._attempts[attempt_id] = dataclasses.replace(current, **changes)
             return True
+
+    def renew(
+        self, rows: Sequence[RowRenewal], lease_expires_at: float | DatabaseTime
+    ) -> dict[int, Attempt]:
+        """Renew each row's lease and write its progress where its fences hold, atomically.
+
+        Returns every row's attempt as it stands afterwards (by id); see
+        :meth:`renderstate.ledger.Ledger.renew`.
+        """
+        with self._lock:
+            (lease,) = self._resolved({"lease_expires_at": lease_expires_at}).values()
+            seen: dict[int, Attempt] = {}
+            for row in rows:
+                current = self._attempts.get(row.id)
+                if current is None:
+                    continue
+                if matches(row, current):
+                    self._remember(row.id)
+                    changes: dict[str, Any] = {**row.progress, "lease_expires_at": lease}
+                    current = dataclasses.replace(current, **changes)
+                    self._attempts[row.id] = current
+                seen[row.id] = current
+            return seen
 
     def _resolved(self, values: Mapping[str, object]) -> dict[str, Any]:
         now: float | None = None

@@ -12,8 +12,10 @@ Install with ``pip install 'renderstate[peewee]'``. Create the table once (or ad
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Generic, cast
 
@@ -43,6 +45,7 @@ from renderstate.ledger._peewee_statements import (
     insert_finding_live,
     returns,
 )
+from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal, matches, skips_locked
 from renderstate.typing import ProjectT
 
 __all__ = [
@@ -347,6 +350,54 @@ class PeeweeAttemptStore:
         still = model.select(model.id).where(where).for_update()
         return still.exists()  # type: ignore[no-any-return]
 
+    @retries_deadlocks
+    def renew(
+        self, rows: Sequence[RowRenewal], lease_expires_at: float | DatabaseTime
+    ) -> dict[int, Attempt]:
+        """Renew every row's lease (and write its progress) where its fences hold, at once.
+
+        One ``atomic()`` block: on PostgreSQL and MySQL/MariaDB, one ``SELECT ... FOR
+        UPDATE SKIP LOCKED`` of the rows (a row another transaction holds is left out, not
+        waited for) and one ``UPDATE`` of those that still match; on SQLite, which locks
+        the whole database, the ``UPDATE`` first and then the read. Returns the rows it
+        read under its lock, by id: a row left out was skipped. See
+        :meth:`renderstate.ledger.Ledger.renew`.
+        """
+        self._check_schema()
+        model = self.model
+        database = _target(self.database)
+        at = database_time(self.database)
+        ids = sorted({row.id for row in rows})
+        seen: dict[int, Attempt] = {}
+        with self.database.atomic():
+            locks = _skips_locked(database)
+            chosen = model.select().where(model.id.in_(ids)).order_by(model.id)
+            if locks:
+                for found in chosen.for_update(skip_locked=True).dicts():
+                    attempt = attempt_from_row(found)
+                    seen[attempt.id] = attempt
+                rows = [row for row in rows if row.id in seen and matches(row, seen[row.id])]
+            if rows:
+                fences = [_fence(model, row) for row in rows]
+                sets: dict[Any, Any] = {model.lease_expires_at: compared(lease_expires_at, at)}
+                for name in PROGRESS_FIELDS:
+                    field = model._meta.fields[name]
+                    whens = [
+                        (fence, peewee.Value(row.progress[name], converter=field.db_value))
+                        for fence, row in zip(fences, rows, strict=True)
+                        if name in row.progress
+                    ]
+                    if whens:
+                        sets[field] = peewee.Case(None, whens, field)
+                where = model.id.in_(ids) & model.state.in_(_ACTIVE)
+                matching = functools.reduce(operator.or_, fences)
+                model.update(sets).where(where & matching).execute()
+            if not locks:
+                for found in chosen.dicts():
+                    attempt = attempt_from_row(found)
+                    seen[attempt.id] = attempt
+        return seen
+
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
         self._check_schema()
@@ -427,6 +478,28 @@ class PeeweeLoader(Generic[ProjectT]):
         where = [field == value for field, value in zip(self._fields, values, strict=True)]
         found = cast("Any", self.model).get_or_none(*where)
         return cast("ProjectT | None", found)
+
+
+def _fence(model: Any, row: RowRenewal) -> Any:
+    """The fences of one row of ``renew``, as ``update`` fences them."""
+    fence = model.id == row.id
+    if row.owner is not None:
+        fence &= model.owner == row.owner
+    if row.worker is not None:
+        fence &= model.worker == row.worker
+    if row.uncancelled:
+        fence &= model.cancel_requested_at.is_null()
+    return fence
+
+
+def _skips_locked(database: Any) -> bool:
+    """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` runs on ``database`` (connected)."""
+    if isinstance(database, peewee.PostgresqlDatabase):
+        return True
+    if isinstance(database, peewee.MySQLDatabase):
+        version = database.server_version
+        return skips_locked("mysql", version if isinstance(version, tuple) else None)
+    return False
 
 
 def _convert(field: Any, text: object) -> object:

@@ -12,7 +12,7 @@ your migrations create it) or create it with :meth:`SQLAlchemyAttemptStore.creat
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Generic, cast
 
@@ -61,11 +61,13 @@ from renderstate.adapters.sqlalchemy import _JOINED, joined
 from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._clock import written
 from renderstate.ledger._deadlocks import retries_deadlocks
+from renderstate.ledger._renewals import RowRenewal, matches, skips_locked
 from renderstate.ledger._sa_statements import (
     UpdateShape,
     compared,
     database_time,
     insert_finding_live,
+    renew_statement,
     update_statement,
 )
 from renderstate.typing import ProjectT
@@ -332,6 +334,41 @@ class SQLAlchemyAttemptStore:
                 self._updates[dialect.name, shape] = stmt
             result = cast("CursorResult[Any]", session.execute(stmt, params))
             return result.rowcount == 1
+
+    @retries_deadlocks
+    def renew(
+        self, rows: Sequence[RowRenewal], lease_expires_at: float | DatabaseTime
+    ) -> dict[int, Attempt]:
+        """Renew every row's lease (and write its progress) where its fences hold, at once.
+
+        One transaction: on PostgreSQL and MySQL/MariaDB, one ``SELECT ... FOR UPDATE SKIP
+        LOCKED`` of the rows (a row another transaction holds is left out, not waited
+        for) and one ``UPDATE`` of those that still match; on SQLite, which locks the
+        whole database, the ``UPDATE`` first and then the read. Returns the rows it read
+        under its lock, by id: a row left out was skipped. See
+        :meth:`renderstate.ledger.Ledger.renew`.
+        """
+        t = self.table
+        ids = sorted({row.id for row in rows})
+        with self._transaction() as session:
+            connection = session.connection()
+            dialect = connection.dialect
+            lease = compared(lease_expires_at, database_time(session))
+            read = select(t).where(t.c.id.in_(ids)).order_by(t.c.id)
+            locks = skips_locked(dialect.name, dialect.server_version_info)
+            seen: dict[int, Attempt] = {}
+            if locks:
+                for found in session.execute(read.with_for_update(skip_locked=True)):
+                    attempt = attempt_from_row(found._mapping)
+                    seen[attempt.id] = attempt
+                rows = [row for row in rows if row.id in seen and matches(row, seen[row.id])]
+            if rows:
+                session.execute(renew_statement(t, rows, lease))
+            if not locks:
+                for found in session.execute(read):
+                    attempt = attempt_from_row(found._mapping)
+                    seen[attempt.id] = attempt
+        return seen
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""

@@ -19,7 +19,9 @@ This module imports no model at import time, so it is safe to import from settin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+import functools
+import operator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Generic, cast
 
@@ -28,6 +30,7 @@ try:
     from django.core.exceptions import ImproperlyConfigured, ValidationError
     from django.db import connections, router, transaction
     from django.db import models as django_models
+    from django.db.models import Case, F, Q, When
     from django.db.models.expressions import Combinable, RawSQL, Value
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
@@ -47,6 +50,7 @@ from renderstate._attempts import (
 from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._clock import now_sql, written
 from renderstate.ledger._deadlocks import retries_deadlocks
+from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal, matches
 from renderstate.typing import ProjectT
 
 if TYPE_CHECKING:
@@ -268,6 +272,54 @@ class DjangoAttemptStore:
         matched: int = rows.update(**written(values, at))
         return matched == 1
 
+    @retries_deadlocks
+    def renew(
+        self, rows: Sequence[RowRenewal], lease_expires_at: float | DatabaseTime
+    ) -> dict[int, Attempt]:
+        """Renew every row's lease (and write its progress) where its fences hold, at once.
+
+        One ``atomic()`` block: on PostgreSQL and MySQL/MariaDB, one ``select_for_update
+        (skip_locked=True)`` of the rows (a row another transaction holds is left out, not
+        waited for) and one ``update()`` of those that still match; on SQLite, which
+        locks the whole database, the ``update()`` first and then the read. Returns the
+        rows it read under its lock, by id: a row left out was skipped. See
+        :meth:`renderstate.ledger.Ledger.renew`.
+        """
+        alias = self.alias()
+        connection = connections[alias]
+        ids = sorted({row.id for row in rows})
+        lease = _compared(lease_expires_at, self._database_time())
+        locks = connection.vendor != "sqlite" and bool(
+            connection.features.has_select_for_update_skip_locked
+        )
+        seen: dict[int, Attempt] = {}
+        with transaction.atomic(using=alias):
+            chosen = self._rows().filter(id__in=ids).order_by("id")
+            if locks:
+                for found in chosen.select_for_update(skip_locked=True).values(*FIELDS):
+                    attempt = attempt_from_row(found)
+                    seen[attempt.id] = attempt
+                rows = [row for row in rows if row.id in seen and matches(row, seen[row.id])]
+            if rows:
+                fences = [_fence(row) for row in rows]
+                sets: dict[str, Any] = {"lease_expires_at": lease}
+                fields = {f.name: f for f in _model()._meta.concrete_fields}
+                for name in PROGRESS_FIELDS:
+                    whens = [
+                        When(fence, then=Value(row.progress[name], output_field=fields[name]))
+                        for fence, row in zip(fences, rows, strict=True)
+                        if name in row.progress
+                    ]
+                    if whens:
+                        sets[name] = Case(*whens, default=F(name), output_field=fields[name])
+                matching = functools.reduce(operator.or_, fences)
+                self._rows().filter(id__in=ids, state__in=_ACTIVE).filter(matching).update(**sets)
+            if not locks:
+                for found in chosen.values(*FIELDS):
+                    attempt = attempt_from_row(found)
+                    seen[attempt.id] = attempt
+        return seen
+
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
         found = list(self._rows().filter(id=attempt_id).values(*FIELDS))
@@ -397,6 +449,18 @@ def _insert_returning(attempt: Attempt, connection: Any) -> tuple[str, list[obje
         f"RETURNING {returned}, {others}"
     )
     return sql, params
+
+
+def _fence(row: RowRenewal) -> Q:
+    """The fences of one row of ``renew``, as the ``update()`` fences them."""
+    fence = Q(id=row.id)
+    if row.owner is not None:
+        fence &= Q(owner=row.owner)
+    if row.worker is not None:
+        fence &= Q(worker=row.worker)
+    if row.uncancelled:
+        fence &= Q(cancel_requested_at__isnull=True)
+    return fence
 
 
 def _compared(value: float | DatabaseTime, at: Callable[[float], Combinable]) -> object:
