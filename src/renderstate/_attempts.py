@@ -158,6 +158,11 @@ class Attempt:
     is refused from this moment on."""
     cancel_reason: str | None = None
     """The reason given with the cancel request."""
+    executor: str | None = None
+    """Which task queue the attempt was handed to (``celery`` or ``celery:<queue>``,
+    ``django-tasks``), so that a worker of that queue can send it again when its owner
+    dies or hands it back; ``None`` for an attempt its own process runs (the thread
+    executor), which nobody else can requeue."""
 
     @property
     def cancel_requested(self) -> bool:
@@ -235,6 +240,7 @@ WIDTHS: Final = {
     "worker": 255,
     "phase": 32,
     "owner": 64,
+    "executor": 255,
 }
 """The most characters each text column of the ledger's table holds, in every store."""
 

@@ -22,6 +22,7 @@ from renderstate.ledger._ledger import (
     DEFAULT_QUEUE_TIMEOUT,
     Ledger,
     Recovered,
+    Swept,
     new_owner,
     this_worker,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Renewal",
     "RenewalOutcome",
     "Renewed",
+    "Swept",
     "new_owner",
     "this_worker",
 ]

@@ -183,9 +183,10 @@ class AsyncLedger:
         )
         return await self.store.run(start)
 
-    async def hand_off(self, attempt: Attempt | int) -> bool:
+    async def hand_off(self, attempt: Attempt | int, *, executor: str | None = None) -> bool:
         """Say that a queued attempt now waits in a task queue; see :meth:`Ledger.hand_off`."""
-        return await self.store.run(functools.partial(self.ledger.hand_off, attempt))
+        handing = functools.partial(self.ledger.hand_off, attempt, executor=executor)
+        return await self.store.run(handing)
 
     async def begin(
         self,

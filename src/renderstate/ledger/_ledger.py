@@ -31,6 +31,9 @@ from renderstate.ledger._recovery import Recovered
 from renderstate.ledger._recovery import recover as recover_expired
 from renderstate.ledger._renewals import Renewal, Renewed
 from renderstate.ledger._renewals import renew as renew_leases
+from renderstate.ledger._requeuing import Swept
+from renderstate.ledger._requeuing import hand_back as hand_back_attempt
+from renderstate.ledger._requeuing import sweep as sweep_attempts
 from renderstate.ledger._taking import begin as begin_attempt
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
@@ -40,6 +43,7 @@ __all__ = [
     "DEFAULT_QUEUE_TIMEOUT",
     "Ledger",
     "Recovered",
+    "Swept",
     "new_owner",
     "this_worker",
 ]
@@ -228,20 +232,54 @@ class Ledger:
                     )
         return record, attempt
 
-    def hand_off(self, attempt: Attempt | int) -> bool:
+    def hand_off(self, attempt: Attempt | int, *, executor: str | None = None) -> bool:
         """Say that a queued attempt now waits in a task queue, where nobody renews it.
 
         Its lease becomes :attr:`queue_timeout` (one ``UPDATE``, only while it is still
         queued), so :meth:`recover` spares it while it waits for a worker, however long
         the queue; once a worker begins it (:meth:`begin`), the usual lease applies.
 
+        Args:
+            attempt: The attempt sent.
+            executor: Which task queue it was sent to (``"celery"``, ``"celery:renders"``):
+                recorded on the attempt, so that a worker of that queue can send it again
+                if its owner dies (:meth:`sweep`). Recorded even when a worker began the
+                attempt already.
+
         Returns:
             Whether the attempt was still queued (``False``: a worker already began it,
-            or it ended; nothing was written).
+            or it ended; its lease was left as it was).
+
+        Raises:
+            ValueError: ``executor`` is wider than 255 characters or holds a NUL.
         """
+        _check_text("executor", executor)
         attempt_id = attempt if isinstance(attempt, int) else attempt.id
-        values = {"lease_expires_at": self._time() + self.queue_timeout}
-        return self.store.update(attempt_id, values, states=_QUEUED)
+        values: dict[str, object] = {"lease_expires_at": self._time() + self.queue_timeout}
+        if executor is not None:
+            values["executor"] = executor
+        if self.store.update(attempt_id, values, states=_QUEUED):
+            return True
+        if executor is not None:
+            # A fast worker began it before this: the executor is recorded all the same.
+            self.store.update(attempt_id, {"executor": executor}, states=ACTIVE_STATES)
+        return False
+
+    def hand_back(self, attempt: Attempt) -> Attempt | None:
+        """Give the caller's rendering attempt back to the queue, for another worker.
+
+        What a worker does on a warm shutdown with a render it cannot finish in time: one
+        ``UPDATE``, fenced by the caller's owner token (and only while nobody asked the
+        attempt to cancel), takes it back to ``queued`` under a fresh owner token, its
+        progress back at 0 and a lease of one :attr:`lease`. The project stays
+        PROCESSING. The caller then sends it again (and :meth:`hand_off` it), or leaves
+        it: once that lease has run out, a worker's :meth:`sweep` sends it again.
+
+        Returns:
+            The attempt as queued again; ``None`` if it was not the caller's any more
+            (taken over, ended) or someone asked it to cancel: nothing was written.
+        """
+        return hand_back_attempt(self, attempt)
 
     def begin(
         self,
@@ -562,6 +600,65 @@ class Ledger:
             status_field=status_field,
             output_field=output_field,
             values=values,
+        )
+
+    def sweep(
+        self,
+        adapter: Adapter[ProjectT],
+        loader: ProjectLoader[ProjectT],
+        *,
+        executor: str,
+        send: Callable[[Attempt], None],
+        cleanup: Callable[[Attempt], None] | None = None,
+        status_field: str = "status",
+        output_field: str | None = "output_path",
+        values: StatusValues | None = None,
+    ) -> list[Swept]:
+        """Requeue the live attempts whose owner is gone, or fail those nobody can requeue.
+
+        What each task-queue worker runs every so often (the Celery integration every
+        half lease), so that a dead worker's render resumes on another within about one
+        and a half leases, whatever the broker's redelivery delay. Set-based: one query
+        lists the loader's scope's live attempts that missed a renewal; of those, each
+        whose lease expired, or whose owner is a process of this machine that is gone,
+        is
+
+        - requeued if it was handed to ``executor``'s task queue (:meth:`hand_off` with
+          ``executor="celery"`` or ``"celery:<queue>"``): taken back to ``queued`` under
+          a fresh owner token (one ``UPDATE`` fenced by the old token and the expired
+          lease, so of many workers sweeping at once exactly one acts), the files its
+          owner left on this machine removed (``cleanup``, only if that owner is known
+          gone), then given to ``send``, which sends it again (a failed send is logged and
+          retried at the next sweep, a lease later), then handed off;
+        - failed with its project, as :meth:`recover` fails it, if no task queue holds it
+          (it ran in its own process's executor, which is gone) or its owner was asked
+          to cancel;
+        - left alone if another task system queued it: that system's workers sweep it.
+
+        Args:
+            adapter: The project's adapter.
+            loader: Loads a project by its key text; its ``scope`` limits the search.
+            executor: The task system this worker belongs to (``"celery"``).
+            send: Sends a requeued attempt to its task queue again.
+            cleanup: Removes the temporary files of an attempt whose owner is gone.
+            status_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
+            output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
+            values: Passed to each :class:`~renderstate.ProjectLifecycle`.
+
+        Returns:
+            What was done, one :class:`Swept` per attempt requeued or failed.
+
+        Raises:
+            ValueError: ``executor`` is empty or wider than its column.
+        """
+        return sweep_attempts(
+            self,
+            adapter,
+            loader,
+            executor=executor,
+            send=send,
+            cleanup=cleanup,
+            options={"status_field": status_field, "output_field": output_field, "values": values},
         )
 
     # ------------------------------------------------------------------ reading

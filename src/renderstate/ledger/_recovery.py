@@ -28,7 +28,7 @@ from renderstate.typing import Adapter, ProjectLoader, ProjectT
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
-__all__ = ["DIED", "INTERRUPTED", "Recovered", "clean_up", "recover"]
+__all__ = ["DIED", "INTERRUPTED", "Recovered", "clean_up", "end_attempt", "recover"]
 
 logger = logging.getLogger("renderstate.ledger")
 
@@ -66,56 +66,25 @@ def recover(
 ) -> list[Recovered]:
     """Fail the projects whose live attempt's lease expired; see :meth:`Ledger.recover`."""
     found: list[Recovered] = []
-    here = socket.gethostname()
+    options: dict[str, Any] = {
+        "status_field": status_field,
+        "output_field": output_field,
+        "values": values,
+    }
 
     def end(attempt: Attempt, fence: dict[str, Any], reason: str) -> None:
-        """Mark ``attempt`` interrupted if it still matches ``fence``; fail its project."""
-        now = ledger._time()
-        project = loader(attempt.project_key)
-        # The reason as every other failure's is recorded, "<class>: <message>", so that
-        # runner.error() reads one format whoever failed the attempt.
-        error = RenderInterruptedError(project_key=attempt.project_key, reason=reason)
-        ended = {
-            "state": AttemptState.INTERRUPTED,
-            "finished_at": now,
-            "phase": "failed",
-            "error": describe_error(error),
-        }
-        record: TransitionRecord | None = None
-        local = host_of(attempt.worker) in (None, here)
-        if project is None:
-            if not ledger.store.update(attempt.id, ended, **fence):
-                return
-            clean_up(cleanup if local else None, attempt)
-        else:
-            lifecycle = ProjectLifecycle(
-                project,
-                adapter,
-                status_field=status_field,
-                output_field=output_field,
-                values=values,
-            )
-            with ledger._atomic(lifecycle):
-                if not ledger.store.update(attempt.id, ended, **fence):
-                    return  # renewed (or finished, or taken over) since it was listed
-                try:
-                    record = lifecycle.fail(error)
-                except InvalidTransitionError:
-                    record = None  # it left PROCESSING meanwhile: only the record ends
-                # Before the commit, while the project is still PROCESSING and locked:
-                # no new attempt can start and create its own temporary file, which
-                # the clean-up (all of the final video's temporary files) would remove.
-                clean_up(cleanup if local else None, attempt)
-        logger.warning(
-            "render attempt %s of %s %s was interrupted (%s%s)",
-            attempt.id,
-            attempt.scope,
-            attempt.project_key,
-            "lease expired" if reason is INTERRUPTED else "its process is gone",
-            f", worker {attempt.worker}" if attempt.worker else "",
+        ended = end_attempt(
+            ledger,
+            adapter,
+            loader,
+            attempt,
+            fence=fence,
+            reason=reason,
+            cleanup=cleanup,
+            options=options,
         )
-        telemetry.recovered(attempt.scope)
-        found.append(Recovered(attempt, record, local))
+        if ended is not None:
+            found.append(ended)
 
     expired = ledger.store.expired(ledger._time(), scope=loader.scope)
     for attempt in expired:
@@ -128,6 +97,65 @@ def recover(
             fence = {"states": _RENDERING, "owner": attempt.owner, "worker": attempt.worker}
             end(attempt, fence, DIED.format(worker=attempt.worker))
     return found
+
+
+def end_attempt(
+    ledger: Ledger,
+    adapter: Adapter[ProjectT],
+    loader: ProjectLoader[ProjectT],
+    attempt: Attempt,
+    *,
+    fence: dict[str, Any],
+    reason: str,
+    cleanup: Callable[[Attempt], None] | None,
+    options: dict[str, Any],
+) -> Recovered | None:
+    """Mark ``attempt`` interrupted if it still matches ``fence``; fail its project.
+
+    ``None`` if the attempt no longer matched (renewed, ended or taken over since it was
+    listed): nothing was written.
+    """
+    here = socket.gethostname()
+    now = ledger._time()
+    project = loader(attempt.project_key)
+    # The reason as every other failure's is recorded, "<class>: <message>", so that
+    # runner.error() reads one format whoever failed the attempt.
+    error = RenderInterruptedError(project_key=attempt.project_key, reason=reason)
+    ended = {
+        "state": AttemptState.INTERRUPTED,
+        "finished_at": now,
+        "phase": "failed",
+        "error": describe_error(error),
+    }
+    record: TransitionRecord | None = None
+    local = host_of(attempt.worker) in (None, here)
+    if project is None:
+        if not ledger.store.update(attempt.id, ended, **fence):
+            return None
+        clean_up(cleanup if local else None, attempt)
+    else:
+        lifecycle = ProjectLifecycle(project, adapter, **options)
+        with ledger._atomic(lifecycle):
+            if not ledger.store.update(attempt.id, ended, **fence):
+                return None  # renewed (or finished, or taken over) since it was listed
+            try:
+                record = lifecycle.fail(error)
+            except InvalidTransitionError:
+                record = None  # it left PROCESSING meanwhile: only the record ends
+            # Before the commit, while the project is still PROCESSING and locked:
+            # no new attempt can start and create its own temporary file, which
+            # the clean-up (all of the final video's temporary files) would remove.
+            clean_up(cleanup if local else None, attempt)
+    logger.warning(
+        "render attempt %s of %s %s was interrupted (%s%s)",
+        attempt.id,
+        attempt.scope,
+        attempt.project_key,
+        "lease expired" if reason is INTERRUPTED else "its process is gone",
+        f", worker {attempt.worker}" if attempt.worker else "",
+    )
+    telemetry.recovered(attempt.scope)
+    return Recovered(attempt, record, local)
 
 
 def clean_up(cleanup: Callable[[Attempt], None] | None, attempt: Attempt) -> None:

@@ -24,7 +24,7 @@ from renderstate._attempts import Attempt
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import Change, TransitionRecord
-from renderstate.ledger._ledger import Ledger, Recovered
+from renderstate.ledger._ledger import Ledger, Recovered, Swept
 from renderstate.ledger._renewals import Renewal, Renewed
 from renderstate.typing import Adapter, ProjectLoader, ProjectT
 
@@ -79,9 +79,13 @@ class ThreadLedger(Ledger):
         twin = self._rebound(lifecycle)
         return self._wait(inner.start, twin, output_path=output_path, actor=actor, owner=owner)
 
-    def hand_off(self, attempt: Attempt | int) -> bool:
+    def hand_off(self, attempt: Attempt | int, *, executor: str | None = None) -> bool:
         """See :meth:`Ledger.hand_off`."""
-        return self._wait(self._awaited.ledger.hand_off, attempt)
+        return self._wait(self._awaited.ledger.hand_off, attempt, executor=executor)
+
+    def hand_back(self, attempt: Attempt) -> Attempt | None:
+        """See :meth:`Ledger.hand_back`."""
+        return self._wait(self._awaited.ledger.hand_back, attempt)
 
     def begin(
         self,
@@ -206,6 +210,32 @@ class ThreadLedger(Ledger):
             self._awaited.ledger.recover,
             self._awaited.store.adapter,
             loader,
+            cleanup=cleanup,
+            status_field=status_field,
+            output_field=output_field,
+            values=values,
+        )
+
+    def sweep(
+        self,
+        adapter: Adapter[ProjectT],
+        loader: ProjectLoader[ProjectT],
+        *,
+        executor: str,
+        send: Callable[[Attempt], None],
+        cleanup: Callable[[Attempt], None] | None = None,
+        status_field: str = "status",
+        output_field: str | None = "output_path",
+        values: StatusValues | None = None,
+    ) -> list[Swept]:
+        """See :meth:`Ledger.sweep`; the projects are written through the store's adapter."""
+        del adapter
+        return self._wait(
+            self._awaited.ledger.sweep,
+            self._awaited.store.adapter,
+            loader,
+            executor=executor,
+            send=send,
             cleanup=cleanup,
             status_field=status_field,
             output_field=output_field,

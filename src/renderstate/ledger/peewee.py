@@ -88,6 +88,7 @@ def _declare(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[p
         owner = peewee.CharField(max_length=64, null=True)
         cancel_requested_at = peewee.DoubleField(null=True)
         cancel_reason = peewee.TextField(null=True)
+        executor = peewee.CharField(max_length=255, null=True)
 
         class Meta:
             database = bound
@@ -123,14 +124,14 @@ def create_ledger_table(
     """Create the ledger's table and its indexes if they do not exist; return the model.
 
     A table created by an earlier version gains the columns added since (``owner``,
-    ``cancel_requested_at``, ``cancel_reason``).
+    ``cancel_requested_at``, ``cancel_reason``, ``executor``).
     """
     model = attempt_model(database, table_name=table_name)
     _create_or_upgrade(model)
     return model
 
 
-_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason")
+_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason", "executor")
 """Columns added to the ledger's table since its first version, in order."""
 
 
@@ -202,7 +203,7 @@ class PeeweeAttemptStore:
         """Create the ledger's table and indexes if they do not exist, or add missing columns.
 
         A table created by an earlier version gains the columns added since (``owner``,
-        ``cancel_requested_at``, ``cancel_reason``).
+        ``cancel_requested_at``, ``cancel_reason``, ``executor``).
         """
         _create_or_upgrade(self.model)
         self._checked = True
@@ -226,7 +227,8 @@ class PeeweeAttemptStore:
                 "PeeweeAttemptStore.create_table()), which creates the table or adds the "
                 "columns it lacks, or add them with your migrations (playhouse.migrate: "
                 "nullable fields 'owner' CharField(max_length=64), 'cancel_requested_at' "
-                "DoubleField, 'cancel_reason' TextField).",
+                "DoubleField, 'cancel_reason' TextField, 'executor' "
+                "CharField(max_length=255)).",
             )
         self._checked = True
 

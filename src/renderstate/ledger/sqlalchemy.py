@@ -107,6 +107,7 @@ def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
         Column("owner", String(64)),
         Column("cancel_requested_at", Double()),
         Column("cancel_reason", Text()),
+        Column("executor", String(255)),
         Index(f"{name}_project", "scope", "project_key", "id"),
         Index(f"{name}_lease", "state", "lease_expires_at"),
     )
@@ -155,7 +156,8 @@ class SQLAlchemyAttemptStore:
 
         For scripts and tests; an app with migrations (alembic) adds the columns in a
         migration of its own instead (all nullable: ``owner`` ``String(64)``,
-        ``cancel_requested_at`` ``Double``, ``cancel_reason`` ``Text``). A table created by
+        ``cancel_requested_at`` ``Double``, ``cancel_reason`` ``Text``, ``executor``
+        ``String(255)``). A table created by
         an earlier version gains the columns added since, with one ``ALTER TABLE ... ADD
         COLUMN`` each; nothing else is changed.
         """
@@ -180,7 +182,8 @@ class SQLAlchemyAttemptStore:
                 table=self.table.name,
                 missing=missing,
                 fix="Add them with your migrations (alembic: nullable columns 'owner' "
-                "String(64), 'cancel_requested_at' Double, 'cancel_reason' Text), or call "
+                "String(64), 'cancel_requested_at' Double, 'cancel_reason' Text, 'executor' "
+                "String(255)), or call "
                 "SQLAlchemyAttemptStore.create_table(), which creates the table or adds the "
                 "columns it lacks.",
             )
@@ -449,7 +452,7 @@ class SQLAlchemyLoader(Generic[ProjectT]):
             return found
 
 
-_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason")
+_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason", "executor")
 """Columns added to the ledger's table since its first version, in order."""
 
 
