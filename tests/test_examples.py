@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +57,98 @@ def test_every_example_runs(example: Path, tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(example)], cwd=tmp_path, capture_output=True, check=True, timeout=300
     )
+
+
+ORIGIN_APP = EXAMPLES / "adopting_threads"
+ORIGIN_CHILD = Path(__file__).with_name("adopting_threads_child.py")
+
+
+def _origin_env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def test_the_origin_apps_own_suite_passes_on_renderstate(tmp_path: Path) -> None:
+    """examples/adopting_threads (Django + DRF + moviepy, its own thread task manager,
+    swapped onto renderstate): its own test suite, run as its team runs it, is green."""
+    pytest.importorskip("rest_framework", reason="needs the drf extra")
+    run = subprocess.run(
+        [sys.executable, str(ORIGIN_APP / "manage.py"), "test", "studio"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_origin_env(),
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Ran 5 tests" in run.stderr
+    assert run.stderr.rstrip().splitlines()[-2:] == [
+        "OK",
+        "Destroying test database for alias 'default'...",
+    ]
+
+
+def test_the_origin_app_cancels_a_render_from_its_api(tmp_path: Path) -> None:
+    """A re-render cancelled mid-frames through the app's cancel endpoint (real threads, a
+    real moviepy render): FAILED as cancelled, the previous video byte-identical, nothing
+    beside it (no temporary file, no moviepy soundtrack scratch file)."""
+    pytest.importorskip("rest_framework", reason="needs the drf extra")
+    run = subprocess.run(
+        [sys.executable, str(ORIGIN_CHILD), "cancel"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_origin_env(),
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout.splitlines()[-1])
+    assert found["status"]["status"] == "FAILED"
+    assert found["status"]["error"].startswith("RenderCancelledError: ")
+    assert found["same"] is True
+    assert found["listing"] == ["final.mp4"]
+
+
+def test_the_origin_app_recovers_a_sigkilled_render(tmp_path: Path) -> None:
+    """The server process is SIGKILLed while its task manager's thread re-renders (moviepy
+    writing frames); `manage.py recover_renders` right after: FAILED, the previous video
+    byte-identical, nothing beside it."""
+    pytest.importorskip("rest_framework", reason="needs the drf extra")
+    child = subprocess.Popen(
+        [sys.executable, str(ORIGIN_CHILD), "kill"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_origin_env(),
+    )
+    try:
+        assert child.stdout is not None
+        first = json.loads(child.stdout.readline())
+        assert child.stdout.readline() == "rendering\n", child.stderr.read() if child.stderr else ""
+    finally:
+        child.kill()
+        child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    folder = tmp_path / "media" / "projects" / str(first["pk"])
+    assert len(list(folder.iterdir())) == 2  # the video and the dead render's private directory
+    recovered = subprocess.run(
+        [sys.executable, str(ORIGIN_APP / "manage.py"), "recover_renders"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_origin_env(),
+        timeout=120,
+        check=False,
+    )
+    assert recovered.returncode == 0, recovered.stderr
+    assert "recovered 1 render(s)" in recovered.stdout
+    with sqlite3.connect(tmp_path / "origin.sqlite3") as db:
+        (status,) = db.execute("SELECT status FROM studio_project WHERE id = ?", (first["pk"],))
+    assert status == ("FAILED",)
+    assert sorted(p.name for p in folder.iterdir()) == ["final.mp4"]
+    assert hashlib.sha256((folder / "final.mp4").read_bytes()).hexdigest() == first["sha"]
