@@ -23,8 +23,9 @@ from pathlib import Path
 from renderstate._attempts import Attempt
 from renderstate._confined import Workspace, folder
 from renderstate._records import TransitionRecord
+from renderstate._temporaries import temporary_name
 from renderstate.exceptions import RenderOutputError
-from renderstate.files import backup, new_tag, publish, temporary_name
+from renderstate.files import backup, new_tag, publish
 from renderstate.recovery import _temporary_token, clean_up_attempt
 from renderstate.runner._directory_output import clean_after as clean_directory_after
 from renderstate.runner._directory_output import render_directory
