@@ -9,8 +9,10 @@ the event loop; :data:`AWAITABLE` names the awaitable method a sync call should 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
+from renderstate._fields import column_lengths
 from renderstate._records import Change
 from renderstate._status import Trigger
 from renderstate.typing import Adapter
@@ -73,6 +75,9 @@ class ThreadedAdapter:
 
     def empty_output(self, project: object, field: str) -> str | None:
         return self._adapter.empty_output(project, field)
+
+    def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
+        return column_lengths(self._adapter, project, names)
 
 
 # The awaitable method to name when a sync trigger method is called with an async adapter.

@@ -7,12 +7,13 @@ the store when the status moved, report the record (``_observers``). Paths: ``_p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any, Final, Generic, cast
 
 from renderstate._async import AWAITABLE, ThreadedAdapter, is_async_adapter
+from renderstate._fields import check_values
 from renderstate._layout import DEFAULT_LAYOUT, Plan, StatusValues, layout_for, trusted_change
 from renderstate._machine import MACHINE, can_start_render, decide
 from renderstate._memory import DEFAULT_ADAPTER
@@ -267,19 +268,31 @@ class ProjectLifecycle(Generic[ProjectT]):
         """
         return self._run(Trigger.START_RENDER, None, None, clear_output=False)
 
-    def complete(self, output_path: str | PurePosixPath) -> TransitionRecord:
+    def complete(
+        self, output_path: str | PurePosixPath, *, fields: Mapping[str, object] | None = None
+    ) -> TransitionRecord:
         """Move PROCESSING -> COMPLETED and store ``output_path`` with it.
 
         Args:
             output_path: The video's URL-relative path, e.g. ``"projects/42/final.mp4"``.
+            fields: Other columns of the app to write with it, in the same guarded
+                ``UPDATE`` (``{"duration": 12.5, "metadata": {...}}``): a completion that
+                is refused writes none of them.
 
         Raises:
             InvalidOutputPathError: the path is absolute, has ``..``, a scheme, ...
             InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
+            ValueError: ``fields`` names no column of the model, or the status or output
+                column, or holds a text longer than its column; nothing was written.
             TypeError: the adapter is async; await :meth:`acomplete` instead.
         """
+        extra = self._extra(fields)
         return self._run(
-            Trigger.COMPLETE, validate_output_path(output_path), None, clear_output=False
+            Trigger.COMPLETE,
+            validate_output_path(output_path),
+            None,
+            clear_output=False,
+            fields=extra,
         )
 
     def fail(
@@ -312,15 +325,23 @@ class ProjectLifecycle(Generic[ProjectT]):
         """
         return await self._arun(Trigger.START_RENDER, None, None, clear_output=False)
 
-    async def acomplete(self, output_path: str | PurePosixPath) -> TransitionRecord:
+    async def acomplete(
+        self, output_path: str | PurePosixPath, *, fields: Mapping[str, object] | None = None
+    ) -> TransitionRecord:
         """Await :meth:`complete`: same edges, errors and record, without blocking the loop.
 
         Raises:
             InvalidOutputPathError: the path is absolute, has ``..``, a scheme, ...
             InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
+            ValueError: ``fields`` is refused as by :meth:`complete`; nothing was written.
         """
+        extra = self._extra(fields)
         return await self._arun(
-            Trigger.COMPLETE, validate_output_path(output_path), None, clear_output=False
+            Trigger.COMPLETE,
+            validate_output_path(output_path),
+            None,
+            clear_output=False,
+            fields=extra,
         )
 
     async def afail(
@@ -338,7 +359,12 @@ class ProjectLifecycle(Generic[ProjectT]):
     # is taken by _plan, and every record is built by _finish.
 
     def _run(
-        self, trigger: Trigger, output: str | None, error: str | None, clear_output: bool
+        self,
+        trigger: Trigger,
+        output: str | None,
+        error: str | None,
+        clear_output: bool,
+        fields: Mapping[str, object] | None = None,
     ) -> TransitionRecord:
         if self._async:
             msg = (
@@ -350,7 +376,7 @@ class ProjectLifecycle(Generic[ProjectT]):
         project = self._project
         refreshed = False
         for _ in _ATTEMPTS:
-            step = self._plan(trigger, refreshed, output, clear_output)
+            step = self._plan(trigger, refreshed, output, clear_output, fields)
             if step is None:
                 adapter.refresh_status(project, self._layout.status_field)
             elif adapter.apply(project, step[1]):
@@ -359,13 +385,18 @@ class ProjectLifecycle(Generic[ProjectT]):
         raise self._refusal(trigger, self.status)
 
     async def _arun(
-        self, trigger: Trigger, output: str | None, error: str | None, clear_output: bool
+        self,
+        trigger: Trigger,
+        output: str | None,
+        error: str | None,
+        clear_output: bool,
+        fields: Mapping[str, object] | None = None,
     ) -> TransitionRecord:
         adapter = self._awaitable_adapter()
         project = self._project
         refreshed = False
         for _ in _ATTEMPTS:
-            step = self._plan(trigger, refreshed, output, clear_output)
+            step = self._plan(trigger, refreshed, output, clear_output, fields)
             if step is None:
                 await adapter.refresh_status(project, self._layout.status_field)
             elif await adapter.apply(project, step[1]):
@@ -378,7 +409,12 @@ class ProjectLifecycle(Generic[ProjectT]):
         return self._adapter if self._async else ThreadedAdapter(self._adapter)
 
     def _plan(
-        self, trigger: Trigger, refreshed: bool, output: str | None, clear_output: bool
+        self,
+        trigger: Trigger,
+        refreshed: bool,
+        output: str | None,
+        clear_output: bool,
+        fields: Mapping[str, object] | None = None,
     ) -> tuple[Plan, Change] | None:
         """Decide from the status the object holds now: the change to apply, or None.
 
@@ -412,8 +448,25 @@ class ProjectLifecycle(Generic[ProjectT]):
                 output = self._adapter.empty_output(self._project, layout.output_field)
             status_field = layout.status_field
             values = {status_field: change.values[status_field], layout.output_field: output}
+            if fields:
+                values.update(fields)
+            change = trusted_change(status_field, change.expected, MappingProxyType(values))
+        elif fields:
+            # The app's own columns ride in the same guarded UPDATE as the status.
+            status_field = layout.status_field
+            values = {status_field: change.values[status_field], **fields}
             change = trusted_change(status_field, change.expected, MappingProxyType(values))
         return plan, change
+
+    def _extra(self, fields: Mapping[str, object] | None) -> dict[str, object] | None:
+        """The app's extra ``fields`` for a transition, checked before anything is written."""
+        if fields is None:
+            return None
+        layout = self._layout
+        reserved = {layout.status_field: "status_field"}
+        if layout.output_field is not None:
+            reserved[layout.output_field] = "output_field"
+        return check_values(fields, reserved, self._adapter, self._project) or None
 
     def _finish(
         self, trigger: Trigger, plan: Plan, change: Change, error: str | None

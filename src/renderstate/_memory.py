@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
+from renderstate._fields import column_lengths
 from renderstate._records import Change
 
 __all__ = ["MemoryAdapter"]
@@ -78,6 +80,14 @@ class MemoryAdapter:
     def empty_output(self, project: object, field: str) -> str | None:
         """Plain objects have no schema: "no video" is ``None``."""
         return None
+
+    def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
+        """Plain objects have no schema: each name must be an attribute the object has.
+
+        Raises:
+            ValueError: ``project`` has no attribute of one of the names.
+        """
+        return column_lengths(None, project, names)
 
 
 DEFAULT_ADAPTER = MemoryAdapter()

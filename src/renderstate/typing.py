@@ -54,6 +54,14 @@ class Adapter(Protocol[ProjectT_contra]):
 
     An adapter never decides a transition: the domain hands it a :class:`Change` and it
     answers whether the change applied. Every method name is the same in every adapter.
+
+    An adapter may also offer ``check_fields(project, names) -> Mapping[str, int | None]``:
+    raise ``ValueError`` naming each of ``names`` that is no column it can write beside
+    the status (the primary key, a relation, a typo), and return each column's maximum
+    length in characters (``None``: unbounded), reading only the model's schema. The
+    lifecycle asks it before a transition that writes the app's own columns (a
+    completion's ``fields=``, ``error_field``); without it, each name is checked as an
+    attribute of the project. The Django, SQLAlchemy, Peewee and memory adapters offer it.
     """
 
     def apply(self, project: ProjectT_contra, change: Change) -> bool:

@@ -144,6 +144,9 @@ class BlockingAdapter:
         result: str | None = self.inner.empty_output(project, field)
         return result
 
+    def check_fields(self, project: object, names: Any) -> Any:
+        return self.inner.check_fields(project, names)
+
 
 class BlockingLifecycle:
     """An async-bound :class:`ProjectLifecycle` whose ``a``-methods are awaited on the loop.
@@ -161,8 +164,8 @@ class BlockingLifecycle:
     def start_render(self) -> Any:
         return run(self.inner.astart_render(), self.context)
 
-    def complete(self, output_path: str) -> Any:
-        return run(self.inner.acomplete(output_path), self.context)
+    def complete(self, output_path: str, *, fields: Any = None) -> Any:
+        return run(self.inner.acomplete(output_path, fields=fields), self.context)
 
     def fail(self, error: Any = None, *, clear_output: bool = False) -> Any:
         return run(self.inner.afail(error, clear_output=clear_output), self.context)
@@ -788,6 +791,73 @@ class AdapterContract:
         harness.edit(key, status=process)
         record = harness.lifecycle(harness.load(key)).fail(RuntimeError("boom"))
         assert record.changes == {harness.columns["status"]: five[Status.FAILED]}
+
+    def test_a_completion_writes_the_app_s_fields_in_its_own_update(self, harness: Harness) -> None:
+        """complete(fields=) sets the app's other columns in the guarded UPDATE itself:
+        one statement naming the status, the output and those columns, and nothing else
+        the app holds (its timeline) changes."""
+        title = harness.columns["title"]
+        key = harness.insert(Status.PROCESSING)
+        lifecycle = harness.lifecycle(harness.load(key))
+        before = harness.row(key)
+        with harness.capture() as sql:
+            record = lifecycle.complete("projects/1/final.mp4", fields={title: "12.5 s"})
+        assert record.changes[title] == "12.5 s"
+        written = updates(sql)
+        assert len(written) == 1, written
+        assert title in set_columns(written[0])
+        row = harness.row(key)
+        assert row["status"] == harness.literal(Status.COMPLETED)
+        assert row["title"] == "12.5 s"
+        assert row["output"] == "projects/1/final.mp4"
+        if "timeline" in before:
+            assert row["timeline"] == before["timeline"]
+
+    def test_a_refused_completion_writes_none_of_the_app_s_fields(self, harness: Harness) -> None:
+        """A late completion (the project FAILED meanwhile) writes no field it carried."""
+        title = harness.columns["title"]
+        key = harness.insert(Status.PROCESSING)
+        lifecycle = harness.lifecycle(harness.load(key))
+        harness.edit(key, status=harness.literal(Status.FAILED))
+        before = harness.row(key)
+        with pytest.raises(InvalidTransitionError):
+            lifecycle.complete("projects/1/late.mp4", fields={title: "late"})
+        assert harness.row(key) == before
+
+    @pytest.mark.parametrize("bad", ["unknown", "status", "output", "long"])
+    def test_fields_the_model_cannot_take_are_refused_and_write_nothing(
+        self, harness: Harness, bad: str
+    ) -> None:
+        """A typo, the status or output column itself, or a text longer than its column:
+        a ValueError naming the problem and the fix, before any statement."""
+        columns = harness.columns
+        fields: dict[str, object] = {
+            "unknown": {"durration": 12.5},
+            "status": {columns["status"]: "DONE"},
+            "output": {columns["output"]: "projects/x.mp4"},
+            "long": {columns["title"]: "x" * 256},
+        }[bad]
+        key = harness.insert(Status.PROCESSING)
+        lifecycle = harness.lifecycle(harness.load(key))
+        before = harness.row(key)
+        with (
+            harness.capture() as sql,
+            pytest.raises(ValueError, match="Nothing was written") as info,
+        ):
+            lifecycle.complete("projects/1/final.mp4", fields=fields)
+        message = str(info.value)
+        expected = {
+            "unknown": "'durration'",
+            "status": "status_field",
+            "output": "output_field",
+            "long": "at most 255",
+        }[bad]
+        assert expected in message
+        if bad == "unknown":
+            assert columns["title"] in message, "the error lists the model's columns"
+        assert updates(sql) == []
+        assert harness.row(key) == before
+        assert lifecycle.status is Status.PROCESSING
 
     def test_literals_differing_only_by_case_stay_apart(self, harness: Harness) -> None:
         """DRAFT stored as 'queued' and PROCESSING as 'QUEUED': a stale start is refused.

@@ -708,6 +708,63 @@ class LedgerContract:
         assert done.finished_at is not None
         assert not ledger.heartbeat(attempt), "an ended attempt has no lease to renew"
 
+    def test_a_completion_writes_the_app_s_fields_only_for_the_live_attempt(
+        self, harness: LedgerHarness
+    ) -> None:
+        """A superseded attempt's completion writes none of its extra fields (A's
+        duration, say); the live attempt's completion writes its own with the status."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        title = harness.columns["title"]
+        key = harness.insert()
+        worker_a = harness.lifecycle(harness.load(key))
+        _, a = ledger.start(worker_a)
+        a = ledger.begin(a)
+        clock.now += 11  # A's lease expires: its worker hung; B takes the project over
+        ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        worker_b = harness.lifecycle(harness.load(key))
+        _, b = ledger.start(worker_b)
+        b = ledger.begin(b)
+        before = harness.row(key)
+        with pytest.raises(AttemptSupersededError):
+            ledger.complete(worker_a, a, "projects/a/final.mp4", fields={title: "A: 9.0 s"})
+        assert harness.row(key) == before
+        record = ledger.complete(worker_b, b, "projects/b/final.mp4", fields={title: "B: 12.5 s"})
+        assert record.changes[title] == "B: 12.5 s"
+        row = harness.row(key)
+        assert (row["status"], row["output"], row["title"]) == (
+            harness.literal(Status.COMPLETED),
+            "projects/b/final.mp4",
+            "B: 12.5 s",
+        )
+
+    def test_a_completion_with_a_field_the_model_lacks_writes_nothing(
+        self, harness: LedgerHarness
+    ) -> None:
+        """complete(fields=) naming no column is refused before the attempt's row or the
+        project's is touched: the attempt stays live, publish does not run."""
+        ledger = ledger_for(harness)
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        _, attempt = ledger.start(lifecycle)
+        attempt = ledger.begin(attempt)
+        before = harness.row(key)
+        stored = ledger.get(attempt.id)
+        published: list[str] = []
+        with pytest.raises(ValueError, match="durration"):
+            ledger.complete(
+                lifecycle,
+                attempt,
+                "projects/a/final.mp4",
+                publish=lambda: published.append("x"),
+                fields={"durration": 12.5},
+            )
+        assert published == []
+        assert harness.row(key) == before
+        assert ledger.get(attempt.id) == stored
+        ledger.complete(lifecycle, attempt, "projects/a/final.mp4")
+        assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+
     def test_failing_publish_undoes_both_writes(self, harness: LedgerHarness) -> None:
         """If moving the file fails, neither the project nor the attempt is finished, and
         the object reads back what the row holds."""

@@ -15,12 +15,13 @@ In async views, :class:`AsyncDjangoAdapter` does the same without blocking the e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
 try:
     from asgiref.sync import sync_to_async
+    from django.core.exceptions import FieldDoesNotExist
     from django.db import connections, models, router
     from django.db.models import CharField, F, Func
     from django.db.models.lookups import In
@@ -32,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     )
     raise ImportError(msg) from exc
 
+from renderstate._fields import unknown_columns
 from renderstate._records import Change
 from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
@@ -208,6 +210,42 @@ class DjangoAdapter:
         _check_model(project)
         return None if project._meta.get_field(field).null else ""
 
+    def check_fields(self, project: Any, names: Collection[str]) -> Mapping[str, int | None]:
+        """Check that each name is a concrete field of the model; return its ``max_length``.
+
+        Raises:
+            ValueError: a name is no concrete field (a relation's reverse side, a
+                many-to-many, a property) or is the primary key.
+            TypeError: ``project`` is not a Django model instance.
+        """
+        _check_model(project)
+        return _check_fields(project, names)
+
+
+def _check_fields(project: Any, names: Collection[str]) -> dict[str, int | None]:
+    opts = project._meta
+    lengths: dict[str, int | None] = {}
+    unknown: list[str] = []
+    for name in names:
+        try:
+            field = opts.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        if (
+            field is None
+            or not field.concrete
+            or field.many_to_many
+            or field.primary_key
+            or field.name != name
+        ):
+            unknown.append(name)
+        else:
+            lengths[name] = getattr(field, "max_length", None)
+    if unknown:
+        available = [f.name for f in opts.concrete_fields if not f.primary_key]
+        raise unknown_columns(type(project).__name__, unknown, available)
+    return lengths
+
 
 def _recycle_connections() -> None:
     """``close_old_connections()``, sparing the connections inside a transaction."""
@@ -356,6 +394,11 @@ class AsyncDjangoAdapter:
         """Return ``None`` for a ``null=True`` field, else ``""``."""
         _check_model(project, _ASYNC_NAME)
         return self._adapter.empty_output(project, field)
+
+    def check_fields(self, project: Any, names: Collection[str]) -> Mapping[str, int | None]:
+        """Check the names as :meth:`DjangoAdapter.check_fields` does (no query)."""
+        _check_model(project, _ASYNC_NAME)
+        return _check_fields(project, names)
 
 
 def _restore(project: Any, previous: dict[str, Any]) -> None:

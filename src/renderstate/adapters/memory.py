@@ -8,6 +8,7 @@ testing async code. Neither needs an extra.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Mapping
 from typing import Final
 
 from renderstate._memory import MemoryAdapter
@@ -58,3 +59,7 @@ class AsyncMemoryAdapter:
     def empty_output(self, project: object, field: str) -> str | None:
         """Plain objects have no schema: "no video" is ``None``."""
         return None
+
+    def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
+        """Each name must be an attribute the object has; see ``MemoryAdapter.check_fields``."""
+        return self._memory.check_fields(project, names)

@@ -11,7 +11,7 @@ Install with ``pip install 'renderstate[peewee]'``. The model needs no mixin or 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     )
     raise ImportError(msg) from exc
 
+from renderstate._fields import unknown_columns
 from renderstate._records import Change
 from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
@@ -150,6 +151,22 @@ class PeeweeAdapter:
         """Return ``None`` for a ``null=True`` field, else ``""``."""
         _key(project)
         return None if type(project)._meta.fields[field].null else ""
+
+    def check_fields(self, project: Any, names: Collection[str]) -> Mapping[str, int | None]:
+        """Check that each name is a field of the model; return its ``max_length``.
+
+        Raises:
+            ValueError: a name is no field of the model, or is its primary key.
+            TypeError: ``project`` is not a Peewee model instance.
+        """
+        _key(project)
+        meta = type(project)._meta
+        key_names = {f.name for f in meta.get_primary_keys()}
+        unknown = [n for n in names if n not in meta.fields or n in key_names]
+        if unknown:
+            available = [n for n in meta.fields if n not in key_names]
+            raise unknown_columns(type(project).__name__, unknown, available)
+        return {n: getattr(meta.fields[n], "max_length", None) for n in names}
 
 
 def _is_mysql(database: object) -> bool:

@@ -16,7 +16,7 @@ statement without blocking the event loop; both share every step below but the I
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
@@ -43,6 +43,7 @@ except ImportError as exc:  # SQLAlchemy without greenlet: the sync adapter stil
 else:
     _ASYNC_MISSING = None
 
+from renderstate._fields import unknown_columns
 from renderstate._records import Change
 from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
@@ -134,6 +135,16 @@ class SQLAlchemyAdapter:
     def empty_output(self, project: object, field: str) -> str | None:
         """Return ``None`` for a nullable column, else ``""``."""
         return _empty_output(project, field)
+
+    def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
+        """Check that each name is a mapped column attribute; return its ``String`` length.
+
+        Raises:
+            ValueError: a name is no mapped column attribute (a relationship, a property),
+                or is part of the primary key.
+            TypeError: ``project`` is not an instance of a mapped class.
+        """
+        return _check_fields(project, names)
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -229,6 +240,10 @@ class AsyncSQLAlchemyAdapter:
     def empty_output(self, project: object, field: str) -> str | None:
         """Return ``None`` for a nullable column, else ``""``."""
         return _empty_output(project, field, _ASYNC_NAME)
+
+    def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
+        """Check the names as :meth:`SQLAlchemyAdapter.check_fields` does (no query)."""
+        return _check_fields(project, names, _ASYNC_NAME)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -369,6 +384,19 @@ def _project_key(project: object, adapter: str = "SQLAlchemyAdapter") -> object:
 def _empty_output(project: object, field: str, adapter: str = "SQLAlchemyAdapter") -> str | None:
     state = _state(project, adapter)
     return None if _column(state.mapper, field).nullable else ""
+
+
+def _check_fields(
+    project: object, names: Collection[str], adapter: str = "SQLAlchemyAdapter"
+) -> dict[str, int | None]:
+    mapper = _state(project, adapter).mapper
+    attrs = mapper.column_attrs
+    keys = set(mapper.primary_key)
+    writable = {a.key: a.columns[0] for a in attrs if a.columns and a.columns[0] not in keys}
+    unknown = [name for name in names if name not in writable]
+    if unknown:
+        raise unknown_columns(mapper.class_.__name__, unknown, writable)
+    return {name: getattr(writable[name].type, "length", None) for name in names}
 
 
 def _state(project: object, adapter: str = "SQLAlchemyAdapter") -> InstanceState[Any]:

@@ -232,8 +232,12 @@ class AsyncLedger:
         output_path: str,
         *,
         publish: Callable[[], None] | None = None,
+        fields: Mapping[str, object] | None = None,
     ) -> TransitionRecord:
         """Complete the project for ``attempt``, fenced; see :meth:`Ledger.complete`.
+
+        ``fields``, the app's other columns, are written in the project's guarded
+        ``UPDATE``, as with the ledger.
 
         ``publish`` runs inside the transaction, as with the ledger, and so where the
         store runs the ledger's code (on the event loop's thread for SQLAlchemy): keep it
@@ -249,6 +253,7 @@ class AsyncLedger:
             attempt,
             output_path,
             publish=publish,
+            fields=fields,
         )
         return await self.store.run(complete)
 

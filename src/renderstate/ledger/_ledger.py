@@ -408,6 +408,7 @@ class Ledger:
         output_path: str,
         *,
         publish: Callable[[], None] | None = None,
+        fields: Mapping[str, object] | None = None,
     ) -> TransitionRecord:
         """Complete the project for ``attempt``, fenced: only while it is the live attempt.
 
@@ -416,6 +417,11 @@ class Ledger:
         typically the rename of the finished file over the final video, runs inside it,
         after both writes matched and before the commit: a late attempt never replaces
         the current attempt's video, and a failing ``publish`` undoes both writes.
+
+        ``fields`` are other columns of the app's model (``{"duration": 12.5,
+        "metadata": {...}}``), written in the project's guarded ``UPDATE`` itself: an
+        attempt that is no longer live writes none of them. Their names are checked
+        before anything is written.
 
         Once someone asked the attempt to cancel (:meth:`cancel`, from any process), its
         completion is refused: nothing is written and ``publish`` does not run.
@@ -428,7 +434,10 @@ class Ledger:
                 it over from the one that began it; nothing was changed.
             InvalidTransitionError: the project is not PROCESSING (it was moved outside
                 the ledger); the attempt is then marked interrupted.
+            ValueError: ``fields`` names no column of the model, or its status or output
+                column; nothing was written.
         """
+        extra = lifecycle._extra(fields)
         now = self._time()
         values: dict[str, object] = {
             "state": AttemptState.COMPLETED,
@@ -443,7 +452,7 @@ class Ledger:
             lifecycle,
             attempt,
             values,
-            transition=lambda: lifecycle.complete(output_path),
+            transition=lambda: lifecycle.complete(output_path, fields=extra),
             publish=publish,
             uncancelled=True,
         )

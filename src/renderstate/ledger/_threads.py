@@ -17,10 +17,11 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from renderstate._attempts import Attempt
+from renderstate._fields import column_lengths
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import Change, TransitionRecord
@@ -130,12 +131,13 @@ class ThreadLedger(Ledger):
         output_path: str,
         *,
         publish: Callable[[], None] | None = None,
+        fields: Mapping[str, object] | None = None,
     ) -> TransitionRecord:
         """See :meth:`Ledger.complete`."""
         inner = self._awaited.ledger
         twin = self._rebound(lifecycle)
         if publish is None:
-            return self._wait(inner.complete, twin, attempt, output_path)
+            return self._wait(inner.complete, twin, attempt, output_path, fields=fields)
         # publish runs in this thread, which may hold what it needs (the runner's key
         # lock), while the store's call it runs inside waits for it.
         requests: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -158,7 +160,9 @@ class ThreadLedger(Ledger):
             requests.put(run_here)
             done.result()
 
-        call = functools.partial(inner.complete, twin, attempt, output_path, publish=relayed)
+        call = functools.partial(
+            inner.complete, twin, attempt, output_path, publish=relayed, fields=fields
+        )
         ending = self._awaited.store.submit(call)
         ending.add_done_callback(lambda _: requests.put(None))
         while (request := requests.get()) is not None:
@@ -302,3 +306,7 @@ class ThreadAdapter:
     def empty_output(self, project: object, field: str) -> str | None:
         """See :meth:`renderstate.typing.Adapter.empty_output`."""
         return self._awaited.store.adapter.empty_output(project, field)
+
+    def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
+        """See :meth:`renderstate.typing.Adapter.check_fields`."""
+        return column_lengths(self._awaited.store.adapter, project, names)
