@@ -32,7 +32,7 @@ DIFFS = _diffs()
 def test_each_walkthrough_has_diffs() -> None:
     """Both apps' walkthroughs show their swap as diffs of their examples."""
     apps = {path.split("/")[1] for path, _ in DIFFS}
-    assert {"adopting_threads"} <= apps
+    assert apps == {"adopting_threads", "adopting_celery_hls"}
 
 
 @pytest.mark.parametrize(

@@ -152,3 +152,118 @@ def test_the_origin_app_recovers_a_sigkilled_render(tmp_path: Path) -> None:
     assert status == ("FAILED",)
     assert sorted(p.name for p in folder.iterdir()) == ["final.mp4"]
     assert hashlib.sha256((folder / "final.mp4").read_bytes()).hexdigest() == first["sha"]
+
+
+TRANSCODER_APP = EXAMPLES / "adopting_celery_hls"
+TRANSCODER_CHILD = Path(__file__).with_name("adopting_celery_child.py")
+
+
+def test_the_transcoding_apps_own_suite_passes_on_renderstate(tmp_path: Path) -> None:
+    """examples/adopting_celery_hls (Django + Celery, five statuses, an HLS directory, no
+    output column) swapped onto renderstate: its own suite, with its test settings'
+    task_always_eager and no mock, no broker, is green."""
+    pytest.importorskip("celery", reason="needs the celery extra")
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(TRANSCODER_APP / "manage.py"),
+            "test",
+            "videos",
+            "--settings",
+            "transcoder.settings_test",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**_origin_env(), "TRANSCODER_BROKER": "redis://127.0.0.1:1/0"},  # never used
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Ran 4 tests" in run.stderr
+    assert "\nOK\n" in run.stderr
+
+
+def _transcoder(tmp_path: Path, *args: str) -> dict[str, object]:
+    run = subprocess.run(
+        [sys.executable, str(TRANSCODER_CHILD), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_transcoder_env(tmp_path),
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    found: dict[str, object] = json.loads(run.stdout.splitlines()[-1])
+    return found
+
+
+def _transcoder_env(tmp_path: Path) -> dict[str, str]:
+    env = _origin_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(TRANSCODER_APP), env["PYTHONPATH"]])
+    env["TRANSCODER_BROKER"] = "redis://127.0.0.1:6379/0"
+    env["TRANSCODER_QUEUE"] = f"transcoder-test-{tmp_path.name}-{os.getpid()}"
+    return env
+
+
+def test_the_transcoding_app_recovers_a_sigkilled_worker(tmp_path: Path) -> None:
+    """A Celery worker (prefork, Redis) is SIGKILLed with its ffmpeg while it transcodes a
+    video again; `manage.py recover_transcodes` right after: ERROR, the previous HLS
+    directory file for file and byte for byte, nothing beside it."""
+    pytest.importorskip("celery", reason="needs the celery extra")
+    redis = pytest.importorskip("redis", reason="needs the celery extra's Redis client")
+    try:
+        redis.Redis(socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not reachable: {exc}")
+    env = _transcoder_env(tmp_path)
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "transcoder",
+                "worker",
+                "--queues",
+                env["TRANSCODER_QUEUE"],
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # SIGKILL takes the worker, its pool child and ffmpeg
+        )
+    try:
+        first = _transcoder(tmp_path, "first")
+        pk = str(first["id"])
+        running = _transcoder(tmp_path, "again", pk)
+        assert running["status"] == "QUEUED", running  # QUEUED is the literal written
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=60)
+    folder = tmp_path / "media" / "videos" / pk
+    assert len(list(folder.iterdir())) == 2  # the output and the dead worker's staging
+    recovered = subprocess.run(
+        [sys.executable, str(TRANSCODER_APP / "manage.py"), "recover_transcodes"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert recovered.returncode == 0, recovered.stderr
+    assert "recovered 1 transcode(s)" in recovered.stdout
+    state = _transcoder(tmp_path, "state", pk)
+    assert state["status"] == "ERROR"
+    assert state["tree"] == first["tree"]
+    assert state["listing"] == ["hls"]

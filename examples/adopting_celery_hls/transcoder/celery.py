@@ -1,0 +1,25 @@
+"""The Celery app, as Celery's Django guide lays it out; the swap registers the render task."""
+
+import os
+
+from celery import Celery
+
+from renderstate import RenderRunner
+from renderstate.runner.celery import register
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "transcoder.settings")
+
+app = Celery("transcoder")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def worker_runner() -> RenderRunner[object]:
+    """The runner a worker process builds on its first task (Django is set up by then)."""
+    from videos.renders import make_runner  # noqa: PLC0415 - the models need Django ready
+
+    return make_runner()  # type: ignore[return-value]
+
+
+# The swap: the task `renderstate.render` renders what the web process submits.
+register(app, worker_runner)

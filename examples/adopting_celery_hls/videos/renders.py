@@ -1,0 +1,68 @@
+"""The swap: the app's transcoding function, driven by RenderRunner through Celery.
+
+The runner guards the start (one transcode at a time per video, in one conditional
+``UPDATE``), sends the job as data to a Celery worker, gives the function an empty staging
+directory beside the output, and publishes the whole HLS directory in one atomic swap,
+fenced by the attempt: a reader of ``media/videos/<id>/hls`` sees the previous playlist and
+segments or the new ones, never a mix, and a killed worker's half-written segments never
+reach it. The model has no column for the output path: the ledger keeps it.
+"""
+
+import functools
+
+from django.conf import settings
+
+from renderstate import RenderRunner, Status, TransitionRecord
+from renderstate.adapters.django import DjangoAdapter
+from renderstate.ledger import Ledger
+from renderstate.ledger.django import DjangoAttemptStore
+from renderstate.runner import own_path
+from renderstate.runner.celery import CeleryExecutor
+from renderstate.typing import Executor
+
+from .models import Video
+from .transcoding import transcode_to_hls
+
+# The app's five literals: QUEUED and PROCESS both read as PROCESSING (the first is written).
+VALUES = {
+    Status.DRAFT: "CREATED",
+    Status.PROCESSING: ["QUEUED", "PROCESS"],
+    Status.COMPLETED: "DONE",
+    Status.FAILED: "ERROR",
+}
+
+
+def record_error(record: TransitionRecord) -> None:
+    """Keep the app's ``error`` column: the reason a transcode failed."""
+    if record.target is Status.FAILED:
+        Video.objects.filter(pk=record.project_key).update(error=record.error or "")
+
+
+def make_runner(executor: Executor | None = None) -> RenderRunner[Video]:
+    """A runner on the app's model; the web process's sends through Celery."""
+    store = DjangoAttemptStore()
+    return RenderRunner(
+        DjangoAdapter(),
+        own_path(
+            transcode_to_hls,
+            argument=lambda video: video.pk,  # it takes the id
+            target="out_dir",  # the empty directory to fill, as this keyword
+            output="directory",  # a playlist and segments, published whole
+        ),
+        media_root=settings.MEDIA_ROOT,
+        values=VALUES,
+        output_field=None,  # no column for it: the ledger keeps the path
+        output_path_for=lambda video: f"videos/{video.pk}/hls",
+        ledger=Ledger(store),
+        loader=store.loader(Video),
+        executor=executor,
+        observers=[record_error],
+    )
+
+
+@functools.cache
+def web_runner() -> RenderRunner[Video]:
+    """The web process's runner: it submits to the Celery workers."""
+    from transcoder.celery import app  # noqa: PLC0415 - Celery's app module imports this one
+
+    return make_runner(CeleryExecutor(app))
