@@ -276,3 +276,21 @@ def test_recover_interrupted_without_a_runner_puts_the_previous_directory_back(
     assert found["status"] == "FAILED"
     assert found["tree"] == tree_digest(OLD)
     assert found["listing"] == ["hls"]
+
+
+def test_recover_interrupted_without_a_runner_settles_a_render_killed_after_its_commit(
+    strace: None, tmp_path: Path
+) -> None:
+    """Killed after its completion committed, as it began removing the previous directory:
+    ``renderstate.recovery.recover_interrupted`` given the (COMPLETED) project keeps the new
+    directory and removes the staging directory with the previous one."""
+    url = f"sqlite:///{tmp_path / 'committed.sqlite'}"
+    project = Rerender(url, tmp_path / "media", "plain")
+    project.prepare()
+    killed = run_killed(project.argv(), CrashPoint("renameat", 1), FILE_CALLS, env=child_env())
+    assert was_killed(killed), killed.stderr
+    assert len(list(project.output.parent.iterdir())) == 2  # the output and the staging
+    found = project.child("standalone", "plain")
+    assert found["status"] == "COMPLETED"
+    assert found["tree"] == tree_digest(NEW)
+    assert found["listing"] == ["hls"]
