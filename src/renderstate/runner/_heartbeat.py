@@ -1,4 +1,8 @@
-"""One thread per runner that renews its live attempts' leases and writes their progress."""
+"""One thread per runner that renews its live attempts' leases and writes their progress.
+
+One transaction per tick for all of them (:meth:`Ledger.renew
+<renderstate.ledger.Ledger.renew>`), whatever the number of renders.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Final
+from typing import Final, NamedTuple
 
 from renderstate._attempts import Attempt
-from renderstate.ledger import Ledger
-from renderstate.ledger._fencing import held
+from renderstate.ledger import Ledger, Renewal, RenewalOutcome
+from renderstate.ledger._checks import check_progress
 from renderstate.runner.progress import Progress
 
 __all__ = ["Heartbeat", "progress_fields"]
@@ -37,12 +41,13 @@ class _Beat:
         "attempt",
         "cancel_seen",
         "key",
-        "last_write",
         "lost",
         "on_cancel",
         "on_lost",
+        "progress_at",
         "read",
         "refused",
+        "renewed_at",
         "written",
     )
 
@@ -61,23 +66,39 @@ class _Beat:
         self.on_cancel = on_cancel
         self.cancel_seen = on_cancel is None
         self.written: Progress | None = None
-        self.last_write = time.monotonic()
+        now = time.monotonic()
+        self.progress_at = now
+        """When its progress was last written (or the attempt added)."""
+        self.renewed_at = now
+        """When its lease was last renewed (or the attempt added)."""
         self.lost = False
         self.refused = False
+
+
+class _Due(NamedTuple):
+    """One beat's part of a tick: the progress to write (``None``: the lease alone)."""
+
+    beat: _Beat
+    progress: Progress
+    fields: dict[str, object] | None
 
 
 class Heartbeat:
     """Keeps the runner's live attempts alive in the ledger, from one daemon thread.
 
-    Each tick, an attempt whose progress changed gets one ``UPDATE`` (progress and a
-    fresh lease) if ``progress_interval`` has passed since its last write; one whose
-    progress did not change gets a lease renewal about three times per lease. A render
-    step that reports nothing (an encoder flush) therefore keeps its lease. A renewal
-    the ledger refuses means the attempt was recovered, superseded or taken over by
-    another owner: ``on_lost`` is called once, so the render can stop. A renewal refused
-    because someone asked the attempt to cancel (from any process, through the ledger)
-    calls ``on_cancel`` with the reason, once, and renews the lease without that
-    condition from then on, so the render keeps its lease while it stops.
+    Each tick that any attempt is due (its progress changed and ``progress_interval``
+    has passed since its last progress write, or a third of the lease has passed since
+    its last renewal), one :meth:`Ledger.renew <renderstate.ledger.Ledger.renew>` renews
+    the lease of every attempt the runner holds and writes each changed progress that is
+    due: one transaction per tick, whatever the number of renders. A render step that
+    reports nothing (an encoder flush) therefore keeps its lease. A renewal the ledger
+    refuses means the attempt was recovered, superseded or taken over by another owner:
+    ``on_lost`` is called once, so the render can stop. A renewal refused because someone
+    asked the attempt to cancel (from any process, through the ledger) calls
+    ``on_cancel`` with the reason, once, and renews the lease without that condition from
+    then on, so the render keeps its lease while it stops. A renewal skipped because
+    another transaction held its row locked is sent again at the next tick; it delays
+    no other renewal.
 
     Beats are keyed by their owner's token, never by attempt: two jobs of one attempt in
     this process (a duplicate delivery, a takeover by a second runner) are two owners, and
@@ -94,6 +115,8 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._renew_every = ledger.lease / 3
         self._tick = max(min(ledger.progress_interval or _MIN_TICK, self._renew_every), _MIN_TICK)
+        # A store without renew() writes one UPDATE per renewal: there, only the due ones.
+        self._batches = hasattr(ledger.store, "renew")
 
     def add(
         self,
@@ -142,84 +165,113 @@ class Heartbeat:
             if not beats:
                 continue
             with self._scope():  # e.g. Django: recycle this thread's connection per tick
-                for beat in beats:
-                    self._beat(beat)
+                self.tick(beats)
 
-    def _renew(self, beat: _Beat, fields: dict[str, object] | None) -> bool:
-        """One renewal, refused while a cancel request is unseen by the job."""
-        return self._ledger.heartbeat(beat.attempt, fields, unless_cancelled=not beat.cancel_seen)
-
-    def _beat(self, beat: _Beat) -> None:
+    def tick(self, beats: list[_Beat]) -> None:
+        """Renew ``beats`` that are due, with every other one's lease, in one transaction."""
         now = time.monotonic()
-        progress = beat.read()
-        since = now - beat.last_write
-        changed = progress != beat.written
-        if changed and since >= self._ledger.progress_interval:
-            fields: dict[str, object] | None = progress_fields(progress)
-        elif since >= self._renew_every:
-            fields = None
-        else:
+        interval = self._ledger.progress_interval
+        due: list[_Due] = []
+        rest: list[_Due] = []
+        for beat in beats:
+            progress = beat.read()
+            if progress != beat.written and now - beat.progress_at >= interval:
+                due.append(_Due(beat, progress, self._checked(beat, progress)))
+            elif now - beat.renewed_at >= self._renew_every:
+                due.append(_Due(beat, progress, None))
+            else:
+                rest.append(_Due(beat, progress, None))
+        if not due:
             return
+        sent = due + rest if self._batches else due
         try:
-            try:
-                alive = self._renew(beat, fields)
-            except ValueError:
-                if fields is None:
-                    raise
-                # The ledger refused the progress before writing anything (a count no
-                # column holds): that write can never succeed, and retrying it every tick
-                # would let the lease run out under a live render. Drop this progress
-                # value (it counts as written) and renew the lease alone.
-                if not beat.refused:
-                    beat.refused = True
-                    logger.warning(
-                        "attempt %s: the ledger cannot record its progress %s; its lease is "
-                        "renewed without it",
-                        beat.attempt.id,
-                        fields,
-                        exc_info=True,
-                    )
-                fields = None
-                beat.written = progress
-                alive = self._renew(beat, None)
+            results = self._ledger.renew([self._renewal(d) for d in sent])
         except Exception:
             # A database hiccup: the lease has margin (three renewals per lease); retry on
             # the next tick.
-            logger.warning("could not renew attempt %s", beat.attempt.id, exc_info=True)
+            logger.warning(
+                "could not renew the leases of attempts %s",
+                sorted({d.beat.attempt.id for d in sent}),
+                exc_info=True,
+            )
             return
-        beat.last_write = now
-        if fields is not None:
-            beat.written = progress
-        if not alive:
-            self._refused(beat, fields)
+        cancelled: list[_Due] = []
+        for item, result in zip(sent, results, strict=True):
+            if result.outcome is RenewalOutcome.RENEWED:
+                self._renewed(item, now)
+            elif result.outcome is RenewalOutcome.CANCEL_REQUESTED:
+                # Someone asked it to stop, from this or another process: tell the job
+                # once, and keep its lease (without the condition) while it stops.
+                assert result.stored is not None
+                item.beat.cancel_seen = True
+                assert item.beat.on_cancel is not None
+                item.beat.on_cancel(result.stored.cancel_reason or "cancelled")
+                cancelled.append(item)
+            elif result.outcome is RenewalOutcome.LOST:
+                self._lost(item.beat)
+            # SKIPPED: another transaction holds its row (or its start has not committed
+            # yet); nothing was written, and it is still due at the next tick.
+        if cancelled:
+            self._renew_cancelled(cancelled, now)
 
-    def _refused(self, beat: _Beat, fields: dict[str, object] | None) -> None:
-        """A renewal matched nothing: a cancel request, a start not committed, or lost."""
+    def _renewal(self, item: _Due) -> Renewal:
+        """The ledger's renewal of ``item``, refused while a cancel request is unseen."""
+        return Renewal(item.beat.attempt, item.fields, unless_cancelled=not item.beat.cancel_seen)
+
+    def _checked(self, beat: _Beat, progress: Progress) -> dict[str, object] | None:
+        """``progress``'s fields, or ``None`` (counted as written) if the ledger refuses them."""
+        fields = progress_fields(progress)
         try:
-            now_stored = self._ledger.get(beat.attempt.id)
+            check_progress(fields)
+        except ValueError:
+            # A count no column holds: that write can never succeed, and retrying it
+            # every tick would fail every tick. Drop this progress value (it counts as
+            # written) and renew the lease alone.
+            if not beat.refused:
+                beat.refused = True
+                logger.warning(
+                    "attempt %s: the ledger cannot record its progress %s; its lease is "
+                    "renewed without it",
+                    beat.attempt.id,
+                    fields,
+                    exc_info=True,
+                )
+            beat.written = progress
+            return None
+        return fields
+
+    def _renewed(self, item: _Due, now: float) -> None:
+        item.beat.renewed_at = now
+        if item.fields is not None:
+            item.beat.written = item.progress
+            item.beat.progress_at = now
+
+    def _renew_cancelled(self, cancelled: list[_Due], now: float) -> None:
+        """Renew the attempts just told of a cancel request, without that condition."""
+        try:
+            results = self._ledger.renew([self._renewal(item) for item in cancelled])
         except Exception:
-            logger.warning("could not read attempt %s", beat.attempt.id, exc_info=True)
+            logger.warning(
+                "could not renew attempts %s",
+                sorted(item.beat.attempt.id for item in cancelled),
+                exc_info=True,
+            )
             return
-        if now_stored is None:
-            return  # started inside a transaction that has not committed yet: not lost
-        if not beat.cancel_seen and now_stored.cancel_requested and held(now_stored, beat.attempt):
-            # Someone asked it to stop, from this or another process: tell the job once,
-            # and keep its lease (without the condition) while it stops.
-            beat.cancel_seen = True
-            assert beat.on_cancel is not None
-            beat.on_cancel(now_stored.cancel_reason or "cancelled")
-            try:
-                if self._renew(beat, fields):
-                    return
-            except Exception:
-                logger.warning("could not renew attempt %s", beat.attempt.id, exc_info=True)
+        for item, result in zip(cancelled, results, strict=True):
+            if result.outcome is RenewalOutcome.RENEWED:
+                self._renewed(item, now)
+            elif result.outcome is RenewalOutcome.LOST:
+                self._lost(item.beat)
+
+    def _lost(self, beat: _Beat) -> None:
+        """A renewal matched nothing: the attempt ended or another owner holds it."""
+        if beat.lost:
+            return
+        with self._lock:
+            if self._beats.get(beat.key) is not beat:
+                # Removed while this renewal was under way: its owner ended, or replaced
+                # its token (a begin). The refusal is not a lost attempt.
                 return
-        if not beat.lost:
-            with self._lock:
-                if self._beats.get(beat.key) is not beat:
-                    # Removed while this renewal was under way: its owner ended, or
-                    # replaced its token (a begin). The refusal is not a lost attempt.
-                    return
-                del self._beats[beat.key]
-            beat.lost = True
-            beat.on_lost()
+            del self._beats[beat.key]
+        beat.lost = True
+        beat.on_lost()
