@@ -31,15 +31,11 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
-
+from crash_rerender import ChildStore
 from renderstate import ProjectLifecycle, RenderRunner, Status, claim_render
-from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
-from renderstate.cli._store import ATTEMPTS, Project
+from renderstate.cli._store import Project
 from renderstate.files import publishing, scratch_path
 from renderstate.ledger import Ledger
-from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.recovery import recover_interrupted
 from renderstate.runner import own_path
 from renderstate.testing import InlineExecutor
@@ -56,28 +52,8 @@ def output_path(key: str) -> str:
     return f"projects/{key}/final.mp4"
 
 
-class Store:
-    """The command line's tables, opened without its start-up queries (fewer crash points)."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.adapter = SQLAlchemyAdapter(self.sessions)
-        self.attempts = SQLAlchemyAttemptStore(self.sessions, table=ATTEMPTS)
-        self.loader = self.attempts.loader(Project)
-
-    def get(self, key: str) -> Project:
-        with self.sessions() as session:
-            found = session.get(Project, key)
-        assert found is not None
-        return found
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-
 def publish_alone(url: str, media: str, key: str) -> None:
-    store = Store(url)
+    store = ChildStore(url)
     lifecycle = ProjectLifecycle(store.get(key), store.adapter)
 
     def commit() -> None:
@@ -92,14 +68,14 @@ def publish_alone(url: str, media: str, key: str) -> None:
 
 
 def recover(url: str, media: str, key: str) -> None:
-    store = Store(url)
+    store = ChildStore(url)
     final = final_file(media, key)
     recover_interrupted(store.adapter, [store.get(key)], final_file=lambda _: final)
     print(json.dumps(state(store, final, key)), flush=True)
     store.close()
 
 
-def state(store: Store, final: Path, key: str) -> dict[str, object]:
+def state(store: ChildStore, final: Path, key: str) -> dict[str, object]:
     project = store.get(key)
     return {
         "status": project.status,
@@ -117,7 +93,9 @@ def write_new(project: object, target: Path, progress: ProgressSink) -> None:
     progress("rendering", 1, 1)
 
 
-def runner_for(store: Store, media: str, mode: str, *, clock: float = 0.0) -> RenderRunner[Project]:
+def runner_for(
+    store: ChildStore, media: str, mode: str, *, clock: float = 0.0
+) -> RenderRunner[Project]:
     if mode == "plain":
         return RenderRunner(store.adapter, write_new, media_root=media, executor=InlineExecutor())
 
@@ -142,7 +120,7 @@ def runner_for(store: Store, media: str, mode: str, *, clock: float = 0.0) -> Re
 
 
 def render(url: str, media: str, key: str, mode: str) -> None:
-    store = Store(url)
+    store = ChildStore(url)
     runner = runner_for(store, media, mode)
     status = runner.submit(store.get(key)).wait(60)
     runner.shutdown()
@@ -152,7 +130,7 @@ def render(url: str, media: str, key: str, mode: str) -> None:
 
 
 def runner_recover(url: str, media: str, key: str, mode: str) -> None:
-    store = Store(url)
+    store = ChildStore(url)
     final = final_file(media, key)
     # With a ledger: a clock past every lease, as a recovery after the lease would run.
     runner = runner_for(store, media, mode, clock=3600.0)

@@ -40,14 +40,12 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select
 
+from crash_rerender import ChildStore
 from renderstate import RenderRunner, Status, _directories
-from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.cli._store import ATTEMPTS, Project
 from renderstate.ledger import Ledger
-from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.recovery import recover_interrupted
 from renderstate.runner import JobSpec, OnProgress, own_path
 from renderstate.testing import InlineExecutor
@@ -90,26 +88,6 @@ def read_tree(directory: Path) -> dict[str, str] | None:
     return found
 
 
-class Store:
-    """The command line's tables, opened without its start-up queries (fewer crash points)."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.adapter = SQLAlchemyAdapter(self.sessions)
-        self.attempts = SQLAlchemyAttemptStore(self.sessions, table=ATTEMPTS)
-        self.loader = self.attempts.loader(Project)
-
-    def get(self, key: str) -> Project:
-        with self.sessions() as session:
-            found = session.get(Project, key)
-        assert found is not None
-        return found
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-
 def write_new(project_id: str, on_progress: OnProgress, out_dir: Path) -> None:
     """The app's render function: an HLS folder written where it is told."""
     on_progress(0, len(NEW))
@@ -122,7 +100,7 @@ def write_new(project_id: str, on_progress: OnProgress, out_dir: Path) -> None:
 
 
 def runner_for(
-    store: Store, media: str, mode: str, renderer: object, *, clock: float = 0.0
+    store: ChildStore, media: str, mode: str, renderer: object, *, clock: float = 0.0
 ) -> RenderRunner[Project]:
     options: dict[str, object] = {}
     if mode == "ledger":
@@ -145,7 +123,7 @@ def renderer() -> object:
     return own_path(write_new, argument=lambda p: p.id, target="out_dir", output="directory")
 
 
-def state(store: Store, media: str, key: str) -> dict[str, object]:
+def state(store: ChildStore, media: str, key: str) -> dict[str, object]:
     project = store.get(key)
     folder = output_dir(media, key).parent
     return {
@@ -168,7 +146,7 @@ def without_exchange(mode: str) -> str:
 
 def render(url: str, media: str, key: str, mode: str) -> None:
     mode = without_exchange(mode)
-    store = Store(url)
+    store = ChildStore(url)
     runner = runner_for(store, media, mode, renderer())
     status = runner.submit(store.get(key)).wait(60)
     runner.shutdown()
@@ -179,7 +157,7 @@ def render(url: str, media: str, key: str, mode: str) -> None:
 
 def recover(url: str, media: str, key: str, mode: str) -> None:
     mode = without_exchange(mode)
-    store = Store(url)
+    store = ChildStore(url)
     runner = runner_for(store, media, mode, renderer(), clock=3600.0)
     if mode == "plain":
         runner.recover_interrupted([store.get(key)])  # whatever its status
@@ -191,7 +169,7 @@ def recover(url: str, media: str, key: str, mode: str) -> None:
 
 
 def standalone(url: str, media: str, key: str, mode: str) -> None:
-    store = Store(url)
+    store = ChildStore(url)
     where = {"final_file": lambda p: output_dir(media, p.id), "media_root": media}
     if mode == "ledger":
         ledger = Ledger(store.attempts, lease=60, clock=lambda: time.time() + 3600.0)
@@ -203,7 +181,7 @@ def standalone(url: str, media: str, key: str, mode: str) -> None:
 
 
 def takeover(url: str, media: str, key: str) -> None:
-    store = Store(url)
+    store = ChildStore(url)
     seen: dict[str, object] = {}
     live = output_dir(media, key)
 

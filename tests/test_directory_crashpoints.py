@@ -17,120 +17,48 @@ staging directory, never into the live directory in place.
 
 from __future__ import annotations
 
-import datetime
-import json
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, update
 
-from adapters import databases
+import crash_rerender
+from crash_rerender import database, strace
 from crashpoints import (
     FILE_CALLS,
     NETWORK_CALLS,
     CrashPoint,
     child_env,
     run_killed,
-    strace_available,
     sweep,
     was_killed,
 )
 from directory_child import NEW, OLD, read_tree, tree_digest
-from renderstate.cli._store import ATTEMPTS, Project, Store
 
 CHILD = Path(__file__).with_name("directory_child.py")
-T0 = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+__all__ = ["database", "strace"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-@pytest.fixture(scope="module")
-def strace() -> None:
-    why = strace_available()
-    if why is not None:
-        pytest.skip(why)
+class Rerender(crash_rerender.Rerender):
+    """A project COMPLETED with its previous output directory."""
 
+    script = CHILD
+    output_name = "hls"
+    digest_key = "tree"
+    old = tree_digest(OLD)
+    new = tree_digest(NEW)
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], scope="module"
-)
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh database's SQLAlchemy URL."""
-    backend: str = request.param
-    try:
-        target = databases.create(backend, tmp_path_factory.mktemp("dir-crash-db"), "dircrash")
-    except Exception as exc:
-        pytest.skip(f"{backend} is not reachable: {exc}")
-    try:
-        yield target.sqlalchemy_url()
-    finally:
-        databases.drop(target)
-
-
-class Rerender:
-    """A project COMPLETED with its previous output directory, reset before every run."""
-
-    def __init__(self, url: str, media: Path, mode: str) -> None:
-        self.url = url
-        self.media = media
-        self.mode = mode
-        self.store = Store(url)
-        self.key = self.store.create("dircrash", {}).id
-        self.output = media / "projects" / self.key / "hls"
-
-    def prepare(self) -> None:
-        with self.store.sessions.begin() as session:
-            session.execute(
-                update(Project)
-                .where(Project.id == self.key)
-                .values(status="COMPLETED", output_path=f"projects/{self.key}/hls", updated_at=T0)
-            )
-            session.execute(delete(ATTEMPTS))
-        self.store.engine.dispose()  # no connection of ours open while the child runs
-        shutil.rmtree(self.output.parent, ignore_errors=True)
-        self.output.mkdir(parents=True)
+    def write_old(self) -> None:
+        self.output.mkdir()
         for name, data in OLD.items():
             (self.output / name).write_bytes(data)
 
-    def child(self, command: str, *extra: str) -> dict[str, object]:
-        """Run the child's ``command`` in a fresh process; return the JSON it prints last."""
-        run = subprocess.run(
-            [sys.executable, str(CHILD), command, self.url, str(self.media), self.key, *extra],
-            capture_output=True,
-            text=True,
-            env=child_env(),
-            timeout=120,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr
-        found: dict[str, object] = json.loads(run.stdout.splitlines()[-1])
-        return found
-
     def check(self, point: CrashPoint | None) -> str:
-        found = self.child("recover", self.mode)
-        assert found["listing"] == ["hls"], f"left beside the output: {found['listing']}"
-        updated = datetime.datetime.fromisoformat(str(found["updated_at"]))
-        unchanged = updated.replace(tzinfo=updated.tzinfo or datetime.timezone.utc) == T0
-        if found["status"] == "COMPLETED" and not unchanged:
-            assert found["tree"] == tree_digest(NEW), "COMPLETED without the new directory"
-            outcome = "completed"
-        elif found["status"] == "FAILED":
-            assert found["tree"] == tree_digest(OLD), "FAILED without the previous directory"
-            outcome = "failed"
-        else:
-            assert (found["status"], unchanged) == ("COMPLETED", True), found
-            assert found["tree"] == tree_digest(OLD), "unchanged without the previous directory"
-            outcome = "unchanged"
-        assert found["output_path"] == f"projects/{self.key}/hls"
-        if point is None:
-            assert outcome == "completed"
-        return outcome
+        assert self.mode is not None
+        return self.judge(self.child("recover", self.mode), point)
 
     def argv(self) -> list[str]:
         return [
