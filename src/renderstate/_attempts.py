@@ -163,6 +163,10 @@ class Attempt:
     ``django-tasks``), so that a worker of that queue can send it again when its owner
     dies or hands it back; ``None`` for an attempt its own process runs (the thread
     executor), which nobody else can requeue."""
+    task_id: str | None = None
+    """The task system's id of the render (a Celery task id), given to
+    :meth:`Ledger.start <renderstate.ledger.Ledger.start>` by the executor that sends it;
+    ``None`` for a render its own process runs (the thread executor)."""
 
     @property
     def cancel_requested(self) -> bool:
@@ -241,6 +245,7 @@ WIDTHS: Final = {
     "phase": 32,
     "owner": 64,
     "executor": 255,
+    "task_id": 255,
 }
 """The most characters each text column of the ledger's table holds, in every store."""
 

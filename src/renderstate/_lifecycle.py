@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, cast
 
 from renderstate._async import AWAITABLE, ThreadedAdapter, is_async_adapter
-from renderstate._fields import check_values
+from renderstate._fields import check_values, column_lengths, fit
 from renderstate._layout import DEFAULT_LAYOUT, Plan, StatusValues, layout_for, trusted_change
 from renderstate._machine import MACHINE, can_start_render, decide
 from renderstate._memory import DEFAULT_ADAPTER
@@ -78,15 +78,31 @@ class ProjectLifecycle(Generic[ProjectT]):
             one written: ``{Status.PROCESSING: ["QUEUED", "PROCESS"]}`` reads both as
             PROCESSING, and every guarded ``UPDATE`` matches both.
         observers: Callables told about each transition after it has been persisted.
+        error_field: The app's own column for why the last render failed, if it has one:
+            :meth:`fail` writes the error's one-line description there (cut to the
+            column's length) in its guarded ``UPDATE``, and :meth:`start_render` empties
+            it (``None``, or ``""`` for a column that is not nullable) in its own.
+        task_id_field: The app's own column for the task system's id of the render
+            (a Celery task id): :meth:`start_render` writes its ``task_id`` there in its
+            guarded ``UPDATE``, or empties it when the render has none.
 
     Raises:
         AttributeError: ``project`` has no ``status_field`` or ``output_field`` attribute.
         ValueError: ``values`` gives two statuses one literal, a status no literal, or
-            has a key that is not a status.
+            has a key that is not a status; ``error_field`` or ``task_id_field`` is no
+            column of the model, or one of the other fields.
         TypeError: ``adapter`` lacks a method of the adapter contract.
     """
 
-    __slots__ = ("__weakref__", "_adapter", "_async", "_layout", "_observers", "_project")
+    __slots__ = (
+        "__weakref__",
+        "_adapter",
+        "_async",
+        "_columns",
+        "_layout",
+        "_observers",
+        "_project",
+    )
 
     def __init__(
         self,
@@ -97,6 +113,8 @@ class ProjectLifecycle(Generic[ProjectT]):
         output_field: str | None = "output_path",
         values: StatusValues | None = None,
         observers: Iterable[Observer] = (),
+        error_field: str | None = None,
+        task_id_field: str | None = None,
     ) -> None:
         if project is None:
             # A lookup that found nothing, not a model with other field names.
@@ -141,6 +159,11 @@ class ProjectLifecycle(Generic[ProjectT]):
         )
         # No list for the common case of no observer: it would cost every binding 56 bytes.
         self._observers: list[Observer] | None = list(observers) if observers else None
+        self._columns: _AppColumns | None = (
+            None
+            if error_field is None and task_id_field is None
+            else _AppColumns(self, error_field, task_id_field)
+        )
 
     def __repr__(self) -> str:
         key = self.project_key
@@ -207,6 +230,7 @@ class ProjectLifecycle(Generic[ProjectT]):
         twin._async = False
         twin._layout = self._layout
         twin._observers = self._observers
+        twin._columns = self._columns
         return twin
 
     @property
@@ -257,8 +281,13 @@ class ProjectLifecycle(Generic[ProjectT]):
         else:
             self._observers.append(observer)
 
-    def start_render(self) -> TransitionRecord:
+    def start_render(self, *, task_id: str | None = None) -> TransitionRecord:
         """Move to PROCESSING: the first render, a re-render or a retry.
+
+        Args:
+            task_id: The task system's id of the render, written to ``task_id_field``
+                when the lifecycle names one (ignored otherwise); ``error_field`` is
+                emptied in the same ``UPDATE``.
 
         Raises:
             RenderConflictError: a render is already running (HTTP 409).
@@ -266,7 +295,13 @@ class ProjectLifecycle(Generic[ProjectT]):
             ProjectNotFoundError: the project is not stored.
             TypeError: the adapter is async; await :meth:`astart_render` instead.
         """
-        return self._run(Trigger.START_RENDER, None, None, clear_output=False)
+        return self._run(
+            Trigger.START_RENDER,
+            None,
+            None,
+            clear_output=False,
+            fields=None if self._columns is None else self._columns.on_start(task_id),
+        )
 
     def complete(
         self, output_path: str | PurePosixPath, *, fields: Mapping[str, object] | None = None
@@ -313,9 +348,16 @@ class ProjectLifecycle(Generic[ProjectT]):
             InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
             TypeError: the adapter is async; await :meth:`afail` instead.
         """
-        return self._run(Trigger.FAIL, None, _describe(error), clear_output=clear_output)
+        text = _describe(error)
+        return self._run(
+            Trigger.FAIL,
+            None,
+            text,
+            clear_output=clear_output,
+            fields=None if self._columns is None else self._columns.on_fail(text),
+        )
 
-    async def astart_render(self) -> TransitionRecord:
+    async def astart_render(self, *, task_id: str | None = None) -> TransitionRecord:
         """Await :meth:`start_render`: same edges, errors and record, without blocking the loop.
 
         Raises:
@@ -323,7 +365,13 @@ class ProjectLifecycle(Generic[ProjectT]):
             UnknownStatusError: the stored status is not one of the four.
             ProjectNotFoundError: the project is not stored.
         """
-        return await self._arun(Trigger.START_RENDER, None, None, clear_output=False)
+        return await self._arun(
+            Trigger.START_RENDER,
+            None,
+            None,
+            clear_output=False,
+            fields=None if self._columns is None else self._columns.on_start(task_id),
+        )
 
     async def acomplete(
         self, output_path: str | PurePosixPath, *, fields: Mapping[str, object] | None = None
@@ -352,7 +400,14 @@ class ProjectLifecycle(Generic[ProjectT]):
         Raises:
             InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
         """
-        return await self._arun(Trigger.FAIL, None, _describe(error), clear_output=clear_output)
+        text = _describe(error)
+        return await self._arun(
+            Trigger.FAIL,
+            None,
+            text,
+            clear_output=clear_output,
+            fields=None if self._columns is None else self._columns.on_fail(text),
+        )
 
     # The sync and async drivers below only perform the store calls that _plan asks for;
     # every decision (which edge, what to write, when to ask the store, when to refuse)
@@ -466,6 +521,8 @@ class ProjectLifecycle(Generic[ProjectT]):
         reserved = {layout.status_field: "status_field"}
         if layout.output_field is not None:
             reserved[layout.output_field] = "output_field"
+        if self._columns is not None:
+            reserved.update(self._columns.reserved)
         return check_values(fields, reserved, self._adapter, self._project) or None
 
     def _finish(
@@ -500,3 +557,72 @@ class ProjectLifecycle(Generic[ProjectT]):
             allowed=[s.value for s in sources_of(trigger)],
             project_key=self.project_key,
         )
+
+
+class _AppColumns:
+    """The app's columns for the failure reason and the task id, checked once per lifecycle."""
+
+    __slots__ = ("_empty", "error_field", "lengths", "reserved", "task_id_field")
+
+    def __init__(
+        self,
+        lifecycle: ProjectLifecycle[Any],
+        error_field: str | None,
+        task_id_field: str | None,
+    ) -> None:
+        layout = lifecycle._layout
+        taken = {layout.status_field: "status_field"}
+        if layout.output_field is not None:
+            taken[layout.output_field] = "output_field"
+        named: dict[str, object] = {"error_field": error_field, "task_id_field": task_id_field}
+        for option, name in named.items():
+            if name is None:
+                continue
+            if not isinstance(name, str) or not name:
+                msg = f"{option} must name a column of the model (a str), got {name!r}"
+                raise TypeError(msg)
+            if name in taken:
+                msg = (
+                    f"{option} and {taken[name]} are both {name!r}; give the app's "
+                    f"{option.removesuffix('_field').replace('_', ' ')} a column of its own"
+                )
+                raise ValueError(msg)
+            taken[name] = option
+        self.error_field = error_field
+        self.task_id_field = task_id_field
+        self.reserved = {name: option for option, name in named.items() if isinstance(name, str)}
+        adapter, project = lifecycle._adapter, lifecycle._project
+        self.lengths = column_lengths(adapter, project, list(self.reserved))
+        self._empty = {name: adapter.empty_output(project, name) for name in self.reserved}
+
+    def on_start(self, task_id: object) -> dict[str, object]:
+        """What a start writes: the task id (or nothing there), and no failure reason."""
+        values: dict[str, object] = {}
+        if self.error_field is not None:
+            values[self.error_field] = self._empty[self.error_field]
+        field = self.task_id_field
+        if field is not None:
+            if task_id is not None:
+                if not isinstance(task_id, str):  # callers without a type checker
+                    msg = f"task_id must be a str, got {type(task_id).__name__}"
+                    raise TypeError(msg)
+                limit = self.lengths.get(field)
+                if limit is not None and len(task_id) > limit:
+                    msg = (
+                        f"task_id is {len(task_id)} characters long and {field!r} holds at "
+                        f"most {limit}; widen the column. Nothing was written"
+                    )
+                    raise ValueError(msg)
+                values[field] = task_id
+            else:
+                values[field] = self._empty[field]
+        return values
+
+    def on_fail(self, text: str | None) -> dict[str, object] | None:
+        """What a failure writes: its reason, cut to the column, if the app has a column."""
+        field = self.error_field
+        if field is None:
+            return None
+        if text is None:
+            return {field: self._empty[field]}
+        return {field: fit(text, self.lengths.get(field))}

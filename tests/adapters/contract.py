@@ -161,8 +161,8 @@ class BlockingLifecycle:
         self.inner = lifecycle
         self.context = context
 
-    def start_render(self) -> Any:
-        return run(self.inner.astart_render(), self.context)
+    def start_render(self, *, task_id: str | None = None) -> Any:
+        return run(self.inner.astart_render(task_id=task_id), self.context)
 
     def complete(self, output_path: str, *, fields: Any = None) -> Any:
         return run(self.inner.acomplete(output_path, fields=fields), self.context)
@@ -200,6 +200,8 @@ class Harness:
         self.variant = variant
         self.values: StatusValues | None = None
         """Literals that replace the model's own map in :attr:`options`, when set."""
+        self.more_options: dict[str, Any] = {}
+        """More ProjectLifecycle options (error_field, task_id_field), in :attr:`options`."""
 
     @property
     def backend(self) -> str:
@@ -228,6 +230,7 @@ class Harness:
         )
         if self.values is not None:
             options["values"] = self.values
+        options.update(self.more_options)
         return options
 
     @property
@@ -858,6 +861,77 @@ class AdapterContract:
         assert updates(sql) == []
         assert harness.row(key) == before
         assert lifecycle.status is Status.PROCESSING
+
+    def test_a_failure_writes_its_reason_to_the_app_s_error_field(self, harness: Harness) -> None:
+        """error_field: fail() writes the reason in its guarded UPDATE (one statement),
+        cut to the column's length; the next start empties it in its own."""
+        title = harness.columns["title"]
+        harness.more_options = {"error_field": title}
+        key = harness.insert(Status.PROCESSING)
+        lifecycle = harness.lifecycle(harness.load(key))
+        with harness.capture() as sql:
+            record = lifecycle.fail(RuntimeError("disk full"))
+        written = updates(sql)
+        assert len(written) == 1, written
+        assert title in set_columns(written[0])
+        assert record.changes[title] == "RuntimeError: disk full"
+        row = harness.row(key)
+        assert (row["status"], row["title"]) == (
+            harness.literal(Status.FAILED),
+            "RuntimeError: disk full",
+        )
+        with harness.capture() as sql:
+            harness.lifecycle(harness.load(key)).start_render()
+        assert len(updates(sql)) == 1
+        assert harness.row(key)["title"] == "", "the column is NOT NULL: emptied as ''"
+        harness.lifecycle(harness.load(key)).fail("x" * 400)
+        stored = harness.row(key)["title"]
+        assert len(stored) == 255
+        assert stored.endswith("\u2026")
+
+    def test_a_refused_failure_writes_no_reason(self, harness: Harness) -> None:
+        """A late fail (the project COMPLETED meanwhile) leaves the app's error column."""
+        title = harness.columns["title"]
+        harness.more_options = {"error_field": title}
+        key = harness.insert(Status.PROCESSING)
+        lifecycle = harness.lifecycle(harness.load(key))
+        harness.edit(key, status=harness.literal(Status.COMPLETED))
+        before = harness.row(key)
+        with pytest.raises(InvalidTransitionError):
+            lifecycle.fail(RuntimeError("late"))
+        assert harness.row(key) == before
+
+    def test_a_start_writes_its_task_id_to_the_app_s_column(self, harness: Harness) -> None:
+        """task_id_field: start_render(task_id=) writes it in the start's own UPDATE; a
+        refused start writes none; a start without a task id empties the column."""
+        title = harness.columns["title"]
+        harness.more_options = {"task_id_field": title}
+        key = harness.insert()
+        lifecycle = harness.lifecycle(harness.load(key))
+        with harness.capture() as sql:
+            lifecycle.start_render(task_id="c0ffee-1")
+        assert len(updates(sql)) == 1
+        assert harness.row(key)["title"] == "c0ffee-1"
+        with pytest.raises(RenderConflictError):
+            harness.lifecycle(harness.load(key)).start_render(task_id="c0ffee-2")
+        assert harness.row(key)["title"] == "c0ffee-1"
+        lifecycle.fail("x")
+        harness.lifecycle(harness.load(key)).start_render()
+        assert harness.row(key)["title"] == ""
+
+    @pytest.mark.parametrize("option", ["error_field", "task_id_field"])
+    def test_an_app_column_the_model_lacks_is_refused_when_bound(
+        self, harness: Harness, option: str
+    ) -> None:
+        """error_field/task_id_field naming no column (or the status column) is refused
+        before any transition, naming the option."""
+        key = harness.insert()
+        project = harness.load(key)
+        with pytest.raises(ValueError, match="'errror'"):
+            ProjectLifecycle(project, harness.adapter(), **{**harness.options, option: "errror"})
+        status = harness.columns["status"]
+        with pytest.raises(ValueError, match=f"{option} and status_field"):
+            ProjectLifecycle(project, harness.adapter(), **{**harness.options, option: status})
 
     def test_literals_differing_only_by_case_stay_apart(self, harness: Harness) -> None:
         """DRAFT stored as 'queued' and PROCESSING as 'QUEUED': a stale start is refused.

@@ -765,6 +765,60 @@ class LedgerContract:
         ledger.complete(lifecycle, attempt, "projects/a/final.mp4")
         assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
 
+    def test_a_start_records_its_task_id_on_the_attempt_and_the_app_s_column(
+        self, harness: LedgerHarness
+    ) -> None:
+        """Ledger.start(task_id=) keeps the task system's id on the attempt as stored, and
+        writes it to the app's task_id_field in the start's guarded UPDATE; a refused
+        start records nothing."""
+        ledger = ledger_for(harness)
+        title = harness.columns["title"]
+        harness.more_options = {"task_id_field": title}
+        key = harness.insert()
+        _, attempt = ledger.start(harness.lifecycle(harness.load(key)), task_id="task-1")
+        assert attempt.task_id == "task-1"
+        stored = ledger.get(attempt.id)
+        assert stored is not None
+        assert stored.task_id == "task-1"
+        assert harness.row(key)["title"] == "task-1"
+        before = harness.attempts()
+        with pytest.raises(RenderConflictError):
+            ledger.start(harness.lifecycle(harness.load(key)), task_id="task-2")
+        assert harness.row(key)["title"] == "task-1"
+        assert harness.attempts() == before
+        with pytest.raises(ValueError, match="task_id"):
+            ledger.start(harness.lifecycle(harness.load(key)), task_id="t" * 256)
+
+    def test_failures_write_their_reason_to_the_app_s_error_field(
+        self, harness: LedgerHarness
+    ) -> None:
+        """error_field: the live attempt's fail and a recovery write the reason with the
+        FAILED status; a superseded attempt's fail writes none."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        title = harness.columns["title"]
+        harness.more_options = {"error_field": title}
+        key = harness.insert()
+        _, a = ledger.start(harness.lifecycle(harness.load(key)))
+        a = ledger.begin(a)
+        ledger.fail(harness.lifecycle(harness.load(key)), a, RuntimeError("disk full"))
+        assert harness.row(key)["title"] == "RuntimeError: disk full"
+        _, b = ledger.start(harness.lifecycle(harness.load(key)))
+        assert harness.row(key)["title"] in ("", None), "a start empties the reason"
+        b = ledger.begin(b)
+        clock.now += 11  # B's worker hangs past its lease
+        recovered = ledger.recover(harness.adapter(), harness.loader(), **harness.options)
+        assert b.id in {r.attempt.id for r in recovered}
+        reason = harness.row(key)["title"]
+        assert reason
+        assert reason == (ledger.get(b.id) or b).error
+        _, c = ledger.start(harness.lifecycle(harness.load(key)))
+        c = ledger.begin(c)
+        with pytest.raises(AttemptSupersededError):
+            ledger.fail(harness.lifecycle(harness.load(key)), b, "B's late failure")
+        assert harness.row(key)["title"] in ("", None)
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+
     def test_failing_publish_undoes_both_writes(self, harness: LedgerHarness) -> None:
         """If moving the file fails, neither the project nor the attempt is finished, and
         the object reads back what the row holds."""

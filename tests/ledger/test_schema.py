@@ -84,7 +84,13 @@ def test_sqlalchemy_refuses_an_old_table_then_upgrades_it(url: str) -> None:
     assert clip is not None
     with pytest.raises(LedgerSchemaError) as refused:
         ledger.start(ProjectLifecycle(clip, adapter))
-    assert refused.value.missing == ("owner", "cancel_requested_at", "cancel_reason", "executor")
+    assert refused.value.missing == (
+        "owner",
+        "cancel_requested_at",
+        "cancel_reason",
+        "executor",
+        "task_id",
+    )
     assert "create_table()" in str(refused.value)
     assert "nothing was written" in str(refused.value)
     with sessions() as session:
@@ -176,10 +182,14 @@ def test_django_refuses_an_unmigrated_table_then_migrate_adds_the_column(tmp_pat
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert (
-        "lacks the columns owner, cancel_requested_at, cancel_reason, executor," in out["refused"]
+        "lacks the columns owner, cancel_requested_at, cancel_reason, executor, task_id,"
+        in out["refused"]
     )
     assert "python manage.py migrate renderstate" in out["refused"]
-    assert "lacks the columns cancel_requested_at, cancel_reason, executor," in out["refused_0002"]
+    assert (
+        "lacks the columns cancel_requested_at, cancel_reason, executor, task_id,"
+        in out["refused_0002"]
+    )
     assert out["after"] is None
 
 

@@ -672,3 +672,18 @@ def test_scratch_files_named_after_the_target_are_removed(tmp_path: Path, outcom
         job = runner.submit(project)
     assert job.wait() is (Status.FAILED if outcome == "raises" else Status.COMPLETED)
     assert leftovers(tmp_path) == []
+
+
+def test_a_failed_render_writes_its_reason_to_the_app_s_error_field(tmp_path: Path) -> None:
+    """RenderRunner(error_field=): a render that raises leaves its reason in the app's
+    own column; the next render's start empties it (no task id without a task queue)."""
+    project = MemoryProject()
+    renderer = FakeRenderer(frames=10, fail_at_frame=4)
+    with inline_runner(renderer, tmp_path, error_field="title") as runner:
+        assert runner.submit(project).wait() is Status.FAILED
+    assert project.title.startswith("RuntimeError")
+    with inline_runner(FakeRenderer(frames=2), tmp_path, error_field="title") as runner:
+        job = runner.submit(project)
+        assert project.title is None, "the start emptied it"
+        assert job.wait() is Status.COMPLETED
+    assert project.title is None

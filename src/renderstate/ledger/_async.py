@@ -168,6 +168,7 @@ class AsyncLedger:
         output_path: str | None = None,
         actor: str | None = None,
         owner: str | None = None,
+        task_id: str | None = None,
     ) -> tuple[TransitionRecord, Attempt]:
         """Start a render and record its attempt, as one transaction; see :meth:`Ledger.start`.
 
@@ -180,6 +181,7 @@ class AsyncLedger:
             output_path=output_path,
             actor=actor,
             owner=owner,
+            task_id=task_id,
         )
         return await self.store.run(start)
 
@@ -308,6 +310,7 @@ class AsyncLedger:
         status_field: str = "status",
         output_field: str = "output_path",
         values: StatusValues | None = None,
+        error_field: str | None = None,
     ) -> list[Recovered]:
         """Fail exactly the projects whose live attempt's lease expired; see :meth:`Ledger.recover`.
 
@@ -320,6 +323,7 @@ class AsyncLedger:
             status_field: As for :meth:`Ledger.recover`.
             output_field: As for :meth:`Ledger.recover`.
             values: As for :meth:`Ledger.recover`.
+            error_field: As for :meth:`Ledger.recover`.
         """
         recover = functools.partial(
             self.ledger.recover,
@@ -329,6 +333,7 @@ class AsyncLedger:
             status_field=status_field,
             output_field=output_field,
             values=values,
+            error_field=error_field,
         )
         return await self.store.run(recover)
 

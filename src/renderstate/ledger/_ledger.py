@@ -176,6 +176,7 @@ class Ledger:
         output_path: str | None = None,
         actor: str | None = None,
         owner: str | None = None,
+        task_id: str | None = None,
     ) -> tuple[TransitionRecord, Attempt]:
         """Start a render and record its attempt, as one transaction.
 
@@ -185,27 +186,35 @@ class Ledger:
         :func:`new_owner` makes): the caller that submitted it renews it under that token
         while it waits for a worker, and :meth:`begin` gives it the worker's own.
 
+        ``task_id``, the task system's id of the render (the Celery executor makes one
+        before the start and sends the task under it), is recorded on the attempt
+        (:attr:`Attempt.task_id <renderstate.ledger.Attempt.task_id>`) and, when the
+        lifecycle names a ``task_id_field``, written to the app's column in the start's
+        guarded ``UPDATE``.
+
         Returns:
             The transition's record and the new, queued attempt.
 
         Raises:
             RenderConflictError: a render of the project is already running (HTTP 409).
-            ValueError: the project's key (as text), ``output_path``, ``actor`` or
-                ``owner`` is wider than its ledger column (255, 500, 255 and 64
-                characters) or contains a NUL character, or ``owner`` is empty; nothing
-                was written.
-            TypeError: ``output_path``, ``actor`` or ``owner`` is not a string.
+            ValueError: the project's key (as text), ``output_path``, ``actor``,
+                ``owner`` or ``task_id`` is wider than its ledger column (255, 500, 255, 64
+                and 255 characters) or contains a NUL character, or ``owner`` is empty;
+                nothing was written.
+            TypeError: ``output_path``, ``actor``, ``owner`` or ``task_id`` is not a
+                string.
         """
         scope, key = self.key(lifecycle)
         _check_text("scope", scope)
         _check_text("project_key", key)
         _check_text("output_path", output_path)
         _check_text("actor", actor)
+        _check_text("task_id", task_id)
         check_owner(owner)
         token = owner or new_owner()
         now = self._time()
         with self._atomic(lifecycle):
-            record = lifecycle.start_render()
+            record = lifecycle.start_render(task_id=task_id)
             attempt, others = self._insert(
                 Attempt(
                     id=0,
@@ -217,6 +226,7 @@ class Ledger:
                     lease_expires_at=_written(now + self.lease),
                     created_at=_written(now),
                     owner=token,
+                    task_id=task_id,
                 )
             )
             for old in self.store.live(scope, key) if others else ():
@@ -581,6 +591,7 @@ class Ledger:
         status_field: str = "status",
         output_field: str | None = "output_path",
         values: StatusValues | None = None,
+        error_field: str | None = None,
     ) -> list[Recovered]:
         """Fail exactly the projects whose live attempt's lease has expired.
 
@@ -600,6 +611,8 @@ class Ledger:
             status_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
             output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
             values: Passed to each :class:`~renderstate.ProjectLifecycle`.
+            error_field: Passed to each :class:`~renderstate.ProjectLifecycle`: the app's
+                column that gets the reason of each project failed.
         """
         return recover_expired(
             self,
@@ -609,6 +622,7 @@ class Ledger:
             status_field=status_field,
             output_field=output_field,
             values=values,
+            error_field=error_field,
         )
 
     def sweep(
@@ -622,6 +636,7 @@ class Ledger:
         status_field: str = "status",
         output_field: str | None = "output_path",
         values: StatusValues | None = None,
+        error_field: str | None = None,
     ) -> list[Swept]:
         """Requeue the live attempts whose owner is gone, or fail those nobody can requeue.
 
@@ -653,6 +668,7 @@ class Ledger:
             status_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
             output_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
             values: Passed to each :class:`~renderstate.ProjectLifecycle`.
+            error_field: Passed to each :class:`~renderstate.ProjectLifecycle`.
 
         Returns:
             What was done, one :class:`Swept` per attempt requeued or failed.
@@ -667,7 +683,12 @@ class Ledger:
             executor=executor,
             send=send,
             cleanup=cleanup,
-            options={"status_field": status_field, "output_field": output_field, "values": values},
+            options={
+                "status_field": status_field,
+                "output_field": output_field,
+                "values": values,
+                "error_field": error_field,
+            },
         )
 
     # ------------------------------------------------------------------ reading

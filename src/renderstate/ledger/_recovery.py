@@ -63,6 +63,7 @@ def recover(
     status_field: str,
     output_field: str | None,
     values: StatusValues | None,
+    error_field: str | None = None,
 ) -> list[Recovered]:
     """Fail the projects whose live attempt's lease expired; see :meth:`Ledger.recover`."""
     found: list[Recovered] = []
@@ -70,6 +71,7 @@ def recover(
         "status_field": status_field,
         "output_field": output_field,
         "values": values,
+        "error_field": error_field,
     }
 
     def end(attempt: Attempt, fence: dict[str, Any], reason: str) -> None:

@@ -74,11 +74,14 @@ class ThreadLedger(Ledger):
         output_path: str | None = None,
         actor: str | None = None,
         owner: str | None = None,
+        task_id: str | None = None,
     ) -> tuple[TransitionRecord, Attempt]:
         """See :meth:`Ledger.start`."""
         inner = self._awaited.ledger
         twin = self._rebound(lifecycle)
-        return self._wait(inner.start, twin, output_path=output_path, actor=actor, owner=owner)
+        return self._wait(
+            inner.start, twin, output_path=output_path, actor=actor, owner=owner, task_id=task_id
+        )
 
     def hand_off(self, attempt: Attempt | int, *, executor: str | None = None) -> bool:
         """See :meth:`Ledger.hand_off`."""
@@ -207,6 +210,7 @@ class ThreadLedger(Ledger):
         status_field: str = "status",
         output_field: str | None = "output_path",
         values: StatusValues | None = None,
+        error_field: str | None = None,
     ) -> list[Recovered]:
         """See :meth:`Ledger.recover`; the projects are written through the store's adapter."""
         del adapter
@@ -218,6 +222,7 @@ class ThreadLedger(Ledger):
             status_field=status_field,
             output_field=output_field,
             values=values,
+            error_field=error_field,
         )
 
     def sweep(
@@ -231,6 +236,7 @@ class ThreadLedger(Ledger):
         status_field: str = "status",
         output_field: str | None = "output_path",
         values: StatusValues | None = None,
+        error_field: str | None = None,
     ) -> list[Swept]:
         """See :meth:`Ledger.sweep`; the projects are written through the store's adapter."""
         del adapter
@@ -244,6 +250,7 @@ class ThreadLedger(Ledger):
             status_field=status_field,
             output_field=output_field,
             values=values,
+            error_field=error_field,
         )
 
     def get(self, attempt_id: int, *, wait: bool = False) -> Attempt | None:

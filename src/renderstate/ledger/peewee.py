@@ -89,6 +89,7 @@ def _declare(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[p
         cancel_requested_at = peewee.DoubleField(null=True)
         cancel_reason = peewee.TextField(null=True)
         executor = peewee.CharField(max_length=255, null=True)
+        task_id = peewee.CharField(max_length=255, null=True)
 
         class Meta:
             database = bound
@@ -124,14 +125,14 @@ def create_ledger_table(
     """Create the ledger's table and its indexes if they do not exist; return the model.
 
     A table created by an earlier version gains the columns added since (``owner``,
-    ``cancel_requested_at``, ``cancel_reason``, ``executor``).
+    ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``).
     """
     model = attempt_model(database, table_name=table_name)
     _create_or_upgrade(model)
     return model
 
 
-_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason", "executor")
+_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason", "executor", "task_id")
 """Columns added to the ledger's table since its first version, in order."""
 
 
@@ -203,7 +204,7 @@ class PeeweeAttemptStore:
         """Create the ledger's table and indexes if they do not exist, or add missing columns.
 
         A table created by an earlier version gains the columns added since (``owner``,
-        ``cancel_requested_at``, ``cancel_reason``, ``executor``).
+        ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``).
         """
         _create_or_upgrade(self.model)
         self._checked = True
@@ -227,7 +228,7 @@ class PeeweeAttemptStore:
                 "PeeweeAttemptStore.create_table()), which creates the table or adds the "
                 "columns it lacks, or add them with your migrations (playhouse.migrate: "
                 "nullable fields 'owner' CharField(max_length=64), 'cancel_requested_at' "
-                "DoubleField, 'cancel_reason' TextField, 'executor' "
+                "DoubleField, 'cancel_reason' TextField, 'executor' and 'task_id' "
                 "CharField(max_length=255)).",
             )
         self._checked = True

@@ -88,7 +88,7 @@ def _recover_expired(
         state.adapter,
         state.loader,
         cleanup=lambda attempt: clean_after(state, attempt),
-        **state.options,
+        **state.failing_options,
     )
     # After the dead attempts' own backups went back (clean_after): those of attempts
     # killed after their completion committed, which no lease brings here.

@@ -83,6 +83,12 @@ class RenderRunner(Generic[ProjectT]):
             ledger's completed attempts then keep it (see :meth:`video`).
         values: Passed to each :class:`~renderstate.ProjectLifecycle`.
         observers: Passed to each :class:`~renderstate.ProjectLifecycle`.
+        error_field: Passed to each :class:`~renderstate.ProjectLifecycle`: the app's own
+            column for why the last render failed (a failure, a cancel and a recovery
+            write it; a start empties it).
+        task_id_field: Passed to each :class:`~renderstate.ProjectLifecycle`: the app's
+            own column for the task system's id, which an executor that sends jobs to a
+            task queue (Celery) gives each start; emptied for a render without one.
         output_path_for: Returns a project's URL-relative video path; defaults to
             ``"projects/<key>/final.mp4"``.
         find_processing: Loads the projects stored as PROCESSING, for
@@ -142,6 +148,8 @@ class RenderRunner(Generic[ProjectT]):
         loader: ProjectLoader[ProjectT] | None = None,
         async_adapter: AsyncAdapter[ProjectT] | None = None,
         immediate: bool | None = None,
+        error_field: str | None = None,
+        task_id_field: str | None = None,
     ) -> None:
         if async_adapter is not None and not inspect.iscoroutinefunction(
             getattr(async_adapter, "apply", None)
@@ -177,7 +185,13 @@ class RenderRunner(Generic[ProjectT]):
             renderer=renderer,
             media_root=Path(media_root),
             executor=ThreadExecutor(max_workers) if executor is None else executor,
-            options={"status_field": status_field, "output_field": output_field, "values": values},
+            options={
+                "status_field": status_field,
+                "output_field": output_field,
+                "values": values,
+                "error_field": error_field,
+                "task_id_field": task_id_field,
+            },
             observers=tuple(observers),
             output_path_for=output_path_for,
             find_processing=find_processing,

@@ -78,6 +78,11 @@ class RunnerState(Generic[ProjectT]):
         """A lifecycle that notifies no observer: the runner does, outside its locks."""
         return ProjectLifecycle(project, self.adapter, **self.options)
 
+    @property
+    def failing_options(self) -> dict[str, Any]:
+        """The lifecycle options the ledger's ``recover`` and ``sweep`` take (no task id)."""
+        return {k: v for k, v in self.options.items() if k != "task_id_field"}
+
     def notify(self, record: TransitionRecord) -> None:
         """Tell the runner's observers about ``record``."""
         notify_observers(self.observers, record)
