@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -32,14 +31,12 @@ from renderstate.ledger._ledger import (
 )
 from renderstate.ledger._renewals import Renewal, Renewed
 from renderstate.ledger._threads import ThreadAdapter, ThreadLedger
+from renderstate.ledger._waiting import pauses
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
 __all__ = ["AsyncAttemptStore", "AsyncLedger"]
 
 T = TypeVar("T")
-
-_FIRST_WAIT = 0.01
-_MAX_WAIT = 0.5
 
 
 class AsyncAttemptStore(Protocol):
@@ -349,12 +346,11 @@ class AsyncLedger:
         found = await self.store.run(read)
         if found is not None or not wait:
             return found
-        deadline = time.monotonic() + self.ledger.lease
-        delay = _FIRST_WAIT
-        while found is None and time.monotonic() + delay <= deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_WAIT)
+        for pause in pauses(self.ledger.lease):
+            await asyncio.sleep(pause)
             found = await self.store.run(read)
+            if found is not None:
+                break
         return found
 
     async def current(self, scope: str, key: object) -> Attempt | None:

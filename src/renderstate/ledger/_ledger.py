@@ -35,6 +35,7 @@ from renderstate.ledger._requeuing import Swept
 from renderstate.ledger._requeuing import hand_back as hand_back_attempt
 from renderstate.ledger._requeuing import sweep as sweep_attempts
 from renderstate.ledger._taking import begin as begin_attempt
+from renderstate.ledger._waiting import pauses
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
 __all__ = [
@@ -61,8 +62,6 @@ MAX_QUEUE_TIMEOUT: Final = 7 * 24 * 3600.0
 _QUEUED: Final = frozenset({AttemptState.QUEUED})
 _SUPERSEDED: Final = "superseded by attempt {id}"
 _PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
-_FIRST_WAIT: Final = 0.01
-_MAX_WAIT: Final = 0.5
 
 
 class Ledger:
@@ -706,12 +705,11 @@ class Ledger:
         found = self.store.get(attempt_id)
         if found is not None or not wait:
             return found
-        deadline = time.monotonic() + self.lease
-        delay = _FIRST_WAIT
-        while found is None and time.monotonic() + delay <= deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, _MAX_WAIT)
+        for pause in pauses(self.lease):
+            time.sleep(pause)
             found = self.store.get(attempt_id)
+            if found is not None:
+                break
         return found
 
     def current(self, scope: str, key: object) -> Attempt | None:

@@ -29,6 +29,7 @@ from renderstate.ledger._owners import (
     this_worker,
 )
 from renderstate.ledger._recovery import clean_up
+from renderstate.ledger._waiting import pauses
 
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
@@ -39,8 +40,6 @@ logger = logging.getLogger("renderstate.ledger")
 
 _QUEUED: Final = frozenset({AttemptState.QUEUED})
 _RENDERING: Final = frozenset({AttemptState.RENDERING})
-_FIRST_WAIT: Final = 0.01
-_MAX_WAIT: Final = 0.5
 
 
 def begin(
@@ -56,8 +55,7 @@ def begin(
     check_owner(owner)
     me = worker or this_worker()
     token = owner or new_owner()
-    deadline = time.monotonic() + ledger.lease
-    delay = _FIRST_WAIT
+    waiting = pauses(ledger.lease)
     while True:
         now = ledger._time()
         values: dict[str, object] = {
@@ -104,11 +102,11 @@ def begin(
             )
         # Not visible yet (its start has not committed), or it was queued and just
         # committed: try again, for up to a lease.
-        if time.monotonic() + delay > deadline:
+        pause = next(waiting, None)
+        if pause is None:
             release(token)
             raise superseded(ledger.store, attempt)
-        time.sleep(delay)
-        delay = min(delay * 2, _MAX_WAIT)
+        time.sleep(pause)
 
 
 def _remaining(ledger: Ledger, held: Attempt) -> float:

@@ -27,6 +27,7 @@ from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import Change, TransitionRecord
 from renderstate.ledger._ledger import Ledger, Recovered, Swept
 from renderstate.ledger._renewals import Renewal, Renewed
+from renderstate.ledger._waiting import pauses
 from renderstate.typing import Adapter, ProjectLoader, ProjectT
 
 if TYPE_CHECKING:
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["ThreadAdapter", "ThreadLedger"]
 
 T = TypeVar("T")
-
-_FIRST_WAIT = 0.01
-_MAX_WAIT = 0.5
 
 
 class ThreadLedger(Ledger):
@@ -259,12 +257,11 @@ class ThreadLedger(Ledger):
         found = self._wait(read)
         if found is not None or not wait:
             return found
-        deadline = time.monotonic() + self.lease
-        delay = _FIRST_WAIT
-        while found is None and time.monotonic() + delay <= deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, _MAX_WAIT)
+        for pause in pauses(self.lease):
+            time.sleep(pause)
             found = self._wait(read)
+            if found is not None:
+                break
         return found
 
     def current(self, scope: str, key: object) -> Attempt | None:
