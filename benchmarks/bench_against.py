@@ -1,11 +1,13 @@
 """The renderer against an earlier version of itself, side by side, as ratios.
 
-Each round renders, in turn and in fresh child processes, three timelines with this tree's
+Each round renders, in turn and in fresh child processes, four cases with this tree's
 ``src`` and with the baseline's (``--baseline``, the ``src`` folder of an older checkout):
 
 - ``reference``: the reference timeline of ``bench_render.py`` (colour scenes, a tone);
 - ``pictures``: the same with a photograph behind each title;
-- ``soundtrack``: the reference timeline with a WAV file as its soundtrack instead of a tone.
+- ``soundtrack``: the reference timeline with a WAV file as its soundtrack instead of a tone;
+- ``runner``: the sample timeline re-rendered through ``RenderRunner`` (inline executor,
+  memory adapter): the renderer with the runner's publishing around it.
 
 The order of the two versions alternates each round. In each child one untimed render warms
 imports and caches, then the median of three renders' wall time and CPU time (the child and
@@ -47,7 +49,22 @@ from renderstate.rendering.moviepy import MoviePyRenderer, no_progress
 from renderstate.rendering.timeline import parse_timeline
 case, target, wav, repeats = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 
+if case == "runner":  # the sample timeline re-rendered through RenderRunner
+    import tempfile
+    from renderstate import RenderRunner, Status
+    from renderstate.rendering.timeline import sample_timeline
+    from renderstate.testing import InlineExecutor, MemoryAdapter, MemoryProject
+    media = tempfile.mkdtemp()
+    runner = RenderRunner(
+        MemoryAdapter(), MoviePyRenderer(timeline=sample_timeline()), media_root=media,
+        executor=InlineExecutor(),
+    )
+    project = MemoryProject()
+
 def render():
+    if case == "runner":
+        assert runner.submit(project).wait() is Status.COMPLETED
+        return
     target.unlink(missing_ok=True)
     if case == "reference":
         b.render_renderstate(target)
@@ -72,7 +89,7 @@ for _ in range(repeats):
     cpus.append(cpu() - start_cpu)
 print(json.dumps([statistics.median(walls), statistics.median(cpus)]))
 """
-CASES = ("reference", "pictures", "soundtrack")
+CASES = ("reference", "pictures", "soundtrack", "runner")
 REPEATS = 3
 
 
