@@ -12,7 +12,8 @@
     ├── TimelineError                 a timeline the renderer refuses before rendering
     ├── RenderOutputError             the renderer returned without writing a video
     ├── RenderInterruptedError        a render that never ran to its end (shutdown, dead process)
-    │   └── RenderCancelledError      a render stopped by RenderRunner.cancel() / job.cancel()
+    │   ├── RenderCancelledError      a render stopped by RenderRunner.cancel() / job.cancel()
+    │   └── RenderHandedBackError     a render stopped and queued again (a worker's shutdown)
     ├── AttemptSupersededError        a late worker of an attempt that is no longer current
     ├── AttemptOwnedError             a second begin of an attempt another live worker renders
     └── LedgerSchemaError             the ledger's table lacks a column this version needs
@@ -42,6 +43,7 @@ __all__ = [
     "ProjectNotFoundError",
     "RenderCancelledError",
     "RenderConflictError",
+    "RenderHandedBackError",
     "RenderInterruptedError",
     "RenderOutputError",
     "RenderStateError",
@@ -407,6 +409,25 @@ class RenderCancelledError(RenderInterruptedError):
         return (
             f"The render of {_subject(self.project_key).lower()} was cancelled: {self.reason}."
             f"{self._previous()} Start the render again to retry."
+        )
+
+
+class RenderHandedBackError(RenderInterruptedError):
+    """A render stopped before its end and its attempt went back to the queue.
+
+    What a worker's warm shutdown does with a render it cannot finish within its grace
+    period (:meth:`RenderRunner.hand_back <renderstate.RenderRunner.hand_back>`): the
+    render stops at its next frame, its temporary files are removed, the previous video is
+    untouched, and the project stays PROCESSING while another worker renders the same
+    attempt again from the start. Nothing failed: a job that ends with this error saved
+    nothing.
+    """
+
+    def _message(self) -> str:
+        return (
+            f"The render of {_subject(self.project_key).lower()} was handed back to the "
+            f"queue: {self.reason}.{self._previous()} Another worker renders it again from "
+            f"the start; the project stays PROCESSING."
         )
 
 

@@ -43,6 +43,10 @@ class Settings:
     """``fake`` (FakeRenderer with ``frames`` and ``frame_delay``) or ``moviepy``."""
     backend: str | None = None
     """The result backend (a Redis URL); by default the broker."""
+    sweep: bool = True
+    """Whether the workers sweep the ledger for renders whose worker died."""
+    grace: float | None = 20.0
+    """Seconds a render may still take once a warm shutdown began (``None``: it finishes)."""
 
     def to_env(self) -> dict[str, str]:
         return {ENV: json.dumps(dataclasses.asdict(self))}
@@ -106,4 +110,4 @@ def make_runner(settings: Settings) -> RenderRunner[Project]:
 if ENV in os.environ:
     SETTINGS = Settings.from_env()
     app = build_app(SETTINGS)
-    register(app, lambda: make_runner(SETTINGS))
+    register(app, lambda: make_runner(SETTINGS), sweep=SETTINGS.sweep, grace=SETTINGS.grace)

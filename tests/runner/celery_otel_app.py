@@ -93,4 +93,4 @@ if OTEL in os.environ:
     SETTINGS = Settings.from_env()
     _flush_after_each_task(*configure(Path(os.environ[OTEL])))
     app = build_app(SETTINGS)
-    register(app, lambda: make_runner(SETTINGS))
+    register(app, lambda: make_runner(SETTINGS), sweep=SETTINGS.sweep, grace=SETTINGS.grace)

@@ -368,8 +368,10 @@ def test_recover_while_another_worker_renders_changes_only_the_stale_project(
 ) -> None:
     """Worker B is SIGKILLed mid-render; recovery from this process fails only B's project
     while worker A keeps rendering its own to COMPLETED."""
-    # No redelivery during the test: the killed render is left for recovery.
-    settings = replace(settings, frames=80, frame_delay=0.05, lease=1.5, visibility_timeout=600)
+    # No redelivery and no sweep during the test: the killed render is left for recovery.
+    settings = replace(
+        settings, frames=80, frame_delay=0.05, lease=1.5, visibility_timeout=600, sweep=False
+    )
     workers.settings = settings
     one, two = workers.start("one"), workers.start("two")
     with web_for(settings) as web:

@@ -203,8 +203,12 @@ def test_a_takeover_after_a_sigkill_continues_the_trace_in_the_rescuing_worker(
 ) -> None:
     """A worker SIGKILLed mid-render exports nothing of that render; the worker that takes
     the attempt over (its message redelivered) counts a takeover and a completion, and its
-    renderstate.render span is a child of the web process's renderstate.send."""
-    settings = replace(settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=2.0)
+    renderstate.render span is a child of the web process's renderstate.send. (The workers
+    do not sweep here: a render their sweep sends again is counted as requeued, and its
+    message carries no trace context.)"""
+    settings = replace(
+        settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=2.0, sweep=False
+    )
     workers.settings = settings
     exported = tmp_path / "exported"
     doomed = start(workers, "doomed", exported)

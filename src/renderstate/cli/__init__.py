@@ -46,6 +46,20 @@ DEFAULT_DB: Final = f"sqlite:///{DEFAULT_HOME}/renderstate.sqlite3"
 DEFAULT_MEDIA: Final = f"{DEFAULT_HOME}/media"
 """The media root every command uses unless given ``--media``."""
 _DEFAULT_QUEUE: Final = "renderstate"
+_DEFAULT_GRACE: Final = 20.0
+"""renderstate.runner.celery.DEFAULT_GRACE (Celery is imported only when `worker` runs)."""
+
+
+def _grace(text: str) -> float:
+    """``--grace``: a number of seconds, at least 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        msg = f"--grace needs a number of seconds, at least 0, e.g. --grace 20; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -218,9 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run a Celery worker (in this process) that renders the projects of --db sent "
             "through --broker by `renderstate render --broker`. Every worker and sender must "
-            "use the same database and media root. Stop it with SIGTERM or Ctrl-C: it "
-            "finishes the render in progress first; a killed worker's render is delivered "
-            "again to another worker."
+            "use the same database and media root. Stop it with SIGTERM or Ctrl-C: a render "
+            "that cannot finish within --grace seconds stops and goes back to the queue for "
+            "another worker. A killed worker's render is sent again by the other workers "
+            "once its lease expired (at once if it ran on their machine)."
         ),
     )
     worker.add_argument(
@@ -244,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "Redis/SQS only: seconds before an unacknowledged render is delivered again; "
             "longer than your longest render (Celery's default: 3600)"
+        ),
+    )
+    worker.add_argument(
+        "--grace",
+        type=_grace,
+        default=_DEFAULT_GRACE,
+        metavar="SECONDS",
+        help=(
+            "on SIGTERM, seconds a render may still take before it is handed back to the "
+            f"queue; below your process manager's own grace (default: {_DEFAULT_GRACE:g})"
         ),
     )
     worker.add_argument("--hostname", help="the worker's node name (default: celery@HOST)")

@@ -55,12 +55,22 @@ class Sender:
         self._before()
         self._celery.schedule(job)
 
+    @property
+    def route(self) -> str:
+        """What the ledger records as the attempt's executor (the Celery executor's)."""
+        return self._celery.route
+
     def shutdown(self, wait: bool = True) -> None:
         self._celery.shutdown(wait)
 
 
 def work(args: argparse.Namespace, renderer_for: Any) -> int:
-    """Run a worker in this process until it is stopped (SIGTERM: finish the render first)."""
+    """Run a worker in this process until it is stopped.
+
+    On SIGTERM (or Ctrl-C) a render that cannot finish within ``--grace`` seconds stops at
+    its next frame and goes back to the queue; the worker sweeps the ledger every half lease,
+    sending again the renders of workers that died.
+    """
     app = build_app(args.broker, visibility_timeout=args.visibility_timeout)
     Store(args.db).close()  # a bad --db is reported now, not on the first task
 
@@ -75,7 +85,7 @@ def work(args: argparse.Namespace, renderer_for: Any) -> int:
             loader=store.loader,
         )
 
-    register(app, make_runner)
+    register(app, make_runner, grace=args.grace)
     argv = [
         "worker",
         "--queues",

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from renderstate.exceptions import AttemptOwnedError
+from renderstate.exceptions import AttemptOwnedError, RenderHandedBackError
 from renderstate.runner import JobSpec, RenderJob, RenderRunner
 
 __all__ = ["Delivery", "RunnerPerProcess", "deliver"]
@@ -32,6 +32,11 @@ class Delivery(str, enum.Enum):
     The task queue's integration delivers it again after that worker's lease (Celery's
     retry, a deferred Django task): if the worker died meanwhile, that delivery takes the
     attempt over and renders it."""
+
+    HANDED_BACK = "handed back"
+    """The render began here and was handed back to the queue before its end (the
+    worker's warm shutdown, :meth:`RenderRunner.hand_back`): the attempt is queued again
+    for another worker; nothing was saved."""
 
     def __str__(self) -> str:
         return self.value
@@ -73,6 +78,10 @@ def deliver(runner: RenderRunner[Any], spec: JobSpec) -> tuple[Delivery, RenderJ
     job = runner.execute(spec)
     if isinstance(job.error, AttemptOwnedError):
         return Delivery.OWNED, job
+    if isinstance(job.error, RenderHandedBackError) and job.attempt is not None:
+        back = ledger.get(job.attempt.id)
+        if back is not None and back.owner == job.attempt.owner and back.active:
+            return Delivery.HANDED_BACK, job
     return Delivery.RENDERED, job
 
 
@@ -92,6 +101,11 @@ class RunnerPerProcess:
                 self._runner = self._factory()
                 self._pid = os.getpid()
             return self._runner
+
+    def current(self) -> RenderRunner[Any] | None:
+        """This process's runner if it was built here, else ``None`` (nothing is built)."""
+        with self._lock:
+            return self._runner if self._pid == os.getpid() else None
 
     def close(self, **_: object) -> None:
         with self._lock:

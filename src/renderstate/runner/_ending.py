@@ -19,6 +19,7 @@ from renderstate.exceptions import (
     AttemptSupersededError,
     InvalidTransitionError,
     RenderCancelledError,
+    RenderHandedBackError,
     RenderInterruptedError,
     RenderOutputError,
     RenderStateError,
@@ -91,6 +92,8 @@ def end_failed(
     the attempt is failed only while it is still queued or held under the job's token
     (:meth:`~renderstate.ledger.Ledger.give_up`); otherwise nothing is saved.
     """
+    if isinstance(error, RenderHandedBackError) and not gave_up and _hand_back(state, job, error):
+        return
     record: TransitionRecord | None = None
     if isinstance(error, (RenderInterruptedError, RenderOutputError)) and error.untouched is None:
         # Say that the previous video is untouched only once it was checked.
@@ -136,6 +139,32 @@ def end_failed(
         # Even if an interrupt cut the save short, wait() returns and the job counts as
         # ended, so recover_interrupted() can repair a project left PROCESSING.
         _finish(state, job, _status_of(job, record), error)
+
+
+def _hand_back(
+    state: RunnerState[ProjectT], job: RenderJob[ProjectT], error: RenderHandedBackError
+) -> bool:
+    """Give the job's attempt back to the queue instead of failing it; whether it was.
+
+    Not when the attempt is no longer the job's, or someone asked it to cancel: the job
+    then ends as any interrupted render does.
+    """
+    ledger, attempt = state.ledger, job.attempt
+    if ledger is None or attempt is None or not job._begun:
+        return False
+    # Its heartbeat stops renewing under the token it gives up.
+    let_go(state, job)
+    try:
+        back = ledger.hand_back(attempt)
+    except Exception:
+        logger.exception("could not hand attempt %s back; it is failed instead", attempt.id)
+        return False
+    if back is None:
+        return False
+    job.attempt = back
+    logger.warning("%s", error)
+    _finish(state, job, _status_of(job, None), error)
+    return True
 
 
 def end_unsaved(

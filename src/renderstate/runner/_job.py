@@ -19,6 +19,7 @@ from renderstate._lifecycle import ProjectLifecycle
 from renderstate._status import Status
 from renderstate.exceptions import (
     RenderCancelledError,
+    RenderHandedBackError,
     RenderInterruptedError,
     RenderStateError,
 )
@@ -77,6 +78,8 @@ class RenderJob(Generic[ProjectT]):
         self._error: BaseException | None = None
         self._failure: BaseException | None = None  # set as its FAILED is being saved
         self._lost = False
+        self._hand_back_reason: str | None = None  # set by RenderRunner.hand_back()
+        self._delivered = False  # sent by another process's executor (execute())
         # Set by hand_off(): the ledger this job's attempt is followed in from here on.
         self._away: Ledger | None = None
         # Cancel: requested (the reason), refused once the video is being published.
@@ -293,6 +296,11 @@ class RenderJob(Generic[ProjectT]):
                 project_key=self.project_key, reason=_LOST, untouched=self._untouched()
             )
         self._check_cancelled()
+        reason = self._hand_back_reason
+        if reason is not None:
+            raise RenderHandedBackError(
+                project_key=self.project_key, reason=reason, untouched=self._untouched()
+            )
         self._tracker(phase, done, total)
 
     def _lose(self) -> None:

@@ -233,8 +233,10 @@ def handed_off(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
     let_go(state, job)  # its worker renews it (under its own token) once it has begun
     job._away = state.ledger
     telemetry.handed_off(job)
+    # Which task queue holds it, so that a worker of that queue can send it again.
+    route = getattr(state.executor, "route", None)
     try:
-        state.ledger.hand_off(job.attempt)
+        state.ledger.hand_off(job.attempt, executor=route if isinstance(route, str) else None)
     except Exception:  # the spec is sent: a worker renders it regardless
         logger.warning(
             "could not give attempt %s its queue timeout; it keeps the lease until a "

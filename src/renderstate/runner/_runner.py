@@ -36,8 +36,8 @@ from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderInterruptedError, RenderOutputError
-from renderstate.ledger import AsyncLedger, Ledger
-from renderstate.runner import _owning, _reading, _recovering, _starting, _stopping
+from renderstate.ledger import AsyncLedger, Ledger, Swept
+from renderstate.runner import _owning, _reading, _recovering, _requeuing, _starting, _stopping
 from renderstate.runner._heartbeat import Heartbeat
 from renderstate.runner._immediate import RUNNERS
 from renderstate.runner._job import RenderJob
@@ -467,6 +467,52 @@ class RenderRunner(Generic[ProjectT]):
         return _recovering.recover_interrupted(
             self._state, projects, requeue=requeue, submit=self.submit
         )
+
+    def sweep(self, executor: str, send: Callable[[JobSpec, str], None]) -> list[Swept]:
+        """Requeue the renders whose worker is gone, through the task queue that held them.
+
+        What each worker of a task queue runs every so often (the Celery task's
+        ``register()`` runs it every half lease in each worker process): set-based and safe
+        at any time in any process, see :meth:`Ledger.sweep
+        <renderstate.ledger.Ledger.sweep>`. An attempt that was handed to ``executor``'s
+        queue and whose owner died (its lease expired, or its process on this machine is
+        gone) goes back to queued, the temporary files its owner left here are removed,
+        and ``send(spec, executor)`` sends it again (``executor`` as the attempt recorded
+        it, with its queue: ``"celery:renders"``); one that no task queue holds (its
+        process's own executor ran it) is failed with its project, the reason recorded,
+        as :meth:`recover_interrupted` fails it.
+
+        Raises:
+            TypeError: the runner has no ledger or no loader.
+        """
+        return _requeuing.sweep(self._state, executor, send)
+
+    def hand_back(
+        self,
+        reason: str = "the worker is shutting down",
+        *,
+        cannot_finish_within: float | None = None,
+    ) -> int:
+        """Stop this runner's task-queue renders at their next frame and queue them again.
+
+        For a worker's warm shutdown. Each render this runner runs for a task queue (begun
+        by :meth:`execute`: another process sent it) stops at its next progress report;
+        its temporary files are removed, the previous video is untouched, and its attempt
+        goes back to queued (:meth:`Ledger.hand_back <renderstate.ledger.Ledger.hand_back>`),
+        the project still PROCESSING: its job ends with a
+        :class:`~renderstate.RenderHandedBackError` and saves nothing. The caller then sends
+        it again (the Celery task does), or leaves it to a worker's next sweep, a lease
+        later. A render whose attempt someone asked to cancel ends cancelled instead.
+
+        Args:
+            reason: Kept in the job's error.
+            cannot_finish_within: Only the renders whose estimated time left is longer than
+                this many seconds (a render without an estimate yet is left running).
+
+        Returns:
+            How many renders were asked.
+        """
+        return _requeuing.hand_back(self._state, reason, cannot_finish_within)
 
     def shutdown(
         self, wait: bool = True, *, cancel_pending: bool = False, cancel_running: bool = False

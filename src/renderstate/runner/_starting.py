@@ -267,6 +267,7 @@ def delivered(state: RunnerState[ProjectT], spec: JobSpec) -> RenderJob[ProjectT
         raise ProjectNotFoundError(project_key=spec.project_key)
     job = _job(state, project, attempt.output_path or spec.output_path, attempt.actor)
     job.attempt = attempt
+    job._delivered = True
     job._trail = telemetry.delivered(job, spec)
     if not attempt.active:
         logger.info("attempt %s is already %s: nothing to render", attempt.id, attempt.state)

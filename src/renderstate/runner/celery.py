@@ -25,13 +25,24 @@ effect is exactly once (the ledger's fence). See the "Celery workers" page.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from billiard.process import active_children, current_process  # type: ignore[import-untyped]
+
 try:
     from celery import Celery, Task
-    from celery.signals import worker_process_shutdown, worker_shutdown
+    from celery.signals import (
+        worker_process_init,
+        worker_process_shutdown,
+        worker_ready,
+        worker_shutdown,
+        worker_shutting_down,
+    )
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     msg = "renderstate.runner.celery needs Celery: pip install 'renderstate[celery]'"
     raise ImportError(msg) from exc
@@ -39,9 +50,19 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 from renderstate.exceptions import AttemptOwnedError
 from renderstate.runner import JobSpec, RenderJob, RenderRunner
 from renderstate.runner._delivering import Delivery, RunnerPerProcess, deliver
+from renderstate.runner._requeuing import Grace, Sweeper, rendering
 from renderstate.typing import Job
 
-__all__ = ["TASK_NAME", "TASK_OPTIONS", "CeleryExecutor", "Delivery", "deliver", "register"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "EXECUTOR",
+    "TASK_NAME",
+    "TASK_OPTIONS",
+    "CeleryExecutor",
+    "Delivery",
+    "deliver",
+    "register",
+]
 
 logger = logging.getLogger("renderstate.runner.celery")
 
@@ -59,6 +80,14 @@ its message redelivered; a worker lost to a signal or the OOM killer requeues it
 duplicate delivery of an attempt that a live worker renders is retried once that worker's
 lease would have run out, at most ``max_retries`` times (720 at the default 30 s lease:
 about six hours of render), and then dropped."""
+
+EXECUTOR: Final = "celery"
+"""What the ledger records of an attempt sent through Celery (``celery:<queue>`` with a
+queue): the workers' sweep requeues such attempts when their worker dies."""
+
+DEFAULT_GRACE: Final = 20.0
+"""Seconds a render may still take once a worker's warm shutdown began, before it is handed
+back to the queue: within Kubernetes' default 30 s termination grace, with time to spare."""
 
 _MARGIN: Final = 0.25
 """Seconds added to an owner's remaining lease before a duplicate delivery looks again."""
@@ -112,6 +141,14 @@ class CeleryExecutor:
         """Whether jobs run in the caller's thread: the app's ``task_always_eager``."""
         return bool(self.app.conf.task_always_eager)
 
+    @property
+    def route(self) -> str:
+        """What the ledger records as the attempt's executor: ``celery`` or ``celery:<queue>``.
+
+        A worker's sweep sends an attempt whose worker died to that queue again.
+        """
+        return EXECUTOR if self.queue is None else f"{EXECUTOR}:{self.queue}"
+
     def schedule(self, job: Job, /) -> None:
         """Send ``job.spec`` to the render task; return once the broker has accepted it.
 
@@ -155,27 +192,66 @@ def register(
     runner_factory: Callable[[], RenderRunner[Any]],
     *,
     name: str = TASK_NAME,
+    sweep: bool = True,
+    grace: float | None = DEFAULT_GRACE,
     **options: Any,
 ) -> Task[Any, Any]:
     """Register the render task on ``app``; call it where your worker imports the app.
 
+    Besides the task, each worker process (each prefork child, or the worker itself with
+    the solo and threads pools) sweeps the ledger every half lease
+    (:meth:`RenderRunner.sweep`): a render whose worker died is sent to its queue again
+    once its lease expired, or at once when that worker was a process of this machine,
+    so it resumes on another worker within about one and a half leases, whatever the
+    broker's redelivery delay; a render that no task queue holds and whose process died is
+    failed. On a warm shutdown (``SIGTERM``), a render that cannot finish within
+    ``grace`` seconds stops at its next frame and is handed back to its queue
+    (:meth:`RenderRunner.hand_back`) instead of failing: another worker renders it.
+
     Args:
         app: Your Celery app.
         runner_factory: Builds the worker's :class:`~renderstate.RenderRunner`, with a
-            ledger and a loader; called once per worker process, on its first task.
+            ledger and a loader; called once per worker process, on its first task (or
+            its first sweep).
         name: The task's name; the default :data:`TASK_NAME` is what
             :class:`CeleryExecutor` sends to.
+        sweep: Whether this worker sweeps (``False``: the broker's redelivery, or your own
+            :meth:`RenderRunner.sweep`, brings back a dead worker's renders).
+        grace: Seconds a render may still take once a warm shutdown began; renders whose
+            estimated time left is longer are handed back at once. Keep it below your
+            process manager's own grace (Kubernetes ``terminationGracePeriodSeconds``,
+            systemd ``TimeoutStopSec``). ``None``: renders always finish (Celery's own
+            warm shutdown).
         options: Task options overriding :data:`TASK_OPTIONS` (``queue``,
             ``time_limit`` ...).
 
     Returns:
         The registered task. Its result is the :class:`Delivery` text.
+
+    Raises:
+        ValueError: ``grace`` is negative.
     """
+    if grace is not None and not grace >= 0:
+        msg = f"grace must be a number of seconds, at least 0, or None; got {grace!r}"
+        raise ValueError(msg)
     runners = RunnerPerProcess(runner_factory)
-    worker_process_shutdown.connect(runners.close, weak=False)
-    worker_shutdown.connect(runners.close, weak=False)
+
+    def send(spec: JobSpec, executor: str) -> None:
+        """Send ``spec`` to the queue its attempt recorded (``celery:<queue>``)."""
+        queue = executor.partition(":")[2]
+        sending: dict[str, Any] = {"ignore_result": True}
+        if queue:
+            sending["queue"] = queue
+        app.send_task(name, args=(spec.to_dict(),), **sending)
+
+    sweeper = Sweeper(runners.get, EXECUTOR, send)
+    waiting = None if grace is None else Grace(runners.current, grace)
+
+    _connect(runners, sweeper if sweep else None, waiting)
 
     def render(task: Task[Any, Any], spec: dict[str, Any]) -> str:
+        if waiting is not None:
+            _give_grace_on_term(runners, waiting)
         outcome, job = deliver(runners.get(), JobSpec.from_dict(spec))
         if outcome is Delivery.OWNED:
             assert job is not None
@@ -199,6 +275,9 @@ def register(
                 owned.worker,
                 limit,
             )
+        elif outcome is Delivery.HANDED_BACK:
+            assert job is not None
+            _send_back(runners.get(), job, send)
         elif job is not None:
             logger.info(
                 "attempt %s of project %s ended %s",
@@ -210,3 +289,107 @@ def register(
 
     task: Task[Any, Any] = app.task(name=name, bind=True, **{**TASK_OPTIONS, **options})(render)
     return task
+
+
+def _connect(runners: RunnerPerProcess, sweeper: Sweeper | None, waiting: Grace | None) -> None:
+    """Connect the worker's signals: start sweeping, a warm shutdown's grace, closing."""
+
+    def process_started(**_: object) -> None:
+        # Each process that renders (a prefork child; the worker with the solo pool).
+        if sweeper is not None:
+            sweeper.start()
+
+    def worker_started(sender: Any = None, **_: object) -> None:
+        # The threads pool sends no worker_process_init: the worker itself renders.
+        if sweeper is not None and not _forks(sender):
+            sweeper.start()
+
+    def shutting_down(how: str = "Warm", **_: object) -> None:
+        if how != "Warm" or waiting is None:
+            return
+        waiting.begin()  # the renders of this process (solo, threads)
+        for child in _pool_children():
+            # A prefork child gets the same grace (its handler counts it).
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGTERM)
+
+    def stopped(**kwargs: object) -> None:
+        if sweeper is not None:
+            sweeper.stop()
+        runners.close(**kwargs)
+
+    worker_process_init.connect(process_started, weak=False)
+    worker_ready.connect(worker_started, weak=False)
+    worker_shutting_down.connect(shutting_down, weak=False)
+    worker_process_shutdown.connect(stopped, weak=False)
+    worker_shutdown.connect(stopped, weak=False)
+
+
+def _send_back(
+    runner: RenderRunner[Any], job: RenderJob[Any], send: Callable[[JobSpec, str], None]
+) -> None:
+    """Send a handed-back attempt to its queue again (this message is then acknowledged)."""
+    attempt = job.attempt
+    assert attempt is not None
+    assert runner.ledger is not None
+    try:
+        send(job.spec, attempt.executor or EXECUTOR)
+    except Exception:
+        # Queued with one lease: a worker's sweep sends it again once that has run out.
+        logger.exception("could not send attempt %s again; a sweep will", attempt.id)
+        return
+    runner.ledger.hand_off(attempt)
+    logger.warning(
+        "attempt %s of project %s was handed back to the queue (the worker shuts down)",
+        attempt.id,
+        job.project_key,
+    )
+
+
+def _is_pool_child() -> bool:
+    """Whether this process is a prefork pool's child (not the worker itself)."""
+    return bool(current_process().name != "MainProcess")
+
+
+def _forks(consumer: Any) -> bool:
+    """Whether the worker's pool runs tasks in processes it forks (prefork), or inline."""
+    pool = getattr(getattr(consumer, "controller", None), "pool", None)
+    module = type(pool).__module__ if pool is not None else ""
+    return module.endswith(("prefork", "solo"))  # both send worker_process_init
+
+
+def _pool_children() -> list[int]:
+    """The process ids of this process's prefork pool children."""
+    return [child.pid for child in active_children() if child.pid is not None]
+
+
+_TERM_HANDLED: dict[int, bool] = {}
+"""The processes (by id) whose SIGTERM gives their render the shutdown's grace."""
+
+
+def _give_grace_on_term(runners: RunnerPerProcess, waiting: Grace) -> None:
+    """In a prefork child, on its first task: SIGTERM gives its render the grace.
+
+    Billiard sets its own SIGTERM handler after the child's initialisation (it exits the
+    child at once, which failed the render), hence here, in the task, in the main thread.
+    """
+    pid = os.getpid()
+    if _TERM_HANDLED.get(pid) or not _is_pool_child():
+        return
+    _TERM_HANDLED[pid] = True
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        runner = runners.current()
+        # A second SIGTERM (a cold shutdown), or one while idle: as before.
+        signal.signal(signal.SIGTERM, previous)
+        if runner is None or not rendering(runner):
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+        waiting.begin()
+
+    signal.signal(signal.SIGTERM, handler)

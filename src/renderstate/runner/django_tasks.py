@@ -140,6 +140,15 @@ class DjangoTasksExecutor:
         )
 
     @property
+    def route(self) -> str:
+        """What the ledger records as the attempt's executor: ``django-tasks``.
+
+        A Celery worker's sweep leaves such attempts alone: this executor's own chain of
+        deferred looks takes a dead worker's render over.
+        """
+        return "django-tasks"
+
+    @property
     def runs_in_caller(self) -> bool:
         """Whether jobs run in the caller's thread: the backend is the ``ImmediateBackend``."""
         return isinstance(task_backends[self.task.backend], ImmediateBackend)

@@ -14,6 +14,7 @@ from renderstate.exceptions import (
     AttemptOwnedError,
     AttemptSupersededError,
     RenderCancelledError,
+    RenderHandedBackError,
     RenderInterruptedError,
 )
 from renderstate.telemetry._names import (
@@ -252,6 +253,8 @@ def _unsaved(error: BaseException | None) -> str:
     """The outcome of a job whose end saved nothing."""
     if isinstance(error, AttemptOwnedError):
         return "duplicate"  # another live owner renders the attempt
+    if isinstance(error, RenderHandedBackError):
+        return "requeued"  # handed back to the queue: another worker renders it
     if isinstance(error, (AttemptSupersededError, RenderInterruptedError)):
         return "superseded"  # a newer attempt, recovery or another owner decided
     return "unsaved"  # the save gave up: recovery ends it
