@@ -265,5 +265,6 @@ def test_the_transcoding_app_recovers_a_sigkilled_worker(tmp_path: Path) -> None
     assert "recovered 1 transcode(s)" in recovered.stdout
     state = _transcoder(tmp_path, "state", pk)
     assert state["status"] == "ERROR"
+    assert "not rendered to the end" in str(state["error"]), state  # error_field="error"
     assert state["tree"] == first["tree"]
     assert state["listing"] == ["hls"]

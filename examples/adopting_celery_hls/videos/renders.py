@@ -12,7 +12,7 @@ import functools
 
 from django.conf import settings
 
-from renderstate import RenderRunner, Status, TransitionRecord
+from renderstate import RenderRunner, Status
 from renderstate.adapters.django import DjangoAdapter
 from renderstate.ledger import Ledger
 from renderstate.ledger.django import DjangoAttemptStore
@@ -32,12 +32,6 @@ VALUES = {
 }
 
 
-def record_error(record: TransitionRecord) -> None:
-    """Keep the app's ``error`` column: the reason a transcode failed."""
-    if record.target is Status.FAILED:
-        Video.objects.filter(pk=record.project_key).update(error=record.error or "")
-
-
 def make_runner(executor: Executor | None = None) -> RenderRunner[Video]:
     """A runner on the app's model; the web process's sends through Celery."""
     store = DjangoAttemptStore()
@@ -55,8 +49,8 @@ def make_runner(executor: Executor | None = None) -> RenderRunner[Video]:
         output_path_for=lambda video: f"videos/{video.pk}/hls",
         ledger=Ledger(store),
         loader=store.loader(Video),
+        error_field="error",  # why it failed, in the fail's own UPDATE (a start empties it)
         executor=executor,
-        observers=[record_error],
     )
 
 

@@ -22,7 +22,7 @@ def _body(video: Video) -> dict[str, object]:
         "hls_url": hls and f"{settings.MEDIA_URL}{hls}/playlist.m3u8",
         "duration": video.duration,
         "metadata": video.metadata,
-        "error": runner.error(video) if video.status == "ERROR" else None,
+        "error": video.error or None,
         "progress": None if progress is None else round(progress.fraction, 3),
     }
 
