@@ -72,8 +72,8 @@ def check_values(
 
     Raises:
         TypeError: ``values`` is not a mapping, or a name is not a string.
-        ValueError: a name is reserved or no column, or a text is longer than its column;
-            nothing was written.
+        ValueError: a name is reserved or no column, or a text is longer than its column
+            or holds a NUL character; nothing was written.
     """
     if not isinstance(values, Mapping):
         msg = (
@@ -94,6 +94,13 @@ def check_values(
             raise ValueError(msg)
     lengths = column_lengths(adapter, project, list(values))
     for name, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL refuses it in the middle of the transaction; the others store it.
+            msg = (
+                f"fields[{name!r}] holds a NUL character, which PostgreSQL cannot store; "
+                f"remove it. Nothing was written"
+            )
+            raise ValueError(msg)
         limit = lengths.get(name)
         if limit is not None and isinstance(value, str) and len(value) > limit:
             msg = (

@@ -293,6 +293,8 @@ class ProjectLifecycle(Generic[ProjectT]):
             RenderConflictError: a render is already running (HTTP 409).
             UnknownStatusError: the stored status is not one of the four.
             ProjectNotFoundError: the project is not stored.
+            ValueError: ``task_id`` is longer than ``task_id_field``'s column or holds a
+                NUL character; nothing was written.
             TypeError: the adapter is async; await :meth:`astart_render` instead.
         """
         return self._run(
@@ -606,6 +608,11 @@ class _AppColumns:
                 if not isinstance(task_id, str):  # callers without a type checker
                     msg = f"task_id must be a str, got {type(task_id).__name__}"
                     raise TypeError(msg)
+                if "\x00" in task_id:
+                    # PostgreSQL refuses it in the middle of the start's transaction;
+                    # MariaDB and SQLite would store it. Refused the same everywhere.
+                    msg = f"task_id holds a NUL character: {task_id!r}. Nothing was written"
+                    raise ValueError(msg)
                 limit = self.lengths.get(field)
                 if limit is not None and len(task_id) > limit:
                     msg = (
@@ -625,4 +632,7 @@ class _AppColumns:
             return None
         if text is None:
             return {field: self._empty[field]}
+        # Spelled out as the ledger's attempt spells it: PostgreSQL refuses NUL in text,
+        # and a refused failure would leave the project PROCESSING after its render.
+        text = text.replace("\x00", "\\x00")
         return {field: fit(text, self.lengths.get(field))}

@@ -827,18 +827,20 @@ class AdapterContract:
             lifecycle.complete("projects/1/late.mp4", fields={title: "late"})
         assert harness.row(key) == before
 
-    @pytest.mark.parametrize("bad", ["unknown", "status", "output", "long"])
+    @pytest.mark.parametrize("bad", ["unknown", "status", "output", "long", "nul"])
     def test_fields_the_model_cannot_take_are_refused_and_write_nothing(
         self, harness: Harness, bad: str
     ) -> None:
-        """A typo, the status or output column itself, or a text longer than its column:
-        a ValueError naming the problem and the fix, before any statement."""
+        """A typo, the status or output column itself, a text longer than its column, or
+        one holding a NUL (PostgreSQL's DataError mid-transaction, stored elsewhere): a
+        ValueError naming the problem and the fix, before any statement."""
         columns = harness.columns
         fields: dict[str, object] = {
             "unknown": {"durration": 12.5},
             "status": {columns["status"]: "DONE"},
             "output": {columns["output"]: "projects/x.mp4"},
             "long": {columns["title"]: "x" * 256},
+            "nul": {columns["title"]: "12.5\x00s"},
         }[bad]
         key = harness.insert(Status.PROCESSING)
         lifecycle = harness.lifecycle(harness.load(key))
@@ -854,6 +856,7 @@ class AdapterContract:
             "status": "status_field",
             "output": "output_field",
             "long": "at most 255",
+            "nul": "NUL",
         }[bad]
         assert expected in message
         if bad == "unknown":
@@ -889,6 +892,21 @@ class AdapterContract:
         assert len(stored) == 255
         assert stored.endswith("\u2026")
 
+    def test_a_failure_reason_holding_a_nul_is_saved(self, harness: Harness) -> None:
+        """A reason with a NUL character (an encoder's output in the message) is saved
+        with the NUL spelled out: PostgreSQL refuses NUL in text, and a refused failure
+        would leave the project PROCESSING after its render ended."""
+        title = harness.columns["title"]
+        harness.more_options = {"error_field": title}
+        key = harness.insert(Status.PROCESSING)
+        lifecycle = harness.lifecycle(harness.load(key))
+        lifecycle.fail(RuntimeError("ffmpeg said \x00 here"))
+        row = harness.row(key)
+        assert (row["status"], row["title"]) == (
+            harness.literal(Status.FAILED),
+            "RuntimeError: ffmpeg said \\x00 here",
+        )
+
     def test_a_refused_failure_writes_no_reason(self, harness: Harness) -> None:
         """A late fail (the project COMPLETED meanwhile) leaves the app's error column."""
         title = harness.columns["title"]
@@ -918,6 +936,18 @@ class AdapterContract:
         lifecycle.fail("x")
         harness.lifecycle(harness.load(key)).start_render()
         assert harness.row(key)["title"] == ""
+
+    def test_a_task_id_holding_a_nul_is_refused_and_nothing_written(self, harness: Harness) -> None:
+        """task_id_field: a NUL in the task id is a ValueError naming it, on every
+        database (PostgreSQL would raise its own DataError, MariaDB and SQLite store it)."""
+        title = harness.columns["title"]
+        harness.more_options = {"task_id_field": title}
+        key = harness.insert()
+        before = harness.row(key)
+        lifecycle = harness.lifecycle(harness.load(key))
+        with pytest.raises(ValueError, match="task_id holds a NUL"):
+            lifecycle.start_render(task_id="c0ffee\x00-1")
+        assert harness.row(key) == before
 
     @pytest.mark.parametrize("option", ["error_field", "task_id_field"])
     def test_an_app_column_the_model_lacks_is_refused_when_bound(
