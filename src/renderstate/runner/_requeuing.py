@@ -61,7 +61,7 @@ def sweep(
             executor=executor,
             send=sent,
             cleanup=lambda attempt: clean_after(state, attempt),
-            **state.options,
+            **state.failing_options,
         )
     for swept in found:
         if swept.record is not None:
