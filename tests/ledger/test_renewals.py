@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import psycopg
 import pymysql
 import pytest
@@ -160,6 +161,29 @@ def test_two_owners_of_one_attempt_in_one_call(any_harness: LedgerHarness) -> No
     now = ledger.get(attempt.id)
     assert now is not None
     assert (now.owner, now.done) == (second.owner, 2)
+
+
+def test_numpy_counts_are_stored_as_the_numbers_they_are(any_harness: LedgerHarness) -> None:
+    """A renderer's numpy counts (frame indexes from numpy) are stored as numbers: the
+    SQLAlchemy store on SQLite wrote an ``int64`` as an 8-byte blob, which every reader
+    of the progress then got back as ``bytes``."""
+    harness = any_harness
+    clock = Clock()
+    ledger = ledger_for(harness, clock)
+    _, _, attempt = _begun(harness, ledger)
+    clock.now += 3
+    progress = {
+        "done": np.int64(12),
+        "total": np.int32(48),
+        "fraction": np.float32(0.25),
+        "eta_seconds": np.float64(3.5),
+    }
+    assert _outcomes(ledger.renew([Renewal(attempt, progress)])) == [RENEWED]
+    now = ledger.get(attempt.id)
+    assert now is not None
+    stored = (now.done, now.total, now.fraction, now.eta_seconds)
+    assert stored == (12, 48, 0.25, 3.5)
+    assert [type(value) for value in stored] == [int, int, float, float]
 
 
 def test_bad_progress_is_refused_before_anything_is_written(any_harness: LedgerHarness) -> None:
