@@ -29,7 +29,7 @@ from renderstate.exceptions import (
     RenderConflictError,
 )
 from renderstate.files import create_temporary, remove_temporary_files
-from renderstate.ledger import Attempt, AttemptState, Ledger
+from renderstate.ledger import Attempt, AttemptState, Ledger, Renewal
 from renderstate.typing import AttemptStore, ProjectLoader
 
 THREADS = 16
@@ -684,6 +684,32 @@ class LedgerContract:
         clock.now += 11
         assert ledger.recover(harness.adapter(), harness.loader(), **harness.options)
         assert not ledger.heartbeat(attempt, progress), "an interrupted attempt is not live"
+
+    def test_renew_renews_many_leases_each_fenced(self, harness: LedgerHarness) -> None:
+        """One renew() renews every lease still held, writes each one's own progress, and
+        refuses (writing nothing) a token that no longer holds its attempt."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        key = harness.insert()
+        _, first = ledger.start(harness.lifecycle(harness.load(key)))
+        begun = ledger.begin(first, worker="render-host:42")
+        other = harness.insert()
+        _, second = ledger.start(harness.lifecycle(harness.load(other)))
+        clock.now += 3
+        results = ledger.renew(
+            [
+                Renewal(begun, {"phase": "rendering", "done": 4}, unless_cancelled=True),
+                Renewal(first, {"done": 99}),
+                Renewal(second, {"phase": "waiting", "fraction": 0.0}),
+            ]
+        )
+        assert [r.outcome.value for r in results] == ["renewed", "lost", "renewed"]
+        now = ledger.get(begun.id)
+        assert now is not None
+        assert (now.phase, now.done, now.lease_expires_at) == ("rendering", 4, clock.now + LEASE)
+        queued = ledger.get(second.id)
+        assert queued is not None
+        assert (queued.phase, queued.lease_expires_at) == ("waiting", clock.now + LEASE)
 
     def test_complete_for_the_live_attempt(self, harness: LedgerHarness) -> None:
         """Completing the live attempt completes the project, runs publish, ends the record."""
