@@ -345,33 +345,48 @@ class SQLAlchemyAttemptStore:
     ) -> dict[int, Attempt]:
         """Renew every row's lease (and write its progress) where its fences hold, at once.
 
-        One transaction: on PostgreSQL and MySQL/MariaDB, one ``SELECT ... FOR UPDATE SKIP
-        LOCKED`` of the rows (a row another transaction holds is left out, not waited
-        for) and one ``UPDATE`` of those that still match; on SQLite, which locks the
-        whole database, the ``UPDATE`` first and then the read. Returns the rows it read
-        under its lock, by id: a row left out was skipped. See
+        One transaction. On PostgreSQL, one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
+        SKIP LOCKED) ... RETURNING``: a row another transaction holds is left out, not
+        waited for, and the rows are locked only while the statement runs; the rows it
+        did not renew are read back (only when there are some). On MySQL/MariaDB, which
+        have no ``UPDATE ... RETURNING``, one ``SELECT ... FOR UPDATE SKIP LOCKED`` and one
+        ``UPDATE`` of the rows it locked. On SQLite, which locks the whole database, the
+        ``UPDATE`` first and then the read. Returns the rows as it read them under its
+        lock, by id: a row left out was skipped. See
         :meth:`renderstate.ledger.Ledger.renew`.
         """
         t = self.table
         ids = sorted({row.id for row in rows})
+        written: set[int] | None = None
+        """The ids the UPDATE returned, where it returns them (PostgreSQL)."""
         with self._transaction() as session:
-            connection = session.connection()
-            dialect = connection.dialect
+            dialect = session.connection().dialect
             lease = compared(lease_expires_at, database_time(session))
+            # Built before the first statement: nothing is locked while Python works.
+            update = renew_statement(t, rows, lease)
             read = select(t).where(t.c.id.in_(ids)).order_by(t.c.id)
-            locks = skips_locked(dialect.name, dialect.server_version_info)
-            seen: dict[int, Attempt] = {}
-            if locks:
-                for found in session.execute(read.with_for_update(skip_locked=True)):
-                    attempt = attempt_from_row(found._mapping)
-                    seen[attempt.id] = attempt
-                rows = [row for row in rows if row.id in seen and matches(row, seen[row.id])]
-            if rows:
-                session.execute(renew_statement(t, rows, lease))
-            if not locks:
-                for found in session.execute(read):
-                    attempt = attempt_from_row(found._mapping)
-                    seen[attempt.id] = attempt
+            found: list[Any]
+            if not skips_locked(dialect.name, dialect.server_version_info):
+                session.execute(update)
+                found = list(session.execute(read))
+            elif dialect.update_returning:
+                free = select(t.c.id).where(t.c.id.in_(ids)).with_for_update(skip_locked=True)
+                found = list(session.execute(update.where(t.c.id.in_(free)).returning(*t.c)))
+                written = {row.id for row in found}
+                rest = [i for i in ids if i not in written]
+                if rest:
+                    found += session.execute(select(t).where(t.c.id.in_(rest))).all()
+            else:
+                found = list(session.execute(read.with_for_update(skip_locked=True)))
+                locked = [row.id for row in found]
+                if locked:
+                    session.execute(update.where(t.c.id.in_(locked)))
+        seen = {a.id: a for a in (attempt_from_row(row._mapping) for row in found)}
+        for attempt_id in [] if written is None else [i for i in seen if i not in written]:
+            # Read back, not written, yet its renewal matches it: another transaction
+            # held the row locked and the UPDATE skipped it. Left out, as skipped.
+            if any(r.id == attempt_id and matches(r, seen[attempt_id]) for r in rows):
+                del seen[attempt_id]
         return seen
 
     def get(self, attempt_id: int) -> Attempt | None:
