@@ -5,6 +5,7 @@ Run from the project root (PostgreSQL as in docs/benchmarks.md)::
     .venv/bin/python benchmarks/bench_heartbeat.py [--parts twenty,fleet]
         [--backend postgres] [--window 20] [--rounds 2]
         [--processes 50] [--renders 1000] [--fleet-seconds 60] [--modes worker,render]
+        [--fleet-rounds 3]
 
 ``twenty``: 20 renders at once in one process, through ``RenderRunner`` (20 threads) and
 ``FakeRenderer`` (30 frames a second, each reported), with the attempt ledger at its
@@ -25,7 +26,10 @@ ledger's statements and transactions per second over the whole fleet, the worst 
 percentile gap between two renewals of one lease (from the moment the beats were added;
 the lease is 30 s and the heartbeat renews a third of the way), the worst ``renew()``
 call, and renewals that failed or were skipped. With ``--modes worker,render`` it runs the
-per-render heartbeat too (it then sends one transaction per render per second).
+per-render heartbeat too (it then sends one transaction per render per second); with
+``--fleet-rounds`` the modes alternate for that many rounds, each row with the load average
+and the PostgreSQL checkpoints forced while it ran (by anyone: every ``CREATE DATABASE`` or
+``DROP DATABASE`` on the server forces one, and writes then wait on its I/O).
 
 Counts are what SQLAlchemy's ``before_cursor_execute`` and ``commit`` events see: BEGIN and
 COMMIT are not statements. The machine's load average is printed before and after.
@@ -377,41 +381,58 @@ def fleet(args: argparse.Namespace, mode: str, target: Target) -> dict[str, Any]
     }
 
 
+def forced_checkpoints() -> int | None:
+    """PostgreSQL's count of checkpoints asked for (a database created or dropped forces one)."""
+    try:
+        with psycopg.connect(host=PG["host"], port=PG["port"], dbname=PG["dbname"]) as c:
+            row = c.execute("SELECT checkpoints_req FROM pg_stat_bgwriter").fetchone()
+    except Exception:  # no server
+        return None
+    return None if row is None else int(row[0])
+
+
 def part_fleet(args: argparse.Namespace) -> None:
     print(
         f"{args.renders} renders over {args.processes} worker processes, {args.backend}, "
         f"{args.fleet_seconds:g} s of heartbeats (lease 30 s: renewed every 10 s at the latest)"
     )
     print(f"load average before: {load()}")
+    modes = args.modes.split(",")
     rows = []
-    for mode in args.modes.split(","):
-        with database(args.backend) as target:
-            rows.append((mode, fleet(args, mode, target)))
-        print(f"  {mode}: done, load average {load()}", flush=True)
+    for round_ in range(args.fleet_rounds):
+        for mode in modes if round_ % 2 == 0 else list(reversed(modes)):
+            with database(args.backend) as target:
+                before = forced_checkpoints()
+                measured = fleet(args, mode, target)
+                after = forced_checkpoints()
+            measured["checkpoints"] = (
+                "?" if before is None or after is None else str(after - before)
+            )
+            measured["load"] = os.getloadavg()[0]
+            rows.append((round_ + 1, mode, measured))
+            print(f"  round {round_ + 1} {mode}: done, load average {load()}", flush=True)
     print(f"load average after: {load()}")
-    for mode, r in rows:
+    for round_, mode, r in rows:
         print(
-            f"{mode}: statements answered in {r['p99 statement'] * 1e3:.0f} ms (p99), "
-            f"{r['worst statement'] * 1e3:.0f} ms at worst; the rest of a renew() is the "
-            "commit and this process's own time on a shared CPU"
-        )
-        print(
-            f"{mode}: the last worker was up {r['latest start']:.2f} s after the start "
-            "(< 0: before it)"
+            f"round {round_} {mode}: statements answered in {r['p99 statement'] * 1e3:.0f} ms "
+            f"(p99), {r['worst statement'] * 1e3:.0f} ms at worst; the last worker was up "
+            f"{r['latest start']:.2f} s after the start (< 0: before it)"
         )
     print()
     print(
-        "| heartbeat | renders | statements/s | transactions/s | renewal gap: median | p99 "
-        "| worst | renew(): median | p99 | worst | skipped | failed | lost |"
+        "| round | heartbeat | statements/s | transactions/s | renewal gap: median | p99 "
+        "| worst | renew(): median | p99 | worst | skipped, failed, lost | load (1 min) "
+        "| forced checkpoints |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for mode, r in rows:
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    for round_, mode, r in rows:
         print(
-            f"| {MODES[mode]} | {r['renders']} | {r['statements/s']:.0f} "
+            f"| {round_} | {MODES[mode]} | {r['statements/s']:.0f} "
             f"| {r['transactions/s']:.1f} | {r['median gap']:.2f} s | {r['p99 gap']:.2f} s "
             f"| **{r['worst gap']:.2f} s** | {r['median call'] * 1e3:.0f} ms "
-            f"| {r['p99 call'] * 1e3:.0f} ms "
-            f"| {r['worst call'] * 1e3:.0f} ms | {r['skipped']} | {r['failed']} | {r['lost']} |"
+            f"| {r['p99 call'] * 1e3:.0f} ms | {r['worst call'] * 1e3:.0f} ms "
+            f"| {r['skipped']}, {r['failed']}, {r['lost']} | {r['load']:.1f} "
+            f"| {r['checkpoints']} |"
         )
     print()
 
@@ -432,6 +453,7 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=1000)
     parser.add_argument("--fleet-seconds", type=float, default=60.0)
     parser.add_argument("--modes", default="worker", help="fleet modes: worker, render or both")
+    parser.add_argument("--fleet-rounds", type=int, default=1, help="rounds of each fleet mode")
     args = parser.parse_args()
     # The renders cancelled at the end of each round log their end; the figures matter here.
     logging.disable(logging.WARNING)
