@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Hashable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from renderstate._status import Edge, Status, Trigger
 
-__all__ = ["Change", "TransitionRecord"]
+__all__ = ["Change", "Rendered", "TransitionRecord"]
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -72,3 +73,18 @@ class TransitionRecord(NamedTuple):
     """Field name -> new stored value, exactly the fields the domain changed (read-only)."""
     error: str | None = None
     """For ``fail``: a one-line description of the error, if one was given."""
+
+
+class Rendered(NamedTuple):
+    """What a renderer may return: the file it wrote, and the app's columns to save with it.
+
+    ``fields`` (``{"duration": 12.5, "metadata": {...}}``) are written in the completion's
+    own guarded ``UPDATE`` (``complete(path, fields=...)``): a render whose completion is
+    refused, or whose attempt was superseded, writes none of them. Their names are checked
+    before the video is published; a name that is no column fails the render.
+    """
+
+    path: str | os.PathLike[str] | None
+    """The file (or directory) written, as a renderer returns it; ``None``: the target."""
+    fields: Mapping[str, Any] = MappingProxyType({})
+    """The app's other columns to save with the completion."""

@@ -26,7 +26,7 @@ from renderstate._attempts import Attempt, AttemptState, DatabaseTime
 from renderstate._jobs import JobSpec
 from renderstate._layout import StatusValues
 from renderstate._progress import Progress
-from renderstate._records import Change, TransitionRecord
+from renderstate._records import Change, Rendered, TransitionRecord
 
 __all__ = [
     "Adapter",
@@ -175,7 +175,9 @@ class Renderer(Protocol[ProjectT_contra]):
     (a regular, non-empty file, not a link, not the final file itself), fsyncs it and
     publishes it the same way. Return ``None`` (or ``target``) after writing ``target``.
     Raise to fail the render. For a function ``render(project, on_progress) -> path``,
-    see :func:`renderstate.runner.own_path`.
+    see :func:`renderstate.runner.own_path`. To save columns of the app with the
+    completion (a duration, metadata), return :class:`~renderstate.runner.Rendered`
+    ``(path, fields)``: they are written in the completion's guarded ``UPDATE``.
 
     Scratch files (a soundtrack, an intermediate) go beside ``target`` and their names
     start with ``target``'s file name (``<target name>.soundtrack.wav``), or are named
@@ -189,7 +191,7 @@ class Renderer(Protocol[ProjectT_contra]):
 
     def __call__(
         self, project: ProjectT_contra, target: Path, progress: ProgressSink
-    ) -> str | os.PathLike[str] | None:
+    ) -> str | os.PathLike[str] | Rendered | None:
         """Render ``project`` into ``target`` (or a file it returns), reporting to ``progress``."""
 
 
@@ -222,6 +224,12 @@ class Executor(Protocol):
     An executor that, for now, runs each job in the caller's thread (a task queue's
     eager mode) says so with a true ``runs_in_caller`` attribute: the runner then
     renders immediately, without a heartbeat thread (see ``RenderRunner(immediate=)``).
+
+    An executor that sends jobs to a task system whose ids it can choose may offer
+    ``new_task_id() -> str | None``: the runner asks it before each start, records the id
+    with the start (the attempt's ``task_id``, the app's ``task_id_field``) and sets it as
+    the job's ``task_id``, which :meth:`schedule` then sends the task under. The Celery
+    executor offers it.
     """
 
     def schedule(self, job: Job, /) -> None:

@@ -37,7 +37,14 @@ def emit(values: dict[str, Any]) -> None:
 def submit(key: str) -> None:
     runner = make_runner(DjangoTasksExecutor(queue_name=QUEUE))
     job = runner.submit(Project.objects.get(pk=key), actor="ann")
-    emit({"attempt": job.attempt_id, "spec": job.spec.to_dict(), "done": job.done()})
+    emit(
+        {
+            "attempt": job.attempt_id,
+            "spec": job.spec.to_dict(),
+            "done": job.done(),
+            "task_id": job.task_id,
+        }
+    )
     fractions: list[float] = []
     while not job.done():
         fractions.append(job.progress.fraction)

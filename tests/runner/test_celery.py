@@ -167,6 +167,35 @@ def test_a_worker_renders_a_submit_and_progress_is_readable_throughout(
         )
 
 
+def test_the_task_is_sent_under_the_id_its_attempt_records(
+    settings: Settings, workers: Workers
+) -> None:
+    """The executor makes the Celery task id before the start: the attempt records it
+    (Attempt.task_id, the job's task_id) and the worker's task runs under it, so the
+    result Celery stores under that id is this render's."""
+    workers.start("ids", concurrency=1)
+    # The result stored, so that Celery tells which task id the worker ran under.
+    keep = CeleryExecutor(
+        build_app(settings), queue=settings.queue, options={"ignore_result": False}
+    )
+    web = Web(settings, keep)
+    try:
+        project = web.project()
+        job = web.runner.submit(project)
+        (attempt,) = web.attempts(project)
+        assert attempt.task_id is not None
+        assert job.task_id == attempt.task_id
+        assert keep.app.AsyncResult(attempt.task_id).get(timeout=60) == "rendered"
+        assert web.wait_ended(project) is Status.COMPLETED
+        other = web.project("second")
+        web.runner.submit(other)
+        (second,) = web.attempts(other)
+        assert second.task_id not in (None, attempt.task_id), "a fresh id per render"
+        assert web.wait_ended(other) is Status.COMPLETED
+    finally:
+        web.close()
+
+
 def test_a_real_moviepy_render_on_a_worker_ends_completed_with_a_playable_file(
     tmp_path: Path, settings: Settings, workers: Workers
 ) -> None:

@@ -380,6 +380,27 @@ def test_a_duplicate_delivery_is_refused_and_a_late_one_does_nothing(site: Site)
 
 
 @pytest.mark.parametrize("site", BACKEND_PARAMS[:1], indirect=True)
+def test_the_render_task_s_id_is_recorded_on_its_attempt(site: Site) -> None:
+    """The backend names the render task as it queues it: the attempt records that id (not
+    the deferred look's), which the worker then renders under."""
+    from django.db import connections  # noqa: PLC0415
+
+    site.worker("w1")
+    key = site.project()
+    web = site.web("submit", key)
+    started = web.line()
+    assert started["task_id"] is not None
+    assert web.line()["status"] == "COMPLETED"
+    (attempt,) = site.attempts(key)
+    assert attempt.task_id == started["task_id"]
+    with connections[site.alias].cursor() as cursor:
+        cursor.execute("SELECT id, run_after FROM django_tasks_database_dbtaskresult")
+        rows = {uuid.UUID(str(found)).hex: str(after) for found, after in cursor.fetchall()}
+    assert rows[uuid.UUID(attempt.task_id).hex].startswith("9999"), "the render, run at once"
+    assert len(rows) >= 2, "the look a lease later is another task"
+
+
+@pytest.mark.parametrize("site", BACKEND_PARAMS[:1], indirect=True)
 def test_with_the_immediate_backend_the_render_runs_in_the_submitting_process(
     site: Site,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from renderstate import RenderOutputError, RenderRunner, Status
-from renderstate.runner import OnProgress, Phase, own_path
+from renderstate.runner import OnProgress, Phase, Rendered, own_path
 from renderstate.testing import InlineExecutor, MemoryAdapter, MemoryProject
 from renderstate.typing import ProgressSink
 
@@ -496,3 +497,68 @@ def test_on_progress_takes_numpy_counts() -> None:
     assert all(type(n) is int for _, *counts in seen for n in counts)
     with pytest.raises(TypeError, match=r"on_progress takes \(done, total\)"):
         on_progress(np.bool_(1), 10)  # type: ignore[call-overload]
+
+
+@dataclasses.dataclass(eq=False)
+class Video(MemoryProject):
+    """The transcoding app's model: its own columns for what the render learns."""
+
+    duration: float | None = None
+    metadata: dict[str, object] | None = None
+
+
+def test_the_function_s_fields_are_saved_with_the_completion(tmp_path: Path) -> None:
+    """own_path(fields=): entries of the returned dict go to the app's columns, in the
+    completion itself (a list names key and column alike; a mapping renames)."""
+    media = tmp_path / "media"
+    project_with_video(media, 12)
+    project = Video(id=12)  # type: ignore[arg-type]
+    renderer = own_path(
+        OriginApp(),
+        argument=lambda p: p.id,
+        target="output_path",
+        result_key="video_path",
+        fields=["duration"],
+    )
+    job = inline(renderer, media).submit(project)
+    assert job.wait() is Status.COMPLETED, job.error
+    assert project.duration == 4.0
+    assert project.output_path == "projects/12/final.mp4"
+
+    def plain(project: Video, target: Path, progress: ProgressSink) -> Rendered:
+        target.write_bytes(b"NEWER")
+        return Rendered(None, {"metadata": {"codec": "h264"}, "duration": 2.5})
+
+    assert inline(plain, media).submit(project).wait() is Status.COMPLETED
+    assert (project.duration, project.metadata) == (2.5, {"codec": "h264"})
+
+
+def test_a_field_the_model_lacks_fails_the_render_before_publishing(tmp_path: Path) -> None:
+    """A returned field that is no column of the model: the render fails with the
+    ValueError naming it, the previous video stays, nothing of the render is saved."""
+    media = tmp_path / "media"
+    _, final = project_with_video(media, 13)
+    project = Video(id=13, status="COMPLETED", output_path="projects/13/final.mp4")  # type: ignore[arg-type]
+    renderer = own_path(
+        OriginApp(),
+        argument=lambda p: p.id,
+        target="output_path",
+        result_key="video_path",
+        fields={"duration": "durration"},
+    )
+    job = inline(renderer, media).submit(project)
+    assert job.wait() is Status.FAILED
+    assert isinstance(job.error, ValueError)
+    assert "'durration'" in str(job.error)
+    assert final.read_bytes() == b"OLD VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert project.duration is None
+    assert not hasattr(project, "durration")
+
+
+def test_own_path_fields_need_the_result_key() -> None:
+    """fields= reads a returned dict: without result_key it is refused when wrapped."""
+    with pytest.raises(ValueError, match="result_key='video_path'"):
+        own_path(OriginApp(), fields=["duration"])
+    with pytest.raises(TypeError, match="list of keys"):
+        own_path(OriginApp(), result_key="video_path", fields="duration")

@@ -17,9 +17,9 @@ from renderstate import (
     to_mermaid,
 )
 from renderstate.adapters.memory import AsyncMemoryAdapter, MemoryAdapter
-from renderstate.runner import OnProgress, own_path
+from renderstate.runner import OnProgress, Rendered, own_path
 from renderstate.testing import FakeRenderer
-from renderstate.typing import Adapter, AsyncAdapter
+from renderstate.typing import Adapter, AsyncAdapter, ProgressSink
 from renderstate.web import (
     REQUEST_ID_HEADER,
     StatusBody,
@@ -105,4 +105,25 @@ def hls_runner() -> RenderRunner[Project]:
         renderer,
         media_root="media",
         output_path_for=lambda p: f"projects/{p.id}/hls",
+    )
+
+
+def transcoding_runner() -> RenderRunner[Project]:
+    """The app's own columns: a duration saved with the completion, the failure reason and
+    the task id in columns of the app's model, as an app declares them."""
+    project = Project(id=1)
+    ProjectLifecycle(project, error_field="title").complete("p/1.mp4", fields={"title": "x"})
+
+    def transcode(project_id: int, on_progress: OnProgress, out: Path) -> dict[str, object]:
+        return {"video_path": str(out), "duration": 12.5}
+
+    def plain(project: Project, target: Path, progress: ProgressSink) -> Rendered:
+        return Rendered(None, {"duration": 1.0})
+
+    del plain
+    return RenderRunner(
+        MemoryAdapter(),
+        own_path(transcode, target="out", result_key="video_path", fields=["duration"]),
+        media_root="media",
+        task_id_field="title",
     )

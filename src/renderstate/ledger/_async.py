@@ -182,9 +182,13 @@ class AsyncLedger:
         )
         return await self.store.run(start)
 
-    async def hand_off(self, attempt: Attempt | int, *, executor: str | None = None) -> bool:
+    async def hand_off(
+        self, attempt: Attempt | int, *, executor: str | None = None, task_id: str | None = None
+    ) -> bool:
         """Say that a queued attempt now waits in a task queue; see :meth:`Ledger.hand_off`."""
-        handing = functools.partial(self.ledger.hand_off, attempt, executor=executor)
+        handing = functools.partial(
+            self.ledger.hand_off, attempt, executor=executor, task_id=task_id
+        )
         return await self.store.run(handing)
 
     async def begin(

@@ -241,7 +241,9 @@ class Ledger:
                     )
         return record, attempt
 
-    def hand_off(self, attempt: Attempt | int, *, executor: str | None = None) -> bool:
+    def hand_off(
+        self, attempt: Attempt | int, *, executor: str | None = None, task_id: str | None = None
+    ) -> bool:
         """Say that a queued attempt now waits in a task queue, where nobody renews it.
 
         Its lease becomes :attr:`queue_timeout` (one ``UPDATE``, only while it is still
@@ -254,24 +256,36 @@ class Ledger:
                 recorded on the attempt, so that a worker of that queue can send it again
                 if its owner dies (:meth:`sweep`). Recorded even when a worker began the
                 attempt already.
+            task_id: The task system's id of the render, for a task system that makes it
+                only when the task is queued (Django's tasks framework): recorded on the
+                attempt (:attr:`Attempt.task_id`) like ``executor``. The app's
+                ``task_id_field`` is written only by a start that knows the id.
 
         Returns:
             Whether the attempt was still queued (``False``: a worker already began it,
             or it ended; its lease was left as it was).
 
         Raises:
-            ValueError: ``executor`` is wider than 255 characters or holds a NUL.
+            ValueError: ``executor`` or ``task_id`` is wider than 255 characters or holds
+                a NUL.
         """
         _check_text("executor", executor)
+        _check_text("task_id", task_id)
         attempt_id = attempt if isinstance(attempt, int) else attempt.id
-        values: dict[str, object] = {"lease_expires_at": self._time() + self.queue_timeout}
+        labels: dict[str, object] = {}
         if executor is not None:
-            values["executor"] = executor
+            labels["executor"] = executor
+        if task_id is not None:
+            labels["task_id"] = task_id
+        values: dict[str, object] = {
+            "lease_expires_at": self._time() + self.queue_timeout,
+            **labels,
+        }
         if self.store.update(attempt_id, values, states=_QUEUED):
             return True
-        if executor is not None:
-            # A fast worker began it before this: the executor is recorded all the same.
-            self.store.update(attempt_id, {"executor": executor}, states=ACTIVE_STATES)
+        if labels:
+            # A fast worker began it before this: they are recorded all the same.
+            self.store.update(attempt_id, labels, states=ACTIVE_STATES)
         return False
 
     def hand_back(self, attempt: Attempt) -> Attempt | None:

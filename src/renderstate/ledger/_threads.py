@@ -81,9 +81,13 @@ class ThreadLedger(Ledger):
             inner.start, twin, output_path=output_path, actor=actor, owner=owner, task_id=task_id
         )
 
-    def hand_off(self, attempt: Attempt | int, *, executor: str | None = None) -> bool:
+    def hand_off(
+        self, attempt: Attempt | int, *, executor: str | None = None, task_id: str | None = None
+    ) -> bool:
         """See :meth:`Ledger.hand_off`."""
-        return self._wait(self._awaited.ledger.hand_off, attempt, executor=executor)
+        return self._wait(
+            self._awaited.ledger.hand_off, attempt, executor=executor, task_id=task_id
+        )
 
     def hand_back(self, attempt: Attempt) -> Attempt | None:
         """See :meth:`Ledger.hand_back`."""

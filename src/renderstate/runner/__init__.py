@@ -14,6 +14,7 @@ Nothing here imports moviepy, rich or an ORM: the renderer and the adapter are p
 from __future__ import annotations
 
 from renderstate._jobs import JobSpec
+from renderstate._records import Rendered
 from renderstate.runner._own_path import OnProgress, OwnPathRenderer, own_path
 from renderstate.runner._runner import (
     RenderInterruptedError,
@@ -35,6 +36,7 @@ __all__ = [
     "RenderJob",
     "RenderOutputError",
     "RenderRunner",
+    "Rendered",
     "ThreadExecutor",
     "own_path",
 ]

@@ -57,7 +57,7 @@ def render_directory(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> 
             staging = Staging(directory, output, token, root)
         job._tracker.enter(Phase.RENDERING)
         job._check_cancelled()
-        written = state.renderer(job.project, staging.target, job._report)
+        written = job._returned(state.renderer(job.project, staging.target, job._report))
         job._check_cancelled()
         job._tracker.enter(Phase.FINALIZING)
         if written is not None:

@@ -56,11 +56,13 @@ def end_completed(
     if ledger is not None and attempt is not None:
 
         def save() -> TransitionRecord:
-            return ledger.complete(job._lifecycle, attempt, job.output_path, publish=publish)
+            return ledger.complete(
+                job._lifecycle, attempt, job.output_path, publish=publish, fields=job._fields
+            )
     else:
 
         def save() -> TransitionRecord:
-            return job._lifecycle.complete(job.output_path)
+            return job._lifecycle.complete(job.output_path, fields=job._fields)
 
     try:
         record, problem = _persist(state, job, "COMPLETED", save)

@@ -6,6 +6,7 @@ lease was lost) and ends with the project's status; the runner's concern modules
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from renderstate import telemetry
 from renderstate._attempts import Attempt, AttemptState, encode_key
 from renderstate._jobs import JobSpec
 from renderstate._lifecycle import ProjectLifecycle
+from renderstate._records import Rendered
 from renderstate._status import Status
 from renderstate.exceptions import (
     RenderCancelledError,
@@ -66,6 +68,10 @@ class RenderJob(Generic[ProjectT]):
         """The URL-relative path the video is stored at when the render succeeds."""
         self.actor = actor
         """Who asked for the render, if the caller said."""
+        self.task_id: str | None = None
+        """The task system's id of the render, if its executor gave one before the start
+        (``Executor.new_task_id``); recorded with the start, and the id the executor
+        sends the task under."""
         self._lifecycle = lifecycle
         self._tracker = tracker
         self._runner = runner
@@ -99,6 +105,8 @@ class RenderJob(Generic[ProjectT]):
         self._final = final
         self._before = None if final is None else _identity(final)
         self._trail: telemetry.Trail | None = None  # its span and counts (renderstate.telemetry)
+        # The app's columns its renderer returned (Rendered.fields), checked, for complete().
+        self._fields: dict[str, object] | None = None
 
     def __repr__(self) -> str:
         return f"<RenderJob project={self.project_key!r} {self.progress.phase}>"
@@ -260,6 +268,19 @@ class RenderJob(Generic[ProjectT]):
             process.
         """
         return self._cancel(self, reason or "cancelled")
+
+    def _returned(
+        self, written: str | os.PathLike[str] | Rendered | None
+    ) -> str | os.PathLike[str] | None:
+        """What the renderer wrote; the app's columns it returned with it kept, checked.
+
+        A name that is no column of the model fails the render here, before anything is
+        published or saved.
+        """
+        if not isinstance(written, Rendered):
+            return written
+        self._fields = self._lifecycle._extra(written.fields)
+        return written.path
 
     def _check_cancelled(self) -> None:
         reason = self._cancel_reason

@@ -3,7 +3,7 @@
 ``render(project, on_progress) -> path`` is the default shape; :func:`own_path`'s options
 adapt the common others: a function that takes the project's id (``argument=``), writes
 where it is told (``target=``), reports ``(done, total, label)`` or a fraction, and returns
-a dict naming its file (``result_key=``).
+a dict naming its file (``result_key=``) and other columns of the app (``fields=``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import inspect
 import numbers
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Generic, Literal, overload
 
+from renderstate._records import Rendered
 from renderstate.typing import ProgressSink, ProjectT
 
 __all__ = ["OnProgress", "OwnPathRenderer", "own_path"]
@@ -112,6 +113,7 @@ class OwnPathRenderer(Generic[ProjectT]):
         target: str | None = None,
         result_key: str | None = None,
         output: Literal["file", "directory"] = "file",
+        fields: Iterable[str] | Mapping[str, str] | None = None,
     ) -> None:
         if output not in ("file", "directory"):
             msg = (
@@ -131,6 +133,16 @@ class OwnPathRenderer(Generic[ProjectT]):
         if key is not None and not isinstance(key, str):
             msg = f"own_path(result_key={result_key!r}): name the dict key holding the path"
             raise TypeError(msg)
+        columns = _columns_of(fields)
+        if columns and result_key is None:
+            msg = (
+                f"own_path(fields={fields!r}) reads those entries of the dict the function "
+                f"returns: say which entry is the video's path too, own_path(..., "
+                f"result_key='video_path', fields=...)"
+            )
+            raise ValueError(msg)
+        self.fields = columns
+        """Key of the returned dict -> the app's column it is saved in, with the completion."""
         self.render = render
         """The wrapped function."""
         self.phase = phase
@@ -149,14 +161,34 @@ class OwnPathRenderer(Generic[ProjectT]):
 
     def __call__(
         self, project: ProjectT, target: Path, progress: ProgressSink
-    ) -> str | os.PathLike[str] | None:
-        """Run the function; return the path it wrote (``None``: it wrote ``target``)."""
+    ) -> str | os.PathLike[str] | Rendered | None:
+        """Run the function; return the path it wrote (``None``: it wrote ``target``).
+
+        With ``fields``, the path comes back as a :class:`Rendered` holding those entries
+        of the returned dict, under the app's column names.
+        """
         first = project if self.argument is None else self.argument(project)
         on_progress = OnProgress(progress, self.phase)
         if self.target is None:
             result = self.render(first, on_progress)
         else:
             result = self.render(first, on_progress, **{self.target: target})
+        result_any: Any = result  # the function is the app's: checked as it is read
+        path = self._written(result_any, target)
+        if not self.fields:
+            return path
+        missing = [key for key in self.fields if key not in result_any]
+        if missing:
+            msg = (
+                f"{self.render!r} returned a dict without {missing} (its keys: "
+                f"{sorted(map(str, result_any))}); fix own_path(fields=...)"
+            )
+            raise TypeError(msg)
+        values = {column: result_any[key] for key, column in self.fields.items()}
+        return Rendered(path, values)
+
+    def _written(self, result: Any, target: Path) -> str | os.PathLike[str] | None:
+        """The path the function's result names (``None``: it wrote ``target``)."""
         written: object = self._path_in(result)  # anything: the function is the app's
         if written is None:
             if self.target is not None:
@@ -192,6 +224,23 @@ class OwnPathRenderer(Generic[ProjectT]):
                 raise TypeError(msg)
             result = result[self.result_key]
         return result  # the runner refuses anything that is not a path, saying so
+
+
+def _columns_of(fields: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """``fields`` as result key -> column: a list names both, a mapping maps them."""
+    if fields is None:
+        return {}
+    if isinstance(fields, str):
+        msg = f"own_path(fields={fields!r}): give a list of keys, such as fields=['duration']"
+        raise TypeError(msg)
+    pairs = fields.items() if isinstance(fields, Mapping) else ((k, k) for k in fields)
+    columns: dict[str, str] = {}
+    for key, column in pairs:
+        if not isinstance(key, str) or not isinstance(column, str):
+            msg = f"own_path(fields=...): keys and column names are str, got {key!r}: {column!r}"
+            raise TypeError(msg)
+        columns[key] = column
+    return columns
 
 
 def _check_takes(render: Callable[..., object], target: str) -> None:
@@ -232,6 +281,7 @@ def own_path(
     target: str | None = None,
     result_key: str | None = None,
     output: Literal["file", "directory"] = "file",
+    fields: Iterable[str] | Mapping[str, str] | None = None,
 ) -> OwnPathRenderer[Any]:
     """Make a renderer of an app's own render function, unchanged.
 
@@ -245,9 +295,10 @@ def own_path(
         runner = RenderRunner(adapter, own_path(render_story), media_root=MEDIA)
 
         # A function that takes the id, reports (current, total, description), writes
-        # where it is told and returns {"video_path": ..., "duration": ...}:
+        # where it is told and returns {"video_path": ..., "duration": ...}, the
+        # duration saved in the model's own column with the completion:
         own_path(render_video, argument=lambda p: p.pk, target="output_path",
-                 result_key="video_path")
+                 result_key="video_path", fields=["duration"])
 
     The file is published like one written to the runner's target: checked (regular,
     non-empty, not a link, not the final file itself), fsynced, moved over the final file
@@ -276,12 +327,20 @@ def own_path(
             empty directory inside the render's private directory, and the whole directory
             is swapped with the output directory in one atomic step once it is complete
             (see "Directory outputs" in the runner's docs).
+        fields: Entries of the returned dict (with ``result_key``) to save in the app's
+            own columns, written in the completion's guarded ``UPDATE`` (a superseded
+            render writes none): a list of keys that are also the columns' names
+            (``["duration", "metadata"]``), or a mapping of key to column
+            (``{"length": "duration"}``). A name that is no column of the model fails
+            the render before its video is published.
 
     Raises:
         ValueError: ``target`` is not a keyword argument's name, or names none that
             ``render``'s signature takes besides its first two; ``output`` is neither
             ``"file"`` nor ``"directory"``.
-        TypeError: ``result_key`` is not a str.
+        TypeError: ``result_key`` is not a str, or ``fields`` is not a list or mapping
+            of str.
+        ValueError: ``fields`` without ``result_key``.
     """
     return OwnPathRenderer(
         render,
@@ -290,4 +349,5 @@ def own_path(
         target=target,
         result_key=result_key,
         output=output,
+        fields=fields,
     )

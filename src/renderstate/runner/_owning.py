@@ -236,7 +236,13 @@ def handed_off(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
     # Which task queue holds it, so that a worker of that queue can send it again.
     route = getattr(state.executor, "route", None)
     try:
-        state.ledger.hand_off(job.attempt, executor=route if isinstance(route, str) else None)
+        # A task id the start did not know (Django's tasks make theirs when queued).
+        learned = job.task_id if job.task_id != job.attempt.task_id else None
+        state.ledger.hand_off(
+            job.attempt,
+            executor=route if isinstance(route, str) else None,
+            task_id=learned,
+        )
     except Exception:  # the spec is sent: a worker renders it regardless
         logger.warning(
             "could not give attempt %s its queue timeout; it keeps the lease until a "

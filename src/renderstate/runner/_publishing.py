@@ -59,7 +59,7 @@ def render(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
         partial = workspace.target
         job._tracker.enter(Phase.RENDERING)
         job._check_cancelled()
-        written = state.renderer(job.project, partial, job._report)
+        written = job._returned(state.renderer(job.project, partial, job._report))
         job._check_cancelled()
         job._tracker.enter(Phase.FINALIZING)
         if written is not None:

@@ -129,13 +129,28 @@ def registered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> Iterat
         registry.make_current(job)
 
 
+def _new_task_id(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> str | None:
+    """The id the executor will send ``job`` under, made before its start (or ``None``)."""
+    make = getattr(state.executor, "new_task_id", None)
+    if make is None or job._immediate:
+        return None
+    task_id: str | None = make()
+    job.task_id = task_id
+    return task_id
+
+
 def start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> TransitionRecord:
     """The guarded start, through the sync adapter (and the ledger if there is one)."""
+    task_id = _new_task_id(state, job)
     if state.ledger is None:
         settle_before_start(state, job)
-        return job._lifecycle.start_render()
+        return job._lifecycle.start_render(task_id=task_id)
     started, job.attempt = state.ledger.start(
-        job._lifecycle, output_path=job.output_path, actor=job.actor, owner=job.owner
+        job._lifecycle,
+        output_path=job.output_path,
+        actor=job.actor,
+        owner=job.owner,
+        task_id=task_id,
     )
     keep_alive(state, job)
     return started
@@ -146,7 +161,11 @@ async def astart(
 ) -> TransitionRecord:
     """The guarded start and its attempt, awaited on the event loop through the async ledger."""
     started, job.attempt = await ledger.start(
-        job._lifecycle, output_path=job.output_path, actor=job.actor, owner=job.owner
+        job._lifecycle,
+        output_path=job.output_path,
+        actor=job.actor,
+        owner=job.owner,
+        task_id=_new_task_id(state, job),
     )
     keep_alive(state, job)
     return started
@@ -221,7 +240,7 @@ async def _asubmit(
                 assert state.async_adapter is not None
                 await asyncio.to_thread(settle_before_start, state, job)
                 lifecycle = ProjectLifecycle(job.project, state.async_adapter, **state.options)
-                started = await lifecycle.astart_render()
+                started = await lifecycle.astart_render(task_id=_new_task_id(state, job))
     return await asyncio.to_thread(launch, state, job, started)
 
 
@@ -268,6 +287,7 @@ def delivered(state: RunnerState[ProjectT], spec: JobSpec) -> RenderJob[ProjectT
     job = _job(state, project, attempt.output_path or spec.output_path, attempt.actor)
     job.attempt = attempt
     job._delivered = True
+    job.task_id = attempt.task_id
     job._trail = telemetry.delivered(job, spec)
     if not attempt.active:
         logger.info("attempt %s is already %s: nothing to render", attempt.id, attempt.state)

@@ -43,6 +43,7 @@ try:
         worker_shutdown,
         worker_shutting_down,
     )
+    from celery.utils import uuid
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     msg = "renderstate.runner.celery needs Celery: pip install 'renderstate[celery]'"
     raise ImportError(msg) from exc
@@ -149,6 +150,15 @@ class CeleryExecutor:
         """
         return EXECUTOR if self.queue is None else f"{EXECUTOR}:{self.queue}"
 
+    def new_task_id(self) -> str:
+        """A fresh Celery task id, made before the start so that the start records it.
+
+        The runner records it on the attempt (``Attempt.task_id``) and in the app's
+        ``task_id_field``, and :meth:`schedule` sends the task under it: the id the app
+        stores is the one Celery's events, ``AsyncResult`` and ``revoke`` know.
+        """
+        return str(uuid())
+
     def schedule(self, job: Job, /) -> None:
         """Send ``job.spec`` to the render task; return once the broker has accepted it.
 
@@ -175,6 +185,9 @@ class CeleryExecutor:
         if self.queue is not None:
             options.setdefault("queue", self.queue)
         spec = job.spec
+        if job.task_id is not None:
+            # The id the start recorded (new_task_id): the task is sent under it.
+            options.setdefault("task_id", job.task_id)
         self.app.send_task(self.task_name, args=(spec.to_dict(),), **options)
         # Only once the broker has it: if sending raised, the runner fails the attempt.
         job.hand_off()

@@ -158,7 +158,9 @@ class DjangoTasksExecutor:
 
         With the ``ImmediateBackend``, run the job here instead, before returning. Then the
         job is handed off (:meth:`RenderJob.hand_off`): this process follows its attempt in
-        the ledger.
+        the ledger, which records the render task's id (``Attempt.task_id``; the backend
+        makes it as it queues the task, after the start, so the app's ``task_id_field`` is
+        not written).
 
         Raises:
             TypeError: ``job`` is not a :class:`~renderstate.RenderJob` of a runner with a
@@ -182,7 +184,8 @@ class DjangoTasksExecutor:
         # The look first: a backend that cannot defer refuses it before anything is queued.
         look = self.task.using(run_after=_after(_lease_of(attempt)))
         look.enqueue(spec, delivery=1)
-        self.task.enqueue(spec, delivery=1)
+        # The backend names the task as it queues it: recorded on the attempt by hand_off.
+        job.task_id = str(self.task.enqueue(spec, delivery=1).id)
         # Only once both are queued: if enqueueing raised, the runner fails the attempt.
         job.hand_off()
         logger.debug("enqueued attempt %s of project %s", attempt.id, job.project_key)
