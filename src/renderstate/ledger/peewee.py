@@ -45,7 +45,7 @@ from renderstate.ledger._peewee_statements import (
     insert_finding_live,
     returns,
 )
-from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal, matches, skips_locked
+from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal, skips_locked
 from renderstate.typing import ProjectT
 
 __all__ = [
@@ -361,8 +361,8 @@ class PeeweeAttemptStore:
 
         One ``atomic()`` block: on PostgreSQL and MySQL/MariaDB, one ``SELECT ... FOR
         UPDATE SKIP LOCKED`` of the rows (a row another transaction holds is left out, not
-        waited for) and one ``UPDATE`` of those that still match; on SQLite, which locks
-        the whole database, the ``UPDATE`` first and then the read. Returns the rows it
+        waited for) and one ``UPDATE`` of those it locked that still match; on SQLite, which
+        locks the whole database, the ``UPDATE`` first and then the read. Returns the rows it
         read under its lock, by id: a row left out was skipped. See
         :meth:`renderstate.ledger.Ledger.renew`.
         """
@@ -371,35 +371,33 @@ class PeeweeAttemptStore:
         database = _target(self.database)
         at = database_time(self.database)
         ids = sorted({row.id for row in rows})
-        seen: dict[int, Attempt] = {}
+        # Built before the transaction: nothing is locked while Python works.
+        fences = [_fence(model, row) for row in rows]
+        sets: dict[Any, Any] = {model.lease_expires_at: compared(lease_expires_at, at)}
+        for name in PROGRESS_FIELDS:
+            field = model._meta.fields[name]
+            whens = [
+                (fence, peewee.Value(row.progress[name], converter=field.db_value))
+                for fence, row in zip(fences, rows, strict=True)
+                if name in row.progress
+            ]
+            if whens:
+                sets[field] = peewee.Case(None, whens, field)
+        matching = functools.reduce(operator.or_, fences) & model.state.in_(_ACTIVE)
+        chosen = model.select().where(model.id.in_(ids)).order_by(model.id)
+        found: list[dict[str, Any]]
         with self.database.atomic():
             locks = _skips_locked(database)
-            chosen = model.select().where(model.id.in_(ids)).order_by(model.id)
             if locks:
-                for found in chosen.for_update(skip_locked=True).dicts():
-                    attempt = attempt_from_row(found)
-                    seen[attempt.id] = attempt
-                rows = [row for row in rows if row.id in seen and matches(row, seen[row.id])]
-            if rows:
-                fences = [_fence(model, row) for row in rows]
-                sets: dict[Any, Any] = {model.lease_expires_at: compared(lease_expires_at, at)}
-                for name in PROGRESS_FIELDS:
-                    field = model._meta.fields[name]
-                    whens = [
-                        (fence, peewee.Value(row.progress[name], converter=field.db_value))
-                        for fence, row in zip(fences, rows, strict=True)
-                        if name in row.progress
-                    ]
-                    if whens:
-                        sets[field] = peewee.Case(None, whens, field)
-                where = model.id.in_(ids) & model.state.in_(_ACTIVE)
-                matching = functools.reduce(operator.or_, fences)
-                model.update(sets).where(where & matching).execute()
+                found = list(chosen.for_update(skip_locked=True).dicts())
+                locked = [row["id"] for row in found]
+            else:
+                locked = ids
+            if locked:
+                model.update(sets).where(model.id.in_(locked) & matching).execute()
             if not locks:
-                for found in chosen.dicts():
-                    attempt = attempt_from_row(found)
-                    seen[attempt.id] = attempt
-        return seen
+                found = list(chosen.dicts())
+        return {a.id: a for a in map(attempt_from_row, found)}
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""

@@ -50,7 +50,7 @@ from renderstate._attempts import (
 from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._clock import now_sql, written
 from renderstate.ledger._deadlocks import retries_deadlocks
-from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal, matches
+from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal
 from renderstate.typing import ProjectT
 
 if TYPE_CHECKING:
@@ -280,7 +280,7 @@ class DjangoAttemptStore:
 
         One ``atomic()`` block: on PostgreSQL and MySQL/MariaDB, one ``select_for_update
         (skip_locked=True)`` of the rows (a row another transaction holds is left out, not
-        waited for) and one ``update()`` of those that still match; on SQLite, which
+        waited for) and one ``update()`` of those it locked that still match; on SQLite, which
         locks the whole database, the ``update()`` first and then the read. Returns the
         rows it read under its lock, by id: a row left out was skipped. See
         :meth:`renderstate.ledger.Ledger.renew`.
@@ -292,33 +292,33 @@ class DjangoAttemptStore:
         locks = connection.vendor != "sqlite" and bool(
             connection.features.has_select_for_update_skip_locked
         )
-        seen: dict[int, Attempt] = {}
+        # Built before the transaction: nothing is locked while Python works.
+        fences = [_fence(row) for row in rows]
+        sets: dict[str, Any] = {"lease_expires_at": lease}
+        fields = {f.name: f for f in _model()._meta.concrete_fields}
+        for name in PROGRESS_FIELDS:
+            whens = [
+                When(fence, then=Value(row.progress[name], output_field=fields[name]))
+                for fence, row in zip(fences, rows, strict=True)
+                if name in row.progress
+            ]
+            if whens:
+                sets[name] = Case(*whens, default=F(name), output_field=fields[name])
+        matching = functools.reduce(operator.or_, fences)
+        chosen = self._rows().filter(id__in=ids).order_by("id")
+        found: list[dict[str, Any]]
         with transaction.atomic(using=alias):
-            chosen = self._rows().filter(id__in=ids).order_by("id")
             if locks:
-                for found in chosen.select_for_update(skip_locked=True).values(*FIELDS):
-                    attempt = attempt_from_row(found)
-                    seen[attempt.id] = attempt
-                rows = [row for row in rows if row.id in seen and matches(row, seen[row.id])]
-            if rows:
-                fences = [_fence(row) for row in rows]
-                sets: dict[str, Any] = {"lease_expires_at": lease}
-                fields = {f.name: f for f in _model()._meta.concrete_fields}
-                for name in PROGRESS_FIELDS:
-                    whens = [
-                        When(fence, then=Value(row.progress[name], output_field=fields[name]))
-                        for fence, row in zip(fences, rows, strict=True)
-                        if name in row.progress
-                    ]
-                    if whens:
-                        sets[name] = Case(*whens, default=F(name), output_field=fields[name])
-                matching = functools.reduce(operator.or_, fences)
-                self._rows().filter(id__in=ids, state__in=_ACTIVE).filter(matching).update(**sets)
+                found = list(chosen.select_for_update(skip_locked=True).values(*FIELDS))
+                locked = [row["id"] for row in found]
+            else:
+                locked = ids
+            if locked:
+                written = self._rows().filter(id__in=locked, state__in=_ACTIVE).filter(matching)
+                written.update(**sets)
             if not locks:
-                for found in chosen.values(*FIELDS):
-                    attempt = attempt_from_row(found)
-                    seen[attempt.id] = attempt
-        return seen
+                found = list(chosen.values(*FIELDS))
+        return {a.id: a for a in map(attempt_from_row, found)}
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
