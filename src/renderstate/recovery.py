@@ -243,6 +243,7 @@ def recover_interrupted(
     values: StatusValues | None = None,
     observers: Iterable[Observer] = (),
     media_root: str | os.PathLike[str] | None = None,
+    error_field: str | None = None,
 ) -> list[TransitionRecord]:
     """Fail the projects a killed process left PROCESSING and remove its temporary files.
 
@@ -271,6 +272,8 @@ def recover_interrupted(
         observers: Told about each project moved to FAILED.
         media_root: The media root the final files are below: every directory below it
             is then opened without following a symbolic link.
+        error_field: As for :class:`~renderstate.ProjectLifecycle`: the app's column that
+            gets each failed project's reason.
 
     Returns:
         The records of the projects moved to FAILED.
@@ -279,7 +282,12 @@ def recover_interrupted(
         TypeError: ``projects`` without a ledger is missing, or with a ledger, given, or
             ``loader`` is missing.
     """
-    options = {"status_field": status_field, "output_field": output_field, "values": values}
+    options = {
+        "status_field": status_field,
+        "output_field": output_field,
+        "values": values,
+        "error_field": error_field,
+    }
     observers = tuple(observers)
     if ledger is not None:
         if projects is not None or loader is None:

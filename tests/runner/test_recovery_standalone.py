@@ -116,3 +116,25 @@ def test_with_a_ledger_it_is_the_ledgers_recovery(tmp_path: Path) -> None:
     recorded = ledger.get(attempt.id)
     assert recorded is not None
     assert recorded.state is AttemptState.INTERRUPTED
+
+
+@pytest.mark.parametrize("with_ledger", [False, True])
+def test_recovery_writes_the_reason_to_the_app_s_error_field(with_ledger: bool) -> None:
+    """recover_interrupted(error_field=): each project it fails gets the reason in the
+    app's own column, with or without a ledger."""
+    now = [1_800_000_000.0]
+    attempts = MemoryAttemptStore()
+    ledger = Ledger(attempts, lease=5, clock=lambda: now[0])
+    adapter = MemoryAdapter()
+    project = MemoryProject(id=6)  # type: ignore[arg-type]
+    if with_ledger:
+        ledger.start(ProjectLifecycle(project, adapter))
+        now[0] += 6
+        recover_interrupted(
+            adapter, ledger=ledger, loader=attempts.loader([project]), error_field="title"
+        )
+    else:
+        project.status = "PROCESSING"
+        recover_interrupted(adapter, [project], error_field="title")
+    assert project.status == "FAILED"
+    assert project.title.startswith("RenderInterruptedError: Project 6 was not rendered")
