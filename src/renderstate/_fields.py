@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
-__all__ = ["check_values", "column_lengths", "fit", "unknown_columns"]
+__all__ = ["LONGEST_REASON", "check_values", "column_lengths", "fit", "unknown_columns"]
 
 _SHOWN: Final = 20
 """How many of the model's columns an error lists."""
+LONGEST_REASON: Final = 8000
+"""The most characters of a failure reason written to an ``error_field`` without a length
+(a ``TEXT``): a MySQL ``TEXT`` holds 64 KiB, 8000 characters of up to 4 bytes each."""
 
 
 def unknown_columns(model: str, unknown: Iterable[str], available: Iterable[str]) -> ValueError:

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, cast
 
 from renderstate._async import AWAITABLE, ThreadedAdapter, is_async_adapter
-from renderstate._fields import check_values, column_lengths, fit
+from renderstate._fields import LONGEST_REASON, check_values, column_lengths, fit
 from renderstate._layout import DEFAULT_LAYOUT, Plan, StatusValues, layout_for, trusted_change
 from renderstate._machine import MACHINE, can_start_render, decide
 from renderstate._memory import DEFAULT_ADAPTER
@@ -80,7 +80,8 @@ class ProjectLifecycle(Generic[ProjectT]):
         observers: Callables told about each transition after it has been persisted.
         error_field: The app's own column for why the last render failed, if it has one:
             :meth:`fail` writes the error's one-line description there (cut to the
-            column's length) in its guarded ``UPDATE``, and :meth:`start_render` empties
+            column's length, or to 8000 characters for a column without one) in its
+            guarded ``UPDATE``, and :meth:`start_render` empties
             it (``None``, or ``""`` for a column that is not nullable) in its own.
         task_id_field: The app's own column for the task system's id of the render
             (a Celery task id): :meth:`start_render` writes its ``task_id`` there in its
@@ -635,4 +636,7 @@ class _AppColumns:
         # Spelled out as the ledger's attempt spells it: PostgreSQL refuses NUL in text,
         # and a refused failure would leave the project PROCESSING after its render.
         text = text.replace("\x00", "\\x00")
-        return {field: fit(text, self.lengths.get(field))}
+        limit = self.lengths.get(field)
+        # A column without a length may still be bounded (a MySQL TEXT holds 64 KiB): a
+        # reason it refused would leave the project PROCESSING too.
+        return {field: fit(text, LONGEST_REASON if limit is None else limit)}

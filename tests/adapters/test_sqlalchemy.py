@@ -16,6 +16,7 @@ from sqlalchemy import (
     Engine,
     ForeignKey,
     String,
+    Text,
     create_engine,
     event,
     func,
@@ -77,6 +78,16 @@ class Stamped(Base):
     status: Mapped[str] = mapped_column(String(20), default="DRAFT")
     output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     touched: Mapped[dt.datetime | None] = mapped_column(Stamp, nullable=True, onupdate=func.now())
+
+
+class Export(Base):
+    """A model whose failure reason is a ``Text`` column (a MySQL ``TEXT``: 64 KiB)."""
+
+    __tablename__ = "sa_export"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(20), default="PROCESSING")
+    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
 
 
 class Footage(Base):
@@ -261,6 +272,29 @@ def test_database_computed_onupdate_is_expired_then_loaded(
         assert project.touched is not None
         assert project.status == "PROCESSING"
     assert set_columns(statements[0]) == {"status", "touched"}
+
+
+def test_a_long_failure_reason_fits_a_text_column(
+    db_targets: dict[str, Target | Exception], backend: str
+) -> None:
+    """error_field on a Text column, which has no length to cut to: a reason longer than a
+    MySQL TEXT holds (an encoder's whole output in the message) is cut to 8000 characters
+    and saved; MariaDB refused the UPDATE and the project stayed PROCESSING."""
+    engine = engine_for(target_for(db_targets, backend))
+    with Session(engine, expire_on_commit=False) as session:
+        project = Export()
+        session.add(project)
+        session.commit()
+        lifecycle = ProjectLifecycle(project, SQLAlchemyAdapter(session), error_field="error")
+        lifecycle.fail(RuntimeError("ffmpeg said: " + "\u00e9" * 70_000))
+        session.commit()
+    with Session(engine) as session:
+        stored = session.get(Export, project.id)
+        assert stored is not None
+        assert stored.status == "FAILED"
+        assert len(stored.error) == 8000
+        assert stored.error.startswith("RuntimeError: ffmpeg said: \u00e9")
+        assert stored.error.endswith("\u2026")
 
 
 def test_columns_outside_the_own_table_are_refused() -> None:
