@@ -25,7 +25,7 @@ from renderstate.adapters.sqlalchemy import AsyncSQLAlchemyAdapter
 from renderstate.ledger import AsyncLedger, AttemptState
 from renderstate.ledger.sqlalchemy import attempt_table
 from renderstate.ledger.sqlalchemy_async import AsyncSQLAlchemyAttemptStore
-from renderstate.runner import Phase
+from renderstate.runner import Phase, Rendered
 
 from .runner_case import Held
 from .test_async_sqlalchemy import AsyncSQLAlchemyLedgerHarness
@@ -190,3 +190,36 @@ def test_a_django_runner_with_an_async_ledger_renders(
         renderer.release.set()
         runner.shutdown()
         harness.release()
+
+
+def test_a_render_s_fields_reach_the_project_through_the_loop(
+    db_targets: dict[str, Target | Exception], backend: str, tmp_path: Path
+) -> None:
+    """A renderer's Rendered fields ride in the completion the render thread hands to
+    the loop (ThreadLedger.complete with its publish): one UPDATE sets them with COMPLETED."""
+    harness = AsyncSQLAlchemyLedgerHarness(target_for(db_targets, backend), variant=False)
+    harness.prepare()
+    store = AsyncSQLAlchemyAttemptStore(harness.async_factory, table=TABLE)
+    ledger = AsyncLedger(store, lease=5.0, progress_interval=0.05)
+
+    def renderer(project: object, target: Path, progress: object) -> Rendered:
+        target.write_bytes(b"VIDEO")
+        return Rendered(None, {"title": "12.5 s"})
+
+    runner = RenderRunner(
+        ledger.thread_adapter, renderer, media_root=tmp_path, ledger=ledger, max_workers=1
+    )
+    key = harness.insert()
+
+    async def submit() -> Any:
+        async with harness.async_factory() as session:
+            project = await session.get(harness.model, key)
+        return await runner.asubmit(project)
+
+    try:
+        job = run(submit())
+        assert job.wait(30) is Status.COMPLETED, job.error
+        row = harness.row(key)
+        assert (row["status"], row["title"]) == (harness.literal(Status.COMPLETED), "12.5 s")
+    finally:
+        runner.shutdown()

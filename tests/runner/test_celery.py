@@ -174,6 +174,11 @@ def test_the_task_is_sent_under_the_id_its_attempt_records(
     (Attempt.task_id, the job's task_id) and the worker's task runs under it, so the
     result Celery stores under that id is this render's."""
     workers.start("ids", concurrency=1)
+    sent_under_recorded_ids(settings)
+
+
+def sent_under_recorded_ids(settings: Settings) -> None:
+    """Two submits: each attempt's task id is the one its task ran under, and they differ."""
     # The result stored, so that Celery tells which task id the worker ran under.
     keep = CeleryExecutor(
         build_app(settings), queue=settings.queue, options={"ignore_result": False}
@@ -541,6 +546,15 @@ def test_rabbitmq_a_worker_renders_a_submit_and_progress_is_readable_throughout(
         assert any(0.0 < f < 1.0 for f in seen), seen
         assert complete_fake_video(web.runner.file_path(project), 40)
         assert job.wait(10) is Status.COMPLETED
+
+
+def test_rabbitmq_the_task_is_sent_under_the_id_its_attempt_records(
+    tmp_path: Path, rabbit_settings: Settings
+) -> None:
+    """RabbitMQ as the broker: the task id the start recorded is the one the task ran under."""
+    with workers_for(rabbit_settings, tmp_path / "logs") as workers:
+        workers.start("rabbit-ids", concurrency=1)
+        sent_under_recorded_ids(rabbit_settings)
 
 
 def test_rabbitmq_a_sigkilled_worker_s_job_comes_back_and_is_taken_over_at_once(
