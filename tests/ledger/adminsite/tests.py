@@ -60,6 +60,15 @@ class AttemptAdminTests(TransactionTestCase):
         assert self.good_attempt.project_key in page
         assert self.bad_attempt.project_key not in page
 
+    def test_searches_by_task_id(self):
+        task_id = "6f1c2e2a-8d0b-4c55-9a57-0e8e3c0d2b1f"
+        RenderAttempt.objects.filter(pk=self.bad_attempt.pk).update(task_id=task_id)
+        page = self.client.get(CHANGELIST, {"q": task_id}).content.decode()
+        assert self.bad_attempt.project_key in page
+        assert self.good_attempt.project_key not in page
+        detail = self.client.get(f"{CHANGELIST}{self.bad_attempt.pk}/change/").content.decode()
+        assert task_id in detail
+
     def test_an_attempt_is_read_only(self):
         url = f"{CHANGELIST}{self.bad_attempt.pk}/change/"
         page = self.client.get(url)

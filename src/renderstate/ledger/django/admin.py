@@ -118,7 +118,8 @@ class RenderAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic
         "short_error",
     )
     list_filter = ("state", StartedFilter, "scope")
-    search_fields = ("=project_key", "project_key__startswith", "actor", "worker")
+    # A task id (Celery's, Django tasks') finds the attempt a task queue reports on.
+    search_fields = ("=project_key", "project_key__startswith", "actor", "worker", "=task_id")
     ordering = ("-id",)
     list_per_page = 50
     fields = (
@@ -134,6 +135,7 @@ class RenderAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic
         "progress",
         "lease",
         "output_path",
+        "task_id",
         "error",
     )
     readonly_fields = fields
