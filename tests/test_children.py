@@ -3,6 +3,8 @@ own children do so only inside a render."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,6 +94,48 @@ def test_a_child_whose_parent_already_changed_kills_itself() -> None:
     assert done.stdout.split("\n")[:2] == ["own child 0", "other parent 0"], done
 
 
+def test_children_are_started_through_setpriv_with_vfork_not_a_preexec_fn() -> None:
+    """Where util-linux's setpriv has --pdeathsig, the guard is an exec chain (setpriv, a
+    shell that checks its parent, the program): no preexec_fn, so Python can vfork instead
+    of copying a render's memory with fork."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("no util-linux setpriv here: children are guarded by a preexec_fn")
+    child = popen(["true"])
+    assert child.wait(timeout=20) == 0
+    assert Path(child.args[0]).name == "setpriv", child.args
+    assert child.args[1:3] == ["--pdeathsig", "KILL"]
+    assert child.args[-1] == shutil.which("true")  # resolved by the parent
+
+
+def test_a_wrapped_child_whose_parent_already_changed_kills_itself() -> None:
+    """The parent may die between the start and setpriv's request: the shell then finds
+    another parent than the one expected and kills itself instead of running unwatched."""
+    readable, ready = os.pipe()
+    chain = _children.wrapped(SLEEP, ready, parent=1)
+    if chain is None:
+        pytest.skip("no util-linux setpriv here: children are guarded by a preexec_fn")
+    child = subprocess.Popen(chain, pass_fds=(ready,))
+    os.close(ready)
+    assert _ended_by_sigkill(child)
+    assert os.read(readable, 1) == b""  # it never said it was ready: it ran nothing
+    os.close(readable)
+
+
+def test_without_setpriv_a_preexec_fn_guards_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no setpriv with --pdeathsig, the preexec_fn guard is used instead."""
+    monkeypatch.setattr(_children, "_setpriv_found", True)
+    monkeypatch.setattr(_children, "_setpriv", None)
+    child = _started_in_a_thread(popen)
+    assert child.args == SLEEP
+    assert _ended_by_sigkill(child)
+
+
+def test_a_missing_program_raises_as_popen_does() -> None:
+    """A program not found is FileNotFoundError, as from subprocess itself, not a shell's 127."""
+    with pytest.raises(FileNotFoundError):
+        popen(["renderstate-no-such-program-anywhere"])
+
+
 def test_moviepy_style_modules_guard_only_inside_a_render() -> None:
     """guard_modules() rebinds a module's own ``sp``: inside guarding() (a render) its
     children die with the thread; outside, they are started as before, and the
@@ -133,9 +177,10 @@ def test_the_moviepy_renderer_guards_moviepy_s_own_ffmpeg_modules() -> None:
         assert module.sp.Popen is _children._Popen, module
 
 
-def test_in_a_subinterpreter_children_start_unguarded(tmp_path: Path) -> None:
+def test_in_a_subinterpreter_children_still_start(tmp_path: Path) -> None:
     """A subinterpreter (mod_wsgi's default for each app) refuses any preexec_fn: the
-    renderer's ffmpeg would not start at all. There, children start as before."""
+    renderer's ffmpeg would not start at all. There, children start through setpriv's exec
+    chain, which needs none, and where there is no setpriv, unguarded as before."""
     testcapi = pytest.importorskip("_testcapi")
     out = tmp_path / "out.txt"
     code = textwrap.dedent(
@@ -156,8 +201,15 @@ def test_in_a_subinterpreter_children_start_unguarded(tmp_path: Path) -> None:
             moviepy_like = module.sp.Popen(["true"]).wait()
         started = popen(["true"]).wait()
         ran = run(["true"], check=True).returncode
-        open({str(out)!r}, "w").write(f"{{plain}} {{started}} {{ran}} {{moviepy_like}}")
+        from renderstate import _children
+        _children._setpriv_found, _children._setpriv = True, None  # no setpriv here
+        unguarded = popen(["true"]).wait()
+        with guarding():
+            moviepy_unguarded = module.sp.Popen(["true"]).wait()
+        open({str(out)!r}, "w").write(
+            f"{{plain}} {{started}} {{ran}} {{moviepy_like}} {{unguarded}} {{moviepy_unguarded}}"
+        )
         """
     )
     assert testcapi.run_in_subinterp(code) == 0
-    assert out.read_text() == "refused 0 0 0"
+    assert out.read_text() == "refused 0 0 0 0 0"
