@@ -104,6 +104,7 @@ def state(pk: int) -> None:
             {
                 "status": video.status,
                 "error": video.error,
+                "task_id": video.task_id,
                 "tree": tree(pk),
                 "listing": sorted(p.name for p in folder.iterdir()),
             }

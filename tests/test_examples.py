@@ -266,5 +266,6 @@ def test_the_transcoding_app_recovers_a_sigkilled_worker(tmp_path: Path) -> None
     state = _transcoder(tmp_path, "state", pk)
     assert state["status"] == "ERROR"
     assert "not rendered to the end" in str(state["error"]), state  # error_field="error"
+    assert state["task_id"], state  # task_id_field="task_id": the Celery task's id
     assert state["tree"] == first["tree"]
     assert state["listing"] == ["hls"]

@@ -42,6 +42,8 @@ def make_runner(executor: Executor | None = None) -> RenderRunner[Video]:
             argument=lambda video: video.pk,  # it takes the id
             target="out_dir",  # the empty directory to fill, as this keyword
             output="directory",  # a playlist and segments, published whole
+            result_key="hls_dir",  # the returned dict's entry naming the directory
+            fields=["duration", "metadata"],  # saved with the completion, fenced
         ),
         media_root=settings.MEDIA_ROOT,
         values=VALUES,
@@ -50,6 +52,7 @@ def make_runner(executor: Executor | None = None) -> RenderRunner[Video]:
         ledger=Ledger(store),
         loader=store.loader(Video),
         error_field="error",  # why it failed, in the fail's own UPDATE (a start empties it)
+        task_id_field="task_id",  # the Celery task's id, in the start's own UPDATE
         executor=executor,
     )
 

@@ -1,8 +1,9 @@
 """The app's transcoding function, unchanged by the swap: a source video into HLS, by ffmpeg.
 
 It takes the video's id, writes a playlist and its segments into ``out_dir`` with
-ffmpeg's ``hls`` muxer, reports the share done as a fraction, and saves the duration and
-a summary of what it wrote on the video.
+ffmpeg's ``hls`` muxer, reports the share done as a fraction, and returns the directory,
+its duration and a summary of what it wrote (the swap's one change: it used to save the
+last two on the video itself).
 """
 
 import re
@@ -36,7 +37,7 @@ def source_seconds(source: Path) -> float:
 
 def transcode_to_hls(
     video_id: int, on_progress: Callable[[float], None], out_dir: str | Path
-) -> None:
+) -> dict[str, object]:
     """Transcode the video's source into ``out_dir/playlist.m3u8`` and its segments."""
     video = Video.objects.get(pk=video_id)
     source = Path(settings.MEDIA_ROOT) / video.source
@@ -92,4 +93,4 @@ def transcode_to_hls(
     duration = sum(float(s) for s in re.findall(r"#EXTINF:([\d.]+)", playlist))
     segments = sorted(p.name for p in out.glob("segment*.ts"))
     metadata = {"playlist": PLAYLIST, "segments": len(segments)}
-    Video.objects.filter(pk=video_id).update(duration=round(duration, 3), metadata=metadata)
+    return {"hls_dir": str(out), "duration": round(duration, 3), "metadata": metadata}
