@@ -22,8 +22,9 @@ def render_with_skewed_clock(
     lease, and how long the render stays alive.
 
     Puts ``("began", key, attempt id)`` on ``results``, then ``("stopped", key, every
-    heartbeat matched, monotonic time of the last one)``; any error as ``("error", key,
-    repr)``. The attempt is left rendering, as a killed worker leaves it.
+    heartbeat matched, monotonic times at which the last one was called and returned)``;
+    any error as ``("error", key, repr)``. The attempt is left rendering, as a killed
+    worker leaves it.
     """
     offset, lease, alive = timing
     real = time.time
@@ -40,12 +41,16 @@ def render_with_skewed_clock(
         attempt = ledger.begin(attempt, worker=f"skewed-clock-host:{os.getpid()}")
         results.put(("began", key, attempt.id))
         renewed = []
-        deadline = time.monotonic() + alive
+        sent = time.monotonic()
+        deadline = sent + alive
         while time.monotonic() < deadline:
             time.sleep(lease / 8)
+            # The lease it writes counts from the database's time during this call (on
+            # PostgreSQL, now() is its transaction's start): from no later than here.
+            sent = time.monotonic()
             renewed.append(ledger.heartbeat(attempt, {"phase": "rendering"}))
         last = time.monotonic()
-        results.put(("stopped", key, all(renewed), last))
+        results.put(("stopped", key, all(renewed), sent, last))
         harness.release()
     except Exception as exc:  # reported to the parent, which fails the test
         results.put(("error", key, repr(exc)))
