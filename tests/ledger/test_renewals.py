@@ -163,10 +163,13 @@ def test_two_owners_of_one_attempt_in_one_call(any_harness: LedgerHarness) -> No
     assert (now.owner, now.done) == (second.owner, 2)
 
 
-def test_numpy_counts_are_stored_as_the_numbers_they_are(any_harness: LedgerHarness) -> None:
-    """A renderer's numpy counts (frame indexes from numpy) are stored as numbers: the
-    SQLAlchemy store on SQLite wrote an ``int64`` as an 8-byte blob, which every reader
-    of the progress then got back as ``bytes``."""
+@pytest.mark.parametrize("how", ["renew", "heartbeat"])
+def test_numpy_counts_are_stored_as_the_numbers_they_are(
+    any_harness: LedgerHarness, how: str
+) -> None:
+    """A renderer's numpy counts (frame indexes from numpy) are stored as numbers, by a
+    renewal and by a heartbeat: the SQLAlchemy store on SQLite wrote an ``int64`` as an
+    8-byte blob, which every reader of the progress then got back as ``bytes``."""
     harness = any_harness
     clock = Clock()
     ledger = ledger_for(harness, clock)
@@ -178,7 +181,10 @@ def test_numpy_counts_are_stored_as_the_numbers_they_are(any_harness: LedgerHarn
         "fraction": np.float32(0.25),
         "eta_seconds": np.float64(3.5),
     }
-    assert _outcomes(ledger.renew([Renewal(attempt, progress)])) == [RENEWED]
+    if how == "renew":
+        assert _outcomes(ledger.renew([Renewal(attempt, progress)])) == [RENEWED]
+    else:
+        assert ledger.heartbeat(attempt, progress)
     now = ledger.get(attempt.id)
     assert now is not None
     stored = (now.done, now.total, now.fraction, now.eta_seconds)

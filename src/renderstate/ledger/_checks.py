@@ -29,6 +29,7 @@ __all__ = [
     "describe",
     "is_real",
     "is_token",
+    "plain",
 ]
 
 MAX_ERROR: Final = 8000
@@ -163,3 +164,14 @@ def is_real(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
     return math.isfinite(value)
+
+
+def plain(value: object) -> object:
+    """A checked progress value as Python's own number (a numpy count as an ``int``).
+
+    A renderer's numpy counts are fine, but SQLite's driver would store a numpy scalar as
+    the bytes of its buffer.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value  # the phase, or no ETA
+    return int(value) if isinstance(value, numbers.Integral) else float(value)

@@ -18,7 +18,7 @@ from renderstate.exceptions import (
     ProjectNotFoundError,
 )
 from renderstate.ledger._cancelling import cancel as cancel_attempt
-from renderstate.ledger._checks import check_id, check_owner, is_real
+from renderstate.ledger._checks import check_id, check_owner, is_real, plain
 from renderstate.ledger._checks import check_progress as _check_progress
 from renderstate.ledger._checks import check_text as _check_text
 from renderstate.ledger._checks import describe as _describe
@@ -393,7 +393,7 @@ class Ledger:
                 )
                 raise ValueError(msg)
             _check_progress(progress)
-            values.update(progress)
+            values.update({name: plain(value) for name, value in progress.items()})
         return owned_update(self.store, attempt, values, uncancelled=unless_cancelled)
 
     def renew(self, renewals: Sequence[Renewal]) -> list[Renewed]:

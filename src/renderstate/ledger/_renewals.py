@@ -14,12 +14,11 @@ row delays nothing but itself; the caller renews it at its next tick. A store wi
 from __future__ import annotations
 
 import enum
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, DatabaseTime
-from renderstate.ledger._checks import check_id, check_progress, is_token
+from renderstate.ledger._checks import check_id, check_progress, is_token, plain
 from renderstate.ledger._fencing import owned_update, takes_cancel_requests
 
 if TYPE_CHECKING:
@@ -176,7 +175,7 @@ def _row(index: int, renewal: Renewal) -> RowRenewal | None:
         except ValueError as exc:
             msg = f"renewal {index} (attempt {_id(attempt)}): {exc}; nothing was written"
             raise ValueError(msg) from exc
-        values = {name: _plain(progress[name]) for name in PROGRESS_FIELDS if name in progress}
+        values = {name: plain(progress[name]) for name in PROGRESS_FIELDS if name in progress}
     if isinstance(attempt, int):
         check_id(attempt)
         return RowRenewal(attempt, values, uncancelled=bool(unless))
@@ -185,17 +184,6 @@ def _row(index: int, renewal: Renewal) -> RowRenewal | None:
             return None
         return RowRenewal(attempt.id, values, owner=attempt.owner, uncancelled=bool(unless))
     return RowRenewal(attempt.id, values, worker=attempt.worker, uncancelled=bool(unless))
-
-
-def _plain(value: object) -> object:
-    """A checked progress value as Python's own number (a numpy count as an ``int``).
-
-    A renderer's numpy counts are fine, but SQLite's driver would store a numpy scalar as
-    the bytes of its buffer.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return value  # the phase, or no ETA
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def _id(attempt: Attempt | int) -> object:
