@@ -34,6 +34,7 @@ class Project:
     id: int
     status: str = "DRAFT"
     output_path: str | None = None
+    title: str = ""  # the column transcoding_runner() names for its fields
 
 
 def export(project: Project) -> int:
@@ -111,8 +112,9 @@ def hls_runner() -> RenderRunner[Project]:
 def transcoding_runner() -> RenderRunner[Project]:
     """The app's own columns: a duration saved with the completion, the failure reason and
     the task id in columns of the app's model, as an app declares them."""
-    project = Project(id=1)
-    ProjectLifecycle(project, error_field="title").complete("p/1.mp4", fields={"title": "x"})
+    project = Project(id=1, status="PROCESSING")
+    ProjectLifecycle(project).complete("p/1.mp4", fields={"title": "12.5 s"})
+    ProjectLifecycle(project, error_field="title").start_render()
 
     def transcode(project_id: int, on_progress: OnProgress, out: Path) -> dict[str, object]:
         return {"video_path": str(out), "duration": 12.5}
