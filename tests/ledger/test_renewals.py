@@ -192,6 +192,26 @@ def test_numpy_counts_are_stored_as_the_numbers_they_are(
     assert [type(value) for value in stored] == [int, int, float, float]
 
 
+def test_a_worker_holding_hundreds_of_renders_renews_them_all(any_harness: LedgerHarness) -> None:
+    """A web process whose thread executor holds 1200 queued exports renews every one at
+    each tick. One statement for them all was refused (Peewee nests each fence in
+    parentheses: SQLite's parser overflowed from about 70 renewals, Python's recursion
+    limit from about 600 on every database; SQLite refuses an expression deeper than 1000),
+    so no lease was renewed and recovery failed renders that were alive."""
+    harness = any_harness
+    clock = Clock()
+    ledger = ledger_for(harness, clock)
+    attempts = [_begun(harness, ledger)[2] for _ in range(12)]
+    clock.now += 3
+    progress = {"phase": "rendering", "done": 5, "total": 10, "fraction": 0.5}
+    renewals = [Renewal(attempts[i % 12], progress) for i in range(1200)]
+    assert _outcomes(ledger.renew(renewals)) == [RENEWED] * 1200
+    for attempt in attempts:
+        now = ledger.get(attempt.id)
+        assert now is not None
+        assert (now.done, now.lease_expires_at) == (5, clock.now + 10.0)
+
+
 def test_bad_progress_is_refused_before_anything_is_written(any_harness: LedgerHarness) -> None:
     """A progress value no store holds, in any renewal, refuses the whole call naming that
     renewal; no lease is renewed."""

@@ -400,14 +400,15 @@ class Ledger:
         """Renew many live attempts' leases and record their progress, in one transaction.
 
         What a worker's heartbeat sends once per tick for every render it holds: one
-        transaction, whatever the number of renders, with one set-based ``UPDATE`` that
+        transaction (per 50 renewals), with one set-based ``UPDATE`` that
         renews each lease still held under its owner token (and nobody asked to cancel,
         for a :class:`Renewal` with ``unless_cancelled``) and writes the progress given
         with it. Each renewal is fenced exactly as :meth:`heartbeat` fences it. A row that
         another transaction holds locked (a completion or a cancel under way) is skipped
         rather than waited for, on PostgreSQL and MySQL/MariaDB (``SKIP LOCKED``): a
         blocked row delays nothing but itself. SQLite locks the whole database, so there
-        the transaction waits as any write does.
+        the transaction waits as any write does. More than 50 renewals are sent 50 per
+        transaction: each is a term of the statement, which a database parses only so deep.
 
         Returns:
             One :class:`Renewed` per renewal, in order: ``RENEWED``, ``CANCEL_REQUESTED``

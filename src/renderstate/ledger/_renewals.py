@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
 __all__ = [
+    "BATCH",
     "PROGRESS_FIELDS",
     "Renewal",
     "RenewalOutcome",
@@ -37,6 +38,11 @@ __all__ = [
 
 PROGRESS_FIELDS: Final = ("phase", "done", "total", "fraction", "eta_seconds")
 """The columns a renewal may write besides the lease, in the order stores write them."""
+BATCH: Final = 50
+"""The most renewals one store call (one transaction, one ``UPDATE``) carries. Every
+renewal is a term of the statement's ``WHERE``: SQLite refuses an expression deeper than
+1000 terms, and parses Peewee's (each term nested in parentheses) on a stack that
+overflowed from about 70; a worker holding more renders renews them in several."""
 
 
 class Renewal(NamedTuple):
@@ -120,24 +126,27 @@ def skips_locked(vendor: str, version: tuple[int | str, ...] | None) -> bool:
 
 
 def renew(ledger: Ledger, renewals: Sequence[Renewal]) -> list[Renewed]:
-    """Renew every lease of ``renewals`` in one transaction; see :meth:`Ledger.renew`."""
+    """Renew the leases of ``renewals``, :data:`BATCH` per transaction; see :meth:`Ledger.renew`."""
     rows: list[RowRenewal | None] = [_row(i, r) for i, r in enumerate(renewals)]
     lease: float | DatabaseTime = ledger._time() + ledger.lease
     store = ledger.store
     batch = getattr(store, "renew", None)
-    wanted = [row for row in rows if row is not None]
-    if batch is not None and wanted:
-        seen: Mapping[int, Attempt] = batch(wanted, lease)
-    else:
-        seen = {}
+    wanted = [i for i, row in enumerate(rows) if row is not None]
+    # Each renewal's outcome is read from the rows its own store call read.
+    seen: dict[int, Mapping[int, Attempt]] = {}
+    if batch is not None:
+        for first in range(0, len(wanted), BATCH):
+            chunk = wanted[first : first + BATCH]
+            read: Mapping[int, Attempt] = batch([rows[i] for i in chunk], lease)
+            seen.update(dict.fromkeys(chunk, read))
     results: list[Renewed] = []
-    for renewal, row in zip(renewals, rows, strict=True):
+    for index, (renewal, row) in enumerate(zip(renewals, rows, strict=True)):
         if row is None:  # a token no owner holds: matches nothing anywhere
             results.append(Renewed(RenewalOutcome.LOST, None))
         elif batch is None:
             results.append(_one(ledger, renewal, row, lease))
         else:
-            results.append(_outcome(row, seen.get(row.id)))
+            results.append(_outcome(row, seen[index].get(row.id)))
     return results
 
 

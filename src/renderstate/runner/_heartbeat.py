@@ -1,7 +1,8 @@
 """One thread per runner that renews its live attempts' leases and writes their progress.
 
 One transaction per tick for all of them (:meth:`Ledger.renew
-<renderstate.ledger.Ledger.renew>`), whatever the number of renders.
+<renderstate.ledger.Ledger.renew>`), whatever the number of renders (50 per transaction
+beyond 50).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class Heartbeat:
     has passed since its last progress write, or a third of the lease has passed since
     its last renewal), one :meth:`Ledger.renew <renderstate.ledger.Ledger.renew>` renews
     the lease of every attempt the runner holds and writes each changed progress that is
-    due: one transaction per tick, whatever the number of renders. A render step that
+    due: one transaction per tick, whatever the number of renders (up to 50, then 50 per
+    transaction). A render step that
     reports nothing (an encoder flush) therefore keeps its lease. A renewal the ledger
     refuses means the attempt was recovered, superseded or taken over by another owner:
     ``on_lost`` is called once, so the render can stop. A renewal refused because someone
