@@ -600,3 +600,11 @@ def test_the_task_is_registered_under_its_documented_name(settings: Settings) ->
     registered = app.tasks[TASK_NAME]
     assert registered.acks_late is True
     assert registered.reject_on_worker_lost is True
+
+
+def test_register_refuses_a_negative_grace(settings: Settings) -> None:
+    """A grace below 0 is refused when the task is registered, naming what to give."""
+    from renderstate.runner.celery import register  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="grace must be a number of seconds, at least 0"):
+        register(build_app(settings), lambda: None, grace=-1.0)  # type: ignore[arg-type,return-value]

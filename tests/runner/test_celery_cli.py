@@ -108,3 +108,28 @@ def test_the_worker_command_refuses_a_bad_concurrency(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--concurrency must be at least 1" in done.stderr
+
+
+def test_the_worker_command_refuses_a_bad_grace(tmp_path: Path) -> None:
+    """A negative or non-numeric --grace exits 2, names the option and how to give it."""
+    for bad in ("-1", "soon"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "renderstate",
+                "worker",
+                "--broker",
+                REDIS_URL,
+                "--db",
+                f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                "--grace",
+                bad,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "--grace needs a number of seconds, at least 0" in done.stderr
