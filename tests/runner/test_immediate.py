@@ -200,6 +200,34 @@ def test_celery_s_task_always_eager_renders_here_and_sends_nothing(tmp_path: Pat
         assert job.status is Status.COMPLETED
         assert project.status == "COMPLETED"
         assert "renderstate-heartbeat" not in {t.name for t in threading.enumerate()} - before
+    # Like an eager apply_async, the render has a task id, recorded on its attempt.
+    assert job.task_id
+    assert job.attempt is not None
+    stored = store.get(job.attempt.id)
+    assert stored is not None
+    assert stored.task_id == job.task_id
+
+
+def test_other_immediate_renders_have_no_task_id(tmp_path: Path) -> None:
+    """Immediate mode with a Celery executor that is not eager sends nothing: no id."""
+    store = MemoryAttemptStore()
+    project = MemoryProject()
+    with RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(frames=2),
+        media_root=tmp_path,
+        executor=CeleryExecutor(celery_app(eager=False)),
+        ledger=Ledger(store, lease=30.0),
+        loader=store.loader([project]),
+        immediate=True,
+    ) as r:
+        job = r.submit(project)
+        assert job.status is Status.COMPLETED
+    assert job.task_id is None
+    assert job.attempt is not None
+    stored = store.get(job.attempt.id)
+    assert stored is not None
+    assert stored.task_id is None
 
 
 def test_without_eager_the_same_submit_goes_to_the_broker(tmp_path: Path) -> None:

@@ -130,9 +130,16 @@ def registered(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> Iterat
 
 
 def _new_task_id(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> str | None:
-    """The id the executor will send ``job`` under, made before its start (or ``None``)."""
+    """The id the executor will send ``job`` under, made before its start (or ``None``).
+
+    An immediate render is sent nowhere, so it has none, except where the executor itself
+    runs tasks in the caller (Celery's ``task_always_eager``, whose ``apply_async`` gives
+    an id too): an app's tests then see the id column filled as in production.
+    """
     make = getattr(state.executor, "new_task_id", None)
-    if make is None or job._immediate:
+    if make is None:
+        return None
+    if job._immediate and not getattr(state.executor, "runs_in_caller", False):
         return None
     task_id: str | None = make()
     job.task_id = task_id
