@@ -245,6 +245,20 @@ def test_hand_off_records_the_executor_even_after_a_worker_began_it(
         ledger.hand_off(queued, executor="x" * 256)
 
 
+@pytest.mark.parametrize("name", ["executor", "task_id"])
+def test_an_empty_executor_or_task_id_is_refused_and_nothing_written(
+    harness: LedgerHarness, name: str
+) -> None:
+    """'' is no queue a sweep could send the attempt to again, and not "none" either: an
+    attempt handed off so would never be requeued or failed by any sweep."""
+    ledger = ledger_for(harness, Clock())
+    _, queued = ledger.start(harness.lifecycle(harness.load(harness.insert())))
+    before = ledger.get(queued.id)
+    with pytest.raises(ValueError, match=rf"hand_off\({name}=''\) names nothing"):
+        ledger.hand_off(queued, **{name: ""})  # type: ignore[arg-type]
+    assert ledger.get(queued.id) == before
+
+
 def test_an_owner_hands_its_attempt_back_fenced_by_its_token(harness: LedgerHarness) -> None:
     """hand_back takes the owner's rendering attempt back to queued (fresh owner, progress
     at 0, the project PROCESSING); its old token is fenced; a former owner, or an attempt

@@ -266,11 +266,20 @@ class Ledger:
             or it ended; its lease was left as it was).
 
         Raises:
-            ValueError: ``executor`` or ``task_id`` is wider than 255 characters or holds
-                a NUL.
+            ValueError: ``executor`` or ``task_id`` is empty, wider than 255 characters
+                or holds a NUL; nothing was written.
         """
         _check_text("executor", executor)
         _check_text("task_id", task_id)
+        for name, given in (("executor", executor), ("task_id", task_id)):
+            if given == "":
+                # '' is neither a queue a sweep could send it to again nor "no queue":
+                # no sweep would ever requeue or fail the attempt.
+                msg = (
+                    f"hand_off({name}='') names nothing; give its name (for example "
+                    f"{'celery' if name == 'executor' else 'the task id'!r}) or leave it None"
+                )
+                raise ValueError(msg)
         attempt_id = attempt if isinstance(attempt, int) else attempt.id
         labels: dict[str, object] = {}
         if executor is not None:
