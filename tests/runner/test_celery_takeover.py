@@ -167,6 +167,9 @@ def test_a_sigkilled_worker_s_render_resumes_on_another_within_two_leases(
         assert {content for *_, content in watch.samples} <= {previous, digest(final)}
         assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
         assert "is queued again" in rescuer.output() or settings.broker == RABBITMQ_URL
+        # Sent again under the id the start recorded (the app's task_id_field, revoke's).
+        assert job.task_id is not None
+        assert f"[{job.task_id}] received" in rescuer.output()
 
 
 def test_a_frozen_worker_s_render_resumes_on_another_and_the_frozen_one_changes_nothing(

@@ -250,11 +250,19 @@ def register(
     runners = RunnerPerProcess(runner_factory)
 
     def send(spec: JobSpec, executor: str) -> None:
-        """Send ``spec`` to the queue its attempt recorded (``celery:<queue>``)."""
+        """Send ``spec`` to the queue its attempt recorded (``celery:<queue>``).
+
+        It goes under the task id recorded with it: the id the app stored
+        (``task_id_field``, the attempt's ``task_id``) still names the task that renders
+        it, for ``revoke`` and ``AsyncResult`` too.
+        """
         queue = executor.partition(":")[2]
         sending: dict[str, Any] = {"ignore_result": True}
         if queue:
             sending["queue"] = queue
+        recorded = _recorded_task_id(runners.get(), spec)
+        if recorded is not None:
+            sending["task_id"] = recorded
         app.send_task(name, args=(spec.to_dict(),), **sending)
 
     sweeper = Sweeper(runners.get, EXECUTOR, send)
@@ -336,6 +344,18 @@ def _connect(runners: RunnerPerProcess, sweeper: Sweeper | None, waiting: Grace 
     worker_shutting_down.connect(shutting_down, weak=False)
     worker_process_shutdown.connect(stopped, weak=False)
     worker_shutdown.connect(stopped, weak=False)
+
+
+def _recorded_task_id(runner: RenderRunner[Any], spec: JobSpec) -> str | None:
+    """The task id recorded on ``spec``'s attempt (None if none, or if it cannot be read)."""
+    if runner.ledger is None or spec.attempt_id is None:
+        return None
+    try:
+        attempt = runner.ledger.get(spec.attempt_id)
+    except Exception:  # sent under a new id rather than not at all
+        logger.warning("could not read attempt %s's task id", spec.attempt_id, exc_info=True)
+        return None
+    return None if attempt is None else attempt.task_id
 
 
 def _send_back(
