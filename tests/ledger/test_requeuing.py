@@ -286,3 +286,49 @@ def test_an_owner_hands_its_attempt_back_fenced_by_its_token(harness: LedgerHarn
     before = ledger.get(again.id)
     assert ledger.hand_back(again) is None, "a cancel request is not handed back"
     assert ledger.get(again.id) == before
+
+
+def test_a_failed_begin_leaves_a_requeued_attempt_to_its_new_delivery(
+    harness: LedgerHarness,
+) -> None:
+    """A sweep requeued a dead worker's attempt and sent it again; a duplicate delivery of
+    the old message then failed in its begin and gives up: the attempt stays queued for
+    the delivery the sweep sent (a task queue holds it), and the project PROCESSING."""
+    clock = Clock()
+    ledger = ledger_for(harness, clock)
+    dead = _begun(harness, ledger, CELERY, worker="elsewhere:1")
+    clock.now += LEASE + 1
+    sent: list[Attempt] = []
+    assert [s.requeued is not None for s in _sweep(harness, ledger, sent)] == [True]
+    requeued = ledger.get(dead.id)
+    assert requeued is not None
+    assert requeued.state is AttemptState.QUEUED
+    duplicate_token = "d0" * 16  # a duplicate delivery's own, never held
+    given_up = ledger.give_up(
+        _lifecycle(harness, dead), requeued, "its begin raised", owner=duplicate_token
+    )
+    assert given_up is None
+    after = ledger.get(dead.id)
+    assert after is not None
+    assert (after.state, after.owner) == (AttemptState.QUEUED, requeued.owner)
+    assert _status(harness, dead) == harness.literal(Status.PROCESSING)
+    # The delivery the sweep sent renders it.
+    assert ledger.begin(after, worker="elsewhere:2").state is AttemptState.RENDERING
+
+
+def test_a_failed_begin_fails_a_queued_attempt_no_task_queue_holds(
+    harness: LedgerHarness,
+) -> None:
+    """The control: a thread executor's queued attempt (no task queue recorded), whose
+    begin raised, is failed with its project: nobody else would render it."""
+    ledger = ledger_for(harness, Clock())
+    key = harness.insert()
+    lifecycle = harness.lifecycle(harness.load(key))
+    _, queued = ledger.start(lifecycle)
+    KEYS[queued.id] = key
+    record = ledger.give_up(lifecycle, queued, "its begin raised", owner="e1" * 16)
+    assert record is not None
+    ended = ledger.get(queued.id)
+    assert ended is not None
+    assert ended.state is AttemptState.FAILED
+    assert _status(harness, queued) == harness.literal(Status.FAILED)

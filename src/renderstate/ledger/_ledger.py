@@ -532,8 +532,11 @@ class Ledger:
         A begin that raised (a store error, a lock wait timeout) may or may not have
         taken the attempt. This fails it only where that changes nothing the caller does
         not own: while it is held under ``owner`` (the begin did take it), or still
-        queued (nobody did). An attempt another worker holds, or one that has ended, is
-        left alone and ``None`` is returned: the caller saves nothing.
+        queued (nobody did) where no task queue holds it (a thread executor's: nobody else
+        would render it). An attempt another worker holds, one that has ended, or one a
+        task queue holds (recorded by :meth:`hand_off`: another delivery of it, or a
+        worker's :meth:`sweep` once its lease runs out, renders it) is left alone and
+        ``None`` is returned: the caller saves nothing.
 
         Returns:
             The project's move to FAILED, or ``None`` if the attempt was not the caller's
@@ -555,9 +558,13 @@ class Ledger:
         mine = dataclasses.replace(attempt, owner=owner)
 
         def fence() -> bool:
-            return self._owned_update(mine, values) or self.store.update(
-                attempt.id, values, states=_QUEUED
-            )
+            if self._owned_update(mine, values):
+                return True
+            seen = self.store.get(attempt.id)
+            if seen is None or seen.state is not AttemptState.QUEUED or seen.executor:
+                return False
+            # Fenced by the token it is queued under as seen: not one a sweep gave it since.
+            return self.store.update(attempt.id, values, states=_QUEUED, owner=seen.owner)
 
         try:
             return finish(
