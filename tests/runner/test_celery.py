@@ -315,14 +315,16 @@ def test_a_sigkilled_worker_s_job_is_redelivered_and_completes_with_one_owner_at
         assert complete_fake_video(final, 60)
         # Never a partial file: every sample saw the old video or the complete new one.
         assert {content for *_, content in watch.samples} <= {previous, digest(final)}
-        # One attempt, taken over by the second worker after the first's lease ran out.
+        # One attempt, taken over by the second worker once the first was gone: a process
+        # of this machine seen gone is taken over at once (its sweep or its begin), not
+        # only after its lease ran out.
         attempts = web.attempts(project)
         assert [a.state for a in attempts] == [AttemptState.COMPLETED, AttemptState.COMPLETED]
         redone = attempts[0]
         assert redone.id == job.attempt_id
         assert parse_worker(redone.worker).pid == second.pid
         # Who renders the attempt at each sample (a queued attempt has no owner yet).
-        assert watch.handover(first.pid, second.pid) >= killed_at
+        assert watch.handover(first.pid, second.pid, dead_at=killed_at) >= killed_at
         assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
 
 
