@@ -15,7 +15,7 @@ from typing import Any
 
 try:
     from sqlalchemy import JSON, DateTime, String, create_engine, select, update
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import Engine, make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
@@ -66,6 +66,25 @@ class StoreError(Exception):
     """The database URL is unusable or a project is missing; the message says which."""
 
 
+def _create_tables(engine: Engine, attempts: SQLAlchemyAttemptStore) -> None:
+    """The command line's tables, created if missing, the ledger's brought up to date.
+
+    ``create_all`` looks, then creates: two processes opening one new database at once
+    (``renderstate worker`` and ``renderstate render``) both see no table, and the slower
+    one's CREATE fails with "already exists". Looking again then finds every table.
+    """
+    for last in (False, True):
+        try:
+            _Base.metadata.create_all(engine)
+            # A database file of an earlier version gains the ledger's newer columns.
+            attempts.create_table(engine)
+        except SQLAlchemyError as exc:  # SQLite, PostgreSQL and MariaDB all say so
+            if last or "already exists" not in str(exc):
+                raise
+        else:
+            return
+
+
 class Store:
     """Projects in one database, and the adapter that persists their transitions.
 
@@ -97,9 +116,7 @@ class Store:
         attempts = SQLAlchemyAttemptStore(sessionmaker(), table=ATTEMPTS)
         try:
             self.engine = create_engine(parsed)
-            _Base.metadata.create_all(self.engine)
-            # A database file of an earlier version gains the ledger's newer columns.
-            attempts.create_table(self.engine)
+            _create_tables(self.engine, attempts)
         except ImportError as exc:
             raise StoreError(_driver_hint(url, parsed.get_backend_name(), exc)) from exc
         except SQLAlchemyError as exc:
