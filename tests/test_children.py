@@ -123,8 +123,7 @@ def test_a_wrapped_child_whose_parent_already_changed_kills_itself() -> None:
 
 def test_without_setpriv_a_preexec_fn_guards_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where there is no setpriv with --pdeathsig, the preexec_fn guard is used instead."""
-    monkeypatch.setattr(_children, "_setpriv_found", True)
-    monkeypatch.setattr(_children, "_setpriv", None)
+    monkeypatch.setattr(_children, "_wrapper", lambda: None)
     child = _started_in_a_thread(popen)
     assert child.args == SLEEP
     assert _ended_by_sigkill(child)
@@ -202,7 +201,7 @@ def test_in_a_subinterpreter_children_still_start(tmp_path: Path) -> None:
         started = popen(["true"]).wait()
         ran = run(["true"], check=True).returncode
         from renderstate import _children
-        _children._setpriv_found, _children._setpriv = True, None  # no setpriv here
+        _children._wrapper = lambda: None  # no setpriv here
         unguarded = popen(["true"]).wait()
         with guarding():
             moviepy_unguarded = module.sp.Popen(["true"]).wait()

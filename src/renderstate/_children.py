@@ -93,20 +93,10 @@ def _find_setpriv() -> str | None:
     return found if "--pdeathsig" in usage else None
 
 
-_setpriv: str | None = None
-_setpriv_found = False
-_setpriv_lock = threading.Lock()
-
-
+@functools.cache
 def _wrapper() -> str | None:
     """The ``setpriv`` to start children through, looked for once (None: use preexec_fn)."""
-    global _setpriv, _setpriv_found  # noqa: PLW0603 - one look per process
-    if not _setpriv_found:
-        with _setpriv_lock:
-            if not _setpriv_found:
-                _setpriv = _find_setpriv()
-                _setpriv_found = True
-    return _setpriv
+    return _find_setpriv()
 
 
 def wrapped(command: list[str], ready: int, *, parent: int | None = None) -> list[str] | None:
