@@ -315,7 +315,8 @@ class ProjectLifecycle(Generic[ProjectT]):
             output_path: The video's URL-relative path, e.g. ``"projects/42/final.mp4"``.
             fields: Other columns of the app to write with it, in the same guarded
                 ``UPDATE`` (``{"duration": 12.5, "metadata": {...}}``): a completion that
-                is refused writes none of them.
+                is refused writes none of them. A column the ORM stamps on every write
+                (``updated_at``) keeps the value given here, on every adapter.
 
         Raises:
             InvalidOutputPathError: the path is absolute, has ``..``, a scheme, ...

@@ -52,7 +52,9 @@ class DjangoAdapter:
     The write behaves like ``project.save(update_fields=[...])`` where the fields are
     the ones the transition changes plus the model's ``auto_now`` fields: ``pre_save`` and
     ``post_save`` are sent with ``update_fields`` set, ``auto_now`` values are stamped on
-    the instance, and the ``UPDATE`` names exactly those columns. Unlike ``save()``, the
+    the instance, and the ``UPDATE`` names exactly those columns. An ``auto_now`` field
+    that the change itself names (``complete(fields={"updated_at": ...})``) keeps the
+    given value, as with every adapter. Unlike ``save()``, the
     ``UPDATE`` also requires the stored status to be one the transition starts from.
 
     Args:
@@ -103,7 +105,14 @@ class DjangoAdapter:
             pre_save.send(
                 sender=model, instance=project, raw=False, using=using, update_fields=update_fields
             )
-            values = {f.attname: f.pre_save(project, add=False) for f in written}
+            # A stamp the change names keeps the caller's value, as QuerySet.update() does
+            # and the other adapters do; auto_now stamps only the fields it leaves out.
+            values = {
+                f.attname: getattr(project, f.attname)
+                if f in fields and f in stamps
+                else f.pre_save(project, add=False)
+                for f in written
+            }
             status = opts.get_field(change.status_field).attname
             guarded = model._base_manager.using(using).filter(pk=project.pk)
             if connections[using].vendor == "mysql" and all(
