@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from renderstate._fields import column_lengths
+from renderstate._fields import column_lengths, non_text_columns
 from renderstate._records import Change
 from renderstate._status import Trigger
 from renderstate.typing import Adapter
@@ -78,6 +78,9 @@ class ThreadedAdapter:
 
     def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
         return column_lengths(self._adapter, project, names)
+
+    def non_text_fields(self, project: object, names: Collection[str]) -> Mapping[str, str]:
+        return non_text_columns(self._adapter, project, names)
 
 
 # The awaitable method to name when a sync trigger method is called with an async adapter.

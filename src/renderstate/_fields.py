@@ -5,7 +5,8 @@ same guarded ``UPDATE`` as the status, so an attempt that no longer may complete
 of them. A lifecycle may also name the app's columns for the failure reason
 (``error_field``) and the task system's id (``task_id_field``). Each name is checked before
 anything is written: by the adapter when it can read the model's schema (its optional
-``check_fields``), else as an attribute of the object.
+``check_fields``), else as an attribute of the object; the columns for the reason and the
+task id must hold text (the adapter's optional ``non_text_fields``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
-__all__ = ["LONGEST_REASON", "check_values", "column_lengths", "fit", "unknown_columns"]
+__all__ = [
+    "LONGEST_REASON",
+    "check_text_columns",
+    "check_values",
+    "column_lengths",
+    "fit",
+    "non_text_columns",
+    "unknown_columns",
+]
 
 _SHOWN: Final = 20
 """How many of the model's columns an error lists."""
@@ -56,6 +65,45 @@ def column_lengths(
         available = [name for name in vars(project) if not name.startswith("_")]
         raise unknown_columns(type(project).__name__, missing, available)
     return dict.fromkeys(names)
+
+
+def non_text_columns(adapter: object, project: object, names: Collection[str]) -> Mapping[str, str]:
+    """Each of ``names`` whose column holds no text, with its type's name, by ``adapter``.
+
+    An adapter without ``non_text_fields`` (a plain object's, one written for an earlier
+    version) knows no column types: nothing is refused.
+    """
+    find: Callable[[Any, Collection[str]], Mapping[str, str]] | None = getattr(
+        adapter, "non_text_fields", None
+    )
+    return {} if find is None else find(project, names)
+
+
+def check_text_columns(adapter: object, project: object, named: Mapping[str, str]) -> None:
+    """Refuse an ``error_field`` or ``task_id_field`` whose column holds no text.
+
+    Args:
+        adapter: Reads the model's column types.
+        project: The project object.
+        named: The lifecycle option (``"error_field"``) -> the column it names.
+
+    Raises:
+        ValueError: a named column holds no text (an integer, a date, JSON): the failure
+            reason or the task id written there would be refused by the database (a
+            ``DataError`` on PostgreSQL) and leave the project PROCESSING.
+    """
+    wrong = non_text_columns(adapter, project, list(named.values()))
+    for option, name in named.items():
+        kind = wrong.get(name)
+        if kind is not None:
+            what = "failure reason" if option == "error_field" else "task id"
+            msg = (
+                f"{option} {name!r}: {type(project).__name__}.{name} is of type {kind}, "
+                f"which cannot hold the {what} (a text): name a text column (Django's or "
+                f"Peewee's CharField or TextField, SQLAlchemy's String or Text), or leave "
+                f"{option} out. Nothing was written"
+            )
+            raise ValueError(msg)
 
 
 def check_values(

@@ -13,7 +13,13 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, cast
 
 from renderstate._async import AWAITABLE, ThreadedAdapter, is_async_adapter
-from renderstate._fields import LONGEST_REASON, check_values, column_lengths, fit
+from renderstate._fields import (
+    LONGEST_REASON,
+    check_text_columns,
+    check_values,
+    column_lengths,
+    fit,
+)
 from renderstate._layout import DEFAULT_LAYOUT, Plan, StatusValues, layout_for, trusted_change
 from renderstate._machine import MACHINE, can_start_render, decide
 from renderstate._memory import DEFAULT_ADAPTER
@@ -91,7 +97,8 @@ class ProjectLifecycle(Generic[ProjectT]):
         AttributeError: ``project`` has no ``status_field`` or ``output_field`` attribute.
         ValueError: ``values`` gives two statuses one literal, a status no literal, or
             has a key that is not a status; ``error_field`` or ``task_id_field`` is no
-            column of the model, or one of the other fields.
+            column of the model, one of the other fields, or a column that holds no
+            text (an integer, a date: the database would refuse what is written there).
         TypeError: ``adapter`` lacks a method of the adapter contract.
     """
 
@@ -597,6 +604,7 @@ class _AppColumns:
         self.reserved = {name: option for option, name in named.items() if isinstance(name, str)}
         adapter, project = lifecycle._adapter, lifecycle._project
         self.lengths = column_lengths(adapter, project, list(self.reserved))
+        check_text_columns(adapter, project, {o: n for n, o in self.reserved.items()})
         self._empty = {name: adapter.empty_output(project, name) for name in self.reserved}
 
     def on_start(self, task_id: object) -> dict[str, object]:

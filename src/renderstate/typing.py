@@ -62,6 +62,11 @@ class Adapter(Protocol[ProjectT_contra]):
     lifecycle asks it before a transition that writes the app's own columns (a
     completion's ``fields=``, ``error_field``); without it, each name is checked as an
     attribute of the project. The Django, SQLAlchemy, Peewee and memory adapters offer it.
+
+    It may offer ``non_text_fields(project, names) -> Mapping[str, str]`` too: each of
+    ``names`` whose column holds no text (an integer, a date, JSON), with its type's name,
+    reading only the schema. The lifecycle then refuses such a column as ``error_field`` or
+    ``task_id_field`` when it is built. The Django, SQLAlchemy and Peewee adapters offer it.
     """
 
     def apply(self, project: ProjectT_contra, change: Change) -> bool:

@@ -147,6 +147,9 @@ class BlockingAdapter:
     def check_fields(self, project: object, names: Any) -> Any:
         return self.inner.check_fields(project, names)
 
+    def non_text_fields(self, project: object, names: Any) -> Any:
+        return self.inner.non_text_fields(project, names)
+
 
 class BlockingLifecycle:
     """An async-bound :class:`ProjectLifecycle` whose ``a``-methods are awaited on the loop.
@@ -979,6 +982,30 @@ class AdapterContract:
         status = harness.columns["status"]
         with pytest.raises(ValueError, match=f"{option} and status_field"):
             ProjectLifecycle(project, harness.adapter(), **{**harness.options, option: status})
+
+    @pytest.mark.parametrize("option", ["error_field", "task_id_field"])
+    def test_an_app_column_holding_no_text_is_refused_when_bound(
+        self, harness: Harness, option: str
+    ) -> None:
+        """error_field/task_id_field naming an integer column is refused when the
+        lifecycle is built, naming the option, the column, its type and the fix: fail()
+        would hit a DataError on PostgreSQL and leave the project PROCESSING."""
+        if harness.variant:
+            pytest.skip("the variant model has no integer column but its status")
+        key = harness.insert(Status.PROCESSING)
+        before = harness.row(key)
+        project = harness.load(key)
+        with (
+            harness.capture() as sql,
+            pytest.raises(ValueError, match=f"{option} 'framerate': .* of type") as info,
+        ):
+            ProjectLifecycle(project, harness.adapter(), **{**harness.options, option: "framerate"})
+        assert "Int" in str(info.value), "the column's type is named"
+        assert "name a text column" in str(info.value)
+        assert updates(sql) == []
+        assert harness.row(key) == before
+        harness.more_options = {option: harness.columns["title"]}
+        assert harness.lifecycle(project).status is Status.PROCESSING, "a text column is taken"
 
     def test_literals_differing_only_by_case_stay_apart(self, harness: Harness) -> None:
         """DRAFT stored as 'queued' and PROCESSING as 'QUEUED': a stale start is refused.

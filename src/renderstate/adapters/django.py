@@ -23,7 +23,7 @@ try:
     from asgiref.sync import sync_to_async
     from django.core.exceptions import FieldDoesNotExist
     from django.db import connections, models, router
-    from django.db.models import CharField, F, Func
+    from django.db.models import CharField, F, Func, TextField
     from django.db.models.lookups import In
     from django.db.models.signals import post_save, pre_save
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -230,6 +230,30 @@ class DjangoAdapter:
         _check_model(project)
         return _check_fields(project, names)
 
+    def non_text_fields(self, project: Any, names: Collection[str]) -> Mapping[str, str]:
+        """The class name of each of ``names`` that is no text field, for ``error_field``.
+
+        Text fields are ``CharField``, ``TextField`` and their subclasses; the lifecycle
+        refuses any other as ``error_field`` or ``task_id_field``.
+
+        Raises:
+            ValueError: a name is no concrete field, as for :meth:`check_fields`.
+            TypeError: ``project`` is not a Django model instance.
+        """
+        _check_model(project)
+        return _non_text_fields(project, names)
+
+
+def _non_text_fields(project: Any, names: Collection[str]) -> dict[str, str]:
+    _check_fields(project, names)
+    opts = project._meta
+    fields = {name: opts.get_field(name) for name in names}
+    return {
+        name: type(field).__name__
+        for name, field in fields.items()
+        if not isinstance(field, CharField | TextField)
+    }
+
 
 def _check_fields(project: Any, names: Collection[str]) -> dict[str, int | None]:
     opts = project._meta
@@ -408,6 +432,11 @@ class AsyncDjangoAdapter:
         """Check the names as :meth:`DjangoAdapter.check_fields` does (no query)."""
         _check_model(project, _ASYNC_NAME)
         return _check_fields(project, names)
+
+    def non_text_fields(self, project: Any, names: Collection[str]) -> Mapping[str, str]:
+        """The names that are no text field, as :meth:`DjangoAdapter.non_text_fields` (no query)."""
+        _check_model(project, _ASYNC_NAME)
+        return _non_text_fields(project, names)
 
 
 def _restore(project: Any, previous: dict[str, Any]) -> None:

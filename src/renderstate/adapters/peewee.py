@@ -32,6 +32,8 @@ from renderstate.exceptions import ProjectNotFoundError
 __all__ = ["PeeweeAdapter"]
 
 _MISSING = object()
+_TEXT_TYPES = frozenset({"CHAR", "VARCHAR", "TEXT"})
+"""The column types of Peewee's text fields (and of the fields built on them)."""
 
 
 class PeeweeAdapter:
@@ -167,6 +169,24 @@ class PeeweeAdapter:
             available = [n for n in meta.fields if n not in key_names]
             raise unknown_columns(type(project).__name__, unknown, available)
         return {n: getattr(meta.fields[n], "max_length", None) for n in names}
+
+    def non_text_fields(self, project: Any, names: Collection[str]) -> Mapping[str, str]:
+        """The class name of each of ``names`` whose column holds no text.
+
+        Text fields are ``CharField``, ``FixedCharField``, ``TextField`` and fields stored
+        as one; the lifecycle refuses any other as ``error_field`` or ``task_id_field``.
+
+        Raises:
+            ValueError: a name is no field of the model, as for :meth:`check_fields`.
+            TypeError: ``project`` is not a Peewee model instance.
+        """
+        self.check_fields(project, names)
+        fields = type(project)._meta.fields
+        return {
+            n: type(fields[n]).__name__
+            for n in names
+            if str(fields[n].field_type).upper() not in _TEXT_TYPES
+        }
 
 
 def _is_mysql(database: object) -> bool:

@@ -22,7 +22,16 @@ from contextvars import ContextVar
 from typing import Any, cast
 
 try:
-    from sqlalchemy import CursorResult, String, Table, inspect, select, type_coerce, update
+    from sqlalchemy import (
+        CursorResult,
+        Enum,
+        String,
+        Table,
+        inspect,
+        select,
+        type_coerce,
+        update,
+    )
     from sqlalchemy import cast as sql_cast
     from sqlalchemy.dialects.mysql import BINARY
     from sqlalchemy.orm import Mapper, Session, sessionmaker
@@ -146,6 +155,18 @@ class SQLAlchemyAdapter:
         """
         return _check_fields(project, names)
 
+    def non_text_fields(self, project: object, names: Collection[str]) -> Mapping[str, str]:
+        """The type's name of each of ``names`` whose column holds no text.
+
+        Text columns are ``String``, ``Text``, ``Unicode`` and their kin (an ``Enum``
+        excepted); the lifecycle refuses any other as ``error_field`` or ``task_id_field``.
+
+        Raises:
+            ValueError: a name is no mapped column attribute, as for :meth:`check_fields`.
+            TypeError: ``project`` is not an instance of a mapped class.
+        """
+        return _non_text_fields(project, names)
+
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         joined_session = _JOINED.get()
@@ -244,6 +265,10 @@ class AsyncSQLAlchemyAdapter:
     def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
         """Check the names as :meth:`SQLAlchemyAdapter.check_fields` does (no query)."""
         return _check_fields(project, names, _ASYNC_NAME)
+
+    def non_text_fields(self, project: object, names: Collection[str]) -> Mapping[str, str]:
+        """The names holding no text, as :meth:`SQLAlchemyAdapter.non_text_fields` (no query)."""
+        return _non_text_fields(project, names, _ASYNC_NAME)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -397,6 +422,21 @@ def _check_fields(
     if unknown:
         raise unknown_columns(mapper.class_.__name__, unknown, writable)
     return {name: getattr(writable[name].type, "length", None) for name in names}
+
+
+def _non_text_fields(
+    project: object, names: Collection[str], adapter: str = "SQLAlchemyAdapter"
+) -> dict[str, str]:
+    _check_fields(project, names, adapter)
+    mapper = _state(project, adapter).mapper
+    found: dict[str, str] = {}
+    for name in names:
+        kind = _column(mapper, name).type
+        # A TypeDecorator stores what its implementation stores.
+        stored = getattr(kind, "impl_instance", kind)
+        if not isinstance(stored, String) or isinstance(stored, Enum):
+            found[name] = type(kind).__name__
+    return found
 
 
 def _state(project: object, adapter: str = "SQLAlchemyAdapter") -> InstanceState[Any]:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from renderstate._attempts import Attempt
-from renderstate._fields import column_lengths
+from renderstate._fields import column_lengths, non_text_columns
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import Change, TransitionRecord
@@ -318,3 +318,7 @@ class ThreadAdapter:
     def check_fields(self, project: object, names: Collection[str]) -> Mapping[str, int | None]:
         """See :meth:`renderstate.typing.Adapter.check_fields`."""
         return column_lengths(self._awaited.store.adapter, project, names)
+
+    def non_text_fields(self, project: object, names: Collection[str]) -> Mapping[str, str]:
+        """See :class:`renderstate.typing.Adapter`."""
+        return non_text_columns(self._awaited.store.adapter, project, names)
