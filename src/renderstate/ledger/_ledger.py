@@ -35,6 +35,7 @@ from renderstate.ledger._requeuing import Swept
 from renderstate.ledger._requeuing import hand_back as hand_back_attempt
 from renderstate.ledger._requeuing import sweep as sweep_attempts
 from renderstate.ledger._taking import begin as begin_attempt
+from renderstate.ledger._turns import take as take_turn
 from renderstate.ledger._waiting import pauses
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
@@ -720,6 +721,34 @@ class Ledger:
                 "error_field": error_field,
             },
         )
+
+    def take_sweep_turn(self, *, executor: str, scope: str, seconds: float) -> bool:
+        """Take the fleet's turn to sweep ``scope``'s attempts for ``executor``, if it is free.
+
+        One conditional ``UPDATE`` of one row (the turns' table beside the ledger's, on
+        the database's clock): of every process asking at once exactly one gets the
+        turn, and nobody else gets it for ``seconds``, so a fleet whose processes each
+        sweep every ``seconds`` runs one :meth:`sweep` per interval in all, not one per
+        process. The turn is not renewed and never waits for its holder: it expires after
+        ``seconds`` even if its holder died. A store without turns (one written for an
+        earlier version), or a database whose turns' table is missing, answers ``True``
+        (logged once): every process sweeps, as before.
+
+        Args:
+            executor: The task system whose workers share the turn (``"celery"``).
+            scope: The kind of project they sweep (the loader's ``scope``).
+            seconds: How long the turn is held.
+
+        Returns:
+            Whether this process has the turn, and should sweep now.
+
+        Raises:
+            ValueError: ``seconds`` is not a positive number.
+        """
+        if not is_real(seconds) or not seconds > 0:
+            msg = f"seconds must be a positive number, got {seconds!r}"
+            raise ValueError(msg)
+        return take_turn(self, executor, scope, float(seconds))
 
     # ------------------------------------------------------------------ reading
 

@@ -43,6 +43,7 @@ class MemoryAttemptStore:
         self._attempts: dict[int, Attempt] = {}
         self._journal: list[dict[int, Attempt | None]] | None = None
         self._scope = scope
+        self._turns: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryAttemptStore attempts={len(self._attempts)}>"
@@ -152,6 +153,21 @@ class MemoryAttemptStore:
                     self._attempts[row.id] = current
                 seen[row.id] = current
             return seen
+
+    def take_turn(
+        self, name: str, holder: str, until: float | DatabaseTime, now: float | DatabaseTime
+    ) -> bool:
+        """Claim the turn ``name`` until ``until`` if it expired before ``now`` (or is new).
+
+        See :meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`.
+        """
+        with self._lock:
+            ends, starts = self._resolved({"until": until, "now": now}).values()
+            held = self._turns.get(name)
+            if held is not None and not held[1] < starts:
+                return False
+            self._turns[name] = (holder, ends)
+            return True
 
     def _resolved(self, values: Mapping[str, object]) -> dict[str, Any]:
         now: float | None = None

@@ -37,6 +37,7 @@ from renderstate._attempts import (
     key_values,
 )
 from renderstate.exceptions import LedgerSchemaError
+from renderstate.ledger import _turns
 from renderstate.ledger._clock import written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.ledger._peewee_statements import (
@@ -54,6 +55,7 @@ __all__ = [
     "PeeweeLoader",
     "attempt_model",
     "create_ledger_table",
+    "sweep_turn_model",
 ]
 
 TABLE_NAME: Final = "renderstate_attempt"
@@ -119,10 +121,44 @@ def attempt_model(
         return per_name[table_name]
 
 
+def _declare_turn(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[peewee.Model]:
+    class SweepTurn(peewee.Model):
+        """The turn of one task system's workers to sweep one kind of project."""
+
+        name = peewee.CharField(max_length=_turns.NAME_WIDTH, primary_key=True)
+        holder = peewee.CharField(max_length=_turns.HOLDER_WIDTH, null=True)
+        expires_at = peewee.DoubleField()
+
+        class Meta:
+            database = bound
+            table_name = name
+
+    return SweepTurn
+
+
+def sweep_turn_model(
+    database: peewee.Database | peewee.DatabaseProxy, *, table_name: str = TABLE_NAME
+) -> type[peewee.Model]:
+    """Return the sweep turns' model beside the ledger's table ``table_name``.
+
+    One row per task system and kind of project, claimed by the process whose turn it is
+    to sweep (:meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`);
+    :func:`create_ledger_table` creates its table too.
+    """
+    name = _turns.table_name(table_name)
+    with _MODELS_LOCK:
+        per_name = _MODELS.setdefault(database, {})
+        if name not in per_name:
+            per_name[name] = _declare_turn(database, name)
+        return per_name[name]
+
+
 def create_ledger_table(
     database: peewee.Database | peewee.DatabaseProxy, *, table_name: str = TABLE_NAME
 ) -> type[peewee.Model]:
-    """Create the ledger's table and its indexes if they do not exist; return the model.
+    """Create the ledger's tables and indexes if they do not exist; return the attempts' model.
+
+    The sweep turns' table (:func:`sweep_turn_model`) is created too.
 
     A table created by an earlier version gains the columns added since (``owner``,
     ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``).
@@ -140,6 +176,7 @@ def _create_or_upgrade(model: Any) -> None:
     model.create_table(safe=True)
     database = _target(model._meta.database)
     name = model._meta.table_name
+    sweep_turn_model(model._meta.database, table_name=name).create_table(safe=True)
     present = {column.name for column in database.get_columns(name)}
     missing = [c for c in _ADDED if c not in present]
     if missing:
@@ -195,6 +232,9 @@ class PeeweeAttemptStore:
         """The projects' database."""
         self.model: Any = attempt_model(database, table_name=table_name)
         """The ledger's model, bound to :attr:`database`."""
+        self.turns: Any = sweep_turn_model(database, table_name=table_name)
+        """The sweep turns' model, bound to :attr:`database`."""
+        self._turns_made: set[str] = set()
         self._checked = False
 
     def __repr__(self) -> str:
@@ -398,6 +438,30 @@ class PeeweeAttemptStore:
             if not locks:
                 found = list(chosen.dicts())
         return {a.id: a for a in map(attempt_from_row, found)}
+
+    @retries_deadlocks
+    def take_turn(
+        self, name: str, holder: str, until: float | DatabaseTime, now: float | DatabaseTime
+    ) -> bool:
+        """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
+
+        The turn's row is inserted (if missing, ignoring a concurrent insert) the first
+        time this store finds nothing to claim. See :meth:`Ledger.take_sweep_turn
+        <renderstate.ledger.Ledger.take_sweep_turn>`.
+        """
+        turns = self.turns
+        at = database_time(self.database)
+        # MySQL counts changed rows: a claim always changes expires_at, which was earlier.
+        claim = turns.update(holder=holder, expires_at=compared(until, at)).where(
+            (turns.name == name) & (turns.expires_at < compared(now, at))
+        )
+        if claim.execute() == 1:
+            return True
+        if name in self._turns_made:
+            return False
+        turns.insert(name=name, holder=None, expires_at=0.0).on_conflict_ignore().execute()
+        self._turns_made.add(name)
+        return bool(claim.execute() == 1)
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""

@@ -32,6 +32,7 @@ try:
         insert,
         inspect,
         select,
+        update,
     )
     from sqlalchemy import (
         text as sql_text,
@@ -59,6 +60,7 @@ from renderstate._attempts import (
 )
 from renderstate.adapters.sqlalchemy import _JOINED, joined
 from renderstate.exceptions import LedgerSchemaError
+from renderstate.ledger import _turns
 from renderstate.ledger._clock import written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.ledger._renewals import RowRenewal, matches, skips_locked
@@ -72,7 +74,7 @@ from renderstate.ledger._sa_statements import (
 )
 from renderstate.typing import ProjectT
 
-__all__ = ["SQLAlchemyAttemptStore", "SQLAlchemyLoader", "attempt_table"]
+__all__ = ["SQLAlchemyAttemptStore", "SQLAlchemyLoader", "attempt_table", "sweep_turn_table"]
 
 TABLE_NAME: Final = "renderstate_attempt"
 
@@ -82,8 +84,12 @@ _Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements IN
 def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
     """Declare the ledger's table in ``metadata`` and return it.
 
-    Times are UNIX seconds in double precision, which every database compares alike.
+    Times are UNIX seconds in double precision, which every database compares alike. The
+    sweep turns' table (:func:`sweep_turn_table`) is declared beside it, so that your
+    migrations create both.
     """
+    if _turns.table_name(name) not in metadata.tables:
+        sweep_turn_table(metadata, _turns.table_name(name))
     return Table(
         name,
         metadata,
@@ -111,6 +117,22 @@ def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
         Column("task_id", String(255)),
         Index(f"{name}_project", "scope", "project_key", "id"),
         Index(f"{name}_lease", "state", "lease_expires_at"),
+    )
+
+
+def sweep_turn_table(metadata: MetaData, name: str = _turns.TABLE_NAME) -> Table:
+    """Declare the sweep turns' table in ``metadata`` and return it.
+
+    One row per task system and kind of project, claimed by the process whose turn it is
+    to sweep (:meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`);
+    :func:`attempt_table` declares it too.
+    """
+    return Table(
+        name,
+        metadata,
+        Column("name", String(_turns.NAME_WIDTH), primary_key=True),
+        Column("holder", String(_turns.HOLDER_WIDTH)),
+        Column("expires_at", Double(), nullable=False),
     )
 
 
@@ -145,6 +167,11 @@ class SQLAlchemyAttemptStore:
                 "with your migrations or create_table())"
             )
             raise ValueError(msg)
+        turns = _turns.table_name(self.table.name)
+        declared = self.table.metadata.tables.get(turns)
+        self.turns = declared if declared is not None else sweep_turn_table(MetaData(), turns)
+        """The sweep turns' table (:func:`sweep_turn_table`)."""
+        self._turns_made: set[str] = set()
         self._checked = False
         self._inserts: dict[tuple[str, frozenset[str]], Insert] = {}
         self._updates: dict[tuple[str, UpdateShape], Update] = {}
@@ -153,7 +180,7 @@ class SQLAlchemyAttemptStore:
         return f"<SQLAlchemyAttemptStore table={self.table.name}>"
 
     def create_table(self, bind: Engine | Connection | None = None) -> None:
-        """Create the ledger's table if it does not exist, or add the columns it lacks.
+        """Create the ledger's tables if they do not exist, or add the columns they lack.
 
         For scripts and tests; an app with migrations (alembic) adds the columns in a
         migration of its own instead (all nullable: ``owner`` ``String(64)``,
@@ -389,6 +416,32 @@ class SQLAlchemyAttemptStore:
                 del seen[attempt_id]
         return seen
 
+    @retries_deadlocks
+    def take_turn(
+        self, name: str, holder: str, until: float | DatabaseTime, now: float | DatabaseTime
+    ) -> bool:
+        """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
+
+        The turn's row is inserted (if missing, ignoring a concurrent insert) the first
+        time this store finds nothing to claim. See :meth:`Ledger.take_sweep_turn
+        <renderstate.ledger.Ledger.take_sweep_turn>`.
+        """
+        t = self.turns
+        with self._session_in_transaction() as session:
+            at = database_time(session)
+            claim = (
+                update(t)
+                .where(t.c.name == name, t.c.expires_at < compared(now, at))
+                .values(holder=holder, expires_at=compared(until, at))
+            )
+            if cast("CursorResult[Any]", session.execute(claim)).rowcount == 1:
+                return True
+            if name in self._turns_made:
+                return False
+            session.execute(_insert_ignoring(t, session.connection().dialect.name, name))
+            self._turns_made.add(name)
+            return cast("CursorResult[Any]", session.execute(claim)).rowcount == 1
+
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
         with self._transaction() as session:
@@ -482,6 +535,10 @@ def _columns(table: Table, connection: Connection) -> set[str] | None:
 
 def _create_or_upgrade(table: Table, connection: Connection) -> None:
     table.create(connection, checkfirst=True)
+    turns = table.metadata.tables.get(_turns.table_name(table.name))
+    if turns is None:
+        turns = sweep_turn_table(MetaData(), _turns.table_name(table.name))
+    turns.create(connection, checkfirst=True)
     present = _columns(table, connection) or set()
     preparer = connection.dialect.identifier_preparer
     for name in _ADDED:
@@ -495,6 +552,21 @@ def _create_or_upgrade(table: Table, connection: Connection) -> None:
                 f"ADD COLUMN {preparer.quote(name)} {kind}"
             )
         )
+
+
+def _insert_ignoring(turns: Table, dialect: str, name: str) -> Insert:
+    """An ``INSERT`` of the turn ``name`` (expired) that does nothing if it is there."""
+    values = {"name": name, "holder": None, "expires_at": 0.0}
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        return pg_insert(turns).values(values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+        return sqlite_insert(turns).values(values).on_conflict_do_nothing()
+    # MySQL/MariaDB
+    return insert(turns).values(values).prefix_with("IGNORE")
 
 
 def _convert(column: Column[Any], text: object) -> object:

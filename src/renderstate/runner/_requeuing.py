@@ -37,6 +37,9 @@ logger = logging.getLogger("renderstate.runner")
 
 _TICK: Final = 0.25
 """Seconds between two looks of a shutdown's grace at the renders still running."""
+_TURN_MARGIN: Final = 0.02
+"""A sweep turn's holder asks again this share of the interval (and as many seconds) after
+its turn ends, on its own clock: the database's has moved as far by then."""
 
 
 def sweep(
@@ -111,10 +114,16 @@ def rendering(runner: RenderRunner[Any]) -> bool:
 
 
 class Sweeper:
-    """Runs ``runner.sweep(executor, send)`` every half lease in a daemon thread.
+    """Runs ``runner.sweep(executor, send)`` every half lease in a daemon thread, in turn.
 
     Started once per process (a forked child starts its own); the runner is built, by
-    ``runner_of``, in the thread, after any fork.
+    ``runner_of``, in the thread, after any fork. Before each sweep the process takes the
+    fleet's sweep turn (:meth:`Ledger.take_sweep_turn
+    <renderstate.ledger.Ledger.take_sweep_turn>`, one small ``UPDATE``): of all the
+    processes sweeping the same projects for the same task system, one sweeps per
+    interval and the others skip it. Its holder asks again just after its turn ends;
+    the others at random within the interval, so one of them takes over within an
+    interval of the holder's death.
     """
 
     def __init__(
@@ -160,13 +169,28 @@ class Sweeper:
             logger.error("the sweeper's runner has no ledger; no sweeps here")
             return
         interval = self._interval if self._interval is not None else ledger.lease / 2
+        loader = runner._state.loader
         while not stopped.is_set():
+            asked = time.monotonic()
+            ours = True
             try:
-                runner.sweep(self._executor, self._send)
+                # One process of the fleet sweeps per interval: the one whose turn it is.
+                if loader is not None:
+                    ours = ledger.take_sweep_turn(
+                        executor=self._executor, scope=loader.scope, seconds=interval
+                    )
+                if ours:
+                    runner.sweep(self._executor, self._send)
             except Exception:
                 logger.exception("a sweep for renders whose worker died failed")
-            # Spread over the interval, so that a fleet's sweeps do not come at once.
-            stopped.wait(interval * random.uniform(0.5, 1.0))  # noqa: S311 - not security
+            if ours:
+                # Just after the turn ends, so its holder usually takes the next one too
+                # (a steady one sweep per interval) unless it died or fell behind.
+                pause = asked + interval * (1 + _TURN_MARGIN) + _TURN_MARGIN - time.monotonic()
+            else:
+                # Spread over the interval: whoever asks first once the turn ran out takes it.
+                pause = interval * random.uniform(0.5, 1.0)  # noqa: S311 - not security
+            stopped.wait(max(pause, 0.0))
 
 
 class Grace:

@@ -54,7 +54,7 @@ from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal
 from renderstate.typing import ProjectT
 
 if TYPE_CHECKING:
-    from renderstate.ledger.django.models import RenderAttempt
+    from renderstate.ledger.django.models import RenderAttempt, SweepTurn
 
 __all__ = ["APP", "DjangoAttemptStore", "DjangoLoader"]
 
@@ -75,6 +75,13 @@ def _model() -> type[RenderAttempt]:
     from renderstate.ledger.django.models import RenderAttempt  # noqa: PLC0415 - needs apps
 
     return RenderAttempt
+
+
+def _turn_model() -> type[SweepTurn]:
+    _model()  # the app is installed
+    from renderstate.ledger.django.models import SweepTurn  # noqa: PLC0415 - needs apps
+
+    return SweepTurn
 
 
 def _label(model: object) -> str:
@@ -105,12 +112,13 @@ class DjangoAttemptStore:
             written to: :meth:`atomic` refuses a project from another database.
     """
 
-    __slots__ = ("_checked", "using")
+    __slots__ = ("_checked", "_turns_made", "using")
 
     def __init__(self, using: str | None = None) -> None:
         self.using = using
         """The alias, or ``None`` to follow the routers."""
         self._checked: set[str] = set()
+        self._turns_made: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"<DjangoAttemptStore using={self.using!r}>"
@@ -319,6 +327,32 @@ class DjangoAttemptStore:
             if not locks:
                 found = list(chosen.values(*FIELDS))
         return {a.id: a for a in map(attempt_from_row, found)}
+
+    @retries_deadlocks
+    def take_turn(
+        self, name: str, holder: str, until: float | DatabaseTime, now: float | DatabaseTime
+    ) -> bool:
+        """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
+
+        The turn's row is inserted (if missing, ignoring a concurrent insert) the first
+        time this store finds nothing to claim on an alias. See
+        :meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`.
+        """
+        alias = self.alias()
+        model = _turn_model()
+        manager: django_models.Manager[SweepTurn] = model._base_manager
+        at = self._database_time()
+        claimed = manager.using(alias).filter(name=name, expires_at__lt=_compared(now, at))
+        values = {"holder": holder, "expires_at": _compared(until, at)}
+        if claimed.update(**values) == 1:
+            return True
+        if (alias, name) in self._turns_made:
+            return False
+        manager.using(alias).bulk_create(
+            [model(name=name, holder=None, expires_at=0.0)], ignore_conflicts=True
+        )
+        self._turns_made.add((alias, name))
+        return bool(claimed.update(**values) == 1)
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""

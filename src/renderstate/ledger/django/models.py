@@ -10,8 +10,9 @@ from __future__ import annotations
 from django.db import models
 
 from renderstate._attempts import AttemptState
+from renderstate.ledger import _turns
 
-__all__ = ["RenderAttempt"]
+__all__ = ["RenderAttempt", "SweepTurn"]
 
 
 class RenderAttempt(models.Model):
@@ -61,3 +62,27 @@ class RenderAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.id} of {self.scope} {self.project_key} ({self.state})"
+
+
+class SweepTurn(models.Model):
+    """The turn of one task system's workers to sweep one kind of project.
+
+    Claimed by :meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`
+    with one conditional ``UPDATE``; nothing else writes it.
+    """
+
+    name: models.CharField[str, str] = models.CharField(
+        max_length=_turns.NAME_WIDTH, primary_key=True
+    )
+    holder: models.CharField[str | None, str | None] = models.CharField(
+        max_length=_turns.HOLDER_WIDTH, null=True
+    )
+    expires_at: models.FloatField[float, float] = models.FloatField()
+
+    class Meta:  # noqa: D106 - Django's options
+        app_label = "renderstate"
+        db_table = _turns.TABLE_NAME
+        verbose_name = "sweep turn"
+
+    def __str__(self) -> str:
+        return f"sweep turn {self.name} ({self.holder})"

@@ -1,0 +1,70 @@
+"""The sweep turn: one process of a fleet sweeps per interval, the others skip it.
+
+Every task-queue worker process sweeps (:meth:`Ledger.sweep
+<renderstate.ledger.Ledger.sweep>`), so that a dead worker's render is taken over without
+an operator; but a sweep's query lists every live attempt that missed a renewal, and N
+processes running it every interval is N queries where one is enough. Before it sweeps, a
+process takes the *turn* (:func:`take`): one row per task system and kind of project in a
+small table beside the ledger's, claimed by one conditional ``UPDATE ... SET holder = ?,
+expires_at = <now> + interval WHERE name = ? AND expires_at < <now>`` on the database's
+clock. Of many processes claiming at once exactly one matches; the others skip the sweep.
+A turn is not renewed: it expires after one interval whatever becomes of its holder, so a
+holder that died delays the next sweep by at most one interval, and "at most one worker
+acting per attempt" still rests on each attempt's own fenced ``UPDATE``, not on the turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+from renderstate.ledger._owners import this_worker
+
+if TYPE_CHECKING:
+    from renderstate.ledger._ledger import Ledger
+
+__all__ = ["NAME_WIDTH", "TABLE_NAME", "name", "table_name", "take"]
+
+logger = logging.getLogger("renderstate.ledger")
+
+TABLE_NAME: Final = "renderstate_sweep_turn"
+"""The turns' table beside the ledger's default table ``renderstate_attempt``."""
+NAME_WIDTH: Final = 360
+"""The most characters of a turn's name: an executor (255), a space and a scope (100)."""
+HOLDER_WIDTH: Final = 255
+
+_WARNED: set[int] = set()
+"""The stores (by id) whose turn could not be taken once already (logged once each)."""
+
+
+def table_name(attempts: str) -> str:
+    """The turns' table beside the ledger's table ``attempts``."""
+    return TABLE_NAME if attempts == "renderstate_attempt" else f"{attempts}_sweep_turn"
+
+
+def name(executor: str, scope: str) -> str:
+    """The turn of ``executor``'s workers over ``scope``'s projects: one per task system."""
+    return f"{executor} {scope}"
+
+
+def take(ledger: Ledger, executor: str, scope: str, seconds: float) -> bool:
+    """Take the turn for ``seconds`` if nobody holds it; see :meth:`Ledger.take_sweep_turn`."""
+    store = ledger.store
+    claim = getattr(store, "take_turn", None)
+    if claim is None:  # a store written for an earlier version: every process sweeps
+        return True
+    now = ledger._time()
+    try:
+        return bool(claim(name(executor, scope), this_worker()[:HOLDER_WIDTH], now + seconds, now))
+    except Exception:
+        # Most likely a database whose turns' table was never created (migrations not
+        # run): sweep, as every process did before there were turns.
+        if id(store) not in _WARNED:
+            _WARNED.add(id(store))
+            logger.warning(
+                "could not take the sweep turn (is the %s table there? run your "
+                "migrations, or the store's create_table()); this process sweeps every time",
+                TABLE_NAME,
+                exc_info=True,
+            )
+        return True

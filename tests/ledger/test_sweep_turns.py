@@ -1,0 +1,110 @@
+"""The fleet's sweep turn on every store and database: of many processes asking at once
+exactly one takes it, nobody else gets it for its seconds (on the ledger's clock, the
+database's by default), it is never renewed by asking again, and turns of other task
+systems or kinds of project are apart. A store or database without turns sweeps every time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData, create_engine
+from sqlalchemy.orm import sessionmaker
+
+from renderstate.ledger import Ledger
+from renderstate.ledger.memory import MemoryAttemptStore
+from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
+
+from .contract import Clock, LedgerHarness, ledger_for
+
+
+def _scope() -> str:
+    """A kind of project no other test's turn names (the databases keep their rows)."""
+    return f"clips-{uuid.uuid4().hex[:12]}"
+
+
+def _held_then_free(ledgers: list[Ledger], clock: Clock) -> None:
+    first, second = ledgers
+    scope = _scope()
+    assert first.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    assert not second.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    assert not first.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    # Another task system's workers, or another kind of project, have turns of their own.
+    assert second.take_sweep_turn(executor="tasks", scope=scope, seconds=5.0)
+    assert second.take_sweep_turn(executor="celery", scope=_scope(), seconds=5.0)
+    clock.now += 4.9
+    assert not second.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    clock.now += 0.2
+    assert second.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    assert not first.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+
+
+def test_a_turn_is_held_for_its_seconds_then_anyone_takes_it(sql_harness: LedgerHarness) -> None:
+    """Taken, the turn is refused to everyone (its holder too: asking again renews
+    nothing) until its seconds have passed; then the first to ask takes it."""
+    clock = Clock()
+    _held_then_free([ledger_for(sql_harness, clock), ledger_for(sql_harness, clock)], clock)
+
+
+def test_the_memory_store_holds_a_turn_alike() -> None:
+    """The memory store's turns behave as the databases' do."""
+    clock = Clock()
+    store = MemoryAttemptStore(clock=clock)
+    _held_then_free([Ledger(store, clock=clock), Ledger(store, clock=clock)], clock)
+
+
+def test_of_many_processes_asking_at_once_exactly_one_takes_the_turn(
+    sql_harness: LedgerHarness,
+) -> None:
+    """Eight stores ask for a new turn at once, on the database's clock (the first ask of
+    each inserts the turn's row, ignoring the others' inserts): exactly one gets it."""
+    scope = _scope()
+    barrier = threading.Barrier(8)
+    won: list[bool] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        ledger = Ledger(sql_harness.store(), lease=10.0)
+        barrier.wait()
+        try:
+            won.append(ledger.take_sweep_turn(executor="celery", scope=scope, seconds=60.0))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            sql_harness.release()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(won) == [False] * 7 + [True]
+
+
+def test_without_the_turns_table_every_process_sweeps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database whose migrations never created the turns' table: every ask answers
+    True (each process sweeps, as before turns), logged once."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    table = attempt_table(MetaData())
+    table.create(engine)  # the attempts' table alone
+    ledger = Ledger(SQLAlchemyAttemptStore(sessionmaker(engine), table=table), lease=10.0)
+    with caplog.at_level(logging.WARNING, logger="renderstate.ledger"):
+        assert ledger.take_sweep_turn(executor="celery", scope="clips", seconds=5.0)
+        assert ledger.take_sweep_turn(executor="celery", scope="clips", seconds=5.0)
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert "sweep turn" in caplog.records[0].message
+    engine.dispose()
+
+
+def test_a_bad_interval_is_refused() -> None:
+    """Zero, negative or non-number seconds are refused before anything is written."""
+    ledger = Ledger(MemoryAttemptStore())
+    for seconds in (0, -1.0, float("nan"), "5", True):
+        with pytest.raises(ValueError, match="seconds"):
+            ledger.take_sweep_turn(executor="celery", scope="clips", seconds=seconds)  # type: ignore[arg-type]
