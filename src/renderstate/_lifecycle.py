@@ -368,6 +368,56 @@ class ProjectLifecycle(Generic[ProjectT]):
             fields=None if self._columns is None else self._columns.on_fail(text),
         )
 
+    @property
+    def _names_task_id(self) -> bool:
+        """Whether the lifecycle names the app's ``task_id_field``."""
+        return self._columns is not None and self._columns.task_id_field is not None
+
+    def _task_id_value(self, task_id: str) -> object:
+        """``task_id`` as :meth:`_write_task_id` writes it, checked as a start checks it.
+
+        Raises:
+            ValueError: it is longer than ``task_id_field``'s column or holds a NUL.
+        """
+        assert self._columns is not None  # the caller checked _names_task_id
+        assert self._columns.task_id_field is not None
+        return self._columns.on_start(task_id)[self._columns.task_id_field]
+
+    def _write_task_id(self, value: object) -> bool:
+        """Write ``value`` (see :meth:`_task_id_value`) to ``task_id_field`` while PROCESSING.
+
+        For a task system that names the render only once it is queued, after the start
+        (Django's tasks framework): one guarded ``UPDATE`` that keeps the status literal
+        the row holds and matches only while that literal is still stored, so a project
+        that left PROCESSING meanwhile keeps its column. The attempt ledger calls it
+        inside the transaction that first checks the attempt is still live
+        (:meth:`Ledger.hand_off <renderstate.ledger.Ledger.hand_off>`).
+
+        Returns:
+            Whether it was written (``False``: the project is no longer PROCESSING).
+        """
+        assert self._columns is not None  # the caller checked _names_task_id
+        assert self._columns.task_id_field is not None
+        field = self._columns.task_id_field
+        layout = self._layout
+        status_field = layout.status_field
+        processing = layout.literals.all_stored[Status.PROCESSING]
+        for _ in range(len(processing) + 1):
+            held = getattr(self._project, status_field)
+            if held not in processing:
+                # Stale or not PROCESSING: the row decides, the written literal first.
+                held = processing[0]
+            change = trusted_change(
+                status_field,
+                frozenset((held,)),
+                MappingProxyType({status_field: held, field: value}),
+            )
+            if self._adapter.apply(self._project, change):
+                return True
+            if self.status is not Status.PROCESSING:  # apply() read the stored status
+                return False
+        return False
+
     async def astart_render(self, *, task_id: str | None = None) -> TransitionRecord:
         """Await :meth:`start_render`: same edges, errors and record, without blocking the loop.
 

@@ -815,6 +815,38 @@ class LedgerContract:
         with pytest.raises(ValueError, match="task_id"):
             ledger.start(harness.lifecycle(harness.load(key)), task_id="t" * 256)
 
+    def test_a_hand_off_writes_the_task_id_the_queue_made_to_the_app_s_column(
+        self, harness: LedgerHarness
+    ) -> None:
+        """hand_off(task_id=, lifecycle=): a task system that names the render once it is
+        queued, after the start (Django's tasks), gets its id on the attempt and in the
+        app's task_id_field while the attempt is live, begun or not; an attempt that
+        ended meanwhile writes nothing over the id a newer start wrote."""
+        ledger = ledger_for(harness)
+        title = harness.columns["title"]
+        harness.more_options = {"task_id_field": title}
+        key = harness.insert()
+        _, a = ledger.start(harness.lifecycle(harness.load(key)))
+        assert harness.row(key)["title"] in ("", None)
+        lifecycle = harness.lifecycle(harness.load(key))
+        assert ledger.hand_off(a, executor="django-tasks", task_id="task-a", lifecycle=lifecycle)
+        assert harness.row(key)["title"] == "task-a"
+        assert (ledger.get(a.id) or a).task_id == "task-a"
+        assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+        a = ledger.begin(a)
+        ledger.fail(harness.lifecycle(harness.load(key)), a, RuntimeError("boom"))
+        _, b = ledger.start(harness.lifecycle(harness.load(key)), task_id="task-b")
+        b = ledger.begin(b)  # a fast worker began it before its sender's hand_off
+        late = harness.lifecycle(harness.load(key))
+        assert not ledger.hand_off(a, task_id="task-a-late", lifecycle=late)
+        assert harness.row(key)["title"] == "task-b", "an ended attempt writes nothing"
+        assert not ledger.hand_off(b, task_id="task-b2", lifecycle=late)
+        assert harness.row(key)["title"] == "task-b2", "a begun attempt is live"
+        with pytest.raises(ValueError, match="task_id"):
+            ledger.hand_off(b, task_id="t" * 256, lifecycle=late)
+        assert harness.row(key)["title"] == "task-b2"
+        assert (ledger.get(b.id) or b).task_id == "task-b2"
+
     def test_failures_write_their_reason_to_the_app_s_error_field(
         self, harness: LedgerHarness
     ) -> None:

@@ -41,4 +41,5 @@ def make_runner(executor: Executor | None = None) -> RenderRunner[Any]:
         ledger=Ledger(store, lease=settings.RENDERSTATE_TEST["lease"], progress_interval=0.05),
         loader=store.loader("djangoapp.Project"),
         executor=executor,
+        task_id_field=settings.RENDERSTATE_TEST.get("task_id_field"),
     )

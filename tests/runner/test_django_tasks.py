@@ -382,9 +382,13 @@ def test_a_duplicate_delivery_is_refused_and_a_late_one_does_nothing(site: Site)
 @pytest.mark.parametrize("site", BACKEND_PARAMS[:1], indirect=True)
 def test_the_render_task_s_id_is_recorded_on_its_attempt(site: Site) -> None:
     """The backend names the render task as it queues it: the attempt records that id (not
-    the deferred look's), which the worker then renders under."""
+    the deferred look's), which the worker then renders under, and so does the app's
+    task_id_field (written after the start, while the attempt is live)."""
     from django.db import connections  # noqa: PLC0415
 
+    from djangoapp.models import Project  # noqa: PLC0415 - needs django.setup()
+
+    site.test["task_id_field"] = "title"
     site.worker("w1")
     key = site.project()
     web = site.web("submit", key)
@@ -393,6 +397,7 @@ def test_the_render_task_s_id_is_recorded_on_its_attempt(site: Site) -> None:
     assert web.line()["status"] == "COMPLETED"
     (attempt,) = site.attempts(key)
     assert attempt.task_id == started["task_id"]
+    assert Project.objects.using(site.alias).get(pk=key).title == attempt.task_id
     with connections[site.alias].cursor() as cursor:
         cursor.execute("SELECT id, run_after FROM django_tasks_database_dbtaskresult")
         rows = {uuid.UUID(str(found)).hex: str(after) for found, after in cursor.fetchall()}

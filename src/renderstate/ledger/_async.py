@@ -183,11 +183,20 @@ class AsyncLedger:
         return await self.store.run(start)
 
     async def hand_off(
-        self, attempt: Attempt | int, *, executor: str | None = None, task_id: str | None = None
+        self,
+        attempt: Attempt | int,
+        *,
+        executor: str | None = None,
+        task_id: str | None = None,
+        lifecycle: ProjectLifecycle[Any] | None = None,
     ) -> bool:
         """Say that a queued attempt now waits in a task queue; see :meth:`Ledger.hand_off`."""
         handing = functools.partial(
-            self.ledger.hand_off, attempt, executor=executor, task_id=task_id
+            self.ledger.hand_off,
+            attempt,
+            executor=executor,
+            task_id=task_id,
+            lifecycle=None if lifecycle is None else self._rebound(lifecycle),
         )
         return await self.store.run(handing)
 

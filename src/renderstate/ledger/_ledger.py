@@ -243,7 +243,12 @@ class Ledger:
         return record, attempt
 
     def hand_off(
-        self, attempt: Attempt | int, *, executor: str | None = None, task_id: str | None = None
+        self,
+        attempt: Attempt | int,
+        *,
+        executor: str | None = None,
+        task_id: str | None = None,
+        lifecycle: ProjectLifecycle[Any] | None = None,
     ) -> bool:
         """Say that a queued attempt now waits in a task queue, where nobody renews it.
 
@@ -259,8 +264,13 @@ class Ledger:
                 attempt already.
             task_id: The task system's id of the render, for a task system that makes it
                 only when the task is queued (Django's tasks framework): recorded on the
-                attempt (:attr:`Attempt.task_id`) like ``executor``. The app's
-                ``task_id_field`` is written only by a start that knows the id.
+                attempt (:attr:`Attempt.task_id`) like ``executor``.
+            lifecycle: The attempt's project, with the ``task_id_field`` naming the app's
+                column for ``task_id``: the id is written there too, in the same
+                transaction, and only while the attempt is live (recorded after its
+                attempt's row is, so an attempt that ended or was superseded meanwhile,
+                whose project another start may have given its own id, writes nothing)
+                and the project PROCESSING.
 
         Returns:
             Whether the attempt was still queued (``False``: a worker already began it,
@@ -268,7 +278,8 @@ class Ledger:
 
         Raises:
             ValueError: ``executor`` or ``task_id`` is empty, wider than 255 characters
-                or holds a NUL; nothing was written.
+                (or than the app's ``task_id_field`` with ``lifecycle``) or holds a NUL;
+                nothing was written.
         """
         _check_text("executor", executor)
         _check_text("task_id", task_id)
@@ -291,12 +302,26 @@ class Ledger:
             "lease_expires_at": self._time() + self.queue_timeout,
             **labels,
         }
+        if task_id is None or lifecycle is None or not lifecycle._names_task_id:
+            return self._hand_off(attempt_id, values, labels)[0]
+        column = lifecycle._task_id_value(task_id)  # refused before anything is written
+        with self._atomic(lifecycle):
+            # The attempt's row first, as every fenced write: only a live attempt's id
+            # goes to the app's column.
+            queued, live = self._hand_off(attempt_id, values, labels)
+            if live:
+                lifecycle._write_task_id(column)
+        return queued
+
+    def _hand_off(
+        self, attempt_id: int, values: Mapping[str, object], labels: Mapping[str, object]
+    ) -> tuple[bool, bool]:
+        """Write :meth:`hand_off`'s values; whether the attempt was queued, and live."""
         if self.store.update(attempt_id, values, states=_QUEUED):
-            return True
-        if labels:
-            # A fast worker began it before this: they are recorded all the same.
-            self.store.update(attempt_id, labels, states=ACTIVE_STATES)
-        return False
+            return True, True
+        # A fast worker began it before this: the labels are recorded all the same.
+        live = bool(labels) and self.store.update(attempt_id, labels, states=ACTIVE_STATES)
+        return False, bool(live)
 
     def hand_back(self, attempt: Attempt) -> Attempt | None:
         """Give the caller's rendering attempt back to the queue, for another worker.

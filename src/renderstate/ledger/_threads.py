@@ -82,11 +82,20 @@ class ThreadLedger(Ledger):
         )
 
     def hand_off(
-        self, attempt: Attempt | int, *, executor: str | None = None, task_id: str | None = None
+        self,
+        attempt: Attempt | int,
+        *,
+        executor: str | None = None,
+        task_id: str | None = None,
+        lifecycle: ProjectLifecycle[Any] | None = None,
     ) -> bool:
         """See :meth:`Ledger.hand_off`."""
         return self._wait(
-            self._awaited.ledger.hand_off, attempt, executor=executor, task_id=task_id
+            self._awaited.ledger.hand_off,
+            attempt,
+            executor=executor,
+            task_id=task_id,
+            lifecycle=None if lifecycle is None else self._rebound(lifecycle),
         )
 
     def hand_back(self, attempt: Attempt) -> Attempt | None:

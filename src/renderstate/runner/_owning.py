@@ -238,11 +238,15 @@ def handed_off(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
     try:
         # A task id the start did not know (Django's tasks make theirs when queued).
         learned = job.task_id if job.task_id != job.attempt.task_id else None
-        state.ledger.hand_off(
-            job.attempt,
-            executor=route if isinstance(route, str) else None,
-            task_id=learned,
-        )
+        executor = route if isinstance(route, str) else None
+        try:
+            # The app's task_id_field gets it too, while the attempt is live.
+            state.ledger.hand_off(
+                job.attempt, executor=executor, task_id=learned, lifecycle=job._lifecycle
+            )
+        except ValueError:  # an id the app's column cannot hold: the attempt keeps it
+            logger.warning("attempt %s: task id not written", job.attempt.id, exc_info=True)
+            state.ledger.hand_off(job.attempt, executor=executor, task_id=learned)
     except Exception:  # the spec is sent: a worker renders it regardless
         logger.warning(
             "could not give attempt %s its queue timeout; it keeps the lease until a "

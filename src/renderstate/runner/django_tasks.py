@@ -159,8 +159,8 @@ class DjangoTasksExecutor:
         With the ``ImmediateBackend``, run the job here instead, before returning. Then the
         job is handed off (:meth:`RenderJob.hand_off`): this process follows its attempt in
         the ledger, which records the render task's id (``Attempt.task_id``; the backend
-        makes it as it queues the task, after the start, so the app's ``task_id_field`` is
-        not written).
+        makes it as it queues the task, after the start) and writes it to the app's
+        ``task_id_field`` while the attempt is live and the project PROCESSING.
 
         Raises:
             TypeError: ``job`` is not a :class:`~renderstate.RenderJob` of a runner with a
