@@ -330,6 +330,94 @@ def test_a_takeover_continues_the_senders_trace_and_counts(tmp_path: Path) -> No
     assert sent.attributes["renderstate.outcome"] == "handed_off"
 
 
+class Queueing(Sending):
+    """A sending executor whose route the ledger records, as Celery's: a sweep requeues."""
+
+    route = "celery"
+
+
+def test_a_render_a_sweep_sends_again_stays_in_the_request_s_trace(tmp_path: Path) -> None:
+    """A job sent away is begun by a worker that dies (the context it received dies with
+    it); a sweep takes the attempt back and sends it again with the request's trace context,
+    stored with the attempt, so the render that completes it is the send span's child, in
+    the request's trace, and the requeue is counted."""
+    clock = Clock()
+    attempts = MemoryAttemptStore(clock=clock)
+    project = MemoryProject()
+    executor = Queueing()
+    with recording() as otel:
+        ledger = Ledger(attempts, clock=clock, lease=5.0)
+        web = RenderRunner(
+            MemoryAdapter(), FakeRenderer(), media_root=tmp_path, executor=executor, ledger=ledger
+        )
+        web.submit(project)
+        worker = RenderRunner(
+            MemoryAdapter(),
+            FakeRenderer(frames=2),
+            media_root=tmp_path,
+            executor=InlineExecutor(),
+            ledger=ledger,
+            loader=attempts.loader([project]),
+        )
+        [first] = executor.specs
+        assert first.attempt_id is not None
+        dead = ledger.get(first.attempt_id)
+        assert dead is not None
+        assert first.trace is not None
+        assert dead.traceparent == first.trace["traceparent"]
+        ledger.begin(dead, worker="elsewhere.example:4242")  # a worker began it, then died
+        clock.now += 60
+        sent: list[JobSpec] = []
+        [swept] = worker.sweep("celery", lambda spec, route: sent.append(spec))
+        assert swept.requeued is not None
+        [again] = sent
+        job = worker.execute(JobSpec.from_dict(json.loads(json.dumps(again.to_dict()))))
+        assert job.status is Status.COMPLETED
+        worker.shutdown()
+        web.shutdown()
+        [send] = otel.spans("renderstate.send")
+        [rendered] = otel.spans("renderstate.render")
+        assert otel.value(REQUEUED, scope="MemoryProject") == 1
+    assert again.trace == first.trace
+    assert rendered.parent is not None
+    assert rendered.parent.span_id == send.context.span_id
+    assert rendered.context.trace_id == send.context.trace_id
+    assert rendered.attributes is not None
+    assert rendered.attributes["renderstate.outcome"] == "completed"
+
+
+def test_an_untraced_request_records_no_trace_context(tmp_path: Path) -> None:
+    """Without an SDK the attempt records no trace context, and a sweep sends none."""
+    clock = Clock()
+    attempts = MemoryAttemptStore(clock=clock)
+    project = MemoryProject()
+    ledger = Ledger(attempts, clock=clock, lease=5.0)
+    executor = Queueing()
+    web = RenderRunner(
+        MemoryAdapter(), FakeRenderer(), media_root=tmp_path, executor=executor, ledger=ledger
+    )
+    web.submit(project)
+    [first] = executor.specs
+    assert first.attempt_id is not None
+    attempt = ledger.get(first.attempt_id)
+    assert attempt is not None
+    assert attempt.traceparent is None
+    ledger.begin(attempt, worker="elsewhere.example:4242")
+    clock.now += 60
+    sent: list[JobSpec] = []
+    worker = RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(),
+        media_root=tmp_path,
+        ledger=ledger,
+        loader=attempts.loader([project]),
+    )
+    worker.sweep("celery", lambda spec, route: sent.append(spec))
+    assert [spec.trace for spec in sent] == [None]
+    worker.shutdown()
+    web.shutdown()
+
+
 def recover_and_requeue(tmp_path: Path) -> None:
     """Recovery fails a render whose process died and submits it again; then a runner
     without a ledger fails a project left PROCESSING."""

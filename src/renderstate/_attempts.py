@@ -167,6 +167,10 @@ class Attempt:
     """The task system's id of the render (a Celery task id), given to
     :meth:`Ledger.start <renderstate.ledger.Ledger.start>` by the executor that sends it;
     ``None`` for a render its own process runs (the thread executor)."""
+    traceparent: str | None = None
+    """The W3C ``traceparent`` of the request that started the attempt (its
+    ``renderstate.render`` span), when an OpenTelemetry SDK traced it: a render sent again
+    after its worker died or handed it back carries it, so its span stays in that trace."""
 
     @property
     def cancel_requested(self) -> bool:
@@ -246,6 +250,7 @@ WIDTHS: Final = {
     "owner": 64,
     "executor": 255,
     "task_id": 255,
+    "traceparent": 64,
 }
 """The most characters each text column of the ledger's table holds, in every store."""
 

@@ -204,8 +204,8 @@ def test_a_takeover_after_a_sigkill_continues_the_trace_in_the_rescuing_worker(
     """A worker SIGKILLed mid-render exports nothing of that render; the worker that takes
     the attempt over (its message redelivered) counts a takeover and a completion, and its
     renderstate.render span is a child of the web process's renderstate.send. (The workers
-    do not sweep here: a render their sweep sends again is counted as requeued, and its
-    message carries no trace context.)"""
+    do not sweep here: a render their sweep sends again is counted as requeued; the next
+    test has it.)"""
     settings = replace(
         settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=2.0, sweep=False
     )
@@ -235,3 +235,40 @@ def test_a_takeover_after_a_sigkill_continues_the_trace_in_the_rescuing_worker(
     )
     assert total(points, "renderstate.renders.taken_over") == 1
     assert total(points, "renderstate.render.queue_wait") == 0, "a takeover waited in no queue"
+
+
+def test_a_render_the_rescuers_sweep_sends_again_stays_in_the_request_s_trace(
+    tmp_path: Path, settings: Settings, workers: Workers
+) -> None:
+    """A worker SIGKILLed mid-render, its message held by Redis for an hour: the rescuer's
+    sweep sends the render again, and the message carries the request's trace context that
+    the start stored with the attempt (the context the dead worker received died with it),
+    so the rescuer's renderstate.render span is the web process's renderstate.send's child,
+    and it counts one requeue and one completion."""
+    settings = replace(
+        settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=3600.0, sweep=True
+    )
+    workers.settings = settings
+    exported = tmp_path / "exported"
+    doomed = start(workers, "doomed", exported)
+    with recording() as otel, web_for(settings) as web:
+        project = web.project()
+        job = web.runner.submit(project)
+        web.wait_for(lambda: web.frames_done(job) > 5, 20, "the render to be under way")
+        doomed.kill()
+        rescuer = start(workers, "rescuer", exported)
+        assert web.wait_ended(project) is Status.COMPLETED
+        [send] = otel.spans("renderstate.send")
+    [rendered] = eventually(lambda: render_spans(exported, rescuer, 1), "the rescuer's span")
+    assert rendered["parent_id"] == hex_id(send.context.span_id, 16)
+    assert rendered["context"]["trace_id"] == hex_id(send.context.trace_id, 32)
+    assert rendered["attributes"]["renderstate.outcome"] == "completed"
+    points = eventually(
+        lambda: (
+            (p := worker_metrics(exported, rescuer))
+            and total(p, "renderstate.renders.completed") == 1
+            and p
+        ),
+        "the rescuer's metrics",
+    )
+    assert total(points, "renderstate.renders.requeued") == 1

@@ -166,6 +166,7 @@ class AsyncLedger:
         actor: str | None = None,
         owner: str | None = None,
         task_id: str | None = None,
+        traceparent: str | None = None,
     ) -> tuple[TransitionRecord, Attempt]:
         """Start a render and record its attempt, as one transaction; see :meth:`Ledger.start`.
 
@@ -179,6 +180,7 @@ class AsyncLedger:
             actor=actor,
             owner=owner,
             task_id=task_id,
+            traceparent=traceparent,
         )
         return await self.store.run(start)
 

@@ -177,6 +177,7 @@ class Ledger:
         actor: str | None = None,
         owner: str | None = None,
         task_id: str | None = None,
+        traceparent: str | None = None,
     ) -> tuple[TransitionRecord, Attempt]:
         """Start a render and record its attempt, as one transaction.
 
@@ -190,7 +191,10 @@ class Ledger:
         before the start and sends the task under it), is recorded on the attempt
         (:attr:`Attempt.task_id <renderstate.ledger.Attempt.task_id>`) and, when the
         lifecycle names a ``task_id_field``, written to the app's column in the start's
-        guarded ``UPDATE``.
+        guarded ``UPDATE``. ``traceparent``, the W3C trace context of the request's span
+        (the runner gives it when an OpenTelemetry SDK traces it), is recorded too: a
+        render sent again by a sweep carries it (:attr:`Attempt.traceparent
+        <renderstate.ledger.Attempt.traceparent>`).
 
         Returns:
             The transition's record and the new, queued attempt.
@@ -210,6 +214,7 @@ class Ledger:
         _check_text("output_path", output_path)
         _check_text("actor", actor)
         _check_text("task_id", task_id)
+        _check_text("traceparent", traceparent)
         check_owner(owner)
         token = owner or new_owner()
         now = self._time()
@@ -227,6 +232,7 @@ class Ledger:
                     created_at=_written(now),
                     owner=token,
                     task_id=task_id,
+                    traceparent=traceparent,
                 )
             )
             for old in self.store.live(scope, key) if others else ():

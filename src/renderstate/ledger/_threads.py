@@ -73,12 +73,19 @@ class ThreadLedger(Ledger):
         actor: str | None = None,
         owner: str | None = None,
         task_id: str | None = None,
+        traceparent: str | None = None,
     ) -> tuple[TransitionRecord, Attempt]:
         """See :meth:`Ledger.start`."""
         inner = self._awaited.ledger
         twin = self._rebound(lifecycle)
         return self._wait(
-            inner.start, twin, output_path=output_path, actor=actor, owner=owner, task_id=task_id
+            inner.start,
+            twin,
+            output_path=output_path,
+            actor=actor,
+            owner=owner,
+            task_id=task_id,
+            traceparent=traceparent,
         )
 
     def hand_off(

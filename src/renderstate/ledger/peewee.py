@@ -92,6 +92,7 @@ def _declare(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[p
         cancel_reason = peewee.TextField(null=True)
         executor = peewee.CharField(max_length=255, null=True)
         task_id = peewee.CharField(max_length=255, null=True)
+        traceparent = peewee.CharField(max_length=64, null=True)
 
         class Meta:
             database = bound
@@ -161,14 +162,22 @@ def create_ledger_table(
     The sweep turns' table (:func:`sweep_turn_model`) is created too.
 
     A table created by an earlier version gains the columns added since (``owner``,
-    ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``).
+    ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``,
+    ``traceparent``).
     """
     model = attempt_model(database, table_name=table_name)
     _create_or_upgrade(model)
     return model
 
 
-_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason", "executor", "task_id")
+_ADDED: Final = (
+    "owner",
+    "cancel_requested_at",
+    "cancel_reason",
+    "executor",
+    "task_id",
+    "traceparent",
+)
 """Columns added to the ledger's table since its first version, in order."""
 
 
@@ -244,7 +253,8 @@ class PeeweeAttemptStore:
         """Create the ledger's table and indexes if they do not exist, or add missing columns.
 
         A table created by an earlier version gains the columns added since (``owner``,
-        ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``).
+        ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``,
+        ``traceparent``).
         """
         _create_or_upgrade(self.model)
         self._checked = True
@@ -269,7 +279,7 @@ class PeeweeAttemptStore:
                 "columns it lacks, or add them with your migrations (playhouse.migrate: "
                 "nullable fields 'owner' CharField(max_length=64), 'cancel_requested_at' "
                 "DoubleField, 'cancel_reason' TextField, 'executor' and 'task_id' "
-                "CharField(max_length=255)).",
+                "CharField(max_length=255), 'traceparent' CharField(max_length=64)).",
             )
         self._checked = True
 

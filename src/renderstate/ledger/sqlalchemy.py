@@ -115,6 +115,7 @@ def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
         Column("cancel_reason", Text()),
         Column("executor", String(255)),
         Column("task_id", String(255)),
+        Column("traceparent", String(64)),
         Index(f"{name}_project", "scope", "project_key", "id"),
         Index(f"{name}_lease", "state", "lease_expires_at"),
     )
@@ -185,7 +186,7 @@ class SQLAlchemyAttemptStore:
         For scripts and tests; an app with migrations (alembic) adds the columns in a
         migration of its own instead (all nullable: ``owner`` ``String(64)``,
         ``cancel_requested_at`` ``Double``, ``cancel_reason`` ``Text``, ``executor`` and
-        ``task_id`` ``String(255)``). A table created by
+        ``task_id`` ``String(255)``, ``traceparent`` ``String(64)``). A table created by
         an earlier version gains the columns added since, with one ``ALTER TABLE ... ADD
         COLUMN`` each; nothing else is changed.
         """
@@ -211,7 +212,7 @@ class SQLAlchemyAttemptStore:
                 missing=missing,
                 fix="Add them with your migrations (alembic: nullable columns 'owner' "
                 "String(64), 'cancel_requested_at' Double, 'cancel_reason' Text, 'executor' "
-                "and 'task_id' String(255)), or call "
+                "and 'task_id' String(255), 'traceparent' String(64)), or call "
                 "SQLAlchemyAttemptStore.create_table(), which creates the table or adds the "
                 "columns it lacks.",
             )
@@ -521,7 +522,14 @@ class SQLAlchemyLoader(Generic[ProjectT]):
             return found
 
 
-_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason", "executor", "task_id")
+_ADDED: Final = (
+    "owner",
+    "cancel_requested_at",
+    "cancel_reason",
+    "executor",
+    "task_id",
+    "traceparent",
+)
 """Columns added to the ledger's table since its first version, in order."""
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from renderstate import telemetry
 from renderstate._attempts import Attempt
 from renderstate._jobs import JobSpec
 from renderstate.ledger import Swept
@@ -84,6 +85,8 @@ def _spec_of(state: RunnerState[Any], attempt: Attempt) -> JobSpec:
         scope=attempt.scope,
         attempt_id=attempt.id,
         actor=attempt.actor,
+        # The request's trace: the worker's span joins it, though the first one's is gone.
+        trace=telemetry.carried(attempt),
     )
 
 

@@ -158,6 +158,7 @@ def start(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> TransitionR
         actor=job.actor,
         owner=job.owner,
         task_id=task_id,
+        traceparent=telemetry.traceparent(job),
     )
     keep_alive(state, job)
     return started
@@ -173,6 +174,7 @@ async def astart(
         actor=job.actor,
         owner=job.owner,
         task_id=_new_task_id(state, job),
+        traceparent=telemetry.traceparent(job),
     )
     keep_alive(state, job)
     return started

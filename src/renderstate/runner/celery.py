@@ -26,6 +26,7 @@ effect is exactly once (the ledger's fence). See the "Celery workers" page.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -48,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     msg = "renderstate.runner.celery needs Celery: pip install 'renderstate[celery]'"
     raise ImportError(msg) from exc
 
+from renderstate import telemetry
 from renderstate.exceptions import AttemptOwnedError
 from renderstate.runner import JobSpec, RenderJob, RenderRunner
 from renderstate.runner._delivering import Delivery, RunnerPerProcess, deliver
@@ -365,8 +367,12 @@ def _send_back(
     attempt = job.attempt
     assert attempt is not None
     assert runner.ledger is not None
+    spec = job.spec
+    if spec.trace is None and attempt.traceparent is not None:
+        # No SDK traces this worker: the request's trace context, as the start stored it.
+        spec = dataclasses.replace(spec, trace=telemetry.carried(attempt))
     try:
-        send(job.spec, attempt.executor or EXECUTOR)
+        send(spec, attempt.executor or EXECUTOR)
     except Exception:
         # Queued with one lease: a worker's sweep sends it again once that has run out.
         logger.exception("could not send attempt %s again; a sweep will", attempt.id)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from renderstate.telemetry._events import (
     Trail,
+    carried,
     carrier,
     delivered,
     ended,
@@ -33,6 +34,7 @@ from renderstate.telemetry._events import (
     started,
     submitted,
     taken_over,
+    traceparent,
 )
 from renderstate.telemetry._names import INSTRUMENTS, METER_NAME, TRACER_NAME, Instrument
 
@@ -44,6 +46,7 @@ __all__ = [
     # The events the runner and the ledger report (telemetry.started(job) ...); an
     # integration that drives renders its own way may report them too.
     "Trail",
+    "carried",
     "carrier",
     "delivered",
     "ended",
@@ -56,4 +59,5 @@ __all__ = [
     "started",
     "submitted",
     "taken_over",
+    "traceparent",
 ]

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from renderstate._attempts import Attempt, AttemptState, encode_key
+from renderstate._attempts import WIDTHS, Attempt, AttemptState, encode_key
 from renderstate._status import Status
 from renderstate.exceptions import (
     AttemptOwnedError,
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
     from renderstate._jobs import JobSpec
     from renderstate._records import TransitionRecord
+
+
+_TRACEPARENT_WIDTH = WIDTHS["traceparent"]
 
 
 class _Job(Protocol):
@@ -160,6 +163,22 @@ def carrier(job: _Job) -> dict[str, str] | None:
     found: dict[str, str] = {}
     propagate.inject(found, context=trace.set_span_in_context(trail.span))
     return found or None
+
+
+def traceparent(job: _Job) -> str | None:
+    """The W3C ``traceparent`` of ``job``'s span, for its attempt's record (or ``None``).
+
+    What a render sent again (after its worker died, or handed it back) carries, so its
+    span stays in the trace of the request that started it. ``None`` when no SDK traces
+    it, or for a propagator that writes no ``traceparent`` that fits the ledger's column.
+    """
+    found = (carrier(job) or {}).get("traceparent")
+    return found if found is not None and len(found) <= _TRACEPARENT_WIDTH else None
+
+
+def carried(attempt: Attempt) -> dict[str, str] | None:
+    """The trace context a render of ``attempt`` sent again carries (or ``None``)."""
+    return None if attempt.traceparent is None else {"traceparent": attempt.traceparent}
 
 
 @contextlib.contextmanager

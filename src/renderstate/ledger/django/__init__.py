@@ -58,7 +58,14 @@ if TYPE_CHECKING:
 
 __all__ = ["APP", "DjangoAttemptStore", "DjangoLoader"]
 
-_ADDED: Final = ("owner", "cancel_requested_at", "cancel_reason", "executor", "task_id")
+_ADDED: Final = (
+    "owner",
+    "cancel_requested_at",
+    "cancel_reason",
+    "executor",
+    "task_id",
+    "traceparent",
+)
 """Columns added to the ledger's table since its first version (migrations 0002...)."""
 
 APP: Final = "renderstate.ledger.django"

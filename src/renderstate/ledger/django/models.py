@@ -50,6 +50,9 @@ class RenderAttempt(models.Model):
     cancel_reason: models.TextField[str | None, str | None] = models.TextField(null=True)
     executor: models.CharField[str | None, str | None] = models.CharField(max_length=255, null=True)
     task_id: models.CharField[str | None, str | None] = models.CharField(max_length=255, null=True)
+    traceparent: models.CharField[str | None, str | None] = models.CharField(
+        max_length=64, null=True
+    )
 
     class Meta:  # noqa: D106 - Django's options
         app_label = "renderstate"
