@@ -5,6 +5,7 @@ Usage:
     python crash_child.py recover URL MEDIA KEY
     python crash_child.py runner URL MEDIA KEY MODE
     python crash_child.py runner-recover URL MEDIA KEY MODE
+    python crash_child.py standalone URL MEDIA KEY
 
 ``runner`` re-renders project KEY through a ``RenderRunner`` (inline executor), MODE
 ``ledger`` (an attempt ledger), ``own-path`` (a ledger and an ``own_path`` renderer) or
@@ -17,6 +18,9 @@ render (``claim_render``), writes a small new video (and scratch files) inside
 ``renderstate.files.publishing(final, commit=...)`` whose commit is
 ``lifecycle.complete()``, and prints ``done``. The crash-point tests kill it at every file
 and sync system call in turn.
+
+``standalone`` is the same with the attempt ledger (a clock past every lease), as an app
+with no runner but a ledger runs it, told where the video is by ``final_file``.
 
 ``recover`` is what the app runs after a crash, in a fresh process:
 ``renderstate.recovery.recover_interrupted`` with the project (whatever its status) and its
@@ -143,6 +147,22 @@ def runner_recover(url: str, media: str, key: str, mode: str) -> None:
     store.close()
 
 
+def standalone(url: str, media: str, key: str) -> None:
+    """``renderstate.recovery.recover_interrupted`` with the ledger, as an app with no runner."""
+    store = ChildStore(url)
+    final = final_file(media, key)
+    ledger = Ledger(store.attempts, lease=60, clock=lambda: time.time() + 3600.0)
+    recover_interrupted(
+        store.adapter,
+        ledger=ledger,
+        loader=store.loader,
+        final_file=lambda p: final_file(media, p.id),
+        media_root=media,
+    )
+    print(json.dumps(state(store, final, key)), flush=True)
+    store.close()
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     commands = {
@@ -150,5 +170,6 @@ if __name__ == "__main__":
         "recover": recover,
         "runner": render,
         "runner-recover": runner_recover,
+        "standalone": standalone,
     }
     commands[command](*args)

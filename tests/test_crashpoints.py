@@ -21,7 +21,15 @@ import pytest
 
 import crash_rerender
 from crash_rerender import database, strace
-from crashpoints import FILE_CALLS, NETWORK_CALLS, CrashPoint, child_env, sweep
+from crashpoints import (
+    FILE_CALLS,
+    NETWORK_CALLS,
+    CrashPoint,
+    child_env,
+    run_killed,
+    sweep,
+    was_killed,
+)
 
 CHILD = Path(__file__).with_name("crash_child.py")
 OLD = b"the previous, good video; " * 200
@@ -104,3 +112,54 @@ def test_the_runner_survives_a_crash_at_every_system_call(
     assert result.points >= 8
     assert result.outcomes["completed"]
     assert result.outcomes["failed"]
+
+
+def test_recover_interrupted_without_a_runner_settles_a_backup_left_after_the_commit(
+    strace: None, tmp_path: Path
+) -> None:
+    """A render with a ledger killed after its completion committed, as it removed the
+    previous video's backup: ``renderstate.recovery.recover_interrupted`` with the ledger
+    (the attempt COMPLETED: no lease brings it to recovery) keeps the new video and
+    removes the backup."""
+    url = f"sqlite:///{tmp_path / 'committed.sqlite'}"
+    project = Rerender(url, tmp_path / "media", "ledger")
+    argv = [sys.executable, str(CHILD), "runner", url, str(project.media), project.key, "ledger"]
+    project.prepare()
+    point = _backup_removal(argv)
+    project.prepare()
+    killed = run_killed(argv, point, FILE_CALLS, env=child_env())
+    assert was_killed(killed), killed.stderr
+    left = sorted(p.name for p in project.output.parent.iterdir())
+    assert len(left) == 2, left  # the new video and the previous one's backup
+    assert any(".backup" in name for name in left), left
+    found = project.child("standalone")
+    assert found["status"] == "COMPLETED"
+    assert found["final"] == sha(NEW)
+    assert found["listing"] == ["final.mp4"]
+
+
+def _backup_removal(argv: list[str]) -> CrashPoint:
+    """The call an uninterrupted run removes the previous video's backup with."""
+    import subprocess  # noqa: PLC0415 - only this helper needs it
+    import tempfile  # noqa: PLC0415
+
+    from crashpoints import STRACE  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "trace"
+        subprocess.run(
+            [STRACE, "-f", "-qq", "-o", str(log), "-e", "trace=unlink,unlinkat", *argv],
+            capture_output=True,
+            env=child_env(),
+            timeout=120,
+            check=True,
+        )
+        lines = [line for line in log.read_text().splitlines() if "(" in line]
+    seen = {"unlink": 0, "unlinkat": 0}
+    for line in lines:
+        name = "unlinkat" if "unlinkat(" in line else "unlink"
+        seen[name] += 1
+        if ".backup" in line:
+            return CrashPoint(name, seen[name])
+    msg = f"no backup removed in {lines}"
+    raise AssertionError(msg)

@@ -206,19 +206,21 @@ def test_recover_interrupted_without_a_runner_puts_the_previous_directory_back(
     assert found["listing"] == ["hls"]
 
 
+@pytest.mark.parametrize("mode", ["plain", "ledger"])
 def test_recover_interrupted_without_a_runner_settles_a_render_killed_after_its_commit(
-    strace: None, tmp_path: Path
+    strace: None, tmp_path: Path, mode: str
 ) -> None:
     """Killed after its completion committed, as it began removing the previous directory:
-    ``renderstate.recovery.recover_interrupted`` given the (COMPLETED) project keeps the new
+    ``renderstate.recovery.recover_interrupted`` given the (COMPLETED) project, or with a
+    ledger (whose attempt COMPLETED: no lease brings it to recovery), keeps the new
     directory and removes the staging directory with the previous one."""
     url = f"sqlite:///{tmp_path / 'committed.sqlite'}"
-    project = Rerender(url, tmp_path / "media", "plain")
+    project = Rerender(url, tmp_path / "media", mode)
     project.prepare()
     killed = run_killed(project.argv(), CrashPoint("renameat", 1), FILE_CALLS, env=child_env())
     assert was_killed(killed), killed.stderr
     assert len(list(project.output.parent.iterdir())) == 2  # the output and the staging
-    found = project.child("standalone", "plain")
+    found = project.child("standalone", mode)
     assert found["status"] == "COMPLETED"
     assert found["tree"] == tree_digest(NEW)
     assert found["listing"] == ["hls"]

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Final
 
 from renderstate import telemetry
-from renderstate._attempts import Attempt
+from renderstate._attempts import Attempt, AttemptState
 from renderstate._confined import entries, folder
-from renderstate._directories import settle_output, staging_names
+from renderstate._directories import settle, settle_output, staging_names, staging_output
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle, notify_observers
 from renderstate._records import TransitionRecord
@@ -47,7 +47,14 @@ from renderstate.exceptions import (
     RenderStateError,
     UnsafePathError,
 )
-from renderstate.files import backups, remove_temporary_files, restore, settle_backups
+from renderstate.files import (
+    backup_path,
+    backups,
+    drop_backup,
+    remove_temporary_files,
+    restore,
+    settle_backups,
+)
 from renderstate.ledger import Ledger
 from renderstate.typing import Adapter, Observer, ProjectLoader, ProjectT
 
@@ -57,6 +64,9 @@ logger = logging.getLogger("renderstate.recovery")
 
 INTERRUPTED: Final = "the process rendering it ended before the render did"
 """The reason recorded for a project recovered without a ledger."""
+
+# A backup the ledger can judge: its tag is an attempt id (new_tag()'s are hex digits).
+_LEDGER_BACKUP: Final = re.compile(r"\..*-(?P<tag>[0-9]{1,20})\.backup(\.[^.]*)?")
 
 
 def fail_interrupted(
@@ -231,6 +241,137 @@ def _temporary_token(owner: str | None) -> str | None:
     return owner[:16]
 
 
+# ------------------------------------------------------------ what ended attempts left
+
+
+def _committed_by(
+    history: list[Attempt], spare: Callable[[Attempt], bool]
+) -> Callable[[str | None], bool | None]:
+    """Whether a tag's attempt committed, as the ledger's ``history`` says (``None``: leave it).
+
+    Committed when it COMPLETED or a newer attempt did (putting the previous output back
+    would replace a committed one); left alone when the ledger does not know it, or
+    ``spare`` selects it (a live attempt's own end settles it).
+    """
+    by_id = {str(a.id): a for a in history}
+    newest = max((a.id for a in history if a.state is AttemptState.COMPLETED), default=None)
+
+    def committed(tag: str | None) -> bool | None:
+        attempt = None if tag is None else by_id.get(tag)
+        if attempt is None or spare(attempt):
+            return None
+        return newest is not None and attempt.id <= newest
+
+    return committed
+
+
+def _settle_tagged_backups(
+    final: Path,
+    found: dict[str, Path],
+    history: list[Attempt],
+    *,
+    spare: Callable[[Attempt], bool],
+    media_root: Path | None,
+) -> None:
+    """Drop or put back ``final``'s backups ``found``, by the attempts ``history`` lists.
+
+    A backup is dropped when its attempt COMPLETED, or a newer attempt did (putting it back
+    would replace a committed video); it is put back otherwise, newest first. Backups
+    whose attempt ``spare`` selects, or that the ledger does not know, are left alone.
+    """
+    committed = _committed_by(history, spare)
+    judged = {tag: committed(tag) for tag in found}
+    for tag in sorted((t for t in judged if judged[t] is not None), key=int, reverse=True):
+        if judged[tag]:
+            drop_backup(final, tag, media_root=media_root)
+        else:
+            restore(final, tag, media_root=media_root)
+
+
+def _settle_ended(
+    ledger: Ledger, file_of: Callable[[Attempt], Path | None], media_root: Path
+) -> None:
+    """Settle what attempts that ended left below ``media_root``: backups, staging directories.
+
+    A process killed after its completion committed and before it removed the previous
+    output (a file's backup, a directory output's staging directory) leaves it where no
+    lease brings recovery: the attempt is COMPLETED. The media root is walked for backups
+    tagged with an attempt id and for journaled staging directories; ``file_of(attempt)``
+    says where that attempt's output is (``None``: not this caller's to judge). A project
+    whose newest attempt is live is left to that attempt (its begin or its end settles
+    them); otherwise each is dropped when its attempt (or a newer one) COMPLETED, and put
+    back when not.
+    """
+    root = Path(media_root).absolute()
+    for directory, subdirectories, names in os.walk(root):
+        for name in list(subdirectories):
+            if staging_output(name) is not None:
+                subdirectories.remove(name)  # never walked into
+                _settle_staging(ledger, file_of, Path(directory) / name, root)
+        for name in names:
+            matched = _LEDGER_BACKUP.fullmatch(name)
+            if matched is None:
+                continue
+            found = Path(directory) / name
+            try:
+                _settle_backup(ledger, file_of, found, int(matched["tag"]), root)
+            except (OSError, RenderStateError):
+                logger.exception("could not settle the backup %s", found)
+
+
+def _settle_backup(
+    ledger: Ledger,
+    file_of: Callable[[Attempt], Path | None],
+    found: Path,
+    attempt_id: int,
+    media_root: Path,
+) -> None:
+    attempt = ledger.get(attempt_id)
+    final = None if attempt is None else _absolute(file_of(attempt))
+    if attempt is None or final is None or backup_path(final, attempt_id) != found:
+        return  # not this ledger's attempt, or a backup of another file with this tag
+    history = ledger.history(attempt.scope, attempt.project_key)
+    if history and history[0].active:
+        return  # the live attempt settles them at its begin, or its own end does
+    # Between the check above and the settle, a new attempt may start: its begin settles
+    # these same backups the same way before it renders, so either one finishes the job.
+    found_all = backups(final, media_root=media_root)
+    _settle_tagged_backups(final, found_all, history, spare=lambda _: False, media_root=media_root)
+
+
+def _settle_staging(
+    ledger: Ledger, file_of: Callable[[Attempt], Path | None], private: Path, media_root: Path
+) -> None:
+    if private.name.endswith(".done"):  # settled by its owner, who died emptying it
+        try:
+            with folder(private.parent, media_root=media_root, create=False) as fd:
+                settle(fd, private.name, "", lambda _: True, where=private.parent)
+        except (OSError, RenderStateError):
+            logger.exception("could not remove %s", private)
+        return
+    try:
+        tag = (private / ".journal").read_text(encoding="ascii").split()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return  # not journaled: a live writer's, or a dead attempt's that its recovery removes
+    if not tag.isdigit():
+        return
+    try:
+        attempt = ledger.get(int(tag))
+        output = None if attempt is None else _absolute(file_of(attempt))
+        if attempt is None or output is None or output.parent != private.parent:
+            return
+        history = ledger.history(attempt.scope, attempt.project_key)
+        if history and history[0].active:
+            return  # the live attempt settles it at its begin, or its own end does
+        settle_output(output, _committed_by(history, lambda _: False), media_root=media_root)
+    except (OSError, RenderStateError):
+        logger.exception("could not settle the staging directory %s", private)
+
+
+def _absolute(path: str | os.PathLike[str] | None) -> Path | None:
+    return None if path is None else Path(path).absolute()
+
+
 def recover_interrupted(
     adapter: Adapter[ProjectT],
     projects: Iterable[ProjectT] | None = None,
@@ -271,7 +412,11 @@ def recover_interrupted(
         values: As for :class:`~renderstate.ProjectLifecycle`.
         observers: Told about each project moved to FAILED.
         media_root: The media root the final files are below: every directory below it
-            is then opened without following a symbolic link.
+            is then opened without following a symbolic link. With a ledger and
+            ``final_file``, it is also walked for the backups and staging directories of
+            attempts killed after their completion committed (which no lease brings
+            here): each is settled as its attempt's history says, and those of a project
+            whose newest attempt is live are left to it.
         error_field: As for :class:`~renderstate.ProjectLifecycle`: the app's column that
             gets each failed project's reason.
 
@@ -308,6 +453,10 @@ def recover_interrupted(
 
         found = ledger.recover(adapter, loader, cleanup=cleanup, **options)  # type: ignore[arg-type]
         records = [r.record for r in found if r.record is not None]
+        if final_file is not None and media_root is not None:
+            # After the dead attempts' own backups went back (cleanup): those of attempts
+            # killed after their completion committed, which no lease brings here.
+            _settle_ended(ledger, _files_of(loader, final_file), Path(media_root))
     else:
         if projects is None:
             msg = (
@@ -328,3 +477,23 @@ def recover_interrupted(
     for record in records:
         notify_observers(observers, record)
     return records
+
+
+def _files_of(
+    loader: ProjectLoader[ProjectT],
+    final_file: Callable[[ProjectT], str | os.PathLike[str] | None],
+) -> Callable[[Attempt], Path | None]:
+    """Where an attempt's output is: its project's ``final_file``, for the loader's scope."""
+    scope = getattr(loader, "scope", None)
+
+    def file_of(attempt: Attempt) -> Path | None:
+        if scope is not None and attempt.scope != scope:
+            return None  # another model's attempt
+        try:
+            project = loader(attempt.project_key)
+            final = None if project is None else final_file(project)
+        except RenderStateError:
+            return None
+        return None if final is None else Path(final)
+
+    return file_of

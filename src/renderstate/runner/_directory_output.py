@@ -18,13 +18,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from renderstate._attempts import Attempt, AttemptState
+from renderstate._attempts import Attempt
 from renderstate._confined import entries, folder
 from renderstate._directories import (
-    settle,
     settle_output,
     staging_names,
-    staging_output,
 )
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
@@ -32,7 +30,7 @@ from renderstate._staging import Staging, check_output
 from renderstate._status import Status
 from renderstate.exceptions import RenderOutputError, RenderStateError
 from renderstate.files import new_tag
-from renderstate.recovery import _temporary_token
+from renderstate.recovery import _committed_by, _temporary_token
 from renderstate.runner._ending import end_completed, end_failed
 from renderstate.runner._job import RenderJob
 from renderstate.runner._state import RunnerState
@@ -144,27 +142,6 @@ def _adopt(staging: Staging, written: object, project_key: object) -> None:
 # ------------------------------------------------------------------ settling leftovers
 
 
-def _judge(
-    history: list[Attempt], spare: Callable[[Attempt], bool]
-) -> Callable[[str | None], bool | None]:
-    """Whether a tag's attempt committed, as the ledger's ``history`` says (``None``: leave it).
-
-    Committed when it COMPLETED or a newer attempt did (putting the previous directory back
-    would replace a committed output); left alone when the ledger does not know it, or
-    ``spare`` selects it (a live attempt's own end settles it).
-    """
-    by_id = {str(a.id): a for a in history}
-    newest = max((a.id for a in history if a.state is AttemptState.COMPLETED), default=None)
-
-    def committed(tag: str | None) -> bool | None:
-        attempt = None if tag is None else by_id.get(tag)
-        if attempt is None or spare(attempt):
-            return None
-        return newest is not None and attempt.id <= newest
-
-    return committed
-
-
 def settle_at_begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT], output: Path) -> None:
     """With a ledger: settle other attempts' staging directories as the ledger says they ended."""
     ledger, attempt = state.ledger, job.attempt
@@ -179,7 +156,7 @@ def settle_at_begin(state: RunnerState[ProjectT], job: RenderJob[ProjectT], outp
         return  # the usual case: one listing, no query
     history = ledger.history(attempt.scope, attempt.project_key)
     mine = attempt.id
-    judge = _judge(history, spare=lambda a: a.active and a.id != mine)
+    judge = _committed_by(history, spare=lambda a: a.active and a.id != mine)
     settle_output(output, judge, media_root=state.media_root)
 
 
@@ -194,54 +171,6 @@ def clean_after(state: RunnerState[ProjectT], attempt: Attempt) -> None:
     token = _temporary_token(attempt.owner)
     for name in settle_output(output, lambda _: False, token=token, media_root=state.media_root):
         logger.warning("attempt %s: settled %s, left by its dead owner", attempt.id, name)
-
-
-def settle_ended(state: RunnerState[ProjectT]) -> None:
-    """For recovery with a ledger: settle the staging directories of attempts that ended.
-
-    A process killed after its completion committed leaves the previous directory in its
-    private directory, which no lease brings back to recovery: the media root is walked
-    for journaled staging directories, judged by their attempt's history.
-    """
-    ledger = state.ledger
-    assert ledger is not None
-    for directory, subdirectories, _ in os.walk(state.media_root):
-        for name in list(subdirectories):
-            if staging_output(name) is None:
-                continue
-            subdirectories.remove(name)  # never walked into
-            _settle_found(state, Path(directory) / name)
-
-
-def _settle_found(state: RunnerState[ProjectT], private: Path) -> None:
-    ledger = state.ledger
-    assert ledger is not None
-    if private.name.endswith(".done"):  # settled by its owner, who died emptying it
-        try:
-            with folder(private.parent, media_root=state.media_root, create=False) as fd:
-                settle(fd, private.name, "", lambda _: True, where=private.parent)
-        except (OSError, RenderStateError):
-            logger.exception("could not remove %s", private)
-        return
-    try:
-        tag = (private / ".journal").read_text(encoding="ascii").split()[0]
-    except (OSError, IndexError, UnicodeDecodeError):
-        return  # not journaled: a live writer's, or a dead attempt's that its recovery removes
-    if not tag.isdigit():
-        return
-    try:
-        attempt = ledger.get(int(tag))
-        if attempt is None or attempt.output_path is None:
-            return
-        output = state.file_for(attempt.output_path)
-        if output.parent != private.parent:
-            return
-        history = ledger.history(attempt.scope, attempt.project_key)
-        if history and history[0].active:
-            return  # the live attempt settles it at its begin, or its own end does
-        settle_output(output, _judge(history, spare=lambda _: False), media_root=state.media_root)
-    except (OSError, RenderStateError):
-        logger.exception("could not settle the staging directory %s", private)
 
 
 def recover_without_ledger(

@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from renderstate import telemetry
+from renderstate._attempts import Attempt
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderStateError
-from renderstate.recovery import fail_interrupted
+from renderstate.recovery import _settle_ended, fail_interrupted
 from renderstate.runner._directory_output import recover_without_ledger as recover_directory
-from renderstate.runner._directory_output import settle_ended as settle_ended_directories
 from renderstate.runner._job import RenderJob
-from renderstate.runner._journal import settle_ended
 from renderstate.runner._publishing import clean_after
 from renderstate.runner._state import RunnerState
 from renderstate.typing import ProjectT
@@ -92,8 +91,7 @@ def _recover_expired(
     )
     # After the dead attempts' own backups went back (clean_after): those of attempts
     # killed after their completion committed, which no lease brings here.
-    settle_ended(state)
-    settle_ended_directories(state)
+    _settle_ended(state.ledger, lambda attempt: _file_of(state, attempt), state.media_root)
     records = [r.record for r in found if r.record is not None]
     for record in records:
         state.notify(record)
@@ -131,3 +129,8 @@ def _recover(
         # a newer job of the project replaces the one current here now.
         state.recovered[key] = (running, record.error)
     return record
+
+
+def _file_of(state: RunnerState[ProjectT], attempt: Attempt) -> Path | None:
+    """Where ``attempt``'s output is, from the path its start recorded."""
+    return None if attempt.output_path is None else state.file_for(attempt.output_path)
