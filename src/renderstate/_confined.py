@@ -160,6 +160,28 @@ def remove_entry(parent: int, name: str) -> None:
     os.rmdir(name, dir_fd=parent)
 
 
+MOVIEPY_SCRATCH: Final = "TEMP_MPY_"
+"""What moviepy puts between the output's name (without its extension) and the rest of the
+name of its temporary soundtrack, ``<name>TEMP_MPY_wvf_snd.mp4``."""
+
+
+def remove_moviepy_scratch(name: str) -> None:
+    """Remove moviepy's soundtrack of a write to a file called ``name`` from the working directory.
+
+    ``write_videofile()`` writes it to ``<name without extension>TEMP_MPY_wvf_snd.<ext>`` in
+    the process's working directory unless ``temp_audiofile_path`` says otherwise, and
+    leaves it there when the write fails or is cancelled: an app's own render function,
+    told to write a temporary file, rarely says otherwise. ``name`` is a temporary file's,
+    which bears its writer's token, so no other writer's soundtrack matches.
+    """
+    prefix = f"{os.path.splitext(name)[0]}{MOVIEPY_SCRATCH}"
+    with contextlib.suppress(OSError), os.scandir(".") as found:
+        for entry in found:
+            if entry.name.startswith(prefix) and not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.name)
+
+
 def entries(fd: int) -> list[str]:
     """The names in the directory open as ``fd``."""
     return os.listdir(fd)
@@ -326,7 +348,8 @@ class Workspace:
         os.fsync(self._folder)
 
     def clear_scratch(self) -> None:
-        """Remove everything in the workspace but the temporary file."""
+        """Remove everything in the workspace but the temporary file, and moviepy's soundtrack."""
+        remove_moviepy_scratch(self.name)
         with contextlib.suppress(OSError):
             for entry in entries(self._private):
                 if entry != self.name:
@@ -340,6 +363,7 @@ class Workspace:
         until :meth:`close`.
         """
         if self._private >= 0:
+            remove_moviepy_scratch(self.name)  # in the working directory, if moviepy put it there
             with contextlib.suppress(OSError):
                 for entry in entries(self._private):
                     with contextlib.suppress(OSError):

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-from renderstate._confined import entries, folder, remove_entry, seal
+from renderstate._confined import entries, folder, remove_entry, remove_moviepy_scratch, seal
 
 logger = logging.getLogger("renderstate.files")
 
@@ -189,7 +189,8 @@ def remove_temporary_files(
     names start with a temporary file's name, those :func:`scratch_path` names after it,
     and moviepy's temporary soundtrack written
     beside it (``temp_audiofile_path`` set to its directory gives
-    ``<temporary name without .mp4>TEMP_MPY_wvf_snd.mp4``). Call it only when no writer of
+    ``<temporary name without .mp4>TEMP_MPY_wvf_snd.mp4``), or, named so, in this process's
+    working directory, where moviepy puts it by default. Call it only when no writer of
     ``final`` is alive (recovery does, for projects whose render has ended). ``final``
     itself, other files of the directory, and the temporary files of other final files
     (``final-v2.mp4``'s, say) are never touched. A missing directory removes nothing.
@@ -229,6 +230,11 @@ def remove_temporary_files(
                 with contextlib.suppress(FileNotFoundError):
                     remove_entry(fd, leftover)
                     removed.append(final.with_name(leftover))
+            for leftover in found:
+                # moviepy's soundtrack of a render told to write this temporary file, in the
+                # working directory when the render function did not say where (seen from
+                # this process's: run recovery where the server runs).
+                remove_moviepy_scratch(leftover)
             return removed
     except FileNotFoundError:
         return []

@@ -20,6 +20,7 @@ from renderstate.typing import ProgressSink
 from .sqlite_store import Row, SQLiteStore
 
 CHILD = Path(__file__).with_name("render_child.py")
+MOVIEPY = "TEMP_MPY_"
 
 
 def digest(path: Path) -> str:
@@ -562,3 +563,87 @@ def test_own_path_fields_need_the_result_key() -> None:
         own_path(OriginApp(), fields=["duration"])
     with pytest.raises(TypeError, match="list of keys"):
         own_path(OriginApp(), result_key="video_path", fields="duration")
+
+
+class MoviePyApp:
+    """A render function that writes with moviepy as most apps do: ``write_videofile()`` with
+    no ``temp_audiofile_path``, so moviepy's soundtrack goes to the working directory, named
+    after the file it was told to write; its progress comes from a proglog logger."""
+
+    def __init__(self, stop_at: int, stop: object) -> None:
+        self.stop_at, self.stop = stop_at, stop
+
+    def __call__(self, project_id: int, on_progress: OnProgress, output_path: Path) -> dict:
+        import numpy as np  # noqa: PLC0415 - the render extra, as the app's own imports
+        import proglog  # noqa: PLC0415
+        from moviepy import AudioClip, ColorClip  # noqa: PLC0415
+
+        app = self
+
+        class Frames(proglog.ProgressBarLogger):  # type: ignore[misc]
+            def bars_callback(self, bar: str, attr: str, value: int, old: object = None) -> None:
+                if bar == "frame_index" and attr == "index":
+                    if value == app.stop_at:
+                        app.stop()  # type: ignore[operator]
+                    on_progress(value, self.bars[bar]["total"] or 1, "Exporting MP4")
+
+        tone = AudioClip(lambda t: np.sin(2 * np.pi * 440 * np.asarray(t)), duration=1, fps=8000)
+        clip = ColorClip((32, 32), color=(0, 0, 255)).with_duration(1).with_audio(tone)
+        clip.write_videofile(str(output_path), fps=10, audio_codec="aac", logger=Frames())
+        return {"video_path": str(output_path)}
+
+
+@pytest.mark.parametrize("how", ["failure", "cancel"])
+def test_moviepy_s_soundtrack_in_the_working_directory_goes_with_the_render(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A function told where to write, whose moviepy puts its scratch soundtrack in the
+    working directory (its default): a failure or a cancel mid-encode leaves nothing there,
+    nor beside the previous video; another writer's soundtrack there stays."""
+    media = tmp_path / "media"
+    cwd = tmp_path / "server"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    (cwd / ".final-0123456789abcdef.partialTEMP_MPY_wvf_snd.mp4").write_bytes(b"another's")
+    project, final = project_with_video(media, 13)
+    runner: RenderRunner[MemoryProject]
+
+    def stop() -> None:
+        assert any(MOVIEPY in p.name for p in cwd.iterdir() if "0123" not in p.name)
+        if how == "failure":
+            raise RuntimeError("the encoder crashed")
+        runner.cancel(project, "the user cancelled")
+
+    renderer = own_path(
+        MoviePyApp(3, stop), argument=lambda p: p.id, target="output_path", result_key="video_path"
+    )
+    runner = inline(renderer, media)
+    job = runner.submit(project)
+    assert job.wait() is Status.FAILED
+    assert final.read_bytes() == b"OLD VIDEO"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert [p.name for p in cwd.iterdir()] == [".final-0123456789abcdef.partialTEMP_MPY_wvf_snd.mp4"]
+
+
+def test_recovery_removes_a_killed_render_s_soundtrack_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a SIGKILL leaves: the render's private directory beside the video and moviepy's
+    soundtrack, named after its temporary file, in the working directory. Recovery, run
+    where the server runs, removes both; the soundtrack of another project's render stays."""
+    from renderstate.files import remove_temporary_files  # noqa: PLC0415
+
+    cwd = tmp_path / "server"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    final = tmp_path / "media" / "projects" / "14" / "final.mp4"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"OLD VIDEO")
+    dead = final.parent / ".final-00000000000000aa.partial.mp4"
+    dead.mkdir()
+    (dead / dead.name).write_bytes(b"half a vid")
+    (cwd / ".final-00000000000000aa.partialTEMP_MPY_wvf_snd.mp4").write_bytes(b"its audio")
+    (cwd / ".final-00000000000000bb.partialTEMP_MPY_wvf_snd.mp4").write_bytes(b"another's")
+    remove_temporary_files(final)
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+    assert [p.name for p in cwd.iterdir()] == [".final-00000000000000bb.partialTEMP_MPY_wvf_snd.mp4"]
