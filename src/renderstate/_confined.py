@@ -174,12 +174,12 @@ def remove_moviepy_scratch(name: str) -> None:
     told to write a temporary file, rarely says otherwise. ``name`` is a temporary file's,
     which bears its writer's token, so no other writer's soundtrack matches.
     """
-    prefix = f"{os.path.splitext(name)[0]}{MOVIEPY_SCRATCH}"
+    prefix = f"{Path(name).stem}{MOVIEPY_SCRATCH}"
     with contextlib.suppress(OSError), os.scandir(".") as found:
         for entry in found:
             if entry.name.startswith(prefix) and not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.name)
+                    Path(entry.name).unlink()
 
 
 def entries(fd: int) -> list[str]:

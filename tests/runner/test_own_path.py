@@ -622,7 +622,8 @@ def test_moviepy_s_soundtrack_in_the_working_directory_goes_with_the_render(
     assert job.wait() is Status.FAILED
     assert final.read_bytes() == b"OLD VIDEO"
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
-    assert [p.name for p in cwd.iterdir()] == [".final-0123456789abcdef.partialTEMP_MPY_wvf_snd.mp4"]
+    another = ".final-0123456789abcdef.partialTEMP_MPY_wvf_snd.mp4"
+    assert [p.name for p in cwd.iterdir()] == [another]
 
 
 def test_recovery_removes_a_killed_render_s_soundtrack_from_the_working_directory(
@@ -646,4 +647,5 @@ def test_recovery_removes_a_killed_render_s_soundtrack_from_the_working_director
     (cwd / ".final-00000000000000bb.partialTEMP_MPY_wvf_snd.mp4").write_bytes(b"another's")
     remove_temporary_files(final)
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
-    assert [p.name for p in cwd.iterdir()] == [".final-00000000000000bb.partialTEMP_MPY_wvf_snd.mp4"]
+    another = ".final-00000000000000bb.partialTEMP_MPY_wvf_snd.mp4"
+    assert [p.name for p in cwd.iterdir()] == [another]
