@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.orm import sessionmaker
 
-from renderstate.ledger import Ledger
+from renderstate.ledger import Ledger, Renewal, RenewalOutcome
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
 
@@ -108,3 +108,33 @@ def test_a_bad_interval_is_refused() -> None:
     for seconds in (0, -1.0, float("nan"), "5", True):
         with pytest.raises(ValueError, match="seconds"):
             ledger.take_sweep_turn(executor="celery", scope="clips", seconds=seconds)  # type: ignore[arg-type]
+
+
+def test_a_renewal_takes_the_turn_in_its_own_transaction(sql_harness: LedgerHarness) -> None:
+    """renew_and_take_sweep_turn renews the lease and claims the turn at once: won the
+    first time, refused while it is held, the lease renewed each time; before the turn was
+    once asked for alone on the store, the two go one after the other, alike."""
+    clock = Clock()
+    ledger = ledger_for(sql_harness, clock)
+    key = sql_harness.insert()
+    _, queued = ledger.start(sql_harness.lifecycle(sql_harness.load(key)))
+    begun = ledger.begin(queued)
+    scope = _scope()
+    renewed, won = ledger.renew_and_take_sweep_turn(
+        [Renewal(begun)], executor="celery", scope=scope, seconds=5.0
+    )
+    assert ([r.outcome for r in renewed], won) == ([RenewalOutcome.RENEWED], True)
+    for _ in range(2):  # folded into the renewal's transaction from now on
+        clock.now += 1.0
+        renewed, won = ledger.renew_and_take_sweep_turn(
+            [Renewal(begun)], executor="celery", scope=scope, seconds=5.0
+        )
+        assert ([r.outcome for r in renewed], won) == ([RenewalOutcome.RENEWED], False)
+        stored = ledger.get(begun.id)
+        assert stored is not None
+        assert stored.lease_expires_at == clock.now + ledger.lease
+    clock.now += 3.5
+    renewed, won = ledger.renew_and_take_sweep_turn(
+        [Renewal(begun)], executor="celery", scope=scope, seconds=5.0
+    )
+    assert ([r.outcome for r in renewed], won) == ([RenewalOutcome.RENEWED], True)

@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from renderstate import ProjectLifecycle
-from renderstate.cli._store import Store
+from renderstate import ProjectLifecycle, RenderRunner
+from renderstate.cli._store import Project, Store
 from renderstate.ledger import Ledger
+from renderstate.testing import FakeRenderer
 
 from .cli_stores import db_targets, store, url
 
@@ -66,3 +71,51 @@ def test_k_processes_run_one_sweep_query_per_interval_and_requeue_once(
     # The database may hold other tests' attempts, which the sweeps take over too.
     sent = [a for report in reports for a in report["sent"]]
     assert sent.count(attempt.id) == 1
+
+
+def test_a_worker_with_renders_takes_the_turn_in_its_heartbeat_transaction(
+    tmp_path: Path, store: Store
+) -> None:
+    """A process rendering asks for the turn through its heartbeat: the turn's UPDATE is
+    sent in the transaction that renews the render's lease (no transaction of its own),
+    won the first time and refused the second, the lease renewed both times."""
+    runner: RenderRunner[Project] = RenderRunner(
+        store.adapter,
+        FakeRenderer(frames=100_000, frame_delay=0.01),
+        media_root=tmp_path / "media",
+        ledger=Ledger(store.ledger.store, lease=30.0),
+        loader=store.loader,
+    )
+    job = runner.submit(store.create("long", {"width": 8, "height": 8}))
+    for _ in range(3000):
+        if job.progress.fraction > 0:
+            break
+        time.sleep(0.01)
+    ledger, heartbeat = runner.ledger, runner._state.heartbeat
+    assert ledger is not None
+    assert heartbeat is not None
+    # Asked alone once without an error: the turns' table is there.
+    assert ledger.take_sweep_turn(executor="celery", scope=f"proof-{uuid.uuid4()}", seconds=1.0)
+    scope = f"clips-{uuid.uuid4()}"
+    statements: dict[int, list[str]] = {}
+
+    def seen(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        transaction = connection.get_transaction()
+        statements.setdefault(id(transaction), []).append(" ".join(statement.split()))
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        assert heartbeat.take_sweep_turn("celery", scope, 30.0) is True
+        assert heartbeat.take_sweep_turn("celery", scope, 30.0) is False
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+        runner.cancel(job.project)
+        runner.shutdown()
+    claims = [
+        texts
+        for texts in statements.values()
+        if any(t.startswith("UPDATE renderstate_sweep_turn") for t in texts)
+    ]
+    assert len(claims) == 2
+    for texts in claims:
+        assert any(t.startswith("UPDATE renderstate_attempt SET lease_expires_at") for t in texts)

@@ -35,6 +35,8 @@ from renderstate.ledger._requeuing import Swept
 from renderstate.ledger._requeuing import hand_back as hand_back_attempt
 from renderstate.ledger._requeuing import sweep as sweep_attempts
 from renderstate.ledger._taking import begin as begin_attempt
+from renderstate.ledger._turns import claim as claim_turn
+from renderstate.ledger._turns import folds as turn_folds
 from renderstate.ledger._turns import take as take_turn
 from renderstate.ledger._waiting import pauses
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
@@ -464,7 +466,37 @@ class Ledger:
                 integer; the message names the renewal, and nothing was written.
             TypeError: an item is not a :class:`Renewal`; nothing was written.
         """
-        return renew_leases(self, renewals)
+        return renew_leases(self, renewals)[0]
+
+    def renew_and_take_sweep_turn(
+        self, renewals: Sequence[Renewal], *, executor: str, scope: str, seconds: float
+    ) -> tuple[list[Renewed], bool]:
+        """:meth:`renew`, and :meth:`take_sweep_turn` in the same transaction.
+
+        A worker that renews its leases anyway asks for the fleet's sweep turn at no extra
+        round trip: the turn's one conditional ``UPDATE`` is the transaction's last
+        statement, so its row is locked only until the commit that follows at once. Until
+        the turn was once asked for alone without an error on this ledger's store (its
+        table is there), or with a store that cannot, or with no renewal to send, the
+        two are sent one after the other.
+
+        Returns:
+            What :meth:`renew` returns, and whether this process has the turn.
+
+        Raises:
+            ValueError: as :meth:`renew` and :meth:`take_sweep_turn` say.
+            TypeError: as :meth:`renew` says.
+        """
+        if not is_real(seconds) or not seconds > 0:
+            msg = f"seconds must be a positive number, got {seconds!r}"
+            raise ValueError(msg)
+        if not renewals or not turn_folds(self):
+            renewed = self.renew(renewals)
+            return renewed, self.take_sweep_turn(executor=executor, scope=scope, seconds=seconds)
+        renewed, won = renew_leases(self, renewals, claim_turn(self, executor, scope, seconds))
+        if won is None:  # nothing was sent (every token a stranger's): ask alone
+            won = self.take_sweep_turn(executor=executor, scope=scope, seconds=seconds)
+        return renewed, won
 
     def complete(
         self,

@@ -23,6 +23,7 @@ from renderstate.ledger._fencing import owned_update, takes_cancel_requests
 
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
+    from renderstate.ledger._turns import TurnClaim
 
 __all__ = [
     "BATCH",
@@ -125,19 +126,32 @@ def skips_locked(vendor: str, version: tuple[int | str, ...] | None) -> bool:
     return False
 
 
-def renew(ledger: Ledger, renewals: Sequence[Renewal]) -> list[Renewed]:
-    """Renew the leases of ``renewals``, :data:`BATCH` per transaction; see :meth:`Ledger.renew`."""
+def renew(
+    ledger: Ledger, renewals: Sequence[Renewal], turn: TurnClaim | None = None
+) -> tuple[list[Renewed], bool | None]:
+    """Renew the leases of ``renewals``, :data:`BATCH` per transaction; see :meth:`Ledger.renew`.
+
+    With ``turn``, the first transaction also claims that sweep turn (the store's
+    ``renew_taking_turn``), and whether it was won is returned; ``None`` if it was not
+    claimed (no renewal to send with it).
+    """
     rows: list[RowRenewal | None] = [_row(i, r) for i, r in enumerate(renewals)]
     lease: float | DatabaseTime = ledger._time() + ledger.lease
     store = ledger.store
     batch = getattr(store, "renew", None)
     wanted = [i for i, row in enumerate(rows) if row is not None]
+    won: bool | None = None
     # Each renewal's outcome is read from the rows its own store call read.
     seen: dict[int, Mapping[int, Attempt]] = {}
     if batch is not None:
         for first in range(0, len(wanted), BATCH):
             chunk = wanted[first : first + BATCH]
-            read: Mapping[int, Attempt] = batch([rows[i] for i in chunk], lease)
+            sent = [rows[i] for i in chunk]
+            read: Mapping[int, Attempt]
+            if turn is not None and won is None:
+                read, won = store.renew_taking_turn(sent, lease, turn)  # type: ignore[attr-defined]
+            else:
+                read = batch(sent, lease)
             seen.update(dict.fromkeys(chunk, read))
     results: list[Renewed] = []
     for index, (renewal, row) in enumerate(zip(renewals, rows, strict=True)):
@@ -147,7 +161,7 @@ def renew(ledger: Ledger, renewals: Sequence[Renewal]) -> list[Renewed]:
             results.append(_one(ledger, renewal, row, lease))
         else:
             results.append(_outcome(row, seen[index].get(row.id)))
-    return results
+    return results, won
 
 
 def _outcome(row: RowRenewal, stored: Attempt | None) -> Renewed:

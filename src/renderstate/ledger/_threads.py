@@ -137,6 +137,24 @@ class ThreadLedger(Ledger):
         """See :meth:`Ledger.renew`: the whole batch is one call, one transaction."""
         return self._wait(self._awaited.ledger.renew, renewals)
 
+    def renew_and_take_sweep_turn(
+        self, renewals: Sequence[Renewal], *, executor: str, scope: str, seconds: float
+    ) -> tuple[list[Renewed], bool]:
+        """See :meth:`Ledger.renew_and_take_sweep_turn`: one call, one transaction."""
+        return self._wait(
+            self._awaited.ledger.renew_and_take_sweep_turn,
+            renewals,
+            executor=executor,
+            scope=scope,
+            seconds=seconds,
+        )
+
+    def take_sweep_turn(self, *, executor: str, scope: str, seconds: float) -> bool:
+        """See :meth:`Ledger.take_sweep_turn`."""
+        return self._wait(
+            self._awaited.ledger.take_sweep_turn, executor=executor, scope=scope, seconds=seconds
+        )
+
     def cancel(self, lifecycle: ProjectLifecycle[ProjectT], reason: str | None = None) -> bool:
         """See :meth:`Ledger.cancel`."""
         return self._wait(self._awaited.ledger.cancel, self._rebound(lifecycle), reason)

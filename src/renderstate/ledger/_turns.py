@@ -16,14 +16,15 @@ acting per attempt" still rests on each attempt's own fenced ``UPDATE``, not on 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
+from renderstate._attempts import DatabaseTime
 from renderstate.ledger._owners import this_worker
 
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
-__all__ = ["NAME_WIDTH", "TABLE_NAME", "name", "table_name", "take"]
+__all__ = ["NAME_WIDTH", "TABLE_NAME", "TurnClaim", "claim", "folds", "name", "table_name", "take"]
 
 logger = logging.getLogger("renderstate.ledger")
 
@@ -35,6 +36,33 @@ HOLDER_WIDTH: Final = 255
 
 _WARNED: set[int] = set()
 """The stores (by id) whose turn could not be taken once already (logged once each)."""
+_TAKEN: set[int] = set()
+"""The stores (by id) whose turn was asked for alone once without an error: their
+database has the turns' table, so a heartbeat may ask for it in its own transaction."""
+
+
+class TurnClaim(NamedTuple):
+    """A claim of one sweep turn, as a store's ``take_turn`` is given it, on the ledger's clock."""
+
+    name: str
+    holder: str
+    until: float | DatabaseTime
+    now: float | DatabaseTime
+
+
+def claim(ledger: Ledger, executor: str, scope: str, seconds: float) -> TurnClaim:
+    """The claim of ``executor``'s turn over ``scope`` for ``seconds`` from now."""
+    now = ledger._time()
+    return TurnClaim(name(executor, scope), this_worker()[:HOLDER_WIDTH], now + seconds, now)
+
+
+def folds(ledger: Ledger) -> bool:
+    """Whether a heartbeat may claim the turn in its own transaction on ``ledger``'s store.
+
+    Only once a claim alone has worked there: a missing table would otherwise fail the
+    renewals with it.
+    """
+    return id(ledger.store) in _TAKEN and hasattr(ledger.store, "renew_taking_turn")
 
 
 def table_name(attempts: str) -> str:
@@ -50,12 +78,11 @@ def name(executor: str, scope: str) -> str:
 def take(ledger: Ledger, executor: str, scope: str, seconds: float) -> bool:
     """Take the turn for ``seconds`` if nobody holds it; see :meth:`Ledger.take_sweep_turn`."""
     store = ledger.store
-    claim = getattr(store, "take_turn", None)
-    if claim is None:  # a store written for an earlier version: every process sweeps
+    take_turn = getattr(store, "take_turn", None)
+    if take_turn is None:  # a store written for an earlier version: every process sweeps
         return True
-    now = ledger._time()
     try:
-        return bool(claim(name(executor, scope), this_worker()[:HOLDER_WIDTH], now + seconds, now))
+        won = bool(take_turn(*claim(ledger, executor, scope, seconds)))
     except Exception:
         # Most likely a database whose turns' table was never created (migrations not
         # run): sweep, as every process did before there were turns.
@@ -68,3 +95,5 @@ def take(ledger: Ledger, executor: str, scope: str, seconds: float) -> bool:
                 exc_info=True,
             )
         return True
+    _TAKEN.add(id(store))
+    return won

@@ -12,6 +12,7 @@ from typing import Any, Generic
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, DatabaseTime, encode_key
 from renderstate.ledger._renewals import RowRenewal, matches
+from renderstate.ledger._turns import TurnClaim
 from renderstate.typing import ProjectT
 
 __all__ = ["MemoryAttemptStore", "MemoryLoader"]
@@ -153,6 +154,16 @@ class MemoryAttemptStore:
                     self._attempts[row.id] = current
                 seen[row.id] = current
             return seen
+
+    def renew_taking_turn(
+        self,
+        rows: Sequence[RowRenewal],
+        lease_expires_at: float | DatabaseTime,
+        turn: TurnClaim,
+    ) -> tuple[dict[int, Attempt], bool]:
+        """:meth:`renew` and :meth:`take_turn` at once, under the store's lock."""
+        with self._lock:
+            return self.renew(rows, lease_expires_at), self.take_turn(*turn)
 
     def take_turn(
         self, name: str, holder: str, until: float | DatabaseTime, now: float | DatabaseTime

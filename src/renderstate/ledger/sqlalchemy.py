@@ -418,6 +418,22 @@ class SQLAlchemyAttemptStore:
         return seen
 
     @retries_deadlocks
+    def renew_taking_turn(
+        self,
+        rows: Sequence[RowRenewal],
+        lease_expires_at: float | DatabaseTime,
+        turn: _turns.TurnClaim,
+    ) -> tuple[dict[int, Attempt], bool]:
+        """:meth:`renew` and :meth:`take_turn` in one transaction, the turn's ``UPDATE`` last.
+
+        Returns the rows :meth:`renew` read and whether the turn was taken. See
+        :meth:`Ledger.renew_and_take_sweep_turn
+        <renderstate.ledger.Ledger.renew_and_take_sweep_turn>`.
+        """
+        with self._transaction() as session, joined(session):
+            return self.renew(rows, lease_expires_at), self.take_turn(*turn)
+
+    @retries_deadlocks
     def take_turn(
         self, name: str, holder: str, until: float | DatabaseTime, now: float | DatabaseTime
     ) -> bool:

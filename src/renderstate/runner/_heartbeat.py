@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Final, NamedTuple
 
 from renderstate._attempts import Attempt
-from renderstate.ledger import Ledger, Renewal, RenewalOutcome
+from renderstate.ledger import Ledger, Renewal, RenewalOutcome, Renewed
 from renderstate.ledger._checks import check_progress
 from renderstate.runner.progress import Progress
 
@@ -76,6 +76,20 @@ class _Beat:
         self.refused = False
 
 
+class _TurnAsked:
+    """A sweeper's request for the fleet's sweep turn, answered by the next tick."""
+
+    __slots__ = ("answered", "executor", "scope", "seconds", "won")
+
+    def __init__(self, executor: str, scope: str, seconds: float) -> None:
+        self.executor = executor
+        self.scope = scope
+        self.seconds = seconds
+        self.won: bool | None = None
+        """Whether the tick took the turn; ``None``: it did not ask (ask alone)."""
+        self.answered = threading.Event()
+
+
 class _Due(NamedTuple):
     """One beat's part of a tick: the progress to write (``None``: the lease alone)."""
 
@@ -115,6 +129,7 @@ class Heartbeat:
         self._wake = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._turn: _TurnAsked | None = None
         self._renew_every = ledger.lease / 3
         self._tick = max(min(ledger.progress_interval or _MIN_TICK, self._renew_every), _MIN_TICK)
         # A store without renew() writes one UPDATE per renewal: there, only the due ones.
@@ -145,6 +160,27 @@ class Heartbeat:
                 )
                 self._thread.start()
 
+    def take_sweep_turn(self, executor: str, scope: str, seconds: float) -> bool | None:
+        """Ask for the fleet's sweep turn in the next tick's renewal transaction.
+
+        A worker with renders renews their leases every tick anyway: the turn's claim
+        rides along (:meth:`Ledger.renew_and_take_sweep_turn
+        <renderstate.ledger.Ledger.renew_and_take_sweep_turn>`), at no extra round trip;
+        that tick renews every lease, whether due or not. Returns whether the turn was
+        taken, or ``None`` when the heartbeat keeps nothing alive, cannot batch, or did
+        not answer within two ticks and a second: ask alone then.
+        """
+        asked = _TurnAsked(executor, scope, seconds)
+        with self._lock:
+            if self._stopped or not self._beats or not self._batches:
+                return None
+            self._turn = asked
+        if not asked.answered.wait(2 * self._tick + 1.0):
+            with self._lock:
+                if self._turn is asked:
+                    self._turn = None
+        return asked.won
+
     def remove(self, key: str) -> None:
         """Stop renewing what ``key`` (an owner's token) kept alive: its job has ended."""
         with self._lock:
@@ -164,13 +200,27 @@ class Heartbeat:
         while not self._wake.wait(self._tick):
             with self._lock:
                 beats = list(self._beats.values())
+                turn, self._turn = self._turn, None
             if not beats:
+                if turn is not None:
+                    turn.answered.set()  # nothing to renew: it asks alone
                 continue
             with self._scope():  # e.g. Django: recycle this thread's connection per tick
-                self.tick(beats)
+                self.tick(beats, turn)
 
-    def tick(self, beats: list[_Beat]) -> None:
-        """Renew ``beats`` that are due, with every other one's lease, in one transaction."""
+    def tick(self, beats: list[_Beat], turn: _TurnAsked | None = None) -> None:
+        """Renew ``beats`` that are due, with every other one's lease, in one transaction.
+
+        With ``turn``, every lease is renewed, due or not, and the sweep turn is claimed
+        in the same transaction.
+        """
+        try:
+            self._tick_taking(beats, turn)
+        finally:
+            if turn is not None:
+                turn.answered.set()
+
+    def _tick_taking(self, beats: list[_Beat], turn: _TurnAsked | None) -> None:
         now = time.monotonic()
         interval = self._ledger.progress_interval
         due: list[_Due] = []
@@ -183,19 +233,11 @@ class Heartbeat:
                 due.append(_Due(beat, progress, None))
             else:
                 rest.append(_Due(beat, progress, None))
-        if not due:
+        if not due and turn is None:
             return
         sent = due + rest if self._batches else due
-        try:
-            results = self._ledger.renew([self._renewal(d) for d in sent])
-        except Exception:
-            # A database hiccup: the lease has margin (three renewals per lease); retry on
-            # the next tick.
-            logger.warning(
-                "could not renew the leases of attempts %s",
-                sorted({d.beat.attempt.id for d in sent}),
-                exc_info=True,
-            )
+        results = self._send(sent, turn)
+        if results is None:
             return
         cancelled: list[_Due] = []
         for item, result in zip(sent, results, strict=True):
@@ -215,6 +257,26 @@ class Heartbeat:
             # yet); nothing was written, and it is still due at the next tick.
         if cancelled:
             self._renew_cancelled(cancelled, now)
+
+    def _send(self, sent: list[_Due], turn: _TurnAsked | None) -> list[Renewed] | None:
+        """One transaction renewing ``sent`` (and claiming ``turn``); ``None`` if it failed."""
+        try:
+            renewals = [self._renewal(d) for d in sent]
+            if turn is None:
+                return self._ledger.renew(renewals)
+            results, turn.won = self._ledger.renew_and_take_sweep_turn(
+                renewals, executor=turn.executor, scope=turn.scope, seconds=turn.seconds
+            )
+        except Exception:
+            # A database hiccup: the lease has margin (three renewals per lease); retry on
+            # the next tick.
+            logger.warning(
+                "could not renew the leases of attempts %s",
+                sorted({d.beat.attempt.id for d in sent}),
+                exc_info=True,
+            )
+            return None
+        return results
 
     def _renewal(self, item: _Due) -> Renewal:
         """The ledger's renewal of ``item``, refused while a cancel request is unseen."""

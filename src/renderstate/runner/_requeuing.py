@@ -122,7 +122,8 @@ class Sweeper:
     Started once per process (a forked child starts its own); the runner is built, by
     ``runner_of``, in the thread, after any fork. Before each sweep the process takes the
     fleet's sweep turn (:meth:`Ledger.take_sweep_turn
-    <renderstate.ledger.Ledger.take_sweep_turn>`, one small ``UPDATE``): of all the
+    <renderstate.ledger.Ledger.take_sweep_turn>`, one small ``UPDATE``, sent in the
+    runner's heartbeat transaction when it renews any lease): of all the
     processes sweeping the same projects for the same task system, one sweeps per
     interval and the others skip it. Its holder asks again just after its turn ends;
     the others at random within the interval, so one of them takes over within an
@@ -179,9 +180,7 @@ class Sweeper:
             try:
                 # One process of the fleet sweeps per interval: the one whose turn it is.
                 if loader is not None:
-                    ours = ledger.take_sweep_turn(
-                        executor=self._executor, scope=loader.scope, seconds=interval
-                    )
+                    ours = self._take_turn(runner, loader.scope, interval)
                 if ours:
                     runner.sweep(self._executor, self._send)
             except Exception:
@@ -194,6 +193,18 @@ class Sweeper:
                 # Spread over the interval: whoever asks first once the turn ran out takes it.
                 pause = interval * random.uniform(0.5, 1.0)  # noqa: S311 - not security
             stopped.wait(max(pause, 0.0))
+
+    def _take_turn(self, runner: RenderRunner[Any], scope: str, interval: float) -> bool:
+        """Take the fleet's sweep turn: in the heartbeat's transaction if it renews anything."""
+        heartbeat = runner._state.heartbeat
+        if heartbeat is not None:
+            # A worker with renders pays no round trip of its own for it.
+            won = heartbeat.take_sweep_turn(self._executor, scope, interval)
+            if won is not None:
+                return won
+        ledger = runner.ledger
+        assert ledger is not None
+        return ledger.take_sweep_turn(executor=self._executor, scope=scope, seconds=interval)
 
 
 class Grace:

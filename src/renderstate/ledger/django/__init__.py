@@ -51,6 +51,7 @@ from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._clock import now_sql, written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal
+from renderstate.ledger._turns import TurnClaim
 from renderstate.typing import ProjectT
 
 if TYPE_CHECKING:
@@ -334,6 +335,22 @@ class DjangoAttemptStore:
             if not locks:
                 found = list(chosen.values(*FIELDS))
         return {a.id: a for a in map(attempt_from_row, found)}
+
+    @retries_deadlocks
+    def renew_taking_turn(
+        self,
+        rows: Sequence[RowRenewal],
+        lease_expires_at: float | DatabaseTime,
+        turn: TurnClaim,
+    ) -> tuple[dict[int, Attempt], bool]:
+        """:meth:`renew` and :meth:`take_turn` in one transaction, the turn's ``UPDATE`` last.
+
+        Returns the rows :meth:`renew` read and whether the turn was taken. See
+        :meth:`Ledger.renew_and_take_sweep_turn
+        <renderstate.ledger.Ledger.renew_and_take_sweep_turn>`.
+        """
+        with transaction.atomic(using=self.alias()):
+            return self.renew(rows, lease_expires_at), self.take_turn(*turn)
 
     @retries_deadlocks
     def take_turn(
