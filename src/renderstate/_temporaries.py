@@ -176,6 +176,27 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def temporary_tokens(
+    final: str | os.PathLike[str], *, media_root: str | os.PathLike[str] | None = None
+) -> set[str]:
+    """The tokens of the temporary files of ``final`` (:func:`create_temporary`'s) found now.
+
+    One listing of the directory; a missing directory has none.
+    """
+    final = Path(final)
+    stem = re.escape(f".{_temporary_stem(final)}-")
+    named = re.compile(
+        rf"{stem}(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}}){re.escape(_PARTIAL)}"
+        rf"({re.escape(final.suffix)}|{_MOVIEPY}).*",
+        re.DOTALL,
+    )
+    try:
+        with folder(final.parent, media_root=media_root, create=False) as fd:
+            return {m["token"] for n in entries(fd) if (m := named.fullmatch(n)) is not None}
+    except FileNotFoundError:
+        return set()
+
+
 def remove_temporary_files(
     final: str | os.PathLike[str],
     *,

@@ -207,6 +207,36 @@ def test_a_frozen_worker_s_render_resumes_on_another_and_the_frozen_one_changes_
         assert [a.state for a in web.attempts(project)] == [AttemptState.COMPLETED] * 2
 
 
+@pytest.mark.parametrize("settings", ["redis"], indirect=True)
+def test_a_frozen_worker_killed_before_it_wakes_leaves_no_temporary_file(
+    settings: Settings, workers: Workers
+) -> None:
+    """A worker frozen mid-render (SIGSTOP) has its render taken over and completed by the
+    other one, then is SIGKILLed without ever waking: it could not remove its temporary
+    file, and the takeover could not either (its owner was alive then); the new owner
+    removes it once its own attempt has ended, and nothing is left beside the video."""
+    one, two = workers.start("one"), workers.start("two")
+    with web_for(settings) as web:
+        project, final, previous = _rendered_with_a_previous_video(web)
+        job = web.runner.submit(project)
+        assert job.attempt_id is not None
+        owner, rescuer = _owner(web, job.attempt_id, [one, two])
+        os.killpg(owner.pid, signal.SIGSTOP)
+        try:
+            stopped_at = web.ledger.now()
+            assert web.wait_ended(project, timeout=60) is Status.COMPLETED
+            _the_takeover(web, project, job.attempt_id, rescuer, stopped_at)
+        finally:
+            owner.kill()  # never woken
+        web.wait_for(
+            lambda: sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"],
+            15,
+            "the new owner to remove the frozen owner's temporary file",
+        )
+        assert digest(final) != previous
+        assert complete_fake_video(final, FRAMES)
+
+
 def test_a_worker_told_to_stop_hands_its_render_back_and_another_completes_it(
     settings: Settings, workers: Workers
 ) -> None:

@@ -118,6 +118,12 @@ def release(token: str | None) -> None:
         _live.discard(token)
 
 
+def held_here() -> frozenset[str]:
+    """The owner tokens the jobs of this process hold attempts under, now."""
+    with _live_lock:
+        return frozenset(_live)
+
+
 def owner_gone(attempt: Attempt) -> bool:
     """Whether the owner that held ``attempt`` is known to be gone from this machine.
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from renderstate._attempts import Attempt
 from renderstate._confined import Workspace, folder
 from renderstate._records import TransitionRecord
-from renderstate._temporaries import temporary_name
-from renderstate.exceptions import RenderOutputError
-from renderstate.files import backup, new_tag, publish
+from renderstate._temporaries import temporary_name, temporary_tokens
+from renderstate.exceptions import RenderOutputError, RenderStateError
+from renderstate.files import backup, new_tag, publish, remove_temporary_files
+from renderstate.ledger._owners import held_here
 from renderstate.recovery import _temporary_token, clean_up_attempt
 from renderstate.runner._directory_output import clean_after as clean_directory_after
 from renderstate.runner._directory_output import render_directory
@@ -126,8 +127,47 @@ def _complete_fenced(
         workspace.close()
         if moved:
             settle_publish(final, attempt_id, record, problem, media_root=state.media_root)
+        remove_orphans(state, job, final)
 
     end_completed(state, job, publish, clean_up)
+
+
+def remove_orphans(state: RunnerState[ProjectT], job: RenderJob[ProjectT], final: Path) -> None:
+    """Remove the temporary files of ``final`` whose owner holds no live attempt any more.
+
+    A takeover removes the previous owner's files only when that owner is gone: one that
+    was frozen (SIGSTOP, a stalled machine) when its attempt was taken over is fenced but
+    alive, and removes its own files once it wakes. Killed before it wakes, it leaves them
+    for good. So the end of an attempt (once the render that took it over is done with
+    the file) lists ``final``'s temporary files and, when some are another owner's, asks
+    the ledger which owner holds the project's newest attempt while it is live: every
+    other owner's files go, but those of a job of this process (a stalled runner here
+    still holds its token, and removes its files itself). The listing comes first, so a
+    file a newer attempt creates after it is never among them, and one it created before
+    is named by the live attempt the ledger then shows.
+    """
+    ledger, attempt = state.ledger, job.attempt
+    if ledger is None or attempt is None:
+        return
+    root = state.media_root
+    try:
+        others = temporary_tokens(final, media_root=root) - {_temporary_token(job.owner)}
+        if not others:
+            return  # the usual case: one listing, no query
+        newest = ledger.history(attempt.scope, attempt.project_key, limit=1)
+        live = {_temporary_token(a.owner) for a in newest if a.active}
+        # A stalled job of this very process still holds its token: its files are its own
+        # until its end is refused, which removes them.
+        live |= {_temporary_token(token) for token in held_here()}
+        for token in sorted(others - live):
+            for leftover in remove_temporary_files(final, token=token, media_root=root):
+                logger.warning(
+                    "attempt %s: removed %s, left by an owner that no longer renders",
+                    attempt.id,
+                    leftover,
+                )
+    except (OSError, RenderStateError):
+        logger.exception("could not remove the orphaned temporary files of %s", final)
 
 
 def clean_after(state: RunnerState[ProjectT], attempt: Attempt) -> None:
