@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.orm import sessionmaker
 
-from renderstate.ledger import Ledger, Renewal, RenewalOutcome
+from renderstate.ledger import Attempt, AttemptState, Ledger, Renewal, RenewalOutcome, new_owner
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
 
@@ -138,3 +138,37 @@ def test_a_renewal_takes_the_turn_in_its_own_transaction(sql_harness: LedgerHarn
         [Renewal(begun)], executor="celery", scope=scope, seconds=5.0
     )
     assert ([r.outcome for r in renewed], won) == ([RenewalOutcome.RENEWED], True)
+
+
+def test_a_turn_that_fails_in_a_renewal_is_claimed_alone_after(tmp_path: Path) -> None:
+    """The turns' table vanishes after a claim worked: the renewal that carried the next
+    claim fails (and is sent again by the next tick), and the renewals after it go without
+    the claim, which is asked alone and answers True (every process sweeps), logged."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    table = attempt_table(MetaData())
+    store = SQLAlchemyAttemptStore(sessionmaker(engine), table=table)
+    store.create_table()
+    clock = Clock()
+    ledger = Ledger(store, lease=10.0, clock=clock)
+    assert ledger.take_sweep_turn(executor="celery", scope="clips", seconds=5.0)
+    with engine.begin() as connection:
+        store.turns.drop(connection)
+    rendering = store.insert(
+        Attempt(
+            id=0,
+            scope="clips",
+            project_key="1",
+            state=AttemptState.RENDERING,
+            lease_expires_at=clock.now + 10.0,
+            created_at=clock.now,
+            owner=new_owner(),
+        )
+    )
+    renewal = Renewal(rendering)
+    with pytest.raises(Exception, match="renderstate_sweep_turn"):
+        ledger.renew_and_take_sweep_turn([renewal], executor="celery", scope="c", seconds=5.0)
+    renewed, won = ledger.renew_and_take_sweep_turn(
+        [renewal], executor="celery", scope="c", seconds=5.0
+    )
+    assert ([r.outcome for r in renewed], won) == ([RenewalOutcome.RENEWED], True)
+    engine.dispose()

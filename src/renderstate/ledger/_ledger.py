@@ -38,6 +38,7 @@ from renderstate.ledger._taking import begin as begin_attempt
 from renderstate.ledger._turns import claim as claim_turn
 from renderstate.ledger._turns import folds as turn_folds
 from renderstate.ledger._turns import take as take_turn
+from renderstate.ledger._turns import unfold as turn_unfold
 from renderstate.ledger._waiting import pauses
 from renderstate.typing import Adapter, AttemptStore, ProjectLoader, ProjectT
 
@@ -493,7 +494,11 @@ class Ledger:
         if not renewals or not turn_folds(self):
             renewed = self.renew(renewals)
             return renewed, self.take_sweep_turn(executor=executor, scope=scope, seconds=seconds)
-        renewed, won = renew_leases(self, renewals, claim_turn(self, executor, scope, seconds))
+        try:
+            renewed, won = renew_leases(self, renewals, claim_turn(self, executor, scope, seconds))
+        except Exception:
+            turn_unfold(self)  # whatever failed, the next claims go alone until one works
+            raise
         if won is None:  # nothing was sent (every token a stranger's): ask alone
             won = self.take_sweep_turn(executor=executor, scope=scope, seconds=seconds)
         return renewed, won

@@ -24,7 +24,17 @@ from renderstate.ledger._owners import this_worker
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
-__all__ = ["NAME_WIDTH", "TABLE_NAME", "TurnClaim", "claim", "folds", "name", "table_name", "take"]
+__all__ = [
+    "NAME_WIDTH",
+    "TABLE_NAME",
+    "TurnClaim",
+    "claim",
+    "folds",
+    "name",
+    "table_name",
+    "take",
+    "unfold",
+]
 
 logger = logging.getLogger("renderstate.ledger")
 
@@ -54,6 +64,11 @@ def claim(ledger: Ledger, executor: str, scope: str, seconds: float) -> TurnClai
     """The claim of ``executor``'s turn over ``scope`` for ``seconds`` from now."""
     now = ledger._time()
     return TurnClaim(name(executor, scope), this_worker()[:HOLDER_WIDTH], now + seconds, now)
+
+
+def unfold(ledger: Ledger) -> None:
+    """A claim in a renewal's transaction failed there: claim alone until one works again."""
+    _TAKEN.discard(id(ledger.store))
 
 
 def folds(ledger: Ledger) -> bool:

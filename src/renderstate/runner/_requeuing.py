@@ -175,12 +175,13 @@ class Sweeper:
         interval = self._interval if self._interval is not None else ledger.lease / 2
         loader = runner._state.loader
         while not stopped.is_set():
-            asked = time.monotonic()
             ours = True
+            claimed = time.monotonic()
             try:
                 # One process of the fleet sweeps per interval: the one whose turn it is.
                 if loader is not None:
                     ours = self._take_turn(runner, loader.scope, interval)
+                    claimed = time.monotonic()  # the turn runs from before this, if it is ours
                 if ours:
                     runner.sweep(self._executor, self._send)
             except Exception:
@@ -188,7 +189,7 @@ class Sweeper:
             if ours:
                 # Just after the turn ends, so its holder usually takes the next one too
                 # (a steady one sweep per interval) unless it died or fell behind.
-                pause = asked + interval * (1 + _TURN_MARGIN) + _TURN_MARGIN - time.monotonic()
+                pause = claimed + interval * (1 + _TURN_MARGIN) + _TURN_MARGIN - time.monotonic()
             else:
                 # Spread over the interval: whoever asks first once the turn ran out takes it.
                 pause = interval * random.uniform(0.5, 1.0)  # noqa: S311 - not security

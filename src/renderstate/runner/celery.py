@@ -215,9 +215,11 @@ def register(
 
     Besides the task, each worker process (each prefork child, or the worker itself with
     the solo and threads pools) sweeps the ledger every half lease
-    (:meth:`RenderRunner.sweep`): a render whose worker died is sent to its queue again
-    once its lease expired, or at once when that worker was a process of this machine,
-    so it resumes on another worker within about one and a half leases, whatever the
+    (:meth:`RenderRunner.sweep`), in turn with every other (one process of the fleet per
+    interval, :meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`):
+    a render whose worker died is sent to its queue again once its lease expired (at once
+    when that worker was a process of the sweeping process's machine), so it resumes on
+    another worker within about one and a half leases, whatever the
     broker's redelivery delay; a render that no task queue holds and whose process died is
     failed. On a warm shutdown (``SIGTERM``), a render that cannot finish within
     ``grace`` seconds stops at its next frame and is handed back to its queue
