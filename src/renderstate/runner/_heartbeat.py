@@ -168,14 +168,15 @@ class Heartbeat:
         <renderstate.ledger.Ledger.renew_and_take_sweep_turn>`), at no extra round trip;
         that tick renews every lease, whether due or not. Returns whether the turn was
         taken, or ``None`` when the heartbeat keeps nothing alive, cannot batch, or did
-        not answer within two ticks and a second: ask alone then.
+        not answer within a quarter of ``seconds`` (at least two ticks and a second): ask
+        alone then.
         """
         asked = _TurnAsked(executor, scope, seconds)
         with self._lock:
             if self._stopped or not self._beats or not self._batches:
                 return None
             self._turn = asked
-        if not asked.answered.wait(2 * self._tick + 1.0):
+        if not asked.answered.wait(max(2 * self._tick + 1.0, seconds / 4)):
             with self._lock:
                 if self._turn is asked:
                     self._turn = None
