@@ -7,6 +7,7 @@ the store when the status moved, report the record (``_observers``). Paths: ``_p
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
@@ -19,6 +20,7 @@ from renderstate._fields import (
     check_values,
     column_lengths,
     fit,
+    non_text_columns,
 )
 from renderstate._layout import DEFAULT_LAYOUT, Plan, StatusValues, layout_for, trusted_change
 from renderstate._machine import MACHINE, can_start_render, decide
@@ -620,10 +622,27 @@ class ProjectLifecycle(Generic[ProjectT]):
         )
 
 
+UUID_COLUMNS: Final = frozenset({"UUIDField"})
+"""The adapters' names of the UUID column types a ``task_id_field`` may name: Django's and
+Peewee's ``UUIDField``."""
+
+
+def _as_uuid(task_id: str, field: str) -> uuid.UUID:
+    """``task_id`` as the UUID a UUID column stores, or a ``ValueError`` naming the column."""
+    try:
+        return uuid.UUID(task_id)
+    except ValueError:
+        msg = (
+            f"task_id {task_id!r} is no UUID and {field!r} is a UUID column: give the task "
+            f"system's ids (Celery's are UUIDs) or name a text column. Nothing was written"
+        )
+        raise ValueError(msg) from None
+
+
 class _AppColumns:
     """The app's columns for the failure reason and the task id, checked once per lifecycle."""
 
-    __slots__ = ("_empty", "error_field", "lengths", "reserved", "task_id_field")
+    __slots__ = ("_empty", "_uuid", "error_field", "lengths", "reserved", "task_id_field")
 
     def __init__(
         self,
@@ -654,8 +673,25 @@ class _AppColumns:
         self.reserved = {name: option for option, name in named.items() if isinstance(name, str)}
         adapter, project = lifecycle._adapter, lifecycle._project
         self.lengths = column_lengths(adapter, project, list(self.reserved))
-        check_text_columns(adapter, project, {o: n for n, o in self.reserved.items()})
+        kinds = non_text_columns(adapter, project, list(self.reserved))
+        # A UUID column holds the task id of a task system whose ids are UUIDs (Celery's,
+        # django-tasks'): the transcoding app's Video.task_id is one.
+        self._uuid = task_id_field is not None and kinds.get(task_id_field) in UUID_COLUMNS
+        texts = {
+            option: name
+            for name, option in self.reserved.items()
+            if not (self._uuid and option == "task_id_field")
+        }
+        check_text_columns(adapter, project, texts)
         self._empty = {name: adapter.empty_output(project, name) for name in self.reserved}
+        if self._uuid and self._empty[str(task_id_field)] is not None:
+            msg = (
+                f"task_id_field {task_id_field!r}: {type(project).__name__}.{task_id_field} is "
+                f"a UUID column that cannot be NULL, which a render without a task id (a "
+                f"thread executor's) needs: make it nullable (null=True), or leave "
+                f"task_id_field out. Nothing was written"
+            )
+            raise ValueError(msg)
 
     def on_start(self, task_id: object) -> dict[str, object]:
         """What a start writes: the task id (or nothing there), and no failure reason."""
@@ -673,6 +709,9 @@ class _AppColumns:
                     # MariaDB and SQLite would store it. Refused the same everywhere.
                     msg = f"task_id holds a NUL character: {task_id!r}. Nothing was written"
                     raise ValueError(msg)
+                if self._uuid:
+                    values[field] = _as_uuid(task_id, field)
+                    return values
                 limit = self.lengths.get(field)
                 if limit is not None and len(task_id) > limit:
                     msg = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,7 +23,7 @@ from django.db import connections, models, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
-from renderstate import RenderConflictError, Status
+from renderstate import ProjectLifecycle, RenderConflictError, Status
 from renderstate.adapters.django import DjangoAdapter
 
 from .conftest import target_for
@@ -108,13 +109,13 @@ def use_database(target: Target) -> str:
             connections.settings[alias] = configured[alias]
         if alias not in _PREPARED:
             from djangoapp.models import Project  # noqa: PLC0415 - needs django.setup()
-            from djangoapp.variant import Clip  # noqa: PLC0415 - needs django.setup()
+            from djangoapp.variant import Clip, Transcode  # noqa: PLC0415 - needs django.setup()
 
             def create_tables() -> None:
                 connection = connections[alias]
                 existing = connection.introspection.table_names()
                 with connection.schema_editor() as editor:
-                    for model in (Project, Clip):
+                    for model in (Project, Clip, Transcode):
                         if model._meta.db_table not in existing:
                             editor.create_model(model)
                 if "renderstate_attempt" not in existing:
@@ -385,3 +386,54 @@ def test_rolled_back_savepoint_is_undone_on_the_object(
         project.save()
     row = harness.row(key)
     assert (row["status"], row["title"]) == ("DRAFT", "edited after the savepoint")
+
+
+def test_a_uuid_column_holds_celery_s_task_id(
+    db_targets: dict[str, Target | Exception], backend: str
+) -> None:
+    """The transcoding app's Video.task_id is a UUIDField (Celery's ids are UUIDs): as
+    task_id_field it gets the id in the start's own UPDATE, a start without one (a thread
+    executor) empties it, and an id that is no UUID is refused before anything is written.
+    It was refused as 'no text column', so the swap could not keep the app's column."""
+    harness = DjangoHarness(target_for(db_targets, backend), variant=False)
+    harness.prepare()
+    from djangoapp.variant import Transcode  # noqa: PLC0415 - needs django.setup()
+
+    videos = Transcode.objects.using(harness.alias)
+    key = videos.create().pk
+    values: Any = {
+        Status.DRAFT: 0,
+        Status.PROCESSING: [1, 2],
+        Status.COMPLETED: 3,
+        Status.FAILED: 4,
+    }
+
+    def lifecycle() -> ProjectLifecycle[Any]:
+        return ProjectLifecycle(
+            videos.get(pk=key),
+            DjangoAdapter(),
+            values=values,
+            output_field=None,
+            error_field="error",
+            task_id_field="task_id",
+        )
+
+    task = str(uuid.uuid4())
+    lifecycle().start_render(task_id=task)
+    assert videos.values("status", "task_id").get(pk=key) == {
+        "status": 1,
+        "task_id": uuid.UUID(task),
+    }
+    lifecycle().fail(RuntimeError("the encoder crashed"))
+    with pytest.raises(ValueError, match="no UUID"):
+        lifecycle().start_render(task_id="render-7")
+    assert videos.values("status", "task_id").get(pk=key) == {
+        "status": 4,
+        "task_id": uuid.UUID(task),
+    }
+    lifecycle().start_render()
+    assert videos.values("status", "task_id", "error").get(pk=key) == {
+        "status": 1,
+        "task_id": None,
+        "error": None,
+    }

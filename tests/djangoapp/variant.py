@@ -15,6 +15,19 @@ class Clip(models.Model):
         db_table = "dj_clip"
 
 
+class Transcode(models.Model):
+    """The transcoding app's Video, as it is: integer statuses (0 to 4, QUEUED and PROCESS
+    both rendering), its failure reason as text and Celery's task id as a UUID."""
+
+    status = models.SmallIntegerField(default=0)
+    error = models.TextField(blank=True, null=True)
+    task_id = models.UUIDField(blank=True, null=True)
+
+    class Meta:
+        app_label = "djangoapp"
+        db_table = "dj_transcode"
+
+
 class ProjectProxy(Project):
     """A proxy of the reference model: the same rows, so the same ledger scope."""
 
