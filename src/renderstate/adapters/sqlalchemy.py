@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any, Final, Protocol, cast
 
 try:
     from sqlalchemy import (
@@ -34,10 +34,13 @@ try:
     )
     from sqlalchemy import cast as sql_cast
     from sqlalchemy.dialects.mysql import BINARY
+    from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import Mapper, Session, sessionmaker
     from sqlalchemy.orm.attributes import set_committed_value
     from sqlalchemy.orm.state import InstanceState
     from sqlalchemy.schema import Column
+    from sqlalchemy.sql.base import Executable
+    from sqlalchemy.sql.dml import Update
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
         "renderstate.adapters.sqlalchemy needs SQLAlchemy; "
@@ -57,9 +60,50 @@ from renderstate._records import Change
 from renderstate.adapters._checks import check_length, foreign_object
 from renderstate.exceptions import ProjectNotFoundError
 
-__all__ = ["AsyncSQLAlchemyAdapter", "SQLAlchemyAdapter", "joined"]
+__all__ = ["AsyncSQLAlchemyAdapter", "Rider", "SQLAlchemyAdapter", "joined", "riding"]
 
 _JOINED: ContextVar[Session | None] = ContextVar("renderstate_sqlalchemy_joined", default=None)
+_RIDER: ContextVar[Rider | None] = ContextVar("renderstate_sqlalchemy_rider", default=None)
+
+
+class Rider(Protocol):
+    """Another table's write that travels in the adapter's guarded ``UPDATE``: one statement.
+
+    The attempt ledger's SQLAlchemy store is one: with a ledger, a start's attempt row and
+    a completion's fenced write of it ride in the project's own guarded ``UPDATE`` (a
+    data-modifying ``WITH`` on PostgreSQL, a multi-table ``UPDATE`` on MySQL/MariaDB), so
+    a transition with a ledger costs the database one statement, as without one.
+    """
+
+    def fold(self, update: Update, dialect: Dialect) -> Executable | None:
+        """Return the statement to send instead of ``update``, or ``None`` to send it as is.
+
+        The statement returned writes the project's row exactly as ``update`` (the
+        guarded ``UPDATE``) would, and only where the rider's own condition holds too;
+        where either does not hold it writes nothing at all. A rider that has written
+        returns ``None``.
+        """
+
+    def wrote(self, result: CursorResult[Any]) -> bool:
+        """Whether the folded statement wrote the project's row (and so the rider's).
+
+        When it wrote nothing, the rider may raise its own refusal (its condition did not
+        hold); returning ``False`` lets the lifecycle read the project's status and decide.
+        """
+
+
+@contextmanager
+def riding(rider: Rider) -> Iterator[None]:
+    """Fold ``rider`` into the next guarded ``UPDATE`` on the session :func:`joined` set.
+
+    An adapter on any other session (or none joined) sends its own statement and never
+    asks the rider.
+    """
+    token = _RIDER.set(rider)
+    try:
+        yield
+    finally:
+        _RIDER.reset(token)
 
 
 @contextmanager
@@ -96,6 +140,10 @@ class SQLAlchemyAdapter:
     """
 
     __slots__ = ("_factory", "_session")
+
+    takes_riders: Final = True
+    """Whether a :class:`Rider` set by :func:`riding` rides in this adapter's ``UPDATE`` (on
+    the session :func:`joined` set)."""
 
     def __init__(self, session: Session | sessionmaker[Session]) -> None:
         if isinstance(session, Session):
@@ -361,15 +409,26 @@ def _execute(session: Session, plan: _Plan) -> bool:
     stmt = (
         update(plan.table).where(*plan.where, guard.in_(plan.change.expected)).values(plan.values)
     )
-    result = cast("CursorResult[Any]", session.execute(stmt))
-    if result.rowcount == 1:
-        params = result.last_updated_params()
-        assert isinstance(params, dict)
+    rider = _RIDER.get() if session is _JOINED.get() else None
+    folded = None if rider is None else rider.fold(stmt, session.get_bind().dialect)
+    if rider is None or folded is None:
+        result = cast("CursorResult[Any]", session.execute(stmt))
+        applied = result.rowcount == 1
+    else:
+        result = cast("CursorResult[Any]", session.execute(folded))
+        applied = rider.wrote(result)
+    if applied:
+        # The Python-side onupdate values the UPDATE was sent with, by column key (a
+        # folded statement may be an INSERT around the UPDATE: not last_updated_params()).
+        params = result.context.compiled_parameters[0]
         for column in plan.table.columns:
-            written = column in plan.values or column.onupdate is not None
-            if written and column.key in params:
-                attr = mapper.get_property_by_column(column).key
-                set_committed_value(project, attr, params[column.key])
+            if column in plan.values:
+                value = plan.values[column]
+            elif column.onupdate is not None and column.key in params:
+                value = params[column.key]
+            else:
+                continue
+            set_committed_value(project, mapper.get_property_by_column(column).key, value)
         state: InstanceState[Any] = inspect(project)
         if plan.server_side and state.session is not None:
             state.session.expire(

@@ -22,13 +22,22 @@ from renderstate.exceptions import (
     RenderCancelledError,
 )
 from renderstate.ledger._checks import is_token
+from renderstate.ledger._folding import Ride, ride_update
 from renderstate.ledger._owners import release
 from renderstate.typing import AttemptStore, ProjectT
 
 if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
-__all__ = ["LEFT_OUTSIDE", "finish", "held", "owned_update", "refused", "superseded"]
+__all__ = [
+    "LEFT_OUTSIDE",
+    "finish",
+    "held",
+    "owned_update",
+    "owner_fences",
+    "refused",
+    "superseded",
+]
 
 LEFT_OUTSIDE: Final = "the project left PROCESSING outside the ledger"
 
@@ -54,15 +63,30 @@ def finish(
     """
     try:
         with ledger._atomic(lifecycle):
-            # The attempt's row first: a late attempt stops here, before it has taken
-            # the project's row lock or touched its object.
-            if fence is None:
-                matched = owned_update(ledger.store, attempt, values, uncancelled=uncancelled)
+            ride = (
+                None
+                if fence is not None
+                else _ride(ledger, lifecycle, attempt, values, uncancelled=uncancelled)
+            )
+            if ride is None:
+                # The attempt's row first: a late attempt stops here, before it has
+                # taken the project's row lock or touched its object.
+                if fence is None:
+                    matched = owned_update(ledger.store, attempt, values, uncancelled=uncancelled)
+                else:
+                    matched = fence()
+                if not matched:
+                    raise refused(ledger.store, attempt, lifecycle.project_key)
+                record = transition()
             else:
-                matched = fence()
-            if not matched:
-                raise refused(ledger.store, attempt, lifecycle.project_key)
-            record = transition()
+                # Both rows in the project's guarded UPDATE: both written, or neither
+                # (the ride raises refused() when the attempt's fence failed).
+                with ride:
+                    record = transition()
+                if ride.landed is None and not owned_update(
+                    ledger.store, attempt, values, uncancelled=uncancelled
+                ):  # the adapter sent a statement of its own
+                    raise refused(ledger.store, attempt, lifecycle.project_key)
             if publish is not None:
                 publish()
     except AttemptSupersededError:
@@ -88,6 +112,28 @@ def finish(
     return record
 
 
+def _ride(
+    ledger: Ledger,
+    lifecycle: ProjectLifecycle[ProjectT],
+    attempt: Attempt,
+    values: Mapping[str, object],
+    *,
+    uncancelled: bool = False,
+) -> Ride[bool] | None:
+    """The store's ride of the attempt's fenced write in the project's UPDATE, if it has one."""
+    fences = owner_fences(ledger.store, attempt, uncancelled=uncancelled)
+    if fences is None:
+        return None
+    return ride_update(
+        ledger.store,
+        lifecycle,
+        attempt_id=attempt.id,
+        values=values,
+        fences=fences,
+        refused=lambda: refused(ledger.store, attempt, lifecycle.project_key),
+    )
+
+
 def owned_update(
     store: AttemptStore,
     attempt: Attempt | int,
@@ -105,32 +151,31 @@ def owned_update(
     recorded before owner tokens existed is fenced by its worker name, as then. With
     ``uncancelled``, only while nobody asked the attempt to cancel.
     """
+    fences = owner_fences(store, attempt, uncancelled=uncancelled)
+    if fences is None:
+        return False
+    attempt_id = attempt if isinstance(attempt, int) else attempt.id
+    return store.update(attempt_id, values, **fences)  # type: ignore[arg-type]
+
+
+def owner_fences(
+    store: AttemptStore, attempt: Attempt | int, *, uncancelled: bool = False
+) -> dict[str, object] | None:
+    """The fences of :func:`owned_update`, as ``store.update`` takes them; ``None``: none holds."""
+    fences: dict[str, object] = {"states": ACTIVE_STATES}
     # Asked only when it matters: a store written before cancel requests (its update()
     # takes no ``uncancelled``) keeps working, without them.
-    fences: dict[str, object] = (
-        {"uncancelled": True} if uncancelled and takes_cancel_requests(store) else {}
-    )
+    if uncancelled and takes_cancel_requests(store):
+        fences["uncancelled"] = True
     if isinstance(attempt, int):
-        return store.update(attempt, values, states=ACTIVE_STATES, **fences)  # type: ignore[arg-type]
+        return fences
     if attempt.owner is not None:
         if not is_token(attempt.owner):
-            return False  # no owner holds it: a variant of a token would match on MariaDB
-        return store.update(
-            attempt.id,
-            values,
-            states=ACTIVE_STATES,
-            owner=attempt.owner,
-            **fences,  # type: ignore[arg-type]
-        )
-    if attempt.worker is None:
-        return store.update(attempt.id, values, states=ACTIVE_STATES, **fences)  # type: ignore[arg-type]
-    return store.update(
-        attempt.id,
-        values,
-        states=ACTIVE_STATES,
-        worker=attempt.worker,
-        **fences,  # type: ignore[arg-type]
-    )
+            return None  # no owner holds it: a variant of a token would match on MariaDB
+        fences["owner"] = attempt.owner
+    elif attempt.worker is not None:
+        fences["worker"] = attempt.worker
+    return fences
 
 
 _TAKES: dict[type, bool] = {}

@@ -23,6 +23,7 @@ from renderstate.ledger._checks import check_progress as _check_progress
 from renderstate.ledger._checks import check_text as _check_text
 from renderstate.ledger._checks import describe as _describe
 from renderstate.ledger._fencing import finish, owned_update
+from renderstate.ledger._folding import ride_insert
 from renderstate.ledger._owners import (
     new_owner,
     this_worker,
@@ -221,23 +222,30 @@ class Ledger:
         check_owner(owner)
         token = owner or new_owner()
         now = self._time()
+        new = Attempt(
+            id=0,
+            scope=scope,
+            project_key=key,
+            state=AttemptState.QUEUED,
+            output_path=output_path,
+            actor=actor,
+            lease_expires_at=_written(now + self.lease),
+            created_at=_written(now),
+            owner=token,
+            task_id=task_id,
+            traceparent=traceparent,
+        )
         with self._atomic(lifecycle):
-            record = lifecycle.start_render(task_id=task_id)
-            attempt, others = self._insert(
-                Attempt(
-                    id=0,
-                    scope=scope,
-                    project_key=key,
-                    state=AttemptState.QUEUED,
-                    output_path=output_path,
-                    actor=actor,
-                    lease_expires_at=_written(now + self.lease),
-                    created_at=_written(now),
-                    owner=token,
-                    task_id=task_id,
-                    traceparent=traceparent,
-                )
-            )
+            ride = ride_insert(self.store, lifecycle, new)
+            if ride is None:
+                record = lifecycle.start_render(task_id=task_id)
+                attempt, others = self._insert(new)
+            else:
+                # The attempt's INSERT rides in the project's guarded UPDATE.
+                with ride:
+                    record = lifecycle.start_render(task_id=task_id)
+                landed = ride.landed
+                attempt, others = self._insert(new) if landed is None else landed
             for old in self.store.live(scope, key) if others else ():
                 if old.id != attempt.id:
                     self.store.update(

@@ -8,8 +8,8 @@ plus a parameter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Double,
@@ -17,11 +17,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     insert,
     literal,
     literal_column,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -35,8 +37,11 @@ from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal
 
 __all__ = [
     "UpdateShape",
+    "attempt_fence",
     "compared",
     "database_time",
+    "folded_insert",
+    "folded_update",
     "insert_finding_live",
     "renew_statement",
     "update_statement",
@@ -168,3 +173,120 @@ def renew_statement(
     live = [s.value for s in ACTIVE_STATES]
     ids = sorted({row.id for row in rows})
     return update(table).where(c.id.in_(ids), c.state.in_(live), or_(*fences)).values(sets)
+
+
+# ------------------------------------------------------------------ folded into the project's
+# SQLAlchemy keeps the Python-side defaults (a model's ``onupdate``) of one DML statement
+# per compiled statement, the last one it compiles: a CTE's, compiled after the statement
+# around it. So the project's UPDATE is the CTE here, never the statement around one.
+
+
+def _key(update: Update) -> list[ColumnElement[Any]]:
+    """The primary key columns of the table ``update`` writes."""
+    return list(cast("Table", update.table).primary_key.columns)
+
+
+def _value(value: object, column: Any, now: ColumnElement[float]) -> ColumnElement[Any]:
+    if isinstance(value, DatabaseTime):
+        return now + literal(value.seconds, Double())
+    return literal(value, column.type)
+
+
+def folded_insert(
+    update: Update, table: Table, dialect: Dialect, values: Mapping[str, object]
+) -> Insert:
+    """The project's guarded ``UPDATE`` with the attempt's insert, as one statement (PostgreSQL).
+
+    ``WITH renderstate_fold_project AS (UPDATE <project> ... WHERE <guard> RETURNING <key>)
+    INSERT INTO <attempts> (...) SELECT ... FROM renderstate_fold_project RETURNING ...``:
+    the attempt is inserted exactly when the guarded ``UPDATE`` wrote the project's row,
+    and the row returned says, as :func:`insert_finding_live`'s does, whether the project
+    has another live attempt. No row: nothing was written.
+    """
+    t = table
+    other = t.alias("renderstate_other")
+    named = dialect.identifier_preparer.format_table(t)
+    others = (
+        select(other.c.id)
+        .where(
+            other.c.scope == literal(values["scope"], t.c.scope.type),
+            other.c.project_key == literal(values["project_key"], t.c.project_key.type),
+            other.c.state.in_([s.value for s in ACTIVE_STATES]),
+            other.c.id != literal_column(f"{named}.id"),
+        )
+        .exists()
+    )
+    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
+    names = [name for name in FIELDS if name != "id"]
+    written = update.returning(*_key(update)).cte("renderstate_fold_project")
+    row = select(*[_value(values[n], t.c[n], now).label(n) for n in names]).select_from(written)
+    return insert(t).from_select(names, row).returning(*t.c, others.label("renderstate_others"))
+
+
+def attempt_fence(
+    table: Table,
+    attempt_id: int,
+    *,
+    states: Sequence[str],
+    worker: str | None,
+    owner: str | None,
+    uncancelled: bool,
+) -> list[ColumnElement[bool]]:
+    """The ``WHERE`` of an owner's write of its attempt, as :func:`update_statement`'s."""
+    c = table.c
+    where = [c.id == literal(attempt_id, c.id.type), c.state.in_(states)]
+    if worker is not None:
+        where.append(c.worker == literal(worker, c.worker.type))
+    if owner is not None:
+        where.append(c.owner == literal(owner, c.owner.type))
+    if uncancelled:
+        where.append(c.cancel_requested_at.is_(None))
+    return where
+
+
+def folded_update(
+    update: Update,
+    table: Table,
+    dialect: Dialect,
+    values: Mapping[str, object],
+    fence: Sequence[ColumnElement[bool]],
+) -> Update:
+    """The project's guarded ``UPDATE`` with the attempt's fenced write, as one statement.
+
+    PostgreSQL: ``WITH renderstate_fold_attempt AS (SELECT ... FROM <attempts> WHERE
+    <fence> FOR UPDATE), renderstate_fold_project AS (UPDATE <project> ... WHERE <guard>
+    AND EXISTS (renderstate_fold_attempt) RETURNING <key>) UPDATE <attempts> ... WHERE
+    <fence> AND EXISTS (renderstate_fold_project)``: the attempt's row is locked first (as
+    when it was written first), and both rows are written, or neither. MySQL/MariaDB:
+    one multi-table ``UPDATE <project>, <attempts> SET ... WHERE <guard> AND <fence>``,
+    which writes both rows or neither.
+    """
+    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
+    # Named: SQLAlchemy names an anonymous value after its column, which may be the
+    # project's column's name too.
+    sets = {
+        table.c[n]: now + bindparam(f"renderstate_set_{n}", v.seconds, Double())
+        if isinstance(v, DatabaseTime)
+        else bindparam(f"renderstate_set_{n}", v, table.c[n].type)
+        for n, v in values.items()
+    }
+    if dialect.name != "postgresql":
+        # Always true, but it names both tables in one comparison: without it SQLAlchemy
+        # warns of a cartesian product (there is one: one row by one row).
+        key = next(iter(_key(update)))
+        linked = tuple_(table.c.id, key) == tuple_(table.c.id, key)
+        return update.where(*fence, linked).values(sets)
+    held = (
+        select(literal(1).label("held"))
+        .select_from(table)
+        .where(*fence)
+        .with_for_update()
+        .cte("renderstate_fold_attempt")
+    )
+    written = (
+        update.where(exists(select(held.c.held)))
+        .returning(*_key(update))
+        .cte("renderstate_fold_project")
+    )
+    after = exists(select(literal(1)).select_from(written))
+    return table.update().where(*fence, after).values(sets)

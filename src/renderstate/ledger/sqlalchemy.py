@@ -12,9 +12,10 @@ your migrations create it) or create it with :meth:`SQLAlchemyAttemptStore.creat
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, Generic, cast
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar, cast
 
 try:
     from sqlalchemy import (
@@ -37,9 +38,10 @@ try:
     from sqlalchemy import (
         text as sql_text,
     )
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, Dialect
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.state import InstanceState
+    from sqlalchemy.sql.base import Executable
     from sqlalchemy.sql.dml import Insert, Update
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
@@ -58,7 +60,7 @@ from renderstate._attempts import (
     key_values,
     stored_values,
 )
-from renderstate.adapters.sqlalchemy import _JOINED, joined
+from renderstate.adapters.sqlalchemy import _JOINED, joined, riding
 from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger import _turns
 from renderstate.ledger._clock import written
@@ -66,8 +68,11 @@ from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.ledger._renewals import RowRenewal, matches, skips_locked
 from renderstate.ledger._sa_statements import (
     UpdateShape,
+    attempt_fence,
     compared,
     database_time,
+    folded_insert,
+    folded_update,
     insert_finding_live,
     renew_statement,
     update_statement,
@@ -79,6 +84,12 @@ __all__ = ["SQLAlchemyAttemptStore", "SQLAlchemyLoader", "attempt_table", "sweep
 TABLE_NAME: Final = "renderstate_attempt"
 
 _Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+_FOLDS: Final = frozenset({"postgresql", "mysql", "mariadb"})
+"""Databases where the attempt's write rides in the project's guarded UPDATE: PostgreSQL
+(a data-modifying WITH) and MySQL/MariaDB (a multi-table UPDATE, so for ends only)."""
+
+T = TypeVar("T")
 
 
 def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
@@ -327,6 +338,103 @@ class SQLAlchemyAttemptStore:
             row = session.execute(stmt, params).one()._mapping
             return attempt_from_row(row), bool(row["renderstate_others"])
 
+    def ride_insert(self, adapter: object, attempt: Attempt) -> _Ride[tuple[Attempt, bool]] | None:
+        """Insert ``attempt`` in the start's guarded ``UPDATE`` of the project (PostgreSQL).
+
+        One statement where there were two (a data-modifying ``WITH``), when ``adapter``
+        is a :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter` (it then writes
+        on this store's session). MySQL/MariaDB cannot insert and update
+        in one statement, and SQLite has no ``UPDATE`` in ``WITH``: ``None``, and the
+        ledger inserts with :meth:`insert_and_find_live`.
+        """
+        dialect = self._folding(adapter)
+        if dialect is None or dialect.name != "postgresql":
+            return None
+        values = stored_values(_attempt_kwargs(attempt))
+        del values["id"]
+        table = self.table
+
+        def fold(update: Update, dialect: Dialect) -> Executable:
+            return folded_insert(update, table, dialect, values)
+
+        def land(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
+            row = result.first()
+            if row is None:
+                return None
+            found = row._mapping
+            return attempt_from_row(found), bool(found["renderstate_others"])
+
+        return _Ride(fold, land)
+
+    def ride_update(
+        self,
+        adapter: object,
+        attempt_id: int,
+        values: Mapping[str, object],
+        *,
+        states: Collection[AttemptState],
+        worker: str | None,
+        owner: str | None,
+        uncancelled: bool,
+        refused: Callable[[], BaseException],
+    ) -> _Ride[bool] | None:
+        """Write ``values`` to the attempt in the end's guarded ``UPDATE`` of the project.
+
+        Fenced as :meth:`update` is, in the same statement as the project's row (see
+        ``folded_update`` in ``_sa_statements``): on PostgreSQL and
+        MySQL/MariaDB, when ``adapter`` is a
+        :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter`; else ``None``. When
+        the statement wrote nothing and the attempt's fence does not hold (read again,
+        under a lock on MySQL/MariaDB), ``refused()`` is raised.
+        """
+        dialect = self._folding(adapter)
+        if dialect is None:
+            return None
+        table = self.table
+        fence = attempt_fence(
+            table,
+            attempt_id,
+            states=sorted(AttemptState(s).value for s in states),
+            worker=worker,
+            owner=owner,
+            uncancelled=uncancelled,
+        )
+        stored = stored_values(values)
+        # A multi-table UPDATE counts the rows it matched in both tables.
+        both = 1 if dialect.name == "postgresql" else 2
+
+        def fold(update: Update, dialect: Dialect) -> Executable:
+            return folded_update(update, table, dialect, stored, fence)
+
+        def land(result: CursorResult[Any]) -> bool | None:
+            if result.rowcount == both:
+                return True
+            # Nothing was written: the attempt's fence, or the project's guard?
+            query = select(table.c.id).where(*fence)
+            if both == 2:
+                query = query.with_for_update()  # REPEATABLE READ: not the old snapshot
+            with self._session_in_transaction() as session:
+                if session.execute(query).first() is None:
+                    raise refused()
+            return None
+
+        return _Ride(fold, land)
+
+    def _folding(self, adapter: object) -> Dialect | None:
+        """The dialect ``adapter`` writes in, if the ledger's writes can ride in its statements.
+
+        They can for the SQLAlchemy adapter on this store's joined session, on PostgreSQL
+        and MySQL/MariaDB.
+        """
+        session = _JOINED.get()
+        if session is None or not getattr(adapter, "takes_riders", False):
+            return None
+        connection = session.connection()
+        if connection.dialect.name not in _FOLDS:
+            return None
+        self._check_schema(connection)
+        return connection.dialect
+
     @retries_deadlocks
     def update(
         self,
@@ -501,6 +609,46 @@ class SQLAlchemyAttemptStore:
     def loader(self, model: type[ProjectT]) -> SQLAlchemyLoader[ProjectT]:
         """Return a loader of ``model`` instances by the key text the ledger stores."""
         return SQLAlchemyLoader(model, self._factory or self._session)
+
+
+class _Ride(Generic[T]):
+    """One write of the ledger's table riding in the adapter's guarded ``UPDATE``.
+
+    A :class:`~renderstate.adapters.sqlalchemy.Rider` for the adapter and a
+    :class:`~renderstate.ledger._folding.Ride` for the ledger: ``with`` it, the next
+    guarded ``UPDATE`` on the joined session is ``fold``'s statement, and :attr:`landed`
+    what ``land`` read from its result once it wrote.
+    """
+
+    def __init__(
+        self,
+        fold: Callable[[Update, Dialect], Executable],
+        land: Callable[[CursorResult[Any]], T | None],
+    ) -> None:
+        self._fold = fold
+        self._land = land
+        self._riding: Any = None
+        self.landed: T | None = None
+        """What the folded statement wrote, once it did."""
+
+    def fold(self, update: Update, dialect: Dialect) -> Executable | None:
+        return None if self.landed is not None else self._fold(update, dialect)
+
+    def wrote(self, result: CursorResult[Any]) -> bool:
+        self.landed = self._land(result)
+        return self.landed is not None
+
+    def __enter__(self) -> None:
+        self._riding = riding(self)
+        self._riding.__enter__()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._riding.__exit__(kind, error, traceback)
 
 
 class SQLAlchemyLoader(Generic[ProjectT]):

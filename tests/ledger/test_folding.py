@@ -1,0 +1,208 @@
+"""The ledger's writes folded into the project's guarded UPDATE: the guard and the fence hold.
+
+With the SQLAlchemy store and adapter, a start on PostgreSQL and a completion on PostgreSQL
+and MariaDB are one statement writing both rows. Each test here fails if that statement
+lost the project's guard (a second render, a completion of a project no longer
+PROCESSING) or the attempt's fence (a superseded owner's completion): racing real threads
+and a second connection that holds the project's row, on the real databases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from renderstate import (
+    AttemptSupersededError,
+    InvalidTransitionError,
+    RenderConflictError,
+    Status,
+)
+from renderstate.ledger import AttemptState, Ledger
+
+from .conftest import target_for
+from .contract import ledger_for
+from .test_sqlalchemy import SQLAlchemyLedgerHarness
+
+FOLDING = ["postgres", "mariadb"]
+THREADS = 12
+
+
+@pytest.fixture(params=FOLDING)
+def harness(request: pytest.FixtureRequest, db_targets: Any) -> Iterator[SQLAlchemyLedgerHarness]:
+    """The SQLAlchemy store and adapter (the reference model) on a database that folds."""
+    made = SQLAlchemyLedgerHarness(target_for(db_targets, request.param), variant=False)
+    made.prepare()
+    yield made
+    made.release()
+
+
+def holding(harness: SQLAlchemyLedgerHarness, key: object, status: Status) -> Any:
+    """A second connection's open transaction that moved the project to ``status``: it
+    holds the project's row until it commits."""
+    connection = harness.engine.connect()
+    transaction = connection.begin()
+    table = harness.model.__table__
+    connection.execute(
+        update(table).where(table.c.id == key).values(status=harness.literal(status))
+    )
+    return connection, transaction
+
+
+def after_it_waits(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """``call`` in a thread, started; its result or error lands in the list."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_racing_starts_one_wins_one_attempt(harness: SQLAlchemyLedgerHarness) -> None:
+    """Of 12 threads starting one COMPLETED project at once with one statement each, one
+    wins, 11 get 409, exactly one attempt is written and the old video stays."""
+    ledger = ledger_for(harness)
+    key = harness.insert(Status.COMPLETED, output="projects/1/final.mp4")
+    before = harness.attempts()
+    barrier = threading.Barrier(THREADS)
+
+    def start(_: int) -> str:
+        lifecycle = harness.lifecycle(harness.load(key))
+        barrier.wait()
+        try:
+            ledger.start(lifecycle)
+        except RenderConflictError:
+            return "conflict"
+        return "won"
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = sorted(pool.map(start, range(THREADS)))
+    assert results == ["conflict"] * (THREADS - 1) + ["won"]
+    assert harness.attempts() == before + 1
+    assert harness.row(key)["status"] == harness.literal(Status.PROCESSING)
+    assert harness.row(key)["output"] == "projects/1/final.mp4"
+
+
+def test_a_start_that_waited_for_another_start_is_refused(
+    harness: SQLAlchemyLedgerHarness,
+) -> None:
+    """A start blocked on the project's row while another transaction moves it to
+    PROCESSING is refused once that commits, and inserts no attempt."""
+    ledger = ledger_for(harness)
+    key = harness.insert(Status.FAILED)
+    lifecycle = harness.lifecycle(harness.load(key))  # reads FAILED: it will try
+    before = harness.attempts()
+    connection, transaction = holding(harness, key, Status.PROCESSING)
+    try:
+        thread, outcome = after_it_waits(lambda: ledger.start(lifecycle))
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting for the row
+        transaction.commit()
+    finally:
+        connection.close()
+    thread.join(timeout=60)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RenderConflictError), outcome
+    assert harness.attempts() == before
+
+
+def test_a_superseded_owner_s_completion_changes_nothing(
+    harness: SQLAlchemyLedgerHarness,
+) -> None:
+    """An attempt whose owner token is no longer current (another worker took it over)
+    cannot complete the project: the project and both attempts keep what they held."""
+    ledger = ledger_for(harness)
+    key = harness.insert()
+    lifecycle = harness.lifecycle(harness.load(key))
+    _, queued = ledger.start(lifecycle)
+    first = ledger.begin(queued)
+    # Its lease ends (the worker stalled) and a second worker takes the attempt over.
+    harness.store().update(first.id, {"lease_expires_at": 0.0}, states=[AttemptState.RENDERING])
+    second = ledger.begin(first)
+    row = harness.row(key)
+    with pytest.raises(AttemptSupersededError):
+        ledger.complete(lifecycle, first, "projects/late/final.mp4", fields={"title": "late"})
+    assert harness.row(key) == row
+    assert ledger.get(first.id) == second
+    ledger.complete(harness.lifecycle(harness.load(key)), second, "projects/1/final.mp4")
+    assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
+
+
+def test_a_completion_of_a_project_moved_out_of_processing_changes_nothing(
+    harness: SQLAlchemyLedgerHarness,
+) -> None:
+    """A project failed around the ledger while the completion waited for its row: the
+    completion is refused (InvalidTransitionError), the project keeps FAILED and its old
+    video, and the attempt is interrupted, not completed."""
+    ledger = ledger_for(harness)
+    key = harness.insert(Status.COMPLETED, output="projects/1/old.mp4")
+    lifecycle = harness.lifecycle(harness.load(key))
+    _, attempt = ledger.start(lifecycle)
+    attempt = ledger.begin(attempt)
+    connection, transaction = holding(harness, key, Status.FAILED)
+    try:
+        thread, outcome = after_it_waits(
+            lambda: ledger.complete(lifecycle, attempt, "projects/1/new.mp4")
+        )
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting for the row
+        transaction.commit()
+    finally:
+        connection.close()
+    thread.join(timeout=60)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], InvalidTransitionError), outcome
+    row = harness.row(key)
+    assert row["status"] == harness.literal(Status.FAILED)
+    assert row["output"] == "projects/1/old.mp4"
+    ended = ledger.get(attempt.id)
+    assert ended is not None
+    assert ended.state is AttemptState.INTERRUPTED
+
+
+def test_a_refused_completion_leaves_the_attempt_to_fail(harness: SQLAlchemyLedgerHarness) -> None:
+    """A completion refused because the project left PROCESSING writes nothing with its
+    one statement, and a retry of the same transition inside it does not find the attempt
+    already completed: the attempt is interrupted, never completed."""
+    ledger = ledger_for(harness)
+    key = harness.insert()
+    lifecycle = harness.lifecycle(harness.load(key))
+    _, attempt = ledger.start(lifecycle)
+    harness.lifecycle(harness.load(key)).fail("by hand")
+    with pytest.raises(InvalidTransitionError):
+        ledger.complete(lifecycle, attempt, "projects/1/final.mp4")
+    ended = ledger.get(attempt.id)
+    assert ended is not None
+    assert ended.state is AttemptState.INTERRUPTED
+    assert harness.row(key)["status"] == harness.literal(Status.FAILED)
+
+
+def test_a_start_then_completion_writes_the_onupdate_column(
+    harness: SQLAlchemyLedgerHarness,
+) -> None:
+    """The folded statements write the model's Python-side onupdate column (updated_at),
+    and set the status and output on the object as the row holds them."""
+    ledger = Ledger(harness.store())
+    key = harness.insert()
+    project = harness.load(key)
+    lifecycle = harness.lifecycle(project)
+    created = harness.row(key)["updated_at"]
+    _, attempt = ledger.start(lifecycle)
+    started = harness.row(key)["updated_at"]
+    assert project.status == "PROCESSING"
+    assert started > created
+    ledger.complete(lifecycle, attempt, "projects/1/final.mp4")
+    assert harness.row(key)["updated_at"] > started
+    assert project.status == "COMPLETED"
+    assert project.output_path == "projects/1/final.mp4"
