@@ -1,10 +1,12 @@
 """The ledger's writes folded into the project's guarded UPDATE: the guard and the fence hold.
 
 With the SQLAlchemy store and adapter, a start on PostgreSQL and a completion on PostgreSQL
-and MariaDB are one statement writing both rows. Each test here fails if that statement
-lost the project's guard (a second render, a completion of a project no longer
-PROCESSING) or the attempt's fence (a superseded owner's completion): racing real threads
-and a second connection that holds the project's row, on the real databases.
+and MariaDB are one statement writing both rows; a start on MariaDB through connections
+opened with multi-statements is the guarded UPDATE and the attempt's INSERT in one round
+trip. Each test here fails if that lost the project's guard (a second render, a completion
+of a project no longer PROCESSING) or the attempt's fence (a superseded owner's
+completion): racing real threads and a second connection that holds the project's row,
+on the real databases.
 """
 
 from __future__ import annotations
@@ -15,31 +17,84 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from pymysql.constants import CLIENT
+from sqlalchemy import Engine, create_engine, event, update
+from sqlalchemy.orm import sessionmaker
 
+from adapters.databases import Target
 from renderstate import (
     AttemptSupersededError,
     InvalidTransitionError,
+    ProjectLifecycle,
     RenderConflictError,
     Status,
 )
+from renderstate.cli._store import Store
 from renderstate.ledger import AttemptState, Ledger
+from renderstate.ledger._sa_statements import MULTI_STATEMENTS
 
 from .conftest import target_for
 from .contract import ledger_for
 from .test_sqlalchemy import SQLAlchemyLedgerHarness
 
-FOLDING = ["postgres", "mariadb"]
+FOLDING = ["postgres", "mariadb", "mariadb-multi"]
 THREADS = 12
+_ENGINES: dict[Target, Engine] = {}
+
+
+class MultiStatementHarness(SQLAlchemyLedgerHarness):
+    """The reference model on MariaDB through connections opened with multi-statements."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.target not in _ENGINES:
+            url = f"{self.target.sqlalchemy_url()}&client_flag={MULTI_STATEMENTS}"
+            _ENGINES[self.target] = create_engine(url, pool_size=20)
+        self.engine = _ENGINES[self.target]
+        self.factory = sessionmaker(self.engine, expire_on_commit=False)
 
 
 @pytest.fixture(params=FOLDING)
 def harness(request: pytest.FixtureRequest, db_targets: Any) -> Iterator[SQLAlchemyLedgerHarness]:
     """The SQLAlchemy store and adapter (the reference model) on a database that folds."""
-    made = SQLAlchemyLedgerHarness(target_for(db_targets, request.param), variant=False)
+    backend, _, multi = request.param.partition("-")
+    kind = MultiStatementHarness if multi else SQLAlchemyLedgerHarness
+    made = kind(target_for(db_targets, backend), variant=False)
     made.prepare()
     yield made
     made.release()
+
+
+def first_words(statements: list[str]) -> list[str]:
+    return [s.lstrip().split(None, 1)[0].upper() for s in statements]
+
+
+def test_a_start_and_a_completion_are_one_round_trip_each(
+    harness: SQLAlchemyLedgerHarness,
+) -> None:
+    """PostgreSQL: a start is one statement (the INSERT around the guarded UPDATE), a
+    completion one. MariaDB: a completion is one multi-table UPDATE; a start the guarded
+    UPDATE and the INSERT, sent together where the connection takes multi-statements."""
+    ledger = ledger_for(harness)
+    ledger.start(harness.lifecycle(harness.load(harness.insert())))  # first use: the hooks
+    lifecycle = harness.lifecycle(harness.load(harness.insert(Status.COMPLETED)))
+    with harness.capture() as started:
+        _, attempt = ledger.start(lifecycle)
+    attempt = ledger.begin(attempt)
+    with harness.capture() as completed:
+        ledger.complete(lifecycle, attempt, "projects/1/final.mp4")
+    backend = harness.target.backend
+    if backend == "postgres":
+        assert first_words(started) == ["WITH"], started
+        assert "INSERT INTO" in started[0]
+        assert first_words(completed) == ["WITH"], completed
+    else:
+        multi = isinstance(harness, MultiStatementHarness)
+        assert first_words(started) == ["UPDATE"] if multi else ["UPDATE", "INSERT"], started
+        assert ("; INSERT INTO" in started[0]) is multi
+        assert first_words(completed) == ["UPDATE"], completed
+    assert ledger.get(attempt.id) is not None
+    assert harness.row(lifecycle.project_key)["status"] == harness.literal(Status.COMPLETED)
 
 
 def holding(harness: SQLAlchemyLedgerHarness, key: object, status: Status) -> Any:
@@ -206,3 +261,27 @@ def test_a_start_then_completion_writes_the_onupdate_column(
     assert harness.row(key)["updated_at"] > started
     assert project.status == "COMPLETED"
     assert project.output_path == "projects/1/final.mp4"
+
+
+def test_the_command_line_store_sends_a_start_in_one_round_trip(db_targets: Any) -> None:
+    """The command line's store opens its MariaDB connections with multi-statements (and
+    found rows): a start is one round trip, a completion one statement."""
+    store = Store(target_for(db_targets, "mariadb").sqlalchemy_url())
+    try:
+        with store.engine.connect() as connection:
+            flags = connection.connection.dbapi_connection.client_flag  # type: ignore[union-attr]
+        assert flags & MULTI_STATEMENTS
+        assert flags & CLIENT.FOUND_ROWS
+        ledger = store.ledger
+        ledger.start(ProjectLifecycle(store.create("warm-up", {}), store.adapter))
+        lifecycle = ProjectLifecycle(store.create("one trip", {}), store.adapter)
+        sent: list[str] = []
+        event.listen(store.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        _, attempt = ledger.start(lifecycle)
+        assert first_words(sent) == ["UPDATE"], sent
+        assert "; INSERT INTO" in sent[0]
+        ledger.complete(lifecycle, attempt, "projects/1/final.mp4")
+        assert first_words(sent) == ["UPDATE", "UPDATE"], sent
+        assert store.get(str(lifecycle.project_key)).status == "COMPLETED"
+    finally:
+        store.close()

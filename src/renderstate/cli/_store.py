@@ -26,6 +26,7 @@ from renderstate._attempts import Attempt, encode_key
 from renderstate._status import Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.ledger import Ledger
+from renderstate.ledger._sa_statements import MULTI_STATEMENTS
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, SQLAlchemyLoader, attempt_table
 
 __all__ = ["Project", "Store", "StoreError"]
@@ -112,7 +113,7 @@ class Store:
                 )
                 raise StoreError(msg)
             file.parent.mkdir(parents=True, exist_ok=True)
-        parsed = _with_installed_driver(parsed)
+        parsed = _with_multi_statements(_with_installed_driver(parsed))
         attempts = SQLAlchemyAttemptStore(sessionmaker(), table=ATTEMPTS)
         try:
             self.engine = create_engine(parsed)
@@ -253,6 +254,20 @@ def _with_installed_driver(url: Any) -> Any:
     if find_spec(module) is None and find_spec(driver) is not None:
         return url.set(drivername=f"{backend}+{driver}")
     return url
+
+
+def _with_multi_statements(url: Any) -> Any:
+    """MySQL/MariaDB through PyMySQL: connections that take several statements at once.
+
+    The ledger then sends a start's attempt ``INSERT`` with the project's guarded
+    ``UPDATE`` in one round trip. Every statement the store sends binds its values as
+    parameters.
+    """
+    if url.get_backend_name() not in {"mysql", "mariadb"} or url.get_driver_name() != "pymysql":
+        return url
+    given = url.query.get("client_flag", "0")
+    flags = int(given if isinstance(given, str) else given[-1]) | MULTI_STATEMENTS
+    return url.update_query_dict({"client_flag": str(flags)})
 
 
 def _driver_hint(url: str, backend: str, exc: ImportError) -> str:

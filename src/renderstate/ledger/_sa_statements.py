@@ -8,8 +8,9 @@ plus a parameter.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
     Double,
@@ -17,16 +18,18 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    event,
     exists,
     insert,
     literal,
     literal_column,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, CursorResult, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
@@ -42,8 +45,13 @@ __all__ = [
     "database_time",
     "folded_insert",
     "folded_update",
+    "insert_after_update",
     "insert_finding_live",
     "renew_statement",
+    "sends_then",
+    "sent_then",
+    "then",
+    "then_parameters",
     "update_statement",
 ]
 
@@ -290,3 +298,135 @@ def folded_update(
     )
     after = exists(select(literal(1)).select_from(written))
     return table.update().where(*fence, after).values(sets)
+
+
+# ------------------------------------------------------------------ sent with the project's
+# MySQL/MariaDB cannot insert and update in one statement. A connection opened with the
+# protocol's multi-statements flag takes both in one round trip: the guarded UPDATE, then
+# an INSERT that inserts only where the UPDATE matched the row (ROW_COUNT() = 1).
+
+MULTI_STATEMENTS: Final = 1 << 16
+"""CLIENT.MULTI_STATEMENTS, the MySQL protocol's flag (PyMySQL and mysqlclient alike)."""
+
+_THEN: Final = "renderstate_then"
+_SENT: Final = "renderstate_then_sent"
+_HOOKING = threading.Lock()
+
+
+def insert_after_update(table: Table, dialect: Dialect, timed: frozenset[str]) -> str:
+    """The attempt's ``INSERT`` sent after the start's guarded ``UPDATE`` (MySQL/MariaDB).
+
+    ``INSERT ... SELECT ... FROM DUAL WHERE ROW_COUNT() = 1 RETURNING ...``: it inserts
+    the attempt only when the ``UPDATE`` sent before it matched the project's row
+    (SQLAlchemy asks for found rows, not changed rows), and returns it with whether the
+    project has another live attempt, as :func:`insert_finding_live` does. Its parameters
+    are named (``renderstate_then_<column>``, ``renderstate_scope``, ``renderstate_key``
+    and ``renderstate_<state>`` for each live state), so they do not meet the
+    ``UPDATE``'s; the SQL is compiled once per shape.
+    """
+    t = table
+    other = t.alias("renderstate_other")
+    named = dialect.identifier_preparer.format_table(t)
+    others = (
+        select(other.c.id)
+        .where(
+            other.c.scope == bindparam("renderstate_scope", type_=t.c.scope.type),
+            other.c.project_key == bindparam("renderstate_key", type_=t.c.project_key.type),
+            # Not IN: an IN's parameters are expanded when the statement runs.
+            or_(*[other.c.state == bindparam(f"renderstate_{s.value}") for s in ACTIVE_STATES]),
+            other.c.id != literal_column(f"{named}.id"),
+        )
+        .exists()
+    )
+    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
+    names = [name for name in FIELDS if name != "id"]
+    row = select(
+        *[
+            (
+                now + bindparam(f"renderstate_then_{n}", type_=Double())
+                if n in timed
+                else bindparam(f"renderstate_then_{n}", type_=t.c[n].type)
+            ).label(n)
+            for n in names
+        ]
+    ).where(text("ROW_COUNT() = 1"))
+    stmt = insert(t).from_select(names, row).returning(*t.c, others.label("renderstate_others"))
+    return str(stmt.compile(dialect=dialect))
+
+
+def then_parameters(values: Mapping[str, object], scope: str, key: str) -> dict[str, object]:
+    """The parameters of :func:`insert_after_update` for an attempt's stored values."""
+    params: dict[str, object] = {
+        f"renderstate_then_{name}": value.seconds if isinstance(value, DatabaseTime) else value
+        for name, value in values.items()
+    }
+    params["renderstate_scope"] = scope
+    params["renderstate_key"] = key
+    params.update({f"renderstate_{s.value}": s.value for s in ACTIVE_STATES})
+    return params
+
+
+def sends_then(connection: Connection) -> bool:
+    """Whether a statement can follow the adapter's ``UPDATE`` on ``connection`` in one trip.
+
+    A MySQL/MariaDB connection opened with :data:`MULTI_STATEMENTS` whose driver takes
+    named parameters (PyMySQL). Its engine then gets, once, the two hooks that send the
+    statement :func:`then` names and read its result.
+    """
+    dbapi = connection.connection.dbapi_connection
+    flags = getattr(dbapi, "client_flag", 0)
+    if not isinstance(flags, int) or not flags & MULTI_STATEMENTS:
+        return False
+    if connection.dialect.paramstyle != "pyformat":
+        return False
+    engine = connection.engine
+    with _HOOKING:
+        if not event.contains(engine, "before_cursor_execute", _send_then):
+            event.listen(engine, "before_cursor_execute", _send_then, retval=True)
+            event.listen(engine, "after_cursor_execute", _read_then)
+    return True
+
+
+def then(update: Update, sql: str, params: Mapping[str, object]) -> Update:
+    """``update``, to be sent with ``sql`` after it in one round trip (see :func:`sends_then`).
+
+    Its result is then ``sql``'s: the rows it returns.
+    """
+    return update.execution_options(**{_THEN: (sql, params)})
+
+
+def sent_then(result: CursorResult[Any]) -> bool:
+    """Whether the statement :func:`then` named was sent with the ``UPDATE``.
+
+    ``False``: the hook missed a connection made before it was installed, and the
+    ``UPDATE`` went alone.
+    """
+    return bool(getattr(result.context, _SENT, False))
+
+
+def _send_then(  # noqa: PLR0917 - SQLAlchemy's event signature
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    then = None if context is None else context.execution_options.get(_THEN)
+    if then is None or executemany or not isinstance(parameters, dict):
+        return statement, parameters
+    sql, params = then
+    setattr(context, _SENT, True)
+    return f"{statement}; {sql}", {**parameters, **params}
+
+
+def _read_then(  # noqa: PLR0917 - SQLAlchemy's event signature
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    if getattr(context, _SENT, False):
+        cursor.nextset()  # the INSERT's result: the rows the statement's result holds

@@ -73,8 +73,13 @@ from renderstate.ledger._sa_statements import (
     database_time,
     folded_insert,
     folded_update,
+    insert_after_update,
     insert_finding_live,
     renew_statement,
+    sends_then,
+    sent_then,
+    then,
+    then_parameters,
     update_statement,
 )
 from renderstate.typing import ProjectT
@@ -187,6 +192,7 @@ class SQLAlchemyAttemptStore:
         self._checked = False
         self._inserts: dict[tuple[str, frozenset[str]], Insert] = {}
         self._updates: dict[tuple[str, UpdateShape], Update] = {}
+        self._thens: dict[tuple[str, frozenset[str]], str] = {}
 
     def __repr__(self) -> str:
         return f"<SQLAlchemyAttemptStore table={self.table.name}>"
@@ -339,32 +345,55 @@ class SQLAlchemyAttemptStore:
             return attempt_from_row(row), bool(row["renderstate_others"])
 
     def ride_insert(self, adapter: object, attempt: Attempt) -> _Ride[tuple[Attempt, bool]] | None:
-        """Insert ``attempt`` in the start's guarded ``UPDATE`` of the project (PostgreSQL).
+        """Insert ``attempt`` with the start's guarded ``UPDATE`` of the project.
 
-        One statement where there were two (a data-modifying ``WITH``), when ``adapter``
-        is a :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter` (it then writes
-        on this store's session). MySQL/MariaDB cannot insert and update
-        in one statement, and SQLite has no ``UPDATE`` in ``WITH``: ``None``, and the
-        ledger inserts with :meth:`insert_and_find_live`.
+        When ``adapter`` is a :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter`
+        (it then writes on this store's session): on PostgreSQL one statement where there
+        were two (a data-modifying ``WITH``); on MySQL/MariaDB, which cannot insert and
+        update in one statement, both statements in one round trip where the connection
+        was opened with the multi-statements flag (``client_flag``, with PyMySQL; the
+        command line's store opens its own so). Elsewhere ``None``, and the ledger
+        inserts with :meth:`insert_and_find_live`.
         """
-        dialect = self._folding(adapter)
-        if dialect is None or dialect.name != "postgresql":
+        connection = self._folding(adapter)
+        if connection is None:
             return None
         values = stored_values(_attempt_kwargs(attempt))
         del values["id"]
         table = self.table
+        if connection.dialect.name == "postgresql":
 
-        def fold(update: Update, dialect: Dialect) -> Executable:
-            return folded_insert(update, table, dialect, values)
+            def fold(update: Update, dialect: Dialect) -> Executable:
+                return folded_insert(update, table, dialect, values)
 
-        def land(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
+            def land(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
+                row = result.first()
+                if row is None:
+                    return None
+                return attempt_from_row(row._mapping), bool(row._mapping["renderstate_others"])
+
+            return _Ride(fold, land)
+        if not sends_then(connection):
+            return None
+        timed = frozenset(n for n, v in values.items() if isinstance(v, DatabaseTime))
+        sql = self._thens.get((connection.dialect.name, timed))
+        if sql is None:
+            sql = insert_after_update(table, connection.dialect, timed)
+            self._thens[connection.dialect.name, timed] = sql
+        params = then_parameters(values, attempt.scope, attempt.project_key)
+
+        def send(update: Update, dialect: Dialect) -> Executable:
+            return then(update, sql, params)
+
+        def read(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
+            if not sent_then(result):  # the UPDATE went alone: insert after it
+                return self.insert_and_find_live(attempt) if result.rowcount == 1 else None
             row = result.first()
             if row is None:
                 return None
-            found = row._mapping
-            return attempt_from_row(found), bool(found["renderstate_others"])
+            return attempt_from_row(row._mapping), bool(row._mapping["renderstate_others"])
 
-        return _Ride(fold, land)
+        return _Ride(send, read)
 
     def ride_update(
         self,
@@ -387,9 +416,10 @@ class SQLAlchemyAttemptStore:
         the statement wrote nothing and the attempt's fence does not hold (read again,
         under a lock on MySQL/MariaDB), ``refused()`` is raised.
         """
-        dialect = self._folding(adapter)
-        if dialect is None:
+        connection = self._folding(adapter)
+        if connection is None:
             return None
+        dialect = connection.dialect
         table = self.table
         fence = attempt_fence(
             table,
@@ -420,8 +450,8 @@ class SQLAlchemyAttemptStore:
 
         return _Ride(fold, land)
 
-    def _folding(self, adapter: object) -> Dialect | None:
-        """The dialect ``adapter`` writes in, if the ledger's writes can ride in its statements.
+    def _folding(self, adapter: object) -> Connection | None:
+        """The connection ``adapter`` writes on, if the ledger's writes can ride in its statements.
 
         They can for the SQLAlchemy adapter on this store's joined session, on PostgreSQL
         and MySQL/MariaDB.
@@ -433,7 +463,7 @@ class SQLAlchemyAttemptStore:
         if connection.dialect.name not in _FOLDS:
             return None
         self._check_schema(connection)
-        return connection.dialect
+        return connection
 
     @retries_deadlocks
     def update(
