@@ -4,7 +4,9 @@ Every write of a live attempt's owner (a heartbeat, ``complete``, ``fail``) goes
 :func:`owned_update`: one conditional ``UPDATE`` that matches only while the attempt is live
 and held under the owner's token. :func:`finish` writes the attempt's row first and then the
 project's guarded ``UPDATE`` (and runs ``publish``, the rename of the new video) in one
-transaction, so a late owner stops before it has touched the project.
+transaction, so a late owner stops before it has touched the project; where the store
+folds (:mod:`~renderstate.ledger._folding`), both rows in the project's one statement,
+which writes both or neither.
 """
 
 from __future__ import annotations
