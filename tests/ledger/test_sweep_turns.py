@@ -15,6 +15,7 @@ from sqlalchemy import MetaData, create_engine
 from sqlalchemy.orm import sessionmaker
 
 from renderstate.ledger import Attempt, AttemptState, Ledger, Renewal, RenewalOutcome, new_owner
+from renderstate.ledger._turns import INSERT_AGAIN_EVERY
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
 
@@ -83,6 +84,52 @@ def test_of_many_processes_asking_at_once_exactly_one_takes_the_turn(
         thread.join()
     assert errors == []
     assert sorted(won) == [False] * 7 + [True]
+
+
+def _delete_turns(store: object) -> None:
+    """Delete every turn's row, as a flushed or recreated database has none."""
+    from renderstate.ledger.django import DjangoAttemptStore  # noqa: PLC0415
+    from renderstate.ledger.peewee import PeeweeAttemptStore  # noqa: PLC0415
+
+    if isinstance(store, SQLAlchemyAttemptStore):
+        with store._session_in_transaction() as session:
+            session.execute(store.turns.delete())
+    elif isinstance(store, PeeweeAttemptStore):
+        store.turns.delete().execute()
+    else:
+        assert isinstance(store, DjangoAttemptStore)
+        from renderstate.ledger.django.models import SweepTurn  # noqa: PLC0415
+
+        SweepTurn.objects.using(store.alias()).all().delete()
+
+
+def test_a_turn_whose_row_was_deleted_is_taken_again(sql_harness: LedgerHarness) -> None:
+    """The turns' rows are deleted (a flushed or recreated database) after every process
+    inserted its turn's: asking on, once the turn would have run out, one of them takes
+    it again within a few asks. Each store had remembered its row as inserted for good,
+    so no process of the fleet ever swept again until it restarted."""
+    clock = Clock()
+    ledgers = [ledger_for(sql_harness, clock), ledger_for(sql_harness, clock)]
+    scope = _scope()
+    assert ledgers[0].take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    assert not ledgers[1].take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    _delete_turns(ledgers[0].store)
+    won = []
+    for _ in range(INSERT_AGAIN_EVERY + 1):
+        clock.now += 6.0
+        won.append(
+            [
+                ledger.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+                for ledger in ledgers
+            ]
+        )
+    assert [w for w in won if any(w)], won
+    assert all(sum(w) <= 1 for w in won), won  # still one holder at a time
+    clock.now += 6.0
+    # Taken again, it is held as before: its holder asks again at once and is refused.
+    assert ledgers[0].take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    assert not ledgers[1].take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    assert not ledgers[0].take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
 
 
 def test_without_the_turns_table_every_process_sweeps(

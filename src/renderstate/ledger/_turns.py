@@ -16,6 +16,7 @@ acting per attempt" still rests on each attempt's own fenced ``UPDATE``, not on 
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from renderstate._attempts import DatabaseTime
@@ -25,9 +26,11 @@ if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
 __all__ = [
+    "INSERT_AGAIN_EVERY",
     "NAME_WIDTH",
     "TABLE_NAME",
     "TurnClaim",
+    "TurnRows",
     "claim",
     "folds",
     "name",
@@ -49,6 +52,46 @@ _WARNED: set[int] = set()
 _TAKEN: set[int] = set()
 """The stores (by id) whose turn was asked for alone once without an error: their
 database has the turns' table, so a heartbeat may ask for it in its own transaction."""
+
+
+INSERT_AGAIN_EVERY: Final = 4
+"""A store that inserted a turn's row inserts it again (ignoring it if there) once every
+this many claims refused in a row: a row deleted since (a flushed or recreated database)
+would otherwise refuse this process the turn for good, and with it every process that
+had inserted it: nobody would sweep again until they restart."""
+
+
+class TurnRows:
+    """Which turns' rows a store inserted, and when it asks for one again.
+
+    Keyed by whatever tells a store's turns apart (a name; a database alias and a name).
+    """
+
+    def __init__(self) -> None:
+        self._refused: dict[Hashable, int] = {}
+        """The key of each turn whose row this store inserted, with the claims refused
+        in a row since it last inserted it or took the turn."""
+
+    def insert(self, key: Hashable) -> bool:
+        """A claim of turn ``key`` was refused: whether to insert its row (then claim again).
+
+        The first time, and again every :data:`INSERT_AGAIN_EVERY` refusals in a row.
+        """
+        refused = self._refused.get(key)
+        if refused is None:
+            return True
+        refused += 1
+        self._refused[key] = refused % INSERT_AGAIN_EVERY
+        return refused >= INSERT_AGAIN_EVERY
+
+    def inserted(self, key: Hashable) -> None:
+        """The row of turn ``key`` was inserted (or found there)."""
+        self._refused[key] = 0
+
+    def taken(self, key: Hashable) -> None:
+        """Turn ``key`` was taken: its row is there."""
+        if key in self._refused:
+            self._refused[key] = 0
 
 
 class TurnClaim(NamedTuple):

@@ -243,7 +243,7 @@ class PeeweeAttemptStore:
         """The ledger's model, bound to :attr:`database`."""
         self.turns: Any = sweep_turn_model(database, table_name=table_name)
         """The sweep turns' model, bound to :attr:`database`."""
-        self._turns_made: set[str] = set()
+        self._turns_made = _turns.TurnRows()
         self._checked = False
 
     def __repr__(self) -> str:
@@ -472,7 +472,8 @@ class PeeweeAttemptStore:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
         The turn's row is inserted (if missing, ignoring a concurrent insert) the first
-        time this store finds nothing to claim. See :meth:`Ledger.take_sweep_turn
+        time this store finds nothing to claim, and again every few refusals in a row
+        (a row deleted since is inserted again). See :meth:`Ledger.take_sweep_turn
         <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         turns = self.turns
@@ -482,11 +483,12 @@ class PeeweeAttemptStore:
             (turns.name == name) & (turns.expires_at < compared(now, at))
         )
         if claim.execute() == 1:
+            self._turns_made.taken(name)
             return True
-        if name in self._turns_made:
+        if not self._turns_made.insert(name):
             return False
         turns.insert(name=name, holder=None, expires_at=0.0).on_conflict_ignore().execute()
-        self._turns_made.add(name)
+        self._turns_made.inserted(name)
         return bool(claim.execute() == 1)
 
     def get(self, attempt_id: int) -> Attempt | None:

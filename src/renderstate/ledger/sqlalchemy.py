@@ -188,7 +188,7 @@ class SQLAlchemyAttemptStore:
         declared = self.table.metadata.tables.get(turns)
         self.turns = declared if declared is not None else sweep_turn_table(MetaData(), turns)
         """The sweep turns' table (:func:`sweep_turn_table`)."""
-        self._turns_made: set[str] = set()
+        self._turns_made = _turns.TurnRows()
         self._checked = False
         self._inserts: dict[tuple[str, frozenset[str]], Insert] = {}
         self._updates: dict[tuple[str, UpdateShape], Update] = {}
@@ -578,7 +578,8 @@ class SQLAlchemyAttemptStore:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
         The turn's row is inserted (if missing, ignoring a concurrent insert) the first
-        time this store finds nothing to claim. See :meth:`Ledger.take_sweep_turn
+        time this store finds nothing to claim, and again every few refusals in a row
+        (a row deleted since is inserted again). See :meth:`Ledger.take_sweep_turn
         <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         t = self.turns
@@ -590,11 +591,12 @@ class SQLAlchemyAttemptStore:
                 .values(holder=holder, expires_at=compared(until, at))
             )
             if cast("CursorResult[Any]", session.execute(claim)).rowcount == 1:
+                self._turns_made.taken(name)
                 return True
-            if name in self._turns_made:
+            if not self._turns_made.insert(name):
                 return False
             session.execute(_insert_ignoring(t, session.connection().dialect.name, name))
-            self._turns_made.add(name)
+            self._turns_made.inserted(name)
             return cast("CursorResult[Any]", session.execute(claim)).rowcount == 1
 
     def get(self, attempt_id: int) -> Attempt | None:

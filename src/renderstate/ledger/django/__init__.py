@@ -51,7 +51,7 @@ from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger._clock import now_sql, written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal
-from renderstate.ledger._turns import TurnClaim
+from renderstate.ledger._turns import TurnClaim, TurnRows
 from renderstate.typing import ProjectT
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class DjangoAttemptStore:
         self.using = using
         """The alias, or ``None`` to follow the routers."""
         self._checked: set[str] = set()
-        self._turns_made: set[tuple[str, str]] = set()
+        self._turns_made = TurnRows()
 
     def __repr__(self) -> str:
         return f"<DjangoAttemptStore using={self.using!r}>"
@@ -359,7 +359,8 @@ class DjangoAttemptStore:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
         The turn's row is inserted (if missing, ignoring a concurrent insert) the first
-        time this store finds nothing to claim on an alias. See
+        time this store finds nothing to claim on an alias, and again every few refusals
+        in a row (a row deleted since is inserted again). See
         :meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         alias = self.alias()
@@ -369,13 +370,14 @@ class DjangoAttemptStore:
         claimed = manager.using(alias).filter(name=name, expires_at__lt=_compared(now, at))
         values = {"holder": holder, "expires_at": _compared(until, at)}
         if claimed.update(**values) == 1:
+            self._turns_made.taken((alias, name))
             return True
-        if (alias, name) in self._turns_made:
+        if not self._turns_made.insert((alias, name)):
             return False
         manager.using(alias).bulk_create(
             [model(name=name, holder=None, expires_at=0.0)], ignore_conflicts=True
         )
-        self._turns_made.add((alias, name))
+        self._turns_made.inserted((alias, name))
         return bool(claimed.update(**values) == 1)
 
     def get(self, attempt_id: int) -> Attempt | None:
