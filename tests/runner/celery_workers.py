@@ -149,7 +149,7 @@ class Workers:
                 "runner.celery_app",
                 "worker",
                 "--hostname",
-                f"{name}@%h",
+                f"{name}-{self.settings.queue}@%h",
                 "--pool",
                 pool,
                 "--concurrency",

@@ -67,7 +67,7 @@ def test_a_django_project_renders_on_a_worker_that_loads_it_by_its_model_label(
     }
     command = [
         *(sys.executable, "-m", "celery", "--app", "runner.celery_django_app", "worker"),
-        *("--hostname", "django@%h", "--pool", "prefork", "--concurrency", "1"),
+        *("--hostname", f"django-{settings.queue}@%h", "--pool", "prefork", "--concurrency", "1"),
         *("--queues", settings.queue, "--without-gossip", "--without-mingle"),
         *("--without-heartbeat", "--loglevel", "INFO"),
     ]

@@ -75,7 +75,7 @@ def start(workers: Workers, name: str, exported: Path) -> Worker:
         "runner.celery_otel_app",
         "worker",
         "--hostname",
-        f"{name}@%h",
+        f"{name}-{workers.settings.queue}@%h",
         "--pool",
         "solo",
         "--queues",
