@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, create_engine
 from sqlalchemy.orm import sessionmaker
 
 from renderstate.ledger import Attempt, AttemptState, Ledger, Renewal, RenewalOutcome, new_owner
-from renderstate.ledger._turns import INSERT_AGAIN_EVERY
+from renderstate.ledger._turns import LOOK_AGAIN_EVERY
 from renderstate.ledger.memory import MemoryAttemptStore
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, attempt_table
 
@@ -115,7 +115,7 @@ def test_a_turn_whose_row_was_deleted_is_taken_again(sql_harness: LedgerHarness)
     assert not ledgers[1].take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
     _delete_turns(ledgers[0].store)
     won = []
-    for _ in range(INSERT_AGAIN_EVERY + 1):
+    for _ in range(LOOK_AGAIN_EVERY + 1):
         clock.now += 6.0
         won.append(
             [

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from renderstate.ledger._ledger import Ledger
 
 __all__ = [
-    "INSERT_AGAIN_EVERY",
+    "LOOK_AGAIN_EVERY",
     "NAME_WIDTH",
     "TABLE_NAME",
     "TurnClaim",
@@ -54,38 +54,42 @@ _TAKEN: set[int] = set()
 database has the turns' table, so a heartbeat may ask for it in its own transaction."""
 
 
-INSERT_AGAIN_EVERY: Final = 4
-"""A store that inserted a turn's row inserts it again (ignoring it if there) once every
-this many claims refused in a row: a row deleted since (a flushed or recreated database)
-would otherwise refuse this process the turn for good, and with it every process that
-had inserted it: nobody would sweep again until they restart."""
+LOOK_AGAIN_EVERY: Final = 4
+"""A store that found a turn's row looks for it again (and inserts it if it is missing)
+once every this many claims refused in a row: a row deleted since (a flushed or recreated
+database) would otherwise refuse this process the turn for good, and with it every process
+that had found it: nobody would sweep again until they restart."""
 
 
 class TurnRows:
-    """Which turns' rows a store inserted, and when it asks for one again.
+    """Which turns' rows a store found (or inserted), and when it looks for one again.
 
     Keyed by whatever tells a store's turns apart (a name; a database alias and a name).
+    A refused claim cannot tell a turn held from a turn whose row is missing; looking is
+    a plain read of the row, not an ``INSERT`` that would find it there: on MySQL/MariaDB
+    that takes a shared lock on the row, and two claims that each hold one and then want
+    to write it deadlock (in a heartbeat's transaction, losing its renewals).
     """
 
     def __init__(self) -> None:
         self._refused: dict[Hashable, int] = {}
-        """The key of each turn whose row this store inserted, with the claims refused
-        in a row since it last inserted it or took the turn."""
+        """The key of each turn whose row this store found, with the claims refused in a
+        row since it last found it or took the turn."""
 
-    def insert(self, key: Hashable) -> bool:
-        """A claim of turn ``key`` was refused: whether to insert its row (then claim again).
+    def look(self, key: Hashable) -> bool:
+        """A claim of turn ``key`` was refused: whether to look for its row (insert it if missing).
 
-        The first time, and again every :data:`INSERT_AGAIN_EVERY` refusals in a row.
+        The first time, and again every :data:`LOOK_AGAIN_EVERY` refusals in a row.
         """
         refused = self._refused.get(key)
         if refused is None:
             return True
         refused += 1
-        self._refused[key] = refused % INSERT_AGAIN_EVERY
-        return refused >= INSERT_AGAIN_EVERY
+        self._refused[key] = refused % LOOK_AGAIN_EVERY
+        return refused >= LOOK_AGAIN_EVERY
 
-    def inserted(self, key: Hashable) -> None:
-        """The row of turn ``key`` was inserted (or found there)."""
+    def found(self, key: Hashable) -> None:
+        """The row of turn ``key`` is there (found, or inserted)."""
         self._refused[key] = 0
 
     def taken(self, key: Hashable) -> None:

@@ -471,9 +471,9 @@ class PeeweeAttemptStore:
     ) -> bool:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
-        The turn's row is inserted (if missing, ignoring a concurrent insert) the first
-        time this store finds nothing to claim, and again every few refusals in a row
-        (a row deleted since is inserted again). See :meth:`Ledger.take_sweep_turn
+        The first time this store finds nothing to claim, and again every few refusals in
+        a row (a row deleted since), it looks for the turn's row and inserts it if missing
+        (ignoring a concurrent insert). See :meth:`Ledger.take_sweep_turn
         <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         turns = self.turns
@@ -485,10 +485,13 @@ class PeeweeAttemptStore:
         if claim.execute() == 1:
             self._turns_made.taken(name)
             return True
-        if not self._turns_made.insert(name):
+        if not self._turns_made.look(name):
             return False
+        there = turns.select(turns.name).where(turns.name == name).exists()
+        self._turns_made.found(name)
+        if there:
+            return False  # held
         turns.insert(name=name, holder=None, expires_at=0.0).on_conflict_ignore().execute()
-        self._turns_made.inserted(name)
         return bool(claim.execute() == 1)
 
     def get(self, attempt_id: int) -> Attempt | None:

@@ -577,9 +577,9 @@ class SQLAlchemyAttemptStore:
     ) -> bool:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
-        The turn's row is inserted (if missing, ignoring a concurrent insert) the first
-        time this store finds nothing to claim, and again every few refusals in a row
-        (a row deleted since is inserted again). See :meth:`Ledger.take_sweep_turn
+        The first time this store finds nothing to claim, and again every few refusals in
+        a row (a row deleted since), it looks for the turn's row and inserts it if missing
+        (ignoring a concurrent insert). See :meth:`Ledger.take_sweep_turn
         <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         t = self.turns
@@ -593,10 +593,13 @@ class SQLAlchemyAttemptStore:
             if cast("CursorResult[Any]", session.execute(claim)).rowcount == 1:
                 self._turns_made.taken(name)
                 return True
-            if not self._turns_made.insert(name):
+            if not self._turns_made.look(name):
                 return False
+            there = session.execute(select(t.c.name).where(t.c.name == name)).first()
+            self._turns_made.found(name)
+            if there is not None:
+                return False  # held
             session.execute(_insert_ignoring(t, session.connection().dialect.name, name))
-            self._turns_made.inserted(name)
             return cast("CursorResult[Any]", session.execute(claim)).rowcount == 1
 
     def get(self, attempt_id: int) -> Attempt | None:

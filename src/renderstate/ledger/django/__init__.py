@@ -358,9 +358,9 @@ class DjangoAttemptStore:
     ) -> bool:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
-        The turn's row is inserted (if missing, ignoring a concurrent insert) the first
-        time this store finds nothing to claim on an alias, and again every few refusals
-        in a row (a row deleted since is inserted again). See
+        The first time this store finds nothing to claim on an alias, and again every few
+        refusals in a row (a row deleted since), it looks for the turn's row and inserts
+        it if missing (ignoring a concurrent insert). See
         :meth:`Ledger.take_sweep_turn <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         alias = self.alias()
@@ -372,12 +372,15 @@ class DjangoAttemptStore:
         if claimed.update(**values) == 1:
             self._turns_made.taken((alias, name))
             return True
-        if not self._turns_made.insert((alias, name)):
+        if not self._turns_made.look((alias, name)):
             return False
+        there = manager.using(alias).filter(name=name).exists()
+        self._turns_made.found((alias, name))
+        if there:
+            return False  # held
         manager.using(alias).bulk_create(
             [model(name=name, holder=None, expires_at=0.0)], ignore_conflicts=True
         )
-        self._turns_made.inserted((alias, name))
         return bool(claimed.update(**values) == 1)
 
     def get(self, attempt_id: int) -> Attempt | None:
