@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
+from adapters.conftest import target_for
 from renderstate import ProjectLifecycle, RenderRunner
 from renderstate.cli._store import Project, Store
-from renderstate.ledger import Ledger
+from renderstate.ledger import Ledger, this_worker
+from renderstate.runner._requeuing import Sweeper
 from renderstate.testing import FakeRenderer
 
 from .cli_stores import db_targets, store, url
@@ -119,3 +122,65 @@ def test_a_worker_with_renders_takes_the_turn_in_its_heartbeat_transaction(
     assert len(claims) == 2
     for texts in claims:
         assert any(t.startswith("UPDATE renderstate_attempt SET lease_expires_at") for t in texts)
+
+
+@pytest.mark.postgres
+def test_a_turn_the_heartbeat_takes_late_is_the_sweeper_s(
+    tmp_path: Path, db_targets: dict[str, Any]
+) -> None:
+    """The heartbeat's transaction waits on the turn's row (locked by another connection)
+    for longer than the sweeper waits for its answer: the sweeper is told of the turn its
+    heartbeat takes once the row is free, rather than asking alone behind it and being
+    refused the turn its own process then holds (nobody would sweep for that interval)."""
+    store = Store(target_for(db_targets, "postgres").sqlalchemy_url())
+    runner: RenderRunner[Project] = RenderRunner(
+        store.adapter,
+        FakeRenderer(frames=100_000, frame_delay=0.01),
+        media_root=tmp_path / "media",
+        ledger=Ledger(store.ledger.store, lease=3.0),
+        loader=store.loader,
+    )
+    job = runner.submit(store.create("long", {"width": 8, "height": 8}))
+    ledger = runner.ledger
+    assert ledger is not None
+    # Asked alone once without an error: the heartbeat asks from now on.
+    assert ledger.take_sweep_turn(executor="celery", scope=f"proof-{uuid.uuid4()}", seconds=1.0)
+    scope = f"clips-{uuid.uuid4()}"
+    name = f"celery {scope}"
+    sweeper = Sweeper(lambda: runner, "celery", lambda spec, executor: None)
+    answers: list[bool] = []
+    try:
+        for _ in range(3000):
+            if job.progress.fraction > 0:
+                break
+            time.sleep(0.01)
+        with store.engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO renderstate_sweep_turn (name, expires_at) VALUES (:n, 0)"),
+                {"n": name},
+            )
+        blocker = store.engine.connect()
+        transaction = blocker.begin()
+        blocker.execute(
+            text("SELECT * FROM renderstate_sweep_turn WHERE name = :n FOR UPDATE"), {"n": name}
+        )
+        asking = threading.Thread(
+            target=lambda: answers.append(sweeper._take_turn(runner, scope, 8.0))
+        )
+        asking.start()
+        # Past the sweeper's wait for its heartbeat (a quarter of the 8 s, or two ticks and
+        # a second), the heartbeat's claim still waiting on the row.
+        asking.join(4.0)
+        transaction.rollback()
+        blocker.close()
+        asking.join(30.0)
+    finally:
+        runner.cancel(job.project)
+        runner.shutdown()
+    with store.engine.connect() as connection:
+        holder = connection.execute(
+            text("SELECT holder FROM renderstate_sweep_turn WHERE name = :n"), {"n": name}
+        ).scalar_one()
+    store.close()
+    assert holder == this_worker()[:255]  # this process took the turn...
+    assert answers == [True]  # ...and its sweeper was told so

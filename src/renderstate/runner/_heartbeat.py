@@ -168,8 +168,8 @@ class Heartbeat:
         <renderstate.ledger.Ledger.renew_and_take_sweep_turn>`), at no extra round trip;
         that tick renews every lease, whether due or not. Returns whether the turn was
         taken, or ``None`` when the heartbeat keeps nothing alive, cannot batch, or did
-        not answer within a quarter of ``seconds`` (at least two ticks and a second): ask
-        alone then.
+        not send it within a quarter of ``seconds`` (at least two ticks and a second), or
+        once sent, did not answer within ``seconds`` more: ask alone then.
         """
         asked = _TurnAsked(executor, scope, seconds)
         with self._lock:
@@ -180,6 +180,12 @@ class Heartbeat:
             with self._lock:
                 if self._turn is asked:
                     self._turn = None
+                    return None  # never sent
+            # A tick has sent it (its transaction waits on a lock, say): its answer
+            # decides, late as it comes. A claim asked alone meanwhile would queue
+            # behind it and be refused the turn this process then holds, and nobody
+            # would sweep for an interval. Up to the turn's length: it is over by then.
+            asked.answered.wait(seconds)
         return asked.won
 
     def remove(self, key: str) -> None:
