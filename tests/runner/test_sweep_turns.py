@@ -21,6 +21,7 @@ from adapters.conftest import target_for
 from renderstate import ProjectLifecycle, RenderRunner
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import Ledger, this_worker
+from renderstate.runner import JobSpec
 from renderstate.runner._requeuing import Sweeper
 from renderstate.testing import FakeRenderer
 
@@ -184,3 +185,67 @@ def test_a_turn_the_heartbeat_takes_late_is_the_sweeper_s(
     store.close()
     assert holder == this_worker()[:255]  # this process took the turn...
     assert answers == [True]  # ...and its sweeper was told so
+
+
+def test_a_worker_that_cannot_send_leaves_the_next_turn_to_another(tmp_path: Path) -> None:
+    """A worker process whose sends fail (its broker connection is down) holds the turn and
+    takes a dead worker's render back without sending it: the next sweep is another
+    worker's, which sends it. Its holder asked again just after its turn ended and kept
+    it, taking the render back and failing every lease, for as long as it lived."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    stores = [Store(url), Store(url)]
+    ledger = Ledger(stores[0].ledger.store, lease=1.0)
+    project = stores[0].create("orphan", {"width": 8, "height": 8})
+    _, attempt = ledger.start(ProjectLifecycle(project, stores[0].adapter))
+    assert ledger.hand_off(attempt, executor="celery")
+    ledger.begin(attempt, worker="elsewhere.example:4242")
+    sweeps: list[tuple[float, str]] = []
+    failed: list[float] = []
+    sent: list[int | None] = []
+
+    def counting(who: str) -> Any:
+        def counted(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+            words = " ".join(statement.split())
+            if words.startswith("SELECT") and "lease_expires_at <" in words:
+                sweeps.append((time.monotonic(), who))
+
+        return counted
+
+    def down(spec: JobSpec, route: str) -> None:
+        failed.append(time.monotonic())
+        raise ConnectionError("the broker is unreachable")
+
+    def up(spec: JobSpec, route: str) -> None:
+        sent.append(spec.attempt_id)
+
+    sweepers = []
+    for who, send, made in (("down", down, stores[0]), ("up", up, stores[1])):
+        event.listen(made.engine, "before_cursor_execute", counting(who))
+        runner: RenderRunner[Project] = RenderRunner(
+            made.adapter,
+            FakeRenderer(frames=2),
+            media_root=tmp_path / "media",
+            ledger=Ledger(made.ledger.store, lease=1.0),
+            loader=made.loader,
+        )
+        sweepers.append(Sweeper(lambda runner=runner: runner, "celery", send))
+    try:
+        sweepers[0].start()
+        for _ in range(1000):
+            if failed:
+                break
+            time.sleep(0.01)
+        assert failed
+        sweepers[1].start()  # the fleet's other worker, while the first holds the turn
+        for _ in range(1000):
+            if sent:
+                break
+            time.sleep(0.01)
+    finally:
+        for sweeper in sweepers:
+            sweeper.stop()
+    after = [who for at, who in sweeps if at > failed[0]]
+    assert after[:1] == ["up"], after
+    assert sent == [attempt.id]
+    for made in stores:
+        made.close()

@@ -174,19 +174,37 @@ class Sweeper:
             return
         interval = self._interval if self._interval is not None else ledger.lease / 2
         loader = runner._state.loader
+        failed: list[BaseException] = []
+
+        def send(spec: JobSpec, route: str) -> None:
+            try:
+                self._send(spec, route)
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+
         while not stopped.is_set():
             ours = True
             claimed = time.monotonic()
+            failed.clear()
             try:
                 # One process of the fleet sweeps per interval: the one whose turn it is.
                 if loader is not None:
                     ours = self._take_turn(runner, loader.scope, interval)
                     claimed = time.monotonic()  # the turn runs from before this, if it is ours
                 if ours:
-                    runner.sweep(self._executor, self._send)
-            except Exception:
+                    runner.sweep(self._executor, send)
+            except Exception as exc:
+                failed.append(exc)
                 logger.exception("a sweep for renders whose worker died failed")
-            if ours:
+            if ours and failed and loader is not None:
+                # This process could not send a render again (its broker connection is
+                # down, say): leave the next turn to another process, which asks at
+                # least once an interval. Asking again just after its turn, as a holder
+                # does, this one would keep the turn, and every dead worker's render
+                # would be taken back here and never sent, for as long as it lives.
+                pause = claimed + 3 * interval - time.monotonic()
+            elif ours:
                 # Just after the turn ends, so its holder usually takes the next one too
                 # (a steady one sweep per interval) unless it died or fell behind.
                 pause = claimed + interval * (1 + _TURN_MARGIN) + _TURN_MARGIN - time.monotonic()
