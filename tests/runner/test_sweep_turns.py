@@ -102,9 +102,13 @@ def test_a_worker_with_renders_takes_the_turn_in_its_heartbeat_transaction(
     assert ledger.take_sweep_turn(executor="celery", scope=f"proof-{uuid.uuid4()}", seconds=1.0)
     scope = f"clips-{uuid.uuid4()}"
     statements: dict[int, list[str]] = {}
+    # Each transaction is kept alive until the end: a freed one's id() can be reused by
+    # the next, which merged two transactions' statements into one (seen under load).
+    transactions: list[Any] = []
 
     def seen(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
         transaction = connection.get_transaction()
+        transactions.append(transaction)
         statements.setdefault(id(transaction), []).append(" ".join(statement.split()))
 
     event.listen(store.engine, "before_cursor_execute", seen)
