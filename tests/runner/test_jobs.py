@@ -403,7 +403,9 @@ def test_execute_refuses_what_it_cannot_fence(tmp_path: Path) -> None:
         plain.execute(spec)
     attempts = MemoryAttemptStore()
     project = MemoryProject()
-    ledger = Ledger(attempts)
+    # A foreign attempt is waited for up to a lease (it may not have committed yet):
+    # a short lease keeps that wait to a second.
+    ledger = Ledger(attempts, lease=1.0)
     runner = RenderRunner(
         MemoryAdapter(),
         FakeRenderer(),
