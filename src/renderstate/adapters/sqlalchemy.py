@@ -27,6 +27,7 @@ try:
         Enum,
         String,
         Table,
+        bindparam,
         inspect,
         select,
         type_coerce,
@@ -75,13 +76,13 @@ class Rider(Protocol):
     a transition with a ledger costs the database one statement, as without one.
     """
 
-    def fold(self, update: Update, dialect: Dialect) -> Executable | None:
-        """Return the statement to send instead of ``update``, or ``None`` to send it as is.
+    def fold(self, update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]] | None:
+        """Return the statement to send instead of ``update`` and its own parameters.
 
         The statement returned writes the project's row exactly as ``update`` (the
         guarded ``UPDATE``) would, and only where the rider's own condition holds too;
-        where either does not hold it writes nothing at all. A rider that has written
-        returns ``None``.
+        where either does not hold it writes nothing at all. ``None``: send ``update`` as
+        it is (a rider that has written returns it).
         """
 
     def wrote(self, result: CursorResult[Any]) -> bool:
@@ -343,6 +344,8 @@ class _Plan:
     mapper: Mapper[Any]
     table: Table
     where: list[Any]
+    keys: list[Any]
+    identity: tuple[Any, ...]
     status: Column[Any]
     values: dict[Column[Any], Any]
     server_side: list[Column[Any]]
@@ -392,40 +395,34 @@ def _plan(project: object, change: Change, adapter: str = "SQLAlchemyAdapter") -
             or (c.onupdate is not None and getattr(c.onupdate, "is_clause_element", False))
         )
     ]
-    return _Plan(project, change, mapper, table, where, status, values, server_side)
+    keys = list(mapper.primary_key)
+    return _Plan(project, change, mapper, table, where, keys, identity, status, values, server_side)
 
 
 def _execute(session: Session, plan: _Plan) -> bool:
     """Run ``plan`` in ``session``'s transaction; on refusal, read the stored status."""
     project, mapper = plan.project, plan.mapper
-    guard: Any = plan.status
-    if session.get_bind().dialect.name in _MYSQL and all(
+    binary = session.get_bind().dialect.name in _MYSQL and all(
         isinstance(literal, str) for literal in plan.change.expected
-    ):
-        # 'processing' and 'PROCESSING  ' equal 'PROCESSING' under MySQL's default
-        # collations: compare the bytes, as SQLite and PostgreSQL do.
-        # type_coerce: the literals stay strings (BINARY would make them bytes).
-        guard = type_coerce(sql_cast(plan.status, BINARY()), String())
-    stmt = (
-        update(plan.table).where(*plan.where, guard.in_(plan.change.expected)).values(plan.values)
     )
+    stmt, params = _statement(plan, binary=binary)
     rider = _RIDER.get() if session is _JOINED.get() else None
     folded = None if rider is None else rider.fold(stmt, session.get_bind().dialect)
     if rider is None or folded is None:
-        result = cast("CursorResult[Any]", session.execute(stmt))
+        result = cast("CursorResult[Any]", session.execute(stmt, params))
         applied = result.rowcount == 1
     else:
-        result = cast("CursorResult[Any]", session.execute(folded))
+        result = cast("CursorResult[Any]", session.execute(folded[0], {**params, **folded[1]}))
         applied = rider.wrote(result)
     if applied:
         # The Python-side onupdate values the UPDATE was sent with, by column key (a
         # folded statement may be an INSERT around the UPDATE: not last_updated_params()).
-        params = result.context.compiled_parameters[0]
+        sent = result.context.compiled_parameters[0]
         for column in plan.table.columns:
             if column in plan.values:
                 value = plan.values[column]
-            elif column.onupdate is not None and column.key in params:
-                value = params[column.key]
+            elif column.onupdate is not None and column.key in sent:
+                value = sent[column.key]
             else:
                 continue
             set_committed_value(project, mapper.get_property_by_column(column).key, value)
@@ -437,6 +434,43 @@ def _execute(session: Session, plan: _Plan) -> bool:
         return True
     _refresh(session, project, plan.change.status_field)
     return False
+
+
+_STATEMENTS: dict[tuple[Any, ...], Update] = {}
+"""The guarded UPDATEs, one per shape (table, columns set, statuses expected), every value
+a parameter: SQLAlchemy then keys and compiles each once, and a rider folds each once."""
+_MOST_STATEMENTS: Final = 512
+
+
+def _statement(plan: _Plan, *, binary: bool) -> tuple[Update, dict[str, Any]]:
+    """The guarded ``UPDATE`` of ``plan``'s shape, and its parameters."""
+    columns = tuple(plan.values)
+    expected = sorted(plan.change.expected, key=repr)
+    shape = (plan.table, columns, plan.status, len(plan.keys), binary)
+    stmt = _STATEMENTS.get(shape)
+    if stmt is None:
+        guard: Any = plan.status
+        if binary:
+            # 'processing' and 'PROCESSING  ' equal 'PROCESSING' under MySQL's default
+            # collations: compare the bytes, as SQLite and PostgreSQL do.
+            # type_coerce: the literals stay strings (BINARY would make them bytes).
+            guard = type_coerce(sql_cast(plan.status, BINARY()), String())
+        where = [
+            column == bindparam(f"renderstate_key_{i}", type_=column.type)
+            for i, column in enumerate(plan.keys)
+        ]
+        where.append(guard.in_(bindparam("renderstate_expected", expanding=True)))
+        values = {c: bindparam(f"renderstate_value_{c.key}", type_=c.type) for c in columns}
+        stmt = update(plan.table).where(*where).values(values)
+        if len(_STATEMENTS) >= _MOST_STATEMENTS:
+            _STATEMENTS.clear()
+        _STATEMENTS[shape] = stmt
+    params: dict[str, Any] = {
+        f"renderstate_key_{i}": value for i, value in enumerate(plan.identity)
+    }
+    params["renderstate_expected"] = expected
+    params.update({f"renderstate_value_{c.key}": v for c, v in plan.values.items()})
+    return stmt, params
 
 
 def _refresh(session: Session, project: object, status_field: str) -> None:

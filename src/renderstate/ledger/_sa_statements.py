@@ -39,19 +39,23 @@ from renderstate.ledger._clock import now_sql
 from renderstate.ledger._renewals import PROGRESS_FIELDS, RowRenewal
 
 __all__ = [
+    "InsertParts",
+    "UpdateParts",
     "UpdateShape",
-    "attempt_fence",
     "compared",
     "database_time",
+    "fold_parameters",
     "folded_insert",
     "folded_update",
     "insert_after_update",
     "insert_finding_live",
+    "insert_parts",
     "renew_statement",
     "sends_then",
     "sent_then",
     "then",
     "then_parameters",
+    "update_parts",
     "update_statement",
 ]
 
@@ -194,71 +198,130 @@ def _key(update: Update) -> list[ColumnElement[Any]]:
     return list(cast("Table", update.table).primary_key.columns)
 
 
-def _value(value: object, column: Any, now: ColumnElement[float]) -> ColumnElement[Any]:
-    if isinstance(value, DatabaseTime):
-        return now + literal(value.seconds, Double())
-    return literal(value, column.type)
+class InsertParts(NamedTuple):
+    """The attempt's ``INSERT ... SELECT``, but for what it selects from: built once per shape.
 
-
-def folded_insert(
-    update: Update, table: Table, dialect: Dialect, values: Mapping[str, object]
-) -> Insert:
-    """The project's guarded ``UPDATE`` with the attempt's insert, as one statement (PostgreSQL).
-
-    ``WITH renderstate_fold_project AS (UPDATE <project> ... WHERE <guard> RETURNING <key>)
-    INSERT INTO <attempts> (...) SELECT ... FROM renderstate_fold_project RETURNING ...``:
-    the attempt is inserted exactly when the guarded ``UPDATE`` wrote the project's row,
-    and the row returned says, as :func:`insert_finding_live`'s does, whether the project
-    has another live attempt. No row: nothing was written.
+    Every value is a named parameter (:func:`then_parameters`), so the statement around
+    the adapter's ``UPDATE`` costs little Python per call.
     """
+
+    names: list[str]
+    row: Sequence[ColumnElement[Any]]
+    returning: Sequence[ColumnElement[Any]]
+
+
+def insert_parts(table: Table, dialect: Dialect, timed: frozenset[str]) -> InsertParts:
+    """The parts of the attempt's ``INSERT``; ``timed`` names the database's times."""
     t = table
     other = t.alias("renderstate_other")
     named = dialect.identifier_preparer.format_table(t)
     others = (
         select(other.c.id)
         .where(
-            other.c.scope == literal(values["scope"], t.c.scope.type),
-            other.c.project_key == literal(values["project_key"], t.c.project_key.type),
-            other.c.state.in_([s.value for s in ACTIVE_STATES]),
+            other.c.scope == bindparam("renderstate_scope", type_=t.c.scope.type),
+            other.c.project_key == bindparam("renderstate_key", type_=t.c.project_key.type),
+            # Not IN: an IN's parameters are expanded when the statement runs.
+            or_(*[other.c.state == bindparam(f"renderstate_{s.value}") for s in ACTIVE_STATES]),
             other.c.id != literal_column(f"{named}.id"),
         )
         .exists()
     )
     now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
     names = [name for name in FIELDS if name != "id"]
+    row = [
+        (
+            now + bindparam(f"renderstate_then_{n}", type_=Double())
+            if n in timed
+            else bindparam(f"renderstate_then_{n}", type_=t.c[n].type)
+        ).label(n)
+        for n in names
+    ]
+    return InsertParts(names, row, [*t.c, others.label("renderstate_others")])
+
+
+def folded_insert(update: Update, table: Table, parts: InsertParts) -> Insert:
+    """The project's guarded ``UPDATE`` with the attempt's insert, as one statement (PostgreSQL).
+
+    ``WITH renderstate_fold_project AS (UPDATE <project> ... WHERE <guard> RETURNING <key>)
+    INSERT INTO <attempts> (...) SELECT ... FROM renderstate_fold_project RETURNING ...``:
+    the attempt is inserted exactly when the guarded ``UPDATE`` wrote the project's row,
+    and the row returned says, as :func:`insert_finding_live`'s does, whether the project
+    has another live attempt. No row: nothing was written. Its parameters are
+    :func:`then_parameters`.
+    """
     written = update.returning(*_key(update)).cte("renderstate_fold_project")
-    row = select(*[_value(values[n], t.c[n], now).label(n) for n in names]).select_from(written)
-    return insert(t).from_select(names, row).returning(*t.c, others.label("renderstate_others"))
+    row = select(*parts.row).select_from(written)
+    return insert(table).from_select(parts.names, row).returning(*parts.returning)
 
 
-def attempt_fence(
-    table: Table,
-    attempt_id: int,
-    *,
-    states: Sequence[str],
-    worker: str | None,
-    owner: str | None,
-    uncancelled: bool,
-) -> list[ColumnElement[bool]]:
-    """The ``WHERE`` of an owner's write of its attempt, as :func:`update_statement`'s."""
-    c = table.c
-    where = [c.id == literal(attempt_id, c.id.type), c.state.in_(states)]
-    if worker is not None:
-        where.append(c.worker == literal(worker, c.worker.type))
-    if owner is not None:
-        where.append(c.owner == literal(owner, c.owner.type))
-    if uncancelled:
-        where.append(c.cancel_requested_at.is_(None))
-    return where
+class UpdateParts(NamedTuple):
+    """The attempt's fenced write, built once per shape (every value a named parameter)."""
+
+    fence: list[ColumnElement[bool]]
+    sets: dict[Any, ColumnElement[Any]]
+    held: Any
+    """PostgreSQL: the attempt's row where the fence holds, locked (a CTE)."""
 
 
-def folded_update(
-    update: Update,
+def update_parts(
     table: Table,
     dialect: Dialect,
     values: Mapping[str, object],
-    fence: Sequence[ColumnElement[bool]],
-) -> Update:
+    *,
+    states: Sequence[str],
+    worker: bool,
+    owner: bool,
+    uncancelled: bool,
+) -> UpdateParts:
+    """The parts of the attempt's fenced write; its parameters are :func:`fold_parameters`.
+
+    The fence is :func:`update_statement`'s: live (``states``), and the worker or owner
+    that holds it, and nobody asked to cancel it (``uncancelled``).
+    """
+    c = table.c
+    fence = [c.id == bindparam("renderstate_fence_id", type_=c.id.type), c.state.in_(states)]
+    if worker:
+        fence.append(c.worker == bindparam("renderstate_fence_worker", type_=c.worker.type))
+    if owner:
+        fence.append(c.owner == bindparam("renderstate_fence_owner", type_=c.owner.type))
+    if uncancelled:
+        fence.append(c.cancel_requested_at.is_(None))
+    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
+    # Named: SQLAlchemy names an anonymous value after its column, which may be the
+    # project's column's name too.
+    sets = {
+        c[n]: now + bindparam(f"renderstate_set_{n}", type_=Double())
+        if isinstance(v, DatabaseTime)
+        else bindparam(f"renderstate_set_{n}", type_=c[n].type)
+        for n, v in values.items()
+    }
+    held = (
+        select(literal(1).label("held"))
+        .select_from(table)
+        .where(*fence)
+        .with_for_update()
+        .cte("renderstate_fold_attempt")
+    )
+    return UpdateParts(fence, sets, held)
+
+
+def fold_parameters(
+    values: Mapping[str, object], attempt_id: int, worker: str | None, owner: str | None
+) -> dict[str, object]:
+    """The parameters of :func:`folded_update`."""
+    params: dict[str, object] = {
+        f"renderstate_set_{n}": v.seconds if isinstance(v, DatabaseTime) else v
+        for n, v in values.items()
+    }
+    params["renderstate_fence_id"] = attempt_id
+    if worker is not None:
+        params["renderstate_fence_worker"] = worker
+    if owner is not None:
+        params["renderstate_fence_owner"] = owner
+    return params
+
+
+def folded_update(update: Update, table: Table, dialect: Dialect, parts: UpdateParts) -> Update:
     """The project's guarded ``UPDATE`` with the attempt's fenced write, as one statement.
 
     PostgreSQL: ``WITH renderstate_fold_attempt AS (SELECT ... FROM <attempts> WHERE
@@ -269,35 +332,19 @@ def folded_update(
     one multi-table ``UPDATE <project>, <attempts> SET ... WHERE <guard> AND <fence>``,
     which writes both rows or neither.
     """
-    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
-    # Named: SQLAlchemy names an anonymous value after its column, which may be the
-    # project's column's name too.
-    sets = {
-        table.c[n]: now + bindparam(f"renderstate_set_{n}", v.seconds, Double())
-        if isinstance(v, DatabaseTime)
-        else bindparam(f"renderstate_set_{n}", v, table.c[n].type)
-        for n, v in values.items()
-    }
     if dialect.name != "postgresql":
         # Always true, but it names both tables in one comparison: without it SQLAlchemy
         # warns of a cartesian product (there is one: one row by one row).
-        key = next(iter(_key(update)))
+        key = _key(update)[0]
         linked = tuple_(table.c.id, key) == tuple_(table.c.id, key)
-        return update.where(*fence, linked).values(sets)
-    held = (
-        select(literal(1).label("held"))
-        .select_from(table)
-        .where(*fence)
-        .with_for_update()
-        .cte("renderstate_fold_attempt")
-    )
+        return update.where(*parts.fence, linked).values(parts.sets)
     written = (
-        update.where(exists(select(held.c.held)))
+        update.where(exists(select(parts.held.c.held)))
         .returning(*_key(update))
         .cte("renderstate_fold_project")
     )
     after = exists(select(literal(1)).select_from(written))
-    return table.update().where(*fence, after).values(sets)
+    return table.update().where(*parts.fence, after).values(parts.sets)
 
 
 # ------------------------------------------------------------------ sent with the project's
@@ -320,37 +367,12 @@ def insert_after_update(table: Table, dialect: Dialect, timed: frozenset[str]) -
     the attempt only when the ``UPDATE`` sent before it matched the project's row
     (SQLAlchemy asks for found rows, not changed rows), and returns it with whether the
     project has another live attempt, as :func:`insert_finding_live` does. Its parameters
-    are named (``renderstate_then_<column>``, ``renderstate_scope``, ``renderstate_key``
-    and ``renderstate_<state>`` for each live state), so they do not meet the
-    ``UPDATE``'s; the SQL is compiled once per shape.
+    are :func:`then_parameters` (named, so they do not meet the ``UPDATE``'s); the SQL is
+    compiled once per shape.
     """
-    t = table
-    other = t.alias("renderstate_other")
-    named = dialect.identifier_preparer.format_table(t)
-    others = (
-        select(other.c.id)
-        .where(
-            other.c.scope == bindparam("renderstate_scope", type_=t.c.scope.type),
-            other.c.project_key == bindparam("renderstate_key", type_=t.c.project_key.type),
-            # Not IN: an IN's parameters are expanded when the statement runs.
-            or_(*[other.c.state == bindparam(f"renderstate_{s.value}") for s in ACTIVE_STATES]),
-            other.c.id != literal_column(f"{named}.id"),
-        )
-        .exists()
-    )
-    now: ColumnElement[float] = literal_column(now_sql(dialect.name), Double())
-    names = [name for name in FIELDS if name != "id"]
-    row = select(
-        *[
-            (
-                now + bindparam(f"renderstate_then_{n}", type_=Double())
-                if n in timed
-                else bindparam(f"renderstate_then_{n}", type_=t.c[n].type)
-            ).label(n)
-            for n in names
-        ]
-    ).where(text("ROW_COUNT() = 1"))
-    stmt = insert(t).from_select(names, row).returning(*t.c, others.label("renderstate_others"))
+    parts = insert_parts(table, dialect, timed)
+    row = select(*parts.row).where(text("ROW_COUNT() = 1"))
+    stmt = insert(table).from_select(parts.names, row).returning(*parts.returning)
     return str(stmt.compile(dialect=dialect))
 
 

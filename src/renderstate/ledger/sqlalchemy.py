@@ -67,19 +67,23 @@ from renderstate.ledger._clock import written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.ledger._renewals import RowRenewal, matches, skips_locked
 from renderstate.ledger._sa_statements import (
+    InsertParts,
+    UpdateParts,
     UpdateShape,
-    attempt_fence,
     compared,
     database_time,
+    fold_parameters,
     folded_insert,
     folded_update,
     insert_after_update,
     insert_finding_live,
+    insert_parts,
     renew_statement,
     sends_then,
     sent_then,
     then,
     then_parameters,
+    update_parts,
     update_statement,
 )
 from renderstate.typing import ProjectT
@@ -95,6 +99,8 @@ _FOLDS: Final = frozenset({"postgresql", "mysql", "mariadb"})
 (a data-modifying WITH) and MySQL/MariaDB (a multi-table UPDATE, so for ends only)."""
 
 T = TypeVar("T")
+
+_MOST_FOLDS: Final = 256
 
 
 def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
@@ -193,6 +199,9 @@ class SQLAlchemyAttemptStore:
         self._inserts: dict[tuple[str, frozenset[str]], Insert] = {}
         self._updates: dict[tuple[str, UpdateShape], Update] = {}
         self._thens: dict[tuple[str, frozenset[str]], str] = {}
+        self._inserted: dict[tuple[str, frozenset[str]], InsertParts] = {}
+        self._written: dict[tuple[Any, ...], UpdateParts] = {}
+        self._folds: dict[tuple[Any, ...], Executable] = {}
 
     def __repr__(self) -> str:
         return f"<SQLAlchemyAttemptStore table={self.table.name}>"
@@ -361,10 +370,19 @@ class SQLAlchemyAttemptStore:
         values = stored_values(_attempt_kwargs(attempt))
         del values["id"]
         table = self.table
-        if connection.dialect.name == "postgresql":
+        dialect = connection.dialect
+        timed = frozenset(n for n, v in values.items() if isinstance(v, DatabaseTime))
+        params = then_parameters(values, attempt.scope, attempt.project_key)
+        if dialect.name == "postgresql":
+            parts = self._inserted.get((dialect.name, timed))
+            if parts is None:
+                parts = insert_parts(table, dialect, timed)
+                self._inserted[dialect.name, timed] = parts
 
-            def fold(update: Update, dialect: Dialect) -> Executable:
-                return folded_insert(update, table, dialect, values)
+            def fold(update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]]:
+                return self._folded(
+                    (update, timed), lambda: folded_insert(update, table, parts)
+                ), params
 
             def land(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
                 row = result.first()
@@ -375,15 +393,13 @@ class SQLAlchemyAttemptStore:
             return _Ride(fold, land)
         if not sends_then(connection):
             return None
-        timed = frozenset(n for n, v in values.items() if isinstance(v, DatabaseTime))
-        sql = self._thens.get((connection.dialect.name, timed))
+        sql = self._thens.get((dialect.name, timed))
         if sql is None:
-            sql = insert_after_update(table, connection.dialect, timed)
-            self._thens[connection.dialect.name, timed] = sql
-        params = then_parameters(values, attempt.scope, attempt.project_key)
+            sql = insert_after_update(table, dialect, timed)
+            self._thens[dialect.name, timed] = sql
 
-        def send(update: Update, dialect: Dialect) -> Executable:
-            return then(update, sql, params)
+        def send(update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]]:
+            return then(update, sql, params), {}
 
         def read(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
             if not sent_then(result):  # the UPDATE went alone: insert after it
@@ -421,26 +437,42 @@ class SQLAlchemyAttemptStore:
             return None
         dialect = connection.dialect
         table = self.table
-        fence = attempt_fence(
-            table,
-            attempt_id,
-            states=sorted(AttemptState(s).value for s in states),
-            worker=worker,
-            owner=owner,
-            uncancelled=uncancelled,
-        )
         stored = stored_values(values)
+        live = tuple(sorted(AttemptState(s).value for s in states))
+        shape = (
+            dialect.name,
+            tuple((n, isinstance(v, DatabaseTime)) for n, v in stored.items()),
+            live,
+            worker is not None,
+            owner is not None,
+            uncancelled,
+        )
+        parts = self._written.get(shape)
+        if parts is None:
+            parts = update_parts(
+                table,
+                dialect,
+                stored,
+                states=live,
+                worker=worker is not None,
+                owner=owner is not None,
+                uncancelled=uncancelled,
+            )
+            self._written[shape] = parts
+        params = fold_parameters(stored, attempt_id, worker, owner)
         # A multi-table UPDATE counts the rows it matched in both tables.
         both = 1 if dialect.name == "postgresql" else 2
 
-        def fold(update: Update, dialect: Dialect) -> Executable:
-            return folded_update(update, table, dialect, stored, fence)
+        def fold(update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]]:
+            return self._folded(
+                (update, shape), lambda: folded_update(update, table, dialect, parts)
+            ), params
 
         def land(result: CursorResult[Any]) -> bool | None:
             if result.rowcount == both:
                 return True
             # Nothing was written: the attempt's fence, or the project's guard?
-            query = select(table.c.id).where(*fence)
+            query = select(table.c.id).where(*parts.fence).params(params)
             if both == 2:
                 query = query.with_for_update()  # REPEATABLE READ: not the old snapshot
             with self._session_in_transaction() as session:
@@ -449,6 +481,21 @@ class SQLAlchemyAttemptStore:
             return None
 
         return _Ride(fold, land)
+
+    def _folded(self, key: tuple[Any, ...], build: Callable[[], Executable]) -> Executable:
+        """The folded statement of ``key`` (the adapter's statement and the write's shape).
+
+        The adapter keeps one statement per shape, so each folded statement is built once
+        and SQLAlchemy keys it once, where building and keying it took longer than the
+        round trip it saves.
+        """
+        folded = self._folds.get(key)
+        if folded is None:
+            folded = build()
+            if len(self._folds) >= _MOST_FOLDS:
+                self._folds.clear()
+            self._folds[key] = folded
+        return folded
 
     def _folding(self, adapter: object) -> Connection | None:
         """The connection ``adapter`` writes on, if the ledger's writes can ride in its statements.
@@ -657,7 +704,7 @@ class _Ride(Generic[T]):
 
     def __init__(
         self,
-        fold: Callable[[Update, Dialect], Executable],
+        fold: Callable[[Update, Dialect], tuple[Executable, Mapping[str, Any]]],
         land: Callable[[CursorResult[Any]], T | None],
     ) -> None:
         self._fold = fold
@@ -666,7 +713,7 @@ class _Ride(Generic[T]):
         self.landed: T | None = None
         """What the folded statement wrote, once it did."""
 
-    def fold(self, update: Update, dialect: Dialect) -> Executable | None:
+    def fold(self, update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]] | None:
         return None if self.landed is not None else self._fold(update, dialect)
 
     def wrote(self, result: CursorResult[Any]) -> bool:
