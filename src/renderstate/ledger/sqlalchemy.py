@@ -381,7 +381,7 @@ class SQLAlchemyAttemptStore:
 
             def fold(update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]]:
                 return self._folded(
-                    (update, timed), lambda: folded_insert(update, table, parts)
+                    (update, dialect.name, timed), lambda: folded_insert(update, table, parts)
                 ), params
 
             def land(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
