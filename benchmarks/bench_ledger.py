@@ -67,7 +67,7 @@ from renderstate.ledger import Ledger  # noqa: E402
 from renderstate.testing import FakeRenderer  # noqa: E402
 
 PATH = "projects/bench/final.mp4"
-DATA = ("SELECT", "INSERT", "UPDATE", "DELETE")
+DATA = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")  # WITH: a folded write
 PROGRESS = {"phase": "rendering", "done": 10, "total": 20, "fraction": 0.5}
 STORES = ("sqlalchemy", "django", "peewee")
 
