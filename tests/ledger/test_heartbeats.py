@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import sessionmaker
 
+from adapters.conftest import target_for
 from renderstate.ledger import Attempt, Ledger, Renewal, Renewed
+from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 from renderstate.runner import Phase
 from renderstate.runner._heartbeat import Heartbeat
 from renderstate.runner.progress import Progress
@@ -21,6 +27,7 @@ from renderstate.runner.progress import Progress
 from .contract import LedgerHarness
 from .test_cancel_requests import any_harness
 from .test_renewals import _begun, _row_locked, locking_harness, row_locking, sqlalchemy_harness
+from .test_sqlalchemy import TABLE, SQLAlchemyLedgerHarness
 
 __all__ = ["any_harness", "locking_harness", "row_locking", "sqlalchemy_harness"]
 
@@ -199,3 +206,53 @@ def _done(ledger: Ledger, attempt: Attempt) -> int:
     now = ledger.get(attempt.id)
     assert now is not None
     return now.done
+
+
+def test_a_locked_sqlite_database_logs_one_traceback_per_streak(
+    db_targets: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """While another connection holds SQLite's write lock (``BEGIN EXCLUSIVE``) every
+    renewal fails with "database is locked": the first failure is logged with its
+    traceback, the next ones as one line with the count, and the first renewal after the
+    lock is released logs once that renewals recovered."""
+    harness = SQLAlchemyLedgerHarness(target_for(db_targets, "sqlite"), variant=False)
+    harness.prepare()
+    ledger = Ledger(harness.store(), lease=3000.0, progress_interval=1000.0)
+    _, _, attempt = _begun(harness, ledger)
+    # The heartbeat's own engine waits only briefly for the lock, as a busy app's would.
+    engine = create_engine(harness.target.sqlalchemy_url(), connect_args={"timeout": 0.05})
+    quick = Ledger(
+        SQLAlchemyAttemptStore(sessionmaker(engine), table=TABLE),
+        lease=3000.0,
+        progress_interval=1000.0,
+    )
+    heartbeat = _idle_heartbeat(quick)
+    lost: list[int] = []
+    blocker = sqlite3.connect(harness.target.name, isolation_level=None)
+    caplog.set_level(logging.INFO, logger="renderstate.runner")
+    try:
+        assert attempt.owner is not None
+        heartbeat.add(attempt.owner, attempt, _frames(), lambda: lost.append(attempt.id))
+        blocker.execute("BEGIN EXCLUSIVE")
+        for _ in range(4):
+            heartbeat.tick(_all_due(heartbeat))
+        blocker.execute("ROLLBACK")
+        heartbeat.tick(_all_due(heartbeat))
+        heartbeat.tick(_all_due(heartbeat))
+    finally:
+        heartbeat.stop()
+        blocker.close()
+        engine.dispose()
+    records = [r for r in caplog.records if r.name == "renderstate.runner"]
+    assert [(r.levelno, r.exc_info is not None) for r in records] == [
+        (logging.WARNING, True),
+        (logging.WARNING, False),
+        (logging.WARNING, False),
+        (logging.WARNING, False),
+        (logging.INFO, False),
+    ]
+    assert "database is locked" in records[1].getMessage()
+    assert all("\n" not in r.getMessage() for r in records[1:]), "one line each"
+    assert "4 failures in a row" in records[3].getMessage()
+    assert "after 4 failed" in records[4].getMessage()
+    assert lost == []

@@ -134,6 +134,8 @@ class Heartbeat:
         self._tick = max(min(ledger.progress_interval or _MIN_TICK, self._renew_every), _MIN_TICK)
         # A store without renew() writes one UPDATE per renewal: there, only the due ones.
         self._batches = hasattr(ledger.store, "renew")
+        self._failures = 0
+        """Renewal transactions failed in a row (a locked database, say); 0 once one commits."""
 
     def add(
         self,
@@ -270,20 +272,42 @@ class Heartbeat:
         try:
             renewals = [self._renewal(d) for d in sent]
             if turn is None:
-                return self._ledger.renew(renewals)
-            results, turn.won = self._ledger.renew_and_take_sweep_turn(
-                renewals, executor=turn.executor, scope=turn.scope, seconds=turn.seconds
-            )
-        except Exception:
+                results = self._ledger.renew(renewals)
+            else:
+                results, turn.won = self._ledger.renew_and_take_sweep_turn(
+                    renewals, executor=turn.executor, scope=turn.scope, seconds=turn.seconds
+                )
+        except Exception as exc:  # noqa: BLE001 - logged by _failed, retried next tick
             # A database hiccup: the lease has margin (three renewals per lease); retry on
             # the next tick.
-            logger.warning(
-                "could not renew the leases of attempts %s",
-                sorted({d.beat.attempt.id for d in sent}),
-                exc_info=True,
-            )
+            self._failed(exc, sorted({d.beat.attempt.id for d in sent}))
             return None
+        self._succeeded()
         return results
+
+    def _failed(self, exc: Exception, attempts: list[int]) -> None:
+        """Log a failed renewal: the first of a streak with its traceback, then one line."""
+        self._failures += 1
+        if self._failures == 1:
+            logger.warning("could not renew the leases of attempts %s", attempts, exc_info=exc)
+        else:
+            # Under contention (SQLite's "database is locked") every tick fails alike: one
+            # traceback per streak says what it is, the count says how long it lasts.
+            logger.warning(
+                "could not renew the leases of attempts %s (%d failures in a row): %s: %s",
+                attempts,
+                self._failures,
+                type(exc).__name__,
+                str(exc).partition("\n")[0],
+            )
+
+    def _succeeded(self) -> None:
+        """A renewal transaction committed: end a streak of failures, once, in the log."""
+        if self._failures:
+            logger.info(
+                "renewing leases again after %d failed renewal transactions", self._failures
+            )
+            self._failures = 0
 
     def _renewal(self, item: _Due) -> Renewal:
         """The ledger's renewal of ``item``, refused while a cancel request is unseen."""
@@ -321,13 +345,10 @@ class Heartbeat:
         """Renew the attempts just told of a cancel request, without that condition."""
         try:
             results = self._ledger.renew([self._renewal(item) for item in cancelled])
-        except Exception:
-            logger.warning(
-                "could not renew attempts %s",
-                sorted(item.beat.attempt.id for item in cancelled),
-                exc_info=True,
-            )
+        except Exception as exc:  # noqa: BLE001 - logged by _failed, retried next tick
+            self._failed(exc, sorted(item.beat.attempt.id for item in cancelled))
             return
+        self._succeeded()
         for item, result in zip(cancelled, results, strict=True):
             if result.outcome is RenewalOutcome.RENEWED:
                 self._renewed(item, now)
