@@ -119,10 +119,16 @@ def test_a_worker_with_renders_takes_the_turn_in_its_heartbeat_transaction(
         event.remove(store.engine, "before_cursor_execute", seen)
         runner.cancel(job.project)
         runner.shutdown()
+    # The claim: its UPDATE (on MySQL/MariaDB, its SELECT ... FOR UPDATE SKIP LOCKED first,
+    # and no UPDATE when that finds the turn held).
     claims = [
         texts
         for texts in statements.values()
-        if any(t.startswith("UPDATE renderstate_sweep_turn") for t in texts)
+        if any(
+            t.startswith("UPDATE renderstate_sweep_turn")
+            or ("FROM renderstate_sweep_turn" in t and t.endswith("FOR UPDATE SKIP LOCKED"))
+            for t in texts
+        )
     ]
     assert len(claims) == 2
     for texts in claims:
@@ -133,7 +139,7 @@ def test_a_worker_with_renders_takes_the_turn_in_its_heartbeat_transaction(
 def test_a_turn_the_heartbeat_takes_late_is_the_sweeper_s(
     tmp_path: Path, db_targets: dict[str, Any]
 ) -> None:
-    """The heartbeat's transaction waits on the turn's row (locked by another connection)
+    """The heartbeat's transaction waits on the turns' table (locked by another connection)
     for longer than the sweeper waits for its answer: the sweeper is told of the turn its
     heartbeat takes once the row is free, rather than asking alone behind it and being
     refused the turn its own process then holds (nobody would sweep for that interval)."""
@@ -164,11 +170,10 @@ def test_a_turn_the_heartbeat_takes_late_is_the_sweeper_s(
                 text("INSERT INTO renderstate_sweep_turn (name, expires_at) VALUES (:n, 0)"),
                 {"n": name},
             )
+        # A table lock (a migration's, say): a claim skips a locked row, not a locked table.
         blocker = store.engine.connect()
         transaction = blocker.begin()
-        blocker.execute(
-            text("SELECT * FROM renderstate_sweep_turn WHERE name = :n FOR UPDATE"), {"n": name}
-        )
+        blocker.execute(text("LOCK TABLE renderstate_sweep_turn IN ACCESS EXCLUSIVE MODE"))
         asking = threading.Thread(
             target=lambda: answers.append(sweeper._take_turn(runner, scope, 8.0))
         )
@@ -253,3 +258,66 @@ def test_a_worker_that_cannot_send_leaves_the_next_turn_to_another(tmp_path: Pat
     assert sent == [attempt.id]
     for made in stores:
         made.close()
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_a_turn_s_row_held_locked_stalls_no_renewal(
+    tmp_path: Path, db_targets: dict[str, Any], backend: str
+) -> None:
+    """Another transaction holds the turn's row locked, as a holder frozen (or cut off)
+    between its claim and its commit does: a heartbeat that claims the turn in its renewal
+    transaction is refused at once, its renewals committed, and so is a claim alone. They
+    waited on the row, the heartbeat's renewals with them (on PostgreSQL for as long as
+    the lock was held), for every process of the fleet."""
+    store = Store(target_for(db_targets, backend).sqlalchemy_url())
+    runner: RenderRunner[Project] = RenderRunner(
+        store.adapter,
+        FakeRenderer(frames=100_000, frame_delay=0.01),
+        media_root=tmp_path / "media",
+        ledger=Ledger(store.ledger.store, lease=3.0),
+        loader=store.loader,
+    )
+    job = runner.submit(store.create("long", {"width": 8, "height": 8}))
+    ledger, heartbeat = runner.ledger, runner._state.heartbeat
+    assert ledger is not None
+    assert heartbeat is not None
+    # Asked alone once without an error: the heartbeat asks from now on.
+    assert ledger.take_sweep_turn(executor="celery", scope=f"proof-{uuid.uuid4()}", seconds=1.0)
+    scope = f"clips-{uuid.uuid4()}"
+    name = f"celery {scope}"
+    blocker = store.engine.connect()
+    try:
+        for _ in range(3000):
+            if job.progress.fraction > 0:
+                break
+            time.sleep(0.01)
+        with store.engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO renderstate_sweep_turn (name, expires_at) VALUES (:n, 0)"),
+                {"n": name},
+            )
+        transaction = blocker.begin()
+        blocker.execute(
+            text("SELECT * FROM renderstate_sweep_turn WHERE name = :n FOR UPDATE"), {"n": name}
+        )
+        assert job.attempt is not None
+        before = ledger.get(job.attempt.id)
+        assert before is not None
+        assert heartbeat.take_sweep_turn("celery", scope, 4.0) is False
+        after = ledger.get(job.attempt.id)
+        assert after is not None
+        assert after.lease_expires_at > before.lease_expires_at  # renewed in that transaction
+        assert ledger.take_sweep_turn(executor="celery", scope=scope, seconds=4.0) is False
+        transaction.rollback()
+        assert ledger.take_sweep_turn(executor="celery", scope=scope, seconds=4.0) is True
+    finally:
+        blocker.close()
+        runner.cancel(job.project)
+        runner.shutdown()
+        store.close()

@@ -624,20 +624,36 @@ class SQLAlchemyAttemptStore:
     ) -> bool:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
-        The first time this store finds nothing to claim, and again every few refusals in
-        a row (a row deleted since), it looks for the turn's row and inserts it if missing
-        (ignoring a concurrent insert). See :meth:`Ledger.take_sweep_turn
+        A row another transaction holds locked is refused, not waited for (PostgreSQL's
+        ``UPDATE`` skips it; on MySQL/MariaDB a ``SELECT ... FOR UPDATE SKIP LOCKED``
+        goes first). The first time this store finds nothing to claim, and again every
+        few refusals in a row (a row deleted since), it looks for the turn's row and
+        inserts it if missing (ignoring a concurrent insert). See :meth:`Ledger.take_sweep_turn
         <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         t = self.turns
         with self._session_in_transaction() as session:
             at = database_time(session)
-            claim = (
-                update(t)
-                .where(t.c.name == name, t.c.expires_at < compared(now, at))
-                .values(holder=holder, expires_at=compared(until, at))
-            )
-            if cast("CursorResult[Any]", session.execute(claim)).rowcount == 1:
+            dialect = session.connection().dialect
+            expired = (t.c.name == name, t.c.expires_at < compared(now, at))
+            claim = update(t).where(*expired).values(holder=holder, expires_at=compared(until, at))
+            # A row another transaction holds locked is someone claiming the turn now: not
+            # waited for. A holder frozen (or cut off) between its claim and its commit
+            # would otherwise stall every process's claim behind it, and with a claim in
+            # the heartbeat's transaction, every renewal of the fleet.
+            free = select(t.c.name).where(*expired).with_for_update(skip_locked=True)
+            skips = skips_locked(dialect.name, dialect.server_version_info)
+            if skips and dialect.name == "postgresql":
+                claim = claim.where(t.c.name.in_(free))
+
+            def claimed() -> bool:
+                # MySQL/MariaDB's UPDATE waits for a row whatever its subquery skips: the
+                # row is locked first, or skipped, by a SELECT of its own.
+                if skips and dialect.name != "postgresql" and session.execute(free).first() is None:
+                    return False
+                return cast("CursorResult[Any]", session.execute(claim)).rowcount == 1
+
+            if claimed():
                 self._turns_made.taken(name)
                 return True
             if not self._turns_made.look(name):
@@ -646,8 +662,8 @@ class SQLAlchemyAttemptStore:
             self._turns_made.found(name)
             if there is not None:
                 return False  # held
-            session.execute(_insert_ignoring(t, session.connection().dialect.name, name))
-            return cast("CursorResult[Any]", session.execute(claim)).rowcount == 1
+            session.execute(_insert_ignoring(t, dialect.name, name))
+            return claimed()
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
