@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from renderstate._memory import MemoryAdapter
 from renderstate._records import TransitionRecord
 from renderstate.adapters.memory import AsyncMemoryAdapter
-from renderstate.runner._immediate import RUNNERS, forced
+from renderstate.runner._immediate import RUNNERS, forced, running_states
 from renderstate.typing import Job, ProgressSink
 
 __all__ = [
@@ -112,7 +112,8 @@ def stop_all_jobs(*, timeout: float | None = 60.0, reason: str = "the test ended
     What an app's test suite runs after each test (:class:`RenderJobsMixin` and the
     ``render_jobs`` pytest fixture do), so that no job reaches the database after the
     test, or its database, is gone. A runner shut down without waiting has its last
-    jobs stopped too.
+    jobs stopped too, and so does a runner garbage-collected while a job of its runs
+    (an app that builds a runner per request and drops it).
 
     Returns:
         How many jobs were cancelled.
@@ -120,10 +121,16 @@ def stop_all_jobs(*, timeout: float | None = 60.0, reason: str = "the test ended
     Raises:
         TimeoutError: a job had not ended ``timeout`` seconds after it was cancelled.
     """
-    stopped = 0
+    from renderstate.runner._stopping import stop_jobs  # noqa: PLC0415 - the runner, on use
+
+    states: dict[int, Any] = {}
     for runner in list(RUNNERS):
-        stopped += runner.stop_jobs(reason=reason, timeout=timeout)
-    return stopped
+        states.setdefault(id(runner._state), runner._state)
+    # A runner collected while its job runs is no longer in RUNNERS; its state is kept
+    # while the job runs.
+    for state in running_states():
+        states.setdefault(id(state), state)
+    return sum(stop_jobs(state, reason, timeout) for state in states.values())
 
 
 class RenderJobsMixin:

@@ -8,8 +8,10 @@ running after a test.
 
 from __future__ import annotations
 
+import gc
 import threading
 import unittest
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +267,32 @@ def test_stop_all_jobs_stops_the_jobs_of_runners_it_never_saw(tmp_path: Path) ->
     finally:
         first.shutdown(cancel_running=True)
         second.shutdown(cancel_running=True)
+
+
+def test_stop_all_jobs_stops_a_running_job_whose_runner_was_collected(tmp_path: Path) -> None:
+    """An app that dropped its runner (built per request, say) while a render runs: the
+    runner is garbage-collected, and stop_all_jobs still cancels that job and waits for
+    it, so its thread has ended when the test's database goes."""
+    executor = Counting()
+    slow = FakeRenderer(frames=10_000, frame_delay=0.01)
+    app_runner = RenderRunner(MemoryAdapter(), slow, media_root=tmp_path, executor=executor)
+    job = app_runner.submit(MemoryProject())
+    while job.progress.frames_done == 0:  # rendering (a bound: the job's own frames)
+        assert not job.done()
+        threading.Event().wait(0.01)
+    collected = weakref.ref(app_runner)
+    del app_runner
+    gc.collect()
+    assert collected() is None, "the runner was collected"
+    try:
+        assert stop_all_jobs(timeout=30) == 1
+        assert job.done()
+        assert job.status is Status.FAILED
+        executor.threads[0].join(30)
+        assert not executor.threads[0].is_alive(), "its thread has ended"
+    finally:
+        job.cancel()
+        executor.shutdown()
 
 
 def test_render_jobs_mixin_stops_the_jobs_and_renders_immediately(tmp_path: Path) -> None:

@@ -23,11 +23,19 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, Final
 
-__all__ = ["ENVIRONMENT_VARIABLE", "RUNNERS", "forced", "is_immediate"]
+__all__ = ["ENVIRONMENT_VARIABLE", "RUNNERS", "forced", "is_immediate", "running", "running_states"]
 
 RUNNERS: Final[weakref.WeakSet[Any]] = weakref.WeakSet()
 """Every :class:`~renderstate.runner.RenderRunner` of this process, for
 :func:`renderstate.testing.stop_all_jobs` (a test stops the jobs of runners it never saw)."""
+
+_running_lock = threading.Lock()
+_running: dict[int, tuple[object, int]] = {}
+"""The state of each runner with a job running, by ``id``, and how many it runs.
+
+Held strongly, unlike :data:`RUNNERS`: an app that dropped its runner while a render
+runs (the runner is garbage-collected, its job is not) still has that job stopped by
+:func:`renderstate.testing.stop_all_jobs`. Each entry goes when its last job ends."""
 
 ENVIRONMENT_VARIABLE: Final = "RENDERSTATE_IMMEDIATE"
 
@@ -78,3 +86,27 @@ def forced(enabled: bool) -> Iterator[None]:
     finally:
         with _lock:
             _forced[:] = [entry for entry in _forced if entry[0] is not token]
+
+
+@contextlib.contextmanager
+def running(state: object) -> Iterator[None]:
+    """Keep ``state`` (a runner's) reachable for :func:`running_states` while a job runs."""
+    key = id(state)
+    with _running_lock:
+        _, count = _running.get(key, (state, 0))
+        _running[key] = (state, count + 1)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _, count = _running[key]
+            if count == 1:
+                del _running[key]
+            else:
+                _running[key] = (state, count - 1)
+
+
+def running_states() -> list[object]:
+    """The states of the runners that have a job running now, collected or not."""
+    with _running_lock:
+        return [state for state, _ in _running.values()]

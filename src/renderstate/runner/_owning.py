@@ -24,6 +24,7 @@ from renderstate.ledger import new_owner
 from renderstate.ledger._owners import release
 from renderstate.runner._ending import end_failed, end_unsaved
 from renderstate.runner._holding import keep_alive, let_go
+from renderstate.runner._immediate import running
 from renderstate.runner._job import RenderJob
 from renderstate.runner._publishing import clean_after, render
 from renderstate.runner._state import RunnerState
@@ -96,7 +97,9 @@ def run(state: RunnerState[ProjectT], job: RenderJob[ProjectT]) -> None:
         # would only hold a worker that the newer attempt is waiting for.
         end_failed(state, job, state.registry.superseded_error(job))
         return
-    with job_scope(state.adapter):
+    # Held while it runs: a runner dropped meanwhile still has this job stopped by
+    # renderstate.testing.stop_all_jobs.
+    with running(state), job_scope(state.adapter):
         if not job._begun and not begin(state, job):
             return
         with telemetry.rendering(job):
