@@ -9,11 +9,13 @@ import logging
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.orm import sessionmaker
 
+from adapters.conftest import target_for
 from renderstate.ledger import Attempt, AttemptState, Ledger, Renewal, RenewalOutcome, new_owner
 from renderstate.ledger._turns import LOOK_AGAIN_EVERY
 from renderstate.ledger.memory import MemoryAttemptStore
@@ -219,3 +221,61 @@ def test_a_turn_that_fails_in_a_renewal_is_claimed_alone_after(tmp_path: Path) -
     )
     assert ([r.outcome for r in renewed], won) == ([RenewalOutcome.RENEWED], True)
     engine.dispose()
+
+
+@pytest.mark.parametrize("store", ["sqlalchemy", "django", "peewee"])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_a_turn_s_row_held_locked_is_refused_at_once(
+    db_targets: dict[str, Any], store: str, backend: str
+) -> None:
+    """Another transaction holds the turn's row locked (a holder frozen or cut off between
+    its claim and its commit): a claim is refused at once, not made to wait for the lock,
+    and taken once the row is free. Every claim of the fleet waited behind such a lock."""
+    from .test_django import DjangoLedgerHarness  # noqa: PLC0415 - the modules import this one
+    from .test_peewee import PeeweeLedgerHarness  # noqa: PLC0415
+    from .test_sqlalchemy import SQLAlchemyLedgerHarness  # noqa: PLC0415
+
+    classes: dict[str, type[LedgerHarness]] = {
+        "sqlalchemy": SQLAlchemyLedgerHarness,
+        "django": DjangoLedgerHarness,
+        "peewee": PeeweeLedgerHarness,
+    }
+    target = target_for(db_targets, backend)
+    harness = classes[store](target, variant=False)
+    harness.prepare()
+    clock = Clock()
+    ledger = ledger_for(harness, clock)
+    scope = _scope()
+    assert ledger.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    clock.now += 6.0
+    engine = create_engine(target.sqlalchemy_url())
+    answers: list[bool] = []
+    try:
+        with engine.connect() as blocker, blocker.begin():
+            blocker.execute(
+                text("SELECT * FROM renderstate_sweep_turn WHERE name = :n FOR UPDATE"),
+                {"n": f"celery {scope}"},
+            )
+
+            def ask() -> None:
+                try:
+                    answers.append(
+                        ledger.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+                    )
+                finally:
+                    harness.release()
+
+            asking = threading.Thread(target=ask, daemon=True)
+            asking.start()
+            asking.join(10.0)  # a claim that waits for the lock is still waiting
+            assert answers == [False]
+        assert ledger.take_sweep_turn(executor="celery", scope=scope, seconds=5.0)
+    finally:
+        engine.dispose()
+        harness.release()

@@ -471,18 +471,32 @@ class PeeweeAttemptStore:
     ) -> bool:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
-        The first time this store finds nothing to claim, and again every few refusals in
-        a row (a row deleted since), it looks for the turn's row and inserts it if missing
-        (ignoring a concurrent insert). See :meth:`Ledger.take_sweep_turn
+        A row another transaction holds locked is refused, not waited for (where the
+        database skips locked rows: it is locked first by a ``SELECT ... FOR UPDATE SKIP
+        LOCKED``). The first time this store finds nothing to claim, and again every few
+        refusals in a row (a row deleted since), it looks for the turn's row and inserts
+        it if missing (ignoring a concurrent insert). See :meth:`Ledger.take_sweep_turn
         <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
         turns = self.turns
         at = database_time(self.database)
         # MySQL counts changed rows: a claim always changes expires_at, which was earlier.
-        claim = turns.update(holder=holder, expires_at=compared(until, at)).where(
-            (turns.name == name) & (turns.expires_at < compared(now, at))
-        )
-        if claim.execute() == 1:
+        expired = (turns.name == name) & (turns.expires_at < compared(now, at))
+        claim = turns.update(holder=holder, expires_at=compared(until, at)).where(expired)
+        # A row another transaction holds locked is someone claiming the turn now: not
+        # waited for (a holder frozen between its claim and its commit would stall every
+        # claim, and through the heartbeat's transaction every renewal). The row is
+        # locked first, or skipped, by a SELECT of its own: an UPDATE waits for it.
+        free = turns.select(turns.name).where(expired).for_update(skip_locked=True)
+        skips = _skips_locked(self.database)
+
+        def claimed() -> bool:
+            if not skips:
+                return bool(claim.execute() == 1)
+            with self.database.atomic():
+                return bool(list(free.limit(1).tuples())) and claim.execute() == 1
+
+        if claimed():
             self._turns_made.taken(name)
             return True
         if not self._turns_made.look(name):
@@ -492,7 +506,7 @@ class PeeweeAttemptStore:
         if there:
             return False  # held
         turns.insert(name=name, holder=None, expires_at=0.0).on_conflict_ignore().execute()
-        return bool(claim.execute() == 1)
+        return claimed()
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""

@@ -358,6 +358,9 @@ class DjangoAttemptStore:
     ) -> bool:
         """Claim the turn ``name`` until ``until`` if it expired before ``now``: one ``UPDATE``.
 
+        A row another transaction holds locked is refused, not waited for (where the
+        database skips locked rows, it is locked first by
+        ``select_for_update(skip_locked=True)``).
         The first time this store finds nothing to claim on an alias, and again every few
         refusals in a row (a row deleted since), it looks for the turn's row and inserts
         it if missing (ignoring a concurrent insert). See
@@ -369,7 +372,23 @@ class DjangoAttemptStore:
         at = self._database_time()
         claimed = manager.using(alias).filter(name=name, expires_at__lt=_compared(now, at))
         values = {"holder": holder, "expires_at": _compared(until, at)}
-        if claimed.update(**values) == 1:
+        connection = connections[alias]
+        skips = connection.vendor != "sqlite" and bool(
+            connection.features.has_select_for_update_skip_locked
+        )
+
+        def claim() -> bool:
+            if not skips:
+                return bool(claimed.update(**values) == 1)
+            # A row another transaction holds locked is someone claiming the turn now: not
+            # waited for (a holder frozen between its claim and its commit would stall
+            # every claim, and through the heartbeat's transaction every renewal). The
+            # row is locked first, or skipped, by a SELECT of its own: an UPDATE waits.
+            with transaction.atomic(using=alias):
+                free = claimed.select_for_update(skip_locked=True).values_list("name")[:1]
+                return bool(list(free)) and claimed.update(**values) == 1
+
+        if claim():
             self._turns_made.taken((alias, name))
             return True
         if not self._turns_made.look((alias, name)):
@@ -381,7 +400,7 @@ class DjangoAttemptStore:
         manager.using(alias).bulk_create(
             [model(name=name, holder=None, expires_at=0.0)], ignore_conflicts=True
         )
-        return bool(claimed.update(**values) == 1)
+        return claim()
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
