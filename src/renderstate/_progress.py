@@ -71,6 +71,11 @@ class Progress:
     """Seconds since the worker last wrote these figures, for a live or stale attempt read
     from the ledger (as of the reader's clock and lease); 0.0 for the runner's own job,
     whose figures are its latest, and for an ended attempt."""
+    label: str | None = None
+    """The description the renderer gave with its report of :attr:`step` (an app's
+    ``on_progress(current, total, "Rendering frames")`` through
+    :func:`~renderstate.runner.own_path`), ``None`` if it gave none. Kept in this process
+    only: a progress read from the ledger (another process's render) has ``None``."""
     output_path: str | None = None
     """The URL-relative path this attempt publishes its video (or output directory) at:
     its job's, or the one the ledger recorded for it; ``None`` while it is not known. For

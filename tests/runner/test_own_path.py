@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -244,6 +245,48 @@ def test_the_origin_app_s_function_is_published_unchanged(tmp_path: Path) -> Non
     assert app.labels == ["Rendering frames"] * 4
     assert job.progress.phase is Phase.DONE
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
+
+
+def test_the_app_s_progress_label_reaches_progress(tmp_path: Path) -> None:
+    """on_progress(current, total, description): the description is the progress's label,
+    read while the render runs on the runner's own thread; the next step has none."""
+    media = tmp_path / "media"
+    project, _ = project_with_video(media, 13)
+    labelled = threading.Event()
+    go_on = threading.Event()
+
+    def render(project_id: int, on_progress: OnProgress, output_path: Path) -> dict:
+        on_progress(1, 4, "Rendering frames")
+        labelled.set()
+        assert go_on.wait(60)
+        on_progress("compose", 0, 1)
+        labelled.set()
+        assert go_on.wait(60)
+        output_path.write_bytes(b"NEW VIDEO")
+        return {"video_path": str(output_path)}
+
+    runner = RenderRunner(
+        MemoryAdapter(),
+        own_path(render, argument=lambda p: p.id, target="output_path", result_key="video_path"),
+        media_root=media,
+    )
+    try:
+        job = runner.submit(project)
+        assert labelled.wait(60)
+        labelled.clear()
+        assert job.progress.label == "Rendering frames"
+        assert job.progress.step == "rendering"
+        assert job.progress.frames_done == 1
+        progress = runner.progress(project)
+        assert progress is not None
+        assert progress.label == "Rendering frames"
+        go_on.set()
+        assert labelled.wait(60)
+        assert job.progress.label is None, "a step of its own, given no label"
+        assert job.wait(60) is Status.COMPLETED, job.error
+    finally:
+        go_on.set()
+        runner.shutdown(cancel_running=True)
 
 
 @pytest.mark.parametrize("how", ["failure", "cancel"])

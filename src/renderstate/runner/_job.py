@@ -309,7 +309,7 @@ class RenderJob(Generic[ProjectT]):
             return None
         return _identity(self._final) == self._before
 
-    def _report(self, phase: str, done: int, total: int) -> None:
+    def _report(self, phase: str, done: int, total: int, label: str | None = None) -> None:
         # The renderer's progress sink: a render whose attempt was taken away, or that was
         # cancelled, stops here (between frames and between phases).
         if self._lost:
@@ -322,7 +322,7 @@ class RenderJob(Generic[ProjectT]):
             raise RenderHandedBackError(
                 project_key=self.project_key, reason=reason, untouched=self._untouched()
             )
-        self._tracker(phase, done, total)
+        self._tracker(phase, done, total, label)
 
     def _lose(self) -> None:
         self._lost = True

@@ -37,7 +37,8 @@ class OnProgress:
     - ``on_progress(done, total)``: units of the wrapper's default phase;
     - ``on_progress(phase, done, total)``: a phase of your own (``"tts"``, ``"compose"``);
     - ``on_progress(done, total, label)``: units of the default phase, ``label`` (a
-      description such as ``"Rendering frames"``) kept as :attr:`label`;
+      description such as ``"Rendering frames"``) kept as :attr:`label` and, with the
+      runner's sink, shown as :attr:`Progress.label <renderstate.runner.Progress.label>`;
     - ``on_progress(fraction)``: a float from 0.0 to 1.0 of the default phase;
     - ``on_progress(phase)``: a phase of your own starts (its units unknown).
 
@@ -45,11 +46,12 @@ class OnProgress:
     raises :class:`~renderstate.RenderCancelledError`; let it propagate.
     """
 
-    __slots__ = ("_phase", "_sink", "label")
+    __slots__ = ("_labels", "_phase", "_sink", "label")
 
     def __init__(self, sink: ProgressSink, phase: str) -> None:
         self._sink = sink
         self._phase = phase
+        self._labels = _takes_label(sink)
         self.label: str | None = None
         """The last label a ``(done, total, label)`` call gave."""
 
@@ -73,6 +75,7 @@ class OnProgress:
         phase: object = self._phase
         done: object = None
         total: object = None
+        label: str | None = None
         if len(args) == 1 and isinstance(args[0], str):
             phase, done, total = args[0], 0, 0
         elif len(args) == 1 and isinstance(args[0], float):
@@ -86,8 +89,8 @@ class OnProgress:
         elif len(args) == 3 and isinstance(args[0], str):
             phase, done, total = args
         elif len(args) == 3 and isinstance(args[2], str):
-            done, total, label = args
-            self.label = str(label)
+            done, total, given = args
+            label = self.label = str(given)
         if not isinstance(phase, str) or not _is_int(done) or not _is_int(total):
             msg = (
                 f"on_progress takes (done, total), (phase, done, total), (done, total, label), "
@@ -95,7 +98,22 @@ class OnProgress:
                 f"got {args!r}"
             )
             raise TypeError(msg)
+        if label is not None and self._labels:
+            labelled: Any = self._sink  # the runner's sink takes label= (_takes_label)
+            labelled(phase, int(done), int(total), label=label)  # type: ignore[call-overload]
+            return
         self._sink(phase, int(done), int(total))  # type: ignore[call-overload]
+
+
+def _takes_label(sink: ProgressSink) -> bool:
+    """Whether ``sink`` takes a ``label=`` keyword (the runner's does; a bare one may not)."""
+    try:
+        parameters = inspect.signature(sink).parameters
+    except (TypeError, ValueError):
+        return False
+    return "label" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 class OwnPathRenderer(Generic[ProjectT]):

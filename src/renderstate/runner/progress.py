@@ -44,6 +44,7 @@ class ProgressTracker:
         "_done",
         "_fraction",
         "_interval",
+        "_label",
         "_last_publish",
         "_latest",
         "_lock",
@@ -78,6 +79,7 @@ class ProgressTracker:
         self._step = Phase.QUEUED.value
         self._step_done = 0
         self._step_total = 0
+        self._label: str | None = None
         self._latest = QUEUED if output_path is None else replace(QUEUED, output_path=output_path)
 
     @property
@@ -85,14 +87,15 @@ class ProgressTracker:
         """The last published snapshot."""
         return self._latest
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
+    def __call__(self, phase: str, done: int, total: int, label: str | None = None) -> None:
         """Record a renderer's report; see :class:`~renderstate.typing.ProgressSink`.
 
         Any phase name is accepted: ``"rendering"`` counts video frames (and drives
         :attr:`Progress.fraction` and the ETA); every other name (``"writing audio"``,
         ``"tts"``) is a step of the renderer's own, shown as :attr:`Progress.step` with its
         units in ``step_done``/``step_total``, under phase ``rendering`` (``"writing audio"``
-        keeps its own :class:`Phase`).
+        keeps its own :class:`Phase`). ``label``, a description of the step, is shown as
+        :attr:`Progress.label` until another one is given or the step changes.
 
         Raises:
             ValueError: ``phase`` is empty, longer than 32 characters, or one of the
@@ -119,6 +122,9 @@ class ProgressTracker:
                 return  # a renderer thread that outlived its attempt changes nothing
             step_changed = phase != self._step
             self._step = phase
+            if label is not None or step_changed:
+                step_changed = step_changed or label != self._label
+                self._label = label
             self._step_total = max(total, 0)
             self._step_done = min(max(done, 0), total) if total > 0 else max(done, 0)
             if frames and total > 0:
@@ -149,6 +155,7 @@ class ProgressTracker:
                 or self._latest.phase is not self._phase
                 or self._latest.step != self._step
                 or self._latest.step_done != self._step_done
+                or self._latest.label != self._label
             ):
                 self._publish(now)
             return self._latest
@@ -167,6 +174,7 @@ class ProgressTracker:
                 self._fraction = 1.0
                 self._done = self._total
             self._step = phase.value
+            self._label = None
             self._step_done, self._step_total = self._done, self._total
             self._publish(now)
             return self._latest
@@ -189,6 +197,7 @@ class ProgressTracker:
             step_done=self._step_done,
             step_total=self._step_total,
             live=self._phase not in _FINAL,
+            label=self._label,
             output_path=self._output_path,
         )
         self._last_publish = now
