@@ -384,7 +384,8 @@ class DjangoAttemptStore:
             # waited for (a holder frozen between its claim and its commit would stall
             # every claim, and through the heartbeat's transaction every renewal). The
             # row is locked first, or skipped, by a SELECT of its own: an UPDATE waits.
-            with transaction.atomic(using=alias):
+            # In a heartbeat's transaction, part of it (no savepoint: two more round trips).
+            with transaction.atomic(using=alias, savepoint=False):
                 free = claimed.select_for_update(skip_locked=True).values_list("name")[:1]
                 return bool(list(free)) and claimed.update(**values) == 1
 
