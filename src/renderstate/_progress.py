@@ -66,7 +66,9 @@ class Progress:
     """Whether these figures are being kept up to date: the attempt runs in this process, or
     (read from the ledger) its worker's lease is current. ``False`` for an ended attempt
     and for one whose worker stopped renewing its lease (it died or hangs): its last
-    figures, shown until recovery or a takeover ends the attempt, are stale."""
+    figures, shown until recovery or a takeover ends the attempt, are stale. A worker of
+    this machine whose process is gone (killed) reads as stale at once, as recovery sees
+    it, without waiting for its lease to run out."""
     age: float = 0.0
     """Seconds since the worker last wrote these figures, for a live or stale attempt read
     from the ledger (as of the reader's clock and lease); 0.0 for the runner's own job,

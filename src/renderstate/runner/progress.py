@@ -17,6 +17,7 @@ from typing import Final
 
 from renderstate._attempts import Attempt, AttemptState
 from renderstate._progress import _FINAL, QUEUED, Phase, Progress
+from renderstate.ledger._owners import dead_owner
 
 __all__ = ["DEFAULT_INTERVAL", "Phase", "Progress", "ProgressTracker", "progress_of"]
 
@@ -219,7 +220,8 @@ _FRAME_STEPS: Final = frozenset(
 def progress_of(attempt: Attempt, now: float, lease: float | None = None) -> Progress:
     """Return the progress a ledger record shows, as of the UNIX time ``now``.
 
-    A live attempt whose lease has run out reads as stale (:attr:`Progress.live` false);
+    A live attempt whose lease has run out, or whose worker is a process of this machine
+    that is gone (the check recovery makes), reads as stale (:attr:`Progress.live` false);
     with ``lease`` (the ledger's), :attr:`Progress.age` is how long ago its worker last
     renewed it, which is when it last wrote these figures.
 
@@ -234,7 +236,9 @@ def progress_of(attempt: Attempt, now: float, lease: float | None = None) -> Pro
     fraction = min(max(attempt.fraction, 0.0), 1.0)
     until = attempt.finished_at if attempt.finished_at is not None else now
     expires = attempt.lease_expires_at
-    live = attempt.active and (expires is None or expires > now)
+    # A worker of this machine that is gone (SIGKILLed, say) renews nothing any more:
+    # stale at once, as recovery sees it, not when the lease it renewed runs out.
+    live = attempt.active and (expires is None or expires > now) and not dead_owner(attempt)
     age = 0.0
     if attempt.active and expires is not None and lease is not None:
         age = max(now - (expires - lease), 0.0)
