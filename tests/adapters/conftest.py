@@ -51,3 +51,15 @@ def harness(
     made = harness_class(target_for(db_targets, backend), variant=request.param == "variant")
     made.prepare()
     return made
+
+
+@pytest.fixture
+def reference_harness(
+    request: pytest.FixtureRequest, db_targets: dict[str, Target | Exception], backend: str
+) -> Harness:
+    """The test class's ORM harness on ``backend``, for the reference model alone: for a
+    test of a column only the reference model has (a skip would fail the run under CI)."""
+    harness_class: type[Harness] = request.cls.harness_class
+    made = harness_class(target_for(db_targets, backend), variant=False)
+    made.prepare()
+    return made
