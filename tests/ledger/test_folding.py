@@ -194,6 +194,30 @@ def test_a_superseded_owner_s_completion_changes_nothing(
     assert harness.row(key)["status"] == harness.literal(Status.COMPLETED)
 
 
+def test_a_late_finish_of_an_ended_attempt_is_superseded_not_a_transition_error(
+    harness: SQLAlchemyLedgerHarness,
+) -> None:
+    """An attempt its owner already completed, finished again (a duplicate delivery's
+    fail): the ride plans the project's UPDATE before the attempt's fence is tried and
+    meets COMPLETED, but the caller learns what the unfolded write tells it, that the
+    attempt is no longer its own (AttemptSupersededError), and nothing changes. The
+    stateful two-process test found it on PostgreSQL."""
+    ledger = ledger_for(harness)
+    key = harness.insert()
+    _, queued = ledger.start(harness.lifecycle(harness.load(key)))
+    owner = ledger.begin(queued)
+    ledger.complete(harness.lifecycle(harness.load(key)), owner, "projects/1/final.mp4")
+    row, attempt = harness.row(key), ledger.get(owner.id)
+    for finish in (
+        lambda: ledger.fail(harness.lifecycle(harness.load(key)), owner, "boom"),
+        lambda: ledger.complete(harness.lifecycle(harness.load(key)), owner, "projects/2.mp4"),
+    ):
+        with pytest.raises(AttemptSupersededError):
+            finish()
+        assert harness.row(key) == row
+        assert ledger.get(owner.id) == attempt
+
+
 def test_a_completion_of_a_project_moved_out_of_processing_changes_nothing(
     harness: SQLAlchemyLedgerHarness,
 ) -> None:

@@ -99,7 +99,7 @@ def finish(
     except InvalidTransitionError:
         # The project left PROCESSING without the ledger (a plain lifecycle call):
         # this attempt cannot finish it, and must not stay live for recovery either.
-        owned_update(
+        interrupted = owned_update(
             ledger.store,
             attempt,
             {
@@ -109,6 +109,12 @@ def finish(
             },
         )
         release(attempt.owner)
+        if not interrupted:
+            # Not this caller's attempt any more (ended or taken over): a ride plans the
+            # project's UPDATE before the attempt's fence is tried, so a late attempt
+            # meets the project's new state first. Answer as the attempt's own write
+            # does when it matches nothing.
+            raise refused(ledger.store, attempt, lifecycle.project_key) from None
         raise
     release(attempt.owner)
     return record
