@@ -18,7 +18,7 @@ from celery import Celery
 from renderstate import RenderRunner
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import Ledger
-from renderstate.runner.celery import register
+from renderstate.runner.celery import register, run_attempt
 from renderstate.testing import FakeRenderer
 from renderstate.typing import Renderer
 
@@ -107,7 +107,24 @@ def make_runner(settings: Settings) -> RenderRunner[Project]:
     )
 
 
+APP_TASK = "tests.app_render"
+"""The name of the app's own render task (:func:`add_app_task`)."""
+
+
+def add_app_task(app: Celery) -> Any:
+    """Add an app's own task, the shape an app keeps: its body is one ``run_attempt`` call.
+
+    It takes the project's id, as an app's task does, and returns what the delivery did.
+    """
+
+    def app_render(self: Any, project_id: int) -> str:
+        return run_attempt(self, project_id)
+
+    return app.task(name=APP_TASK, bind=True, acks_late=True)(app_render)
+
+
 if ENV in os.environ:
     SETTINGS = Settings.from_env()
     app = build_app(SETTINGS)
     register(app, lambda: make_runner(SETTINGS), sweep=SETTINGS.sweep, grace=SETTINGS.grace)
+    add_app_task(app)

@@ -11,12 +11,19 @@ import enum
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from renderstate._attempts import encode_key
+from renderstate._jobs import JobSpec
 from renderstate.exceptions import AttemptOwnedError, RenderHandedBackError
-from renderstate.runner import JobSpec, RenderJob, RenderRunner
+from renderstate.runner import _awaiting
+from renderstate.runner._requeuing import spec_of
 
-__all__ = ["Delivery", "RunnerPerProcess", "deliver"]
+if TYPE_CHECKING:
+    from renderstate.runner._job import RenderJob
+    from renderstate.runner._runner import RenderRunner
+
+__all__ = ["Delivery", "RunnerPerProcess", "deliver", "deliver_key", "run_waiting"]
 
 
 class Delivery(str, enum.Enum):
@@ -32,6 +39,11 @@ class Delivery(str, enum.Enum):
     The task queue's integration delivers it again after that worker's lease (Celery's
     retry, a deferred Django task): if the worker died meanwhile, that delivery takes the
     attempt over and renders it."""
+
+    NO_ATTEMPT = "no attempt"
+    """The project has no attempt in the ledger, and no job of this process waits for
+    the task: a task sent by code that does not start renders through renderstate (the
+    app's code before the swap, in a queue during the deploy)."""
 
     HANDED_BACK = "handed back"
     """The render began here and was handed back to the queue before its end (the
@@ -83,6 +95,73 @@ def deliver(runner: RenderRunner[Any], spec: JobSpec) -> tuple[Delivery, RenderJ
         if back is not None and back.owner == job.attempt.owner and back.active:
             return Delivery.HANDED_BACK, job
     return Delivery.RENDERED, job
+
+
+def run_waiting(
+    key: object, *, scope: str | None = None, task: str | None = None
+) -> RenderJob[Any] | None:
+    """Run the job of this process waiting for the app's task of project ``key``, if any.
+
+    Returns:
+        The job, ended; ``None`` if no job of this process waits for that task.
+    """
+    if key is None:
+        msg = "run_attempt() needs the project's key (the argument the app's task was sent)"
+        raise TypeError(msg)
+    waiting = _awaiting.take(key, scope=scope, task=task)
+    if waiting is not None:
+        waiting.run()
+    return waiting
+
+
+def deliver_key(
+    runner: RenderRunner[Any], key: object, *, task: str | None = None
+) -> tuple[Delivery, RenderJob[Any] | None]:
+    """Render the project's started attempt in this thread: the body of the app's own task.
+
+    The app's task is given the project's key, as the app's code always sent it; the
+    attempt is found from it. A job that a runner of this process started and handed to
+    the app's task (:mod:`renderstate.runner._awaiting`: a thread task manager, Celery's
+    eager mode) runs here under that runner's lease. Otherwise, with a ledger, the
+    project's newest attempt is read: a live one is delivered exactly as a spec naming it
+    would be (:func:`deliver`: begun here, or refused as another live worker's), an ended
+    one renders nothing (:attr:`Delivery.NOT_LIVE`), and a project without attempts is
+    :attr:`Delivery.NO_ATTEMPT`.
+
+    Raises:
+        TypeError: the key is ``None``, or a task in another process has no job here
+            and the runner has no ledger and loader to find its attempt.
+    """
+    loader = runner._loader
+    waiting = run_waiting(key, scope=None if loader is None else loader.scope, task=task)
+    if waiting is not None:
+        return Delivery.RENDERED, waiting
+    ledger = runner.ledger
+    if ledger is None or loader is None:
+        if _has_job(runner, key):
+            # This runner's job of the project ended before its task ran (cancelled, or
+            # rendered already: a second call of the task): nothing to run.
+            return Delivery.NOT_LIVE, None
+        msg = (
+            "run_attempt() found no job of this process waiting for this task, and the "
+            "runner has no ledger to find the attempt in another process: create it with "
+            "ledger=Ledger(store) and loader=store.loader(Project)"
+        )
+        raise TypeError(msg)
+    attempt = ledger.current(loader.scope, key)
+    if attempt is None:
+        return Delivery.NO_ATTEMPT, None
+    if not attempt.active:
+        return Delivery.NOT_LIVE, None
+    return deliver(runner, spec_of(runner._state, attempt))
+
+
+def _has_job(runner: RenderRunner[Any], key: object) -> bool:
+    """Whether ``runner`` holds a job (ended or not) of the project with that key."""
+    text = encode_key(key)
+    registry = runner._state.registry
+    with registry.lock:
+        return any(encode_key(job.project_key) == text for job in registry.jobs.values())
 
 
 class RunnerPerProcess:

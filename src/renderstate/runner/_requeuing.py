@@ -56,7 +56,7 @@ def sweep(
         raise TypeError(msg)
 
     def sent(attempt: Attempt) -> None:
-        send(_spec_of(state, attempt), attempt.executor or executor)
+        send(spec_of(state, attempt), attempt.executor or executor)
 
     with job_scope(state.adapter):
         found = ledger.sweep(
@@ -73,7 +73,7 @@ def sweep(
     return found
 
 
-def _spec_of(state: RunnerState[Any], attempt: Attempt) -> JobSpec:
+def spec_of(state: RunnerState[Any], attempt: Attempt) -> JobSpec:
     output_path = attempt.output_path
     if output_path is None:  # an attempt recorded without one: the runner's own path
         assert state.loader is not None

@@ -37,7 +37,15 @@ from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
 from renderstate.exceptions import RenderInterruptedError, RenderOutputError
 from renderstate.ledger import AsyncLedger, Ledger, Swept
-from renderstate.runner import _owning, _reading, _recovering, _requeuing, _starting, _stopping
+from renderstate.runner import (
+    _delivering,
+    _owning,
+    _reading,
+    _recovering,
+    _requeuing,
+    _starting,
+    _stopping,
+)
 from renderstate.runner._heartbeat import Heartbeat
 from renderstate.runner._immediate import RUNNERS
 from renderstate.runner._job import RenderJob
@@ -346,6 +354,35 @@ class RenderRunner(Generic[ProjectT]):
             return job
         job.run()
         return job
+
+    def run_attempt(self, key: object) -> RenderJob[ProjectT] | None:
+        """Render the project's started attempt in the caller's thread: the app's own task body.
+
+        For an app whose own task (a function its thread task manager runs, its Celery
+        task) is what renders, called with the project's key, as the app always sent it::
+
+            def render_task_function(project_id, task_id):  # the app's, still what runs
+                get_runner().run_attempt(project_id)
+
+        A job this process started and handed to the app's task
+        (:class:`~renderstate.runner.executors.AppTaskExecutor`, or
+        ``CeleryExecutor(app, task=...)`` in eager mode) runs here, to its end, with every
+        guarantee of a job run by the runner's own threads. With a ledger, a task in
+        another process finds the project's newest attempt there and runs it as
+        :meth:`execute` runs a spec (begun here, fenced, its lease renewed, taken over if
+        its worker died; refused if another live worker renders it).
+
+        Returns:
+            The job, ended; ``None`` when there was nothing to render: the attempt had
+            ended (a second call, a cancelled job), or the project has no attempt.
+
+        Raises:
+            TypeError: nothing of this process waits for the task and the runner has no
+                ledger and loader to find the attempt elsewhere.
+            RuntimeError: the runner has been shut down.
+        """
+        self._state.check_open()
+        return _delivering.deliver_key(self, key)[1]
 
     # ------------------------------------------------------------------ reading a render
 

@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from billiard.process import active_children, current_process  # type: ignore[import-untyped]
@@ -50,9 +50,16 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     raise ImportError(msg) from exc
 
 from renderstate import telemetry
+from renderstate._attempts import decode_key
 from renderstate.exceptions import AttemptOwnedError
-from renderstate.runner import JobSpec, RenderJob, RenderRunner
-from renderstate.runner._delivering import Delivery, RunnerPerProcess, deliver
+from renderstate.runner import JobSpec, RenderJob, RenderRunner, _awaiting
+from renderstate.runner._delivering import (
+    Delivery,
+    RunnerPerProcess,
+    deliver,
+    deliver_key,
+    run_waiting,
+)
 from renderstate.runner._requeuing import Grace, Sweeper, rendering
 from renderstate.typing import Job
 
@@ -65,6 +72,7 @@ __all__ = [
     "Delivery",
     "deliver",
     "register",
+    "run_attempt",
 ]
 
 logger = logging.getLogger("renderstate.runner.celery")
@@ -92,6 +100,10 @@ DEFAULT_GRACE: Final = 20.0
 """Seconds a render may still take once a worker's warm shutdown began, before it is handed
 back to the queue: within Kubernetes' default 30 s termination grace, with time to spare."""
 
+_TASK_MARK: Final = "#"
+"""Separates the queue from the app's task in an attempt's executor
+(``celery:<queue>#<task name>``): a sweep sends its render again through that task."""
+
 _MARGIN: Final = 0.25
 """Seconds added to an owner's remaining lease before a duplicate delivery looks again."""
 
@@ -107,7 +119,20 @@ class CeleryExecutor:
         options: More :meth:`celery.Celery.send_task` options (``priority``,
             ``headers``, ``retry_policy`` ...); ``ignore_result=False`` stores the task's
             :class:`Delivery` in your result backend (ignored by default: the outcome is
-            in the ledger).
+            in the ledger). With ``task``, the ``apply_async`` options the app's code
+            passed (``{"countdown": 10}``), passed as they are.
+        task: The app's own Celery task to send each job to, instead of the render
+            task; its body calls :func:`run_attempt` with the project's key.
+        args: With ``task``: the task's positional arguments for a project (by default
+            ``(key,)``, the project's primary key as the adapter reads it).
+
+    With ``task``, the job goes to **the app's own task** instead, with the app's own
+    arguments, as the app's code sent it (``task.apply_async(args=(video.pk,),
+    countdown=10)``): a test that mocks the task's ``apply_async`` sees that call, and
+    the task's body renders the attempt with :func:`run_attempt` (``run_attempt(self,
+    video_id)``). The task id is Celery's, recorded on the attempt and in the app's
+    ``task_id_field`` once sent. Under ``task_always_eager`` Celery runs the app's task in
+    the caller, and its :func:`run_attempt` renders the job this runner started, there.
 
     Sending is synchronous: if the broker is down or the spec cannot be serialised,
     :meth:`schedule` raises and the runner fails the attempt and the project with that
@@ -125,13 +150,27 @@ class CeleryExecutor:
         queue: str | None = None,
         task_name: str = TASK_NAME,
         options: Mapping[str, Any] | None = None,
+        task: Task[Any, Any] | None = None,
+        args: Callable[[Any], Sequence[Any]] | None = None,
     ) -> None:
+        if task is not None and not callable(getattr(task, "apply_async", None)):
+            msg = f"CeleryExecutor(task=...) takes the app's Celery task, got {task!r}"
+            raise TypeError(msg)
+        if args is not None and task is None:
+            msg = "CeleryExecutor(args=...) is for the app's own task: give task= as well"
+            raise TypeError(msg)
+        if task is not None and task_name != TASK_NAME:
+            msg = "CeleryExecutor takes task= (the app's task) or task_name=, not both"
+            raise TypeError(msg)
         self.app = app
         """The Celery app the specs are sent through."""
         self.queue = queue
         """The queue the specs are sent to (``None``: Celery's routing decides)."""
-        self.task_name = task_name
-        """The task the specs are sent to."""
+        self.task = task
+        """The app's own task each job is sent to (``None``: the render task)."""
+        self.task_name = task_name if task is None else str(task.name)
+        """The task the jobs are sent to."""
+        self._args = args
         self._options = dict(options or {})
 
     def __repr__(self) -> str:
@@ -141,8 +180,13 @@ class CeleryExecutor:
 
     @property
     def runs_in_caller(self) -> bool:
-        """Whether jobs run in the caller's thread: the app's ``task_always_eager``."""
-        return bool(self.app.conf.task_always_eager)
+        """Whether jobs run in the caller's thread: the app's ``task_always_eager``.
+
+        With the app's own ``task`` it is false even then: the runner sends the job to
+        that task, which Celery runs in the caller, and whose :func:`run_attempt` renders
+        it there.
+        """
+        return self.task is None and bool(self.app.conf.task_always_eager)
 
     @property
     def route(self) -> str:
@@ -150,15 +194,21 @@ class CeleryExecutor:
 
         A worker's sweep sends an attempt whose worker died to that queue again.
         """
+        if self.task is not None:
+            return f"{EXECUTOR}:{self.queue or ''}{_TASK_MARK}{self.task_name}"
         return EXECUTOR if self.queue is None else f"{EXECUTOR}:{self.queue}"
 
-    def new_task_id(self) -> str:
+    def new_task_id(self) -> str | None:
         """A fresh Celery task id, made before the start so that the start records it.
 
         The runner records it on the attempt (``Attempt.task_id``) and in the app's
         ``task_id_field``, and :meth:`schedule` sends the task under it: the id the app
         stores is the one Celery's events, ``AsyncResult`` and ``revoke`` know.
+        ``None`` with the app's own task: it is sent exactly as the app sent it, and its
+        id, Celery's, is recorded once sent.
         """
+        if self.task is not None:
+            return None
         return str(uuid())
 
     def schedule(self, job: Job, /) -> None:
@@ -180,6 +230,9 @@ class CeleryExecutor:
         if self.runs_in_caller:
             job.run()
             return
+        if self.task is not None:
+            self._send_to_task(job, self.task)
+            return
         options = dict(self._options)
         # The outcome is in the ledger and the project's row: by default nothing waits on a
         # Celery result (no result-backend subscription per render in the web process).
@@ -194,6 +247,41 @@ class CeleryExecutor:
         # Only once the broker has it: if sending raised, the runner fails the attempt.
         job.hand_off()
         logger.debug("sent attempt %s of project %s", spec.attempt_id, spec.project_key)
+
+    def args_of(self, project: Any) -> tuple[Any, ...]:
+        """The app's task's positional arguments for ``project`` (by default its key)."""
+        if self._args is None:
+            return (_primary_key(project),)
+        return tuple(self._args(project))
+
+    def _send_to_task(self, job: RenderJob[Any], task: Task[Any, Any]) -> None:
+        """Call the app's task with its own arguments; record its id; hand the job off."""
+        if job.attempt is None:
+            msg = (
+                "CeleryExecutor(task=...) needs a RenderRunner with a ledger: the app's task "
+                "finds the attempt there (create the runner with ledger=Ledger(store) and "
+                "loader=store.loader(Project))"
+            )
+            raise TypeError(msg)
+        args = self.args_of(job.project)
+        options = dict(self._options)
+        if self.queue is not None:
+            options.setdefault("queue", self.queue)
+        # Kept for the task: run in this process (task_always_eager), it renders this job.
+        _awaiting.wait_for_task(job, self.task_name)
+        try:
+            result = task.apply_async(args=args, **options)
+        finally:
+            waited = _awaiting.forget(job)
+        if not waited and job.done():
+            return  # the task ran here, eagerly, and rendered the job to its end
+        task_id = getattr(result, "id", None)
+        if task_id is not None:
+            job.task_id = str(task_id)
+        job.hand_off()
+        logger.debug(
+            "sent attempt %s of project %s to %s", job.attempt_id, job.project_key, task.name
+        )
 
     def shutdown(self, wait: bool = True) -> None:
         """Nothing to stop: the specs already sent belong to the workers."""
@@ -260,13 +348,17 @@ def register(
         (``task_id_field``, the attempt's ``task_id``) still names the task that renders
         it, for ``revoke`` and ``AsyncResult`` too.
         """
-        queue = executor.partition(":")[2]
+        queue, _, own_task = executor.partition(":")[2].partition(_TASK_MARK)
         sending: dict[str, Any] = {"ignore_result": True}
         if queue:
             sending["queue"] = queue
         recorded = _recorded_task_id(runners.get(), spec)
         if recorded is not None:
             sending["task_id"] = recorded
+        if own_task:
+            # Sent by CeleryExecutor(task=...): again through the app's own task.
+            _send_to_own_task(app, runners.get(), own_task, spec, sending)
+            return
         app.send_task(name, args=(spec.to_dict(),), **sending)
 
     sweeper = Sweeper(runners.get, EXECUTOR, send)
@@ -274,46 +366,141 @@ def register(
 
     _connect(runners, sweeper if sweep else None, waiting)
 
+    _REGISTERED[id(app)] = _Registration(runners, waiting, send)
+
     def render(task: Task[Any, Any], spec: dict[str, Any]) -> str:
         if waiting is not None:
             _give_grace_on_term(runners, waiting)
         outcome, job = deliver(runners.get(), JobSpec.from_dict(spec))
-        if outcome is Delivery.OWNED:
-            assert job is not None
-            owned = job.error
-            assert isinstance(owned, AttemptOwnedError)
-            # Neither render twice nor drop it yet: if the owner dies before its own
-            # message is redelivered, this retry is what takes the attempt over.
-            limit = task.max_retries
-            if limit is None or task.request.retries < limit:
-                countdown = owned.retry_after + _MARGIN
-                logger.info(
-                    "attempt %s is rendered by %s: looking again in %.1f s",
-                    owned.attempt_id,
-                    owned.worker,
-                    countdown,
-                )
-                raise task.retry(countdown=countdown)
-            logger.warning(
-                "attempt %s is still rendered by %s after %s retries: dropping this delivery",
-                owned.attempt_id,
-                owned.worker,
-                limit,
-            )
-        elif outcome is Delivery.HANDED_BACK:
-            assert job is not None
-            _send_back(runners.get(), job, send)
-        elif job is not None:
-            logger.info(
-                "attempt %s of project %s ended %s",
-                spec.get("attempt_id"),
-                job.project_key,
-                job.status,
-            )
-        return str(outcome)
+        return _settle(task, runners.get(), outcome, job, send)
 
     task: Task[Any, Any] = app.task(name=name, bind=True, **{**TASK_OPTIONS, **options})(render)
     return task
+
+
+@dataclasses.dataclass(frozen=True)
+class _Registration:
+    """What :func:`register` set up on an app, for :func:`run_attempt` in the app's task."""
+
+    runners: RunnerPerProcess
+    waiting: Grace | None
+    send: Callable[[JobSpec, str], None]
+
+
+_REGISTERED: dict[int, _Registration] = {}
+"""Each registered Celery app's worker side, by the app's ``id``."""
+
+
+def run_attempt(task: Task[Any, Any], key: object) -> str:
+    """Render the project's started attempt: the body of the app's own Celery task.
+
+    The app keeps its task, sent by ``CeleryExecutor(app, task=...)`` with its own
+    arguments; its body becomes one call::
+
+        class TranscodeVideo(celery.Task):
+            def run(self, video_id):
+                return run_attempt(self, video_id)
+
+    The attempt is the project's newest one in the ledger (or, with
+    ``task_always_eager``, the job this process's runner started): rendered here by the
+    worker process's runner (the factory given to :func:`register`, which must have run
+    on ``task.app``), fenced by the attempt, its lease renewed, its progress written; a
+    render another live worker owns (a duplicate delivery) is retried with ``task.retry``
+    once that worker's lease would have run out (at most ``task.max_retries`` times); a
+    warm shutdown hands it back through the same task. Call it after the start has
+    committed (Django: ``transaction.on_commit``), as for any task that reads the row.
+
+    Returns:
+        What the delivery did (:class:`Delivery`'s text): ``"rendered"``, ``"not live"``
+        (the attempt had ended), ``"owned"``, ``"handed back"``, or ``"no attempt"``
+        (the project has no attempt: a task sent by code that does not start renders
+        through renderstate).
+
+    Raises:
+        RuntimeError: :func:`register` was not called on ``task.app`` in this process.
+        celery.exceptions.Retry: a duplicate delivery, looked at again later.
+    """
+    registration = _REGISTERED.get(id(task.app))
+    if registration is None:
+        msg = (
+            f"run_attempt() in task {task.name!r} needs the worker's runner: call "
+            f"renderstate.runner.celery.register(app, make_runner) where the worker imports "
+            f"the Celery app {task.app.main!r}"
+        )
+        raise RuntimeError(msg)
+    # Eager (task_always_eager): the job this process's runner started renders here,
+    # under that runner's lease; the worker's runner is not even built.
+    here = run_waiting(key, task=task.name)
+    if here is not None:
+        return str(Delivery.RENDERED)
+    runners, waiting = registration.runners, registration.waiting
+    if waiting is not None:
+        _give_grace_on_term(runners, waiting)
+    outcome, job = deliver_key(runners.get(), key, task=task.name)
+    if outcome is Delivery.NO_ATTEMPT:
+        logger.warning("project %s has no render attempt: task %s renders nothing", key, task.name)
+    return _settle(task, runners.get(), outcome, job, registration.send)
+
+
+def _settle(
+    task: Task[Any, Any],
+    runner: RenderRunner[Any],
+    outcome: Delivery,
+    job: RenderJob[Any] | None,
+    send: Callable[[JobSpec, str], None],
+) -> str:
+    """After a delivery: retry a duplicate, send a handed-back render again, log the end."""
+    if outcome is Delivery.OWNED:
+        assert job is not None
+        owned = job.error
+        assert isinstance(owned, AttemptOwnedError)
+        # Neither render twice nor drop it yet: if the owner dies before its own
+        # message is redelivered, this retry is what takes the attempt over.
+        limit = task.max_retries
+        if limit is None or task.request.retries < limit:
+            countdown = owned.retry_after + _MARGIN
+            logger.info(
+                "attempt %s is rendered by %s: looking again in %.1f s",
+                owned.attempt_id,
+                owned.worker,
+                countdown,
+            )
+            raise task.retry(countdown=countdown)
+        logger.warning(
+            "attempt %s is still rendered by %s after %s retries: dropping this delivery",
+            owned.attempt_id,
+            owned.worker,
+            limit,
+        )
+    elif outcome is Delivery.HANDED_BACK:
+        assert job is not None
+        _send_back(runner, job, send)
+    elif job is not None:
+        logger.info(
+            "attempt %s of project %s ended %s", job.attempt_id, job.project_key, job.status
+        )
+    return str(outcome)
+
+
+def _send_to_own_task(
+    app: Celery, runner: RenderRunner[Any], name: str, spec: JobSpec, sending: dict[str, Any]
+) -> None:
+    """Send ``spec``'s render again through the app's task ``name``, with its arguments.
+
+    The arguments are what the worker runner's own ``CeleryExecutor(task=...)`` makes of
+    the project, when it has one for that task; else the project's key as the ledger
+    stores it (text).
+    """
+    task = app.tasks[name]
+    executor = runner._state.executor
+    args: tuple[Any, ...] = (decode_key(spec.project_key),)
+    if isinstance(executor, CeleryExecutor) and executor.task_name == name:
+        loader = runner._loader
+        project = None if loader is None else loader(spec.project_key)
+        if project is not None:
+            args = executor.args_of(project)
+    sending.pop("ignore_result", None)
+    task.apply_async(args=args, **sending)
 
 
 def _connect(runners: RunnerPerProcess, sweeper: Sweeper | None, waiting: Grace | None) -> None:
@@ -348,6 +535,19 @@ def _connect(runners: RunnerPerProcess, sweeper: Sweeper | None, waiting: Grace 
     worker_shutting_down.connect(shutting_down, weak=False)
     worker_process_shutdown.connect(stopped, weak=False)
     worker_shutdown.connect(stopped, weak=False)
+
+
+def _primary_key(project: Any) -> Any:
+    """The project's primary key, as its ORM has it (``pk``, else ``id``)."""
+    for name in ("pk", "id"):
+        key = getattr(project, name, None)
+        if key is not None:
+            return key
+    msg = (
+        f"CeleryExecutor(task=...) cannot tell the key of {project!r} (no pk or id): "
+        "give args=lambda project: (...) the task's arguments"
+    )
+    raise TypeError(msg)
 
 
 def _recorded_task_id(runner: RenderRunner[Any], spec: JobSpec) -> str | None:

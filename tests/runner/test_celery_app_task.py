@@ -1,0 +1,214 @@
+"""CeleryExecutor(app, task=...) and run_attempt(): the app's own Celery task, sent with the
+app's own arguments, renders the attempt on real `celery worker` processes (Redis), in eager
+mode in the caller, and a mock of its apply_async sees the call the app's code made."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from celery.result import AsyncResult
+
+from renderstate import RenderRunner, Status
+from renderstate.cli._store import Project
+from renderstate.ledger import AttemptState
+from renderstate.ledger._identity import parse_worker
+from renderstate.runner.celery import CeleryExecutor, register, run_attempt
+from runner.celery_app import APP_TASK, Settings, add_app_task, build_app, make_runner, store_for
+from runner.celery_workers import Workers, new_settings, redis_reachable, workers_for
+from runner.test_celery import SCOPE, Web, complete_fake_video, digest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not redis_reachable(), reason="needs Redis at 127.0.0.1:6379"),
+]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return new_settings(tmp_path)
+
+
+@pytest.fixture
+def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    with workers_for(settings, tmp_path / "logs") as started:
+        yield started
+
+
+def app_web(settings: Settings, **options: Any) -> tuple[Web, Any]:
+    """The web side: the app's own task on the web's app, and a runner sending to it."""
+    app = build_app(settings)
+    task = add_app_task(app)
+    web = Web(settings, CeleryExecutor(app, task=task, queue=settings.queue, **options))
+    return web, task
+
+
+def test_the_app_s_own_task_is_sent_and_its_run_attempt_renders_on_a_worker(
+    settings: Settings, workers: Workers
+) -> None:
+    """submit() sends the app's task (its name, the project's id as its argument); the
+    worker's run_attempt(self, id) renders the attempt: COMPLETED, the file complete, the
+    task's Celery id on the attempt, the route naming the task for a resend."""
+    workers.start("apptask")
+    web, task = app_web(settings)
+    try:
+        project = web.project()
+        job = web.runner.submit(project)
+        (attempt,) = web.attempts(project)
+        assert attempt.task_id is not None
+        assert job.task_id == attempt.task_id
+        assert attempt.executor == f"celery:{settings.queue}#{APP_TASK}"
+        assert web.wait_ended(project) is Status.COMPLETED
+        assert complete_fake_video(web.runner.file_path(project), settings.frames)
+        assert task.AsyncResult(attempt.task_id).get(timeout=30) == "rendered"
+        log = workers.started[0].output()
+        assert f"Task {APP_TASK}[{attempt.task_id}] received" in log
+        assert "renderstate.render[" not in log, "renderstate's own task never ran"
+        # A project never started: the app's task finds no attempt and renders nothing.
+        never = web.project("never")
+        assert task.apply_async(args=(never.id,)).get(timeout=30) == "no attempt"
+        assert web.status(never) is Status.DRAFT
+    finally:
+        web.close()
+
+
+def test_a_mock_of_the_app_s_apply_async_sees_the_app_s_call_and_its_id_is_recorded(
+    settings: Settings,
+) -> None:
+    """The executor calls task.apply_async(args=(id,), **options) exactly as the app's
+    code did (no task_id of its own), so an app test's mock sees that call; the id the
+    call returns is recorded on the attempt; the project waits PROCESSING, handed off."""
+    web, task = app_web(settings, options={"countdown": 10})
+    try:
+        project = web.project()
+        sent = AsyncResult(str(uuid.uuid4()))
+        with mock.patch.object(task, "apply_async", return_value=sent) as apply_async:
+            job = web.runner.submit(project)
+        apply_async.assert_called_once_with(args=(project.id,), countdown=10, queue=settings.queue)
+        (attempt,) = web.attempts(project)
+        assert attempt.task_id == sent.id
+        assert attempt.state is AttemptState.QUEUED
+        assert web.status(project) is Status.PROCESSING
+        assert not job.done()
+    finally:
+        web.close()
+
+
+def test_in_eager_mode_the_app_s_task_runs_in_the_caller_and_renders_the_started_job(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """With task_always_eager, submit() calls the app's task, which Celery runs at once in
+    the caller; its run_attempt renders the job the submitting runner started, there, before
+    submit() returns (the worker's runner is never built)."""
+    app = build_app(settings)
+    app.conf.task_always_eager = True
+    built: list[object] = []
+
+    def factory() -> RenderRunner[Project]:
+        built.append(1)
+        return make_runner(settings)
+
+    register(app, factory, sweep=False)
+    bodies: list[int] = []
+
+    @app.task(name="tests.eager_render", bind=True)
+    def eager_render(self: Any, project_id: int) -> str:
+        bodies.append(project_id)
+        return run_attempt(self, project_id)
+
+    store, ledger = store_for(settings)
+    from renderstate.testing import FakeRenderer  # noqa: PLC0415
+
+    runner = RenderRunner(
+        store.adapter,
+        FakeRenderer(frames=3),
+        media_root=settings.media,
+        executor=CeleryExecutor(app, task=eager_render),
+        ledger=ledger,
+        loader=store.loader,
+    )
+    try:
+        project = store.create("eager", {"width": 64, "height": 36, "fps": 10})
+        job = runner.submit(project)
+        assert job.done()
+        assert job.status is Status.COMPLETED
+        assert bodies == [project.id]
+        assert built == [], "the job rendered in the runner that started it"
+        assert Status(store.get(project.id).status) is Status.COMPLETED
+        (attempt,) = ledger.history(SCOPE, project.id)
+        assert attempt.state is AttemptState.COMPLETED
+    finally:
+        runner.shutdown()
+        store.close()
+
+
+def test_run_attempt_in_a_task_of_an_app_without_register_says_how_to_fix_it(
+    settings: Settings,
+) -> None:
+    """run_attempt() needs the worker's runner that register() sets up on the task's app:
+    without it, a RuntimeError naming the call to add."""
+    app = build_app(settings)
+    app.conf.task_always_eager = True
+
+    @app.task(name="tests.unregistered", bind=True)
+    def unregistered(self: Any, project_id: int) -> str:
+        return run_attempt(self, project_id)
+
+    with pytest.raises(RuntimeError, match=r"register\(app, make_runner\)"):
+        unregistered.apply_async(args=(1,)).get()
+
+
+def test_args_and_task_name_are_refused_where_they_cannot_apply(settings: Settings) -> None:
+    """args= without the app's task, or task= with task_name=, is a TypeError at once."""
+    app = build_app(settings)
+    task = add_app_task(app)
+    with pytest.raises(TypeError, match="give task= as well"):
+        CeleryExecutor(app, args=lambda project: (project.id,))
+    with pytest.raises(TypeError, match="not both"):
+        CeleryExecutor(app, task=task, task_name="other")
+    with pytest.raises(TypeError, match="the app's Celery task"):
+        CeleryExecutor(app, task="tests.app_render")  # type: ignore[arg-type]
+
+
+def test_a_sigkilled_worker_s_render_is_sent_again_through_the_app_s_task(
+    settings: Settings, workers: Workers
+) -> None:
+    """Kill -9 mid-render: the sweep of the other worker takes the attempt back and sends
+    it again through the app's own task (not renderstate's), which completes it; the
+    previous video stays intact until then and nothing is left beside it."""
+    settings = replace(settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=7200.0)
+    workers.settings = settings
+    first = workers.start("doomed")
+    web, _ = app_web(settings)
+    try:
+        project = web.project()
+        web.runner.submit(project)
+        assert web.wait_ended(project) is Status.COMPLETED
+        final = web.runner.file_path(project)
+        previous = digest(final)
+        job = web.runner.submit(project)
+        web.wait_for(lambda: web.frames_done(job) > 10, 20, "the re-render to be under way")
+        first.kill()
+        assert digest(final) == previous
+        second = workers.start("rescuer")
+        assert web.wait_ended(project, timeout=60) is Status.COMPLETED, web.attempts(project)
+        assert complete_fake_video(final, 60)
+        redone = web.attempts(project)[0]
+        assert redone.id == job.attempt_id
+        assert parse_worker(redone.worker or "").pid == second.pid
+        log = second.output()
+        assert f"Task {APP_TASK}[" in log
+        assert "renderstate.render[" not in log
+        # The worker removes its backup just after the commit this process saw.
+        web.wait_for(
+            lambda: sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"],
+            10,
+            "the worker to remove its backup",
+        )
+    finally:
+        web.close()
