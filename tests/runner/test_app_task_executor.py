@@ -62,7 +62,8 @@ def test_the_app_s_own_task_renders_the_started_job_in_its_thread(tmp_path: Path
         manager.pool.shutdown()
         runner.shutdown()
     assert called == [(7, "render_7")]
-    assert threads and threads[0].startswith("app-tasks"), threads
+    assert len(threads) == 1
+    assert threads[0].startswith("app-tasks"), threads
     assert project.output_path == "projects/7/final.mp4"
     final = tmp_path / "projects" / "7" / "final.mp4"
     assert sorted(p.name for p in final.parent.iterdir()) == ["final.mp4"]
