@@ -180,7 +180,7 @@ def test_the_transcoding_apps_own_suite_passes_on_renderstate(tmp_path: Path) ->
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert "Ran 4 tests" in run.stderr
+    assert "Ran 5 tests" in run.stderr
     assert "\nOK\n" in run.stderr
 
 

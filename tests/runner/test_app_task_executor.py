@@ -197,3 +197,39 @@ def test_run_attempt_through_the_ledger_renders_an_attempt_another_runner_starte
     finally:
         web.shutdown()
         worker.shutdown()
+
+
+def test_a_task_of_a_job_rendered_in_immediate_mode_renders_nothing_and_reads_nothing(
+    tmp_path: Path,
+) -> None:
+    """In an app's tests (immediate mode) submit() renders the job; the app's own task,
+    which the view then hands its task manager, finds it ended in this process and does not
+    ask the ledger (a thread reading the test database beside the test's transaction)."""
+    from renderstate.testing import immediate_renders  # noqa: PLC0415
+
+    class NoReads(MemoryAttemptStore):
+        reads = 0
+
+        def history(self, *args: object, **kwargs: object) -> list[object]:  # type: ignore[override]
+            NoReads.reads += 1
+            return super().history(*args, **kwargs)  # type: ignore[arg-type]
+
+    store = NoReads()
+    project = MemoryProject(id=21)
+    runner = RenderRunner(
+        MemoryAdapter(),
+        FakeRenderer(frames=2),
+        media_root=tmp_path,
+        executor=AppTaskExecutor(),
+        ledger=Ledger(store),
+        loader=store.loader([project]),
+    )
+    try:
+        with immediate_renders():
+            job = runner.submit(project)
+        assert job.status is Status.COMPLETED
+        reads = NoReads.reads
+        assert runner.run_attempt(21) is None
+        assert NoReads.reads == reads
+    finally:
+        runner.shutdown()

@@ -4,6 +4,7 @@ mode in the caller, and a mock of its apply_async sees the call the app's code m
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -138,6 +139,8 @@ def test_in_eager_mode_the_app_s_task_runs_in_the_caller_and_renders_the_started
         assert job.done()
         assert job.status is Status.COMPLETED
         assert bodies == [project.id]
+        heartbeats = [t for t in threading.enumerate() if t.name == "renderstate-heartbeat"]
+        assert heartbeats == [], "rendered in the caller: no thread writes beside its transaction"
         assert built == [], "the job rendered in the runner that started it"
         assert Status(store.get(project.id).status) is Status.COMPLETED
         (attempt,) = ledger.history(SCOPE, project.id)
@@ -145,6 +148,19 @@ def test_in_eager_mode_the_app_s_task_runs_in_the_caller_and_renders_the_started
     finally:
         runner.shutdown()
         store.close()
+
+
+def test_the_app_s_args_are_sent_as_the_app_wrote_them(settings: Settings) -> None:
+    """args= returns the app's own arguments, passed as they are: a list stays a list, as a
+    test asserting the app's apply_async(args=[id]) expects."""
+    web, task = app_web(settings, args=lambda project: [project.id, "hls"])
+    try:
+        project = web.project()
+        with mock.patch.object(task, "apply_async", return_value=AsyncResult("id-1")) as sent:
+            web.runner.submit(project)
+        sent.assert_called_once_with(args=[project.id, "hls"], queue=settings.queue)
+    finally:
+        web.close()
 
 
 def test_run_attempt_in_a_task_of_an_app_without_register_says_how_to_fix_it(

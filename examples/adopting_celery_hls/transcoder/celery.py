@@ -1,4 +1,4 @@
-"""The Celery app, as Celery's Django guide lays it out; the swap registers the render task."""
+"""The Celery app, as Celery's Django guide lays it out; the swap registers the worker side."""
 
 import os
 
@@ -21,5 +21,6 @@ def worker_runner() -> RenderRunner[object]:
     return make_runner()  # type: ignore[return-value]
 
 
-# The swap: the task `renderstate.render` renders what the web process submits.
+# The swap: each worker process's runner, which the app's task renders with, its sweeps
+# (a dead worker's transcode is sent again through the app's task) and its shutdown grace.
 register(app, worker_runner)

@@ -1,7 +1,8 @@
 """The swap: the app's transcoding function, driven by RenderRunner through Celery.
 
 The runner guards the start (one transcode at a time per video, in one conditional
-``UPDATE``), sends the job as data to a Celery worker, gives the function an empty staging
+``UPDATE``), sends the app's own Celery task as the app did, whose body renders the
+attempt on a worker, gives the function an empty staging
 directory beside the output, and publishes the whole HLS directory in one atomic swap,
 fenced by the attempt: a reader of ``media/videos/<id>/hls`` sees the previous playlist and
 segments or the new ones, never a mix, and a killed worker's half-written segments never
@@ -62,4 +63,7 @@ def web_runner() -> RenderRunner[Video]:
     """The web process's runner: it submits to the Celery workers."""
     from transcoder.celery import app  # noqa: PLC0415 - Celery's app module imports this one
 
-    return make_runner(CeleryExecutor(app))
+    from .tasks import transcode_video  # noqa: PLC0415 - the task module imports Celery's
+
+    # The app's own task, sent with the app's own arguments: apply_async(args=[video.pk]).
+    return make_runner(CeleryExecutor(app, task=transcode_video, args=lambda v: [v.pk]))

@@ -1,11 +1,13 @@
-"""The app's own test suite: no mock, no broker. Its test settings run Celery tasks eagerly
-(``CELERY_TASK_ALWAYS_EAGER``), which the swap honours: each transcode runs for real, with
-ffmpeg, in the request's thread, before the request returns."""
+"""The app's own test suite, no broker. Its test settings run Celery tasks eagerly
+(``CELERY_TASK_ALWAYS_EAGER``): the app's task, sent by the swap as the app sent it, runs in
+the request's thread and transcodes for real, with ffmpeg, before the request returns; a
+test that mocks the task's ``apply_async`` sees the app's own call."""
 
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from django.test import TestCase, override_settings
 from imageio_ffmpeg import get_ffmpeg_exe
@@ -56,6 +58,15 @@ class TranscodeTests(TestCase):
         )
         self.assertEqual(response.status_code, 201)
         return response.json()
+
+    @mock.patch("videos.tasks.transcode_video.apply_async")
+    def test_an_upload_is_queued(self, apply_async: mock.Mock) -> None:
+        apply_async.return_value.id = "task-1"
+        body = self.upload(self.red)
+        apply_async.assert_called_once_with(args=[body["id"]])
+        self.assertEqual(body["status"], "QUEUED")
+        video = Video.objects.get(pk=body["id"])
+        self.assertEqual(video.task_id, "task-1")
 
     def test_an_upload_is_transcoded_to_hls(self) -> None:
         body = self.upload(self.red)

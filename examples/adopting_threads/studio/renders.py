@@ -1,11 +1,12 @@
 """The swap: the app's render function and task manager, driven by one RenderRunner.
 
 New in the swap, and the only new module. The runner guards the start (one render at a
-time), hands the job to the app's own task manager, tells the render function where to
-write (a temporary file in a private directory beside ``final.mp4``), publishes what it
-wrote atomically, and ends the project COMPLETED or FAILED in a fenced save; the attempt
-ledger keeps the progress, the cancel requests and the leases in the database, so another
-server process sees them and recovery knows a dead render from a live one.
+time), leaves the job to the app's own task (``render_task``, which its own task manager
+runs as before), tells the render function where to write (a temporary file in a private
+directory beside ``final.mp4``), publishes what it wrote atomically, and ends the project
+COMPLETED or FAILED in a fenced save; the attempt ledger keeps the progress, the cancel
+requests and the leases in the database, so another server process sees them and recovery
+knows a dead render from a live one.
 """
 
 import functools
@@ -17,21 +18,10 @@ from renderstate.adapters.django import DjangoAdapter
 from renderstate.ledger import Ledger
 from renderstate.ledger.django import DjangoAttemptStore
 from renderstate.runner import own_path
-from renderstate.typing import Job
+from renderstate.runner.executors import AppTaskExecutor
 
 from .models import Project
 from .rendering import render_project
-from .tasks import task_manager
-
-
-class TaskManagerExecutor:
-    """The app's task manager runs the runner's jobs (a ``renderstate.typing.Executor``)."""
-
-    def schedule(self, job: Job) -> None:
-        task_manager.submit_task(job.run)
-
-    def shutdown(self, wait: bool = True) -> None:
-        """The task manager lives as long as the process."""
 
 
 @functools.cache
@@ -47,7 +37,7 @@ def get_runner() -> RenderRunner[Project]:
             result_key="video_path",  # the returned dict's entry naming the file
         ),
         media_root=settings.MEDIA_ROOT,
-        executor=TaskManagerExecutor(),
+        executor=AppTaskExecutor(),  # the app's task manager runs render_task, which renders
         ledger=Ledger(store),
         loader=store.loader(Project),
     )

@@ -1,4 +1,4 @@
-"""The app's own background task manager: tasks by id, in threads. Kept by the swap."""
+"""The app's own background task manager and render task. Kept by the swap."""
 
 import itertools
 import threading
@@ -6,6 +6,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import close_old_connections
+
+from .renders import get_runner
 
 
 class TaskManager:
@@ -37,6 +39,12 @@ class TaskManager:
             function()
         finally:
             close_old_connections()  # each worker thread has its own database connection
+
+
+def render_task(project_id: int) -> None:
+    """The app's render task, which the export view hands its task manager as before."""
+    # The swap: the runner renders the job the view started, here, in this thread.
+    get_runner().run_attempt(project_id)
 
 
 task_manager = TaskManager()

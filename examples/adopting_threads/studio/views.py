@@ -8,14 +8,16 @@ from rest_framework.response import Response
 
 from .models import Project
 from .renders import get_runner
+from .tasks import render_task, task_manager
 
 
 @api_view(["POST"])
 def render_project_view(request: Request, pk: int) -> Response:
     project = get_object_or_404(Project, pk=pk)
     # A second click raises RenderConflictError: 409 {"error": "Project 7 is already ..."}.
-    job = get_runner().submit(project)
-    return Response({"status": project.status, "task_id": job.attempt_id}, status=202)
+    get_runner().submit(project)
+    task_id = task_manager.submit_task(lambda: render_task(project.pk))
+    return Response({"status": project.status, "task_id": task_id}, status=202)
 
 
 @api_view(["GET"])

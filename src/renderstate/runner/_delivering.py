@@ -18,6 +18,7 @@ from renderstate._jobs import JobSpec
 from renderstate.exceptions import AttemptOwnedError, RenderHandedBackError
 from renderstate.runner import _awaiting
 from renderstate.runner._requeuing import spec_of
+from renderstate.runner.executors import AppTaskExecutor
 
 if TYPE_CHECKING:
     from renderstate.runner._job import RenderJob
@@ -137,11 +138,17 @@ def deliver_key(
     if waiting is not None:
         return Delivery.RENDERED, waiting
     ledger = runner.ledger
-    if ledger is None or loader is None:
+    in_process = isinstance(runner._state.executor, AppTaskExecutor)
+    if ledger is None or loader is None or in_process:
+        # An app task of this process (a thread task manager) comes for a job of this
+        # process only: none waiting means it ended here (cancelled, or rendered in
+        # immediate mode before its task ran), and the database is not asked.
         if _has_job(runner, key):
             # This runner's job of the project ended before its task ran (cancelled, or
             # rendered already: a second call of the task): nothing to run.
             return Delivery.NOT_LIVE, None
+        if in_process and ledger is not None and loader is not None:
+            return Delivery.NO_ATTEMPT, None
         msg = (
             "run_attempt() found no job of this process waiting for this task, and the "
             "runner has no ledger to find the attempt in another process: create it with "

@@ -186,7 +186,10 @@ def launch(
     """Tell the observers and hand the started job to the executor."""
     telemetry.started(job)
     state.notify(started)
-    if job._immediate:
+    # An executor whose eager mode runs the app's own task in the caller (Celery's
+    # task_always_eager with CeleryExecutor(task=...)) is still handed an immediate job:
+    # that task renders it, here.
+    if job._immediate and not getattr(state.executor, "schedules_immediate", False):
         job.run()  # handles its own errors; an interrupt propagates after the FAILED save
         return job
     try:

@@ -180,13 +180,18 @@ class CeleryExecutor:
 
     @property
     def runs_in_caller(self) -> bool:
-        """Whether jobs run in the caller's thread: the app's ``task_always_eager``.
+        """Whether jobs run in the caller's thread: the app's ``task_always_eager``."""
+        return bool(self.app.conf.task_always_eager)
 
-        With the app's own ``task`` it is false even then: the runner sends the job to
-        that task, which Celery runs in the caller, and whose :func:`run_attempt` renders
-        it there.
+    @property
+    def schedules_immediate(self) -> bool:
+        """Whether a job rendered in the caller is still sent: with the app's own ``task``.
+
+        Celery runs that task in the caller (``task_always_eager``), and its
+        :func:`run_attempt` renders the job there; a test that mocks the task's
+        ``apply_async`` sees the call.
         """
-        return self.task is None and bool(self.app.conf.task_always_eager)
+        return self.task is not None
 
     @property
     def route(self) -> str:
@@ -227,11 +232,11 @@ class CeleryExecutor:
         if not isinstance(job, RenderJob):
             msg = f"CeleryExecutor schedules the RenderJobs of a RenderRunner, got {job!r}"
             raise TypeError(msg)
-        if self.runs_in_caller:
-            job.run()
-            return
         if self.task is not None:
             self._send_to_task(job, self.task)
+            return
+        if self.runs_in_caller:
+            job.run()
             return
         options = dict(self._options)
         # The outcome is in the ledger and the project's row: by default nothing waits on a
@@ -248,11 +253,15 @@ class CeleryExecutor:
         job.hand_off()
         logger.debug("sent attempt %s of project %s", spec.attempt_id, spec.project_key)
 
-    def args_of(self, project: Any) -> tuple[Any, ...]:
-        """The app's task's positional arguments for ``project`` (by default its key)."""
+    def args_of(self, project: Any) -> Sequence[Any]:
+        """The app's task's positional arguments for ``project`` (by default ``(key,)``).
+
+        What ``args`` returns is passed as it is (a list stays a list: a test asserting
+        the app's ``apply_async(args=[pk])`` sees exactly that).
+        """
         if self._args is None:
             return (_primary_key(project),)
-        return tuple(self._args(project))
+        return self._args(project)
 
     def _send_to_task(self, job: RenderJob[Any], task: Task[Any, Any]) -> None:
         """Call the app's task with its own arguments; record its id; hand the job off."""
@@ -493,7 +502,7 @@ def _send_to_own_task(
     """
     task = app.tasks[name]
     executor = runner._state.executor
-    args: tuple[Any, ...] = (decode_key(spec.project_key),)
+    args: Sequence[Any] = (decode_key(spec.project_key),)
     if isinstance(executor, CeleryExecutor) and executor.task_name == name:
         loader = runner._loader
         project = None if loader is None else loader(spec.project_key)
