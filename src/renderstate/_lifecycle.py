@@ -9,25 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
-from types import MappingProxyType
 from typing import Any, Final, Generic, cast
 
 from renderstate._app_columns import AppColumns
 from renderstate._async import AWAITABLE, ThreadedAdapter, is_async_adapter
-from renderstate._fields import (
-    check_values,
-)
-from renderstate._layout import DEFAULT_LAYOUT, Plan, StatusValues, layout_for, trusted_change
+from renderstate._deciding import extra_fields, finish, plan_step, refusal
+from renderstate._layout import DEFAULT_LAYOUT, StatusValues, layout_for
 from renderstate._machine import MACHINE, can_start_render, decide
 from renderstate._memory import DEFAULT_ADAPTER
 from renderstate._observers import describe_error, notify_observers
 from renderstate._paths import validate_output_path
-from renderstate._records import Change, TransitionRecord
-from renderstate._status import RENDERABLE_STATUSES, Status, Trigger, sources_of
+from renderstate._records import TransitionRecord
+from renderstate._status import RENDERABLE_STATUSES, Status, Trigger
 from renderstate.exceptions import (
-    InvalidTransitionError,
     ProjectNotFoundError,
-    RenderConflictError,
     UnknownStatusError,
 )
 from renderstate.typing import Adapter, AsyncAdapter, Observer, ProjectT
@@ -51,8 +46,6 @@ _MISSING: Final = object()
 # so this bound is only reached under pathological contention.
 _MAX_ATTEMPTS: Final = 8
 _ATTEMPTS: Final = range(_MAX_ATTEMPTS)
-
-_new_tuple: Final = tuple.__new__
 
 
 class ProjectLifecycle(Generic[ProjectT]):
@@ -329,7 +322,7 @@ class ProjectLifecycle(Generic[ProjectT]):
                 column, or holds a text longer than its column; nothing was written.
             TypeError: the adapter is async; await :meth:`acomplete` instead.
         """
-        extra = self._extra(fields)
+        extra = extra_fields(self, fields)
         return self._run(
             Trigger.COMPLETE,
             validate_output_path(output_path),
@@ -414,7 +407,7 @@ class ProjectLifecycle(Generic[ProjectT]):
             InvalidTransitionError: the project is not PROCESSING (a late or duplicate call).
             ValueError: ``fields`` is refused as by :meth:`complete`; nothing was written.
         """
-        extra = self._extra(fields)
+        extra = extra_fields(self, fields)
         return await self._arun(
             Trigger.COMPLETE,
             validate_output_path(output_path),
@@ -440,9 +433,8 @@ class ProjectLifecycle(Generic[ProjectT]):
             fields=None if self._columns is None else self._columns.on_fail(text),
         )
 
-    # The sync and async drivers below only perform the store calls that _plan asks for;
-    # every decision (which edge, what to write, when to ask the store, when to refuse)
-    # is taken by _plan, and every record is built by _finish.
+    # The sync and async drivers below only perform the store calls that plan_step
+    # (renderstate._deciding) asks for; it takes every decision, finish() builds the record.
 
     def _run(
         self,
@@ -462,13 +454,13 @@ class ProjectLifecycle(Generic[ProjectT]):
         project = self._project
         refreshed = False
         for _ in _ATTEMPTS:
-            step = self._plan(trigger, refreshed, output, clear_output, fields)
+            step = plan_step(self, trigger, refreshed, output, clear_output, fields)
             if step is None:
                 adapter.refresh_status(project, self._layout.status_field)
             elif adapter.apply(project, step[1]):
-                return self._finish(trigger, step[0], step[1], error)
+                return finish(self, trigger, step[0], step[1], error)
             refreshed = True
-        raise self._refusal(trigger, self.status)
+        raise refusal(self, trigger, self.status)
 
     async def _arun(
         self,
@@ -482,109 +474,14 @@ class ProjectLifecycle(Generic[ProjectT]):
         project = self._project
         refreshed = False
         for _ in _ATTEMPTS:
-            step = self._plan(trigger, refreshed, output, clear_output, fields)
+            step = plan_step(self, trigger, refreshed, output, clear_output, fields)
             if step is None:
                 await adapter.refresh_status(project, self._layout.status_field)
             elif await adapter.apply(project, step[1]):
-                return self._finish(trigger, step[0], step[1], error)
+                return finish(self, trigger, step[0], step[1], error)
             refreshed = True
-        raise self._refusal(trigger, self.status)
+        raise refusal(self, trigger, self.status)
 
     def _awaitable_adapter(self) -> AsyncAdapter[Any]:
         # A sync adapter's calls run in a worker thread, so the event loop never blocks.
         return self._adapter if self._async else ThreadedAdapter(self._adapter)
-
-    def _plan(
-        self,
-        trigger: Trigger,
-        refreshed: bool,
-        output: str | None,
-        clear_output: bool,
-        fields: Mapping[str, object] | None = None,
-    ) -> tuple[Plan, Change] | None:
-        """Decide from the status the object holds now: the change to apply, or None.
-
-        ``None`` means "no edge from what the object holds, which may be stale: ask the
-        store and decide again". Once the store has been asked (``refreshed``: a refresh,
-        or a write the store refused because the status moved), no edge is a refusal.
-        """
-        layout = self._layout
-        raw = getattr(self._project, layout.status_field)
-        try:
-            plan = layout.plans[trigger].get(raw)
-        except TypeError:  # an unhashable value is never a known literal
-            plan = None
-        # True == 1 == 1.0: only a value of the literal's own type is that literal.
-        if (
-            plan is not None
-            and type(raw) is not str
-            and not layout.literals.same_kind(raw, plan.source)
-        ):
-            plan = None
-        if plan is None:
-            source = self.status  # UnknownStatusError for a value outside the four
-            if refreshed:
-                raise self._refusal(trigger, source)
-            return None
-        change = plan.change
-        if layout.output_field is not None and (output is not None or clear_output):
-            # The output is the transition's own payload: written even when the object
-            # already holds that value, since the row may not (the object can be stale).
-            if output is None:
-                output = self._adapter.empty_output(self._project, layout.output_field)
-            status_field = layout.status_field
-            values = {status_field: change.values[status_field], layout.output_field: output}
-            if fields:
-                values.update(fields)
-            change = trusted_change(status_field, change.expected, MappingProxyType(values))
-        elif fields:
-            # The app's own columns ride in the same guarded UPDATE as the status.
-            status_field = layout.status_field
-            values = {status_field: change.values[status_field], **fields}
-            change = trusted_change(status_field, change.expected, MappingProxyType(values))
-        return plan, change
-
-    def _extra(self, fields: Mapping[str, object] | None) -> dict[str, object] | None:
-        """The app's extra ``fields`` for a transition, checked before anything is written."""
-        if fields is None:
-            return None
-        layout = self._layout
-        reserved = {layout.status_field: "status_field"}
-        if layout.output_field is not None:
-            reserved[layout.output_field] = "output_field"
-        if self._columns is not None:
-            reserved.update(self._columns.reserved)
-        return check_values(fields, reserved, self._adapter, self._project) or None
-
-    def _finish(
-        self, trigger: Trigger, plan: Plan, change: Change, error: str | None
-    ) -> TransitionRecord:
-        row = plan.row
-        record: TransitionRecord = _new_tuple(
-            TransitionRecord,
-            (
-                self._adapter.project_key(self._project),
-                trigger,
-                row.edge,
-                plan.source,
-                row.target,
-                change.values,
-                error,
-            ),
-        )
-        if self._observers:
-            notify_observers(self._observers, record)
-        return record
-
-    def _refusal(self, trigger: Trigger, source: Status) -> InvalidTransitionError:
-        cls = (
-            RenderConflictError
-            if trigger is Trigger.START_RENDER and source is Status.PROCESSING
-            else InvalidTransitionError
-        )
-        return cls(
-            trigger=trigger.value,
-            status=source.value,
-            allowed=[s.value for s in sources_of(trigger)],
-            project_key=self.project_key,
-        )

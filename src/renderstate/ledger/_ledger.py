@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Final, cast
 
 from renderstate._attempts import ACTIVE_STATES, Attempt, AttemptState, DatabaseTime, encode_key
+from renderstate._deciding import extra_fields
 from renderstate._layout import StatusValues
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import TransitionRecord
@@ -547,7 +548,7 @@ class Ledger:
             ValueError: ``fields`` names no column of the model, or its status or output
                 column; nothing was written.
         """
-        extra = lifecycle._extra(fields)
+        extra = extra_fields(lifecycle, fields)
         now = self._time()
         values: dict[str, object] = {
             "state": AttemptState.COMPLETED,

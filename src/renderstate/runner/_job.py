@@ -15,6 +15,7 @@ from typing import Final, Generic
 
 from renderstate import telemetry
 from renderstate._attempts import Attempt, AttemptState, encode_key
+from renderstate._deciding import extra_fields
 from renderstate._jobs import JobSpec
 from renderstate._lifecycle import ProjectLifecycle
 from renderstate._records import Rendered
@@ -279,7 +280,7 @@ class RenderJob(Generic[ProjectT]):
         """
         if not isinstance(written, Rendered):
             return written
-        self._fields = self._lifecycle._extra(written.fields)
+        self._fields = extra_fields(self._lifecycle, written.fields)
         return written.path
 
     def _check_cancelled(self) -> None:
