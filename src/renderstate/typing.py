@@ -229,6 +229,9 @@ class Executor(Protocol):
     An executor that, for now, runs each job in the caller's thread (a task queue's
     eager mode) says so with a true ``runs_in_caller`` attribute: the runner then
     renders immediately, without a heartbeat thread (see ``RenderRunner(immediate=)``).
+    One that, then, still wants :meth:`schedule` called (its eager mode runs the app's own
+    task in the caller, and that task renders the job) says so with a true
+    ``schedules_immediate``: ``CeleryExecutor(app, task=...)``.
 
     An executor that sends jobs to a task system whose ids it can choose may offer
     ``new_task_id() -> str | None``: the runner asks it before each start, records the id
