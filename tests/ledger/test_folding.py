@@ -287,6 +287,33 @@ def test_a_start_then_completion_writes_the_onupdate_column(
     assert project.output_path == "projects/1/final.mp4"
 
 
+def test_a_start_returns_the_attempt_as_stored_reading_back_only_what_the_database_chose(
+    harness: SQLAlchemyLedgerHarness,
+) -> None:
+    """A start's INSERT returns the new id and the times the database's clock chose, not
+    every column (each returned column cost the driver and SQLAlchemy a description and a
+    result processor); the attempt it answers is the row as stored, field for field."""
+    ledger = Ledger(harness.store())  # the database's clock: it chooses the times
+    ledger.start(harness.lifecycle(harness.load(harness.insert())))  # first use: the hooks
+    lifecycle = harness.lifecycle(harness.load(harness.insert(Status.COMPLETED)))
+    with harness.capture() as started:
+        _, attempt = ledger.start(
+            lifecycle,
+            output_path="projects/1/final.mp4",
+            actor="ada",
+            task_id="task-1",
+            traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+    assert attempt == ledger.get(attempt.id)
+    assert attempt.output_path == "projects/1/final.mp4"
+    assert attempt.created_at is not None
+    assert attempt.lease_expires_at == pytest.approx(attempt.created_at + ledger.lease)
+    (inserted,) = [s for s in started if "INSERT INTO" in s]
+    returning = inserted.rsplit("RETURNING", 1)[1].split("EXISTS", 1)[0]
+    returned = sorted(c.strip().rsplit(".", 1)[-1] for c in returning.split(",") if c.strip())
+    assert returned == ["created_at", "id", "lease_expires_at"], inserted
+
+
 def test_the_command_line_store_sends_a_start_in_one_round_trip(db_targets: Any) -> None:
     """The command line's store opens its MariaDB connections with multi-statements (and
     found rows): a start is one round trip, a completion one statement."""

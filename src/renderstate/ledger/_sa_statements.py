@@ -51,6 +51,7 @@ __all__ = [
     "insert_finding_live",
     "insert_parts",
     "renew_statement",
+    "returned",
     "sends_then",
     "sent_then",
     "then",
@@ -74,11 +75,22 @@ class UpdateShape(NamedTuple):
     """Whether it matches only an attempt nobody asked to cancel."""
 
 
+def returned(table: Table, timed: frozenset[str]) -> list[ColumnElement[Any]]:
+    """What an attempt's ``INSERT`` returns: its id and the times the database chose.
+
+    Every other column holds what the store sent, so the store builds the attempt as
+    stored from those; a row of every column cost the driver and SQLAlchemy a column
+    description and a result processor each (25 of them, on every start).
+    """
+    return [table.c.id, *(table.c[name] for name in sorted(timed))]
+
+
 def insert_finding_live(table: Table, dialect: Dialect, timed: frozenset[str]) -> Insert:
     """The ``INSERT ... RETURNING`` of ``insert_and_find_live``, every value a parameter.
 
     A time the database chooses (those named in ``timed``) is its clock plus a parameter,
-    so the store builds, keys and compiles the statement once, not once per start.
+    so the store builds, keys and compiles the statement once, not once per start. It
+    returns :func:`returned` and whether the project has another live attempt.
     """
     t = table
     other = t.alias("renderstate_other")
@@ -104,7 +116,8 @@ def insert_finding_live(table: Table, dialect: Dialect, timed: frozenset[str]) -
         for name in FIELDS
         if name != "id"
     }
-    return insert(t).values(values).returning(*t.c, others.label("renderstate_others"))
+    answer = [*returned(t, timed), others.label("renderstate_others")]
+    return insert(t).values(values).returning(*answer)
 
 
 def update_statement(table: Table, dialect: Dialect, shape: UpdateShape) -> Update:
@@ -236,7 +249,7 @@ def insert_parts(table: Table, dialect: Dialect, timed: frozenset[str]) -> Inser
         ).label(n)
         for n in names
     ]
-    return InsertParts(names, row, [*t.c, others.label("renderstate_others")])
+    return InsertParts(names, row, [*returned(t, timed), others.label("renderstate_others")])
 
 
 def folded_insert(update: Update, table: Table, parts: InsertParts) -> Insert:

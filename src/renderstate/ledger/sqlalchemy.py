@@ -12,6 +12,7 @@ your migrations create it) or create it with :meth:`SQLAlchemyAttemptStore.creat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -350,8 +351,7 @@ class SQLAlchemyAttemptStore:
             if stmt is None:
                 stmt = insert_finding_live(self.table, dialect, timed)
                 self._inserts[dialect.name, timed] = stmt
-            row = session.execute(stmt, params).one()._mapping
-            return attempt_from_row(row), bool(row["renderstate_others"])
+            return _landed(attempt, session.execute(stmt, params).one())
 
     def ride_insert(self, adapter: object, attempt: Attempt) -> _Ride[tuple[Attempt, bool]] | None:
         """Insert ``attempt`` with the start's guarded ``UPDATE`` of the project.
@@ -386,9 +386,7 @@ class SQLAlchemyAttemptStore:
 
             def land(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
                 row = result.first()
-                if row is None:
-                    return None
-                return attempt_from_row(row._mapping), bool(row._mapping["renderstate_others"])
+                return None if row is None else _landed(attempt, row)
 
             return _Ride(fold, land)
         if not sends_then(connection):
@@ -405,9 +403,7 @@ class SQLAlchemyAttemptStore:
             if not sent_then(result):  # the UPDATE went alone: insert after it
                 return self.insert_and_find_live(attempt) if result.rowcount == 1 else None
             row = result.first()
-            if row is None:
-                return None
-            return attempt_from_row(row._mapping), bool(row._mapping["renderstate_others"])
+            return None if row is None else _landed(attempt, row)
 
         return _Ride(send, read)
 
@@ -847,6 +843,18 @@ def _convert(column: Column[Any], text: object) -> object:
     if isinstance(text, python_type):
         return text
     return python_type(text)
+
+
+def _landed(attempt: Attempt, row: Any) -> tuple[Attempt, bool]:
+    """``attempt`` as its ``INSERT`` stored it, and whether its project has other live ones.
+
+    ``row`` is what the statement returned (``returned`` in ``_sa_statements``): the id
+    and the times the database chose; every other column holds ``attempt``'s own value.
+    """
+    found = dict(row._mapping)
+    others = found.pop("renderstate_others")
+    found["id"] = int(found["id"])
+    return dataclasses.replace(attempt, **found), bool(others)
 
 
 def _attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
