@@ -228,3 +228,30 @@ def test_a_sigkilled_worker_s_render_is_sent_again_through_the_app_s_task(
         )
     finally:
         web.close()
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["sent", "eager"])
+def test_a_job_whose_mocked_task_never_runs_is_ended_by_stop_all_jobs(
+    settings: Settings, eager: bool
+) -> None:
+    """An app's test that mocks its task's apply_async (eager or not) sends nothing to any
+    broker, and leaves the started job to no worker: stop_all_jobs(), run after each test,
+    ends it FAILED as cancelled, so the test leaves nothing PROCESSING."""
+    from renderstate.testing import stop_all_jobs  # noqa: PLC0415
+
+    web, task = app_web(replace(settings, broker="redis://127.0.0.1:1/0"))
+    web.executor.app.conf.task_always_eager = eager
+    try:
+        project = web.project()
+        with mock.patch.object(task, "apply_async", return_value=AsyncResult("id-1")) as sent:
+            job = web.runner.submit(project)
+        sent.assert_called_once()
+        assert web.status(project) is Status.PROCESSING
+        assert stop_all_jobs(timeout=10) == 1
+        assert web.status(project) is Status.FAILED
+        (attempt,) = web.attempts(project)
+        assert attempt.state is AttemptState.FAILED
+        assert job.done()
+        assert "the test ended" in str(job.error)
+    finally:
+        web.close()

@@ -48,6 +48,18 @@ def cancel_job(state: RunnerState[ProjectT], job: RenderJob[ProjectT], reason: s
     return True
 
 
+def cancel_sent(state: RunnerState[ProjectT], job: RenderJob[ProjectT], reason: str) -> bool:
+    """Cancel, through the ledger, a job this runner sent to a task queue.
+
+    Its task may never run (an app's test mocks the task's ``apply_async``): still queued,
+    the attempt fails at once with its project; begun by a worker, that worker stops at
+    its next heartbeat.
+    """
+    if state.ledger is None or not takes_cancel_requests(state.ledger.store):
+        return False
+    return state.ledger.cancel(job._lifecycle, reason)
+
+
 def stop_jobs(state: RunnerState[ProjectT], reason: str, timeout: float | None) -> int:
     """Cancel every unfinished job and wait until they have ended; see the facade."""
     with state.registry.lock:
@@ -55,7 +67,10 @@ def stop_jobs(state: RunnerState[ProjectT], reason: str, timeout: float | None) 
     cancelled = 0
     for job in jobs:
         job._abandoned = True
-        cancelled += cancel_job(state, job, reason)
+        if job._away is not None:
+            cancelled += cancel_sent(state, job, reason)
+        else:
+            cancelled += cancel_job(state, job, reason)
     deadline = None if timeout is None else time.monotonic() + timeout
     for job in jobs:
         if job._away is None:
