@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from renderstate import RenderRunner, Status
+from renderstate import ProjectLifecycle, RenderRunner, Status
 from renderstate.cli import EXIT_OK, main
 from renderstate.cli._show import short_ids, when
 from renderstate.cli._store import Project, Store
@@ -176,3 +176,24 @@ def test_a_row_without_output_path_shows_the_ledgers_video(
     assert run(tmp_path, "status") == EXIT_OK
     (row,) = [line for line in terminal_output(capsys) if line.startswith(project.id)]
     assert row.split("\t")[3] == path
+
+
+def test_status_shows_a_live_attempt_s_label_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A render's description of its step, written by its worker's heartbeat, is shown
+    beside its phase by ``status``, as text (brackets are not markup)."""
+    store = Store(url(tmp_path))
+    try:
+        project = store.create("labelled", {})
+        _, attempt = store.ledger.start(ProjectLifecycle(project, store.adapter))
+        attempt = store.ledger.begin(attempt)
+        assert store.ledger.heartbeat(
+            attempt, {"phase": "encode", "done": 1, "total": 4, "label": "Encoding [bold]video"}
+        )
+    finally:
+        store.close()
+    capsys.readouterr()
+    assert run(tmp_path, "status", project.id) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "encode 0% (Encoding [bold]video) on " in out, out

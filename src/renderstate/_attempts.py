@@ -171,6 +171,11 @@ class Attempt:
     """The W3C ``traceparent`` of the request that started the attempt (its
     ``renderstate.render`` span), when an OpenTelemetry SDK traced it: a render sent again
     after its worker died or handed it back carries it, so its span stays in that trace."""
+    label: str | None = None
+    """The description the renderer gave with its last report of ``phase`` (an app's
+    ``on_progress(done, total, "Encoding video")``), written with the progress by the
+    owner's heartbeat; ``None`` if it gave none. At most 255 characters: the runner cuts a
+    longer one (see :attr:`Progress.label <renderstate.runner.Progress.label>`)."""
 
     @property
     def cancel_requested(self) -> bool:
@@ -251,6 +256,7 @@ WIDTHS: Final = {
     "executor": 255,
     "task_id": 255,
     "traceparent": 64,
+    "label": 255,
 }
 """The most characters each text column of the ledger's table holds, in every store."""
 

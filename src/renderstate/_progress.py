@@ -76,8 +76,11 @@ class Progress:
     label: str | None = None
     """The description the renderer gave with its report of :attr:`step` (an app's
     ``on_progress(current, total, "Rendering frames")`` through
-    :func:`~renderstate.runner.own_path`), ``None`` if it gave none. Kept in this process
-    only: a progress read from the ledger (another process's render) has ``None``."""
+    :func:`~renderstate.runner.own_path`), ``None`` if it gave none, and always ``None``
+    once the attempt has ended. The heartbeat writes it with the other figures, so a
+    progress read from the ledger (another process's render) has it too. At most 255
+    characters: a longer one is cut to 255, its last one ``…``; a NUL or a lone surrogate
+    in it, which no database stores in text, reads as U+FFFD or ``?``."""
     output_path: str | None = None
     """The URL-relative path this attempt publishes its video (or output directory) at:
     its job's, or the one the ledger recorded for it; ``None`` while it is not known. For

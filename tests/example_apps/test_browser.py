@@ -194,3 +194,41 @@ def test_the_page_loads_without_a_failed_request(browser: Any, fastapi_server: A
     assert icon is not None, "the page names no icon: a browser asks for /favicon.ico (404)"
     assert icon.startswith("data:"), icon
     page.close()
+
+
+def test_the_card_shows_the_renderer_s_label_as_text(
+    browser: Any, fastapi_server: AppServer
+) -> None:
+    """A status body whose progress has a label (the renderer's words for its step) shows
+    it beside the phase, as text even when it looks like HTML; without one, the phase
+    alone."""
+    project_id = new_project(fastapi_server, "Labelled")
+    page = open_page(browser, fastapi_server)
+    card = page.locator(f"#project-{project_id}")
+    body = {
+        "id": project_id,
+        "status": "PROCESSING",
+        "output_path": None,
+        "progress": {
+            "phase": "rendering",
+            "fraction": 0.5,
+            "done": 45,
+            "total": 90,
+            "eta_seconds": None,
+            "live": True,
+            "age_seconds": 0.2,
+            "label": "Encoding <img src=x onerror=window.hit=1> vid\u00e9o",
+        },
+        "error": None,
+    }
+    page.evaluate("([id, body]) => show(id, body)", [project_id, body])
+    phase = card.locator(".phase")
+    sync_api.expect(phase).to_have_text(
+        "rendering 50 % · Encoding <img src=x onerror=window.hit=1> vid\u00e9o"
+    )
+    assert card.locator(".phase img").count() == 0
+    assert page.evaluate("() => window.hit") is None
+    body["progress"]["label"] = None  # type: ignore[index]
+    page.evaluate("([id, body]) => show(id, body)", [project_id, body])
+    sync_api.expect(phase).to_have_text("rendering 50 %")
+    page.close()

@@ -27,7 +27,16 @@ from .servers import AppServer, Response
 
 PROBLEM = "application/problem+json"
 STATUS_KEYS = {"id", "status", "output_path", "progress", "error"}
-PROGRESS_KEYS = {"phase", "fraction", "done", "total", "eta_seconds", "live", "age_seconds"}
+PROGRESS_KEYS = {
+    "phase",
+    "fraction",
+    "done",
+    "total",
+    "eta_seconds",
+    "live",
+    "age_seconds",
+    "label",
+}
 
 TINY = {"width": 160, "height": 90, "fps": 12, "scenes": [{"duration": 1, "title": "tiny"}]}
 """A render of a few dozen milliseconds."""

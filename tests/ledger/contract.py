@@ -29,7 +29,7 @@ from renderstate.exceptions import (
     RenderConflictError,
 )
 from renderstate.files import create_temporary, remove_temporary_files
-from renderstate.ledger import Attempt, AttemptState, Ledger, Renewal
+from renderstate.ledger import Attempt, AttemptState, Ledger, Renewal, RenewalOutcome
 from renderstate.typing import AttemptStore, ProjectLoader
 
 THREADS = 16
@@ -469,6 +469,69 @@ class LedgerContract:
         assert seen.lease_expires_at == clock.now + 10.0
         with pytest.raises(ValueError, match="unknown fields"):
             ledger.heartbeat(begun, {"frames": 3})
+
+    def test_a_progress_label_is_written_with_the_heartbeat_and_read_back(
+        self, harness: LedgerHarness
+    ) -> None:
+        """The renderer's description of its step (``label``) is written by the heartbeat
+        and by a batch renewal with the other figures, read back by another ledger object
+        as given (255 characters, accents, an emoji), and cleared by ``None``."""
+        ledger = ledger_for(harness)
+        _, first = ledger.start(harness.lifecycle(harness.load(harness.insert())))
+        _, second = ledger.start(harness.lifecycle(harness.load(harness.insert())))
+        first, second = ledger.begin(first), ledger.begin(second)
+        encoding = "Encodage de la vid\u00e9o \U0001f3ac"
+        widest = "w" * 254 + "\u00e9"
+        first_beat = {"phase": "encode", "done": 1, "total": 4, "label": encoding}
+        assert ledger.heartbeat(first, first_beat)
+        reader = ledger_for(harness)  # another ledger object: nothing shared in memory
+        seen = reader.get(first.id)
+        assert seen is not None
+        assert (seen.phase, seen.done, seen.label) == ("encode", 1, encoding)
+        renewed = ledger.renew(
+            [Renewal(first, {"done": 2, "label": None}), Renewal(second, {"label": widest})]
+        )
+        assert [r.outcome for r in renewed] == [RenewalOutcome.RENEWED] * 2
+        one, two = reader.get(first.id), reader.get(second.id)
+        assert one is not None
+        assert two is not None
+        assert (one.done, one.label) == (2, None)
+        assert two.label == widest
+        assert ledger.heartbeat(second, {"done": 5})
+        kept = reader.get(second.id)
+        assert kept is not None
+        assert kept.label == widest, "a heartbeat without a label keeps the last one"
+
+    @pytest.mark.parametrize(
+        ("label", "match"),
+        [
+            ("x" * 256, "label must be None or a text of at most 255 characters, got 256"),
+            ("x" * 10_000_000, "got 10000000 characters"),
+            (b"Encoding", "got bytes"),
+            (42, "got int"),
+            ("Enc\x00oding", "label contains a NUL character"),
+            ("video-\udcff.mp4", "label is no UTF-8 text"),
+        ],
+        ids=["256-characters", "ten-million", "bytes", "int", "nul", "lone-surrogate"],
+    )
+    def test_a_label_no_store_holds_is_refused_and_writes_nothing(
+        self, harness: LedgerHarness, label: object, match: str
+    ) -> None:
+        """A label too long for its column, not text, or holding what no database stores
+        in text is the documented ValueError (not a driver's error), through a heartbeat and
+        a batch renewal alike; nothing is written, not even the lease."""
+        clock = Clock()
+        ledger = ledger_for(harness, clock)
+        _, attempt = ledger.start(harness.lifecycle(harness.load(harness.insert())))
+        attempt = ledger.begin(attempt)
+        assert ledger.heartbeat(attempt, {"done": 3, "label": "Encoding"})
+        before = ledger.get(attempt.id)
+        clock.now += 1
+        with pytest.raises(ValueError, match=match):
+            ledger.heartbeat(attempt, {"done": 4, "label": label})
+        with pytest.raises(ValueError, match=match):
+            ledger.renew([Renewal(attempt, {"done": 4, "label": label})])
+        assert ledger.get(attempt.id) == before
 
     def test_a_second_begin_of_a_live_attempt_is_refused_and_changes_nothing(
         self, harness: LedgerHarness

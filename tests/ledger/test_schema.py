@@ -91,6 +91,7 @@ def test_sqlalchemy_refuses_an_old_table_then_upgrades_it(url: str) -> None:
         "executor",
         "task_id",
         "traceparent",
+        "label",
     )
     assert "create_table()" in str(refused.value)
     assert "nothing was written" in str(refused.value)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from renderstate import Status
-from renderstate.ledger import Ledger
+from renderstate.ledger import Ledger, Renewal
 
 from .contract import LedgerHarness, ledger_for
 
@@ -76,3 +76,30 @@ def test_start_on_the_database_clock_returns_the_times_written(
     assert attempt == ledger.get(attempt.id)
     assert attempt.lease_expires_at == pytest.approx(attempt.created_at + 10.0, abs=1e-3)
     assert attempt.created_at == pytest.approx(time.time(), abs=60)
+
+
+def test_the_label_rides_in_the_heartbeat_s_one_update(sql_harness: LedgerHarness) -> None:
+    """A heartbeat writing the progress with its label sends one UPDATE, as without it; a
+    tick's batch renewal of two attempts with their labels one UPDATE and its read."""
+    harness = sql_harness
+    ledger = ledger_for(harness)
+    _, first = ledger.start(harness.lifecycle(harness.load(harness.insert())))
+    _, second = ledger.start(harness.lifecycle(harness.load(harness.insert())))
+    first, second = ledger.begin(first), ledger.begin(second)
+    with harness.capture() as plain:
+        assert ledger.heartbeat(first, {"phase": "encode", "done": 1, "total": 4})
+    with harness.capture() as labelled:
+        assert ledger.heartbeat(first, {"done": 2, "label": "Encoding video"})
+    assert data_statements(labelled) == data_statements(plain) == ["UPDATE"], labelled
+    assert "label" in labelled[0]
+    renewals = [
+        Renewal(first, {"done": 3, "label": "Encoding video"}),
+        Renewal(second, {"done": 1, "label": "Writing audio"}),
+    ]
+    with harness.capture() as batch:
+        ledger.renew(renewals)
+    assert data_statements(batch).count("UPDATE") == 1, batch
+    assert [a.label for a in map(ledger.get, (first.id, second.id)) if a is not None] == [
+        "Encoding video",
+        "Writing audio",
+    ]

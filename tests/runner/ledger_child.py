@@ -20,6 +20,7 @@ observations ``[attempt id, state, phase, fraction]`` as JSON.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,11 +43,17 @@ def render(url: str, media: str, key: str, lease: str, interval: str, *rest: str
     slow = FakeRenderer(frames=int(frames), frame_delay=float(delay))
     told = []
 
+    # The description the renderer gives with its frames, when the test asks for one.
+    label = os.environ.get("RENDER_LABEL")
+
     def renderer(project: object, target: Path, progress: ProgressSink) -> None:
         def sink(phase: str, done: int, total: int) -> None:
             if done == 1 and hold:
                 time.sleep(hold)
-            progress(phase, done, total)
+            if label is None:
+                progress(phase, done, total)
+            else:
+                progress(phase, done, total, label=label)  # type: ignore[call-arg]
             if done == 3 and not told:
                 told.append(True)
                 print("rendering", target, flush=True)

@@ -18,6 +18,7 @@ import pytest
 from renderstate import RenderRunner, Status
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import AttemptState, Ledger
+from renderstate.runner.progress import progress_of
 from renderstate.testing import FakeRenderer
 
 from .cli_stores import db_targets, digest, store, url
@@ -29,12 +30,13 @@ CHILD = Path(__file__).with_name("ledger_child.py")
 pytestmark = pytest.mark.slow
 
 
-def child(*arguments: object) -> subprocess.Popen[str]:
+def child(*arguments: object, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(CHILD), *map(str, arguments)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -216,4 +218,50 @@ def test_a_killed_render_s_last_progress_reads_as_stale_once_its_lease_runs_out(
         assert [r.project_key for r in runner.recover_interrupted()] == [project.id]
         assert status_body(store.get(project.id), runner)["progress"] is None
     finally:
+        runner.shutdown()
+
+
+def test_another_process_reads_the_render_s_label(tmp_path: Path, url: str, store: Store) -> None:
+    """A render in another process describes its step (an accented, emoji, 300-character
+    label): this process reads it from the ledger, in ``Progress.label`` and in the status
+    body's ``label``, cut to the column's 255 characters as the renderer's own process
+    keeps it; none once the render has ended."""
+    from renderstate.web import status_body  # noqa: PLC0415 - the web layer, here only
+
+    media = tmp_path / "media"
+    project = store.create("labelled", {})
+    given = "Encodage de la vid\u00e9o \U0001f3ac " + "x" * 300
+    kept = given[:254] + "\u2026"
+    rendering = child(
+        "render", url, media, project.id, 30.0, 0.1, 400, 0.02, env={"RENDER_LABEL": given}
+    )
+    ledger = Ledger(store.ledger.store, lease=30.0, progress_interval=0.1)
+    runner = RenderRunner(
+        store.adapter, FakeRenderer(), media_root=media, ledger=ledger, loader=store.loader
+    )
+    try:
+        assert rendering.stdout is not None
+        line = rendering.stdout.readline()
+        assert line.startswith("rendering"), line + (
+            rendering.stderr.read() if rendering.stderr else ""
+        )
+        deadline = time.monotonic() + 60
+        seen = runner.progress(store.get(project.id))
+        while (seen is None or seen.label is None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            seen = runner.progress(store.get(project.id))
+        assert seen is not None
+        assert seen.live
+        assert seen.label == kept
+        body = status_body(store.get(project.id), runner)
+        assert body["progress"] is not None
+        assert body["progress"]["label"] == kept
+        out, err = rendering.communicate(timeout=120)
+        assert "status COMPLETED" in out, err
+        ended = store.current_attempt(store.get(project.id))
+        assert ended is not None
+        assert ended.state is AttemptState.COMPLETED
+        assert progress_of(ended, time.time(), 30.0).label is None
+    finally:
+        rendering.kill()
         runner.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from renderstate import Progress, RenderRunner, Status
 from renderstate._attempts import Attempt, AttemptState
 from renderstate.runner import Phase, ProgressTracker, RenderJob
+from renderstate.runner._heartbeat import progress_fields
 from renderstate.runner.progress import progress_of
 from renderstate.testing import FakeRenderer, InlineExecutor, MemoryAdapter, MemoryProject
 from renderstate.typing import Job, ProgressSink
@@ -298,3 +300,66 @@ def test_a_readers_skew_shifts_live_and_age_by_the_skew_and_no_more(
         assert shown.live
     if skew >= LEASE:
         assert not shown.live
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("Encoding video", "Encoding video"),
+        ("x" * 255, "x" * 255),
+        ("x" * 256, "x" * 254 + "\u2026"),
+        ("y" * 10_000_000, "y" * 254 + "\u2026"),
+        ("Enc\x00oding", "Enc\ufffdoding"),
+        ("clip-\udcff.mp4", "clip-?.mp4"),
+    ],
+    ids=["plain", "255", "256", "ten-million", "nul", "lone-surrogate"],
+)
+def test_a_label_is_kept_as_the_ledger_holds_it(given: str, kept: str) -> None:
+    """A renderer's description never fails its render: one longer than the ledger's 255
+    characters is cut to 255 ending in an ellipsis, and what no database stores in text
+    (a NUL, a lone surrogate) is replaced, so the heartbeat can always write it."""
+    tracker = ProgressTracker()
+    tracker("encode", 1, 4, given)
+    assert tracker.latest.label == kept
+    assert len(kept) <= 255
+
+
+@pytest.mark.parametrize("given", [b"Encoding", 42, ["Encoding"]], ids=["bytes", "int", "list"])
+def test_a_label_that_is_no_text_is_a_type_error_naming_it(given: object) -> None:
+    """A label that is neither text nor None is a TypeError naming its type (never its
+    value, which may be anything) and the fix; nothing is recorded."""
+    tracker = ProgressTracker()
+    tracker("encode", 1, 4, "Encoding video")
+    before = tracker.latest
+    with pytest.raises(TypeError, match=r"label must be a text or None, got (bytes|int|list)"):
+        tracker("encode", 2, 4, given)  # type: ignore[arg-type]
+    assert tracker.latest == before
+
+
+def test_progress_read_from_the_ledger_has_the_label_until_the_attempt_ends() -> None:
+    """A live attempt's recorded label is its progress's label; an ended attempt has none,
+    as the runner's own job shows none once it is done or failed."""
+    running = Attempt(
+        id=1,
+        scope="s",
+        project_key="1",
+        state=AttemptState.RENDERING,
+        lease_expires_at=RENEWED + LEASE,
+        phase="encode",
+        done=2,
+        total=4,
+        label="Encoding video",
+    )
+    assert progress_of(running, RENEWED, LEASE).label == "Encoding video"
+    for ended in (AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.INTERRUPTED):
+        finished = dataclasses.replace(running, state=ended, finished_at=RENEWED)
+        assert progress_of(finished, RENEWED, LEASE).label is None
+
+
+def test_the_heartbeat_writes_the_label_with_the_figures() -> None:
+    """The heartbeat's progress columns carry the label (``None`` when there is none)."""
+    tracker = ProgressTracker()
+    tracker("encode", 1, 4, "Encoding video")
+    assert progress_fields(tracker.latest)["label"] == "Encoding video"
+    tracker("tts", 1, 4)
+    assert progress_fields(tracker.latest)["label"] is None

@@ -92,6 +92,7 @@ QUEUED_BODY = {
     "eta_seconds": None,
     "live": True,
     "age_seconds": 0.0,
+    "label": None,
 }
 
 
@@ -323,6 +324,21 @@ def test_any_progress_source_works_and_finished_figures_are_hidden() -> None:
     assert (body["progress"], body["error"]) == (None, None)
     failed = status_body(MemoryProject(status="FAILED"), source)
     assert failed["error"] == "RuntimeError: old"
+
+
+def test_the_body_carries_the_progress_label_and_null_without_one() -> None:
+    """The renderer's description of its step is the progress's ``label`` in the body, as
+    JSON; ``null`` when it gave none."""
+    running = Progress(Phase.RENDERING, 0.5, 5, 10, 3.0, 3.0, "encode", 5, 10)
+    project = MemoryProject(status="PROCESSING")
+    labelled = dataclasses.replace(running, label="Encodage de la vid\u00e9o")
+    body = status_body(project, LedgerLike(labelled, None))
+    assert body["progress"] is not None
+    assert body["progress"]["label"] == "Encodage de la vid\u00e9o"
+    assert json.loads(json.dumps(body)) == body
+    bare = status_body(project, LedgerLike(running, None))["progress"]
+    assert bare is not None
+    assert bare["label"] is None
 
 
 # The races between the row and the job: a reader loads the project at any moment, and the

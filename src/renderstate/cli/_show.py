@@ -170,6 +170,8 @@ def _attempt_text(attempt: Attempt, number: int | None) -> str:
     text = f"{attempt_label(number, attempt.id)} {attempt.state}"
     if attempt.active:
         text += f", {attempt.phase} {attempt.fraction:.0%}"
+        if attempt.label:
+            text += f" ({escape(attempt.label)})"
         if attempt.worker:
             text += f" on {worker_label(attempt.worker)}"
     elif attempt.rendering_seconds is not None:

@@ -142,6 +142,8 @@ def check_progress(progress: Mapping[str, object]) -> None:
                     f"not store in text: {value!r}"
                 )
                 raise ValueError(msg)
+        elif name == "label":
+            _check_label(value)
         elif name in ("done", "total"):
             if not is_real(value) or not 0 <= value <= MAX_COUNT:  # type: ignore[operator]
                 msg = (
@@ -156,6 +158,36 @@ def check_progress(progress: Mapping[str, object]) -> None:
         elif value is not None and (not is_real(value) or value < 0):  # type: ignore[operator]
             msg = f"heartbeat progress eta_seconds must be None or seconds >= 0, got {value!r}"
             raise ValueError(msg)
+
+
+def _check_label(label: object) -> None:
+    """Refuse a progress label the ledger's ``label`` column would not hold as given."""
+    if label is None:
+        return
+    width = WIDTHS["label"]
+    if not isinstance(label, str) or len(label) > width:
+        # Never the value itself: a hostile label may be megabytes long.
+        shown = f"{len(label)} characters" if isinstance(label, str) else type(label).__name__
+        msg = (
+            f"heartbeat progress label must be None or a text of at most {width} "
+            f"characters, got {shown}: shorten it (the runner's tracker cuts its labels "
+            f"to fit)"
+        )
+        raise ValueError(msg)
+    if "\x00" in label:
+        msg = (
+            "heartbeat progress label contains a NUL character, which databases do not "
+            f"store in text: {label!r}"
+        )
+        raise ValueError(msg)
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        msg = (
+            f"heartbeat progress label is no UTF-8 text (a lone surrogate at {exc.start}), "
+            f"which databases do not store: {label!r}"
+        )
+        raise ValueError(msg) from exc
 
 
 def is_real(value: object) -> bool:

@@ -67,7 +67,7 @@ MAX_LEASE: Final = 3600.0
 MAX_QUEUE_TIMEOUT: Final = 7 * 24 * 3600.0
 _QUEUED: Final = frozenset({AttemptState.QUEUED})
 _SUPERSEDED: Final = "superseded by attempt {id}"
-_PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds"})
+_PROGRESS_FIELDS: Final = frozenset({"phase", "done", "total", "fraction", "eta_seconds", "label"})
 
 
 class Ledger:
@@ -412,8 +412,9 @@ class Ledger:
     ) -> bool:
         """Renew a live attempt's lease, and record its progress if given.
 
-        ``progress`` holds any of ``phase``, ``done``, ``total``, ``fraction`` and
-        ``eta_seconds``. One ``UPDATE`` by primary key.
+        ``progress`` holds any of ``phase``, ``done``, ``total``, ``fraction``,
+        ``eta_seconds`` and ``label`` (the renderer's description of the phase, or
+        ``None``). One ``UPDATE`` by primary key.
 
         With ``unless_cancelled``, the same ``UPDATE`` matches only while nobody asked
         the attempt to cancel (:meth:`cancel`): ``False`` may then mean a cancel request,
@@ -431,7 +432,9 @@ class Ledger:
             ValueError: ``progress`` has an unknown field or a value no store holds (a
                 ``fraction`` outside 0..1 or not finite, a ``done``/``total`` outside
                 0..2**31 - 1, an ``eta_seconds`` that is negative or not finite, a
-                ``phase`` empty, longer than 32 characters or holding a NUL), or the bare
+                ``phase`` empty, longer than 32 characters or holding a NUL, a ``label``
+                that is not text or ``None``, longer than 255 characters or holding a
+                NUL), or the bare
                 id is not a positive 64-bit integer; nothing was written.
         """
         if isinstance(attempt, int):

@@ -37,7 +37,7 @@ __all__ = [
     "skips_locked",
 ]
 
-PROGRESS_FIELDS: Final = ("phase", "done", "total", "fraction", "eta_seconds")
+PROGRESS_FIELDS: Final = ("phase", "done", "total", "fraction", "eta_seconds", "label")
 """The columns a renewal may write besides the lease, in the order stores write them."""
 BATCH: Final = 50
 """The most renewals one store call (one transaction, one ``UPDATE``) carries. Every

@@ -93,6 +93,7 @@ def _declare(bound: peewee.Database | peewee.DatabaseProxy, name: str) -> type[p
         executor = peewee.CharField(max_length=255, null=True)
         task_id = peewee.CharField(max_length=255, null=True)
         traceparent = peewee.CharField(max_length=64, null=True)
+        label = peewee.CharField(max_length=255, null=True)
 
         class Meta:
             database = bound
@@ -163,7 +164,7 @@ def create_ledger_table(
 
     A table created by an earlier version gains the columns added since (``owner``,
     ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``,
-    ``traceparent``).
+    ``traceparent``, ``label``).
     """
     model = attempt_model(database, table_name=table_name)
     _create_or_upgrade(model)
@@ -177,6 +178,7 @@ _ADDED: Final = (
     "executor",
     "task_id",
     "traceparent",
+    "label",
 )
 """Columns added to the ledger's table since its first version, in order."""
 
@@ -254,7 +256,7 @@ class PeeweeAttemptStore:
 
         A table created by an earlier version gains the columns added since (``owner``,
         ``cancel_requested_at``, ``cancel_reason``, ``executor``, ``task_id``,
-        ``traceparent``).
+        ``traceparent``, ``label``).
         """
         _create_or_upgrade(self.model)
         self._checked = True
@@ -279,7 +281,8 @@ class PeeweeAttemptStore:
                 "columns it lacks, or add them with your migrations (playhouse.migrate: "
                 "nullable fields 'owner' CharField(max_length=64), 'cancel_requested_at' "
                 "DoubleField, 'cancel_reason' TextField, 'executor' and 'task_id' "
-                "CharField(max_length=255), 'traceparent' CharField(max_length=64)).",
+                "CharField(max_length=255), 'traceparent' CharField(max_length=64), 'label' "
+                "CharField(max_length=255)).",
             )
         self._checked = True
 

@@ -139,6 +139,7 @@ def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
         Column("executor", String(255)),
         Column("task_id", String(255)),
         Column("traceparent", String(64)),
+        Column("label", String(255)),
         Index(f"{name}_project", "scope", "project_key", "id"),
         Index(f"{name}_lease", "state", "lease_expires_at"),
     )
@@ -213,7 +214,8 @@ class SQLAlchemyAttemptStore:
         For scripts and tests; an app with migrations (alembic) adds the columns in a
         migration of its own instead (all nullable: ``owner`` ``String(64)``,
         ``cancel_requested_at`` ``Double``, ``cancel_reason`` ``Text``, ``executor`` and
-        ``task_id`` ``String(255)``, ``traceparent`` ``String(64)``). A table created by
+        ``task_id`` ``String(255)``, ``traceparent`` ``String(64)``, ``label``
+        ``String(255)``). A table created by
         an earlier version gains the columns added since, with one ``ALTER TABLE ... ADD
         COLUMN`` each; nothing else is changed.
         """
@@ -239,7 +241,8 @@ class SQLAlchemyAttemptStore:
                 missing=missing,
                 fix="Add them with your migrations (alembic: nullable columns 'owner' "
                 "String(64), 'cancel_requested_at' Double, 'cancel_reason' Text, 'executor' "
-                "and 'task_id' String(255), 'traceparent' String(64)), or call "
+                "and 'task_id' String(255), 'traceparent' String(64), 'label' String(255)), or "
+                "call "
                 "SQLAlchemyAttemptStore.create_table(), which creates the table or adds the "
                 "columns it lacks.",
             )
@@ -787,6 +790,7 @@ _ADDED: Final = (
     "executor",
     "task_id",
     "traceparent",
+    "label",
 )
 """Columns added to the ledger's table since its first version, in order."""
 

@@ -34,6 +34,7 @@ def progress_fields(progress: Progress) -> dict[str, object]:
         "total": progress.step_total,
         "fraction": progress.fraction,
         "eta_seconds": progress.eta,
+        "label": progress.label,
     }
 
 

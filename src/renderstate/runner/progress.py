@@ -28,6 +28,9 @@ DEFAULT_INTERVAL: Final = 0.1
 _RESERVED: Final = frozenset({Phase.QUEUED.value, Phase.FINALIZING.value, "done", "failed"})
 MAX_STEP_LENGTH: Final = 32
 """The longest phase name a renderer may report (the ledger's ``phase`` column)."""
+MAX_LABEL_LENGTH: Final = 255
+"""The most characters of a renderer's label kept (the ledger's ``label`` column)."""
+_CUT: Final = "\u2026"
 
 
 class ProgressTracker:
@@ -96,11 +99,14 @@ class ProgressTracker:
         ``"tts"``) is a step of the renderer's own, shown as :attr:`Progress.step` with its
         units in ``step_done``/``step_total``, under phase ``rendering`` (``"writing audio"``
         keeps its own :class:`Phase`). ``label``, a description of the step, is shown as
-        :attr:`Progress.label` until another one is given or the step changes.
+        :attr:`Progress.label` until another one is given or the step changes; one longer
+        than 255 characters is cut to 255 (its last one ``…``), and what no database
+        stores in text (a NUL, a lone surrogate) reads as U+FFFD and ``?``.
 
         Raises:
             ValueError: ``phase`` is empty, longer than 32 characters, or one of the
                 runner's own phases (``queued``, ``finalizing``, ``done``, ``failed``).
+            TypeError: ``label`` is neither text nor ``None``.
         """
         name: object = phase  # a renderer may pass anything
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_STEP_LENGTH:
@@ -115,6 +121,7 @@ class ProgressTracker:
                 f"renderer's step otherwise ('rendering' for video frames, 'tts', 'encode')"
             )
             raise ValueError(msg)
+        label = _fitted(label)
         parsed = Phase.WRITING_AUDIO if phase == Phase.WRITING_AUDIO.value else Phase.RENDERING
         frames = phase == Phase.RENDERING.value
         now = self._clock()
@@ -204,6 +211,24 @@ class ProgressTracker:
         self._last_publish = now
 
 
+def _fitted(label: object) -> str | None:
+    """``label`` as the ledger holds it: cut to its column, without NUL characters."""
+    if label is None:
+        return None
+    if not isinstance(label, str):
+        # Never the value itself in the message: it may be anything, of any size.
+        msg = (
+            f"progress label must be a text or None, got {type(label).__name__}: pass a "
+            f"description such as 'Encoding video'"
+        )
+        raise TypeError(msg)
+    if len(label) > MAX_LABEL_LENGTH:
+        label = label[: MAX_LABEL_LENGTH - 1] + _CUT
+    # A lone surrogate (a file name decoded with surrogateescape) fails every UTF-8 driver.
+    label = label.encode("utf-8", "replace").decode("utf-8")
+    return label.replace("\x00", "\ufffd")
+
+
 _ENDED: Final = {
     AttemptState.COMPLETED: Phase.DONE,
     AttemptState.FAILED: Phase.FAILED,
@@ -229,7 +254,8 @@ def progress_of(attempt: Attempt, now: float, lease: float | None = None) -> Pro
     ``rendering`` with that name as :attr:`Progress.step`; an ended attempt reads as
     ``done`` or ``failed``. The ledger keeps one ``done``/``total`` pair, the current
     step's: during a step of the renderer's own, ``frames_done``/``frames_total`` read 0
-    (``fraction`` is kept). :attr:`Progress.output_path` is the attempt's.
+    (``fraction`` is kept). :attr:`Progress.output_path` and :attr:`Progress.label` are
+    the attempt's (no label once it has ended).
     """
     phase = _ENDED.get(attempt.state) or _PHASES.get(attempt.phase, Phase.RENDERING)
     counts_frames = attempt.phase in _FRAME_STEPS
@@ -254,5 +280,7 @@ def progress_of(attempt: Attempt, now: float, lease: float | None = None) -> Pro
         step_total=attempt.total,
         live=live,
         age=age,
+        # An ended attempt shows no description, as the runner's own job does.
+        label=None if phase in _FINAL else attempt.label,
         output_path=attempt.output_path,
     )

@@ -35,6 +35,9 @@ class ProgressBody(TypedDict):
     hangs): the figures are its last, not current; recovery or a takeover ends it."""
     age_seconds: float
     """Seconds since the worker last wrote the figures (0 for this process's own job)."""
+    label: str | None
+    """The renderer's description of what it is doing (``"Encoding video"``), from the
+    process that renders it; ``null`` when it gave none. At most 255 characters."""
 
 
 class StatusBody(TypedDict):
@@ -62,7 +65,8 @@ def status_body(
 
         {"id": 42, "status": "PROCESSING", "output_path": "projects/42/final.mp4",
          "progress": {"phase": "rendering", "fraction": 0.5, "done": 120,
-                      "total": 240, "eta_seconds": 3.2, "live": true, "age_seconds": 0.4},
+                      "total": 240, "eta_seconds": 3.2, "live": true, "age_seconds": 0.4,
+                      "label": "Encoding video"},
          "error": null}
 
     ``progress`` is the current attempt's, read from ``source`` (a
@@ -144,6 +148,7 @@ def status_body(
             "eta_seconds": progress.eta,
             "live": progress.live,
             "age_seconds": round(progress.age, 3),
+            "label": progress.label,
         }
     error = source.error(project) if status is Status.FAILED else None
     return {

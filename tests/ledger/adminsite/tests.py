@@ -69,6 +69,13 @@ class AttemptAdminTests(TransactionTestCase):
         detail = self.client.get(f"{CHANGELIST}{self.bad_attempt.pk}/change/").content.decode()
         assert task_id in detail
 
+    def test_an_attempt_shows_its_progress_label_as_text(self):
+        label = "<b>Encoding</b> vid\u00e9o"
+        RenderAttempt.objects.filter(pk=self.good_attempt.pk).update(label=label)
+        detail = self.client.get(f"{CHANGELIST}{self.good_attempt.pk}/change/").content.decode()
+        assert "&lt;b&gt;Encoding&lt;/b&gt; vid\u00e9o" in detail
+        assert "<b>Encoding</b>" not in detail
+
     def test_an_attempt_is_read_only(self):
         url = f"{CHANGELIST}{self.bad_attempt.pk}/change/"
         page = self.client.get(url)

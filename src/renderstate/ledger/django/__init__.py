@@ -66,6 +66,7 @@ _ADDED: Final = (
     "executor",
     "task_id",
     "traceparent",
+    "label",
 )
 """Columns added to the ledger's table since its first version (migrations 0002...)."""
 

@@ -133,6 +133,7 @@ class RenderAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic
         "finished",
         "duration",
         "progress",
+        "label",
         "lease",
         "output_path",
         "task_id",

@@ -53,6 +53,7 @@ class RenderAttempt(models.Model):
     traceparent: models.CharField[str | None, str | None] = models.CharField(
         max_length=64, null=True
     )
+    label: models.CharField[str | None, str | None] = models.CharField(max_length=255, null=True)
 
     class Meta:  # noqa: D106 - Django's options
         app_label = "renderstate"
