@@ -123,8 +123,23 @@ def add_app_task(app: Celery) -> Any:
     return app.task(name=APP_TASK, bind=True, acks_late=True)(app_render)
 
 
+APP_TASK_WITH_FORMAT = "tests.app_render_format"
+"""An app's own task taking more than the key (``(project_id, fmt)``): sent with ``args=``."""
+
+
+def add_app_task_with_format(app: Celery) -> Any:
+    """Add an app's own task whose arguments are the project's id and an output format."""
+
+    def app_render_format(self: Any, project_id: str, fmt: str) -> str:
+        assert fmt == "hls", fmt
+        return run_attempt(self, project_id)
+
+    return app.task(name=APP_TASK_WITH_FORMAT, bind=True, acks_late=True)(app_render_format)
+
+
 if ENV in os.environ:
     SETTINGS = Settings.from_env()
     app = build_app(SETTINGS)
     register(app, lambda: make_runner(SETTINGS), sweep=SETTINGS.sweep, grace=SETTINGS.grace)
     add_app_task(app)
+    add_app_task_with_format(app)

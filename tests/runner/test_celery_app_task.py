@@ -20,7 +20,16 @@ from renderstate.cli._store import Project
 from renderstate.ledger import AttemptState
 from renderstate.ledger._identity import parse_worker
 from renderstate.runner.celery import CeleryExecutor, register, run_attempt
-from runner.celery_app import APP_TASK, Settings, add_app_task, build_app, make_runner, store_for
+from runner.celery_app import (
+    APP_TASK,
+    APP_TASK_WITH_FORMAT,
+    Settings,
+    add_app_task,
+    add_app_task_with_format,
+    build_app,
+    make_runner,
+    store_for,
+)
 from runner.celery_workers import Workers, new_settings, redis_reachable, workers_for
 from runner.test_celery import SCOPE, Web, complete_fake_video, digest
 
@@ -253,5 +262,43 @@ def test_a_job_whose_mocked_task_never_runs_is_ended_by_stop_all_jobs(
         assert attempt.state is AttemptState.FAILED
         assert job.done()
         assert "the test ended" in str(job.error)
+    finally:
+        web.close()
+
+
+def test_a_sigkilled_worker_s_render_sent_with_the_app_s_args_is_not_resent_without_them(
+    settings: Settings, workers: Workers
+) -> None:
+    """The app's task takes more than the key (args=lambda p: [p.id, "hls"]) and the
+    worker's runner cannot make those arguments: after a kill -9 mid-render the sweep does
+    not call the app's task with the key alone (its body would raise every lease, the
+    project PROCESSING for good) but sends the attempt to the render task, which
+    completes it; the previous video stays intact until then."""
+    settings = replace(settings, frames=60, frame_delay=0.05, lease=1.5, visibility_timeout=7200.0)
+    workers.settings = settings
+    first = workers.start("doomed")
+    app = build_app(settings)
+    task = add_app_task_with_format(app)
+    executor = CeleryExecutor(app, task=task, queue=settings.queue, args=lambda p: [p.id, "hls"])
+    web = Web(settings, executor)
+    try:
+        project = web.project()
+        web.runner.submit(project)
+        assert web.wait_ended(project) is Status.COMPLETED
+        final = web.runner.file_path(project)
+        previous = digest(final)
+        job = web.runner.submit(project)
+        web.wait_for(lambda: web.frames_done(job) > 10, 20, "the re-render to be under way")
+        first.kill()
+        assert digest(final) == previous
+        second = workers.start("rescuer")
+        assert web.wait_ended(project, timeout=60) is Status.COMPLETED, web.attempts(project)
+        assert complete_fake_video(final, 60)
+        redone = web.attempts(project)[0]
+        assert redone.id == job.attempt_id
+        assert parse_worker(redone.worker or "").pid == second.pid
+        log = second.output()
+        assert "missing 1 required positional argument" not in log, log
+        assert f"{APP_TASK_WITH_FORMAT}[" not in log, "not sent again without its arguments"
     finally:
         web.close()

@@ -104,6 +104,10 @@ _TASK_MARK: Final = "#"
 """Separates the queue from the app's task in an attempt's executor
 (``celery:<queue>#<task name>``): a sweep sends its render again through that task."""
 
+_OWN_ARGS: Final = "args"
+"""Follows the app's task in an attempt's executor when it was sent with the app's own
+arguments (``CeleryExecutor(task=..., args=...)``)."""
+
 _MARGIN: Final = 0.25
 """Seconds added to an owner's remaining lease before a duplicate delivery looks again."""
 
@@ -200,7 +204,10 @@ class CeleryExecutor:
         A worker's sweep sends an attempt whose worker died to that queue again.
         """
         if self.task is not None:
-            return f"{EXECUTOR}:{self.queue or ''}{_TASK_MARK}{self.task_name}"
+            # The app's own arguments (args=) are marked: a worker that cannot make them
+            # does not send the app's task the key alone.
+            own_args = "" if self._args is None else f"{_TASK_MARK}{_OWN_ARGS}"
+            return f"{EXECUTOR}:{self.queue or ''}{_TASK_MARK}{self.task_name}{own_args}"
         return EXECUTOR if self.queue is None else f"{EXECUTOR}:{self.queue}"
 
     def new_task_id(self) -> str | None:
@@ -364,9 +371,11 @@ def register(
         recorded = _recorded_task_id(runners.get(), spec)
         if recorded is not None:
             sending["task_id"] = recorded
-        if own_task:
+        own_task, _, own_args = own_task.partition(_TASK_MARK)
+        if own_task and _send_to_own_task(
+            app, runners.get(), own_task, spec, sending, own_args=own_args == _OWN_ARGS
+        ):
             # Sent by CeleryExecutor(task=...): again through the app's own task.
-            _send_to_own_task(app, runners.get(), own_task, spec, sending)
             return
         app.send_task(name, args=(spec.to_dict(),), **sending)
 
@@ -492,24 +501,43 @@ def _settle(
 
 
 def _send_to_own_task(
-    app: Celery, runner: RenderRunner[Any], name: str, spec: JobSpec, sending: dict[str, Any]
-) -> None:
+    app: Celery,
+    runner: RenderRunner[Any],
+    name: str,
+    spec: JobSpec,
+    sending: dict[str, Any],
+    *,
+    own_args: bool,
+) -> bool:
     """Send ``spec``'s render again through the app's task ``name``, with its arguments.
 
     The arguments are what the worker runner's own ``CeleryExecutor(task=...)`` makes of
     the project, when it has one for that task; else the project's key as the ledger
-    stores it (text).
+    stores it (text), unless the app sent its own arguments (``own_args``): then nothing
+    is sent and ``False`` returned, for the render task to render the attempt instead.
     """
     task = app.tasks[name]
     executor = runner._state.executor
-    args: Sequence[Any] = (decode_key(spec.project_key),)
+    args: Sequence[Any] | None = None if own_args else (decode_key(spec.project_key),)
     if isinstance(executor, CeleryExecutor) and executor.task_name == name:
         loader = runner._loader
         project = None if loader is None else loader(spec.project_key)
         if project is not None:
             args = executor.args_of(project)
+    if args is None:
+        logger.warning(
+            "attempt %s was sent to %s with the app's own arguments, which this worker "
+            "cannot make: it goes to renderstate's render task instead. Build the worker's "
+            "runner with the same CeleryExecutor(app, task=..., args=...) to send it "
+            "through %s",
+            spec.attempt_id,
+            name,
+            name,
+        )
+        return False
     sending.pop("ignore_result", None)
     task.apply_async(args=args, **sending)
+    return True
 
 
 def _connect(runners: RunnerPerProcess, sweeper: Sweeper | None, waiting: Grace | None) -> None:
