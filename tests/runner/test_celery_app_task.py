@@ -302,3 +302,53 @@ def test_a_sigkilled_worker_s_render_sent_with_the_app_s_args_is_not_resent_with
         assert f"{APP_TASK_WITH_FORMAT}[" not in log, "not sent again without its arguments"
     finally:
         web.close()
+
+
+def test_an_eager_app_task_that_does_not_render_the_job_says_so(settings: Settings) -> None:
+    """Under task_always_eager, an app's task that ran but did not render the started job
+    (args= that do not name the key, so its run_attempt finds no attempt; a body that
+    raised first) is an error from submit() naming the fix, and the project is FAILED with
+    it: nothing will ever render that job, and it no longer stays PROCESSING."""
+    app = build_app(replace(settings, broker="redis://127.0.0.1:1/0"))
+    app.conf.task_always_eager = True
+    register(app, lambda: make_runner(settings), sweep=False)
+
+    @app.task(name="tests.by_title", bind=True)
+    def by_title(self: Any, title: str) -> str:
+        return run_attempt(self, title)
+
+    @app.task(name="tests.raises_first", bind=True)
+    def raises_first(self: Any, project_id: str) -> str:
+        msg = "the app's own check failed"
+        raise LookupError(msg)
+
+    store, ledger = store_for(settings)
+    from renderstate.testing import FakeRenderer  # noqa: PLC0415
+
+    def runner_for(executor: CeleryExecutor) -> RenderRunner[Project]:
+        return RenderRunner(
+            store.adapter,
+            FakeRenderer(frames=2),
+            media_root=settings.media,
+            executor=executor,
+            ledger=ledger,
+            loader=store.loader,
+        )
+
+    titled = runner_for(CeleryExecutor(app, task=by_title, args=lambda p: [p.title]))
+    raising = runner_for(CeleryExecutor(app, task=raises_first))
+    try:
+        project = store.create("by-title", {"width": 64, "height": 36, "fps": 10})
+        with pytest.raises(RuntimeError, match=r"run_attempt\(self, key\)") as refused:
+            titled.submit(project)
+        assert "['by-title']" in str(refused.value)
+        assert Status(store.get(project.id).status) is Status.FAILED
+        assert "run_attempt(self, key)" in (titled.error(project) or "")
+        other = store.create("raises", {"width": 64, "height": 36, "fps": 10})
+        with pytest.raises(RuntimeError, match="the app's own check failed"):
+            raising.submit(other)
+        assert Status(store.get(other.id).status) is Status.FAILED
+    finally:
+        titled.shutdown()
+        raising.shutdown()
+        store.close()

@@ -37,6 +37,7 @@ from billiard.process import active_children, current_process  # type: ignore[im
 
 try:
     from celery import Celery, Task
+    from celery.result import EagerResult
     from celery.signals import (
         worker_process_init,
         worker_process_shutdown,
@@ -235,6 +236,8 @@ class CeleryExecutor:
             TypeError: ``job`` is not a :class:`~renderstate.RenderJob` of a runner.
             kombu.exceptions.OperationalError: the broker cannot be reached.
             kombu.exceptions.EncodeError: the app's serializer refused the spec.
+            RuntimeError: the app's task ran here (``task_always_eager``) and did not
+                render the job (its body did not call :func:`run_attempt` with the key).
         """
         if not isinstance(job, RenderJob):
             msg = f"CeleryExecutor schedules the RenderJobs of a RenderRunner, got {job!r}"
@@ -291,6 +294,17 @@ class CeleryExecutor:
             waited = _awaiting.forget(job)
         if not waited and job.done():
             return  # the task ran here, eagerly, and rendered the job to its end
+        if waited and isinstance(result, EagerResult):
+            # It ran here and did not take the job: no worker ever will.
+            msg = (
+                f"the app's task {task.name!r} ran in this process (task_always_eager) with "
+                f"args {args!r} and did not render project {job.project_key}'s attempt: its "
+                "body must call run_attempt(self, key) with the project's key (give "
+                "CeleryExecutor args= that name it)"
+            )
+            if result.failed():
+                msg += f"; it raised {result.result!r} first"
+            raise RuntimeError(msg)
         task_id = getattr(result, "id", None)
         if task_id is not None:
             job.task_id = str(task_id)
