@@ -352,3 +352,17 @@ def test_an_eager_app_task_that_does_not_render_the_job_says_so(settings: Settin
         titled.shutdown()
         raising.shutdown()
         store.close()
+
+
+def test_options_that_carry_the_task_s_arguments_are_refused_at_once(
+    settings: Settings,
+) -> None:
+    """options= are apply_async's options; the arguments of the app's task come from args=.
+    options={"args": ...} is a TypeError naming args= when the executor is made, not a
+    failed render (apply_async's "multiple values for 'args'") at every submit()."""
+    app = build_app(settings)
+    task = add_app_task(app)
+    with pytest.raises(TypeError, match=r"args=lambda project: \("):
+        CeleryExecutor(app, task=task, options={"args": (1,)})
+    with pytest.raises(TypeError, match=r"args=lambda project: \("):
+        CeleryExecutor(app, options={"args": (1,)})

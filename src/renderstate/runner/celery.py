@@ -164,6 +164,13 @@ class CeleryExecutor:
         if args is not None and task is None:
             msg = "CeleryExecutor(args=...) is for the app's own task: give task= as well"
             raise TypeError(msg)
+        if options is not None and "args" in options:
+            # Passed beside the arguments: apply_async() would refuse every send.
+            msg = (
+                "CeleryExecutor(options=...) are the send's options; the app's task's "
+                "arguments come from task= and args=lambda project: (...), not options['args']"
+            )
+            raise TypeError(msg)
         if task is not None and task_name != TASK_NAME:
             msg = "CeleryExecutor takes task= (the app's task) or task_name=, not both"
             raise TypeError(msg)
