@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from crash_rerender import ChildStore
+from crash_store import ChildStore
 from renderstate import ProjectLifecycle, RenderRunner, Status, claim_render
 from renderstate.cli._store import Project
 from renderstate.files import publishing, scratch_path

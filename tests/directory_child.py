@@ -42,7 +42,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from crash_rerender import ChildStore
+from crash_store import ChildStore
 from renderstate import RenderRunner, Status, _directories
 from renderstate.cli._store import ATTEMPTS, Project
 from renderstate.ledger import Ledger
