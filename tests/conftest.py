@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import compileall
+import importlib.util
 import os
 import signal
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -27,6 +30,48 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "d
 # Python's own handler; children then start with SIGINT at its default, as in a terminal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Sort the tests longest first (:class:`LongestFirst`, in every process that collects);
+    compile renderstate and the tests' helper modules once, before any child starts.
+
+    The suite starts hundreds of Python processes (crash-point children, command lines,
+    workers); they run without writing bytecode (a write is a rename: a crash point of its
+    own), and where ``PYTHONDONTWRITEBYTECODE`` is set for everything, as on CI, no process
+    ever wrote it, so each one compiled renderstate from source again. Written once here
+    (in the controller, before the xdist workers start), every process reads it.
+    """
+    config.pluginmanager.register(LongestFirst(), "renderstate-longest-first")
+    if hasattr(config, "workerinput"):
+        return
+    spec = importlib.util.find_spec("renderstate")
+    packages = list(spec.submodule_search_locations or []) if spec is not None else []
+    for directory in [*packages, str(Path(__file__).parent)]:
+        compileall.compile_dir(directory, quiet=2)
+
+
+def _expected_length(item: pytest.Item) -> int:
+    """0 for the longest tests (a timeout of their own above the suite's: the crash sweeps),
+    1 for the slow ones (real video, processes, servers), 2 for the rest."""
+    own = item.get_closest_marker("timeout")
+    if own is not None and own.args and float(own.args[0]) > float(item.config.getini("timeout")):
+        return 0
+    return 1 if item.get_closest_marker("slow") is not None else 2
+
+
+class LongestFirst:
+    """Orders the tests longest first, so that no worker ends the run alone with a long one.
+
+    xdist hands the tests out in this order, one at a time (``--maxschedchunk=1`` in
+    pyproject.toml), so each worker takes the next longest as it becomes free. Runs after
+    pytest's own reordering by fixture (``trylast``); the sort is stable, so within a length
+    the tests keep the order pytest gave them.
+    """
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(key=_expected_length)
 
 
 @pytest.hookimpl(wrapper=True)
