@@ -2,34 +2,34 @@
 
 A re-render of a COMPLETED project (its previous output: a file, or a directory) is killed
 at every file and sync system call (:mod:`crashpoints`), then recovered in a fresh process
-by a child script that prints the project's row and its output's state as JSON. The test
-side (:class:`Rerender`, the ``strace`` and ``database`` fixtures) resets the row and the
-output before every run and judges each recovery; the child side (:class:`ChildStore`)
-opens the same tables without the command line's start-up queries.
+by a child script that prints the project's row and its output's state as JSON (forked by
+:class:`Zygote` from a process that has only imported). The test side (:class:`Rerender`,
+the ``strace`` and ``database`` fixtures) resets the row and the output before every run
+and judges each recovery; the child side (``crash_store.ChildStore``) opens the same tables
+without the command line's start-up queries.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import create_engine, delete, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import delete, update
 
 from adapters import databases
 from crashpoints import CrashPoint, child_env, strace_available
-from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.cli._store import ATTEMPTS, Project, Store
-from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore
 
-__all__ = ["T0", "ChildStore", "Rerender", "database", "strace"]
+__all__ = ["T0", "Rerender", "Zygote", "database", "strace"]
 
 T0 = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
 """The previous render's ``updated_at``: a row still holding it was never written."""
@@ -103,16 +103,10 @@ class Rerender:
         self.write_old()
 
     def child(self, command: str, *extra: str) -> dict[str, Any]:
-        """Run the child's ``command`` in a fresh process; return the JSON it prints last."""
-        argv = [sys.executable, str(self.script), command, self.url, str(self.media), self.key]
-        run = subprocess.run(
-            [*argv, *extra],
-            capture_output=True,
-            text=True,
-            env=child_env(),
-            timeout=120,
-            check=False,
-        )
+        """Run the child's ``command`` in a fresh process (forked by :class:`Zygote`, which
+        has only imported); return the JSON it prints last."""
+        argv = [str(self.script), command, self.url, str(self.media), self.key, *extra]
+        run = Zygote.shared().run(argv)
         assert run.returncode == 0, run.stderr
         found: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
         return found
@@ -143,21 +137,48 @@ class Rerender:
         return outcome
 
 
-class ChildStore:
-    """The command line's tables, opened without its start-up queries (fewer crash points)."""
+class Zygote:
+    """``crash_zygote.py``, running: a child script's run, forked from a process that has
+    imported what it needs, instead of a ``python script ...`` that imports it all again.
+    One per test process, started at its first use."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.adapter = SQLAlchemyAdapter(self.sessions)
-        self.attempts = SQLAlchemyAttemptStore(self.sessions, table=ATTEMPTS)
-        self.loader = self.attempts.loader(Project)
+    _shared: ClassVar[Zygote | None] = None
 
-    def get(self, key: str) -> Project:
-        with self.sessions() as session:
-            found = session.get(Project, key)
-        assert found is not None
-        return found
+    def __init__(self) -> None:
+        self.scratch = tempfile.TemporaryDirectory(prefix="crash-zygote-")
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("crash_zygote.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+        atexit.register(self.close)
+
+    @classmethod
+    def shared(cls) -> Zygote:
+        if cls._shared is None or cls._shared.process.poll() is not None:
+            cls._shared = cls()
+        return cls._shared
+
+    def run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """``python *argv``, forked: its exit status and output, as subprocess.run gives them."""
+        out, err = Path(self.scratch.name, "stdout"), Path(self.scratch.name, "stderr")
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        request = {"argv": argv, "stdout": str(out), "stderr": str(err)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        assert answer, f"the zygote ended ({self.process.poll()})"
+        returncode: int = json.loads(answer)["returncode"]
+        return subprocess.CompletedProcess(
+            [sys.executable, *argv], returncode, out.read_text(), err.read_text()
+        )
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+        self.scratch.cleanup()
