@@ -366,3 +366,22 @@ def test_options_that_carry_the_task_s_arguments_are_refused_at_once(
         CeleryExecutor(app, task=task, options={"args": (1,)})
     with pytest.raises(TypeError, match=r"args=lambda project: \("):
         CeleryExecutor(app, options={"args": (1,)})
+
+
+def test_a_runner_sending_to_the_app_s_task_without_a_ledger_is_refused_when_made(
+    settings: Settings,
+) -> None:
+    """The app's task finds its attempt in the ledger: RenderRunner(executor=
+    CeleryExecutor(app, task=...)) without one is a TypeError naming ledger= when the runner
+    is made, where every submit() failed its project (a COMPLETED one too) after the start."""
+    from renderstate.testing import FakeRenderer, MemoryAdapter  # noqa: PLC0415
+
+    app = build_app(settings)
+    task = add_app_task(app)
+    with pytest.raises(TypeError, match=r"ledger=Ledger\(store\)"):
+        RenderRunner(
+            MemoryAdapter(),
+            FakeRenderer(),
+            media_root=settings.media,
+            executor=CeleryExecutor(app, task=task),
+        )

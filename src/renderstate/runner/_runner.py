@@ -131,7 +131,8 @@ class RenderRunner(Generic[ProjectT]):
             overrides all of these. See "Tests of an app".
 
     Raises:
-        TypeError: ``async_adapter`` is not an async adapter.
+        TypeError: ``async_adapter`` is not an async adapter, or the executor needs a
+            ledger (``CeleryExecutor(app, task=...)``) and there is none.
         ValueError: ``output_field=None`` without a ``ledger``: nothing would keep the
             video's path.
     """
@@ -180,6 +181,14 @@ class RenderRunner(Generic[ProjectT]):
                 "output_field='...' naming the model's column"
             )
             raise ValueError(msg)
+        if ledger is None and getattr(executor, "needs_ledger", False):
+            # Refused before any start: the first submit() would fail its project.
+            msg = (
+                f"{executor!r} sends each job to a task that finds its attempt in the "
+                "ledger: create the RenderRunner with ledger=Ledger(store) and "
+                "loader=store.loader(Project)"
+            )
+            raise TypeError(msg)
         heartbeat = (
             None if ledger is None else Heartbeat(ledger, lambda: _owning.job_scope(adapter))
         )

@@ -196,6 +196,14 @@ class CeleryExecutor:
         return bool(self.app.conf.task_always_eager)
 
     @property
+    def needs_ledger(self) -> bool:
+        """Whether a runner must have a ledger to use it: with the app's own ``task``.
+
+        That task finds the attempt there; a runner without one is refused when made.
+        """
+        return self.task is not None
+
+    @property
     def schedules_immediate(self) -> bool:
         """Whether a job rendered in the caller is still sent: with the app's own ``task``.
 
