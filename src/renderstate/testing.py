@@ -112,8 +112,10 @@ def stop_all_jobs(*, timeout: float | None = 60.0, reason: str = "the test ended
     What an app's test suite runs after each test (:class:`RenderJobsMixin` and the
     ``render_jobs`` pytest fixture do), so that no job reaches the database after the
     test, or its database, is gone. A runner shut down without waiting has its last
-    jobs stopped too, and so does a runner garbage-collected while a job of its runs
-    (an app that builds a runner per request and drops it).
+    jobs stopped too, and so does a runner garbage-collected while a job of its runs or
+    still waits in its executor's queue (an app that builds a runner per request and
+    drops it): a queued job is cancelled before it runs, its attempt ended as a cancel
+    ends it.
 
     Returns:
         How many jobs were cancelled.
@@ -121,7 +123,7 @@ def stop_all_jobs(*, timeout: float | None = 60.0, reason: str = "the test ended
     Raises:
         TimeoutError: a job had not ended ``timeout`` seconds after it was cancelled.
     """
-    from renderstate.runner._stopping import stop_jobs  # noqa: PLC0415 - the runner, on use
+    from renderstate.runner._stopping import stop_all  # noqa: PLC0415 - the runner, on use
 
     states: dict[int, Any] = {}
     for runner in list(RUNNERS):
@@ -130,7 +132,9 @@ def stop_all_jobs(*, timeout: float | None = 60.0, reason: str = "the test ended
     # while the job runs.
     for state in running_states():
         states.setdefault(id(state), state)
-    return sum(stop_jobs(state, reason, timeout) for state in states.values())
+    # A job still queued in an executor when its runner was collected is in neither:
+    # stop_all finds it among the jobs the executors hold.
+    return stop_all(states.values(), reason, timeout)
 
 
 class RenderJobsMixin:

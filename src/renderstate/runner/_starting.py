@@ -26,7 +26,7 @@ from renderstate.runner._job import RenderJob
 from renderstate.runner._journal import settle_before_start
 from renderstate.runner._owning import handed_off, run
 from renderstate.runner._state import RunnerState
-from renderstate.runner._stopping import cancel_job
+from renderstate.runner._stopping import cancel_job, schedule
 from renderstate.runner.progress import ProgressTracker
 from renderstate.typing import ProjectT
 
@@ -193,7 +193,7 @@ def launch(
         job.run()  # handles its own errors; an interrupt propagates after the FAILED save
         return job
     try:
-        state.executor.schedule(job)
+        schedule(state, job)
     except BaseException as exc:
         # Scheduling failed (executor closed, broker down): nothing will run the job,
         # so fail the project now rather than leave it PROCESSING.
