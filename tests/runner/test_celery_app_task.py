@@ -385,3 +385,22 @@ def test_a_runner_sending_to_the_app_s_task_without_a_ledger_is_refused_when_mad
             media_root=settings.media,
             executor=CeleryExecutor(app, task=task),
         )
+
+
+def test_a_task_class_instead_of_the_registered_task_is_refused_when_made(
+    settings: Settings,
+) -> None:
+    """task= takes the app's registered task; a class-based task's class (the shape
+    run_attempt's example has) has an apply_async too, which raised "missing 'self'" at
+    every submit() after the start: a TypeError naming app.register_task when made."""
+    from celery import Task  # noqa: PLC0415
+
+    class Transcode(Task):  # type: ignore[type-arg]
+        name = "tests.transcode_class"
+
+        def run(self, project_id: str) -> str:
+            return run_attempt(self, project_id)
+
+    app = build_app(settings)
+    with pytest.raises(TypeError, match=r"app\.register_task\(Transcode\(\)\)"):
+        CeleryExecutor(app, task=Transcode)  # type: ignore[arg-type]

@@ -158,6 +158,13 @@ class CeleryExecutor:
         task: Task[Any, Any] | None = None,
         args: Callable[[Any], Sequence[Any]] | None = None,
     ) -> None:
+        if isinstance(task, type):
+            msg = (
+                f"CeleryExecutor(task=...) takes the app's registered task, got the class "
+                f"{task.__name__}: register it with task = app.register_task({task.__name__}()) "
+                "and pass that"
+            )
+            raise TypeError(msg)
         if task is not None and not callable(getattr(task, "apply_async", None)):
             msg = f"CeleryExecutor(task=...) takes the app's Celery task, got {task!r}"
             raise TypeError(msg)
