@@ -31,7 +31,7 @@ from renderstate import (
 )
 from renderstate.cli._store import Store
 from renderstate.ledger import AttemptState, Ledger
-from renderstate.ledger._sa_statements import MULTI_STATEMENTS
+from renderstate.ledger._sa_folds import MULTI_STATEMENTS
 
 from .conftest import target_for
 from .contract import ledger_for

@@ -26,7 +26,7 @@ from renderstate._attempts import Attempt, encode_key
 from renderstate._status import Status
 from renderstate.adapters.sqlalchemy import SQLAlchemyAdapter
 from renderstate.ledger import Ledger
-from renderstate.ledger._sa_statements import MULTI_STATEMENTS
+from renderstate.ledger._sa_folds import MULTI_STATEMENTS
 from renderstate.ledger.sqlalchemy import SQLAlchemyAttemptStore, SQLAlchemyLoader, attempt_table
 
 __all__ = ["Project", "Store", "StoreError"]

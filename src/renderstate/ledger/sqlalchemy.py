@@ -12,11 +12,9 @@ your migrations create it) or create it with :meth:`SQLAlchemyAttemptStore.creat
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import TracebackType
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final, Generic, cast
 
 try:
     from sqlalchemy import (
@@ -34,15 +32,13 @@ try:
         insert,
         inspect,
         select,
-        update,
     )
     from sqlalchemy import (
         text as sql_text,
     )
-    from sqlalchemy.engine import Connection, Dialect
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.state import InstanceState
-    from sqlalchemy.sql.base import Executable
     from sqlalchemy.sql.dml import Insert, Update
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     msg = (
@@ -61,32 +57,23 @@ from renderstate._attempts import (
     key_values,
     stored_values,
 )
-from renderstate.adapters.sqlalchemy import _JOINED, joined, riding
+from renderstate.adapters.sqlalchemy import _JOINED, joined
 from renderstate.exceptions import LedgerSchemaError
 from renderstate.ledger import _turns
 from renderstate.ledger._clock import written
 from renderstate.ledger._deadlocks import retries_deadlocks
 from renderstate.ledger._renewals import RowRenewal, matches, skips_locked
+from renderstate.ledger._sa_folds import Folds, Ride
 from renderstate.ledger._sa_statements import (
-    InsertParts,
-    UpdateParts,
     UpdateShape,
     compared,
     database_time,
-    fold_parameters,
-    folded_insert,
-    folded_update,
-    insert_after_update,
     insert_finding_live,
-    insert_parts,
+    landed,
     renew_statement,
-    sends_then,
-    sent_then,
-    then,
-    then_parameters,
-    update_parts,
     update_statement,
 )
+from renderstate.ledger._sa_turns import take_turn
 from renderstate.typing import ProjectT
 
 __all__ = ["SQLAlchemyAttemptStore", "SQLAlchemyLoader", "attempt_table", "sweep_turn_table"]
@@ -98,10 +85,6 @@ _Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements IN
 _FOLDS: Final = frozenset({"postgresql", "mysql", "mariadb"})
 """Databases where the attempt's write rides in the project's guarded UPDATE: PostgreSQL
 (a data-modifying WITH) and MySQL/MariaDB (a multi-table UPDATE, so for ends only)."""
-
-T = TypeVar("T")
-
-_MOST_FOLDS: Final = 256
 
 
 def attempt_table(metadata: MetaData, name: str = TABLE_NAME) -> Table:
@@ -200,10 +183,9 @@ class SQLAlchemyAttemptStore:
         self._checked = False
         self._inserts: dict[tuple[str, frozenset[str]], Insert] = {}
         self._updates: dict[tuple[str, UpdateShape], Update] = {}
-        self._thens: dict[tuple[str, frozenset[str]], str] = {}
-        self._inserted: dict[tuple[str, frozenset[str]], InsertParts] = {}
-        self._written: dict[tuple[Any, ...], UpdateParts] = {}
-        self._folds: dict[tuple[Any, ...], Executable] = {}
+        self._folds = Folds(
+            self.table, alone=self.insert_and_find_live, transaction=self._session_in_transaction
+        )
 
     def __repr__(self) -> str:
         return f"<SQLAlchemyAttemptStore table={self.table.name}>"
@@ -354,9 +336,9 @@ class SQLAlchemyAttemptStore:
             if stmt is None:
                 stmt = insert_finding_live(self.table, dialect, timed)
                 self._inserts[dialect.name, timed] = stmt
-            return _landed(attempt, session.execute(stmt, params).one())
+            return landed(attempt, session.execute(stmt, params).one())
 
-    def ride_insert(self, adapter: object, attempt: Attempt) -> _Ride[tuple[Attempt, bool]] | None:
+    def ride_insert(self, adapter: object, attempt: Attempt) -> Ride[tuple[Attempt, bool]] | None:
         """Insert ``attempt`` with the start's guarded ``UPDATE`` of the project.
 
         When ``adapter`` is a :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter`
@@ -368,47 +350,7 @@ class SQLAlchemyAttemptStore:
         inserts with :meth:`insert_and_find_live`.
         """
         connection = self._folding(adapter)
-        if connection is None:
-            return None
-        values = stored_values(_attempt_kwargs(attempt))
-        del values["id"]
-        table = self.table
-        dialect = connection.dialect
-        timed = frozenset(n for n, v in values.items() if isinstance(v, DatabaseTime))
-        params = then_parameters(values, attempt.scope, attempt.project_key)
-        if dialect.name == "postgresql":
-            parts = self._inserted.get((dialect.name, timed))
-            if parts is None:
-                parts = insert_parts(table, dialect, timed)
-                self._inserted[dialect.name, timed] = parts
-
-            def fold(update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]]:
-                return self._folded(
-                    (update, dialect.name, timed), lambda: folded_insert(update, table, parts)
-                ), params
-
-            def land(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
-                row = result.first()
-                return None if row is None else _landed(attempt, row)
-
-            return _Ride(fold, land)
-        if not sends_then(connection):
-            return None
-        sql = self._thens.get((dialect.name, timed))
-        if sql is None:
-            sql = insert_after_update(table, dialect, timed)
-            self._thens[dialect.name, timed] = sql
-
-        def send(update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]]:
-            return then(update, sql, params), {}
-
-        def read(result: CursorResult[Any]) -> tuple[Attempt, bool] | None:
-            if not sent_then(result):  # the UPDATE went alone: insert after it
-                return self.insert_and_find_live(attempt) if result.rowcount == 1 else None
-            row = result.first()
-            return None if row is None else _landed(attempt, row)
-
-        return _Ride(send, read)
+        return None if connection is None else self._folds.insert(connection, attempt)
 
     def ride_update(
         self,
@@ -421,80 +363,28 @@ class SQLAlchemyAttemptStore:
         owner: str | None,
         uncancelled: bool,
         refused: Callable[[], BaseException],
-    ) -> _Ride[bool] | None:
+    ) -> Ride[bool] | None:
         """Write ``values`` to the attempt in the end's guarded ``UPDATE`` of the project.
 
         Fenced as :meth:`update` is, in the same statement as the project's row (see
-        ``folded_update`` in ``_sa_statements``): on PostgreSQL and
-        MySQL/MariaDB, when ``adapter`` is a
-        :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter`; else ``None``. When
-        the statement wrote nothing and the attempt's fence does not hold (read again,
-        under a lock on MySQL/MariaDB), ``refused()`` is raised.
+        ``folded_update`` in ``_sa_folds``): on PostgreSQL and MySQL/MariaDB, when
+        ``adapter`` is a :class:`~renderstate.adapters.sqlalchemy.SQLAlchemyAdapter`; else
+        ``None``. When the statement wrote nothing and the attempt's fence does not hold
+        (read again, under a lock on MySQL/MariaDB), ``refused()`` is raised.
         """
         connection = self._folding(adapter)
         if connection is None:
             return None
-        dialect = connection.dialect
-        table = self.table
-        stored = stored_values(values)
-        live = tuple(sorted(AttemptState(s).value for s in states))
-        shape = (
-            dialect.name,
-            tuple((n, isinstance(v, DatabaseTime)) for n, v in stored.items()),
-            live,
-            worker is not None,
-            owner is not None,
-            uncancelled,
+        return self._folds.update(
+            connection,
+            attempt_id,
+            values,
+            states=states,
+            worker=worker,
+            owner=owner,
+            uncancelled=uncancelled,
+            refused=refused,
         )
-        parts = self._written.get(shape)
-        if parts is None:
-            parts = update_parts(
-                table,
-                dialect,
-                stored,
-                states=live,
-                worker=worker is not None,
-                owner=owner is not None,
-                uncancelled=uncancelled,
-            )
-            self._written[shape] = parts
-        params = fold_parameters(stored, attempt_id, worker, owner)
-        # A multi-table UPDATE counts the rows it matched in both tables.
-        both = 1 if dialect.name == "postgresql" else 2
-
-        def fold(update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]]:
-            return self._folded(
-                (update, shape), lambda: folded_update(update, table, dialect, parts)
-            ), params
-
-        def land(result: CursorResult[Any]) -> bool | None:
-            if result.rowcount == both:
-                return True
-            # Nothing was written: the attempt's fence, or the project's guard?
-            query = select(table.c.id).where(*parts.fence).params(params)
-            if both == 2:
-                query = query.with_for_update()  # REPEATABLE READ: not the old snapshot
-            with self._session_in_transaction() as session:
-                if session.execute(query).first() is None:
-                    raise refused()
-            return None
-
-        return _Ride(fold, land)
-
-    def _folded(self, key: tuple[Any, ...], build: Callable[[], Executable]) -> Executable:
-        """The folded statement of ``key`` (the adapter's statement and the write's shape).
-
-        The adapter keeps one statement per shape, so each folded statement is built once
-        and SQLAlchemy keys it once, where building and keying it took longer than the
-        round trip it saves.
-        """
-        folded = self._folds.get(key)
-        if folded is None:
-            folded = build()
-            if len(self._folds) >= _MOST_FOLDS:
-                self._folds.clear()
-            self._folds[key] = folded
-        return folded
 
     def _folding(self, adapter: object) -> Connection | None:
         """The connection ``adapter`` writes on, if the ledger's writes can ride in its statements.
@@ -630,39 +520,8 @@ class SQLAlchemyAttemptStore:
         inserts it if missing (ignoring a concurrent insert). See :meth:`Ledger.take_sweep_turn
         <renderstate.ledger.Ledger.take_sweep_turn>`.
         """
-        t = self.turns
         with self._session_in_transaction() as session:
-            at = database_time(session)
-            dialect = session.connection().dialect
-            expired = (t.c.name == name, t.c.expires_at < compared(now, at))
-            claim = update(t).where(*expired).values(holder=holder, expires_at=compared(until, at))
-            # A row another transaction holds locked is someone claiming the turn now: not
-            # waited for. A holder frozen (or cut off) between its claim and its commit
-            # would otherwise stall every process's claim behind it, and with a claim in
-            # the heartbeat's transaction, every renewal of the fleet.
-            free = select(t.c.name).where(*expired).with_for_update(skip_locked=True)
-            skips = skips_locked(dialect.name, dialect.server_version_info)
-            if skips and dialect.name == "postgresql":
-                claim = claim.where(t.c.name.in_(free))
-
-            def claimed() -> bool:
-                # MySQL/MariaDB's UPDATE waits for a row whatever its subquery skips: the
-                # row is locked first, or skipped, by a SELECT of its own.
-                if skips and dialect.name != "postgresql" and session.execute(free).first() is None:
-                    return False
-                return cast("CursorResult[Any]", session.execute(claim)).rowcount == 1
-
-            if claimed():
-                self._turns_made.taken(name)
-                return True
-            if not self._turns_made.look(name):
-                return False
-            there = session.execute(select(t.c.name).where(t.c.name == name)).first()
-            self._turns_made.found(name)
-            if there is not None:
-                return False  # held
-            session.execute(_insert_ignoring(t, dialect.name, name))
-            return claimed()
+            return take_turn(session, self.turns, self._turns_made, name, holder, until, now)
 
     def get(self, attempt_id: int) -> Attempt | None:
         """Return the attempt with that id."""
@@ -706,46 +565,6 @@ class SQLAlchemyAttemptStore:
     def loader(self, model: type[ProjectT]) -> SQLAlchemyLoader[ProjectT]:
         """Return a loader of ``model`` instances by the key text the ledger stores."""
         return SQLAlchemyLoader(model, self._factory or self._session)
-
-
-class _Ride(Generic[T]):
-    """One write of the ledger's table riding in the adapter's guarded ``UPDATE``.
-
-    A :class:`~renderstate.adapters.sqlalchemy.Rider` for the adapter and a
-    :class:`~renderstate.ledger._folding.Ride` for the ledger: ``with`` it, the next
-    guarded ``UPDATE`` on the joined session is ``fold``'s statement, and :attr:`landed`
-    what ``land`` read from its result once it wrote.
-    """
-
-    def __init__(
-        self,
-        fold: Callable[[Update, Dialect], tuple[Executable, Mapping[str, Any]]],
-        land: Callable[[CursorResult[Any]], T | None],
-    ) -> None:
-        self._fold = fold
-        self._land = land
-        self._riding: Any = None
-        self.landed: T | None = None
-        """What the folded statement wrote, once it did."""
-
-    def fold(self, update: Update, dialect: Dialect) -> tuple[Executable, Mapping[str, Any]] | None:
-        return None if self.landed is not None else self._fold(update, dialect)
-
-    def wrote(self, result: CursorResult[Any]) -> bool:
-        self.landed = self._land(result)
-        return self.landed is not None
-
-    def __enter__(self) -> None:
-        self._riding = riding(self)
-        self._riding.__enter__()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._riding.__exit__(kind, error, traceback)
 
 
 class SQLAlchemyLoader(Generic[ProjectT]):
@@ -824,21 +643,6 @@ def _create_or_upgrade(table: Table, connection: Connection) -> None:
         )
 
 
-def _insert_ignoring(turns: Table, dialect: str, name: str) -> Insert:
-    """An ``INSERT`` of the turn ``name`` (expired) that does nothing if it is there."""
-    values = {"name": name, "holder": None, "expires_at": 0.0}
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
-
-        return pg_insert(turns).values(values).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
-
-        return sqlite_insert(turns).values(values).on_conflict_do_nothing()
-    # MySQL/MariaDB
-    return insert(turns).values(values).prefix_with("IGNORE")
-
-
 def _convert(column: Column[Any], text: object) -> object:
     try:
         python_type = column.type.python_type
@@ -847,18 +651,6 @@ def _convert(column: Column[Any], text: object) -> object:
     if isinstance(text, python_type):
         return text
     return python_type(text)
-
-
-def _landed(attempt: Attempt, row: Any) -> tuple[Attempt, bool]:
-    """``attempt`` as its ``INSERT`` stored it, and whether its project has other live ones.
-
-    ``row`` is what the statement returned (``returned`` in ``_sa_statements``): the id
-    and the times the database chose; every other column holds ``attempt``'s own value.
-    """
-    found = dict(row._mapping)
-    others = found.pop("renderstate_others")
-    found["id"] = int(found["id"])
-    return dataclasses.replace(attempt, **found), bool(others)
 
 
 def _attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
