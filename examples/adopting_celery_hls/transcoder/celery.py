@@ -16,9 +16,11 @@ app.autodiscover_tasks()
 
 def worker_runner() -> RenderRunner[object]:
     """The runner a worker process builds on its first task (Django is set up by then)."""
-    from videos.renders import make_runner  # noqa: PLC0415 - the models need Django ready
+    from videos.renders import app_task, make_runner  # noqa: PLC0415 - Django must be ready
 
-    return make_runner()  # type: ignore[return-value]
+    # Its sweep sends a dead worker's transcode again through the app's task, with the
+    # app's arguments, which this executor makes.
+    return make_runner(app_task())  # type: ignore[return-value]
 
 
 # The swap: each worker process's runner, which the app's task renders with, its sweeps

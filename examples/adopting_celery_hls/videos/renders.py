@@ -58,12 +58,16 @@ def make_runner(executor: Executor | None = None) -> RenderRunner[Video]:
     )
 
 
-@functools.cache
-def web_runner() -> RenderRunner[Video]:
-    """The web process's runner: it submits to the Celery workers."""
+def app_task() -> CeleryExecutor:
+    """Sends the app's own task with the app's own arguments: apply_async(args=[video.pk])."""
     from transcoder.celery import app  # noqa: PLC0415 - Celery's app module imports this one
 
     from .tasks import transcode_video  # noqa: PLC0415 - the task module imports Celery's
 
-    # The app's own task, sent with the app's own arguments: apply_async(args=[video.pk]).
-    return make_runner(CeleryExecutor(app, task=transcode_video, args=lambda v: [v.pk]))
+    return CeleryExecutor(app, task=transcode_video, args=lambda v: [v.pk])
+
+
+@functools.cache
+def web_runner() -> RenderRunner[Video]:
+    """The web process's runner: it submits to the Celery workers."""
+    return make_runner(app_task())
