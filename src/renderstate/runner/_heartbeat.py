@@ -102,6 +102,9 @@ class _Due(NamedTuple):
 class Heartbeat:
     """Keeps the runner's live attempts alive in the ledger, from one daemon thread.
 
+    The thread runs while the runner holds attempts: it ends at the first tick with none,
+    and the next :meth:`add` starts another.
+
     Each tick that any attempt is due (its progress changed and ``progress_interval``
     has passed since its last progress write, or a third of the lease has passed since
     its last renewal), one :meth:`Ledger.renew <renderstate.ledger.Ledger.renew>` renews
@@ -211,10 +214,15 @@ class Heartbeat:
             with self._lock:
                 beats = list(self._beats.values())
                 turn, self._turn = self._turn, None
+                if not beats:
+                    # Nothing to keep alive: the thread ends, and the next add() starts
+                    # another. A runner dropped while idle (one built per request) leaves
+                    # no thread behind, holding its ledger, for the life of the process.
+                    self._thread = None
             if not beats:
                 if turn is not None:
                     turn.answered.set()  # nothing to renew: it asks alone
-                continue
+                return
             with self._scope():  # e.g. Django: recycle this thread's connection per tick
                 self.tick(beats, turn)
 
