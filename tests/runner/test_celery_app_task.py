@@ -404,3 +404,36 @@ def test_a_task_class_instead_of_the_registered_task_is_refused_when_made(
     app = build_app(settings)
     with pytest.raises(TypeError, match=r"app\.register_task\(Transcode\(\)\)"):
         CeleryExecutor(app, task=Transcode)  # type: ignore[arg-type]
+
+
+def test_run_attempt_names_the_registration_when_the_app_has_several(settings: Settings) -> None:
+    """An app that registers twice (one runner per kind of project, each its own task
+    name) must say which renders the task: a second register() silently took the place of
+    the first, whose projects were then looked up with the wrong runner."""
+    app = build_app(replace(settings, broker="redis://127.0.0.1:1/0"))
+    app.conf.task_always_eager = True
+    built: list[str] = []
+
+    def other_kind() -> RenderRunner[Project]:
+        built.append("other")
+        return make_runner(settings)
+
+    def videos() -> RenderRunner[Project]:
+        built.append("videos")
+        return make_runner(settings)
+
+    register(app, other_kind, name="tests.renders.other", sweep=False)
+    register(app, videos, name="tests.renders.videos", sweep=False)
+
+    @app.task(name="tests.two_kinds", bind=True)
+    def transcode(self: Any, project_id: int, registered: str | None = None) -> str:
+        return run_attempt(self, project_id, registered=registered)
+
+    with pytest.raises(ValueError, match=r"2 renderstate registrations .*registered="):
+        transcode.apply_async(args=(1,)).get()
+    with pytest.raises(ValueError, match=r"no such registration.*'tests.renders.other'"):
+        transcode.apply_async(args=(1,), kwargs={"registered": "tests.render"}).get()
+    assert built == [], "a runner was built for a task that names no registration"
+    named = {"registered": "tests.renders.videos"}
+    assert transcode.apply_async(args=(1,), kwargs=named).get() == "no attempt"
+    assert built == ["videos"]

@@ -420,7 +420,7 @@ def register(
 
     _connect(runners, sweeper if sweep else None, waiting)
 
-    _REGISTERED[id(app)] = _Registration(runners, waiting, send)
+    _REGISTERED.setdefault(id(app), {})[name] = _Registration(runners, waiting, send)
 
     def render(task: Task[Any, Any], spec: dict[str, Any]) -> str:
         if waiting is not None:
@@ -441,11 +441,12 @@ class _Registration:
     send: Callable[[JobSpec, str], None]
 
 
-_REGISTERED: dict[int, _Registration] = {}
-"""Each registered Celery app's worker side, by the app's ``id``."""
+_REGISTERED: dict[int, dict[str, _Registration]] = {}
+"""Each registered Celery app's worker sides, by the app's ``id``, then by the name of the
+render task :func:`register` registered (one per kind of project)."""
 
 
-def run_attempt(task: Task[Any, Any], key: object) -> str:
+def run_attempt(task: Task[Any, Any], key: object, *, registered: str | None = None) -> str:
     """Render the project's started attempt: the body of the app's own Celery task.
 
     The app keeps its task, sent by ``CeleryExecutor(app, task=...)`` with its own
@@ -464,6 +465,13 @@ def run_attempt(task: Task[Any, Any], key: object) -> str:
     warm shutdown hands it back through the same task. Call it after the start has
     committed (Django: ``transaction.on_commit``), as for any task that reads the row.
 
+    Args:
+        task: The app's bound task (``self`` in its body).
+        key: The project's key, as the app's task receives it.
+        registered: Which :func:`register` of ``task.app`` renders it, by the ``name``
+            given there: needed only when the app registers several (one per kind of
+            project, each with its own runner and ledger scope).
+
     Returns:
         What the delivery did (:class:`Delivery`'s text): ``"rendered"``, ``"not live"``
         (the attempt had ended), ``"owned"``, ``"handed back"``, or ``"no attempt"``
@@ -472,16 +480,11 @@ def run_attempt(task: Task[Any, Any], key: object) -> str:
 
     Raises:
         RuntimeError: :func:`register` was not called on ``task.app`` in this process.
+        ValueError: ``task.app`` has several registrations and ``registered`` names none
+            of them (or is left out); nothing was rendered.
         celery.exceptions.Retry: a duplicate delivery, looked at again later.
     """
-    registration = _REGISTERED.get(id(task.app))
-    if registration is None:
-        msg = (
-            f"run_attempt() in task {task.name!r} needs the worker's runner: call "
-            f"renderstate.runner.celery.register(app, make_runner) where the worker imports "
-            f"the Celery app {task.app.main!r}"
-        )
-        raise RuntimeError(msg)
+    registration = _registration(task, registered)
     # Eager (task_always_eager): the job this process's runner started renders here,
     # under that runner's lease; the worker's runner is not even built.
     here = run_waiting(key, task=task.name)
@@ -494,6 +497,38 @@ def run_attempt(task: Task[Any, Any], key: object) -> str:
     if outcome is Delivery.NO_ATTEMPT:
         logger.warning("project %s has no render attempt: task %s renders nothing", key, task.name)
     return _settle(task, runners.get(), outcome, job, registration.send)
+
+
+def _registration(task: Task[Any, Any], registered: str | None) -> _Registration:
+    """The worker side of :func:`register` that renders ``task``'s projects."""
+    found = _REGISTERED.get(id(task.app))
+    if not found:
+        msg = (
+            f"run_attempt() in task {task.name!r} needs the worker's runner: call "
+            f"renderstate.runner.celery.register(app, make_runner) where the worker imports "
+            f"the Celery app {task.app.main!r}"
+        )
+        raise RuntimeError(msg)
+    if registered is None and len(found) == 1:
+        return next(iter(found.values()))
+    if registered is not None and registered in found:
+        return found[registered]
+    names = ", ".join(repr(name) for name in sorted(found))
+    if registered is None:
+        msg = (
+            f"run_attempt() in task {task.name!r}: the Celery app {task.app.main!r} has "
+            f"{len(found)} renderstate registrations ({names}), each with its own runner; "
+            f"name the one whose runner renders this task's projects: "
+            f"run_attempt(self, key, registered=<the name given to register()>). Nothing "
+            f"was rendered"
+        )
+    else:
+        msg = (
+            f"run_attempt(registered={registered!r}) in task {task.name!r}: the Celery app "
+            f"{task.app.main!r} has no such registration; its registrations are {names} "
+            f"(the name= given to register()). Nothing was rendered"
+        )
+    raise ValueError(msg)
 
 
 def _settle(
