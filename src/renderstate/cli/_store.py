@@ -72,9 +72,14 @@ def _create_tables(engine: Engine, attempts: SQLAlchemyAttemptStore) -> None:
 
     ``create_all`` looks, then creates: two processes opening one new database at once
     (``renderstate worker`` and ``renderstate render``) both see no table, and the slower
-    one's CREATE fails with "already exists". Looking again then finds every table.
+    one's CREATE fails with "already exists". Looking again finds that table; SQLite
+    commits each CREATE on its own, so it may find the next one still being created by the
+    other process: each such failure means one more table exists, so one more look than
+    there are tables always ends it.
     """
-    for last in (False, True):
+    tries = len(_Base.metadata.tables) + 2
+    for number in range(tries):
+        last = number == tries - 1
         try:
             _Base.metadata.create_all(engine)
             # A database file of an earlier version gains the ledger's newer columns.
