@@ -85,3 +85,16 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
     return report
+
+
+@pytest.fixture
+def no_earlier_jobs() -> None:
+    """Stop the jobs earlier tests of this process left waiting or running.
+
+    ``stop_all_jobs()`` reaches every job of the process, so a test that counts what it
+    stops would count a job an earlier test on the same xdist worker left in an executor
+    still alive (a full run saw 3 for 2); stopped here, the count is the test's own.
+    """
+    from renderstate.testing import stop_all_jobs  # noqa: PLC0415 - renderstate on use
+
+    stop_all_jobs(timeout=60)

@@ -239,6 +239,7 @@ def test_a_sigkilled_worker_s_render_is_sent_again_through_the_app_s_task(
         web.close()
 
 
+@pytest.mark.usefixtures("no_earlier_jobs")
 @pytest.mark.parametrize("eager", [False, True], ids=["sent", "eager"])
 def test_a_job_whose_mocked_task_never_runs_is_ended_by_stop_all_jobs(
     settings: Settings, eager: bool

@@ -253,6 +253,7 @@ def test_without_eager_the_same_submit_goes_to_the_broker(tmp_path: Path) -> Non
     assert project.status == "FAILED"
 
 
+@pytest.mark.usefixtures("no_earlier_jobs")
 def test_stop_all_jobs_stops_the_jobs_of_runners_it_never_saw(tmp_path: Path) -> None:
     slow = FakeRenderer(frames=10_000, frame_delay=0.01)
     first = RenderRunner(MemoryAdapter(), slow, media_root=tmp_path / "a")
@@ -269,6 +270,7 @@ def test_stop_all_jobs_stops_the_jobs_of_runners_it_never_saw(tmp_path: Path) ->
         second.shutdown(cancel_running=True)
 
 
+@pytest.mark.usefixtures("no_earlier_jobs")
 def test_stop_all_jobs_stops_a_running_job_whose_runner_was_collected(tmp_path: Path) -> None:
     """An app that dropped its runner (built per request, say) while a render runs: the
     runner is garbage-collected, and stop_all_jobs still cancels that job and waits for

@@ -11,6 +11,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from renderstate import RenderCancelledError, RenderRunner, Status
 from renderstate.cli._store import Project, Store
 from renderstate.ledger import AttemptState, Ledger
@@ -55,6 +57,7 @@ def _request(store: Store, shared: ThreadExecutor, renderer: Watched, media: Pat
     return job, weakref.ref(runner)
 
 
+@pytest.mark.usefixtures("no_earlier_jobs")
 def test_a_queued_job_of_a_collected_runner_is_stopped_before_it_runs(
     tmp_path: Path, store: Store
 ) -> None:
